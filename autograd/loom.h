@@ -1,0 +1,6 @@
+// The public engine API: include this and nothing else from autograd/.
+#pragma once
+
+#include "autograd/ops.h"
+#include "autograd/tape.h"
+#include "autograd/tensor.h"

@@ -1,0 +1,160 @@
+// The op set. Every function here records itself on the tape when an input
+// requires grad (see tape.h); the table of ops is autograd/ops.def and each
+// family's forward + backward sit together in autograd/ops/<family>.cpp.
+//
+// Conventions: axes may be negative (counted from the end); binary ops follow
+// NumPy broadcasting and refuse mismatched dtypes or devices with a loom::Error
+// naming the op; comparison results are 0/1 in the operands' dtype.
+#pragma once
+
+#include <array>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace loom {
+
+// ---- elementwise unary (ops/elementwise.cpp) ---------------------------------------
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double slope = 0.01);
+Tensor elu(const Tensor& x, double alpha = 1.0);
+Tensor silu(const Tensor& x);
+Tensor softplus(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor pow(const Tensor& x, double exponent);
+Tensor clamp(const Tensor& x, double lo, double hi);
+Tensor sign(const Tensor& x);  // not differentiable
+
+// ---- elementwise binary, broadcasting (ops/elementwise.cpp) -------------------------
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);  // gradient split evenly on ties
+Tensor minimum(const Tensor& a, const Tensor& b);
+// Comparisons: not differentiable.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+// cond != 0 ? a : b, broadcasting all three; no gradient flows into cond.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+// A double operand becomes a 0-d tensor of the other operand's dtype and device.
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---- reductions (ops/reduce.cpp) ------------------------------------------------
+// `axes` empty means every axis.
+Tensor sum(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false);
+// Gradient goes to the extremum (split evenly between exact ties).
+Tensor max(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false);
+Tensor min(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false);
+// Variance with `correction` subtracted from the count (0: population, 1: unbiased).
+Tensor var(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false, int64_t correction = 0);
+Tensor logsumexp(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false);
+Tensor softmax(const Tensor& x, int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);  // int64, not differentiable
+
+// ---- linear algebra (ops/linalg.cpp) --------------------------------------------------
+// 1-D·1-D, 2-D@2-D, and batched [..., m, k] @ [..., k, n] with broadcast batch dims.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- shape (ops/shape.cpp) --------------------------------------------------------
+Tensor reshape(const Tensor& x, Shape shape);  // one -1 is inferred; shares storage
+Tensor flatten(const Tensor& x, int64_t start_axis = 0, int64_t end_axis = -1);
+Tensor permute(const Tensor& x, std::vector<int64_t> perm);  // copies
+Tensor transpose(const Tensor& x, int64_t a0, int64_t a1);
+Tensor squeeze(const Tensor& x, int64_t axis);
+Tensor unsqueeze(const Tensor& x, int64_t axis);
+Tensor expand(const Tensor& x, const Shape& shape);  // NumPy broadcast to shape; copies
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis);
+Tensor stack(const std::vector<Tensor>& xs, int64_t axis);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis);
+// Elements start, start+step, ... < stop along axis (negative start/stop count from the end).
+Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop, int64_t step = 1);
+// Constant padding; `pads` lists (before, after) pairs starting from the LAST axis,
+// as torch.nn.functional.pad. Negative pads crop.
+Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value = 0);
+Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index);  // index: int64 1-D
+Tensor gather(const Tensor& x, int64_t axis, const Tensor& index);        // index: int64, x's rank
+// x with src added at index along axis: out[.., index[..j..], ..] += src[..j..].
+Tensor scatter_add(const Tensor& x, int64_t axis, const Tensor& index, const Tensor& src);
+Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype = DType::Float32);
+
+// ---- vision (ops/conv.cpp, ops/pool.cpp) -------------------------------------------
+using Pair = std::array<int64_t, 2>;
+struct ConvParams {
+  Pair stride{1, 1};
+  Pair padding{0, 0};
+  Pair dilation{1, 1};
+  Pair output_padding{0, 0};  // conv_transpose2d only
+  int64_t groups = 1;
+};
+// x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const ConvParams& p = {});
+// x [N, C, H, W], weight [C, O/groups, kh, kw] (PyTorch layout), bias [O] or undefined.
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {},
+                        const ConvParams& p = {});
+// stride {0, 0} means stride = kernel.
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride = {0, 0}, Pair padding = {0, 0});
+// Padding counts as zeros in the average (count_include_pad, PyTorch's default).
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride = {0, 0}, Pair padding = {0, 0});
+Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
+
+// ---- normalization (ops/norm.cpp) -----------------------------------------------------
+// x [N, C, ...]. training: normalize by the batch statistics (biased variance) and
+// update running_mean/var in place (unbiased variance, PyTorch's convention) when
+// they are defined; eval: normalize by the running statistics.
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = {}, const Tensor& bias = {},
+                  double eps = 1e-5);
+// Normalizes over the trailing dims `normalized_shape`.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
+                  const Tensor& bias = {}, double eps = 1e-5);
+
+// ---- losses and distributions (ops/loss.cpp) -------------------------------------------
+enum class Reduction { None, Mean, Sum };
+// max(z, 0) - z·y + log1p(exp(-|z|)): exact for any |z|.
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targets,
+                                        Reduction r = Reduction::Mean);
+// logits [N, C], labels int64 [N] in [0, C).
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction r = Reduction::Mean);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::Mean);
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction r = Reduction::Mean);
+// Elementwise log N(x; mean, exp(log_var)).
+Tensor gaussian_log_prob(const Tensor& x, const Tensor& mean, const Tensor& log_var);
+// Elementwise KL(N(mu_q, e^{lv_q}) ‖ N(mu_p, e^{lv_p})) in closed form.
+Tensor kl_diag_gaussians(const Tensor& mu_q, const Tensor& log_var_q, const Tensor& mu_p,
+                         const Tensor& log_var_p);
+// Inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity in eval.
+Tensor dropout(const Tensor& x, double p, bool training, Generator* g = nullptr);
+
+}  // namespace loom

@@ -1,0 +1,181 @@
+// Elementwise ops: forward (checks, allocation, one kernel call) and backward.
+//
+// Unary:  y = f(x),        ∂L/∂x = ∂L/∂y · f'(x)          (one fused kernel)
+// Binary: z = a ∘ b with broadcasting; the gradient of a broadcast operand is
+//         summed back to its shape (detail::sum_to).
+#include "autograd/ops/common.h"
+
+namespace loom {
+using namespace detail;
+
+namespace {
+
+Tensor unary_op(OpId id, UnaryOp kop, const Tensor& x, UnaryParams p = {}, const char* name = nullptr) {
+  if (!name) name = op_name(id);
+  check_floating(name, x);
+  Tensor y = empty(x.shape(), x.options());
+  KernelCtx k = kernel_ctx(x.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, unary, k, kop, x.dtype(), x.data_ptr(), y.data_ptr(), x.numel(), p);
+  if (needs_grad({&x}))
+    record(id, {x}, {y}, {x, y}, [kop, p](BackwardCtx& c) {
+      const Tensor &x = c.saved[0], &y = c.saved[1], &gy = c.grad_out[0];
+      Tensor gx = empty(x.shape(), x.options());
+      KernelCtx k = kernel_ctx(x.device());
+      LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, unary_backward, k, kop, x.dtype(), x.data_ptr(), y.data_ptr(),
+                    gy.data_ptr(), gx.data_ptr(), x.numel(), p);
+      return std::vector<Tensor>{gx};
+    });
+  return y;
+}
+
+// Forward of a broadcasting binary op, no recording.
+Tensor binary_raw(const char* name, BinaryOp kop, const Tensor& a, const Tensor& b) {
+  check_compatible(name, {&a, &b});
+  Shape out = broadcast_shapes(name, a.shape(), b.shape());
+  Tensor z = empty(out, a.options());
+  Broadcast bc = make_broadcast(name, out, {a.shape(), b.shape()});
+  KernelCtx k = kernel_ctx(a.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, binary, k, kop, a.dtype(), a.data_ptr(), b.data_ptr(), z.data_ptr(), bc);
+  return z;
+}
+
+Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
+  const char* name = op_name(id);
+  Tensor z = binary_raw(name, kop, a, b);
+  LOOM_CHECK(is_floating(a.dtype()) || !needs_grad({&a, &b}), name, ": integer tensors are not differentiable");
+  if (!needs_grad({&a, &b})) return z;
+  // Save only what the rule reads: add/sub read nothing, mul/div/pow read operands.
+  std::vector<Tensor> saved;
+  if (kop != BinaryOp::Add && kop != BinaryOp::Sub) saved = {a, b, kop == BinaryOp::Pow ? z : Tensor()};
+  Shape sa = a.shape(), sb = b.shape();
+  record(id, {a, b}, {z}, std::move(saved), [kop, sa, sb](BackwardCtx& c) {
+    const Tensor& g = c.grad_out[0];
+    Tensor ga, gb;
+    switch (kop) {
+      case BinaryOp::Add:
+        ga = g, gb = g;
+        break;
+      case BinaryOp::Sub:
+        ga = g, gb = c.needs[1] ? neg(g) : Tensor();
+        break;
+      case BinaryOp::Mul:  // ∂(ab)/∂a = b
+        if (c.needs[0]) ga = g * c.saved[1];
+        if (c.needs[1]) gb = g * c.saved[0];
+        break;
+      case BinaryOp::Div:  // ∂(a/b)/∂a = 1/b, ∂(a/b)/∂b = -a/b²
+        if (c.needs[0]) ga = g / c.saved[1];
+        if (c.needs[1]) gb = neg(g * c.saved[0] / square(c.saved[1]));
+        break;
+      case BinaryOp::Pow: {  // ∂a^b/∂a = b·a^(b-1), ∂a^b/∂b = a^b·log a (0 where a = 0)
+        const Tensor &a = c.saved[0], &b = c.saved[1], &z = c.saved[2];
+        if (c.needs[0]) ga = g * b * pow(a, b - 1.0);
+        if (c.needs[1]) {
+          Tensor zero = zeros({}, a.options());
+          gb = g * z * where(eq(a, zero), zero, log(abs(a)));
+        }
+        break;
+      }
+      case BinaryOp::Maximum:
+      case BinaryOp::Minimum: {  // to the larger (smaller) operand; ties share equally
+        const Tensor &a = c.saved[0], &b = c.saved[1];
+        Tensor win_a = kop == BinaryOp::Maximum ? gt(a, b) : lt(a, b);
+        Tensor tie = eq(a, b) * 0.5;
+        if (c.needs[0]) ga = g * (win_a + tie);
+        if (c.needs[1]) gb = g * ((1.0 - win_a) - tie);
+        break;
+      }
+      default:
+        throw Error("binary backward: not differentiable");
+    }
+    if (ga.defined()) ga = sum_to(ga, sa);
+    if (gb.defined()) gb = sum_to(gb, sb);
+    return std::vector<Tensor>{ga, gb};
+  });
+  return z;
+}
+
+Tensor scalar_like(double v, const Tensor& t) {
+  LOOM_CHECK(t.defined(), "scalar operand: the tensor operand is undefined");
+  return full({}, v, t.options());
+}
+
+}  // namespace
+
+Tensor neg(const Tensor& x) { return unary_op(OpId::Neg, UnaryOp::Neg, x); }
+Tensor exp(const Tensor& x) { return unary_op(OpId::Exp, UnaryOp::Exp, x); }
+Tensor log(const Tensor& x) { return unary_op(OpId::Log, UnaryOp::Log, x); }
+Tensor log1p(const Tensor& x) { return unary_op(OpId::Log1p, UnaryOp::Log1p, x); }
+Tensor sqrt(const Tensor& x) { return unary_op(OpId::Sqrt, UnaryOp::Sqrt, x); }
+Tensor rsqrt(const Tensor& x) { return unary_op(OpId::Rsqrt, UnaryOp::Rsqrt, x); }
+Tensor tanh(const Tensor& x) { return unary_op(OpId::Tanh, UnaryOp::Tanh, x); }
+Tensor sigmoid(const Tensor& x) { return unary_op(OpId::Sigmoid, UnaryOp::Sigmoid, x); }
+Tensor relu(const Tensor& x) { return unary_op(OpId::Relu, UnaryOp::Relu, x); }
+Tensor leaky_relu(const Tensor& x, double slope) {
+  return unary_op(OpId::LeakyRelu, UnaryOp::LeakyRelu, x, {slope, 0});
+}
+Tensor elu(const Tensor& x, double alpha) { return unary_op(OpId::Elu, UnaryOp::Elu, x, {alpha, 0}); }
+Tensor silu(const Tensor& x) { return unary_op(OpId::Silu, UnaryOp::Silu, x); }
+Tensor softplus(const Tensor& x) { return unary_op(OpId::Softplus, UnaryOp::Softplus, x); }
+Tensor abs(const Tensor& x) { return unary_op(OpId::Abs, UnaryOp::Abs, x); }
+Tensor square(const Tensor& x) { return unary_op(OpId::Square, UnaryOp::Square, x); }
+Tensor pow(const Tensor& x, double e) { return unary_op(OpId::PowScalar, UnaryOp::PowScalar, x, {e, 0}); }
+Tensor clamp(const Tensor& x, double lo, double hi) {
+  LOOM_CHECK(lo <= hi, "clamp: lower bound ", lo, " exceeds upper bound ", hi);
+  return unary_op(OpId::Clamp, UnaryOp::Clamp, x, {lo, hi});
+}
+Tensor sign(const Tensor& x) {
+  NoGrad ng;  // piecewise constant: no gradient to record
+  return unary_op(OpId::Abs, UnaryOp::Sign, x, {}, "sign");
+}
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary_op(OpId::Add, BinaryOp::Add, a, b); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(OpId::Sub, BinaryOp::Sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(OpId::Mul, BinaryOp::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op(OpId::Div, BinaryOp::Div, a, b); }
+Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(OpId::Pow, BinaryOp::Pow, a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Maximum, BinaryOp::Maximum, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Minimum, BinaryOp::Minimum, a, b); }
+
+Tensor eq(const Tensor& a, const Tensor& b) { return binary_raw("eq", BinaryOp::Eq, a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return binary_raw("ne", BinaryOp::Ne, a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return binary_raw("lt", BinaryOp::Lt, a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return binary_raw("le", BinaryOp::Le, a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return binary_raw("gt", BinaryOp::Gt, a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return binary_raw("ge", BinaryOp::Ge, a, b); }
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_compatible("where", {&cond, &a, &b});
+  Shape out = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
+  Tensor z = empty(out, a.options());
+  Broadcast bc = make_broadcast("where", out, {cond.shape(), a.shape(), b.shape()});
+  KernelCtx k = kernel_ctx(a.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, where, k, a.dtype(), cond.data_ptr(), a.data_ptr(), b.data_ptr(),
+                z.data_ptr(), bc);
+  if (needs_grad({&a, &b})) {
+    Shape sa = a.shape(), sb = b.shape();
+    record(OpId::Where, {cond, a, b}, {z}, {cond}, [sa, sb](BackwardCtx& c) {
+      const Tensor &m = c.saved[0], &g = c.grad_out[0];
+      Tensor zero = zeros({}, g.options());
+      Tensor ga = c.needs[1] ? sum_to(where(m, g, zero), sa) : Tensor();
+      Tensor gb = c.needs[2] ? sum_to(where(m, zero, g), sb) : Tensor();
+      return std::vector<Tensor>{Tensor(), ga, gb};
+    });
+  }
+  return z;
+}
+
+Tensor operator-(const Tensor& x) { return neg(x); }
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+
+}  // namespace loom

@@ -1,0 +1,101 @@
+// CPU reference for the reduce family (kernels/reduce.h). Accumulates in
+// double: the reference is the accurate side of every CUDA comparison.
+#include "kernels/reduce.h"
+
+#include <cmath>
+
+namespace loom::kernels::cpu {
+namespace {
+
+template <class T>
+void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, int64_t r, int64_t inner) {
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* p = x + o * r * inner + i;
+      double acc = 0;
+      int64_t best = 0;
+      if (op == ReduceOp::Sum) {
+        for (int64_t j = 0; j < r; ++j) acc += p[j * inner];
+      } else if (op == ReduceOp::Max || op == ReduceOp::Min) {
+        acc = p[0];
+        for (int64_t j = 1; j < r; ++j) {
+          const double v = p[j * inner];
+          const bool better = op == ReduceOp::Max ? v > acc : v < acc;
+          if (acc == acc && (better || v != v)) acc = v, best = j;  // the first NaN wins and sticks
+        }
+      } else {  // LogSumExp: m + log Σ exp(x − m)
+        double m = -INFINITY;
+        for (int64_t j = 0; j < r; ++j) m = std::fmax(m, double(p[j * inner]));
+        if (std::isinf(m)) {
+          acc = m;  // all −inf → −inf; any +inf → +inf
+        } else {
+          double s = 0;
+          for (int64_t j = 0; j < r; ++j) s += std::exp(double(p[j * inner]) - m);
+          acc = m + std::log(s);
+        }
+      }
+      out[o * inner + i] = static_cast<T>(acc);
+      if (arg) arg[o * inner + i] = best;
+    }
+  }
+}
+
+template <class T>
+void softmax_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool log) {
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const T* p = x + o * r * inner + i;
+      T* q = y + o * r * inner + i;
+      double m = -INFINITY;
+      for (int64_t j = 0; j < r; ++j) m = std::fmax(m, double(p[j * inner]));
+      double s = 0;
+      for (int64_t j = 0; j < r; ++j) s += std::exp(double(p[j * inner]) - m);
+      const double lse = m + std::log(s);
+      for (int64_t j = 0; j < r; ++j) {
+        const double v = double(p[j * inner]) - lse;
+        q[j * inner] = static_cast<T>(log ? v : std::exp(v));
+      }
+    }
+  }
+}
+
+template <class T>
+void softmax_backward_impl(const T* y, const T* gy, T* gx, int64_t outer, int64_t r, int64_t inner, bool log) {
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t base = o * r * inner + i;
+      double s = 0;
+      for (int64_t j = 0; j < r; ++j) {
+        const int64_t t = base + j * inner;
+        s += log ? double(gy[t]) : double(gy[t]) * y[t];
+      }
+      for (int64_t j = 0; j < r; ++j) {
+        const int64_t t = base + j * inner;
+        gx[t] = static_cast<T>(log ? gy[t] - std::exp(double(y[t])) * s : y[t] * (gy[t] - s));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void reduce(const KernelCtx&, ReduceOp op, DType dt, const void* x, void* out, int64_t* arg, int64_t outer,
+            int64_t r, int64_t inner) {
+  LOOM_FLOAT_SWITCH(dt, T, reduce_impl<T>(op, static_cast<const T*>(x), static_cast<T*>(out), arg, outer, r, inner));
+}
+
+void softmax(const KernelCtx&, DType dt, const void* x, void* y, int64_t outer, int64_t r, int64_t inner, bool log) {
+  LOOM_FLOAT_SWITCH(dt, T, softmax_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, r, inner, log));
+}
+
+void softmax_backward(const KernelCtx&, DType dt, const void* y, const void* gy, void* gx, int64_t outer, int64_t r,
+                      int64_t inner, bool log) {
+  LOOM_FLOAT_SWITCH(dt, T,
+                    softmax_backward_impl<T>(static_cast<const T*>(y), static_cast<const T*>(gy), static_cast<T*>(gx),
+                                             outer, r, inner, log));
+}
+
+}  // namespace loom::kernels::cpu

@@ -1,0 +1,55 @@
+// Elementwise kernels: unary maps and their derivatives, broadcasting binary
+// and ternary (where) maps, fill, cast and iota.
+//
+// Broadcasting is described by a Broadcast: the output shape plus, for each
+// operand, its strides in elements with 0 on broadcast dimensions. Ops in
+// autograd/ build it once (autograd/broadcast.cpp); kernels just walk it.
+#pragma once
+
+#include "kernels/dispatch.h"
+
+namespace loom {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Log, Log1p, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, LeakyRelu, Elu, Silu,
+  Softplus, Abs, Square, PowScalar, Clamp, Sign
+};
+// a, b: LeakyRelu slope (a); Elu alpha (a); PowScalar exponent (a); Clamp [a, b].
+struct UnaryParams {
+  double a = 0, b = 0;
+};
+
+enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge };
+
+constexpr int kMaxRank = 8;
+struct Broadcast {
+  int rank = 0;
+  int64_t shape[kMaxRank] = {};
+  int64_t stride[3][kMaxRank] = {};  // per operand, in elements; 0 = broadcast
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int i = 0; i < rank; ++i) n *= shape[i];
+    return n;
+  }
+};
+
+}  // namespace loom
+
+#define LOOM_ELEMENTWISE_API                                                                     \
+  void unary(const KernelCtx& k, UnaryOp op, DType dt, const void* x, void* y, int64_t n,       \
+             UnaryParams p);                                                                     \
+  /* gx = gy * f'(x); reads x and/or y = f(x) as the op needs (both are given). */               \
+  void unary_backward(const KernelCtx& k, UnaryOp op, DType dt, const void* x, const void* y,   \
+                      const void* gy, void* gx, int64_t n, UnaryParams p);                      \
+  /* out = a op b over bc (operands 0 = a, 1 = b); comparisons write 1 or 0. */                  \
+  void binary(const KernelCtx& k, BinaryOp op, DType dt, const void* a, const void* b,          \
+              void* out, const Broadcast& bc);                                                   \
+  /* out = cond != 0 ? a : b over bc (operands 0 = cond, 1 = a, 2 = b). */                       \
+  void where(const KernelCtx& k, DType dt, const void* cond, const void* a, const void* b,      \
+             void* out, const Broadcast& bc);                                                    \
+  void fill(const KernelCtx& k, DType dt, void* out, int64_t n, double value);                  \
+  void cast(const KernelCtx& k, DType from, const void* x, DType to, void* y, int64_t n);       \
+  /* out[i] = start + i * step */                                                                \
+  void iota(const KernelCtx& k, DType dt, void* out, int64_t n, double start, double step);
+
+LOOM_DECLARE_KERNELS(LOOM_CUDA_ELEMENTWISE, LOOM_ELEMENTWISE_API)

@@ -1,0 +1,17 @@
+// Random fills from the counter-based Philox stream (kernels/philox.h): value i
+// depends only on (seed, offset, i), so every backend draws the same numbers.
+#pragma once
+
+#include "kernels/dispatch.h"
+
+#define LOOM_RANDOM_API                                                                      \
+  /* out[i] = lo + (hi - lo) * u_i, u_i uniform in (0, 1] */                                  \
+  void uniform(const KernelCtx& k, DType dt, void* out, int64_t n, uint64_t seed,          \
+               uint64_t offset, double lo, double hi);                                       \
+  void normal(const KernelCtx& k, DType dt, void* out, int64_t n, uint64_t seed,           \
+              uint64_t offset, double mean, double stddev);                                   \
+  /* out[i] = u_i <= p[i] ? 1 : 0; p has n elements of dtype dt */                             \
+  void bernoulli(const KernelCtx& k, DType dt, const void* p, void* out, int64_t n,        \
+                 uint64_t seed, uint64_t offset);
+
+LOOM_DECLARE_KERNELS(LOOM_CUDA_RANDOM, LOOM_RANDOM_API)

@@ -1,0 +1,29 @@
+// Reductions over the middle axis of a [outer, r, inner] view: any set of
+// contiguous axes maps onto it, and autograd/ops/reduce.cpp moves a
+// non-contiguous axis set next to each other first.
+//
+//   sum/max/min:  out[o, i] = ⊕_j x[o, j, i]; max/min also write the arg index
+//   logsumexp:    out = m + log Σ_j exp(x_j - m), m = max_j x_j (no overflow)
+//   softmax:      y_j = exp(x_j - m) / Σ exp(x_k - m), along r, same shape as x
+//   log_softmax:  y_j = x_j - logsumexp(x)
+// Sums accumulate in double on the CPU (the reference is the accurate side).
+#pragma once
+
+#include "kernels/dispatch.h"
+
+namespace loom {
+enum class ReduceOp : uint8_t { Sum, Max, Min, LogSumExp };
+}
+
+#define LOOM_REDUCE_API                                                                           \
+  /* arg (int64, may be null) receives the index j of the max/min */                              \
+  void reduce(const KernelCtx& k, ReduceOp op, DType dt, const void* x, void* out, int64_t* arg, \
+              int64_t outer, int64_t r, int64_t inner);                                           \
+  void softmax(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer, int64_t r,   \
+               int64_t inner, bool log);                                                          \
+  /* softmax:     gx = y * (gy - Σ_j gy_j y_j)                                                     \
+     log_softmax: gx = gy - exp(y) * Σ_j gy_j */                                                   \
+  void softmax_backward(const KernelCtx& k, DType dt, const void* y, const void* gy, void* gx,   \
+                        int64_t outer, int64_t r, int64_t inner, bool log);
+
+LOOM_DECLARE_KERNELS(LOOM_CUDA_REDUCE, LOOM_REDUCE_API)
