@@ -1,6 +1,8 @@
 // The public engine API: include this and nothing else from autograd/.
 #pragma once
 
+#include "autograd/nn.h"
 #include "autograd/ops.h"
+#include "autograd/optim.h"
 #include "autograd/tape.h"
 #include "autograd/tensor.h"

@@ -1,0 +1,221 @@
+#include "autograd/optim.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/optim.h"
+
+namespace loom::optim {
+
+namespace {
+
+// Groups tensors by (dtype, device) preserving order and calls fn with each
+// group's indices: one fused kernel call per group.
+void group_by_kind(const std::vector<Tensor>& ts, const std::function<void(Device, DType, const std::vector<size_t>&)>& fn) {
+  std::vector<std::pair<std::pair<Device, DType>, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    auto key = std::make_pair(ts[i].device(), ts[i].dtype());
+    auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == key; });
+    if (it == groups.end()) it = groups.insert(groups.end(), {key, {}});
+    it->second.push_back(i);
+  }
+  for (auto& [key, idx] : groups) fn(key.first, key.second, idx);
+}
+
+// The pointer arrays of one fused call: role r of member j is roles[r][idx[j]].
+// Marks every tensor of role 0 as written (version bump).
+class FusedList {
+ public:
+  FusedList(const std::vector<const std::vector<Tensor>*>& roles, const std::vector<size_t>& idx) {
+    for (size_t i : idx) numel_.push_back((*roles[0])[i].numel());
+    for (size_t r = 0; r < roles.size(); ++r)
+      for (size_t i : idx) ptr_[r].push_back((*roles[r])[i].data_ptr());
+    for (size_t i : idx) ++(*roles[0])[i].impl().storage->version;
+    list_.count = static_cast<int64_t>(idx.size());
+    list_.numel = numel_.data();
+    for (int r = 0; r < 4; ++r) list_.ptr[r] = ptr_[r].data();
+  }
+  const TensorList& list() const { return list_; }
+
+ private:
+  std::vector<int64_t> numel_;
+  std::vector<void*> ptr_[4];
+  TensorList list_;
+};
+
+}  // namespace
+
+Optimizer::Optimizer(std::vector<Tensor> params, double lr) : params_(std::move(params)), lr_(lr) {
+  for (size_t i = 0; i < params_.size(); ++i)
+    LOOM_CHECK(params_[i].defined() && params_[i].requires_grad() && params_[i].is_leaf(),
+               "optimizer: parameter ", i, " must be a leaf tensor that requires grad");
+  LOOM_CHECK(std::isfinite(lr) && lr >= 0, "optimizer: learning rate must be finite and non-negative, got ", lr);
+}
+
+void Optimizer::zero_grad() {
+  for (Tensor& p : params_) p.zero_grad();
+}
+
+void Optimizer::for_each_group(int n_state_roles,
+                               const std::function<void(const KernelCtx&, DType, const TensorList&)>& update) {
+  if (state_.empty()) state_.assign(n_state_roles, std::vector<Tensor>(params_.size()));
+  NoGrad ng;
+  std::vector<Tensor> params, grads;
+  std::vector<std::vector<Tensor>> states(n_state_roles);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!params_[i].grad().defined()) continue;
+    params.push_back(params_[i]);
+    grads.push_back(params_[i].grad());
+    for (int r = 0; r < n_state_roles; ++r) {
+      if (!state_[r][i].defined()) state_[r][i] = zeros_like(params_[i].detach());
+      states[r].push_back(state_[r][i]);
+    }
+  }
+  std::vector<const std::vector<Tensor>*> roles{&params, &grads};
+  for (auto& st : states) roles.push_back(&st);
+  group_by_kind(params, [&](Device d, DType dt, const std::vector<size_t>& idx) {
+    FusedList fused(roles, idx);
+    update(kernel_ctx(d), dt, fused.list());
+  });
+}
+
+std::map<std::string, Tensor> Optimizer::state_dict() const {
+  std::map<std::string, Tensor> out;
+  out["step"] = from_vector(std::vector<int64_t>{steps_}, {});
+  for (size_t r = 0; r < state_.size(); ++r)
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (state_[r][i].defined()) out[str(role_names_[r], ".", i)] = state_[r][i].detach();
+  return out;
+}
+
+void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
+  auto it = state.find("step");
+  LOOM_CHECK(it != state.end() && it->second.numel() == 1, "optimizer load_state_dict: no 'step' entry");
+  steps_ = static_cast<int64_t>(it->second.item());
+  state_.assign(role_names_.size(), std::vector<Tensor>(params_.size()));
+  for (const auto& [name, t] : state) {
+    if (name == "step") continue;
+    const size_t dot = name.find('.');
+    const std::string role = name.substr(0, dot);
+    auto r = std::find(role_names_.begin(), role_names_.end(), role);
+    size_t i = 0;
+    try {
+      i = dot == std::string::npos ? params_.size() : std::stoul(name.substr(dot + 1));
+    } catch (const std::exception&) {
+      i = params_.size();
+    }
+    LOOM_CHECK(r != role_names_.end() && i < params_.size(), "optimizer load_state_dict: unexpected entry '", name,
+               "' (this optimizer has ", params_.size(), " parameters)");
+    LOOM_CHECK(t.shape() == params_[i].shape(), "optimizer load_state_dict: '", name, "' has shape ", t.shape(),
+               " but parameter ", i, " has shape ", params_[i].shape());
+    state_[r - role_names_.begin()][i] = t.detach().to(params_[i].device()).to(params_[i].dtype()).clone();
+  }
+}
+
+SGD::SGD(std::vector<Tensor> params, SGDOptions o) : Optimizer(std::move(params), o.lr), o_(o) {
+  LOOM_CHECK(o.momentum >= 0 && o.weight_decay >= 0, "SGD: momentum ", o.momentum, " and weight decay ",
+             o.weight_decay, " must be non-negative");
+  LOOM_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), "SGD: Nesterov needs momentum > 0 and no dampening");
+  role_names_ = {"momentum"};
+}
+
+void SGD::step() {
+  const SgdHyper h{lr_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov, steps_ == 0};
+  for_each_group(o_.momentum != 0 ? 1 : 0, [&](const KernelCtx& k, DType dt, const TensorList& l) {
+    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, sgd_step, k, dt, l, h);
+  });
+  ++steps_;
+}
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled)
+    : Optimizer(std::move(params), o.lr), o_(o), decoupled_(decoupled) {
+  LOOM_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, decoupled ? "AdamW" : "Adam",
+             ": betas must lie in [0, 1), got (", o.beta1, ", ", o.beta2, ")");
+  LOOM_CHECK(o.eps >= 0 && o.weight_decay >= 0, decoupled ? "AdamW" : "Adam", ": eps and weight decay must be >= 0");
+  role_names_ = {"exp_avg", "exp_avg_sq"};
+}
+
+void Adam::step() {
+  const double t = static_cast<double>(steps_ + 1);
+  const AdamHyper h{lr_,       o_.beta1, o_.beta2, o_.eps, o_.weight_decay, decoupled_, 1 - std::pow(o_.beta1, t),
+                    1 - std::pow(o_.beta2, t)};
+  for_each_group(2, [&](const KernelCtx& k, DType dt, const TensorList& l) {
+    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, adam_step, k, dt, l, h);
+  });
+  ++steps_;
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  LOOM_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be positive, got ", max_norm);
+  NoGrad ng;
+  std::vector<Tensor> grads;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  double total = 0;
+  group_by_kind(grads, [&](Device d, DType dt, const std::vector<size_t>& idx) {
+    FusedList fused({&grads}, idx);
+    KernelCtx k = kernel_ctx(d);
+    double s = 0;
+    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, sum_squares, k, dt, fused.list(), &s);
+    total += s;
+  });
+  const double norm = std::sqrt(total);
+  LOOM_CHECK(std::isfinite(norm), "clip_grad_norm: the gradient norm is ", norm,
+             " (a gradient contains inf or NaN; lower the learning rate or check the loss)");
+  if (norm > max_norm) {
+    const double s = max_norm / (norm + 1e-6);
+    group_by_kind(grads, [&](Device d, DType dt, const std::vector<size_t>& idx) {
+      FusedList fused({&grads}, idx);
+      KernelCtx k = kernel_ctx(d);
+      LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, scale, k, dt, fused.list(), s);
+    });
+  }
+  return norm;
+}
+
+LRSchedule LRSchedule::parse(const std::string& name, int64_t total, int64_t warmup) {
+  if (name == "constant") return constant(warmup);
+  if (name == "cosine") return cosine(total, warmup);
+  if (name == "linear") return linear(total, warmup);
+  throw Error(str("lr schedule: unknown '", name, "' (expected constant, cosine or linear)"));
+}
+
+double LRSchedule::factor(int64_t step) const {
+  if (step < warmup_) return static_cast<double>(step + 1) / static_cast<double>(warmup_);
+  if (kind_ == Kind::Constant) return 1;
+  const int64_t span = std::max<int64_t>(1, total_ - warmup_);
+  const double t = std::min(1.0, static_cast<double>(step - warmup_) / static_cast<double>(span));
+  if (kind_ == Kind::Linear) return 1 + (final_ - 1) * t;
+  return final_ + (1 - final_) * 0.5 * (1 + std::cos(M_PI * t));  // cosine annealing (Loshchilov & Hutter 2017)
+}
+
+EMA::EMA(const nn::Module& m, double decay) : decay_(decay) {
+  LOOM_CHECK(decay >= 0 && decay <= 1, "EMA: decay must lie in [0, 1], got ", decay);
+  NoGrad ng;
+  for (auto& [name, t] : m.state_dict()) avg_[name] = t.clone();
+}
+
+void EMA::update(const nn::Module& m) {
+  NoGrad ng;
+  auto average_of = [&](const std::string& name, const Tensor& t) -> Tensor& {
+    auto it = avg_.find(name);
+    LOOM_CHECK(it != avg_.end() && it->second.shape() == t.shape(), "EMA update: '", name, "' ", t.shape(),
+               " is not in the average (a module of another architecture?)");
+    return it->second;
+  };
+  for (auto& [name, b] : m.named_buffers()) average_of(name, b).copy_(b);  // running statistics: copied
+  std::vector<Tensor> avgs, params;
+  for (auto& [name, p] : m.named_parameters()) {
+    avgs.push_back(average_of(name, p));
+    params.push_back(p.detach());
+  }
+  group_by_kind(avgs, [&](Device d, DType dt, const std::vector<size_t>& idx) {
+    FusedList fused({&avgs, &params}, idx);
+    KernelCtx k = kernel_ctx(d);
+    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, lerp_to, k, dt, fused.list(), decay_);
+  });
+}
+
+void EMA::copy_to(nn::Module& m) const { m.load_state_dict(avg_); }
+
+}  // namespace loom::optim

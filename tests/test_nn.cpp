@@ -1,0 +1,138 @@
+// nn: module bookkeeping, layers' forward against the functional ops, the
+// gradients through layers, initializer statistics.
+#include <cmath>
+
+#include "tests/gradcheck.h"
+
+using namespace loom;
+using namespace loom::testing;
+
+namespace {
+TensorOptions f64() { return TensorOptions{DType::Float64}; }
+
+double sample_std(const Tensor& t) {
+  std::vector<double> v = t.to_vector<double>();
+  double m = 0, s = 0;
+  for (double x : v) m += x / v.size();
+  for (double x : v) s += (x - m) * (x - m) / v.size();
+  return std::sqrt(s);
+}
+}  // namespace
+
+TEST(NN, LinearMatchesMatmulAndCountsParameters) {
+  nn::Linear lin(3, 2, true, f64());
+  EXPECT_EQ(lin.parameter_count(), 3 * 2 + 2);
+  Tensor x = rand64({4, 3});
+  expect_tensors_near(lin(x), matmul(x, transpose(lin.weight, 0, 1)) + lin.bias, 1e-12);
+  // Init bound: U(±1/√3).
+  for (double w : lin.weight.to_vector<double>()) EXPECT_LE(std::abs(w), 1 / std::sqrt(3.0));
+  expect_error([&] { lin(rand64({4, 5})); }, {"Linear", "[4, 5]", "3 features"});
+}
+
+TEST(NN, SequentialNamesStateDictAndLoading) {
+  auto net = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
+      std::make_shared<nn::Linear>(2, 4), nn::ReLU(), std::make_shared<nn::Linear>(4, 1)});
+  std::vector<std::string> names;
+  for (auto& [n, t] : net->named_parameters()) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
+  auto other = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
+      std::make_shared<nn::Linear>(2, 4), nn::ReLU(), std::make_shared<nn::Linear>(4, 1)});
+  other->load_state_dict(net->state_dict());
+  Tensor x = rand({5, 2});
+  expect_tensors_near((*other)(x), (*net)(x), 0);
+  auto state = net->state_dict();
+  state.erase("2.bias");
+  state["extra"] = zeros({1});
+  state["0.weight"] = zeros({3, 3});
+  expect_error([&] { other->load_state_dict(state); },
+               {"load_state_dict", "missing: 2.bias", "unexpected: extra", "shape mismatch: 0.weight"});
+}
+
+TEST(NN, GradientsFlowThroughLayers) {
+  // A two-layer net as a function of its input and first weight, checked by
+  // finite differences.
+  auto net = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
+      std::make_shared<nn::Linear>(3, 4, true, f64()), nn::Tanh(), std::make_shared<nn::Linear>(4, 2, true, f64())});
+  auto lin0 = std::dynamic_pointer_cast<nn::Linear>((*net)[0]);
+  expect_gradients(
+      [&](const std::vector<Tensor>& in) {
+        lin0->weight = in[1];
+        return (*net)(in[0]);
+      },
+      {rand64({2, 3}), lin0->weight.detach().clone()});
+}
+
+TEST(NN, ToConvertsParametersAndKeepsThemTrainable) {
+  nn::Linear lin(2, 2);
+  lin.to(DType::Float64);
+  EXPECT_EQ(lin.weight.dtype(), DType::Float64);
+  EXPECT_TRUE(lin.weight.requires_grad());
+  EXPECT_TRUE(lin.weight.is_leaf());
+  backward(sum(lin(rand64({1, 2}))));
+  EXPECT_TRUE(lin.weight.grad().defined());
+  lin.zero_grad();
+  EXPECT_FALSE(lin.weight.grad().defined());
+}
+
+TEST(NN, TrainEvalPropagatesAndBatchNormTracksStatistics) {
+  auto bn = nn::BatchNorm2d(3);
+  nn::Sequential net({bn, nn::ReLU()});
+  Tensor x = rand64({4, 3, 2, 2}, 0, 2).to(DType::Float32);
+  net(x);
+  std::vector<float> rm = bn->running_mean.to_vector<float>();
+  for (float v : rm) EXPECT_GT(v, 0.05f) << "running mean moved toward the batch mean (~1)";
+  net.eval();
+  EXPECT_FALSE(bn->is_training());
+  net(x);
+  EXPECT_EQ(bn->running_mean.to_vector<float>(), rm) << "eval must not update running statistics";
+  auto names = net.named_buffers();
+  EXPECT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[0].first, "0.running_mean");
+}
+
+TEST(NN, ConvLayersShapes) {
+  nn::Conv2d conv(3, 8, 4, {.stride = {2, 2}, .padding = {1, 1}});
+  EXPECT_EQ(conv(zeros({2, 3, 28, 28})).shape(), (Shape{2, 8, 14, 14}));
+  nn::ConvTranspose2d up(8, 3, 4, {.stride = {2, 2}, .padding = {1, 1}});
+  EXPECT_EQ(up.weight.shape(), (Shape{8, 3, 4, 4}));
+  EXPECT_EQ(up(zeros({2, 8, 14, 14})).shape(), (Shape{2, 3, 28, 28}));
+}
+
+TEST(NN, EmbeddingDropoutNormsAndLambdas) {
+  nn::Embedding emb(5, 3);
+  Tensor idx = from_vector(std::vector<int64_t>{4, 0, 4}, {3});
+  Tensor e = emb(idx);
+  EXPECT_EQ(e.shape(), (Shape{3, 3}));
+  expect_tensors_near(slice(e, 0, 0, 1), slice(emb.weight, 0, 4, 5), 0);
+  expect_error([&] { emb(zeros({2})); }, {"Embedding", "int64"});
+  nn::Dropout drop(0.5);
+  drop.eval();
+  Tensor x = rand({10});
+  expect_tensors_near(drop(x), x, 0);
+  nn::LayerNorm ln({4});
+  EXPECT_EQ(ln(rand({2, 4})).shape(), (Shape{2, 4}));
+  nn::GroupNorm gn(2, 4);
+  EXPECT_EQ(gn(rand({2, 4, 3, 3})).shape(), (Shape{2, 4, 3, 3}));
+  EXPECT_EQ((*nn::Flatten())(zeros({2, 3, 4})).shape(), (Shape{2, 12}));
+  EXPECT_EQ((*nn::Unflatten({3, 4}))(zeros({2, 12})).shape(), (Shape{2, 3, 4}));
+  expect_error([&] { nn::Module().forward(x); }, {"no single-input forward"});
+}
+
+TEST(NN, InitializersHaveTheirStatisticsAndAreSeeded) {
+  Generator g(3);
+  Tensor w = empty({256, 128, 3, 3}, f64());  // fan_in 1152, fan_out 2304
+  nn::init::kaiming_normal_(w, std::sqrt(2.0), &g);
+  EXPECT_NEAR(sample_std(w), std::sqrt(2.0 / 1152), 0.01 * std::sqrt(2.0 / 1152) * 3);
+  nn::init::xavier_uniform_(w, 1, &g);
+  const double a = std::sqrt(6.0 / (1152 + 2304));
+  EXPECT_NEAR(sample_std(w), a / std::sqrt(3.0), 0.03 * a);
+  for (double v : w.to_vector<double>()) ASSERT_LE(std::abs(v), a);
+  nn::init::normal_(w, 0, 0.02, &g);
+  EXPECT_NEAR(sample_std(w), 0.02, 0.0005);
+  Generator g1(9), g2(9);
+  Tensor u1 = empty({10}), u2 = empty({10});
+  nn::init::xavier_normal_(u1 = empty({5, 2}), 1, &g1);
+  nn::init::xavier_normal_(u2 = empty({5, 2}), 1, &g2);
+  EXPECT_EQ(u1.to_vector<float>(), u2.to_vector<float>());
+  expect_error([&] { Tensor v = empty({3}); nn::init::kaiming_uniform_(v); }, {"init", "[3]"});
+}
