@@ -1,0 +1,63 @@
+#include "models/classifier.h"
+
+namespace loom::models {
+
+ClassifierNet::ClassifierNet(TensorOptions o) {
+  using namespace nn;
+  const ConvParams same{.padding = {1, 1}};
+  body = register_module("body", std::make_shared<Sequential>(std::vector<ModulePtr>{
+      std::make_shared<Conv2d>(1, 32, 3, same, true, o), ReLU(),
+      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
+      std::make_shared<Conv2d>(32, 64, 3, same, true, o), ReLU(),
+      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }), Flatten(),
+      std::make_shared<Linear>(64 * 7 * 7, kFeatures, true, o), ReLU()}));
+  head = register_module("head", std::make_shared<Linear>(kFeatures, 10, true, o));
+}
+
+Tensor ClassifierNet::features(const Tensor& images) {
+  LOOM_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == 28 && images.size(3) == 28,
+             "classifier: expected images [N, 1, 28, 28], got ", images.shape());
+  return body->forward(images);
+}
+
+Classifier::Classifier(const Config& c) {
+  net = std::make_shared<ClassifierNet>();
+  net->to(c.device);
+  opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3});
+}
+
+Losses Classifier::train_step(const Tensor& images, const Tensor& labels) {
+  Tensor logits = (*net)(images);
+  Tensor loss = cross_entropy(logits, labels);
+  opt->zero_grad();
+  backward(loss);
+  opt->step();
+  NoGrad ng;
+  const double acc = mean(eq(argmax(logits, 1).to(DType::Float32), labels.to(DType::Float32))).item();
+  return {{"loss", loss.item()}, {"acc", acc}};
+}
+
+Losses Classifier::evaluate(const Tensor& images, const Tensor& labels) {
+  Tensor logits = (*net)(images);
+  last_images = images;
+  const double n = static_cast<double>(images.size(0));
+  const double nll = cross_entropy(logits, labels, Reduction::Sum).item() / n;
+  const double acc = sum(eq(argmax(logits, 1).to(DType::Float32), labels.to(DType::Float32))).item() / n;
+  return {{"loss", nll}, {"acc", acc}};
+}
+
+Tensor Classifier::sample(int64_t n, Generator&) {
+  LOOM_CHECK(last_images.defined(), "classifier sample: evaluate() has not seen any images yet");
+  NoGrad ng;
+  Tensor imgs = slice(last_images, 0, 0, std::min(n, last_images.size(0)));
+  // Order by predicted class so each row of the grid shows one kind of garment.
+  std::vector<int64_t> pred = argmax((*net)(imgs), 1).to_vector<int64_t>();
+  std::vector<int64_t> order(pred.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return pred[a] < pred[b]; });
+  return index_select(imgs, 0, from_vector(order, {static_cast<int64_t>(order.size())}).to(imgs.device()));
+}
+
+std::unique_ptr<Model> make_classifier(const Config& c) { return std::make_unique<Classifier>(c); }
+
+}  // namespace loom::models

@@ -1,0 +1,40 @@
+// The Fashion-MNIST classifier. Besides classifying, its penultimate layer is
+// the feature space of loom's Fréchet distance (models/metrics.h).
+#pragma once
+
+#include "models/model.h"
+
+namespace loom::models {
+
+// conv 3x3 (1→32) · ReLU · maxpool 2 → conv 3x3 (32→64) · ReLU · maxpool 2 →
+// linear (3136→128) · ReLU = features → linear (128→10) = logits.
+class ClassifierNet : public nn::Module {
+ public:
+  explicit ClassifierNet(TensorOptions o = {});
+  Tensor features(const Tensor& images);  // [N, 128]
+  Tensor forward(const Tensor& images) override { return head->forward(features(images)); }
+  std::string name() const override { return "ClassifierNet"; }
+  static constexpr int64_t kFeatures = 128;
+
+  std::shared_ptr<nn::Sequential> body;
+  std::shared_ptr<nn::Linear> head;
+};
+
+class Classifier : public Model {
+ public:
+  explicit Classifier(const Config& c);
+  DataSpec data_spec() const override { return {-1, 1, false}; }
+  Losses train_step(const Tensor& images, const Tensor& labels) override;
+  // A classifier has nothing to sample: the grid shows held-out images sorted by
+  // predicted class, which is what a person wants to look at.
+  Tensor sample(int64_t n, Generator& g) override;
+  Losses evaluate(const Tensor& images, const Tensor& labels) override;
+  std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"net", net.get()}}; }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {{"adam", opt.get()}}; }
+
+  std::shared_ptr<ClassifierNet> net;
+  std::unique_ptr<optim::Adam> opt;
+  Tensor last_images;  // the latest evaluation batch, for sample()
+};
+
+}  // namespace loom::models
