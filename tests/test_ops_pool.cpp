@@ -86,7 +86,8 @@ TEST(OpsPool, UpsampleNearestRepeatsEachPixel) {
   std::vector<double> r(16);
   for (int i = 0; i < 16; ++i) r[i] = i;
   auto up = [](const Tensor& t) { return upsample_nearest2d(t, 2); };
-  expect_values(grad_of(up, x.to(DType::Float64), r), {0 + 1 + 4 + 5, 2 + 3 + 6 + 7, 8 + 9 + 12 + 13, 10 + 11 + 14 + 15});
+  expect_values(grad_of(up, x.to(DType::Float64), r),
+                {0 + 1 + 4 + 5, 2 + 3 + 6 + 7, 8 + 9 + 12 + 13, 10 + 11 + 14 + 15});
 }
 
 TEST(OpsPool, Gradients) {
@@ -113,10 +114,10 @@ TEST(OpsPool, RefusesBadInputs) {
   expect_error([&] { avg_pool2d(x, {1, 3}, {1, 1}, {0, 0}); },
                {"avg_pool2d", "kernel [1, 3]", "padded input [2, 2]"});
   expect_error([&] { avg_pool2d(x, {2, 2}, {1, 1}, {2, 0}); },
-               {"avg_pool2d", "padding [2, 0]", "half the kernel [2, 2]"});
-  expect_error([&] { max_pool2d(x, {2, 2}, {1, 1}, {0, -1}); }, {"max_pool2d", "padding [0, -1]"});
-  expect_error([&] { max_pool2d(x, {0, 2}); }, {"max_pool2d", "kernel [0, 2]", "positive"});
-  expect_error([&] { max_pool2d(x, {2, 2}, {0, 2}); }, {"max_pool2d", "stride [0, 2]", "positive"});
+               {"avg_pool2d", "padding [2, 0]", "half the kernel [2, 2]", "[1, 1, 2, 2]"});
+  expect_error([&] { max_pool2d(x, {2, 2}, {1, 1}, {0, -1}); }, {"max_pool2d", "padding [0, -1]", "[1, 1, 2, 2]"});
+  expect_error([&] { max_pool2d(x, {0, 2}); }, {"max_pool2d", "kernel [0, 2]", "positive", "[1, 1, 2, 2]"});
+  expect_error([&] { max_pool2d(x, {2, 2}, {0, 2}); }, {"max_pool2d", "stride [0, 2]", "positive", "[1, 1, 2, 2]"});
   expect_error([] { avg_pool2d(zeros({1, 1, 0, 3}), {1, 1}); }, {"avg_pool2d", "[1, 1, 0, 3]", "empty"});
   expect_error([] { max_pool2d(zeros({1, 1, 2, 2}, TensorOptions{DType::Int64}), {2, 2}); },
                {"max_pool2d", "int64", "[1, 1, 2, 2]"});

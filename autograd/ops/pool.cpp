@@ -27,12 +27,14 @@ void check_nchw(const char* op, const Tensor& x) {
 Pool2d pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair stride, Pair padding) {
   check_nchw(op, x);
   if (stride == Pair{0, 0}) stride = kernel;
-  LOOM_CHECK(kernel[0] > 0 && kernel[1] > 0, op, ": kernel ", as_shape(kernel), " must be positive");
+  LOOM_CHECK(kernel[0] > 0 && kernel[1] > 0, op, ": kernel ", as_shape(kernel), " must be positive (input ",
+             x.shape(), ")");
   LOOM_CHECK(stride[0] > 0 && stride[1] > 0, op, ": stride ", as_shape(stride),
-             " must be positive ([0, 0] means stride = kernel)");
+             " must be positive ([0, 0] means stride = kernel; input ", x.shape(), ")");
   // PyTorch's rule too: with pad ≤ kernel/2 every window holds at least one real element.
   LOOM_CHECK(padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] && 2 * padding[1] <= kernel[1], op,
-             ": padding ", as_shape(padding), " must be non-negative and at most half the kernel ", as_shape(kernel));
+             ": padding ", as_shape(padding), " must be non-negative and at most half the kernel ", as_shape(kernel),
+             " (input ", x.shape(), ")");
   Pool2d p;
   p.planes = x.size(0) * x.size(1);
   p.h = x.size(2), p.w = x.size(3);
