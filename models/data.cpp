@@ -138,17 +138,18 @@ LabeledImages load_mnist(Split split, const std::string& dir, PixelRange range) 
   LabeledImages out;
   out.labels = empty({n}, TensorOptions{DType::Int64});
   int64_t* lp = out.labels.data<int64_t>();
+  const uint8_t* lb = labels.bytes.data();
   for (int64_t i = 0; i < n; ++i) {
-    LOOM_CHECK(labels.bytes[i] < 10, "load_mnist: ", labels_path, ": label ", int(labels.bytes[i]), " at index ", i,
-               " is outside 0..9");
-    lp[i] = labels.bytes[i];
+    LOOM_CHECK(lb[i] < 10, "load_mnist: ", labels_path, ": label ", int(lb[i]), " at index ", i, " is outside 0..9");
+    lp[i] = lb[i];
   }
   // ZeroOne: x / 255; MinusOneOne: 2x / 255 − 1.
   const float scale = range == PixelRange::ZeroOne ? 1.0f / 255 : 2.0f / 255;
   const float shift = range == PixelRange::ZeroOne ? 0.0f : -1.0f;
   out.images = empty({n, 1, h, w});
   float* ip = out.images.data<float>();
-  for (size_t i = 0; i < images.bytes.size(); ++i) ip[i] = images.bytes[i] * scale + shift;
+  const uint8_t* pb = images.bytes.data();
+  for (int64_t i = 0, count = out.images.numel(); i < count; ++i) ip[i] = pb[i] * scale + shift;
   return out;
 }
 
@@ -317,7 +318,8 @@ Toy2d parse_toy_2d(const std::string& name) {
   if (name == "25gaussians") return Toy2d::TwentyFiveGaussians;
   if (name == "swissroll") return Toy2d::SwissRoll;
   if (name == "moons") return Toy2d::TwoMoons;
-  throw Error(str("parse_toy_2d: unknown 2-D data set '", name, "' (choose 8gaussians, 25gaussians, swissroll, moons)"));
+  throw Error(
+      str("parse_toy_2d: unknown 2-D data set '", name, "' (choose 8gaussians, 25gaussians, swissroll, moons)"));
 }
 
 Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed) {

@@ -61,7 +61,8 @@ TEST(ImageGrid, RgbLayoutPaddingAndUpscale) {
 
 TEST(ImageGrid, GreyValueRangeClampAndNaN) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  Tensor x = from_vector(std::vector<double>{-1, 0, 1, -5, 7, nan, 0.5, -0.5}, {2, 1, 1, 4}, TensorOptions{DType::Float64});
+  Tensor x =
+      from_vector(std::vector<double>{-1, 0, 1, -5, 7, nan, 0.5, -0.5}, {2, 1, 1, 4}, TensorOptions{DType::Float64});
   TempDir dir;
   std::string path = dir / "g.png";
   save_image_grid(x, path, {.nrow = 1, .padding = 0, .lo = -1, .hi = 1});

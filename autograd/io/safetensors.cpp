@@ -143,8 +143,9 @@ Entry parse_entry(const std::string& name, const Json& v, uint64_t data_bytes, c
 // The tensors must tile the data section: sorted by offset, each begins where
 // the previous ended, and the last ends at the end of the file.
 void check_tiling(std::vector<Entry>& entries, uint64_t data_bytes, const std::string& what) {
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
   uint64_t cursor = 0;
   const Entry* previous = nullptr;
   for (const Entry& e : entries) {
