@@ -88,8 +88,9 @@ IdxArray read_idx(const std::string& path) {
     uint32_t d = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
     LOOM_CHECK(d > 0, what, ": dimension ", i, " is 0");
     out.dims.push_back(d);
+    // Checked before multiplying: a wrapped product could pass for a small one.
+    LOOM_CHECK(d <= (uint64_t(1) << 36) / total, what, ": dimensions ", out.dims, "... describe more than 64 GiB");
     total *= d;
-    LOOM_CHECK(total <= (uint64_t(1) << 36), what, ": dimensions ", out.dims, "... describe more than 64 GiB");
   }
   // Grow as data arrives rather than trusting the header with one allocation.
   constexpr size_t kChunk = size_t(1) << 24;

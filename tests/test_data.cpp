@@ -99,6 +99,7 @@ TEST(Idx, RefusesDamagedFiles) {
       {idx_bytes({3, 2}, {1, 2, 3, 4, 5}), "need 6 bytes of data, found 5"},
       {idx_bytes({2}, {1, 2, 3}), "more data than the dimensions [2] describe"},
       {idx_bytes({65536, 65536, 65536}, {}), "describe more than 64 GiB"},
+      {idx_bytes({1 << 16, 1 << 20, 1u << 31}, {}), "describe more than 64 GiB"},  // 2^67 wraps to 0 in u64
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.fragment);
