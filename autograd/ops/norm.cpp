@@ -1,0 +1,122 @@
+// Normalization layers, composed from differentiable ops (mean, sub, square,
+// rsqrt, mul, reshape) so that the tape derives their backward:
+//
+//   x̂ = (x − μ) · 1/√(σ² + ε),   μ = mean(x),  σ² = mean((x − μ)²)  (biased)
+//   y = x̂ · γ + β                  (γ, β optional)
+//
+// The layers differ only in the set of elements each (μ, σ²) is taken over:
+//   batch_norm: per channel, over N and the spatial dims (every axis but 1)
+//   group_norm: per sample and group of C/G channels, over those channels and the spatial dims
+//   layer_norm: per leading index, over the trailing `normalized_shape` dims
+#include "autograd/ops/common.h"
+
+namespace loom {
+using namespace detail;
+
+namespace {
+
+struct Normalized {
+  Tensor y;          // x̂
+  Tensor mean, var;  // μ and the biased σ², reduced axes kept as size 1
+};
+
+Normalized normalize(const Tensor& x, const std::vector<int64_t>& axes, double eps) {
+  Tensor mu = mean(x, axes, true);
+  Tensor centered = x - mu;  // shared by σ² and x̂
+  Tensor var = mean(square(centered), axes, true);
+  return {centered * rsqrt(var + eps), mu, var};
+}
+
+// An optional per-feature parameter (γ, β, running statistics): undefined, or
+// `expected` shaped with x's dtype and device.
+void check_param(const char* op, const char* name, const Tensor& t, const Shape& expected, const Tensor& x,
+                 const char* what) {
+  if (!t.defined()) return;
+  check_compatible(op, {&x, &t});
+  LOOM_CHECK(t.shape() == expected, op, ": ", name, " has shape ", t.shape(), ", expected ", expected, " (", what,
+             " of x ", x.shape(), ")");
+}
+
+// y · γ + β with γ, β reshaped to broadcast against y; either may be undefined.
+Tensor affine(Tensor y, const Tensor& weight, const Tensor& bias, const Shape& param_shape) {
+  if (weight.defined()) y = y * reshape(weight, param_shape);
+  if (bias.defined()) y = y + reshape(bias, param_shape);
+  return y;
+}
+
+// [1, C, 1, ...]: a per-channel vector broadcast against x [N, C, ...].
+Shape channel_shape(const Tensor& x) {
+  Shape s(x.dim(), 1);
+  s[1] = x.size(1);
+  return s;
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, double momentum, double eps) {
+  check_floating("batch_norm", x);
+  LOOM_CHECK(x.dim() >= 2, "batch_norm: input must be [N, C, ...], got ", x.shape());
+  const int64_t channels = x.size(1);
+  check_param("batch_norm", "weight", weight, {channels}, x, "one per channel");
+  check_param("batch_norm", "bias", bias, {channels}, x, "one per channel");
+  check_param("batch_norm", "running_mean", running_mean, {channels}, x, "one per channel");
+  check_param("batch_norm", "running_var", running_var, {channels}, x, "one per channel");
+  LOOM_CHECK(running_mean.defined() == running_var.defined(),
+             "batch_norm: running_mean and running_var must be given together (input ", x.shape(), ")");
+  const Shape param_shape = channel_shape(x);
+  Tensor xhat;
+  if (training) {
+    const int64_t count = x.numel() / channels;
+    LOOM_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ", x.shape());
+    std::vector<int64_t> axes = {0};
+    for (int64_t a = 2; a < x.dim(); ++a) axes.push_back(a);
+    Normalized n = normalize(x, axes, eps);
+    if (running_mean.defined()) {
+      // PyTorch's update, r ← (1 − m)·r + m·s, where the running variance takes
+      // the unbiased batch variance σ²·n/(n − 1) while x̂ used the biased one.
+      // The handles are const, the storage they share with the caller is not.
+      NoGrad no_grad;
+      Tensor rm = running_mean, rv = running_var;
+      rm.mul_(1 - momentum).add_(reshape(n.mean, {channels}), momentum);
+      rv.mul_(1 - momentum).add_(reshape(n.var, {channels}),
+                                 momentum * static_cast<double>(count) / static_cast<double>(count - 1));
+    }
+    xhat = n.y;
+  } else {
+    LOOM_CHECK(running_mean.defined(), "batch_norm: eval mode normalizes by the running statistics, but "
+                                       "running_mean and running_var are undefined (input ", x.shape(), ")");
+    xhat = (x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps);
+  }
+  return affine(xhat, weight, bias, param_shape);
+}
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
+  check_floating("group_norm", x);
+  LOOM_CHECK(x.dim() >= 2, "group_norm: input must be [N, C, ...], got ", x.shape());
+  const int64_t channels = x.size(1);
+  LOOM_CHECK(groups > 0 && channels % groups == 0, "group_norm: ", groups, " groups do not divide the ", channels,
+             " channels of x ", x.shape());
+  check_param("group_norm", "weight", weight, {channels}, x, "one per channel");
+  check_param("group_norm", "bias", bias, {channels}, x, "one per channel");
+  // [N, C, ...] → [N, G, (C/G)·spatial]: each group's elements are contiguous.
+  const Shape grouped = {x.size(0), groups, (channels / groups) * prod(x.shape(), 2, x.dim())};
+  Tensor xhat = reshape(normalize(reshape(x, grouped), {2}, eps).y, x.shape());
+  return affine(xhat, weight, bias, channel_shape(x));
+}
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  check_floating("layer_norm", x);
+  const int64_t k = static_cast<int64_t>(normalized_shape.size()), lead = x.dim() - k;
+  LOOM_CHECK(k >= 1 && lead >= 0 && Shape(x.shape().begin() + lead, x.shape().end()) == normalized_shape,
+             "layer_norm: normalized_shape ", normalized_shape, " does not match the trailing dims of x ", x.shape());
+  check_param("layer_norm", "weight", weight, normalized_shape, x, "normalized_shape");
+  check_param("layer_norm", "bias", bias, normalized_shape, x, "normalized_shape");
+  std::vector<int64_t> axes;
+  for (int64_t a = lead; a < x.dim(); ++a) axes.push_back(a);
+  // γ and β are shaped like the trailing dims, so they broadcast as they are.
+  return affine(normalize(x, axes, eps).y, weight, bias, normalized_shape);
+}
+
+}  // namespace loom

@@ -1,0 +1,114 @@
+// Pooling and nearest-neighbour upsampling of NCHW tensors (kernels/pool.h).
+//
+//   max_pool2d:  y = max over each window (padding acts as −∞, so it never wins);
+//                ∂L/∂x[argmax] += ∂L/∂y, with the int64 argmax the forward kernel saved
+//   avg_pool2d:  y = Σ window / (kh·kw), padding counting as zeros (count_include_pad);
+//                ∂L/∂x spreads ∂L/∂y / (kh·kw) over each window
+//   upsample_nearest2d: y[i, j] = x[⌊i/s⌋, ⌊j/s⌋];  ∂L/∂x sums each s×s block of ∂L/∂y
+//
+// Output size per spatial dim: ⌊(in + 2·pad − kernel) / stride⌋ + 1 (PyTorch, ceil_mode off).
+#include "autograd/ops/common.h"
+#include "kernels/pool.h"
+
+namespace loom {
+using namespace detail;
+
+namespace {
+
+Shape as_shape(Pair p) { return {p[0], p[1]}; }
+
+void check_nchw(const char* op, const Tensor& x) {
+  check_floating(op, x);
+  LOOM_CHECK(x.dim() == 4, op, ": input must be 4-D [N, C, H, W], got ", x.shape());
+  LOOM_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": input ", x.shape(), " has an empty spatial dimension");
+}
+
+// Validates the window parameters against x and returns the kernel geometry.
+Pool2d pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  check_nchw(op, x);
+  if (stride == Pair{0, 0}) stride = kernel;
+  LOOM_CHECK(kernel[0] > 0 && kernel[1] > 0, op, ": kernel ", as_shape(kernel), " must be positive (input ",
+             x.shape(), ")");
+  LOOM_CHECK(stride[0] > 0 && stride[1] > 0, op, ": stride ", as_shape(stride),
+             " must be positive ([0, 0] means stride = kernel; input ", x.shape(), ")");
+  // PyTorch's rule too: with pad ≤ kernel/2 every window holds at least one real element.
+  LOOM_CHECK(padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] && 2 * padding[1] <= kernel[1], op,
+             ": padding ", as_shape(padding), " must be non-negative and at most half the kernel ", as_shape(kernel),
+             " (input ", x.shape(), ")");
+  Pool2d p;
+  p.planes = x.size(0) * x.size(1);
+  p.h = x.size(2), p.w = x.size(3);
+  LOOM_CHECK(p.h + 2 * padding[0] >= kernel[0] && p.w + 2 * padding[1] >= kernel[1], op, ": kernel ",
+             as_shape(kernel), " is larger than the padded input ",
+             Shape{p.h + 2 * padding[0], p.w + 2 * padding[1]}, " (input ", x.shape(), ", padding ",
+             as_shape(padding), ")");
+  p.kh = kernel[0], p.kw = kernel[1], p.sh = stride[0], p.sw = stride[1], p.ph = padding[0], p.pw = padding[1];
+  p.oh = (p.h + 2 * p.ph - p.kh) / p.sh + 1;
+  p.ow = (p.w + 2 * p.pw - p.kw) / p.sw + 1;
+  return p;
+}
+
+Shape pooled_shape(const Tensor& x, const Pool2d& p) { return {x.size(0), x.size(1), p.oh, p.ow}; }
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const Pool2d p = pool_geometry("max_pool2d", x, kernel, stride, padding);
+  Tensor y = empty(pooled_shape(x, p), x.options());
+  Tensor argmax = empty(y.shape(), TensorOptions{DType::Int64, x.device()});
+  KernelCtx k = kernel_ctx(x.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_POOL, max_pool2d, k, x.dtype(), x.data_ptr(), y.data_ptr(), argmax.data<int64_t>(), p);
+  if (needs_grad({&x})) {
+    Shape xs = x.shape();
+    record(OpId::MaxPool2d, {x}, {y}, {argmax}, [p, xs](BackwardCtx& c) {
+      const Tensor &gy = c.grad_out[0], &argmax = c.saved[0];
+      Tensor gx = empty(xs, gy.options());
+      KernelCtx k = kernel_ctx(gy.device());
+      LOOM_DISPATCH(k, LOOM_CUDA_POOL, max_pool2d_backward, k, gy.dtype(), gy.data_ptr(), argmax.data<int64_t>(),
+                    gx.data_ptr(), p);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const Pool2d p = pool_geometry("avg_pool2d", x, kernel, stride, padding);
+  Tensor y = empty(pooled_shape(x, p), x.options());
+  KernelCtx k = kernel_ctx(x.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_POOL, avg_pool2d, k, x.dtype(), x.data_ptr(), y.data_ptr(), p);
+  if (needs_grad({&x})) {
+    Shape xs = x.shape();
+    record(OpId::AvgPool2d, {x}, {y}, {}, [p, xs](BackwardCtx& c) {
+      const Tensor& gy = c.grad_out[0];
+      Tensor gx = empty(xs, gy.options());
+      KernelCtx k = kernel_ctx(gy.device());
+      LOOM_DISPATCH(k, LOOM_CUDA_POOL, avg_pool2d_backward, k, gy.dtype(), gy.data_ptr(), gx.data_ptr(), p);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
+Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
+  check_nchw("upsample_nearest2d", x);
+  LOOM_CHECK(scale >= 1, "upsample_nearest2d: scale ", scale, " must be a positive integer (input ", x.shape(), ")");
+  const int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
+  Tensor y = empty({x.size(0), x.size(1), h * scale, w * scale}, x.options());
+  KernelCtx k = kernel_ctx(x.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_POOL, upsample_nearest2d, k, x.dtype(), x.data_ptr(), y.data_ptr(), planes, h, w, scale);
+  if (needs_grad({&x})) {
+    Shape xs = x.shape();
+    record(OpId::UpsampleNearest2d, {x}, {y}, {}, [xs, planes, h, w, scale](BackwardCtx& c) {
+      const Tensor& gy = c.grad_out[0];
+      Tensor gx = empty(xs, gy.options());
+      KernelCtx k = kernel_ctx(gy.device());
+      LOOM_DISPATCH(k, LOOM_CUDA_POOL, upsample_nearest2d_backward, k, gy.dtype(), gy.data_ptr(), gx.data_ptr(),
+                    planes, h, w, scale);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  return y;
+}
+
+}  // namespace loom

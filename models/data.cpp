@@ -1,0 +1,489 @@
+#include "models/data.h"
+
+#include <stb_image.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <numbers>
+#include <numeric>
+
+namespace loom::data {
+
+namespace fs = std::filesystem;
+
+// ---- IDX ------------------------------------------------------------------------------
+namespace {
+
+std::string hex(uint64_t v, int digits) {
+  static const char* d = "0123456789abcdef";
+  std::string s = "0x";
+  for (int i = digits - 1; i >= 0; --i) s += d[(v >> (4 * i)) & 0xF];
+  return s;
+}
+
+// A gzip (or, transparently, plain) file read through zlib.
+class GzReader {
+ public:
+  explicit GzReader(const std::string& path) : what_("read_idx: " + path) {
+    errno = 0;
+    f_ = gzopen(path.c_str(), "rb");
+    LOOM_CHECK(f_, what_, ": cannot open: ", errno ? std::strerror(errno) : "out of memory");
+    gzbuffer(f_, 1 << 17);
+  }
+  ~GzReader() { gzclose(f_); }
+  GzReader(const GzReader&) = delete;
+  GzReader& operator=(const GzReader&) = delete;
+
+  // Reads up to n bytes; fewer only at the end of the data. A damaged or
+  // truncated gzip stream (zlib reports Z_BUF_ERROR / Z_DATA_ERROR, also for
+  // a wrong CRC at the end) is an error, not a short read.
+  size_t read(void* buf, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+      unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - got, size_t(1) << 30));
+      int r = gzread(f_, static_cast<char*>(buf) + got, chunk);
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    if (got < n) {
+      int code = Z_OK;
+      const char* msg = gzerror(f_, &code);
+      LOOM_CHECK(code == Z_OK, what_, ": ",
+                 code == Z_ERRNO ? "read failed: " : "corrupt or truncated gzip data: ", msg);
+    }
+    return got;
+  }
+  const std::string& what() const { return what_; }
+
+ private:
+  std::string what_;
+  gzFile f_ = nullptr;
+};
+
+}  // namespace
+
+IdxArray read_idx(const std::string& path) {
+  GzReader in(path);
+  const std::string& what = in.what();
+  unsigned char magic[4];
+  LOOM_CHECK(in.read(magic, 4) == 4, what, ": truncated: shorter than the 4-byte IDX magic number");
+  uint32_t m = uint32_t(magic[0]) << 24 | uint32_t(magic[1]) << 16 | uint32_t(magic[2]) << 8 | magic[3];
+  LOOM_CHECK(magic[0] == 0 && magic[1] == 0, what, ": bad magic number ", hex(m, 8),
+             " (an IDX file starts with 0x0000)");
+  LOOM_CHECK(magic[2] == 0x08, what, ": element type ", hex(magic[2], 2),
+             " is not unsigned byte (0x08), the only type MNIST uses");
+  const int ndims = magic[3];
+  LOOM_CHECK(ndims >= 1 && ndims <= 4, what, ": magic number ", hex(m, 8), " declares ", ndims, " dimensions");
+
+  IdxArray out;
+  uint64_t total = 1;
+  for (int i = 0; i < ndims; ++i) {
+    unsigned char b[4];
+    LOOM_CHECK(in.read(b, 4) == 4, what, ": truncated inside the dimension list");
+    uint32_t d = uint32_t(b[0]) << 24 | uint32_t(b[1]) << 16 | uint32_t(b[2]) << 8 | b[3];
+    LOOM_CHECK(d > 0, what, ": dimension ", i, " is 0");
+    out.dims.push_back(d);
+    // Checked before multiplying: a wrapped product could pass for a small one.
+    LOOM_CHECK(d <= (uint64_t(1) << 36) / total, what, ": dimensions ", out.dims, "... describe more than 64 GiB");
+    total *= d;
+  }
+  // Grow as data arrives rather than trusting the header with one allocation.
+  constexpr size_t kChunk = size_t(1) << 24;
+  while (out.bytes.size() < total) {
+    size_t want = std::min<uint64_t>(kChunk, total - out.bytes.size());
+    size_t at = out.bytes.size();
+    out.bytes.resize(at + want);
+    size_t got = in.read(out.bytes.data() + at, want);
+    LOOM_CHECK(got == want, what, ": truncated: dimensions ", out.dims, " need ", total, " bytes of data, found ",
+               at + got);
+  }
+  unsigned char extra;
+  LOOM_CHECK(in.read(&extra, 1) == 0, what, ": more data than the dimensions ", out.dims, " describe");
+  return out;
+}
+
+namespace {
+
+std::string locate_idx(const std::string& dir, const std::string& name) {
+  std::error_code ec;
+  for (const std::string& p : {dir + "/" + name + ".gz", dir + "/" + name})
+    if (fs::is_regular_file(p, ec)) return p;
+  throw Error(str("load_mnist: ", dir, "/", name, ".gz not found (nor uncompressed ", name, "). ", dir,
+                  " should hold train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz "
+                  "and t10k-labels-idx1-ubyte.gz; for Fashion-MNIST, install Debian's dataset-fashion-mnist package "
+                  "(apt install dataset-fashion-mnist), which puts them in ",
+                  kFashionMnistDir));
+}
+
+}  // namespace
+
+LabeledImages load_mnist(Split split, const std::string& dir, PixelRange range) {
+  const std::string prefix = split == Split::Train ? "train" : "t10k";
+  const std::string images_path = locate_idx(dir, prefix + "-images-idx3-ubyte");
+  const std::string labels_path = locate_idx(dir, prefix + "-labels-idx1-ubyte");
+  IdxArray images = read_idx(images_path);
+  IdxArray labels = read_idx(labels_path);
+  LOOM_CHECK(images.dims.size() == 3, "load_mnist: ", images_path, " holds an array of shape ", images.dims,
+             ", not images [N, rows, cols]");
+  LOOM_CHECK(labels.dims.size() == 1, "load_mnist: ", labels_path, " holds an array of shape ", labels.dims,
+             ", not labels [N]");
+  const int64_t n = images.dims[0], h = images.dims[1], w = images.dims[2];
+  LOOM_CHECK(labels.dims[0] == n, "load_mnist: ", images_path, " has ", n, " images but ", labels_path, " has ",
+             labels.dims[0], " labels");
+
+  LabeledImages out;
+  out.labels = empty({n}, TensorOptions{DType::Int64});
+  int64_t* lp = out.labels.data<int64_t>();
+  const uint8_t* lb = labels.bytes.data();
+  for (int64_t i = 0; i < n; ++i) {
+    LOOM_CHECK(lb[i] < 10, "load_mnist: ", labels_path, ": label ", int(lb[i]), " at index ", i, " is outside 0..9");
+    lp[i] = lb[i];
+  }
+  // ZeroOne: x / 255; MinusOneOne: 2x / 255 − 1.
+  const float scale = range == PixelRange::ZeroOne ? 1.0f / 255 : 2.0f / 255;
+  const float shift = range == PixelRange::ZeroOne ? 0.0f : -1.0f;
+  out.images = empty({n, 1, h, w});
+  float* ip = out.images.data<float>();
+  const uint8_t* pb = images.bytes.data();
+  for (int64_t i = 0, count = out.images.numel(); i < count; ++i) ip[i] = pb[i] * scale + shift;
+  return out;
+}
+
+const std::array<std::string_view, 10>& fashion_mnist_classes() {
+  static const std::array<std::string_view, 10> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                         "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return names;
+}
+
+// ---- binarization -------------------------------------------------------------------------
+namespace {
+void check_intensities(const char* op, const Tensor& x) {
+  LOOM_CHECK(x.defined() && is_floating(x.dtype()), op, ": needs floating intensities in [0, 1]");
+  if (x.numel() == 0) return;
+  NoGrad ng;
+  double lo = min(x).item(), hi = max(x).item();
+  LOOM_CHECK(lo >= 0 && hi <= 1, op, ": intensities of shape ", x.shape(), " span [", lo, ", ", hi,
+             "], not [0, 1] (load the data with PixelRange::ZeroOne)");
+}
+}  // namespace
+
+Tensor binarize(const Tensor& intensities, Generator& g) {
+  check_intensities("binarize", intensities);
+  return bernoulli(intensities.detach(), &g);
+}
+
+Tensor binarize_static(const Tensor& intensities, uint64_t seed) {
+  check_intensities("binarize_static", intensities);
+  Generator g(seed);
+  return bernoulli(intensities.detach(), &g);
+}
+
+// ---- image folders ---------------------------------------------------------------------------
+namespace {
+
+bool is_image_name(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+bool is_hidden(const fs::path& p) { return p.filename().string().starts_with('.'); }
+
+// Sorted entries of dir passing keep(entry).
+template <class Keep>
+std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
+  std::vector<fs::path> out;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir))
+    if (!is_hidden(e.path()) && keep(e)) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Resampling taps along one axis: output o reads source pixels first[o] ...
+// first[o] + weights[o].size() − 1. The triangle filter's support is scaled by
+// s = max(1, in/out): weight(i) ∝ max(0, 1 − |i + ½ − c| / s) around the source
+// coordinate c = (o + ½)·in/out, normalized over the taps inside the image.
+struct Taps {
+  std::vector<int64_t> first;
+  std::vector<std::vector<float>> weights;
+};
+
+Taps resample_taps(int64_t in, int64_t out) {
+  Taps t;
+  const double ratio = double(in) / double(out), support = std::max(1.0, ratio);
+  for (int64_t o = 0; o < out; ++o) {
+    const double c = (o + 0.5) * ratio;
+    int64_t lo = std::max<int64_t>(0, int64_t(std::floor(c - support)));
+    int64_t hi = std::min<int64_t>(in - 1, int64_t(std::ceil(c + support)));
+    std::vector<float> w;
+    double total = 0;
+    for (int64_t i = lo; i <= hi; ++i) {
+      double v = std::max(0.0, 1.0 - std::abs(i + 0.5 - c) / support);
+      w.push_back(float(v));
+      total += v;
+    }
+    for (float& v : w) v = float(v / total);
+    t.first.push_back(lo);
+    t.weights.push_back(std::move(w));
+  }
+  return t;
+}
+
+// Interleaved 8-bit pixels [h, w, c] → planar floats [c, size, size] in [-1, 1].
+void resize_to_planar(const unsigned char* src, int64_t h, int64_t w, int64_t c, int64_t size, float* dst) {
+  Taps tx = resample_taps(w, size), ty = resample_taps(h, size);
+  std::vector<float> rows(h * size * c);  // horizontal pass: [h, size, c]
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t ox = 0; ox < size; ++ox)
+      for (int64_t ch = 0; ch < c; ++ch) {
+        float acc = 0;
+        for (size_t k = 0; k < tx.weights[ox].size(); ++k)
+          acc += tx.weights[ox][k] * src[(y * w + tx.first[ox] + int64_t(k)) * c + ch];
+        rows[(y * size + ox) * c + ch] = acc;
+      }
+  for (int64_t oy = 0; oy < size; ++oy)
+    for (int64_t ox = 0; ox < size; ++ox)
+      for (int64_t ch = 0; ch < c; ++ch) {
+        float acc = 0;
+        for (size_t k = 0; k < ty.weights[oy].size(); ++k)
+          acc += ty.weights[oy][k] * rows[((ty.first[oy] + int64_t(k)) * size + ox) * c + ch];
+        dst[(ch * size + oy) * size + ox] = acc / 127.5f - 1.0f;  // [0, 255] → [-1, 1]
+      }
+}
+
+}  // namespace
+
+ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o) {
+  const std::string what = "load_image_folder: " + root;
+  LOOM_CHECK(o.channels == 1 || o.channels == 3, what, ": channels must be 1 or 3, got ", o.channels);
+  LOOM_CHECK(o.size >= 1 && o.size <= 4096, what, ": size must be in 1..4096, got ", o.size);
+  std::error_code ec;
+  LOOM_CHECK(fs::is_directory(root, ec), what, ": not a directory");
+
+  ImageFolder out;
+  std::vector<std::pair<std::string, int64_t>> files;  // path, label
+  try {
+    for (const fs::path& dir : sorted_entries(root, [](const fs::directory_entry& e) { return e.is_directory(); })) {
+      int64_t label = static_cast<int64_t>(out.classes.size());
+      out.classes.push_back(dir.filename().string());
+      auto images = sorted_entries(dir, [](const fs::directory_entry& e) {
+        return e.is_regular_file() && is_image_name(e.path());
+      });
+      for (const fs::path& p : images) files.emplace_back(p.string(), label);
+    }
+  } catch (const fs::filesystem_error& e) {
+    throw Error(str(what, ": cannot list: ", e.what()));
+  }
+  LOOM_CHECK(!out.classes.empty(), what, ": no sub-folders; expected one sub-folder of images per class or domain");
+  LOOM_CHECK(!files.empty(), what, ": no .png/.jpg/.jpeg/.bmp files in its sub-folders");
+
+  const int64_t c = o.channels, s = o.size, per_image = c * s * s;
+  Tensor images = empty({static_cast<int64_t>(files.size()), c, s, s});
+  std::vector<int64_t> labels;
+  for (const auto& [path, label] : files) {
+    int w = 0, h = 0, file_channels = 0;
+    unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &file_channels, static_cast<int>(c));
+    if (!pixels) {
+      std::string reason = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
+      LOOM_CHECK(o.skip_unreadable, what, ": cannot read image ", path, ": ", reason);
+      out.skipped.push_back(path + ": " + reason);
+      continue;
+    }
+    resize_to_planar(pixels, h, w, c, s, images.data<float>() + static_cast<int64_t>(labels.size()) * per_image);
+    stbi_image_free(pixels);
+    labels.push_back(label);
+    out.paths.push_back(path);
+  }
+  LOOM_CHECK(!labels.empty(), what, ": none of its ", files.size(), " image files could be read (first: ",
+             out.skipped.front(), ")");
+  if (!out.skipped.empty()) {
+    std::cerr << "load_image_folder: warning: skipped " << out.skipped.size() << " unreadable image(s) under "
+              << root << " (first: " << out.skipped.front() << ")\n";
+    Tensor kept = empty({static_cast<int64_t>(labels.size()), c, s, s});
+    std::memcpy(kept.data_ptr(), images.data_ptr(), labels.size() * per_image * sizeof(float));
+    images = kept;
+  }
+  out.images = images;
+  out.labels = from_vector(labels, {static_cast<int64_t>(labels.size())}, TensorOptions{DType::Int64});
+  return out;
+}
+
+// ---- 2-D toy distributions ---------------------------------------------------------------------
+Toy2d parse_toy_2d(const std::string& name) {
+  if (name == "8gaussians") return Toy2d::EightGaussians;
+  if (name == "25gaussians") return Toy2d::TwentyFiveGaussians;
+  if (name == "swissroll") return Toy2d::SwissRoll;
+  if (name == "moons") return Toy2d::TwoMoons;
+  throw Error(
+      str("parse_toy_2d: unknown 2-D data set '", name, "' (choose 8gaussians, 25gaussians, swissroll, moons)"));
+}
+
+Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed) {
+  LOOM_CHECK(n >= 1, "make_toy_2d: needs at least one point, got n = ", n);
+  Generator g(seed);
+  const TensorOptions f64{DType::Float64};
+  // u picks the mode / position along the curve, z is the Gaussian noise (2 per point).
+  std::vector<double> u = rand({n, 2}, f64, &g).to_vector<double>();
+  std::vector<double> z = randn({n, 2}, f64, &g).to_vector<double>();
+  std::vector<float> xy(2 * n);
+  constexpr double pi = std::numbers::pi;
+  for (int64_t i = 0; i < n; ++i) {
+    const double u0 = u[2 * i], u1 = u[2 * i + 1], z0 = z[2 * i], z1 = z[2 * i + 1];
+    double x = 0, y = 0;
+    switch (kind) {
+      case Toy2d::EightGaussians: {
+        int64_t k = std::min<int64_t>(7, int64_t(u0 * 8));  // u ∈ (0, 1]
+        x = 2 * std::cos(k * pi / 4) + 0.02 * z0;
+        y = 2 * std::sin(k * pi / 4) + 0.02 * z1;
+        break;
+      }
+      case Toy2d::TwentyFiveGaussians: {
+        int64_t k = std::min<int64_t>(24, int64_t(u0 * 25));
+        x = 2.0 * (k % 5 - 2) + 0.05 * z0;
+        y = 2.0 * (k / 5 - 2) + 0.05 * z1;
+        break;
+      }
+      case Toy2d::SwissRoll: {
+        double t = 1.5 * pi * (1 + 2 * u0);
+        x = t * std::cos(t) / 5 + 0.1 * z0;
+        y = t * std::sin(t) / 5 + 0.1 * z1;
+        break;
+      }
+      case Toy2d::TwoMoons: {
+        // Upper moon (cos θ, sin θ), lower moon (1 − cos θ, ½ − sin θ); their
+        // joint mean (½, ¼) is subtracted so the set is centred at the origin.
+        double theta = pi * u1;
+        bool upper = u0 <= 0.5;
+        x = (upper ? std::cos(theta) : 1 - std::cos(theta)) - 0.5 + 0.05 * z0;
+        y = (upper ? std::sin(theta) : 0.5 - std::sin(theta)) - 0.25 + 0.05 * z1;
+        break;
+      }
+    }
+    xy[2 * i] = float(x);
+    xy[2 * i + 1] = float(y);
+  }
+  return from_vector(xy, {n, 2});
+}
+
+// ---- DataLoader -----------------------------------------------------------------------------------
+namespace {
+
+// SplitMix64's finalizer: decorrelates (seed, epoch) into a Philox key.
+uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Rows idx[0..count) of src along dim 0, copied into a new CPU tensor.
+Tensor gather_rows(const Tensor& src, const int64_t* idx, int64_t count) {
+  Shape shape = src.shape();
+  const size_t row_bytes = static_cast<size_t>(src.numel() / shape[0]) * dtype_size(src.dtype());
+  shape[0] = count;
+  Tensor out = empty(shape, TensorOptions{src.dtype()});
+  const char* from = static_cast<const char*>(src.data_ptr());
+  char* to = static_cast<char*>(out.data_ptr());
+  for (int64_t i = 0; i < count; ++i) std::memcpy(to + i * row_bytes, from + idx[i] * row_bytes, row_bytes);
+  return out;
+}
+
+}  // namespace
+
+DataLoader::DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions o)
+    : inputs_(inputs.detach()), labels_(labels.defined() ? labels.detach() : Tensor()), options_(o) {
+  LOOM_CHECK(inputs.defined() && inputs.dim() >= 1 && inputs.size(0) >= 1,
+             "DataLoader: inputs need at least one sample along dim 0, got ",
+             inputs.defined() ? str(inputs.shape()) : "an undefined tensor");
+  LOOM_CHECK(inputs.device().is_cpu() && (!labels.defined() || labels.device().is_cpu()),
+             "DataLoader: inputs and labels must be CPU tensors (move each batch to the device instead)");
+  LOOM_CHECK(!labels.defined() || (labels.dim() >= 1 && labels.size(0) == inputs.size(0)), "DataLoader: labels ",
+             labels.defined() ? str(labels.shape()) : "", " do not match the ", inputs.size(0), " inputs ",
+             inputs.shape());
+  LOOM_CHECK(o.batch_size >= 1, "DataLoader: batch_size must be positive, got ", o.batch_size);
+  LOOM_CHECK(o.first_epoch >= 0, "DataLoader: first_epoch must be non-negative, got ", o.first_epoch);
+  const int64_t n = inputs.size(0);
+  batches_per_epoch_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
+  LOOM_CHECK(batches_per_epoch_ >= 1, "DataLoader: drop_last with batch_size ", o.batch_size, " leaves no batch of ",
+             n, " samples");
+  cursor_.epoch = o.first_epoch;
+  cursor_.order = epoch_order(o.first_epoch);
+  if (o.prefetch) thread_ = std::thread(&DataLoader::worker, this);
+}
+
+DataLoader::~DataLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  space_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  const int64_t n = num_samples();
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  if (!options_.shuffle || n < 2) return order;
+  // Fisher–Yates: for i = n−1 … 1 swap i with j ~ U{0..i}, j = ⌊u·(i+1)⌋ with u ∈ (0, 1].
+  Generator g(mix64(options_.seed ^ mix64(static_cast<uint64_t>(epoch))));
+  std::vector<double> u = rand({n}, TensorOptions{DType::Float64}, &g).to_vector<double>();
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[std::min<int64_t>(i, int64_t(u[i] * (i + 1)))]);
+  return order;
+}
+
+Batch DataLoader::make_batch(Cursor& c) const {
+  const int64_t start = c.index * options_.batch_size;
+  const int64_t count = std::min(options_.batch_size, num_samples() - start);
+  Batch b;
+  b.epoch = c.epoch;
+  b.index = c.index;
+  b.inputs = gather_rows(inputs_, c.order.data() + start, count);
+  if (labels_.defined()) b.labels = gather_rows(labels_, c.order.data() + start, count);
+  if (++c.index == batches_per_epoch_) {
+    c.index = 0;
+    c.order = epoch_order(++c.epoch);
+  }
+  return b;
+}
+
+void DataLoader::worker() {
+  try {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        space_.wait(lock, [&] { return stop_ || queue_.size() < kPrefetchDepth; });
+        if (stop_) return;
+      }
+      Batch b = make_batch(cursor_);  // outside the lock: this is the work that overlaps training
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(std::move(b));
+      }
+      ready_.notify_one();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::current_exception();
+    ready_.notify_one();
+  }
+}
+
+Batch DataLoader::next() {
+  if (!options_.prefetch) return make_batch(cursor_);
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_.wait(lock, [&] { return !queue_.empty() || error_; });
+  if (queue_.empty()) std::rethrow_exception(error_);
+  Batch b = std::move(queue_.front());
+  queue_.pop_front();
+  lock.unlock();
+  space_.notify_one();
+  return b;
+}
+
+}  // namespace loom::data

@@ -1,0 +1,159 @@
+// Data for the models: Fashion-MNIST / MNIST (IDX files), image folders, 2-D
+// toy distributions, binarization for likelihood models, and a DataLoader that
+// prepares the next batch on a worker thread.
+//
+// Everything here produces CPU tensors; a training loop moves each batch to its
+// device. Files are untrusted input: anything malformed is a loom::Error naming
+// the path and what is wrong.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "autograd/loom.h"
+
+namespace loom::data {
+
+// ---- IDX files (MNIST, Fashion-MNIST) -----------------------------------------------
+// Debian's dataset-fashion-mnist package installs the four files here.
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+// An IDX array of unsigned bytes: magic 0x00 0x00 0x08 <ndims>, then ndims
+// big-endian u32 dimensions, then the row-major bytes.
+struct IdxArray {
+  Shape dims;
+  std::vector<uint8_t> bytes;
+};
+// Reads a gzip-compressed or plain IDX file; checks the magic number, the
+// element type (unsigned byte), truncation and trailing bytes.
+IdxArray read_idx(const std::string& path);
+
+enum class Split { Train, Test };
+enum class PixelRange { ZeroOne, MinusOneOne };  // x / 255, or 2x / 255 − 1
+
+struct LabeledImages {
+  Tensor images;  // float32 [N, 1, H, W]
+  Tensor labels;  // int64 [N], in 0..9
+};
+// MNIST or Fashion-MNIST (same file names and format) from dir:
+// {train,t10k}-{images-idx3,labels-idx1}-ubyte, each .gz or uncompressed.
+LabeledImages load_mnist(Split split, const std::string& dir = kFashionMnistDir,
+                         PixelRange range = PixelRange::ZeroOne);
+// The Fashion-MNIST class of each label value.
+const std::array<std::string_view, 10>& fashion_mnist_classes();
+
+// ---- binarization (for Bernoulli likelihood models) ------------------------------------
+// x_b ~ Bernoulli(x) elementwise, for intensities x in [0, 1].
+// Dynamic binarization: call on every batch with the training generator, so
+// each epoch sees fresh draws (a regularizer, and the usual protocol for
+// reporting NLL on binarized MNIST).
+Tensor binarize(const Tensor& intensities, Generator& g);
+// Static binarization: one fixed draw determined by seed (the same tensor on
+// every call), for the "statically binarized" protocol.
+Tensor binarize_static(const Tensor& intensities, uint64_t seed);
+
+// ---- image folders ---------------------------------------------------------------------
+// root/<class or domain>/<image>: one sub-folder per class (or per domain, as
+// CycleGAN's trainA/trainB), both folders and files taken in sorted order so
+// labels and order are deterministic. Files ending .png, .jpg, .jpeg or .bmp
+// (any case) are images; other files and hidden entries are ignored.
+struct ImageFolderOptions {
+  int64_t size = 64;     // every image is resized to size × size
+  int64_t channels = 3;  // 1 (grey) or 3 (RGB)
+  // true: unreadable images are passed over (listed in `skipped`, counted on
+  // stderr); false: the first one is a loom::Error naming it.
+  bool skip_unreadable = true;
+};
+struct ImageFolder {
+  Tensor images;                     // float32 [N, channels, size, size] in [-1, 1]
+  Tensor labels;                     // int64 [N]: the index of the image's folder in `classes`
+  std::vector<std::string> classes;  // the sub-folder names, sorted
+  std::vector<std::string> paths;    // the file each image came from
+  std::vector<std::string> skipped;  // "path: reason" for each unreadable image passed over
+};
+// Resizing uses a bilinear (triangle) filter whose support widens by the
+// shrink factor when downscaling, as PIL's Image.resize(BILINEAR) does, so
+// every source pixel contributes and large reductions do not alias.
+ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o = {});
+
+// ---- 2-D toy distributions ---------------------------------------------------------------
+enum class Toy2d {
+  EightGaussians,       // 8 modes on a circle of radius 2, σ = 0.02 (the unrolled-GAN ring)
+  TwentyFiveGaussians,  // 5×5 grid of modes at {−4, −2, 0, 2, 4}², σ = 0.05
+  SwissRoll,            // (t cos t, t sin t) / 5, t ~ U[1.5π, 4.5π], plus N(0, 0.1²) noise
+  TwoMoons,             // two interleaved half circles (sklearn's make_moons) centred at 0, noise σ = 0.05
+};
+// "8gaussians", "25gaussians", "swissroll", "moons" (as the CLI spells them).
+Toy2d parse_toy_2d(const std::string& name);
+// n points as float32 [n, 2]; the same seed gives the same points.
+Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed);
+
+// ---- DataLoader ---------------------------------------------------------------------------
+struct Batch {
+  Tensor inputs;  // rows of the loader's inputs: [B, ...]
+  Tensor labels;  // the matching rows of its labels, or undefined when it has none
+  int64_t epoch = 0;
+  int64_t index = 0;  // the batch's number within its epoch
+};
+
+struct DataLoaderOptions {
+  int64_t batch_size = 64;
+  bool shuffle = true;
+  bool drop_last = false;  // drop a final batch smaller than batch_size
+  uint64_t seed = 0;
+  bool prefetch = true;     // a worker thread prepares the next batches while the caller trains
+  int64_t first_epoch = 0;  // resume: start with this epoch's order
+};
+
+// Endless batches over (inputs, labels) along dim 0: epoch first_epoch, then
+// the next, and so on; batches_per_epoch() calls to next() make one epoch, in
+// which every sample appears exactly once (drop_last aside).
+//
+// The order of an epoch is a function of (seed, epoch) only, so batches are the
+// same with or without prefetch, however fast the caller is, and after a resume.
+// Inputs and labels are shared, not copied: do not modify them while the loader lives.
+class DataLoader {
+ public:
+  DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions o = {});
+  ~DataLoader();  // stops and joins the worker
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  int64_t num_samples() const { return inputs_.size(0); }
+  int64_t batches_per_epoch() const { return batches_per_epoch_; }
+  Batch next();
+  // The sample order of an epoch (the identity when not shuffling).
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+ private:
+  // Where the producer is: the next batch to make.
+  struct Cursor {
+    int64_t epoch = 0, index = 0;
+    std::vector<int64_t> order;
+  };
+  Batch make_batch(Cursor& c) const;  // makes the batch at c and advances c
+  void worker();
+
+  static constexpr size_t kPrefetchDepth = 2;
+  Tensor inputs_, labels_;
+  DataLoaderOptions options_;
+  int64_t batches_per_epoch_ = 0;
+  Cursor cursor_;  // used by the worker only when prefetching, by next() otherwise
+
+  std::mutex mutex_;
+  std::condition_variable ready_, space_;
+  std::deque<Batch> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace loom::data

@@ -1,0 +1,61 @@
+#include "models/image_grid.h"
+
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace loom {
+
+void save_image_grid(const Tensor& images, const std::string& path, const GridOptions& o) {
+  const std::string what = "save_image_grid: " + path;
+  LOOM_CHECK(images.defined() && images.dim() == 4 && (images.size(1) == 1 || images.size(1) == 3), what,
+             ": images ", images.defined() ? str(images.shape()) : "undefined",
+             " must be [N, C, H, W] with C = 1 or 3");
+  const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  LOOM_CHECK(n >= 1 && h >= 1 && w >= 1, what, ": images ", images.shape(), " are empty");
+  LOOM_CHECK(o.nrow >= 1 && o.padding >= 0 && o.upscale >= 1, what, ": nrow (", o.nrow, ") and upscale (", o.upscale,
+             ") must be positive and padding (", o.padding, ") non-negative");
+  LOOM_CHECK(std::isfinite(o.lo) && std::isfinite(o.hi) && o.lo < o.hi, what, ": value range [", o.lo, ", ", o.hi,
+             "] is not a finite interval");
+
+  // Grid geometry: cols × rows tiles of (h + padding) × (w + padding), plus one
+  // padding strip on the far edges.
+  const int64_t cols = std::min(o.nrow, n), rows = (n + cols - 1) / cols;
+  const int64_t grid_h = rows * (h + o.padding) + o.padding, grid_w = cols * (w + o.padding) + o.padding;
+  const int64_t out_h = grid_h * o.upscale, out_w = grid_w * o.upscale;
+  LOOM_CHECK(out_h <= 32768 && out_w <= 32768, what, ": a ", out_w, "×", out_h, " grid is too large for a PNG here");
+
+  std::vector<float> v = images.to_vector<float>();
+  std::vector<unsigned char> grid(grid_h * grid_w * c, 0);
+  const double scale = 255.0 / (o.hi - o.lo);
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t y0 = (k / cols) * (h + o.padding) + o.padding, x0 = (k % cols) * (w + o.padding) + o.padding;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          double e = v[((k * c + ch) * h + y) * w + x];
+          // byte = round(255 · (clamp(e, lo, hi) − lo) / (hi − lo)); NaN would be UB to convert.
+          double b = std::isnan(e) ? 0.0 : std::round((std::clamp(e, o.lo, o.hi) - o.lo) * scale);
+          grid[((y0 + y) * grid_w + x0 + x) * c + ch] = static_cast<unsigned char>(b);
+        }
+  }
+  std::vector<unsigned char> enlarged;
+  const unsigned char* pixels = grid.data();
+  if (o.upscale > 1) {
+    enlarged.resize(out_h * out_w * c);
+    for (int64_t y = 0; y < out_h; ++y)
+      for (int64_t x = 0; x < out_w; ++x)
+        std::memcpy(&enlarged[(y * out_w + x) * c], &grid[((y / o.upscale) * grid_w + x / o.upscale) * c], c);
+    pixels = enlarged.data();
+  }
+  errno = 0;
+  int ok = stbi_write_png(path.c_str(), static_cast<int>(out_w), static_cast<int>(out_h), static_cast<int>(c),
+                          pixels, static_cast<int>(out_w * c));
+  LOOM_CHECK(ok, what, ": cannot write the PNG", errno ? str(": ", std::strerror(errno)) : std::string());
+}
+
+}  // namespace loom
