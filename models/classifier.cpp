@@ -1,5 +1,7 @@
 #include "models/classifier.h"
 
+#include "models/data.h"
+
 namespace loom::models {
 
 ClassifierNet::ClassifierNet(TensorOptions o) {
@@ -20,7 +22,7 @@ Tensor ClassifierNet::features(const Tensor& images) {
   return body->forward(images);
 }
 
-Classifier::Classifier(const Config& c) {
+Classifier::Classifier(const Config& c) : device_(c.device), data_dir_(c.data_dir.empty() ? data::kFashionMnistDir : c.data_dir) {
   net = std::make_shared<ClassifierNet>();
   net->to(c.device);
   opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3});
@@ -47,8 +49,11 @@ Losses Classifier::evaluate(const Tensor& images, const Tensor& labels) {
 }
 
 Tensor Classifier::sample(int64_t n, Generator&) {
-  LOOM_CHECK(last_images.defined(), "classifier sample: evaluate() has not seen any images yet");
   NoGrad ng;
+  if (!last_images.defined() || last_images.size(0) < n) {
+    data::LabeledImages test = data::load_mnist(data::Split::Test, data_dir_, data::PixelRange::MinusOneOne);
+    last_images = slice(test.images, 0, 0, std::min(n, test.images.size(0))).to(device_);
+  }
   Tensor imgs = slice(last_images, 0, 0, std::min(n, last_images.size(0)));
   // Order by predicted class so each row of the grid shows one kind of garment.
   std::vector<int64_t> pred = argmax((*net)(imgs), 1).to_vector<int64_t>();

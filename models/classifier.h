@@ -35,6 +35,10 @@ class Classifier : public Model {
   std::shared_ptr<ClassifierNet> net;
   std::unique_ptr<optim::Adam> opt;
   Tensor last_images;  // the latest evaluation batch, for sample()
+
+ private:
+  Device device_;
+  std::string data_dir_;
 };
 
 }  // namespace loom::models

@@ -22,6 +22,7 @@ struct Config {
   int64_t latent_dim = 0;  // 0: the model's default
   Device device = Device::cpu();
   uint64_t seed = 0;
+  std::string data_dir;  // where a model that shows data (the classifier) finds it
 };
 
 // What a model trains on; the trainer prepares batches accordingly.
