@@ -1,6 +1,6 @@
 // Tensor: a cheap handle (shared pointer) to storage + shape + dtype + device +
 // an optional gradient. Data is always contiguous row-major; views that don't
-// reorder data (reshape, squeeze, detach, a slice along dim 0) share storage.
+// reorder data (reshape, squeeze, unsqueeze, flatten, detach) share storage.
 #pragma once
 
 #include <initializer_list>
