@@ -191,15 +191,15 @@ TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
 }
 
 TEST(OpsConv, ManyChunksMatchDirectLoops) {
-  // 24·4·4 rows × 64·64 positions = 1.6 Mi elements of im2col per image: the kernel processes this
-  // batch of 3 in two chunks (2 images, then 1), so chunk transposes and the accumulation of the
-  // weight gradient across chunks are all exercised.
-  ConvParams p{.stride = {1, 1}, .padding = {2, 1}};
-  Tensor x = rand64({3, 24, 63, 62}, -1, 1, 11);
-  Tensor w = rand64({2, 24, 4, 4}, -1, 1, 12);
+  // 16·3·3 rows × 30·50 positions = 216000 elements of im2col per image, and kernels/cpu/conv.cpp
+  // fills chunks of up to kChunkElements = 2^19 of them: this batch of 3 runs as two chunks (2 images,
+  // then 1), exercising the chunk transposes and the weight gradient's accumulation across chunks.
+  ConvParams p{.stride = {1, 1}, .padding = {1, 2}, .dilation = {1, 2}};
+  Tensor x = rand64({3, 16, 30, 50}, -1, 1, 11);
+  Tensor w = rand64({2, 16, 3, 3}, -1, 1, 12);
   Tensor b = rand64({2}, -1, 1, 13);
   Tensor y = conv2d(x, w, b, p);
-  ASSERT_EQ(y.shape(), (Shape{3, 2, 64, 61}));
+  ASSERT_EQ(y.shape(), (Shape{3, 2, 30, 50}));
   expect_tensors_near(y, naive_conv2d(x, w, b, p), 1e-11, 1e-11);
   Tensor gy = rand64(y.shape(), -1, 1, 14);
   Tensor xg = x.detach().clone(), wg = w.detach().clone();
