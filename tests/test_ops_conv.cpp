@@ -1,0 +1,311 @@
+// conv2d and conv_transpose2d: forward against a direct 7-loop convolution written here (the
+// independent reference, no im2col), conv_transpose2d against a direct scatter and against the
+// adjoint identity <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>, gradients by central
+// differences, and every error path.
+#include <tuple>
+
+#include "tests/gradcheck.h"
+
+using namespace loom;
+using namespace loom::testing;
+
+namespace {
+
+TensorOptions f64() { return TensorOptions{DType::Float64}; }
+
+// Every multiply of a conv2d, x [N, C, H, W] → y [N, O, OH, OW] with weight [O, C/G, kh, kw]:
+// visit(n, o, c', c, i, j, a, b, iy, ix) for each tap whose input pixel (iy, ix) is inside x.
+template <class Visit>
+void for_each_tap(const Shape& xs, const Shape& ws, int64_t oh, int64_t ow, const ConvParams& p, Visit visit) {
+  const int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], O = ws[0], Cg = ws[1], kh = ws[2], kw = ws[3];
+  const int64_t Og = O / p.groups;
+  (void)C;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t cg = 0; cg < Cg; ++cg)
+        for (int64_t i = 0; i < oh; ++i)
+          for (int64_t j = 0; j < ow; ++j)
+            for (int64_t a = 0; a < kh; ++a)
+              for (int64_t b = 0; b < kw; ++b) {
+                const int64_t iy = i * p.stride[0] - p.padding[0] + a * p.dilation[0];
+                const int64_t ix = j * p.stride[1] - p.padding[1] + b * p.dilation[1];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                visit(n, o, cg, (o / Og) * Cg + cg, i, j, a, b, iy, ix);
+              }
+}
+
+int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+// y[n, o, i, j] = b[o] + Σ w[o, c', a, b] · x[n, c, iy, ix], computed in double.
+Tensor naive_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p) {
+  const Shape &xs = x.shape(), &ws = w.shape();
+  const int64_t oh = conv_out(xs[2], ws[2], p.stride[0], p.padding[0], p.dilation[0]);
+  const int64_t ow = conv_out(xs[3], ws[3], p.stride[1], p.padding[1], p.dilation[1]);
+  const int64_t O = ws[0];
+  std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(), y(xs[0] * O * oh * ow, 0.0);
+  std::vector<double> bv = bias.defined() ? bias.to_vector<double>() : std::vector<double>(O, 0.0);
+  for (int64_t n = 0; n < xs[0]; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t q = 0; q < oh * ow; ++q) y[(n * O + o) * oh * ow + q] = bv[o];
+  for_each_tap(xs, ws, oh, ow, p, [&](int64_t n, int64_t o, int64_t cg, int64_t c, int64_t i, int64_t j, int64_t a,
+                                      int64_t b, int64_t iy, int64_t ix) {
+    y[((n * O + o) * oh + i) * ow + j] +=
+        wv[((o * ws[1] + cg) * ws[2] + a) * ws[3] + b] * xv[((n * xs[1] + c) * xs[2] + iy) * xs[3] + ix];
+  });
+  return from_vector(y, {xs[0], O, oh, ow}, f64());
+}
+
+// conv_transpose2d by scattering: every input pixel x[n, c, i, j] adds x · w[c, o', a, b] to
+// y[n, g·O/G + o', i·s − p + a·d, j·s − p + b·d]. Same taps as the conv2d from y's shape to x's,
+// with that conv2d's (output, input) = our (input, output).
+Tensor naive_conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvParams& p) {
+  const Shape &xs = x.shape(), &ws = w.shape();
+  const int64_t O = ws[1] * p.groups;
+  const int64_t oh = (xs[2] - 1) * p.stride[0] - 2 * p.padding[0] + p.dilation[0] * (ws[2] - 1) + p.output_padding[0] + 1;
+  const int64_t ow = (xs[3] - 1) * p.stride[1] - 2 * p.padding[1] + p.dilation[1] * (ws[3] - 1) + p.output_padding[1] + 1;
+  std::vector<double> xv = x.to_vector<double>(), wv = w.to_vector<double>(), y(xs[0] * O * oh * ow, 0.0);
+  std::vector<double> bv = bias.defined() ? bias.to_vector<double>() : std::vector<double>(O, 0.0);
+  for (int64_t n = 0; n < xs[0]; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t q = 0; q < oh * ow; ++q) y[(n * O + o) * oh * ow + q] = bv[o];
+  // conv2d direction: input [N, O, oh, ow], weight [C_in, O/G, kh, kw], output x's [H, W].
+  for_each_tap({xs[0], O, oh, ow}, ws, xs[2], xs[3], p,
+               [&](int64_t n, int64_t c, int64_t og, int64_t o, int64_t i, int64_t j, int64_t a, int64_t b,
+                   int64_t iy, int64_t ix) {
+                 y[((n * O + o) * oh + iy) * ow + ix] +=
+                     xv[((n * xs[1] + c) * xs[2] + i) * xs[3] + j] * wv[((c * ws[1] + og) * ws[2] + a) * ws[3] + b];
+               });
+  return from_vector(y, {xs[0], O, oh, ow}, f64());
+}
+
+// gw[o, c', a, b] = Σ_{n,i,j} gy[n, o, i, j] · x[n, c, iy, ix]
+Tensor naive_conv2d_weight_grad(const Tensor& x, const Tensor& gy, const Shape& ws, const ConvParams& p) {
+  const Shape &xs = x.shape(), &ys = gy.shape();
+  std::vector<double> xv = x.to_vector<double>(), gv = gy.to_vector<double>(), gw(numel(ws), 0.0);
+  for_each_tap(xs, ws, ys[2], ys[3], p, [&](int64_t n, int64_t o, int64_t cg, int64_t c, int64_t i, int64_t j,
+                                            int64_t a, int64_t b, int64_t iy, int64_t ix) {
+    gw[((o * ws[1] + cg) * ws[2] + a) * ws[3] + b] +=
+        gv[((n * ys[1] + o) * ys[2] + i) * ys[3] + j] * xv[((n * xs[1] + c) * xs[2] + iy) * xs[3] + ix];
+  });
+  return from_vector(gw, ws, f64());
+}
+
+double dot(const Tensor& a, const Tensor& b) { return sum(a * b).item(); }
+
+struct Case {
+  int64_t n, c, o, h, w, kh, kw;
+  ConvParams p;
+};
+
+// The awkward sizes: batch 1 and 3, odd channels, non-square 5x7 inputs, kernels 1/3/4 (and 2x3),
+// strides 1-3, padding 0-2, dilation 1-2, groups 1-3 including depthwise (groups = C = O).
+std::vector<Case> awkward_cases() {
+  return {
+      {1, 1, 1, 5, 7, 3, 3, {}},
+      {3, 3, 5, 5, 7, 3, 3, {.padding = {1, 1}}},
+      {3, 3, 4, 5, 7, 1, 1, {}},
+      {1, 5, 3, 5, 7, 1, 1, {.stride = {2, 3}}},
+      {3, 2, 3, 5, 7, 4, 4, {.stride = {2, 2}, .padding = {1, 1}}},
+      {1, 3, 5, 7, 5, 4, 4, {.stride = {3, 2}, .padding = {2, 1}}},
+      {3, 3, 2, 5, 7, 3, 3, {.padding = {2, 2}, .dilation = {2, 2}}},
+      {1, 2, 3, 7, 5, 3, 3, {.stride = {2, 1}, .padding = {0, 2}, .dilation = {1, 2}}},
+      {3, 4, 6, 5, 7, 3, 3, {.padding = {1, 1}, .groups = 2}},
+      {1, 6, 3, 5, 7, 4, 4, {.stride = {2, 2}, .padding = {1, 2}, .groups = 3}},
+      {3, 3, 3, 5, 7, 3, 3, {.stride = {2, 2}, .padding = {1, 1}, .groups = 3}},                  // depthwise
+      {1, 3, 3, 5, 7, 3, 3, {.stride = {1, 2}, .padding = {2, 1}, .dilation = {2, 1}, .groups = 3}},  // depthwise
+      {3, 3, 6, 5, 7, 2, 3, {.stride = {3, 3}, .padding = {1, 0}, .dilation = {2, 2}, .groups = 3}},
+  };
+}
+
+std::string describe(const Case& k) {
+  return str("x [", k.n, ", ", k.c, ", ", k.h, ", ", k.w, "], w [", k.o, ", ", k.c / k.p.groups, ", ", k.kh, ", ",
+             k.kw, "], stride ", k.p.stride[0], "x", k.p.stride[1], ", padding ", k.p.padding[0], "x", k.p.padding[1],
+             ", dilation ", k.p.dilation[0], "x", k.p.dilation[1], ", groups ", k.p.groups);
+}
+
+}  // namespace
+
+TEST(OpsConv, Conv2dHandComputed) {
+  // x = 1..9 as 3x3, w = [[1, 2], [3, 4]]: y[i, j] = x[i,j] + 2x[i,j+1] + 3x[i+1,j] + 4x[i+1,j+1].
+  Tensor x = arange(1, 10, 1, f64()).detach();
+  x = reshape(x, {1, 1, 3, 3});
+  Tensor w = from_vector(std::vector<double>{1, 2, 3, 4}, {1, 1, 2, 2}, f64());
+  Tensor b = from_vector(std::vector<double>{0.5}, {1}, f64());
+  expect_values(conv2d(x, w, b), {37.5, 47.5, 67.5, 77.5});
+  // Padding 1, stride 2: the four corners of the padded 5x5 input, partly outside x.
+  //   (0,0): x00·4 = 4   (0,1): x01·3 + x02·4 = 18   (1,0): x10·2 + x20·4 = 36   (1,1): 77
+  expect_values(conv2d(x, w, {}, {.stride = {2, 2}, .padding = {1, 1}}), {4, 18, 36, 77});
+}
+
+TEST(OpsConv, ConvTranspose2dHandComputed) {
+  // Each input pixel stamps the kernel (all ones) at i·s: stride 2 tiles 2x2 blocks, stride 1 overlaps them.
+  Tensor x = from_vector(std::vector<double>{1, 2, 3, 4}, {1, 1, 2, 2}, f64());
+  Tensor w = ones({1, 1, 2, 2}, f64());
+  expect_values(conv_transpose2d(x, w, {}, {.stride = {2, 2}}),
+                {1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
+  expect_values(conv_transpose2d(x, w), {1, 3, 2, 4, 10, 6, 3, 7, 4});
+  // output_padding 1 adds a last row and column that no input reaches: only the bias lands there.
+  Tensor b = from_vector(std::vector<double>{-1}, {1}, f64());
+  expect_values(conv_transpose2d(x, w, b, {.stride = {2, 2}, .output_padding = {1, 1}}),
+                {0, 0, 1, 1, -1, 0, 0, 1, 1, -1, 2, 2, 3, 3, -1, 2, 2, 3, 3, -1, -1, -1, -1, -1, -1});
+}
+
+TEST(OpsConv, Conv2dMatchesDirectLoops) {
+  uint64_t seed = 1;
+  for (const Case& k : awkward_cases()) {
+    SCOPED_TRACE(describe(k));
+    Tensor x = rand64({k.n, k.c, k.h, k.w}, -1, 1, seed++);
+    Tensor w = rand64({k.o, k.c / k.p.groups, k.kh, k.kw}, -1, 1, seed++);
+    Tensor b = rand64({k.o}, -1, 1, seed++);
+    expect_tensors_near(conv2d(x, w, b, k.p), naive_conv2d(x, w, b, k.p), 1e-12, 1e-12);
+    expect_tensors_near(conv2d(x, w, {}, k.p), naive_conv2d(x, w, {}, k.p), 1e-12, 1e-12);
+    // float32 runs the same code through sgemm: equal to the double reference up to rounding.
+    expect_tensors_near(conv2d(x.to(DType::Float32), w.to(DType::Float32), b.to(DType::Float32), k.p),
+                        naive_conv2d(x, w, b, k.p), 1e-5, 1e-5);
+  }
+}
+
+TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
+  uint64_t seed = 100;
+  for (const Case& k : awkward_cases()) {
+    SCOPED_TRACE(describe(k));
+    ConvParams p = k.p;
+    Tensor x = rand64({k.n, k.c, k.h, k.w}, -1, 1, seed++);
+    Tensor w = rand64({k.o, k.c / p.groups, k.kh, k.kw}, -1, 1, seed++);
+    Tensor y = conv2d(x, w, {}, p);
+    // conv2d maps s consecutive sizes onto y's; output_padding selects x's among them.
+    for (int i = 0; i < 2; ++i)
+      p.output_padding[i] = x.size(2 + i) - ((y.size(2 + i) - 1) * p.stride[i] - 2 * p.padding[i] +
+                                             p.dilation[i] * (w.size(2 + i) - 1) + 1);
+    Tensor r = rand64(y.shape(), -1, 1, seed++);
+    Tensor xt = conv_transpose2d(r, w, {}, p);
+    ASSERT_EQ(xt.shape(), x.shape());
+    EXPECT_NEAR(dot(y, r), dot(x, xt), 1e-12 * (1 + std::abs(dot(y, r))));
+    Tensor b = rand64({k.c}, -1, 1, seed++);
+    expect_tensors_near(conv_transpose2d(r, w, b, p), naive_conv_transpose2d(r, w, b, p), 1e-12, 1e-12);
+  }
+  // output_padding at or above the stride, allowed because it is below the dilation.
+  ConvParams p{.stride = {1, 2}, .dilation = {3, 3}, .output_padding = {2, 2}, .groups = 2};
+  Tensor x = rand64({2, 4, 3, 4}, -1, 1, seed++), w = rand64({4, 3, 2, 2}, -1, 1, seed++), b = rand64({6});
+  expect_tensors_near(conv_transpose2d(x, w, b, p), naive_conv_transpose2d(x, w, b, p), 1e-12, 1e-12);
+}
+
+TEST(OpsConv, ManyChunksMatchDirectLoops) {
+  // 16·3·3 rows × 30·50 positions = 216000 elements of im2col per image, and kernels/cpu/conv.cpp
+  // fills chunks of up to kChunkElements = 2^19 of them: this batch of 3 runs as two chunks (2 images,
+  // then 1), exercising the chunk transposes and the weight gradient's accumulation across chunks.
+  ConvParams p{.stride = {1, 1}, .padding = {1, 2}, .dilation = {1, 2}};
+  Tensor x = rand64({3, 16, 30, 50}, -1, 1, 11);
+  Tensor w = rand64({2, 16, 3, 3}, -1, 1, 12);
+  Tensor b = rand64({2}, -1, 1, 13);
+  Tensor y = conv2d(x, w, b, p);
+  ASSERT_EQ(y.shape(), (Shape{3, 2, 30, 50}));
+  expect_tensors_near(y, naive_conv2d(x, w, b, p), 1e-11, 1e-11);
+  Tensor gy = rand64(y.shape(), -1, 1, 14);
+  Tensor xg = x.detach().clone(), wg = w.detach().clone();
+  xg.requires_grad_();
+  wg.requires_grad_();
+  backward(conv2d(xg, wg, b, p), gy);
+  expect_tensors_near(wg.grad(), naive_conv2d_weight_grad(x, gy, w.shape(), p), 1e-10, 1e-11);
+  // gx is the transposed conv of gy (the adjoint), here checked by scattering.
+  ConvParams pt = p;
+  pt.output_padding = {0, 0};
+  expect_tensors_near(xg.grad(), naive_conv_transpose2d(gy, w, {}, pt), 1e-11, 1e-11);
+}
+
+TEST(OpsConv, Conv2dGradients) {
+  const std::vector<std::tuple<Shape, Shape, ConvParams>> cases = {
+      {{2, 3, 5, 4}, {2, 3, 3, 3}, {}},
+      {{1, 2, 5, 7}, {3, 2, 3, 2}, {.stride = {2, 3}, .padding = {1, 2}}},
+      {{2, 2, 6, 5}, {2, 2, 2, 3}, {.padding = {1, 0}, .dilation = {2, 2}}},
+      {{1, 4, 5, 5}, {6, 2, 3, 3}, {.stride = {2, 1}, .padding = {1, 1}, .groups = 2}},
+      {{2, 3, 4, 5}, {3, 1, 3, 3}, {.padding = {1, 1}, .groups = 3}},  // depthwise
+  };
+  uint64_t seed = 200;
+  for (const auto& [xs, ws, p] : cases) {
+    SCOPED_TRACE(str("x ", xs, ", w ", ws));
+    Tensor x = rand64(xs, -1, 1, seed++), w = rand64(ws, -1, 1, seed++), b = rand64({ws[0]}, -1, 1, seed++);
+    ConvParams pc = p;
+    expect_gradients([pc](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], in[2], pc); }, {x, w, b});
+  }
+}
+
+TEST(OpsConv, ConvTranspose2dGradients) {
+  const std::vector<std::tuple<Shape, Shape, ConvParams>> cases = {
+      {{2, 3, 3, 4}, {3, 2, 3, 3}, {}},
+      {{1, 2, 3, 2}, {2, 3, 3, 2}, {.stride = {2, 3}, .padding = {1, 0}, .output_padding = {1, 2}}},
+      {{2, 2, 3, 3}, {2, 2, 2, 3}, {.padding = {1, 1}, .dilation = {2, 2}, .output_padding = {1, 0}}},
+      {{1, 4, 3, 3}, {4, 3, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 0}, .groups = 2}},
+      {{2, 3, 3, 2}, {3, 1, 4, 4}, {.stride = {2, 2}, .padding = {1, 1}, .groups = 3}},  // depthwise
+      // output_padding ≥ stride is allowed below the dilation: the extra row gets only the bias.
+      {{1, 2, 3, 3}, {2, 2, 2, 2}, {.dilation = {2, 3}, .output_padding = {1, 2}}},
+  };
+  uint64_t seed = 300;
+  for (const auto& [xs, ws, p] : cases) {
+    SCOPED_TRACE(str("x ", xs, ", w ", ws));
+    Tensor x = rand64(xs, -1, 1, seed++), w = rand64(ws, -1, 1, seed++);
+    Tensor b = rand64({ws[1] * p.groups}, -1, 1, seed++);
+    ConvParams pc = p;
+    expect_gradients([pc](const std::vector<Tensor>& in) { return conv_transpose2d(in[0], in[1], in[2], pc); },
+                     {x, w, b});
+  }
+}
+
+TEST(OpsConv, OnlyNeededGradientsAreComputed) {
+  Tensor x = rand64({1, 2, 4, 4}, -1, 1, 1), w = rand64({3, 2, 3, 3}, -1, 1, 2), b = rand64({3}, -1, 1, 3);
+  w.requires_grad_();
+  backward(sum(conv2d(x, w, b)));
+  EXPECT_TRUE(w.grad().defined());
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_FALSE(b.grad().defined());
+  // Without any input requiring grad nothing is recorded.
+  Tensor x2 = rand64({1, 3, 2, 2}, -1, 1, 4);
+  size_t before = tape_size();
+  Tensor y = conv_transpose2d(x2, rand64({3, 1, 2, 2}, -1, 1, 5));
+  EXPECT_FALSE(y.requires_grad());
+  EXPECT_EQ(tape_size(), before);
+}
+
+TEST(OpsConv, Conv2dErrors) {
+  Tensor x = rand64({2, 4, 5, 5}), w = rand64({6, 4, 3, 3}), b = rand64({6});
+  expect_error([&] { conv2d(rand64({4, 5, 5}), w); }, {"conv2d", "4-D", "[4, 5, 5]"});
+  expect_error([&] { conv2d(x, rand64({6, 4, 3})); }, {"conv2d", "weight", "[6, 4, 3]"});
+  expect_error([&] { conv2d(x, rand64({6, 3, 3, 3})); }, {"conv2d", "[2, 4, 5, 5]", "[6, 3, 3, 3]", "channels"});
+  expect_error([&] { conv2d(x, rand64({6, 2, 3, 3}), {}, {.groups = 3}); }, {"conv2d", "groups = 3", "[2, 4, 5, 5]"});
+  expect_error([&] { conv2d(x, rand64({5, 2, 3, 3}), {}, {.groups = 2}); }, {"conv2d", "groups = 2", "[5, 2, 3, 3]"});
+  expect_error([&] { conv2d(x, rand64({6, 4, 6, 3})); }, {"conv2d", "non-positive output", "[6, 4, 6, 3]", "[2, 4, 5, 5]"});
+  expect_error([&] { conv2d(x, w, {}, {.dilation = {3, 1}}); }, {"conv2d", "non-positive output", "dilated"});
+  expect_error([&] { conv2d(x, w, rand64({4})); }, {"conv2d", "bias", "[6]", "[4]"});
+  expect_error([&] { conv2d(x, w, rand64({6, 1})); }, {"conv2d", "bias", "[6, 1]"});
+  expect_error([&] { conv2d(x, w.to(DType::Float32)); }, {"conv2d", "float32", "float64"});
+  expect_error([&] { conv2d(x, w, b.to(DType::Float32)); }, {"conv2d", "float32", "float64"});
+  expect_error([&] { conv2d(x, w, {}, {.stride = {0, 1}}); }, {"conv2d", "stride", "[0, 1]"});
+  expect_error([&] { conv2d(x, w, {}, {.padding = {-1, 0}}); }, {"conv2d", "padding", "[-1, 0]"});
+  expect_error([&] { conv2d(x, w, {}, {.dilation = {1, 0}}); }, {"conv2d", "dilation", "[1, 0]"});
+  expect_error([&] { conv2d(x, w, {}, {.groups = 0}); }, {"conv2d", "groups", "0"});
+  expect_error([&] { conv2d(x, w, {}, {.output_padding = {1, 0}}); }, {"conv2d", "output_padding", "conv_transpose2d"});
+  expect_error([&] { conv2d(rand64({2, 4, 0, 5}), w); }, {"conv2d", "empty", "[2, 4, 0, 5]"});
+  expect_error([&] { conv2d(x, rand64({0, 4, 3, 3})); }, {"conv2d", "weight", "empty"});
+  expect_error([&] { conv2d(x, Tensor()); }, {"conv2d"});
+  expect_error([&] { conv2d(ones({2, 4, 5, 5}, TensorOptions{DType::Int64}), ones({6, 4, 3, 3}, TensorOptions{DType::Int64})); },
+               {"conv2d", "int64"});
+}
+
+TEST(OpsConv, ConvTranspose2dErrors) {
+  Tensor x = rand64({2, 4, 3, 3}), w = rand64({4, 3, 3, 3});
+  expect_error([&] { conv_transpose2d(rand64({4, 3, 3}), w); }, {"conv_transpose2d", "4-D", "[4, 3, 3]"});
+  expect_error([&] { conv_transpose2d(x, rand64({3, 3, 3, 3})); },
+               {"conv_transpose2d", "[2, 4, 3, 3]", "[3, 3, 3, 3]", "channels"});
+  expect_error([&] { conv_transpose2d(x, w, {}, {.groups = 3}); }, {"conv_transpose2d", "groups = 3", "[2, 4, 3, 3]"});
+  expect_error([&] { conv_transpose2d(x, w, rand64({4})); }, {"conv_transpose2d", "bias", "[3]", "[4]"});
+  // With groups = 2 the 3 output channels per group make 6.
+  expect_error([&] { conv_transpose2d(x, w, rand64({3}), {.groups = 2}); }, {"conv_transpose2d", "bias", "[6]", "[3]"});
+  expect_error([&] { conv_transpose2d(x, w, {}, {.stride = {2, 2}, .output_padding = {2, 0}}); },
+               {"conv_transpose2d", "output_padding", "[2, 0]", "stride", "dilation"});
+  expect_error([&] { conv_transpose2d(x, w, {}, {.output_padding = {0, -1}}); },
+               {"conv_transpose2d", "output_padding", "[0, -1]"});
+  expect_error([&] { conv_transpose2d(rand64({1, 4, 1, 1}), w, {}, {.padding = {2, 2}}); },
+               {"conv_transpose2d", "non-positive output size", "[1, 4, 1, 1]"});
+  expect_error([&] { conv_transpose2d(x, w.to(DType::Float32)); }, {"conv_transpose2d", "float32", "float64"});
+  expect_error([&] { conv_transpose2d(x, w, {}, {.stride = {1, -2}}); }, {"conv_transpose2d", "stride", "[1, -2]"});
+}
