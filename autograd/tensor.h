@@ -112,7 +112,8 @@ Tensor scalar(double value, TensorOptions o = {});          // 0-d
 Tensor arange(double start, double stop, double step = 1, TensorOptions o = {});
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, TensorOptions o = {});
 Tensor from_vector(const std::vector<float>& values, const Shape& shape, TensorOptions o = {});
-Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, TensorOptions o = {});
+// Integer values default to int64 (indices, labels, counters) rather than float32.
+Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape, TensorOptions o = {DType::Int64});
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 

@@ -71,7 +71,7 @@ TEST(Train, CheckpointRoundTripsThroughSampleAndEvalErrors) {
   tools::TrainOptions wrong = tiny("classifier", dir.path() + "/c", 2);
   wrong.resume = r.checkpoint;
   expect_error([&] { tools::train(wrong); }, {"--resume", "'vae'", "'classifier'"});
-  write_file(dir.path() + "/bad.safetensors", std::string("\x10\0\0\0\0\0\0\0{garbage", 17));
+  write_bytes(dir.path() + "/bad.safetensors", std::string("\x10\0\0\0\0\0\0\0{garbage", 17));
   expect_error([&] { tools::load_model("vae", dir.path() + "/bad.safetensors", Device::cpu()); }, {"bad.safetensors"});
 }
 
