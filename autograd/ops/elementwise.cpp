@@ -42,8 +42,7 @@ Tensor binary_raw(const char* name, BinaryOp kop, const Tensor& a, const Tensor&
 Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
   const char* name = op_name(id);
   Tensor z = binary_raw(name, kop, a, b);
-  LOOM_CHECK(is_floating(a.dtype()) || !needs_grad({&a, &b}), name, ": integer tensors are not differentiable");
-  if (!needs_grad({&a, &b})) return z;
+  if (!needs_grad({&a, &b})) return z;  // integer tensors never require grad (requires_grad_ refuses them)
   // Save only what the rule reads: add/sub read nothing, mul/div/pow read operands.
   std::vector<Tensor> saved;
   if (kop != BinaryOp::Add && kop != BinaryOp::Sub) saved = {a, b, kop == BinaryOp::Pow ? z : Tensor()};
@@ -53,10 +52,12 @@ Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
     Tensor ga, gb;
     switch (kop) {
       case BinaryOp::Add:
-        ga = g, gb = g;
+        if (c.needs[0]) ga = g;
+        if (c.needs[1]) gb = g;
         break;
       case BinaryOp::Sub:
-        ga = g, gb = c.needs[1] ? neg(g) : Tensor();
+        if (c.needs[0]) ga = g;
+        if (c.needs[1]) gb = neg(g);
         break;
       case BinaryOp::Mul:  // ∂(ab)/∂a = b
         if (c.needs[0]) ga = g * c.saved[1];
@@ -66,13 +67,15 @@ Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
         if (c.needs[0]) ga = g / c.saved[1];
         if (c.needs[1]) gb = neg(g * c.saved[0] / square(c.saved[1]));
         break;
-      case BinaryOp::Pow: {  // ∂a^b/∂a = b·a^(b-1), ∂a^b/∂b = a^b·log a (0 where a = 0)
+      // ∂a^b/∂a = b·a^(b-1), taken as 0 where b = 0 (a^0 = 1 for every a, and 0·0^-1 would be NaN).
+      // ∂a^b/∂b = a^b·log|a|, taken as 0 where a = 0 (0^b is constant in b). For a < 0 (real
+      // only for integer b) log|a| gives the real part of the complex derivative a^b·(log|a| + iπ).
+      // Each mask is applied last, so the discarded branch may hold NaN or inf.
+      case BinaryOp::Pow: {
         const Tensor &a = c.saved[0], &b = c.saved[1], &z = c.saved[2];
-        if (c.needs[0]) ga = g * b * pow(a, b - 1.0);
-        if (c.needs[1]) {
-          Tensor zero = zeros({}, a.options());
-          gb = g * z * where(eq(a, zero), zero, log(abs(a)));
-        }
+        Tensor zero = zeros({}, a.options());
+        if (c.needs[0]) ga = where(eq(b, zero), zero, g * b * pow(a, b - 1.0));
+        if (c.needs[1]) gb = where(eq(a, zero), zero, g * z * log(abs(a)));
         break;
       }
       case BinaryOp::Maximum:
@@ -151,14 +154,16 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   KernelCtx k = kernel_ctx(a.device());
   LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, where, k, a.dtype(), cond.data_ptr(), a.data_ptr(), b.data_ptr(),
                 z.data_ptr(), bc);
+  // cond is not an input of the tape entry: the output is piecewise constant in it,
+  // so no gradient flows there even when cond itself requires grad.
   if (needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
-    record(OpId::Where, {cond, a, b}, {z}, {cond}, [sa, sb](BackwardCtx& c) {
+    record(OpId::Where, {a, b}, {z}, {cond}, [sa, sb](BackwardCtx& c) {
       const Tensor &m = c.saved[0], &g = c.grad_out[0];
       Tensor zero = zeros({}, g.options());
-      Tensor ga = c.needs[1] ? sum_to(where(m, g, zero), sa) : Tensor();
-      Tensor gb = c.needs[2] ? sum_to(where(m, zero, g), sb) : Tensor();
-      return std::vector<Tensor>{Tensor(), ga, gb};
+      Tensor ga = c.needs[0] ? sum_to(where(m, g, zero), sa) : Tensor();
+      Tensor gb = c.needs[1] ? sum_to(where(m, zero, g), sb) : Tensor();
+      return std::vector<Tensor>{ga, gb};
     });
   }
   return z;
