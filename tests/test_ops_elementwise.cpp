@@ -83,6 +83,8 @@ TEST(OpsUnary, ForwardMatchesDoubleReferenceInBothDtypes) {
     EXPECT_EQ(y32.dtype(), DType::Float32);
     // float32 also rounds the input: 1e-6 covers that error times each case's condition number.
     expect_values(y32, expected, 1e-6, 1e-6);
+    // A NaN input gives NaN: no op (relu included) hides a diverged value.
+    expect_values(c.op(t64({kNaN}, {1})), {kNaN});
   }
 }
 
@@ -110,7 +112,7 @@ TEST(OpsUnary, HandKnownValues) {
   expect_values(pow(t64({-2, 0, 5}, {3}), 0.0), {1, 1, 1}, 0);  // x^0 = 1, also 0^0
   expect_values(pow(t64({2, -2}, {2}), -1.0), {0.5, -0.5}, 0);
   expect_values(clamp(t64({-3, -1, 0.5, 1, 4}, {5}), -1, 1), {-1, -1, 0.5, 1, 1}, 0);
-  expect_values(sign(t64({-2, 0, 3, -0.0}, {4})), {-1, 0, 1, 0}, 0);
+  expect_values(sign(t64({-2, 0, 3, -0.0, kNaN}, {5})), {-1, 0, 1, 0, kNaN}, 0);
   expect_values(neg(t64({1, -2, 0}, {3})), {-1, 2, 0}, 0);
   // Outside the domain the IEEE result comes through, never an exception.
   expect_values(log(t64({-1}, {1})), {kNaN});
@@ -289,7 +291,13 @@ TEST(OpsBinary, DoubleOperandOperators) {
   // Gradients: d(c − x)/dx = −1, d(c / x)/dx = −c/x², d(x / c)/dx = 1/c.
   expect_gradients([](const std::vector<Tensor>& in) { return (2.0 - in[0]) * 3.0 + 1.5 / in[0] - in[0] / 4.0; },
                    {t64({0.5, 1.5, -2}, {3})});
-  expect_error([] { Tensor() + 1.0; }, {"scalar operand", "undefined"});
+  expect_error([] { Tensor() + 1.0; }, {"add", "undefined"});
+  // With an integer tensor the scalar must be whole: 0.5 would truncate to a zero divisor.
+  Tensor i = from_vector(std::vector<int64_t>{4, -6}, {2}, TensorOptions{DType::Int64});
+  EXPECT_EQ((i * 3.0).to_vector<int64_t>(), (std::vector<int64_t>{12, -18}));
+  EXPECT_EQ((i / 2.0).to_vector<int64_t>(), (std::vector<int64_t>{2, -3}));
+  expect_error([&] { (void)(i / 0.5); }, {"div", "scalar 0.5", "whole number", "int64", "[2]"});
+  expect_error([&] { (void)(2.5 * i); }, {"mul", "scalar 2.5", "int64"});
 }
 
 TEST(OpsBinary, GradientsWithBroadcasting) {
@@ -426,6 +434,10 @@ TEST(OpsBinary, Errors) {
   Tensor w = ones({2}, kF64);
   w.requires_grad_();
   expect_error([&] { (void)(w * ints); }, {"mul", "float64", "int64"});
+  // Integer division by zero would trap in the kernel; it is refused first.
+  Tensor j = from_vector(std::vector<int64_t>{1, 0}, {2}, TensorOptions{DType::Int64});
+  expect_error([&] { div(ints, j); }, {"div", "integer division by zero", "int64", "[2]"});
+  expect_error([&] { div(ones({2}), j); }, {"div", "dtype mismatch", "float32", "int64"});
   expect_error([] { where(ones({2}), ones({3}), ones({2})); }, {"where", "[2]", "[3]"});
   expect_error([] { where(ones({2}, kF64), ones({2}), ones({2})); }, {"where", "float64", "float32"});
 }

@@ -3,6 +3,9 @@
 // Unary:  y = f(x),        ∂L/∂x = ∂L/∂y · f'(x)          (one fused kernel)
 // Binary: z = a ∘ b with broadcasting; the gradient of a broadcast operand is
 //         summed back to its shape (detail::sum_to).
+#include <algorithm>
+#include <cmath>
+
 #include "autograd/ops/common.h"
 
 namespace loom {
@@ -97,8 +100,12 @@ Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
   return z;
 }
 
-Tensor scalar_like(double v, const Tensor& t) {
-  LOOM_CHECK(t.defined(), "scalar operand: the tensor operand is undefined");
+// The double operand of `op` as a 0-d tensor of t's dtype and device. For an integer
+// t it must be a whole number: 2.5 would silently become 2 (and 0.5 a zero divisor).
+Tensor scalar_like(const char* op, double v, const Tensor& t) {
+  LOOM_CHECK(t.defined(), op, ": the tensor operand is undefined");
+  LOOM_CHECK(is_floating(t.dtype()) || v == std::trunc(v), op, ": scalar ", v, " is not a whole number, so it cannot ",
+             "combine with the ", t.dtype(), " tensor ", t.shape(), " (convert the tensor with .to(dtype))");
   return full({}, v, t.options());
 }
 
@@ -134,7 +141,17 @@ Tensor sign(const Tensor& x) {
 Tensor add(const Tensor& a, const Tensor& b) { return binary_op(OpId::Add, BinaryOp::Add, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(OpId::Sub, BinaryOp::Sub, a, b); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(OpId::Mul, BinaryOp::Mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary_op(OpId::Div, BinaryOp::Div, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) {
+  // Integer division by zero traps (SIGFPE) inside the kernel: refuse it here. Only
+  // integer divisors pay for this host-side scan.
+  check_compatible("div", {&a, &b});
+  if (!is_floating(b.dtype())) {
+    std::vector<int64_t> divisor = b.to_vector<int64_t>();
+    LOOM_CHECK(std::find(divisor.begin(), divisor.end(), 0) == divisor.end(), "div: integer division by zero (",
+               b.dtype(), " divisor ", b.shape(), ")");
+  }
+  return binary_op(OpId::Div, BinaryOp::Div, a, b);
+}
 Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(OpId::Pow, BinaryOp::Pow, a, b); }
 Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Maximum, BinaryOp::Maximum, a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Minimum, BinaryOp::Minimum, a, b); }
@@ -174,13 +191,13 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
-Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
-Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like("add", b, a)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like("sub", b, a)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like("mul", b, a)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like("div", b, a)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like("add", a, b), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like("sub", a, b), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like("mul", a, b), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like("div", a, b), b); }
 
 }  // namespace loom
