@@ -362,7 +362,8 @@ TEST(OpsBinary, PowGradientWithRespectToTheExponent) {
   expect_values(b.grad(), {8 * M_LN2, 0, 0, std::log(3.0)}, 1e-15);
   expect_values(a.grad(), {12, 0, 0, 0}, 0);
   // Negative base with an integer exponent: a^b is real and d/db uses log|a|.
-  expect_gradients([](const std::vector<Tensor>& in) { return pow(in[0], t64({2, 3}, {2})); }, {t64({-1.5, -0.7}, {2})});
+  expect_gradients([](const std::vector<Tensor>& in) { return pow(in[0], t64({2, 3}, {2})); },
+                   {t64({-1.5, -0.7}, {2})});
   Tensor e = t64({2, 3}, {2});
   e.requires_grad_();
   backward(sum(pow(t64({-2, -2}, {2}), e)));

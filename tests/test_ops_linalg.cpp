@@ -125,7 +125,8 @@ TEST(OpsMatmul, EmptyDimensions) {
 }
 
 TEST(OpsMatmul, Errors) {
-  expect_error([] { matmul(ones({2, 3}), ones({4, 5})); }, {"matmul", "inner dimensions", "[2, 3]", "[4, 5]", "3 vs 4"});
+  expect_error([] { matmul(ones({2, 3}), ones({4, 5})); },
+               {"matmul", "inner dimensions", "[2, 3]", "[4, 5]", "3 vs 4"});
   expect_error([] { matmul(ones({3}), ones({4})); }, {"matmul", "[3]", "[4]"});
   expect_error([] { matmul(ones({2, 3}), ones({2})); }, {"matmul", "[2, 3]", "[2]"});
   expect_error([] { matmul(scalar(2), ones({2})); }, {"matmul", "at least one dimension", "[]", "[2]"});

@@ -254,7 +254,8 @@ TEST(OpsReduce, Errors) {
   expect_error([&] { mean(e, {1}); }, {"mean", "empty axis", "[2, 0]"});
   expect_error([&] { argmax(e, 1); }, {"argmax", "empty axis", "[2, 0]"});
   // var needs n − correction > 0.
-  expect_error([&] { var(ones({1}, kF64), {}, false, 1); }, {"var", "1 elements with correction 1", "degrees of freedom"});
+  expect_error([&] { var(ones({1}, kF64), {}, false, 1); },
+               {"var", "1 elements with correction 1", "degrees of freedom"});
   expect_error([&] { var(x, {0}, false, 2); }, {"var", "correction 2", "[2, 3, 4]"});
   expect_error([&] { var(e, {1}); }, {"var", "0 elements", "degrees of freedom"});
   // Integer and undefined inputs.
