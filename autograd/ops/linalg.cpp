@@ -62,8 +62,12 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   LOOM_CHECK(k == k2, "matmul: inner dimensions differ, ", a_in.shape(), " @ ", b_in.shape(), " (", k, " vs ", k2,
              ")");
   const Shape a_batch(a.shape().begin(), a.shape().end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
-  const Shape batch =
-      broadcast_shapes(str("matmul of ", a_in.shape(), " @ ", b_in.shape(), ", batch dims").c_str(), a_batch, b_batch);
+  Shape batch;
+  try {
+    batch = broadcast_shapes("matmul", a_batch, b_batch);
+  } catch (const Error& e) {  // name the operands, not just their batch dims (costs nothing unless it fails)
+    throw Error(str(e.what(), "; batch dims of ", a_in.shape(), " @ ", b_in.shape()));
+  }
   Tensor c = batched_gemm(false, false, batch_view(a, a_batch, batch), batch_view(b, b_batch, batch), batch, m, n, k);
   if (needs_grad({&a, &b})) {
     record(OpId::Matmul, {a, b}, {c}, {a, b}, [a_batch, b_batch, batch, m, k, n](BackwardCtx& ctx) {
