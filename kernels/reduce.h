@@ -1,6 +1,6 @@
 // Reductions over the middle axis of a [outer, r, inner] view: any set of
-// contiguous axes maps onto it, and autograd/ops/reduce.cpp moves a
-// non-contiguous axis set next to each other first.
+// contiguous axes maps onto it, and autograd/ops/reduce.cpp reduces a
+// non-contiguous axis set one contiguous run at a time.
 //
 //   sum/max/min:  out[o, i] = ⊕_j x[o, j, i]; max/min also write the arg index
 //   logsumexp:    out = m + log Σ_j exp(x_j - m), m = max_j x_j (no overflow)

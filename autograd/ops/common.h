@@ -12,7 +12,7 @@ namespace loom::detail {
 // Refuses operands that differ in dtype or device, or are undefined.
 void check_compatible(const char* op, std::initializer_list<const Tensor*> xs);
 void check_floating(const char* op, const Tensor& x);
-// Wraps a possibly negative axis into [0, rank).
+// Wraps a possibly negative axis into [0, rank); a 0-d tensor accepts 0 and -1 (both give 0).
 int64_t wrap_axis(const char* op, int64_t axis, int64_t rank);
 // NumPy broadcast of shapes; a clear error naming op and shapes when impossible.
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);

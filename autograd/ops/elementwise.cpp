@@ -3,6 +3,9 @@
 // Unary:  y = f(x),        ∂L/∂x = ∂L/∂y · f'(x)          (one fused kernel)
 // Binary: z = a ∘ b with broadcasting; the gradient of a broadcast operand is
 //         summed back to its shape (detail::sum_to).
+#include <algorithm>
+#include <cmath>
+
 #include "autograd/ops/common.h"
 
 namespace loom {
@@ -42,8 +45,7 @@ Tensor binary_raw(const char* name, BinaryOp kop, const Tensor& a, const Tensor&
 Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
   const char* name = op_name(id);
   Tensor z = binary_raw(name, kop, a, b);
-  LOOM_CHECK(is_floating(a.dtype()) || !needs_grad({&a, &b}), name, ": integer tensors are not differentiable");
-  if (!needs_grad({&a, &b})) return z;
+  if (!needs_grad({&a, &b})) return z;  // integer tensors never require grad (requires_grad_ refuses them)
   // Save only what the rule reads: add/sub read nothing, mul/div/pow read operands.
   std::vector<Tensor> saved;
   if (kop != BinaryOp::Add && kop != BinaryOp::Sub) saved = {a, b, kop == BinaryOp::Pow ? z : Tensor()};
@@ -53,10 +55,12 @@ Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
     Tensor ga, gb;
     switch (kop) {
       case BinaryOp::Add:
-        ga = g, gb = g;
+        if (c.needs[0]) ga = g;
+        if (c.needs[1]) gb = g;
         break;
       case BinaryOp::Sub:
-        ga = g, gb = c.needs[1] ? neg(g) : Tensor();
+        if (c.needs[0]) ga = g;
+        if (c.needs[1]) gb = neg(g);
         break;
       case BinaryOp::Mul:  // ∂(ab)/∂a = b
         if (c.needs[0]) ga = g * c.saved[1];
@@ -66,13 +70,15 @@ Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
         if (c.needs[0]) ga = g / c.saved[1];
         if (c.needs[1]) gb = neg(g * c.saved[0] / square(c.saved[1]));
         break;
-      case BinaryOp::Pow: {  // ∂a^b/∂a = b·a^(b-1), ∂a^b/∂b = a^b·log a (0 where a = 0)
+      // ∂a^b/∂a = b·a^(b-1), taken as 0 where b = 0 (a^0 = 1 for every a, and 0·0^-1 would be NaN).
+      // ∂a^b/∂b = a^b·log|a|, taken as 0 where a = 0 (0^b is constant in b). For a < 0 (real
+      // only for integer b) log|a| gives the real part of the complex derivative a^b·(log|a| + iπ).
+      // Each mask is applied last, so the discarded branch may hold NaN or inf.
+      case BinaryOp::Pow: {
         const Tensor &a = c.saved[0], &b = c.saved[1], &z = c.saved[2];
-        if (c.needs[0]) ga = g * b * pow(a, b - 1.0);
-        if (c.needs[1]) {
-          Tensor zero = zeros({}, a.options());
-          gb = g * z * where(eq(a, zero), zero, log(abs(a)));
-        }
+        Tensor zero = zeros({}, a.options());
+        if (c.needs[0]) ga = where(eq(b, zero), zero, g * b * pow(a, b - 1.0));
+        if (c.needs[1]) gb = where(eq(a, zero), zero, g * z * log(abs(a)));
         break;
       }
       case BinaryOp::Maximum:
@@ -94,8 +100,12 @@ Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
   return z;
 }
 
-Tensor scalar_like(double v, const Tensor& t) {
-  LOOM_CHECK(t.defined(), "scalar operand: the tensor operand is undefined");
+// The double operand of `op` as a 0-d tensor of t's dtype and device. For an integer
+// t it must be a whole number: 2.5 would silently become 2 (and 0.5 a zero divisor).
+Tensor scalar_like(const char* op, double v, const Tensor& t) {
+  LOOM_CHECK(t.defined(), op, ": the tensor operand is undefined");
+  LOOM_CHECK(is_floating(t.dtype()) || v == std::trunc(v), op, ": scalar ", v, " is not a whole number, so it cannot ",
+             "combine with the ", t.dtype(), " tensor ", t.shape(), " (convert the tensor with .to(dtype))");
   return full({}, v, t.options());
 }
 
@@ -131,7 +141,17 @@ Tensor sign(const Tensor& x) {
 Tensor add(const Tensor& a, const Tensor& b) { return binary_op(OpId::Add, BinaryOp::Add, a, b); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(OpId::Sub, BinaryOp::Sub, a, b); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(OpId::Mul, BinaryOp::Mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary_op(OpId::Div, BinaryOp::Div, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) {
+  // Integer division by zero traps (SIGFPE) inside the kernel: refuse it here. Only
+  // integer divisors pay for this host-side scan.
+  check_compatible("div", {&a, &b});
+  if (!is_floating(b.dtype())) {
+    std::vector<int64_t> divisor = b.to_vector<int64_t>();
+    LOOM_CHECK(std::find(divisor.begin(), divisor.end(), 0) == divisor.end(), "div: integer division by zero (",
+               b.dtype(), " divisor ", b.shape(), ")");
+  }
+  return binary_op(OpId::Div, BinaryOp::Div, a, b);
+}
 Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(OpId::Pow, BinaryOp::Pow, a, b); }
 Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Maximum, BinaryOp::Maximum, a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(OpId::Minimum, BinaryOp::Minimum, a, b); }
@@ -151,14 +171,16 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   KernelCtx k = kernel_ctx(a.device());
   LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, where, k, a.dtype(), cond.data_ptr(), a.data_ptr(), b.data_ptr(),
                 z.data_ptr(), bc);
+  // cond is not an input of the tape entry: the output is piecewise constant in it,
+  // so no gradient flows there even when cond itself requires grad.
   if (needs_grad({&a, &b})) {
     Shape sa = a.shape(), sb = b.shape();
-    record(OpId::Where, {cond, a, b}, {z}, {cond}, [sa, sb](BackwardCtx& c) {
+    record(OpId::Where, {a, b}, {z}, {cond}, [sa, sb](BackwardCtx& c) {
       const Tensor &m = c.saved[0], &g = c.grad_out[0];
       Tensor zero = zeros({}, g.options());
-      Tensor ga = c.needs[1] ? sum_to(where(m, g, zero), sa) : Tensor();
-      Tensor gb = c.needs[2] ? sum_to(where(m, zero, g), sb) : Tensor();
-      return std::vector<Tensor>{Tensor(), ga, gb};
+      Tensor ga = c.needs[0] ? sum_to(where(m, g, zero), sa) : Tensor();
+      Tensor gb = c.needs[1] ? sum_to(where(m, zero, g), sb) : Tensor();
+      return std::vector<Tensor>{ga, gb};
     });
   }
   return z;
@@ -169,13 +191,13 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
-Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
-Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
-Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like("add", b, a)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like("sub", b, a)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like("mul", b, a)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like("div", b, a)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like("add", a, b), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like("sub", a, b), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like("mul", a, b), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like("div", a, b), b); }
 
 }  // namespace loom

@@ -1,5 +1,8 @@
 // matmul: C = A @ B, batched over broadcast leading dims.
 //   ∂L/∂A = G @ Bᵀ,  ∂L/∂B = Aᵀ @ G  (summed over broadcast batch dims)
+// Forward and backward are each one gemm call per product: the transposes are
+// the kernel's trans_a/trans_b flags, never copies, and an operand shared by every
+// batch item is read through batch stride 0.
 // 1-D operands are promoted as in NumPy (a vector is [1, k] on the left,
 // [k, 1] on the right) and the added axis is removed from the result.
 #include "autograd/ops/common.h"
@@ -7,6 +10,45 @@
 
 namespace loom {
 using namespace detail;
+
+namespace {
+
+// A [..., rows, cols] operand as the batched gemm reads it.
+struct BatchedOperand {
+  Tensor t;
+  int64_t stride;  // elements between consecutive batch items; 0 = one matrix shared by all
+};
+
+// x [..., rows, cols] whose batch dims x_batch broadcast to `batch`, readable as
+// numel(batch) matrices. Only a partial broadcast ([2, 1] against [2, 3]) copies.
+BatchedOperand batch_view(const Tensor& x, const Shape& x_batch, const Shape& batch) {
+  const int64_t rows = x.size(-2), cols = x.size(-1);
+  if (numel(x_batch) == 1) return {x, 0};
+  // Same count: x_batch differs from batch only by size-1 dims, so the items line up.
+  if (numel(x_batch) == numel(batch)) return {x, rows * cols};
+  Shape full = batch;
+  full.insert(full.end(), {rows, cols});
+  return {expand(x.detach(), full), rows * cols};
+}
+
+// out[i] = op(a[i]) @ op(b[i]) for i < numel(batch): one gemm call. op transposes
+// where trans_* is set; `inner` is the contracted length.
+Tensor batched_gemm(bool trans_a, bool trans_b, const BatchedOperand& a, const BatchedOperand& b, Shape batch,
+                    int64_t rows, int64_t cols, int64_t inner) {
+  const int64_t nb = numel(batch);
+  Shape out = std::move(batch);
+  out.insert(out.end(), {rows, cols});
+  Tensor c = empty(out, a.t.options());
+  // Row-major leading dimensions are the stored row lengths: A is [rows, inner] or,
+  // transposed, [inner, rows]; B is [inner, cols] or [cols, inner].
+  const int64_t lda = trans_a ? rows : inner, ldb = trans_b ? inner : cols;
+  KernelCtx k = kernel_ctx(c.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_GEMM, gemm, k, c.dtype(), trans_a, trans_b, rows, cols, inner, 1.0, a.t.data_ptr(), lda,
+                a.stride, b.t.data_ptr(), ldb, b.stride, 0.0, c.data_ptr(), cols, rows * cols, nb);
+  return c;
+}
+
+}  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   check_compatible("matmul", {&a_in, &b_in});
@@ -19,38 +61,37 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const int64_t m = a.size(-2), k = a.size(-1), k2 = b.size(-2), n = b.size(-1);
   LOOM_CHECK(k == k2, "matmul: inner dimensions differ, ", a_in.shape(), " @ ", b_in.shape(), " (", k, " vs ", k2,
              ")");
-  Shape a_batch(a.shape().begin(), a.shape().end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
-  Shape batch = broadcast_shapes("matmul", a_batch, b_batch);
-  // Materialize broadcast batches (a no-op when they already match).
-  Shape a_full = batch, b_full = batch;
-  a_full.insert(a_full.end(), {m, k});
-  b_full.insert(b_full.end(), {k, n});
-  Tensor ae = a_batch == batch ? a : expand(a, a_full);
-  Tensor be = b_batch == batch ? b : expand(b, b_full);
-  // A single [m, k] matrix against a batch: broadcast through stride 0, no copy.
-  const int64_t nb = numel(batch);
-  const bool a_shared = a_batch.empty() || numel(a_batch) == 1, b_shared = b_batch.empty() || numel(b_batch) == 1;
-  if (a_shared) ae = a;
-  if (b_shared) be = b;
-  Shape out = batch;
-  out.insert(out.end(), {m, n});
-  Tensor c = empty(out, a.options());
-  KernelCtx kc = kernel_ctx(a.device());
-  LOOM_DISPATCH(kc, LOOM_CUDA_GEMM, gemm, kc, a.dtype(), false, false, m, n, k, 1.0, ae.data_ptr(), k,
-                a_shared ? 0 : m * k, be.data_ptr(), n, b_shared ? 0 : k * n, 0.0, c.data_ptr(), n, m * n, nb);
-  Tensor result = c;
+  const Shape a_batch(a.shape().begin(), a.shape().end() - 2), b_batch(b.shape().begin(), b.shape().end() - 2);
+  Shape batch;
+  try {
+    batch = broadcast_shapes("matmul", a_batch, b_batch);
+  } catch (const Error& e) {  // name the operands, not just their batch dims (costs nothing unless it fails)
+    throw Error(str(e.what(), "; batch dims of ", a_in.shape(), " @ ", b_in.shape()));
+  }
+  Tensor c = batched_gemm(false, false, batch_view(a, a_batch, batch), batch_view(b, b_batch, batch), batch, m, n, k);
   if (needs_grad({&a, &b})) {
-    Shape as = a.shape(), bs = b.shape();
-    record(OpId::Matmul, {a, b}, {c}, {a, b}, [as, bs](BackwardCtx& ctx) {
+    record(OpId::Matmul, {a, b}, {c}, {a, b}, [a_batch, b_batch, batch, m, k, n](BackwardCtx& ctx) {
       const Tensor &a = ctx.saved[0], &b = ctx.saved[1], &g = ctx.grad_out[0];
-      Tensor ga = ctx.needs[0] ? sum_to(matmul(g, transpose(b, -1, -2)), as) : Tensor();
-      Tensor gb = ctx.needs[1] ? sum_to(matmul(transpose(a, -1, -2), g), bs) : Tensor();
+      const BatchedOperand gv{g, m * n};
+      Tensor ga, gb;
+      if (ctx.needs[0])  // ∂L/∂A[i] = G[i] @ B[i]ᵀ
+        ga = sum_to(batched_gemm(false, true, gv, batch_view(b, b_batch, batch), batch, m, k, n), a.shape());
+      if (ctx.needs[1]) {  // ∂L/∂B[i] = A[i]ᵀ @ G[i]
+        BatchedOperand av = batch_view(a, a_batch, batch);
+        if (numel(b_batch) == 1 && av.stride != 0) {
+          // B shared by a batch of A (a linear layer on [..., m, k]): Σ_i A[i]ᵀ G[i] = Aᵀ G with
+          // the batch items stacked as rows, A [nb·m, k] and G [nb·m, n]: one product, no sum.
+          gb = reshape(batched_gemm(true, false, {av.t, 0}, {g, 0}, {}, k, n, numel(batch) * m), b.shape());
+        } else {
+          gb = sum_to(batched_gemm(true, false, av, gv, batch, k, n, m), b.shape());
+        }
+      }
       return std::vector<Tensor>{ga, gb};
     });
   }
-  if (a_vec) result = squeeze(result, -2);
-  if (b_vec) result = squeeze(result, -1);
-  return result;
+  if (a_vec) c = squeeze(c, -2);
+  if (b_vec) c = squeeze(c, -1);
+  return c;
 }
 
 }  // namespace loom

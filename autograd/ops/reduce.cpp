@@ -31,8 +31,11 @@ Axes resolve(const char* op, const Tensor& x, std::vector<int64_t> axes, bool ke
     for (int64_t i = 0; i < r; ++i) axes.push_back(i);
   for (int64_t& ax : axes) ax = wrap_axis(op, ax, r);
   std::sort(axes.begin(), axes.end());
-  LOOM_CHECK(std::adjacent_find(axes.begin(), axes.end()) == axes.end(), op, ": repeated axis in the reduction of ",
-             x.shape());
+  auto repeated = std::adjacent_find(axes.begin(), axes.end());
+  LOOM_CHECK(repeated == axes.end(), op, ": axis ", (repeated == axes.end() ? 0 : *repeated),
+             " is repeated in the reduction of ", x.shape());
+  // A 0-d tensor accepts axis 0 or -1 (as PyTorch does) and reduces over nothing.
+  if (r == 0) axes.clear();
   a.axes = axes;
   a.kept = x.shape();
   for (int64_t ax : axes) {
@@ -49,8 +52,9 @@ Axes resolve(const char* op, const Tensor& x, std::vector<int64_t> axes, bool ke
 }
 
 // One reduction kernel call per contiguous run of axes, last run first.
-// Returns the result in the kept (keepdim) shape.
-Tensor reduce_raw(ReduceOp kop, const Tensor& x, const std::vector<int64_t>& axes) {
+// Returns the result in the kept (keepdim) shape, never sharing x's storage.
+Tensor reduce_raw(const char* op, ReduceOp kop, const Tensor& x, const std::vector<int64_t>& axes) {
+  if (axes.empty()) return x.detach().clone();  // a reduction over no axis is the identity
   Tensor cur = x;
   Shape shape = x.shape();
   size_t i = axes.size();
@@ -60,11 +64,10 @@ Tensor reduce_raw(ReduceOp kop, const Tensor& x, const std::vector<int64_t>& axe
     const int64_t a0 = axes[j], a1 = axes[i - 1];
     const int64_t outer = prod(shape, 0, a0), rlen = prod(shape, a0, a1 + 1),
                   inner = prod(shape, a1 + 1, static_cast<int64_t>(shape.size()));
+    // Max, min and logsumexp have no identity element to return for zero elements.
+    LOOM_CHECK(rlen > 0 || kop == ReduceOp::Sum, op, ": reduction over an empty axis of ", x.shape());
     for (int64_t ax = a0; ax <= a1; ++ax) shape[ax] = 1;
     Tensor out = empty(shape, x.options());
-    if (rlen == 0 && kop != ReduceOp::Sum)
-      throw Error(str(op_name(kop == ReduceOp::LogSumExp ? OpId::LogSumExp : OpId::Max),
-                      ": reduction over an empty axis of ", x.shape()));
     KernelCtx k = kernel_ctx(x.device());
     LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, reduce, k, kop, x.dtype(), cur.data_ptr(), out.data_ptr(), nullptr, outer,
                   rlen, inner);
@@ -78,7 +81,7 @@ Tensor reduction(OpId id, ReduceOp kop, const Tensor& x, std::vector<int64_t> ax
   const char* name = op_name(id);
   check_floating(name, x);
   Axes a = resolve(name, x, std::move(axes_in), keepdim);
-  Tensor kept = reduce_raw(kop, x, a.axes);
+  Tensor kept = reduce_raw(name, kop, x, a.axes);
   Tensor y = reshape(kept.detach(), a.out);
   if (!needs_grad({&x})) return y;
   std::vector<Tensor> saved;

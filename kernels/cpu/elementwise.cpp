@@ -26,7 +26,7 @@ T unary_fn(UnaryOp op, T x, const UnaryParams& p) {
     case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
     case UnaryOp::Tanh: return std::tanh(x);
     case UnaryOp::Sigmoid: return sigmoid(x);
-    case UnaryOp::Relu: return x > 0 ? x : T(0);
+    case UnaryOp::Relu: return x <= 0 ? T(0) : x;  // written so that NaN propagates (NaN <= 0 is false)
     case UnaryOp::LeakyRelu: return x > 0 ? x : T(p.a) * x;
     case UnaryOp::Elu: return x > 0 ? x : T(p.a) * std::expm1(x);
     case UnaryOp::Silu: return x * sigmoid(x);
@@ -36,7 +36,7 @@ T unary_fn(UnaryOp op, T x, const UnaryParams& p) {
     case UnaryOp::Square: return x * x;
     case UnaryOp::PowScalar: return std::pow(x, T(p.a));
     case UnaryOp::Clamp: return std::min(std::max(x, T(p.a)), T(p.b));
-    case UnaryOp::Sign: return T((x > 0) - (x < 0));
+    case UnaryOp::Sign: return x != x ? x : T((x > 0) - (x < 0));  // NaN stays NaN, as NumPy
   }
   return x;
 }

@@ -52,10 +52,12 @@ void softmax_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, boo
       for (int64_t j = 0; j < r; ++j) m = std::fmax(m, double(p[j * inner]));
       double s = 0;
       for (int64_t j = 0; j < r; ++j) s += std::exp(double(p[j * inner]) - m);
-      const double lse = m + std::log(s);
+      // (x − m) − log s rather than x − (m + log s): the shift x − m is exact, so a
+      // large m (±1000) costs no cancellation against the rounded lse.
+      const double log_s = std::log(s);
       for (int64_t j = 0; j < r; ++j) {
-        const double v = double(p[j * inner]) - lse;
-        q[j * inner] = static_cast<T>(log ? v : std::exp(v));
+        const double shifted = double(p[j * inner]) - m;
+        q[j * inner] = static_cast<T>(log ? shifted - log_s : std::exp(shifted) / s);
       }
     }
   }
