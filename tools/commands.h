@@ -1,0 +1,13 @@
+// The `loom` subcommands. Each takes the arguments after its name and returns
+// the exit status; a cli::UsageError reports a mistake on the command line.
+// Adding one: a function here and one entry in the table of tools/loom.cpp.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace loom::cli {
+
+int derive_command(const std::vector<std::string>& args);  // tools/derive_command.cpp
+
+}  // namespace loom::cli
