@@ -58,7 +58,7 @@ struct Registration {
 
 // Every registered model, in models.def order.
 const std::vector<Registration>& registry();
-// The registration named `name`; an Error listing the names (and the closest) otherwise.
+// The registration named `name`; an Error listing the names otherwise.
 const Registration& find_model(const std::string& name);
 
 #define X(name, summary) std::unique_ptr<Model> make_##name(const Config& c);

@@ -1,9 +1,11 @@
 #include "tools/train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
 #include "models/image_grid.h"
+#include "tools/cli.h"
 #include "tools/progress.h"
 
 namespace loom::tools {
@@ -124,6 +126,15 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
   save_image_grid(s, path, go);
 }
 
+// The model called name, or an Error suggesting the closest registered name.
+const models::Registration& resolve_model(const std::string& name) {
+  std::vector<std::string> names;
+  for (const models::Registration& r : models::registry()) names.push_back(r.name);
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    throw Error(str("unknown model '", name, "'", cli::suggestion(name, names), "; run 'loom list' to see them"));
+  return models::find_model(name);
+}
+
 data::LabeledImages load(const TrainOptions& o, data::Split split) {
   return o.load_data ? o.load_data(split) : data::load_mnist(split, o.data_dir);
 }
@@ -131,7 +142,7 @@ data::LabeledImages load(const TrainOptions& o, data::Split split) {
 }  // namespace
 
 TrainResult train(const TrainOptions& o) {
-  const models::Registration& reg = models::find_model(o.model);
+  const models::Registration& reg = resolve_model(o.model);
   LOOM_CHECK(o.config.batch_size > 0, "train: --batch-size must be positive, got ", o.config.batch_size);
   LOOM_CHECK(o.steps > 0 || o.epochs > 0, "train: give --steps N or --epochs N (N > 0)");
   LOOM_CHECK(!o.config.device.is_cuda() || cuda_device_count() > o.config.device.index, "train: --device ",
@@ -229,7 +240,7 @@ std::unique_ptr<models::Model> load_model(const std::string& name, const std::st
   c.seed = static_cast<uint64_t>(meta_int(ck, "seed"));
   c.device = device;
   c.data_dir = data_dir;
-  std::unique_ptr<models::Model> m = models::find_model(name).make(c);
+  std::unique_ptr<models::Model> m = resolve_model(name).make(c);
   RngState rng;
   restore(*m, rng, ck);
   return m;

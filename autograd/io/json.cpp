@@ -1,5 +1,7 @@
 #include "autograd/io/json.h"
 
+#include <cstdlib>
+
 #include <cstdio>
 #include <limits>
 
@@ -91,8 +93,14 @@ class Parser {
       v.string = string();
       return v;
     }
-    if (c == '-' || (c >= '0' && c <= '9')) return integer();
-    fail("unsupported value (this reader accepts objects, arrays, strings and integers)");
+    if (c == '-' || (c >= '0' && c <= '9')) return number();
+    if (s_.substr(pos_, 4) == "null") {
+      pos_ += 4;
+      Json v;
+      v.kind = Json::Kind::Null;
+      return v;
+    }
+    fail("unsupported value (this reader accepts objects, arrays, strings, numbers and null)");
   }
 
   Json object(int depth) {
@@ -207,9 +215,10 @@ class Parser {
     }
   }
 
-  Json integer() {
+  Json number() {
     Json v;
     v.kind = Json::Kind::Integer;
+    const size_t start = pos_;
     bool negative = peek() == '-';
     if (negative) ++pos_;
     if (at_end() || peek() < '0' || peek() > '9') fail("expected a digit");
@@ -224,9 +233,31 @@ class Parser {
       acc = acc * 10 - digit;
       ++pos_;
     }
-    if (peek() == '.' || peek() == 'e' || peek() == 'E') fail("non-integer number");
+    if (!at_end() && (peek() == '.' || peek() == 'e' || peek() == 'E')) return fraction(start);
     if (!negative && acc == lowest) fail("integer out of the int64 range");
     v.integer = negative ? acc : -acc;
+    v.number = static_cast<double>(v.integer);
+    return v;
+  }
+
+  // The rest of a number after its integer digits: [. digits] [e|E [+|-] digits].
+  Json fraction(size_t start) {
+    auto digits = [&](const char* what) {
+      if (at_end() || peek() < '0' || peek() > '9') fail(what);
+      while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
+    };
+    if (peek() == '.') {
+      ++pos_;
+      digits("expected a digit after the decimal point");
+    }
+    if (!at_end() && (peek() == 'e' || peek() == 'E')) {
+      ++pos_;
+      if (!at_end() && (peek() == '+' || peek() == '-')) ++pos_;
+      digits("expected a digit in the exponent");
+    }
+    Json v;
+    v.kind = Json::Kind::Number;
+    v.number = std::strtod(std::string(s_.substr(start, pos_ - start)).c_str(), nullptr);
     return v;
   }
 

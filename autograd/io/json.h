@@ -1,11 +1,12 @@
 // A small strict JSON reader and the string quoting every JSON writer in loom
 // uses (safetensors headers, metrics logs).
 //
-// The reader accepts the subset that safetensors headers use: objects, arrays,
-// strings (all escapes, \uXXXX with surrogate pairs, UTF-8 validated) and
-// integers that fit int64. Anything else (floats, true/false/null, duplicate
-// keys, trailing text, nesting deeper than 64) is a loom::Error naming the byte
-// offset, never undefined behaviour: its input is an untrusted file.
+// The reader accepts objects, arrays, strings (all escapes, \uXXXX with
+// surrogate pairs, UTF-8 validated), integers that fit int64 (Integer), other
+// numbers (Number: a fraction or exponent, as metrics logs write them) and null.
+// Anything else (true/false, duplicate keys, trailing text, nesting deeper than
+// 64) is a loom::Error naming the byte offset, never undefined behaviour: its
+// input is an untrusted file. Callers check the kinds they expect.
 #pragma once
 
 #include <cstdint>
@@ -16,12 +17,13 @@
 namespace loom {
 
 struct Json {
-  enum class Kind { Object, Array, String, Integer };
+  enum class Kind { Object, Array, String, Integer, Number, Null };
   Kind kind = Kind::Object;
   std::vector<std::string> keys;  // Object: keys in file order, unique
   std::vector<Json> values;       // Object: the value of keys[i]; Array: the elements
   std::string string;
   int64_t integer = 0;
+  double number = 0;  // Number, and Integer as a double
 
   // The value under key in an object, or nullptr.
   const Json* find(std::string_view key) const;

@@ -1,0 +1,18 @@
+// The `loom` subcommands. Each takes the arguments after its name and returns
+// the exit status; a cli::UsageError reports a mistake on the command line.
+// Adding one: a function here and one entry in the table of tools/loom.cpp.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace loom::cli {
+
+int derive_command(const std::vector<std::string>& args);  // tools/derive_command.cpp
+int train_command(const std::vector<std::string>& args);   // tools/train_command.cpp
+int sample_command(const std::vector<std::string>& args);  // tools/train_command.cpp
+int eval_command(const std::vector<std::string>& args);    // tools/train_command.cpp
+int list_command(const std::vector<std::string>& args);    // tools/train_command.cpp
+int plot_command(const std::vector<std::string>& args);    // tools/train_command.cpp
+
+}  // namespace loom::cli

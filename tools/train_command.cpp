@@ -1,0 +1,189 @@
+// `loom train | sample | eval | list | plot`: the model toolkit's command line.
+// Flag names follow the PyTorch GAN/VAE example scripts where they exist;
+// their --n_epochs / --batch_size spellings are accepted as aliases.
+#include <fstream>
+#include <iostream>
+
+#include "autograd/io/json.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+#include "tools/plot.h"
+#include "tools/train.h"
+
+namespace loom::cli {
+namespace {
+
+const FlagSpec kHelp{"--help", "", "show this help", {"-h"}};
+const FlagSpec kDevice{"--device", "DEV", "cpu (default), cuda or cuda:N"};
+const FlagSpec kData{"--data", "DIR", "folder of Fashion-MNIST/MNIST IDX files (default /usr/share/datasets/fashion-mnist)",
+                     {"--data-dir", "--dataroot"}};
+const FlagSpec kSeed{"--seed", "N", "random seed (default 0)"};
+
+Device device_of(const Args& a) {
+  const Device d = Device::parse(a.value("--device", "cpu"));
+  if (d.is_cuda() && cuda_device_count() <= d.index)
+    throw UsageError(a.command + ": --device " + a.value("--device") + " requested, but " +
+                     (cuda_device_count() == 0 ? "this build or machine has no CUDA device" : "that device does not exist"));
+  return d;
+}
+
+std::string model_arg(const Args& a, const std::string& usage) {
+  if (a.positional.size() != 1) throw UsageError(a.command + ": expected one MODEL argument\n" + usage);
+  return a.positional[0];
+}
+
+bool help(const Args& a, const std::string& usage) {
+  if (!a.has("--help")) return false;
+  std::cout << usage;
+  return true;
+}
+
+std::string join_losses(const models::Losses& l) {
+  std::string out;
+  for (auto& [k, v] : l) out += str(out.empty() ? "" : "  ", k, " ", fmt(v, "%.5g"));
+  return out;
+}
+
+}  // namespace
+
+int train_command(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec> flags{
+      {"--epochs", "N", "passes over the training set", {"--n-epochs"}},
+      {"--steps", "N", "optimizer steps (wins over --epochs)", {"--n-steps", "--iters"}},
+      {"--batch-size", "N", "batch size (default 64)"},
+      {"--lr", "X", "learning rate (default: the model's)"},
+      {"--b1", "X", "Adam beta1 where the model uses it (default 0.5)"},
+      {"--b2", "X", "Adam beta2 (default 0.999)"},
+      {"--latent-dim", "N", "latent dimension (default: the model's)"},
+      kDevice,
+      kSeed,
+      {"--sample-every", "N", "write a sample grid every N steps", {"--sample-interval"}},
+      {"--checkpoint-every", "N", "also checkpoint every N steps"},
+      {"--out", "DIR", "output folder (default out/MODEL)", {"--out-dir"}},
+      {"--resume", "CKPT", "continue a run from its checkpoint"},
+      kData,
+      {"--limit", "N", "train on the first N images only"},
+      kHelp,
+  };
+  const std::string usage = "usage: loom train MODEL [flags]\n\n" + describe(flags) + "\nModels: loom list\n";
+  Args a = parse("train", args, flags);
+  if (help(a, usage)) return 0;
+  tools::TrainOptions o;
+  o.model = model_arg(a, usage);
+  o.epochs = static_cast<int64_t>(a.unsigned_value("--epochs", 0));
+  o.steps = static_cast<int64_t>(a.unsigned_value("--steps", 0));
+  if (o.epochs == 0 && o.steps == 0) throw UsageError("train: give --epochs N or --steps N\n" + usage);
+  o.config.batch_size = static_cast<int64_t>(a.unsigned_value("--batch-size", 64));
+  o.config.lr = a.number("--lr", 0);
+  o.config.b1 = a.number("--b1", 0.5);
+  o.config.b2 = a.number("--b2", 0.999);
+  o.config.latent_dim = static_cast<int64_t>(a.unsigned_value("--latent-dim", 0));
+  o.config.device = device_of(a);
+  o.config.seed = a.unsigned_value("--seed", 0);
+  o.config.data_dir = a.value("--data", data::kFashionMnistDir);
+  o.data_dir = o.config.data_dir;
+  o.sample_every = static_cast<int64_t>(a.unsigned_value("--sample-every", 0));
+  o.checkpoint_every = static_cast<int64_t>(a.unsigned_value("--checkpoint-every", 0));
+  o.out_dir = a.value("--out", "out/" + o.model);
+  o.resume = a.value("--resume");
+  o.limit_train = static_cast<int64_t>(a.unsigned_value("--limit", 0));
+  tools::TrainResult r = tools::train(o);
+  std::cout << "trained " << o.model << " for " << r.steps << " steps\n"
+            << "  last step: " << join_losses(r.last) << "\n";
+  if (!r.eval.empty()) std::cout << "  held-out:  " << join_losses(r.eval) << "\n";
+  std::cout << "  checkpoint " << r.checkpoint << "\n  samples    " << r.samples << "\n  metrics    " << o.out_dir
+            << "/metrics.jsonl\n";
+  return 0;
+}
+
+int sample_command(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec> flags{{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+                                    {"-n", "N", "number of samples (default 64)", {"--n"}},
+                                    {"--out", "FILE", "PNG to write (default samples.png)", {"-o"}},
+                                    kDevice,
+                                    kSeed,
+                                    kData,
+                                    kHelp};
+  const std::string usage = "usage: loom sample MODEL --ckpt FILE [-n 64] [--out grid.png]\n\n" + describe(flags);
+  Args a = parse("sample", args, flags);
+  if (help(a, usage)) return 0;
+  const std::string model = model_arg(a, usage);
+  if (!a.has("--ckpt")) throw UsageError("sample: --ckpt FILE is required\n" + usage);
+  const std::string out = a.value("--out", "samples.png");
+  tools::sample(model, a.value("--ckpt"), static_cast<int64_t>(a.unsigned_value("-n", 64)), out, device_of(a),
+                a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir));
+  std::cout << "wrote " << out << "\n";
+  return 0;
+}
+
+int eval_command(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec> flags{{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+                                    {"-n", "N", "held-out images to evaluate (default all 10000)", {"--n"}},
+                                    kDevice,
+                                    kData,
+                                    kHelp};
+  const std::string usage = "usage: loom eval MODEL --ckpt FILE\n\n" + describe(flags);
+  Args a = parse("eval", args, flags);
+  if (help(a, usage)) return 0;
+  const std::string model = model_arg(a, usage);
+  if (!a.has("--ckpt")) throw UsageError("eval: --ckpt FILE is required\n" + usage);
+  models::Losses l = tools::evaluate(model, a.value("--ckpt"), device_of(a), a.value("--data", data::kFashionMnistDir),
+                                     static_cast<int64_t>(a.unsigned_value("-n", 10000)));
+  TextTable t({"metric", "value"});
+  for (auto& [k, v] : l) t.add({k, fmt(v, "%.6g")});
+  t.print(std::cout);
+  return 0;
+}
+
+int list_command(const std::vector<std::string>& args) {
+  Args a = parse("list", args, {kHelp});
+  if (help(a, "usage: loom list\n")) return 0;
+  TextTable t({"model", "what it is"});
+  for (const models::Registration& r : models::registry()) t.add({r.name, r.summary});
+  t.print(std::cout);
+  return 0;
+}
+
+int plot_command(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec> flags{{"-o", "FILE", "PNG to write (default curves.png)", {"--out"}},
+                                    {"--log-y", "", "logarithmic loss axis"},
+                                    kHelp};
+  const std::string usage = "usage: loom plot metrics.jsonl [-o curves.png]\n\n" + describe(flags);
+  Args a = parse("plot", args, flags);
+  if (help(a, usage)) return 0;
+  if (a.positional.size() != 1) throw UsageError("plot: expected one metrics.jsonl file\n" + usage);
+  const std::string path = a.positional[0];
+  std::ifstream in(path);
+  LOOM_CHECK(in, "plot: cannot open ", path);
+  // One series per loss name, in order of first appearance.
+  plot::Chart chart;
+  chart.title = "training curves: " + path;
+  chart.xlabel = "step";
+  chart.ylabel = "loss";
+  chart.log_y = a.has("--log-y");
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    const Json rec = parse_json(line, str("plot: ", path, ": line ", n));
+    const Json* step = rec.find("step");
+    const Json* losses = rec.find("losses");
+    LOOM_CHECK(step && step->kind == Json::Kind::Integer && losses && losses->kind == Json::Kind::Object, "plot: ", path,
+               ": line ", n, " is not a loom metrics record (needs \"step\" and \"losses\")");
+    for (size_t k = 0; k < losses->keys.size(); ++k) {
+      const Json& v = losses->values[k];
+      if (v.kind != Json::Kind::Integer && v.kind != Json::Kind::Number) continue;  // null: a non-finite loss
+      auto s = std::find_if(chart.series.begin(), chart.series.end(),
+                            [&](const plot::Series& x) { return x.label == losses->keys[k]; });
+      if (s == chart.series.end()) s = chart.series.insert(chart.series.end(), plot::Series{losses->keys[k], {}, {}});
+      s->x.push_back(step->number);
+      s->y.push_back(v.number);
+    }
+  }
+  LOOM_CHECK(!chart.series.empty(), "plot: ", path, " holds no losses");
+  const std::string out = a.value("-o", "curves.png");
+  plot::write_png(chart, out);
+  std::cout << "wrote " << out << "\n";
+  return 0;
+}
+
+}  // namespace loom::cli
