@@ -10,8 +10,8 @@
 // chunk of more than one image costs a transposing copy, fused with the bias; it buys one large GEMM
 // instead of nb small ones, which is what makes small images (P = 49) fast. A chunk is as many
 // images as fit kChunkElements of cols. im2col, col2im and the copies run in parallel (OpenMP) over
-// (image, channel); the GEMM is OpenBLAS's (kernels/gemm.h) with its own threads. Everything is
-// exact FP32/FP64 arithmetic with a fixed summation order: results do not depend on the thread count.
+// (image, channel); the GEMM is OpenBLAS's (kernels/gemm.h) with its own threads. Arithmetic is plain
+// FP32/FP64 (no reduced precision) and loom's own loops add in a fixed order.
 //
 // Benchmark: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./build/tools/loom-bench-cpu (tools/bench_cpu.cpp).
 #include "kernels/conv.h"
@@ -56,9 +56,8 @@ struct Dims {
         hp(geo.in_h + 2 * geo.pad_h),
         wp(geo.in_w + 2 * geo.pad_w),
         wq((wp + geo.stride_w - 1) / geo.stride_w),
-        chunk(std::clamp<int64_t>(kChunkElements / std::max<int64_t>(1, geo.in_channels * geo.kernel_h *
-                                                                            geo.kernel_w * p),
-                                  1, std::max<int64_t>(1, geo.batch))) {
+        chunk(std::clamp<int64_t>(kChunkElements / std::max<int64_t>(1, rows() * p), 1,
+                                  std::max<int64_t>(1, geo.batch))) {
     // The last tap of the last output must lie inside the padded plane: out_h may be smaller than
     // conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
     LOOM_CHECK((geo.out_h - 1) * geo.stride_h + (geo.kernel_h - 1) * geo.dilation_h < hp &&
@@ -66,6 +65,7 @@ struct Dims {
                "conv kernels: output ", geo.out_h, "x", geo.out_w, " is larger than input ", geo.in_h, "x",
                geo.in_w, " admits");
   }
+  int64_t rows() const { return g.in_channels * g.kernel_h * g.kernel_w; }  // of cols, all groups
   bool staged() const { return g.pad_h > 0 || g.pad_w > 0 || g.stride_w > 1; }
   int64_t staged_row() const { return g.stride_w * wq; }
   int64_t staged_plane() const { return hp * staged_row(); }
@@ -220,7 +220,7 @@ template <class T>
 void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias,
                   T* y) {
   const Dims d(g);
-  auto cols = scratch<T>(g.in_channels * g.kernel_h * g.kernel_w * d.chunk * d.p);
+  auto cols = scratch<T>(d.rows() * d.chunk * d.p);
   auto ychunk = d.chunk > 1 ? scratch<T>(g.out_channels * d.chunk * d.p) : nullptr;
   for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
     const int64_t nb = std::min(d.chunk, g.batch - n0), ld = nb * d.p;
@@ -237,7 +237,7 @@ template <class T>
 void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* gy, const T* w, const T* bias,
                         T* gx) {
   const Dims d(g);
-  auto cols = scratch<T>(g.in_channels * g.kernel_h * g.kernel_w * d.chunk * d.p);
+  auto cols = scratch<T>(d.rows() * d.chunk * d.p);
   auto gychunk = d.chunk > 1 ? scratch<T>(g.out_channels * d.chunk * d.p) : nullptr;
   for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
     const int64_t nb = std::min(d.chunk, g.batch - n0), ld = nb * d.p;
@@ -259,7 +259,7 @@ void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, 
     std::fill(gw, gw + g.out_channels * d.k, T(0));
     return;
   }
-  auto cols = scratch<T>(g.in_channels * g.kernel_h * g.kernel_w * d.chunk * d.p);
+  auto cols = scratch<T>(d.rows() * d.chunk * d.p);
   auto gychunk = d.chunk > 1 ? scratch<T>(g.out_channels * d.chunk * d.p) : nullptr;
   for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
     const int64_t nb = std::min(d.chunk, g.batch - n0), ld = nb * d.p;
