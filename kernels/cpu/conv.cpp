@@ -10,9 +10,13 @@
 // batching a chunk into one GEMM costs a transposing copy (fused with the bias); it buys one wide GEMM
 // instead of nb narrow ones, which pays for small images (P < kPerImagePositions, DCGAN's 7x7 layer).
 // Larger images skip the copies: each image's GEMM runs straight on its NCHW block, batched through
-// the gemm kernel's strides. A chunk is as many images as fit kChunkElements of cols. im2col, col2im
-// and the copies run in parallel (OpenMP) over (image, channel); the GEMM is OpenBLAS's
-// (kernels/gemm.h) with its own threads. Arithmetic is plain FP32/FP64 (no reduced precision) and
+// the gemm kernel's strides. A chunk is as many images as fit kChunkElements of cols.
+//
+// Threads: the GEMMs run on OpenBLAS's (kernels/gemm.h); im2col, col2im and the copies run on the
+// calling thread. Parallelizing them with OpenMP made every pass slower, up to 4x (64→128 forward,
+// 2 threads, 9-11 ms serial vs 19-34 ms): after each parallel region libgomp's idle workers spin
+// (OMP_WAIT_POLICY unset) on the very cores the pthread OpenBLAS then needs for the GEMM. With
+// OMP_WAIT_POLICY=passive both were equal. Arithmetic is plain FP32/FP64 (no reduced precision) and
 // loom's own loops add in a fixed order.
 //
 // Benchmark: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./build/tools/loom-bench-cpu (tools/bench_cpu.cpp).
@@ -36,8 +40,6 @@ constexpr int64_t kChunkElements = int64_t(1) << 19;
 // smaller ones are batched into one GEMM per chunk, which costs transposing copies of y or gy but
 // keeps the GEMM wide. (DCGAN-28: P = 196 runs 1.6x faster per image, P = 49 1.3x faster chunked.)
 constexpr int64_t kPerImagePositions = 128;
-// Below this many elements moved, a parallel region costs more than it saves.
-constexpr int64_t kParallelElements = 32768;
 
 // The sizes every pass needs, derived once from the geometry.
 //
@@ -148,52 +150,44 @@ void col2im_channel(const Dims& d, const T* cols, int64_t ld, T* plane) {
     }
 }
 
-// cols for images [n0, n0 + nb) of x, [C·kh·kw, nb·P]. Each thread stages planes in its own buffer,
-// zeroed once: staging writes the same interior slots every time, so the padding stays zero.
+// cols for images [n0, n0 + nb) of x, [C·kh·kw, nb·P]. Planes are staged in one buffer, zeroed
+// once: staging writes the same interior slots every time, so the padding stays zero.
 template <class T>
 void im2col(const Dims& d, const T* x, int64_t n0, int64_t nb, T* cols) {
   const ConvGeometry& g = d.g;
   const int64_t ld = nb * d.p, rows_per_channel = g.kernel_h * g.kernel_w;
-#pragma omp parallel if (nb * g.in_channels * rows_per_channel * d.p > kParallelElements)
-  {
-    std::vector<T> staged(d.staged() ? d.staged_plane() : 0, T(0));
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t n = 0; n < nb; ++n)
-      for (int64_t c = 0; c < g.in_channels; ++c) {
-        const T* plane = x + ((n0 + n) * g.in_channels + c) * d.in_plane();
-        if (d.staged()) {
-          stage(d, plane, staged.data());
-          plane = staged.data();
-        }
-        im2col_channel(d, plane, cols + c * rows_per_channel * ld + n * d.p, ld);
+  std::vector<T> staged(d.staged() ? d.staged_plane() : 0, T(0));
+  for (int64_t n = 0; n < nb; ++n)
+    for (int64_t c = 0; c < g.in_channels; ++c) {
+      const T* plane = x + ((n0 + n) * g.in_channels + c) * d.in_plane();
+      if (d.staged()) {
+        stage(d, plane, staged.data());
+        plane = staged.data();
       }
-  }
+      im2col_channel(d, plane, cols + c * rows_per_channel * ld + n * d.p, ld);
+    }
 }
 
-// gx[n0 + n, c] = bias[c] (or 0) + col2im(cols) for the chunk's images, accumulated in a staged
-// plane per thread and read back from its interior.
+// gx[n0 + n, c] = bias[c] (or 0) + col2im(cols) for the chunk's images, each plane accumulated in
+// a staged buffer and read back from its interior.
 template <class T>
 void col2im(const Dims& d, const T* cols, const T* bias, int64_t n0, int64_t nb, T* gx) {
   const ConvGeometry& g = d.g;
   const int64_t ld = nb * d.p, rows_per_channel = g.kernel_h * g.kernel_w;
-#pragma omp parallel if (nb * g.in_channels * rows_per_channel * d.p > kParallelElements)
-  {
-    std::vector<T> staged(d.staged() ? d.staged_plane() : 0);
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t n = 0; n < nb; ++n)
-      for (int64_t c = 0; c < g.in_channels; ++c) {
-        T* plane = gx + ((n0 + n) * g.in_channels + c) * d.in_plane();
-        const T init = bias ? bias[c] : T(0);
-        if (!d.staged()) {
-          std::fill(plane, plane + d.in_plane(), init);
-          col2im_channel(d, cols + c * rows_per_channel * ld + n * d.p, ld, plane);
-          continue;
-        }
-        std::fill(staged.begin(), staged.end(), T(0));
-        col2im_channel(d, cols + c * rows_per_channel * ld + n * d.p, ld, staged.data());
-        unstage(d, staged.data(), init, plane);
+  std::vector<T> staged(d.staged() ? d.staged_plane() : 0);
+  for (int64_t n = 0; n < nb; ++n)
+    for (int64_t c = 0; c < g.in_channels; ++c) {
+      T* plane = gx + ((n0 + n) * g.in_channels + c) * d.in_plane();
+      const T init = bias ? bias[c] : T(0);
+      if (!d.staged()) {
+        std::fill(plane, plane + d.in_plane(), init);
+        col2im_channel(d, cols + c * rows_per_channel * ld + n * d.p, ld, plane);
+        continue;
       }
-  }
+      std::fill(staged.begin(), staged.end(), T(0));
+      col2im_channel(d, cols + c * rows_per_channel * ld + n * d.p, ld, staged.data());
+      unstage(d, staged.data(), init, plane);
+    }
 }
 
 // The chunk's output-side matrix (y or gy) has a row per output channel and a column per output
@@ -209,7 +203,6 @@ Layout chunk_layout(const Dims& d, int64_t nb) { return {d.p, nb * d.p}; }
 template <class T>
 void copy_planes(const Dims& d, const T* src, Layout ls, const T* bias, T* dst, Layout ld, int64_t nb) {
   const int64_t o_total = d.g.out_channels;
-#pragma omp parallel for collapse(2) schedule(static) if (nb * o_total * d.p > kParallelElements)
   for (int64_t n = 0; n < nb; ++n)
     for (int64_t o = 0; o < o_total; ++o) {
       const T* s = src + n * ls.image + o * ls.channel;
