@@ -191,26 +191,36 @@ TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
 }
 
 TEST(OpsConv, ManyChunksMatchDirectLoops) {
-  // 16·3·3 rows × 30·50 positions = 216000 elements of im2col per image, and kernels/cpu/conv.cpp
-  // fills chunks of up to kChunkElements = 2^19 of them: this batch of 3 runs as two chunks (2 images,
-  // then 1), exercising the chunk transposes and the weight gradient's accumulation across chunks.
-  ConvParams p{.stride = {1, 1}, .padding = {1, 2}, .dilation = {1, 2}};
-  Tensor x = rand64({3, 16, 30, 50}, -1, 1, 11);
-  Tensor w = rand64({2, 16, 3, 3}, -1, 1, 12);
-  Tensor b = rand64({2}, -1, 1, 13);
-  Tensor y = conv2d(x, w, b, p);
-  ASSERT_EQ(y.shape(), (Shape{3, 2, 30, 50}));
-  expect_tensors_near(y, naive_conv2d(x, w, b, p), 1e-11, 1e-11);
-  Tensor gy = rand64(y.shape(), -1, 1, 14);
-  Tensor xg = x.detach().clone(), wg = w.detach().clone();
-  xg.requires_grad_();
-  wg.requires_grad_();
-  backward(conv2d(xg, wg, b, p), gy);
-  expect_tensors_near(wg.grad(), naive_conv2d_weight_grad(x, gy, w.shape(), p), 1e-10, 1e-11);
-  // gx is the transposed conv of gy (the adjoint), here checked by scattering.
-  ConvParams pt = p;
-  pt.output_padding = {0, 0};
-  expect_tensors_near(xg.grad(), naive_conv_transpose2d(gy, w, {}, pt), 1e-11, 1e-11);
+  // kernels/cpu/conv.cpp fills chunks of up to kChunkElements = 2^19 im2col elements and runs images
+  // of P ≥ kPerImagePositions = 128 output positions through a GEMM each, smaller ones through one
+  // GEMM per chunk. Both cases below have 2^19 / 3 < rows·P ≤ 2^19 / 2, so their batch of 3 runs as
+  // two chunks (2 images, then 1): the chunk copies and the weight gradient's accumulation across
+  // chunks and images are all exercised.
+  struct Big {
+    Shape x, w;
+    ConvParams p;
+  };
+  const std::vector<Big> cases = {
+      // 16·3·3 rows × 30·50 positions: a GEMM per image.
+      {{3, 16, 30, 50}, {2, 16, 3, 3}, {.padding = {1, 2}, .dilation = {1, 2}}},
+      // 96·4·4 rows × 11·11 positions: one GEMM per chunk and group.
+      {{3, 96, 12, 12}, {4, 48, 4, 4}, {.padding = {1, 1}, .groups = 2}},
+  };
+  uint64_t seed = 11;
+  for (const Big& k : cases) {
+    SCOPED_TRACE(str("x ", k.x, ", w ", k.w));
+    Tensor x = rand64(k.x, -1, 1, seed++), w = rand64(k.w, -1, 1, seed++), b = rand64({k.w[0]}, -1, 1, seed++);
+    Tensor y = conv2d(x, w, b, k.p);
+    expect_tensors_near(y, naive_conv2d(x, w, b, k.p), 1e-11, 1e-11);
+    Tensor gy = rand64(y.shape(), -1, 1, seed++);
+    Tensor xg = x.detach().clone(), wg = w.detach().clone();
+    xg.requires_grad_();
+    wg.requires_grad_();
+    backward(conv2d(xg, wg, b, k.p), gy);
+    expect_tensors_near(wg.grad(), naive_conv2d_weight_grad(x, gy, w.shape(), k.p), 1e-10, 1e-11);
+    // gx is the transposed conv of gy (the adjoint), here checked by scattering.
+    expect_tensors_near(xg.grad(), naive_conv_transpose2d(gy, w, {}, k.p), 1e-11, 1e-11);
+  }
 }
 
 TEST(OpsConv, Conv2dGradients) {
