@@ -23,6 +23,7 @@
 // storage are freed during static destruction, possibly after this file's
 // statics, and the driver may already be tearing the context down then.
 #include <bit>
+#include <iomanip>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -42,8 +43,16 @@ size_t bin_size(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+// "1.5 GiB (1610612736 bytes)": readable, and exact.
 std::string format_bytes(size_t n) {
-  return str(n, " bytes (", static_cast<double>(n) / (1 << 20), " MiB)");
+  constexpr const char* kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  for (; v >= 1024 && u < 5; ++u) v /= 1024;
+  if (u == 0) return str(n, " bytes");
+  std::ostringstream os;
+  os << std::setprecision(3) << v << ' ' << kUnits[u] << " (" << n << " bytes)";
+  return os.str();
 }
 
 struct Devices {
@@ -119,7 +128,8 @@ void* device_malloc(int device, size_t size, size_t requested, DeviceCache& c) {
                     "; loom holds ", format_bytes(c.stats.allocated_bytes), " in live tensors"));
   }
   if (e != cudaSuccess)
-    throw_cuda_error(str("cudaMalloc(", size, " bytes)"), __FILE__, __LINE__, cudaGetErrorName(e), cudaGetErrorString(e));
+    throw_cuda_error(str("cudaMalloc(", size, " bytes)"), __FILE__, __LINE__, cudaGetErrorName(e),
+                     cudaGetErrorString(e));
   c.stats.reserved_bytes += size;
   ++c.stats.device_allocs;
   return p;

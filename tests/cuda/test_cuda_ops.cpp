@@ -371,12 +371,14 @@ TEST_F(CudaOps, RandomMatchesCpu) {
       SCOPED_TRACE(str(name_of(dt), " n=", n));
       Generator gc(42), gg(42);
       for (int draw = 0; draw < 2; ++draw) {  // the second draw starts at a nonzero offset
-        Tensor uc = uniform({n}, -2, 3, TensorOptions{dt}, &gc), ug = uniform({n}, -2, 3, TensorOptions{dt, kCuda}, &gg);
+        Tensor uc = uniform({n}, -2, 3, TensorOptions{dt}, &gc);
+        Tensor ug = uniform({n}, -2, 3, TensorOptions{dt, kCuda}, &gg);
         EXPECT_EQ(ug.to_vector<double>(), uc.to_vector<double>());  // bit for bit
         Tensor rc = rand({n}, TensorOptions{dt}, &gc), rg = rand({n}, TensorOptions{dt, kCuda}, &gg);
         EXPECT_EQ(rg.to_vector<double>(), rc.to_vector<double>());
         // Box-Muller goes through log, sin, cos: CUDA's and libm's may differ in the last bits.
-        Tensor nc = normal({n}, 0.5, 2, TensorOptions{dt}, &gc), ng = normal({n}, 0.5, 2, TensorOptions{dt, kCuda}, &gg);
+        Tensor nc = normal({n}, 0.5, 2, TensorOptions{dt}, &gc);
+        Tensor ng = normal({n}, 0.5, 2, TensorOptions{dt, kCuda}, &gg);
         const double t = dt == DType::Float32 ? 4e-6 : 1e-13;
         expect_tensors_near(ng, nc, t, t);
         Tensor p = uniform_cpu({n}, 0, 1, dt, 77);
@@ -549,7 +551,8 @@ TEST_F(CudaOps, MatmulMatchesCpu) {
 }
 
 TEST_F(CudaOps, MatmulWithEmptyInnerDimensionIsZero) {
-  Tensor a = zeros({3, 0}, TensorOptions{DType::Float32, kCuda}), b = zeros({0, 2}, TensorOptions{DType::Float32, kCuda});
+  Tensor a = zeros({3, 0}, TensorOptions{DType::Float32, kCuda});
+  Tensor b = zeros({0, 2}, TensorOptions{DType::Float32, kCuda});
   expect_values(matmul(a, b), std::vector<double>(6, 0.0), 0, 0);  // poisoned output: every element written
 }
 
