@@ -37,8 +37,9 @@ namespace loom::kernels::cuda {
 namespace {
 
 constexpr int64_t kWarpRowLimit = 1024;  // rows up to this length get a warp, longer ones a block
-constexpr int kBlockRowThreads = 256;
-constexpr int kSlices = 8;  // blockDim.y of the strided layout
+constexpr int kWarpRowsPerBlock = 8;     // blockDim.y of the warp-per-row layout
+constexpr int kBlockRowThreads = 256;    // blockDim.x of the block-per-row layout
+constexpr int kSlices = 8;               // blockDim.y of the strided layout
 
 // ---- where a thread stands ------------------------------------------------------------------
 // Work is cut into units (a block's rows, or a tile of 32 strided outputs); within
@@ -277,10 +278,12 @@ struct Layout {
 
 Layout layout(int64_t outer, int64_t r, int64_t inner) {
   if (inner > 1) return {dim3(32, kSlices), outer * ((inner + 31) / 32)};
-  if (r <= kWarpRowLimit) return {dim3(32, 256 / 32), (outer + 256 / 32 - 1) / (256 / 32)};
+  if (r <= kWarpRowLimit) return {dim3(32, kWarpRowsPerBlock), (outer + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock};
   return {dim3(kBlockRowThreads, 1), outer};
 }
 
+// One block per unit, capped at one full wave (8 blocks of 256 threads per SM);
+// the kernels' unit loop covers the rest.
 unsigned grid_for(const LaunchScope& s, int64_t units) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(units, int64_t(sm_count(s.device())) * 8)));
 }
