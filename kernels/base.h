@@ -10,6 +10,15 @@
 #include <string>
 #include <vector>
 
+// Marks scalar math shared by the CPU reference and the CUDA kernels
+// (kernels/philox.h, kernels/elementwise_math.h): compiled for both sides by
+// nvcc, a plain inline function for the host compiler.
+#if defined(__CUDACC__)
+#define LOOM_HD __host__ __device__ __forceinline__
+#else
+#define LOOM_HD inline
+#endif
+
 namespace loom {
 
 // Every failure loom reports is a loom::Error whose message names the op and the

@@ -13,3 +13,12 @@
             int64_t stride_c, int64_t batch);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_GEMM, LOOM_GEMM_API)
+
+namespace loom::kernels {
+// Opt-in TF32: float32 GEMMs on CUDA may then run on tensor cores with inputs
+// rounded to a 10-bit mantissa (relative error ~1e-3, several times faster).
+// Off by default: float32 means FP32 unless asked, and every benchmark states
+// the setting. The CPU has no TF32 and ignores it; float64 is unaffected.
+void set_gemm_allow_tf32(bool on);
+bool gemm_allow_tf32();
+}  // namespace loom::kernels

@@ -14,4 +14,23 @@ void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size
 int cuda_device_count();  // 0 in a CPU-only build or without a device
 void synchronize(Device d);
 
+// Allocator counters for one device. On CUDA, blocks are rounded up to size
+// bins and cached on free, so allocated ≤ reserved and device_allocs stops
+// growing once a training step has run (steady state: no cudaMalloc). The host
+// has no cache: reserved == allocated.
+struct MemoryStats {
+  size_t allocated_bytes = 0;       // blocks handed out and not yet freed (rounded sizes)
+  size_t reserved_bytes = 0;        // obtained from the system: allocated + cached free blocks
+  size_t peak_allocated_bytes = 0;  // high-water mark of allocated_bytes
+  uint64_t device_allocs = 0;       // calls to cudaMalloc (host: aligned_alloc)
+  uint64_t device_frees = 0;        // calls to cudaFree (host: free)
+};
+MemoryStats memory_stats(Device d);
+// Returns the cached free blocks of d to the system (no-op on the host).
+void empty_cache(Device d);
+// Debugging aid: fill every new allocation with 0xFF bytes (NaN for floats, -1
+// for integers), so a kernel that leaves part of its output unwritten shows up
+// in tests. Off by default.
+void set_poison_allocations(bool on);
+
 }  // namespace loom::kernels

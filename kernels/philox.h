@@ -8,11 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define LOOM_HD __host__ __device__ __forceinline__
-#else
-#define LOOM_HD inline
-#endif
+#include "kernels/base.h"
 
 namespace loom::philox {
 
@@ -55,30 +51,43 @@ LOOM_HD double to_unit_double(uint32_t a, uint32_t b) {
   return (v + 1) * (1.0 / 9007199254740992.0);
 }
 
-// Element i of a uniform (0,1] stream. float uses one word, double two; each
-// block of four words feeds 4 floats or 2 doubles.
+// Values per Philox block: 4 floats (one word each) or 2 doubles (two words each).
 template <class T>
-LOOM_HD T uniform(uint64_t seed, uint64_t offset, uint64_t i) {
+inline constexpr uint32_t per_block = sizeof(T) == 4 ? 4 : 2;
+
+// Value j (< per_block<T>) of block r as a uniform in (0, 1].
+template <class T>
+LOOM_HD T unit_from_block(const U4& r, uint32_t j) {
   if constexpr (sizeof(T) == 4) {
-    U4 r = block(seed, offset + i / 4);
-    return static_cast<T>(to_unit_float(r.x[i % 4]));
+    return static_cast<T>(to_unit_float(r.x[j]));
   } else {
-    U4 r = block(seed, offset + i / 2);
-    uint32_t j = static_cast<uint32_t>(i % 2) * 2;
-    return static_cast<T>(to_unit_double(r.x[j], r.x[j + 1]));
+    return static_cast<T>(to_unit_double(r.x[2 * j], r.x[2 * j + 1]));
   }
 }
 
+// Element i of a uniform (0,1] stream: value i % per_block of block offset + i / per_block.
+// (A kernel may compute one block and take all its values: the same numbers.)
+template <class T>
+LOOM_HD T uniform(uint64_t seed, uint64_t offset, uint64_t i) {
+  return unit_from_block<T>(block(seed, offset + i / per_block<T>), static_cast<uint32_t>(i % per_block<T>));
+}
+
+// Box-Muller: (u1, u2) uniform in (0, 1] → r cos θ (cosine branch) or r sin θ,
+// r = sqrt(-2 log u1), θ = 2π u2; both are standard normal.
+template <class T>
+LOOM_HD T box_muller(T u1, T u2, bool sine) {
+  T r = std::sqrt(T(-2) * std::log(u1));
+  T theta = T(6.283185307179586476925) * u2;
+  return sine ? r * std::sin(theta) : r * std::cos(theta);
+}
+
 // Element i of a standard normal stream: Box-Muller on uniform pairs (2i', 2i'+1)
-// of a separate sub-stream; even i takes the cosine, odd i the sine branch.
+// of the stream, i' = i / 2; even i takes the cosine, odd i the sine branch.
+// A pair never straddles two blocks (per_block is even).
 template <class T>
 LOOM_HD T normal(uint64_t seed, uint64_t offset, uint64_t i) {
   uint64_t pair = i / 2;
-  T u1 = uniform<T>(seed, offset, 2 * pair);
-  T u2 = uniform<T>(seed, offset, 2 * pair + 1);
-  T r = std::sqrt(T(-2) * std::log(u1));
-  T theta = T(6.283185307179586476925) * u2;
-  return (i % 2 == 0) ? r * std::cos(theta) : r * std::sin(theta);
+  return box_muller(uniform<T>(seed, offset, 2 * pair), uniform<T>(seed, offset, 2 * pair + 1), i % 2 == 1);
 }
 
 // Number of Philox blocks consumed by n values of type T (uniform) — the
@@ -86,8 +95,7 @@ LOOM_HD T normal(uint64_t seed, uint64_t offset, uint64_t i) {
 template <class T>
 constexpr uint64_t blocks_for(uint64_t n, bool normal_dist) {
   uint64_t words = normal_dist ? 2 * ((n + 1) / 2) : n;  // normal uses 2 uniforms per pair
-  uint64_t per_block = sizeof(T) == 4 ? 4 : 2;
-  return (words + per_block - 1) / per_block;
+  return (words + per_block<T> - 1) / per_block<T>;
 }
 
 }  // namespace loom::philox

@@ -1,95 +1,13 @@
-// CPU reference for the elementwise family (kernels/elementwise.h).
+// CPU reference for the elementwise family (kernels/elementwise.h); the scalar
+// formulas live in kernels/elementwise_math.h, shared with the CUDA kernels.
 #include "kernels/elementwise.h"
 
 #include <algorithm>
-#include <cmath>
+
+#include "kernels/elementwise_math.h"
 
 namespace loom::kernels::cpu {
 namespace {
-
-template <class T>
-T sigmoid(T x) {
-  // Two branches so exp never overflows: for x < 0, e^x / (1 + e^x).
-  if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-template <class T>
-T unary_fn(UnaryOp op, T x, const UnaryParams& p) {
-  switch (op) {
-    case UnaryOp::Neg: return -x;
-    case UnaryOp::Exp: return std::exp(x);
-    case UnaryOp::Log: return std::log(x);
-    case UnaryOp::Log1p: return std::log1p(x);
-    case UnaryOp::Sqrt: return std::sqrt(x);
-    case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
-    case UnaryOp::Tanh: return std::tanh(x);
-    case UnaryOp::Sigmoid: return sigmoid(x);
-    case UnaryOp::Relu: return x <= 0 ? T(0) : x;  // written so that NaN propagates (NaN <= 0 is false)
-    case UnaryOp::LeakyRelu: return x > 0 ? x : T(p.a) * x;
-    case UnaryOp::Elu: return x > 0 ? x : T(p.a) * std::expm1(x);
-    case UnaryOp::Silu: return x * sigmoid(x);
-    // softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), stable for any x.
-    case UnaryOp::Softplus: return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
-    case UnaryOp::Abs: return std::abs(x);
-    case UnaryOp::Square: return x * x;
-    case UnaryOp::PowScalar: return std::pow(x, T(p.a));
-    case UnaryOp::Clamp: return std::min(std::max(x, T(p.a)), T(p.b));
-    case UnaryOp::Sign: return x != x ? x : T((x > 0) - (x < 0));  // NaN stays NaN, as NumPy
-  }
-  return x;
-}
-
-// d f(x) / dx, given x and y = f(x).
-template <class T>
-T unary_grad(UnaryOp op, T x, T y, const UnaryParams& p) {
-  switch (op) {
-    case UnaryOp::Neg: return T(-1);
-    case UnaryOp::Exp: return y;
-    case UnaryOp::Log: return T(1) / x;
-    case UnaryOp::Log1p: return T(1) / (T(1) + x);
-    case UnaryOp::Sqrt: return T(0.5) / y;
-    case UnaryOp::Rsqrt: return T(-0.5) * y * y * y;
-    case UnaryOp::Tanh: return T(1) - y * y;
-    case UnaryOp::Sigmoid: return y * (T(1) - y);
-    case UnaryOp::Relu: return x > 0 ? T(1) : T(0);
-    case UnaryOp::LeakyRelu: return x > 0 ? T(1) : T(p.a);
-    case UnaryOp::Elu: return x > 0 ? T(1) : y + T(p.a);
-    case UnaryOp::Silu: {
-      T s = sigmoid(x);
-      return s * (T(1) + x * (T(1) - s));
-    }
-    case UnaryOp::Softplus: return sigmoid(x);
-    case UnaryOp::Abs: return T((x > 0) - (x < 0));
-    case UnaryOp::Square: return T(2) * x;
-    case UnaryOp::PowScalar: return p.a == 0 ? T(0) : T(p.a) * std::pow(x, T(p.a - 1));
-    case UnaryOp::Clamp: return (x >= T(p.a) && x <= T(p.b)) ? T(1) : T(0);
-    case UnaryOp::Sign: return T(0);
-  }
-  return T(0);
-}
-
-template <class T>
-T binary_fn(BinaryOp op, T a, T b) {
-  switch (op) {
-    case BinaryOp::Add: return a + b;
-    case BinaryOp::Sub: return a - b;
-    case BinaryOp::Mul: return a * b;
-    case BinaryOp::Div: return a / b;
-    case BinaryOp::Pow: return std::pow(a, b);
-    // NaN propagates, as in IEEE fmax's opposite: a NaN operand gives NaN.
-    case BinaryOp::Maximum: return (a != a || b != b) ? a + b : std::max(a, b);
-    case BinaryOp::Minimum: return (a != a || b != b) ? a + b : std::min(a, b);
-    case BinaryOp::Eq: return T(a == b);
-    case BinaryOp::Ne: return T(a != b);
-    case BinaryOp::Lt: return T(a < b);
-    case BinaryOp::Le: return T(a <= b);
-    case BinaryOp::Gt: return T(a > b);
-    case BinaryOp::Ge: return T(a >= b);
-  }
-  return a;
-}
 
 // Walks the output in row-major order keeping per-operand offsets, so the
 // inner loop is a strided loop with no division. Parallel over blocks of the

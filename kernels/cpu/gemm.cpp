@@ -2,6 +2,7 @@
 // otherwise a cache-blocked triple loop parallel over rows of C.
 #include "kernels/gemm.h"
 
+#include <atomic>
 #include <vector>
 
 #if LOOM_HAVE_BLAS
@@ -74,3 +75,11 @@ void gemm(const KernelCtx&, DType dt, bool ta, bool tb, int64_t m, int64_t n, in
 }
 
 }  // namespace loom::kernels::cpu
+
+namespace loom::kernels {
+// The switch lives in the family's always-built file, so a CPU-only build links
+// code that sets it; kernels/cuda/gemm.cu reads it at every call.
+static std::atomic<bool> allow_tf32{false};
+void set_gemm_allow_tf32(bool on) { allow_tf32 = on; }
+bool gemm_allow_tf32() { return allow_tf32; }
+}  // namespace loom::kernels

@@ -1,0 +1,106 @@
+// What every CUDA launcher needs, in one place: the device guard
+// (DeviceGuard) and NVTX range of a launch (LaunchScope), grid sizes for grid-stride loops, scratch
+// memory from the caching allocator (Workspace), and round-to-nearest
+// arithmetic for results that must match the CPU bit for bit.
+#pragma once
+
+#include <algorithm>
+
+#include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
+
+#include "kernels/base.h"
+#include "kernels/cuda/check.h"
+#include "kernels/memory.h"
+
+namespace loom::kernels::cuda {
+
+// Defined in memory.cu, the device runtime.
+int device_count();             // 0 without a driver or a GPU
+void check_device(int device);  // a loom::Error naming the device unless cuda:<device> exists
+int sm_count(int device);       // streaming multiprocessors (cached)
+
+constexpr int kThreads = 256;  // threads per block of the one-dimensional kernels
+
+// Makes cuda:<device> current for the guard's lifetime (restoring the previous
+// device on exit), after checking that it exists.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) : device_(device) {
+    check_device(device);
+    LOOM_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != device_) LOOM_CUDA_CHECK(cudaSetDevice(device_));
+  }
+  ~DeviceGuard() {
+    if (previous_ != device_) cudaSetDevice(previous_);  // best effort: a destructor must not throw
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int device_;
+  int previous_ = 0;
+};
+
+// One launcher's scope: the device guard for ctx.device, an NVTX range named
+// after the op (so profiles show loom's ops), and the stream (ctx.stream; null
+// is the legacy default stream).
+class LaunchScope {
+ public:
+  LaunchScope(const KernelCtx& k, const char* name)
+      : guard_(k.device.index), name_(name), device_(k.device.index), stream_(static_cast<cudaStream_t>(k.stream)) {
+    nvtxRangePushA(name_);
+  }
+  ~LaunchScope() { nvtxRangePop(); }
+  LaunchScope(const LaunchScope&) = delete;
+  LaunchScope& operator=(const LaunchScope&) = delete;
+
+  cudaStream_t stream() const { return stream_; }
+  const char* name() const { return name_; }
+  int device() const { return device_; }
+  // Blocks for a grid-stride loop over `items` threads' worth of work: one per
+  // `threads` items, capped at what fills every SM once (2048 resident threads
+  // per SM on sm_80/sm_90); the loop covers the rest.
+  unsigned blocks(int64_t items, int threads = kThreads) const {
+    const int64_t want = (items + threads - 1) / threads;
+    const int64_t cap = int64_t(sm_count(device_)) * (2048 / threads);
+    return static_cast<unsigned>(std::max<int64_t>(1, std::min(want, cap)));
+  }
+
+ private:
+  DeviceGuard guard_;
+  const char* name_;
+  int device_;
+  cudaStream_t stream_;
+};
+
+// Scratch device memory from the caching allocator, given back at scope exit.
+// Giving it back while kernels that use it are still queued is safe: launches
+// and the allocator's reuse are ordered on the one stream loom uses.
+class Workspace {
+ public:
+  Workspace(int device, size_t bytes)
+      : device_(Device::cuda(device)), bytes_(bytes), p_(::loom::kernels::allocate(device_, bytes)) {}
+  ~Workspace() { ::loom::kernels::deallocate(device_, p_, bytes_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  Device device_;
+  size_t bytes_;
+  void* p_;
+};
+
+// Round-to-nearest arithmetic that nvcc will not contract into an FMA, for
+// results that must equal the CPU's bit for bit (the x86-64 reference build
+// does not fuse either: the baseline instruction set has no FMA).
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+
+}  // namespace loom::kernels::cuda

@@ -1,0 +1,223 @@
+// The CUDA device runtime behind kernels/memory.h: the caching allocator,
+// copies between host and devices, device queries.
+//
+// Caching allocator. cudaMalloc and cudaFree cost tens of microseconds and
+// cudaFree synchronizes the device, more than most of loom's kernels take, so a
+// freed block goes to a per-device free list keyed by its size bin and is handed
+// out again to the next request of the same bin. Bins: multiples of 512 bytes up
+// to 1 MiB, then four per power of two (at most 25% waste). Blocks are never
+// split or merged, so a lookup is one hash probe; once a training step has run,
+// every bin it uses holds a block and the loop makes no cudaMalloc at all
+// (memory_stats(...).device_allocs stops growing; tests/cuda checks it).
+// When cudaMalloc fails the device's cached blocks are released and the call is
+// retried once; a second failure is a loom::Error giving the request and
+// cudaMemGetInfo's free/total.
+//
+// Streams: a freed block is reused at once, without waiting for the kernels
+// that last used it, because every loom launch goes to one stream (ctx.stream,
+// today the default stream): the next user's kernels queue behind them. Work on
+// several streams would need per-block stream tracking (PyTorch's
+// recordStream) before it could share this cache.
+//
+// The allocator state is leaked at exit on purpose: tensors held in static
+// storage are freed during static destruction, possibly after this file's
+// statics, and the driver may already be tearing the context down then.
+#include <bit>
+#include <iomanip>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cuda/launch.h"
+
+namespace loom::kernels::cuda {
+namespace {
+
+constexpr size_t kMinBlock = 512;
+constexpr size_t kSmallLimit = size_t(1) << 20;
+
+size_t bin_size(size_t bytes) {
+  if (bytes <= kMinBlock) return kMinBlock;
+  if (bytes <= kSmallLimit) return (bytes + kMinBlock - 1) / kMinBlock * kMinBlock;
+  const size_t step = std::bit_floor(bytes) / 4;
+  return (bytes + step - 1) / step * step;
+}
+
+// "1.5 GiB (1610612736 bytes)": readable, and exact.
+std::string format_bytes(size_t n) {
+  constexpr const char* kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  for (; v >= 1024 && u < 5; ++u) v /= 1024;
+  if (u == 0) return str(n, " bytes");
+  std::ostringstream os;
+  os << std::setprecision(3) << v << ' ' << kUnits[u] << " (" << n << " bytes)";
+  return os.str();
+}
+
+struct Devices {
+  int count = 0;
+  std::string why_none;  // cudaGetDeviceCount's error when count == 0
+  std::vector<int> sm_counts;
+};
+
+// Queried once: CUDA_VISIBLE_DEVICES and the driver are fixed for the process.
+// No driver or no GPU is not an error here: count is 0.
+const Devices& devices() {
+  static const Devices d = [] {
+    Devices r;
+    const cudaError_t e = cudaGetDeviceCount(&r.count);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      r.count = 0;
+      r.why_none = str(cudaGetErrorName(e), ": ", cudaGetErrorString(e));
+    } else if (r.count == 0) {
+      r.why_none = "the driver reports none";
+    }
+    for (int i = 0; i < r.count; ++i) {
+      int sms = 0;
+      LOOM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, i));
+      r.sm_counts.push_back(sms);
+    }
+    return r;
+  }();
+  return d;
+}
+
+struct DeviceCache {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // bin size → cached blocks
+  MemoryStats stats;
+};
+
+DeviceCache& cache(int device) {
+  static DeviceCache* caches = new DeviceCache[std::max(1, devices().count)];  // leaked: see the top
+  return caches[device];
+}
+
+// Returns every cached block of the device to the driver. Caller holds c.mutex.
+void release_cached(int device, DeviceCache& c) {
+  DeviceGuard guard(device);
+  for (auto& [size, blocks] : c.free_blocks) {
+    while (!blocks.empty()) {
+      LOOM_CUDA_CHECK(cudaFree(blocks.back()));
+      blocks.pop_back();
+      c.stats.reserved_bytes -= size;
+      ++c.stats.device_frees;
+    }
+  }
+  c.free_blocks.clear();
+}
+
+// A fresh block of `size` bytes for a request of `requested`. Caller holds c.mutex.
+void* device_malloc(int device, size_t size, size_t requested, DeviceCache& c) {
+  DeviceGuard guard(device);
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, size);
+  if (e == cudaErrorMemoryAllocation) {  // maybe the cache holds what we need: give it back, retry once
+    cudaGetLastError();
+    release_cached(device, c);
+    e = cudaMalloc(&p, size);
+  }
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) != cudaSuccess) cudaGetLastError();
+    throw Error(str("CUDA out of memory on cuda:", device, ": asked for ", format_bytes(requested), " (a block of ",
+                    format_bytes(size), "); the device has ", format_bytes(free), " free of ", format_bytes(total),
+                    "; loom holds ", format_bytes(c.stats.allocated_bytes), " in live tensors"));
+  }
+  if (e != cudaSuccess)
+    throw_cuda_error(str("cudaMalloc(", size, " bytes)"), __FILE__, __LINE__, cudaGetErrorName(e),
+                     cudaGetErrorString(e));
+  c.stats.reserved_bytes += size;
+  ++c.stats.device_allocs;
+  return p;
+}
+
+}  // namespace
+
+void check_device(int device) {
+  const Devices& d = devices();
+  if (device >= 0 && device < d.count) return;
+  if (d.count == 0)
+    throw Error(str("cuda:", device, " was requested, but no CUDA device is visible (", d.why_none, ")"));
+  throw Error(str("cuda:", device, " was requested, but only ", d.count, " CUDA device", d.count == 1 ? "" : "s",
+                  " exist (cuda:0 .. cuda:", d.count - 1, ")"));
+}
+
+int sm_count(int device) { return devices().sm_counts.at(device); }
+
+int device_count() { return devices().count; }
+
+void* allocate(int device, size_t bytes) {
+  check_device(device);
+  const size_t size = bin_size(bytes);
+  DeviceCache& c = cache(device);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  void* p = nullptr;
+  auto it = c.free_blocks.find(size);
+  if (it != c.free_blocks.end() && !it->second.empty()) {
+    p = it->second.back();
+    it->second.pop_back();
+  } else {
+    p = device_malloc(device, size, bytes, c);
+  }
+  c.stats.allocated_bytes += size;
+  c.stats.peak_allocated_bytes = std::max(c.stats.peak_allocated_bytes, c.stats.allocated_bytes);
+  return p;
+}
+
+void deallocate(int device, void* p, size_t bytes) {
+  const size_t size = bin_size(bytes);
+  DeviceCache& c = cache(device);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.free_blocks[size].push_back(p);
+  c.stats.allocated_bytes -= size;
+}
+
+MemoryStats memory_stats(int device) {
+  check_device(device);
+  DeviceCache& c = cache(device);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.stats;
+}
+
+void empty_cache(int device) {
+  check_device(device);
+  DeviceCache& c = cache(device);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  release_cached(device, c);
+}
+
+void fill_bytes(int device, void* p, int value, size_t n) {
+  DeviceGuard guard(device);
+  LOOM_CUDA_CHECK(cudaMemsetAsync(p, value, n, nullptr));
+}
+
+void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t n) {
+  if (dst_dev.is_cuda() && src_dev.is_cuda() && dst_dev.index != src_dev.index) {
+    check_device(dst_dev.index);
+    check_device(src_dev.index);
+    // Serialized with all work on both devices, so it sees src complete.
+    LOOM_CUDA_CHECK(cudaMemcpyPeer(dst, dst_dev.index, src, src_dev.index, n));
+    return;
+  }
+  DeviceGuard guard(dst_dev.is_cuda() ? dst_dev.index : src_dev.index);
+  if (dst_dev.is_cuda() && src_dev.is_cuda()) {
+    // Same device: queued on the default stream behind the kernels that wrote src.
+    LOOM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, nullptr));
+  } else {
+    // Pageable host memory: cudaMemcpy runs after the default stream's queued work
+    // and returns once the host buffer may be read (device → host) or reused
+    // (host → device; later kernels on the stream queue behind the transfer).
+    LOOM_CUDA_CHECK(cudaMemcpy(dst, src, n, dst_dev.is_cuda() ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost));
+  }
+}
+
+void synchronize(int device) {
+  DeviceGuard guard(device);
+  LOOM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+}  // namespace loom::kernels::cuda
