@@ -2,10 +2,10 @@
 //
 // For a fixed generator, V(G, D) = E_data[log D] + E_G[log(1 − D)] is maximised
 // pointwise by D*(x) = p_data(x) / (p_data(x) + p_G(x)) (the maximiser of
-// a·log y + b·log(1 − y) is y = a / (a + b)). Plugging D* in and multiplying
-// both denominators by ½·2:
-//   V(G, D*) = KL(p_data ‖ m) + KL(p_G ‖ m) − log 4 = 2·JSD(p_data ‖ p_G) − log 4,
-// with m = (p_data + p_G) / 2. Both sides are computed here by different routes:
+// a·log y + b·log(1 − y) is y = a / (a + b)). Plugging D* in, each denominator
+// p_data + p_G = 2m gives up a log 2, with m = (p_data + p_G) / 2:
+//   V(G, D*) = KL(p_data ‖ m) + KL(p_G ‖ m) − log 4 = 2·JSD(p_data ‖ p_G) − log 4.
+// Both sides are computed here by different routes:
 // V through the discriminator's logit a = log p_data − log p_G (log D* = −softplus(−a),
 // log(1 − D*) = −softplus(a), exact for any a), the JSD through the mixture m.
 #include <algorithm>

@@ -167,7 +167,7 @@ void TextTable::print(std::ostream& os, const std::string& indent) const {
       const std::string pad(width[j] - display_width(cell), ' ');
       out += (numeric[j] ? pad + cell : cell + pad) + (j + 1 < width.size() ? "  " : "");
     }
-    os << out << "\n";
+    os << out.substr(0, out.find_last_not_of(' ') + 1) << "\n";
   };
   line(header_);
   size_t total = 0;

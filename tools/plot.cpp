@@ -178,11 +178,11 @@ std::vector<double> log_ticks(double lo, double hi) {
   return t.size() >= 2 ? t : nice_ticks(lo, hi);
 }
 
-void fit_axis(Axis& a, std::vector<double> values, double pad_fraction, bool include_zero) {
+// Fits the axis to `values` (at least one valid).
+void fit_axis(Axis& a, const std::vector<double>& values, double pad_fraction, bool include_zero) {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (double v : values)
     if (a.valid(v)) lo = std::min(lo, a.to_axis(v)), hi = std::max(hi, a.to_axis(v));
-  LOOM_CHECK(lo <= hi, "plot: no finite point to draw", a.log ? " (a log axis needs values > 0)" : "");
   if (include_zero && !a.log) lo = std::min(lo, 0.0), hi = std::max(hi, 0.0);
   if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
     const double half = a.log ? 0.5 : std::max(0.5, 0.1 * std::abs(hi));
@@ -232,6 +232,8 @@ void write_png(const Chart& chart, const std::string& path) {
     }
     any_histogram = any_histogram || s.histogram;
   }
+  LOOM_CHECK(!xs.empty(), "plot: no finite point to draw",
+             chart.log_x || chart.log_y ? " (a log axis needs values > 0)" : "");
   fit_axis(ax, xs, 0, false);
   fit_axis(ay, ys, 0.05, any_histogram);
 
