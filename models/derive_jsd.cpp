@@ -149,10 +149,10 @@ void train_discriminator(JsdResult& r, Generator& g, bool quick) {
                     " fresh samples each";
   // Piecewise-linear units extrapolate the logit log p_data − log p_G (quadratic
   // in the tails here) far better than saturating tanh units; x/2 keeps inputs O(1).
-  training::Mlp net({1, 32, 32, 1}, [](const Tensor& h) { return leaky_relu(h, 0.1); }, g);
-  auto d = [&](const Tensor& x) { return net(x * 0.5); };
+  auto net = training::mlp({1, 32, 32, 1}, [](const Tensor& h) { return leaky_relu(h, 0.1); }, g);
+  auto d = [&](const Tensor& x) { return (*net)(x * 0.5); };
   const double lr = quick ? 3e-2 : 1e-2;
-  training::LocalAdam adam(net.parameters(), lr);
+  optim::Adam adam(net->parameters(), {.lr = lr});
   auto evaluate = [&](int64_t step) {
     NoGrad ng;
     const double v = gan_value(p, q, reshape(d(x_grid), {-1}));
@@ -163,8 +163,9 @@ void train_discriminator(JsdResult& r, Generator& g, bool quick) {
     // Maximise V on samples: minimise −[mean log σ(a(x_data)) + mean log(1 − σ(a(x_G)))].
     Tensor loss = -(mean(log_sigmoid(d(data.sample(batch, g)))) + mean(log_sigmoid(-d(gen.sample(batch, g)))));
     backward(loss);
-    adam.lr = lr * std::pow(0.01, static_cast<double>(step) / static_cast<double>(steps));  // anneal lr → lr/100
+    adam.set_lr(lr * std::pow(0.01, static_cast<double>(step) / static_cast<double>(steps)));  // anneal lr → lr/100
     adam.step();
+    adam.zero_grad();
   }
   evaluate(steps);
   r.trained_gap = std::abs(r.discriminator.back().gap);
@@ -263,8 +264,10 @@ void train_gan(JsdResult& r, Generator& g, bool quick) {
   // Both learning rates anneal from lr to lr·final_decay: a GAN at a fixed rate keeps oscillating.
   const double lr = 2e-3, final_decay = quick ? 0.1 : 0.05;
   auto act = [](const Tensor& h) { return leaky_relu(h, 0.2); };
-  training::Mlp gen({latent, 32, 32, 1}, act, g), disc({1, 32, 32, 1}, act, g);
-  training::LocalAdam opt_g(gen.parameters(), lr, 0.5), opt_d(disc.parameters(), lr, 0.5);
+  auto gen_net = training::mlp({latent, 32, 32, 1}, act, g), disc_net = training::mlp({1, 32, 32, 1}, act, g);
+  auto gen = [&](const Tensor& z) { return (*gen_net)(z); };
+  auto disc = [&](const Tensor& x) { return (*disc_net)(x); };
+  optim::Adam opt_g(gen_net->parameters(), {.lr = lr, .beta1 = 0.5}), opt_d(disc_net->parameters(), {.lr = lr, .beta1 = 0.5});
 
   std::vector<double> final_hist;
   auto evaluate = [&](int64_t step) {
@@ -286,10 +289,14 @@ void train_gan(JsdResult& r, Generator& g, bool quick) {
     Tensor fake = gen(randn({batch, latent}, f64(), &g));
     backward(-(mean(log_sigmoid(disc(data.sample(batch, g)))) + mean(log_sigmoid(-disc(fake.detach())))));
     opt_d.step();
+    opt_d.zero_grad();
     // G step, non-saturating: minimise −log D(G(z)), through D's current weights.
     backward(-mean(log_sigmoid(disc(fake))));
     opt_g.step();
-    opt_g.lr = opt_d.lr = lr * std::pow(final_decay, static_cast<double>(step + 1) / static_cast<double>(steps));
+    opt_g.zero_grad();
+    const double decayed = lr * std::pow(final_decay, static_cast<double>(step + 1) / static_cast<double>(steps));
+    opt_g.set_lr(decayed);
+    opt_d.set_lr(decayed);
   }
   evaluate(steps);
   r.gan_jsd_start = r.gan.front().jsd;
