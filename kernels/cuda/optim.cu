@@ -7,8 +7,8 @@
 // The kernel views the tensors as one virtual concatenation of offset[count]
 // elements cut into chunks of kChunk; a block takes chunks in a grid-stride
 // loop, and each of its threads finds the tensor holding its element by binary
-// search over the prefix sums, then walks forward as its element index grows
-// (a chunk may span several small tensors).
+// search over the prefix sums, then walks forward within the chunk as its
+// element index grows (a chunk may span several small tensors).
 //
 // Pinned staging: a ring of kStagingSlots buffers per device, each with an
 // event recorded after its copy. A slot is rewritten only after its event
@@ -68,9 +68,9 @@ __device__ int64_t locate(const DeviceList& l, int64_t e, int64_t t) {
 // chunks of the concatenation, threads stride through a chunk.
 template <class F>
 __device__ void for_each_element(const DeviceList& l, const F& f) {
-  int64_t t = -1;
   for (int64_t c0 = int64_t(blockIdx.x) * kChunk; c0 < l.total; c0 += int64_t(gridDim.x) * kChunk) {
     const int64_t c1 = min(l.total, c0 + kChunk);
+    int64_t t = -1;  // searched afresh per chunk: the next chunk may lie many small tensors further on
     for (int64_t e = c0 + threadIdx.x; e < c1; e += blockDim.x) {
       t = locate(l, e, t);
       f(t, e - l.offset[t]);
