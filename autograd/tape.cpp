@@ -43,6 +43,15 @@ Tape& tape() {
 
 const char* op_name(OpId op) { return kOpNames[static_cast<size_t>(op)]; }
 
+const char* op_backward_name(OpId op) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> r;
+    for (const char* name : kOpNames) r.push_back(std::string(name) + "_backward");
+    return r;
+  }();
+  return names[static_cast<size_t>(op)].c_str();
+}
+
 bool grad_enabled() { return tape().enabled; }
 NoGrad::NoGrad() : prev_(tape().enabled) { tape().enabled = false; }
 NoGrad::~NoGrad() { tape().enabled = prev_; }
@@ -164,7 +173,11 @@ void backward(const Tensor& root, const Tensor& grad) {
     }
     BackwardCtx ctx{std::move(gout), node->saved, {}};
     for (auto& in : node->inputs) ctx.needs.push_back(in != nullptr);
-    std::vector<Tensor> gin = node->backward(ctx);
+    std::vector<Tensor> gin;
+    {
+      const OpRange range(node->op, true);
+      gin = node->backward(ctx);
+    }
     for (size_t i = 0; i < node->inputs.size(); ++i) {
       const auto& in = node->inputs[i];
       if (!in) continue;

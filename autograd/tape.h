@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "autograd/tensor.h"
+#include "kernels/profiling.h"
 
 namespace loom {
 
@@ -23,6 +24,21 @@ enum class OpId : uint16_t {
   Count
 };
 const char* op_name(OpId op);
+const char* op_backward_name(OpId op);  // "<name>_backward"
+
+// A profiler range named after op `id` (its backward, for the reverse sweep) for
+// the scope: the first line of every public op function and of every backward
+// step, so a profile shows which op's kernels are which. Compiles to nothing in
+// a CPU-only build (kernels/profiling.h).
+class OpRange {
+ public:
+  explicit OpRange(OpId id, bool backward = false) {
+    if constexpr (kernels::kProfilingRanges) kernels::range_push(backward ? op_backward_name(id) : op_name(id));
+  }
+  ~OpRange() { kernels::range_pop(); }
+  OpRange(const OpRange&) = delete;
+  OpRange& operator=(const OpRange&) = delete;
+};
 
 // What a backward function sees: the gradients of the op's outputs (zeros for an
 // output nobody used), the tensors it saved, and which inputs need a gradient.

@@ -80,6 +80,7 @@ Tensor Tensor::detach() const {
 }
 
 Tensor Tensor::to(Device d) const {
+  const OpRange range(OpId::ToDevice);
   if (d == device()) return *this;
   Tensor out = empty(shape(), TensorOptions{dtype(), d});
   kernels::copy_bytes(d, out.data_ptr(), device(), data_ptr(), numel() * dtype_size(dtype()));
@@ -91,6 +92,7 @@ Tensor Tensor::to(Device d) const {
 }
 
 Tensor Tensor::to(DType t) const {
+  const OpRange range(OpId::Cast);
   if (t == dtype()) return *this;
   Tensor out = empty(shape(), TensorOptions{t, device()});
   KernelCtx k = kernel_ctx(device());
@@ -105,6 +107,7 @@ Tensor Tensor::to(DType t) const {
 }
 
 Tensor Tensor::clone() const {
+  const OpRange range(OpId::Clone);
   Tensor out = empty(shape(), options());
   kernels::copy_bytes(device(), out.data_ptr(), device(), data_ptr(), numel() * dtype_size(dtype()));
   record(OpId::Clone, {*this}, {out}, {}, [](BackwardCtx& c) { return std::vector<Tensor>{c.grad_out[0]}; });

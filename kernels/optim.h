@@ -47,3 +47,11 @@ struct SgdHyper {
   void lerp_to(const KernelCtx& k, DType dt, const TensorList& l, double decay);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_OPTIM, LOOM_OPTIM_API)
+
+#if LOOM_CUDA_OPTIM
+namespace loom::kernels::cuda {
+// Kernels the CUDA optim family has launched in this process: a test hook, so
+// tests/cuda can check that a fused step costs a constant number of launches.
+uint64_t optim_launch_count();
+}  // namespace loom::kernels::cuda
+#endif

@@ -85,6 +85,7 @@ ConvGeometry geometry(const Shape& in, const Shape& out, const Tensor& w, const 
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
+  const OpRange range(OpId::Conv2d);
   const char* op = "conv2d";
   check_common(op, x, weight, bias, p);
   LOOM_CHECK(p.output_padding[0] == 0 && p.output_padding[1] == 0, op, ": output_padding is for conv_transpose2d only, got ",
@@ -121,6 +122,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
+  const OpRange range(OpId::ConvTranspose2d);
   const char* op = "conv_transpose2d";
   check_common(op, x, weight, bias, p);
   LOOM_CHECK(weight.size(0) == x.size(1), op, ": input ", x.shape(), " has ", x.size(1), " channels but weight ",

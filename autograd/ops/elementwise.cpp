@@ -14,6 +14,7 @@ using namespace detail;
 namespace {
 
 Tensor unary_op(OpId id, UnaryOp kop, const Tensor& x, UnaryParams p = {}, const char* name = nullptr) {
+  const OpRange range(id);
   if (!name) name = op_name(id);
   check_floating(name, x);
   Tensor y = empty(x.shape(), x.options());
@@ -43,6 +44,7 @@ Tensor binary_raw(const char* name, BinaryOp kop, const Tensor& a, const Tensor&
 }
 
 Tensor binary_op(OpId id, BinaryOp kop, const Tensor& a, const Tensor& b) {
+  const OpRange range(id);
   const char* name = op_name(id);
   Tensor z = binary_raw(name, kop, a, b);
   if (!needs_grad({&a, &b})) return z;  // integer tensors never require grad (requires_grad_ refuses them)
@@ -164,6 +166,7 @@ Tensor gt(const Tensor& a, const Tensor& b) { return binary_raw("gt", BinaryOp::
 Tensor ge(const Tensor& a, const Tensor& b) { return binary_raw("ge", BinaryOp::Ge, a, b); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  const OpRange range(OpId::Where);
   check_compatible("where", {&cond, &a, &b});
   Shape out = broadcast_shapes("where", broadcast_shapes("where", cond.shape(), a.shape()), b.shape());
   Tensor z = empty(out, a.options());

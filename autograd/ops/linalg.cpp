@@ -51,6 +51,7 @@ Tensor batched_gemm(bool trans_a, bool trans_b, const BatchedOperand& a, const B
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const OpRange range(OpId::Matmul);
   check_compatible("matmul", {&a_in, &b_in});
   check_floating("matmul", a_in);
   LOOM_CHECK(a_in.dim() >= 1 && b_in.dim() >= 1, "matmul: operands must have at least one dimension, got ",

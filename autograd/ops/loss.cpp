@@ -107,6 +107,7 @@ Tensor kl_diag_gaussians(const Tensor& mu_q, const Tensor& log_var_q, const Tens
 // its operands, keeping the activation x alive until backward although the rule
 // only reads the scaled mask.
 Tensor dropout(const Tensor& x, double p, bool training, Generator* g) {
+  const OpRange range(OpId::Dropout);
   check_floating("dropout", x);
   LOOM_CHECK(p >= 0 && p < 1, "dropout: probability ", p, " is outside [0, 1) (input ", x.shape(), ")");
   if (!training || p == 0) return x;

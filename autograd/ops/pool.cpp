@@ -53,6 +53,7 @@ Shape pooled_shape(const Tensor& x, const Pool2d& p) { return {x.size(0), x.size
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const OpRange range(OpId::MaxPool2d);
   const Pool2d p = pool_geometry("max_pool2d", x, kernel, stride, padding);
   Tensor y = empty(pooled_shape(x, p), x.options());
   Tensor argmax = empty(y.shape(), TensorOptions{DType::Int64, x.device()});
@@ -73,6 +74,7 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
 }
 
 Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
+  const OpRange range(OpId::AvgPool2d);
   const Pool2d p = pool_geometry("avg_pool2d", x, kernel, stride, padding);
   Tensor y = empty(pooled_shape(x, p), x.options());
   KernelCtx k = kernel_ctx(x.device());
@@ -91,6 +93,7 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
 }
 
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
+  const OpRange range(OpId::UpsampleNearest2d);
   check_nchw("upsample_nearest2d", x);
   LOOM_CHECK(scale >= 1, "upsample_nearest2d: scale ", scale, " must be a positive integer (input ", x.shape(), ")");
   const int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);

@@ -78,6 +78,7 @@ Tensor reduce_raw(const char* op, ReduceOp kop, const Tensor& x, const std::vect
 }
 
 Tensor reduction(OpId id, ReduceOp kop, const Tensor& x, std::vector<int64_t> axes_in, bool keepdim) {
+  const OpRange range(id);
   const char* name = op_name(id);
   check_floating(name, x);
   Axes a = resolve(name, x, std::move(axes_in), keepdim);
@@ -103,6 +104,7 @@ Tensor reduction(OpId id, ReduceOp kop, const Tensor& x, std::vector<int64_t> ax
 }
 
 Tensor softmax_op(OpId id, const Tensor& x, int64_t axis, bool log) {
+  const OpRange range(id);
   const char* name = op_name(id);
   check_floating(name, x);
   const int64_t ax = wrap_axis(name, axis, x.dim());
@@ -139,6 +141,7 @@ Tensor logsumexp(const Tensor& x, std::vector<int64_t> axes, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, std::vector<int64_t> axes, bool keepdim) {
+  const OpRange range(OpId::Mean);
   check_floating("mean", x);
   Axes a = resolve("mean", x, axes, keepdim);
   LOOM_CHECK(a.count > 0, "mean: reduction over an empty axis of ", x.shape());

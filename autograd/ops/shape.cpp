@@ -156,6 +156,7 @@ void scatter_add_into(const Tensor& out, int64_t axis, const Tensor& index, cons
 }  // namespace
 
 Tensor reshape(const Tensor& x, Shape shape) {
+  const OpRange range(OpId::Reshape);
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -208,6 +209,7 @@ Tensor unsqueeze(const Tensor& x, int64_t axis) {
 }
 
 Tensor permute(const Tensor& x, std::vector<int64_t> perm) {
+  const OpRange range(OpId::Permute);
   const int64_t r = x.dim();
   LOOM_CHECK(static_cast<int64_t>(perm.size()) == r, "permute: ", perm.size(), " axes given for a tensor of shape ",
              x.shape());
@@ -246,6 +248,7 @@ Tensor transpose(const Tensor& x, int64_t a0, int64_t a1) {
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {
+  const OpRange range(OpId::Expand);
   for (int64_t d : shape) LOOM_CHECK(d >= 0, "expand: negative size in the target shape ", shape, " for ", x.shape());
   Shape out = broadcast_shapes("expand", x.shape(), shape);
   LOOM_CHECK(out == shape, "expand: ", x.shape(), " cannot be expanded to ", shape);
@@ -262,6 +265,7 @@ Tensor expand(const Tensor& x, const Shape& shape) {
 }
 
 Tensor concat(const std::vector<Tensor>& xs, int64_t axis) {
+  const OpRange range(OpId::Concat);
   LOOM_CHECK(!xs.empty(), "concat: needs at least one tensor");
   const Tensor& first = xs[0];
   const int64_t ax = axis_of("concat", first, axis);
@@ -315,6 +319,7 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t axis) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis) {
+  const OpRange range(OpId::Split);
   const int64_t ax = axis_of("split", x, axis);
   LOOM_CHECK(!sizes.empty(), "split: no sizes given for splitting ", x.shape(), " along axis ", ax);
   int64_t total = 0;
@@ -370,6 +375,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t axis) {
 }
 
 Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop, int64_t step) {
+  const OpRange range(OpId::Slice);
   const int64_t ax = axis_of("slice", x, axis);
   LOOM_CHECK(step > 0, "slice: step must be positive, got ", step, " (slicing ", x.shape(), " along axis ", ax, ")");
   // Python's rule: a negative bound counts from the end, then both clamp to [0, n].
@@ -394,6 +400,7 @@ Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop, int64_t
 }
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
+  const OpRange range(OpId::Pad);
   LOOM_CHECK(x.defined(), "pad: the input is an undefined tensor");
   const int64_t r = x.dim(), pairs = static_cast<int64_t>(pads.size()) / 2;
   LOOM_CHECK(pads.size() % 2 == 0, "pad: pads ", pads, " must be (before, after) pairs, got an odd count");
@@ -428,6 +435,7 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
 }
 
 Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index) {
+  const OpRange range(OpId::IndexSelect);
   const int64_t ax = axis_of("index_select", x, axis);
   check_index_tensor("index_select", index, x);
   LOOM_CHECK(index.dim() == 1, "index_select: index must be 1-D, got shape ", index.shape());
@@ -456,6 +464,7 @@ Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& x, int64_t axis, const Tensor& index) {
+  const OpRange range(OpId::Gather);
   const int64_t ax = axis_of("gather", x, axis);
   check_index_tensor("gather", index, x);
   check_index_matches_outside_axis("gather", index, x, ax);
@@ -474,6 +483,7 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& x, int64_t axis, const Tensor& index, const Tensor& src) {
+  const OpRange range(OpId::ScatterAdd);
   check_compatible("scatter_add", {&x, &src});
   const int64_t ax = axis_of("scatter_add", x, axis);
   check_index_tensor("scatter_add", index, x);
