@@ -286,30 +286,31 @@ static uint64_t reserve(Generator* g, DType dt, int64_t n, bool normal_dist) {
   return gen.advance(blocks);
 }
 
-Tensor uniform(const Shape& shape, double lo, double hi, TensorOptions o, Generator* g) {
-  LOOM_CHECK(is_floating(o.dtype), "uniform: needs a floating dtype, got ", o.dtype);
-  bool rg = o.requires_grad;
+// A fresh tensor filled by a Philox kernel: fill(ctx, t, seed, offset) launches it
+// on a stream position reserved from the generator.
+template <class Fill>
+static Tensor random_tensor(const char* op, const Shape& shape, TensorOptions o, Generator* g, bool normal_dist,
+                            Fill fill) {
+  LOOM_CHECK(is_floating(o.dtype), op, ": needs a floating dtype, got ", o.dtype);
+  const bool rg = o.requires_grad;
   o.requires_grad = false;
   Tensor t = empty(shape, o);
-  uint64_t off = reserve(g, o.dtype, t.numel(), false);
-  uint64_t seed = (g ? *g : default_generator()).seed();
-  KernelCtx k = kernel_ctx(o.device);
-  LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, uniform, k, o.dtype, t.data_ptr(), t.numel(), seed, off, lo, hi);
+  const uint64_t off = reserve(g, o.dtype, t.numel(), normal_dist);
+  fill(kernel_ctx(o.device), t, (g ? *g : default_generator()).seed(), off);
   if (rg) t.requires_grad_();
   return t;
 }
 
+Tensor uniform(const Shape& shape, double lo, double hi, TensorOptions o, Generator* g) {
+  return random_tensor("uniform", shape, o, g, false, [&](const KernelCtx& k, Tensor& t, uint64_t seed, uint64_t off) {
+    LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, uniform, k, t.dtype(), t.data_ptr(), t.numel(), seed, off, lo, hi);
+  });
+}
+
 Tensor normal(const Shape& shape, double mean, double stddev, TensorOptions o, Generator* g) {
-  LOOM_CHECK(is_floating(o.dtype), "normal: needs a floating dtype, got ", o.dtype);
-  bool rg = o.requires_grad;
-  o.requires_grad = false;
-  Tensor t = empty(shape, o);
-  uint64_t off = reserve(g, o.dtype, t.numel(), true);
-  uint64_t seed = (g ? *g : default_generator()).seed();
-  KernelCtx k = kernel_ctx(o.device);
-  LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, normal, k, o.dtype, t.data_ptr(), t.numel(), seed, off, mean, stddev);
-  if (rg) t.requires_grad_();
-  return t;
+  return random_tensor("normal", shape, o, g, true, [&](const KernelCtx& k, Tensor& t, uint64_t seed, uint64_t off) {
+    LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, normal, k, t.dtype(), t.data_ptr(), t.numel(), seed, off, mean, stddev);
+  });
 }
 
 Tensor rand(const Shape& shape, TensorOptions o, Generator* g) { return uniform(shape, 0, 1, o, g); }

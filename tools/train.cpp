@@ -57,21 +57,17 @@ NamedTensors checkpoint_tensors(models::Model& m, const RngState& rng) {
   return out;
 }
 
+// The entries of s under "<prefix>", with the prefix removed.
+std::map<std::string, Tensor> with_prefix(const Safetensors& s, const std::string& prefix) {
+  std::map<std::string, Tensor> out;
+  for (auto& [n, t] : s.tensors)
+    if (n.rfind(prefix, 0) == 0) out.emplace(n.substr(prefix.size()), t);
+  return out;
+}
+
 void restore(models::Model& m, RngState& rng, const Safetensors& s) {
-  for (auto& [mname, mod] : m.modules()) {
-    std::map<std::string, Tensor> state;
-    const std::string prefix = str("model.", mname, ".");
-    for (auto& [n, t] : s.tensors)
-      if (n.rfind(prefix, 0) == 0) state.emplace(n.substr(prefix.size()), t);
-    mod->load_state_dict(state);
-  }
-  for (auto& [oname, opt] : m.optimizers()) {
-    std::map<std::string, Tensor> state;
-    const std::string prefix = str("optim.", oname, ".");
-    for (auto& [n, t] : s.tensors)
-      if (n.rfind(prefix, 0) == 0) state.emplace(n.substr(prefix.size()), t);
-    opt->load_state_dict(state);
-  }
+  for (auto& [mname, mod] : m.modules()) mod->load_state_dict(with_prefix(s, str("model.", mname, ".")));
+  for (auto& [oname, opt] : m.optimizers()) opt->load_state_dict(with_prefix(s, str("optim.", oname, ".")));
   auto gen = [&](const std::string& name) {
     std::vector<int64_t> v = s.at(name).to_vector<int64_t>();
     LOOM_CHECK(v.size() == 2, "checkpoint: '", name, "' must hold (seed, offset)");
