@@ -1,0 +1,378 @@
+// CUDA convolution (kernels/conv.h): three variants of each pass, chosen at run time by
+// set_conv_impl / LOOM_CONV (kernels/conv.h):
+//   v0  cuDNN's legacy API (kernels/cuda/conv_cudnn.cu), the baseline
+//   v1  naive direct kernels: one thread per output element, summing its taps in a fixed order (the
+//       readable reference; backward_weight serially sums N·OH·OW products per weight)
+//   v2  tiled implicit GEMM (the default): no im2col buffer, the GEMM operands are gathered from the
+//       NCHW tensors as the K-loop stages them through shared memory.
+//
+// v2: each pass is, per group g, a GEMM C[m, n] = Σ_k A[m, k]·B[k, n] whose operands are views of the
+// tensors (K = C/G·kh·kw for the taps (c', a, b); P = OH·OW; pixel (h, w) = (i·sh − ph + a·dh, j·sw − pw + b·dw)):
+//   forward          m = (n, i, j) < N·P     n = o' < O/G         k = (c', a, b)
+//                    A = x[n, g·C/G + c', h, w] (0 outside), B = w[g·O/G + o', c', a, b], C → y (+ bias)
+//   backward_data    m = (n, h, w) < N·H·W   n = c' < C/G         k = (o', a, b) < O/G·kh·kw
+//                    A = gy[n, g·O/G + o', i, j] where i = (h + ph − a·dh)/sh is an integer in [0, OH)
+//                    (likewise j), else 0; B = w[g·O/G + o', c', a, b]; C → gx (+ bias)
+//   backward_weight  m = o' < O/G            n = (c', a, b)       k = (n, i, j) < N·P
+//                    A = gy[n, g·O/G + o', i, j], B = x gathered as in forward; C → gw
+// One kernel runs all three (the problem structs below supply the gathers): a 64 × 64 tile of C per
+// block of 256 threads, each thread accumulating a 4 × 4 register block (rows tm + 16r, columns
+// tn + 16c: a warp's loads from shared memory are broadcasts or consecutive, its stores to C
+// consecutive along m), the K-loop in slices of 8 staged through shared memory (padded by 4 so the
+// k-fastest stores of B hit 32 distinct banks). backward_weight's K (N·OH·OW) is long and its C small,
+// so K is split across blockIdx.z to fill the GPU: each split writes its partial C to a workspace and a
+// second kernel adds the partials in split order. No atomics anywhere: results are bitwise
+// reproducible run to run (the split count depends only on the shapes and the SM count).
+// Accumulation is in T (FP32 for float32, like cuBLAS and the CPU's BLAS GEMM).
+//
+// Known costs of v2, left for the next iterations: backward_data gathers A over all kh·kw taps although
+// only 1/(sh·sw) of them hit an integer i, j (a stride-phase decomposition would skip them); depthwise
+// convs (C/G = O/G = 1) fill 1/64 of a tile; no double buffering or vector loads.
+//
+// Benchmark: ./build/tools/loom-bench --filter conv (tools/bench_kernels.cpp).
+#include "kernels/conv.h"
+
+#include <climits>
+
+#include "kernels/cuda/conv_cudnn.h"
+#include "kernels/cuda/launch.h"
+
+namespace loom::kernels::cuda {
+namespace {
+
+// ConvGeometry in 32-bit ints for the kernels' index arithmetic (every tensor's size is checked to fit).
+struct Geo {
+  int n, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, cg, og;
+};
+
+Geo to_geo(const ConvGeometry& g) {
+  const int64_t biggest = std::max({g.batch * g.in_channels * g.in_h * g.in_w,
+                                    g.batch * g.out_channels * g.out_h * g.out_w,
+                                    g.out_channels * (g.in_channels / g.groups) * g.kernel_h * g.kernel_w});
+  LOOM_CHECK(biggest < INT_MAX, "conv (CUDA): a tensor of ", biggest,
+             " elements exceeds the kernels' 32-bit indexing; split the batch");
+  auto i = [](int64_t v) { return static_cast<int>(v); };
+  return {i(g.batch),    i(g.in_channels), i(g.in_h),       i(g.in_w),       i(g.out_channels), i(g.out_h),
+          i(g.out_w),    i(g.kernel_h),    i(g.kernel_w),   i(g.stride_h),   i(g.stride_w),     i(g.pad_h),
+          i(g.pad_w),    i(g.dilation_h),  i(g.dilation_w), i(g.groups),     i(g.in_channels / g.groups),
+          i(g.out_channels / g.groups)};
+}
+
+// x[n, c, h, w] for the tap (a, b) of output pixel (i, j), 0 in the padding.
+template <class T>
+__device__ __forceinline__ T tap(const Geo& g, const T* x, int n, int c, int i, int j, int a, int b) {
+  const int h = i * g.sh - g.ph + a * g.dh, w = j * g.sw - g.pw + b * g.dw;
+  if (h < 0 || h >= g.h || w < 0 || w >= g.w) return T(0);
+  return x[((n * g.c + c) * g.h + h) * g.w + w];
+}
+
+// gy[n, o, i, j] for the output pixel (i, j) that reads input pixel (h, w) through tap (a, b), 0 if none:
+// h = i·sh − ph + a·dh  ⇔  i = (h + ph − a·dh) / sh, which must divide exactly and land in [0, OH).
+template <class T>
+__device__ __forceinline__ T tap_adjoint(const Geo& g, const T* gy, int n, int o, int h, int w, int a, int b) {
+  const int ti = h + g.ph - a * g.dh, tj = w + g.pw - b * g.dw;
+  if (ti < 0 || tj < 0 || ti % g.sh != 0 || tj % g.sw != 0) return T(0);
+  const int i = ti / g.sh, j = tj / g.sw;
+  if (i >= g.oh || j >= g.ow) return T(0);
+  return gy[((n * g.o + o) * g.oh + i) * g.ow + j];
+}
+
+// ---- v1: direct ----------------------------------------------------------------------------------
+
+template <class T>
+__global__ void forward_direct(Geo g, const T* x, const T* w, const T* bias, T* y) {
+  const int total = g.n * g.o * g.oh * g.ow, step = gridDim.x * blockDim.x;
+  for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += step) {
+    const int j = t % g.ow, i = (t / g.ow) % g.oh, o = (t / (g.ow * g.oh)) % g.o, n = t / (g.ow * g.oh * g.o);
+    const int c0 = (o / g.og) * g.cg;
+    T acc = 0;
+    for (int c = 0; c < g.cg; ++c)
+      for (int a = 0; a < g.kh; ++a)
+        for (int b = 0; b < g.kw; ++b)
+          acc += w[((o * g.cg + c) * g.kh + a) * g.kw + b] * tap(g, x, n, c0 + c, i, j, a, b);
+    y[t] = bias ? acc + bias[o] : acc;
+  }
+}
+
+template <class T>
+__global__ void backward_data_direct(Geo g, const T* gy, const T* w, const T* bias, T* gx) {
+  const int total = g.n * g.c * g.h * g.w, step = gridDim.x * blockDim.x;
+  for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += step) {
+    const int wi = t % g.w, hi = (t / g.w) % g.h, c = (t / (g.w * g.h)) % g.c, n = t / (g.w * g.h * g.c);
+    const int o0 = (c / g.cg) * g.og, cc = c % g.cg;
+    T acc = 0;
+    for (int o = o0; o < o0 + g.og; ++o)
+      for (int a = 0; a < g.kh; ++a)
+        for (int b = 0; b < g.kw; ++b)
+          acc += w[((o * g.cg + cc) * g.kh + a) * g.kw + b] * tap_adjoint(g, gy, n, o, hi, wi, a, b);
+    gx[t] = bias ? acc + bias[c] : acc;
+  }
+}
+
+template <class T>
+__global__ void backward_weight_direct(Geo g, const T* x, const T* gy, T* gw) {
+  const int total = g.o * g.cg * g.kh * g.kw, step = gridDim.x * blockDim.x;
+  for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += step) {
+    const int b = t % g.kw, a = (t / g.kw) % g.kh, cc = (t / (g.kw * g.kh)) % g.cg, o = t / (g.kw * g.kh * g.cg);
+    const int c = (o / g.og) * g.cg + cc;
+    T acc = 0;
+    for (int n = 0; n < g.n; ++n)
+      for (int i = 0; i < g.oh; ++i)
+        for (int j = 0; j < g.ow; ++j)
+          acc += gy[((n * g.o + o) * g.oh + i) * g.ow + j] * tap(g, x, n, c, i, j, a, b);
+    gw[t] = acc;
+  }
+}
+
+// ---- v2: tiled implicit GEMM -------------------------------------------------------------------------
+
+constexpr int kTileM = 64, kTileN = 64, kTileK = 8, kTileThreads = 256, kMicro = 4;
+constexpr int kTileRows = kTileM / kMicro;  // 16 threads along m, 16 along n
+constexpr int kSmemPad = 4;
+static_assert(kTileRows * (kTileN / kMicro) == kTileThreads, "one 4 x 4 register block per thread");
+
+template <class T>
+struct ForwardProblem {
+  static constexpr bool kAKFastest = false;  // consecutive m are consecutive j: coalesced x reads
+  Geo g;
+  const T *x, *w, *bias;
+  T* y;
+  int m, n, k;
+  __device__ T a(int grp, int mm, int kk) const {
+    const int j = mm % g.ow, i = (mm / g.ow) % g.oh, nn = mm / (g.ow * g.oh);
+    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, c = kk / (g.kw * g.kh);
+    return tap(g, x, nn, grp * g.cg + c, i, j, a, b);
+  }
+  __device__ T b(int grp, int kk, int col) const { return w[(grp * g.og + col) * k + kk]; }
+  __device__ void store(int grp, int, int mm, int col, T v) const {
+    const int j = mm % g.ow, i = (mm / g.ow) % g.oh, nn = mm / (g.ow * g.oh), o = grp * g.og + col;
+    y[((nn * g.o + o) * g.oh + i) * g.ow + j] = bias ? v + bias[o] : v;
+  }
+};
+
+template <class T>
+struct BackwardDataProblem {
+  static constexpr bool kAKFastest = false;  // consecutive m are consecutive w
+  Geo g;
+  const T *gy, *w, *bias;
+  T* gx;
+  int m, n, k;
+  __device__ T a(int grp, int mm, int kk) const {
+    const int wi = mm % g.w, hi = (mm / g.w) % g.h, nn = mm / (g.w * g.h);
+    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, o = kk / (g.kw * g.kh);
+    return tap_adjoint(g, gy, nn, grp * g.og + o, hi, wi, a, b);
+  }
+  __device__ T b(int grp, int kk, int col) const {
+    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, o = kk / (g.kw * g.kh);
+    return w[(((grp * g.og + o) * g.cg + col) * g.kh + a) * g.kw + b];
+  }
+  __device__ void store(int grp, int, int mm, int col, T v) const {
+    const int wi = mm % g.w, hi = (mm / g.w) % g.h, nn = mm / (g.w * g.h), c = grp * g.cg + col;
+    gx[((nn * g.c + c) * g.h + hi) * g.w + wi] = bias ? v + bias[c] : v;
+  }
+};
+
+template <class T>
+struct BackwardWeightProblem {
+  static constexpr bool kAKFastest = true;  // consecutive k are consecutive j of gy
+  Geo g;
+  const T *x, *gy;
+  T* out;       // gw itself, or the workspace of split partials [splits][O·C/G·kh·kw]
+  int64_t split_stride;  // elements between two splits' partials
+  int m, n, k;
+  __device__ T a(int grp, int mm, int kk) const {
+    const int p = g.oh * g.ow;
+    return gy[((kk / p) * g.o + grp * g.og + mm) * p + kk % p];
+  }
+  __device__ T b(int grp, int kk, int col) const {
+    const int j = kk % g.ow, i = (kk / g.ow) % g.oh, nn = kk / (g.ow * g.oh);
+    const int b = col % g.kw, a = (col / g.kw) % g.kh, c = col / (g.kw * g.kh);
+    return tap(g, x, nn, grp * g.cg + c, i, j, a, b);
+  }
+  __device__ void store(int grp, int split, int mm, int col, T v) const {
+    out[split * split_stride + (grp * g.og + mm) * n + col] = v;
+  }
+};
+
+// C = A·B over K range [split·k_per_split, …) of group blockIdx.z / splits; see the top of the file.
+template <class T, class Problem>
+__global__ void __launch_bounds__(kTileThreads) tiled_gemm(Problem p, int splits, int k_per_split) {
+  __shared__ T as[kTileK][kTileM + kSmemPad];
+  __shared__ T bs[kTileK][kTileN + kSmemPad];
+  const int grp = blockIdx.z / splits, split = blockIdx.z % splits;
+  const int m0 = blockIdx.x * kTileM, n0 = blockIdx.y * kTileN;
+  const int k_begin = split * k_per_split, k_end = min(p.k, k_begin + k_per_split);
+  const int tid = threadIdx.x, tm = tid % kTileRows, tn = tid / kTileRows;
+  T acc[kMicro][kMicro] = {};
+  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
+    for (int e = tid; e < kTileK * kTileM; e += kTileThreads) {
+      const int kk = Problem::kAKFastest ? e % kTileK : e / kTileM;
+      const int mm = Problem::kAKFastest ? e / kTileK : e % kTileM;
+      const int k = k0 + kk, m = m0 + mm;
+      as[kk][mm] = k < k_end && m < p.m ? p.a(grp, m, k) : T(0);
+    }
+    for (int e = tid; e < kTileK * kTileN; e += kTileThreads) {
+      const int kk = e % kTileK, nn = e / kTileK, k = k0 + kk, n = n0 + nn;
+      bs[kk][nn] = k < k_end && n < p.n ? p.b(grp, k, n) : T(0);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      T av[kMicro], bv[kMicro];
+#pragma unroll
+      for (int r = 0; r < kMicro; ++r) av[r] = as[kk][tm + kTileRows * r];
+#pragma unroll
+      for (int c = 0; c < kMicro; ++c) bv[c] = bs[kk][tn + kTileRows * c];
+#pragma unroll
+      for (int r = 0; r < kMicro; ++r)
+#pragma unroll
+        for (int c = 0; c < kMicro; ++c) acc[r][c] += av[r] * bv[c];
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < kMicro; ++r)
+#pragma unroll
+    for (int c = 0; c < kMicro; ++c) {
+      const int m = m0 + tm + kTileRows * r, n = n0 + tn + kTileRows * c;
+      if (m < p.m && n < p.n) p.store(grp, split, m, n, acc[r][c]);
+    }
+}
+
+// gw[t] = Σ_s partial[s][t], s in order.
+template <class T>
+__global__ void sum_splits(const T* partial, int64_t total, int splits, T* gw) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += step) {
+    T acc = partial[t];
+    for (int s = 1; s < splits; ++s) acc += partial[s * total + t];
+    gw[t] = acc;
+  }
+}
+
+int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
+template <class T, class Problem>
+void launch_tiled(const LaunchScope& s, const Problem& p, int groups, int splits) {
+  const int k_per_split = ceil_div(ceil_div(p.k, splits), kTileK) * kTileK;
+  const dim3 grid(ceil_div(p.m, kTileM), ceil_div(p.n, kTileN), groups * splits);
+  LOOM_CHECK(grid.y <= 65535 && grid.z <= 65535, s.name(), ": grid ", grid.x, "x", grid.y, "x", grid.z,
+             " exceeds CUDA's limits");
+  tiled_gemm<T, Problem><<<grid, kTileThreads, 0, s.stream()>>>(p, splits, k_per_split);
+  LOOM_CUDA_CHECK_LAUNCH(s.name());
+}
+
+// ---- the passes, per variant ---------------------------------------------------------------------------
+
+template <class T>
+void forward_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x, const T* w, const T* bias, T* y) {
+  if (impl == ConvImpl::LoomDirect) {
+    forward_direct<T><<<s.blocks(int64_t(g.n) * g.o * g.oh * g.ow), kThreads, 0, s.stream()>>>(g, x, w, bias, y);
+    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    return;
+  }
+  const ForwardProblem<T> p{g, x, w, bias, y, g.n * g.oh * g.ow, g.og, g.cg * g.kh * g.kw};
+  launch_tiled<T>(s, p, g.groups, 1);
+}
+
+template <class T>
+void backward_data_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* gy, const T* w, const T* bias,
+                        T* gx) {
+  if (impl == ConvImpl::LoomDirect) {
+    backward_data_direct<T><<<s.blocks(int64_t(g.n) * g.c * g.h * g.w), kThreads, 0, s.stream()>>>(g, gy, w, bias,
+                                                                                                    gx);
+    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    return;
+  }
+  const BackwardDataProblem<T> p{g, gy, w, bias, gx, g.n * g.h * g.w, g.cg, g.og * g.kh * g.kw};
+  launch_tiled<T>(s, p, g.groups, 1);
+}
+
+template <class T>
+void backward_weight_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x, const T* gy, T* gw) {
+  const int64_t total = int64_t(g.o) * g.cg * g.kh * g.kw;
+  if (impl == ConvImpl::LoomDirect) {
+    backward_weight_direct<T><<<s.blocks(total), kThreads, 0, s.stream()>>>(g, x, gy, gw);
+    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    return;
+  }
+  BackwardWeightProblem<T> p{g, x, gy, gw, total, g.og, g.cg * g.kh * g.kw, g.n * g.oh * g.ow};
+  // Split K until the grid covers every SM twice, keeping each split at least 16 slices long.
+  const int64_t tiles = int64_t(ceil_div(p.m, kTileM)) * ceil_div(p.n, kTileN) * g.groups;
+  const int64_t want = ceil_div(2 * sm_count(s.device()), tiles);
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(p.k / (16 * kTileK), 65535 / g.groups));
+  const int splits = static_cast<int>(std::clamp<int64_t>(want, 1, most));
+  if (splits == 1) {
+    launch_tiled<T>(s, p, g.groups, 1);
+    return;
+  }
+  LOOM_CHECK(total * splits < INT_MAX, s.name(), ": ", splits, " partials of ", total, " weights overflow");
+  Workspace partials(s.device(), size_t(total) * splits * sizeof(T));
+  p.out = partials.as<T>();
+  launch_tiled<T>(s, p, g.groups, splits);
+  sum_splits<T><<<s.blocks(total), kThreads, 0, s.stream()>>>(partials.as<T>(), total, splits, gw);
+  LOOM_CUDA_CHECK_LAUNCH(s.name());
+}
+
+#ifndef LOOM_HAVE_CUDNN
+[[noreturn]] void no_cudnn() { throw Error("conv: cuDNN is selected but this build has no cuDNN"); }
+#endif
+
+}  // namespace
+
+void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
+                    const void* bias, void* y) {
+  if (g.batch == 0) return;
+  LaunchScope s(k, "conv2d_forward");
+  const ConvImpl impl = conv_impl();
+  if (impl == ConvImpl::CuDnn) {
+#ifdef LOOM_HAVE_CUDNN
+    return cudnn::conv2d_forward(s, dt, g, x, w, bias, y);
+#else
+    no_cudnn();
+#endif
+  }
+  LOOM_FLOAT_SWITCH(dt, T,
+                    forward_impl<T>(s, impl, to_geo(g), static_cast<const T*>(x), static_cast<const T*>(w),
+                                    static_cast<const T*>(bias), static_cast<T*>(y)));
+}
+
+void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
+                          const void* bias, void* gx) {
+  if (g.batch == 0) return;
+  LaunchScope s(k, "conv2d_backward_data");
+  const ConvImpl impl = conv_impl();
+  if (impl == ConvImpl::CuDnn) {
+#ifdef LOOM_HAVE_CUDNN
+    return cudnn::conv2d_backward_data(s, dt, g, gy, w, bias, gx);
+#else
+    no_cudnn();
+#endif
+  }
+  LOOM_FLOAT_SWITCH(dt, T,
+                    backward_data_impl<T>(s, impl, to_geo(g), static_cast<const T*>(gy), static_cast<const T*>(w),
+                                          static_cast<const T*>(bias), static_cast<T*>(gx)));
+}
+
+void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
+                            void* gw) {
+  LaunchScope s(k, "conv2d_backward_weight");
+  if (g.batch == 0) {  // an empty sum: gw = 0
+    LOOM_CUDA_CHECK(cudaMemsetAsync(gw, 0, size_t(g.out_channels * (g.in_channels / g.groups) * g.kernel_h *
+                                                  g.kernel_w) * dtype_size(dt), s.stream()));
+    return;
+  }
+  const ConvImpl impl = conv_impl();
+  if (impl == ConvImpl::CuDnn) {
+#ifdef LOOM_HAVE_CUDNN
+    return cudnn::conv2d_backward_weight(s, dt, g, x, gy, gw);
+#else
+    no_cudnn();
+#endif
+  }
+  LOOM_FLOAT_SWITCH(dt, T,
+                    backward_weight_impl<T>(s, impl, to_geo(g), static_cast<const T*>(x), static_cast<const T*>(gy),
+                                            static_cast<T*>(gw)));
+}
+
+}  // namespace loom::kernels::cuda
