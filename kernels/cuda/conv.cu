@@ -12,7 +12,9 @@
 //                    A = x[n, g·C/G + c', h, w] (0 outside), B = w[g·O/G + o', c', a, b], C → y (+ bias)
 //   backward_data    m = (n, h, w) < N·H·W   n = c' < C/G         k = (o', a, b) < O/G·kh·kw
 //                    A = gy[n, g·O/G + o', i, j] where i = (h + ph − a·dh)/sh is an integer in [0, OH)
-//                    (likewise j), else 0; B = w[g·O/G + o', c', a, b]; C → gx (+ bias)
+//                    (likewise j), else 0; B = w[g·O/G + o', c', a, b]; C → gx (+ bias). Whether
+//                    i is an integer depends only on h mod sh, so the pixels are split into sh·sw
+//                    stride phases, one GEMM each, whose K runs over only the taps that reach them.
 //   backward_weight  m = o' < O/G            n = (c', a, b)       k = (n, i, j) < N·P
 //                    A = gy[n, g·O/G + o', i, j], B = x gathered as in forward; C → gw
 // One kernel runs all three (the problem structs below supply the gathers): a 64 × 64 tile of C per
@@ -25,14 +27,14 @@
 // reproducible run to run (the split count depends only on the shapes and the SM count).
 // Accumulation is in T (FP32 for float32, like cuBLAS and the CPU's BLAS GEMM).
 //
-// Known costs of v2, left for the next iterations: backward_data gathers A over all kh·kw taps although
-// only 1/(sh·sw) of them hit an integer i, j (a stride-phase decomposition would skip them); depthwise
-// convs (C/G = O/G = 1) fill 1/64 of a tile; no double buffering or vector loads.
+// Known costs of v2, left for the next iterations: depthwise convs (C/G = O/G = 1) fill 1/64 of a
+// tile; no double buffering or vector loads; backward_data's phases are separate launches.
 //
 // Benchmark: ./build/tools/loom-bench --filter conv (tools/bench_kernels.cpp).
 #include "kernels/conv.h"
 
 #include <climits>
+#include <numeric>
 
 #include "kernels/cuda/conv_cudnn.h"
 #include "kernels/cuda/launch.h"
@@ -150,25 +152,40 @@ struct ForwardProblem {
   }
 };
 
+// Taps of one stride phase, along one axis: a = first + step·t for t < count.
+struct Taps {
+  int first, step, count;
+};
+
+// One stride phase of backward_data: the pixels h ≡ qh (mod sh), w ≡ qw (mod sw), with only the taps
+// that reach them (see phase_taps).
 template <class T>
 struct BackwardDataProblem {
-  static constexpr bool kAKFastest = false;  // consecutive m are consecutive w
+  static constexpr bool kAKFastest = false;  // consecutive m are consecutive w of the phase
   Geo g;
   const T *gy, *w, *bias;
   T* gx;
+  int qh, qw;  // the phase
+  Taps ta, tb;  // its taps along h and w
+  int u, v;     // its pixels per image: u rows (h = qh + sh·row), v columns
   int m, n, k;
   __device__ T a(int grp, int mm, int kk) const {
-    const int wi = mm % g.w, hi = (mm / g.w) % g.h, nn = mm / (g.w * g.h);
-    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, o = kk / (g.kw * g.kh);
-    return tap_adjoint(g, gy, nn, grp * g.og + o, hi, wi, a, b);
+    const int col = mm % v, row = (mm / v) % u, nn = mm / (u * v);
+    const int b = tb.first + tb.step * (kk % tb.count), a = ta.first + ta.step * ((kk / tb.count) % ta.count);
+    const int o = kk / (tb.count * ta.count);
+    // Exact divisions: the phase's taps are the ones with sh | h + ph − a·dh (likewise w).
+    const int i = (qh + g.sh * row + g.ph - a * g.dh) / g.sh, j = (qw + g.sw * col + g.pw - b * g.dw) / g.sw;
+    if (i < 0 || i >= g.oh || j < 0 || j >= g.ow) return T(0);
+    return gy[((nn * g.o + grp * g.og + o) * g.oh + i) * g.ow + j];
   }
   __device__ T b(int grp, int kk, int col) const {
-    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, o = kk / (g.kw * g.kh);
+    const int b = tb.first + tb.step * (kk % tb.count), a = ta.first + ta.step * ((kk / tb.count) % ta.count);
+    const int o = kk / (tb.count * ta.count);
     return w[(((grp * g.og + o) * g.cg + col) * g.kh + a) * g.kw + b];
   }
-  __device__ void store(int grp, int, int mm, int col, T v) const {
-    const int wi = mm % g.w, hi = (mm / g.w) % g.h, nn = mm / (g.w * g.h), c = grp * g.cg + col;
-    gx[((nn * g.c + c) * g.h + hi) * g.w + wi] = bias ? v + bias[c] : v;
+  __device__ void store(int grp, int, int mm, int col, T val) const {
+    const int cc = mm % v, row = (mm / v) % u, nn = mm / (u * v), c = grp * g.cg + col;
+    gx[((nn * g.c + c) * g.h + qh + g.sh * row) * g.w + qw + g.sw * cc] = bias ? val + bias[c] : val;
   }
 };
 
@@ -252,6 +269,16 @@ __global__ void sum_splits(const T* partial, int64_t total, int splits, T* gw) {
 
 int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
+// The taps of phase q along an axis: a reaches pixels ≡ q (mod stride) iff stride | q + pad − a·dil,
+// i.e. a·dil ≡ q + pad (mod stride), whose solutions in [0, k) are an arithmetic progression with
+// step stride / gcd(stride, dil) from the first one (count 0 if there is none).
+Taps phase_taps(int q, int pad, int dil, int stride, int k) {
+  const int step = stride / std::gcd(stride, dil);
+  for (int a = 0; a < std::min(k, step); ++a)
+    if ((q + pad - a * dil) % stride == 0) return {a, step, (k - 1 - a) / step + 1};
+  return {0, 1, 0};
+}
+
 template <class T, class Problem>
 void launch_tiled(const LaunchScope& s, const Problem& p, int groups, int splits) {
   const int k_per_split = ceil_div(ceil_div(p.k, splits), kTileK) * kTileK;
@@ -284,8 +311,16 @@ void backward_data_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const
     LOOM_CUDA_CHECK_LAUNCH(s.name());
     return;
   }
-  const BackwardDataProblem<T> p{g, gy, w, bias, gx, g.n * g.h * g.w, g.cg, g.og * g.kh * g.kw};
-  launch_tiled<T>(s, p, g.groups, 1);
+  // One GEMM per stride phase (pixels h ≡ qh mod sh, w ≡ qw mod sw), each over only the taps that
+  // reach its pixels: sh·sw times less work than gathering every tap for every pixel.
+  for (int qh = 0; qh < std::min(g.sh, g.h); ++qh)
+    for (int qw = 0; qw < std::min(g.sw, g.w); ++qw) {
+      const Taps ta = phase_taps(qh, g.ph, g.dh, g.sh, g.kh), tb = phase_taps(qw, g.pw, g.dw, g.sw, g.kw);
+      const int u = ceil_div(g.h - qh, g.sh), v = ceil_div(g.w - qw, g.sw);
+      const BackwardDataProblem<T> p{g, gy, w, bias, gx, qh, qw, ta, tb, u, v, g.n * u * v, g.cg,
+                                     g.og * ta.count * tb.count};
+      launch_tiled<T>(s, p, g.groups, 1);  // K = 0 (no tap reaches the phase) writes the bias, or 0
+    }
 }
 
 template <class T>

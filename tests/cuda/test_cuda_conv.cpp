@@ -72,6 +72,9 @@ std::vector<Case> cases() {
     out.push_back({3, 4, 6, 31, 33, 3, 3, params({2, 2}, {1, 1}, {2, 2}, 2), t});
     out.push_back({1, 5, 5, 31, 33, 3, 3, params({1, 2}, {1, 0}, {1, 1}, 5), t});  // depthwise
     out.push_back({3, 5, 5, 7, 9, 1, 3, params({2, 2}, {0, 1}, {1, 2}, 5), t});    // depthwise, dilated
+    // Stride phases (backward_data's GEMMs) that no tap reaches, and a dilation sharing a factor with the stride.
+    out.push_back({1, 2, 3, 9, 9, 1, 1, params({3, 3}, {0, 0}, {1, 1}, 1), t});
+    out.push_back({3, 2, 3, 11, 10, 3, 5, params({3, 2}, {2, 1}, {2, 2}, 1), t});
   }
   // conv_transpose2d's output_padding: output rows no input reaches.
   out.push_back({3, 3, 5, 7, 9, 4, 3, params({2, 2}, {1, 1}, {1, 1}, 1, {1, 1}), true});
