@@ -20,8 +20,9 @@
 // One kernel runs all three (the problem structs below supply the gathers): a 64 × 64 tile of C per
 // block of 256 threads, each thread accumulating a 4 × 4 register block (rows tm + 16r, columns
 // tn + 16c: a warp's loads from shared memory are broadcasts or consecutive, its stores to C
-// consecutive along m), the K-loop in slices of 8 staged through shared memory (padded by 4 so the
-// k-fastest stores of B hit 32 distinct banks). backward_weight's K (N·OH·OW) is long and its C small,
+// consecutive along m), the K-loop in slices of 16 staged through shared memory (rows padded by 2 so
+// a warp's k-fastest stores, 16 k × 2 columns, hit 32 distinct banks), the next slice's gathers
+// issued before the current slice's FMAs. backward_weight's K (N·OH·OW) is long and its C small,
 // so K is split across blockIdx.z to fill the GPU: each split writes its partial C to a workspace and a
 // second kernel adds the partials in split order. No atomics anywhere: results are bitwise
 // reproducible run to run (the split count depends only on the shapes and the SM count).
@@ -128,24 +129,39 @@ __global__ void backward_weight_direct(Geo g, const T* x, const T* gy, T* gw) {
 
 // ---- v2: tiled implicit GEMM -------------------------------------------------------------------------
 
-constexpr int kTileM = 64, kTileN = 64, kTileK = 8, kTileThreads = 256, kMicro = 4;
+constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kTileThreads = 256, kMicro = 4;
 constexpr int kTileRows = kTileM / kMicro;  // 16 threads along m, 16 along n
 constexpr int kSmemPad = 4;
+constexpr int kLoadsA = kTileK * kTileM / kTileThreads, kLoadsB = kTileK * kTileN / kTileThreads;
 static_assert(kTileRows * (kTileN / kMicro) == kTileThreads, "one 4 x 4 register block per thread");
+static_assert(kTileThreads % kTileM == 0 && kTileThreads % kTileK == 0, "load slots keep their row across slices");
 
+// The problems: A[m, k] = a(row(m), k), B[k, n] = b(col(n), k), C[m, n] → store. What depends only on
+// m (or n) is computed once per thread into a Row (Col): each thread loads the same rows of every slice.
 template <class T>
 struct ForwardProblem {
   static constexpr bool kAKFastest = false;  // consecutive m are consecutive j: coalesced x reads
+  struct Row {
+    int base, h0, w0;  // x's offset of (n, the group's first channel); the window's top-left pixel
+  };
+  struct Col {
+    int base;  // w's offset of output channel o
+  };
   Geo g;
   const T *x, *w, *bias;
   T* y;
   int m, n, k;
-  __device__ T a(int grp, int mm, int kk) const {
+  __device__ Row row(int grp, int mm) const {
     const int j = mm % g.ow, i = (mm / g.ow) % g.oh, nn = mm / (g.ow * g.oh);
-    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, c = kk / (g.kw * g.kh);
-    return tap(g, x, nn, grp * g.cg + c, i, j, a, b);
+    return {(nn * g.c + grp * g.cg) * g.h * g.w, i * g.sh - g.ph, j * g.sw - g.pw};
   }
-  __device__ T b(int grp, int kk, int col) const { return w[(grp * g.og + col) * k + kk]; }
+  __device__ Col col(int grp, int nn) const { return {(grp * g.og + nn) * k}; }
+  __device__ T a(const Row& r, int kk) const {
+    const int b = kk % g.kw, a = (kk / g.kw) % g.kh, c = kk / (g.kw * g.kh);
+    const int h = r.h0 + a * g.dh, w = r.w0 + b * g.dw;
+    return h < 0 || h >= g.h || w < 0 || w >= g.w ? T(0) : x[r.base + (c * g.h + h) * g.w + w];
+  }
+  __device__ T b(const Col& c, int kk) const { return w[c.base + kk]; }
   __device__ void store(int grp, int, int mm, int col, T v) const {
     const int j = mm % g.ow, i = (mm / g.ow) % g.oh, nn = mm / (g.ow * g.oh), o = grp * g.og + col;
     y[((nn * g.o + o) * g.oh + i) * g.ow + j] = bias ? v + bias[o] : v;
@@ -162,26 +178,41 @@ struct Taps {
 template <class T>
 struct BackwardDataProblem {
   static constexpr bool kAKFastest = false;  // consecutive m are consecutive w of the phase
+  struct Row {
+    int base, th, tw;  // gy's offset of (n, the group's first channel); h + ph and w + pw
+  };
+  struct Col {
+    int base;  // w's offset of (the group's first output channel, c')
+  };
   Geo g;
   const T *gy, *w, *bias;
   T* gx;
-  int qh, qw;  // the phase
+  int qh, qw;   // the phase
   Taps ta, tb;  // its taps along h and w
   int u, v;     // its pixels per image: u rows (h = qh + sh·row), v columns
   int m, n, k;
-  __device__ T a(int grp, int mm, int kk) const {
+  __device__ Row row(int grp, int mm) const {
     const int col = mm % v, row = (mm / v) % u, nn = mm / (u * v);
-    const int b = tb.first + tb.step * (kk % tb.count), a = ta.first + ta.step * ((kk / tb.count) % ta.count);
-    const int o = kk / (tb.count * ta.count);
-    // Exact divisions: the phase's taps are the ones with sh | h + ph − a·dh (likewise w).
-    const int i = (qh + g.sh * row + g.ph - a * g.dh) / g.sh, j = (qw + g.sw * col + g.pw - b * g.dw) / g.sw;
-    if (i < 0 || i >= g.oh || j < 0 || j >= g.ow) return T(0);
-    return gy[((nn * g.o + grp * g.og + o) * g.oh + i) * g.ow + j];
+    return {(nn * g.o + grp * g.og) * g.oh * g.ow, qh + g.sh * row + g.ph, qw + g.sw * col + g.pw};
   }
-  __device__ T b(int grp, int kk, int col) const {
-    const int b = tb.first + tb.step * (kk % tb.count), a = ta.first + ta.step * ((kk / tb.count) % ta.count);
-    const int o = kk / (tb.count * ta.count);
-    return w[(((grp * g.og + o) * g.cg + col) * g.kh + a) * g.kw + b];
+  __device__ Col col(int grp, int nn) const { return {(grp * g.og * g.cg + nn) * g.kh * g.kw}; }
+  // k = (o', t_a, t_b) over the phase's taps.
+  __device__ void tap(int kk, int& o, int& a, int& b) const {
+    b = tb.first + tb.step * (kk % tb.count);
+    a = ta.first + ta.step * ((kk / tb.count) % ta.count);
+    o = kk / (tb.count * ta.count);
+  }
+  __device__ T a(const Row& r, int kk) const {
+    int o, a, b;
+    tap(kk, o, a, b);
+    // Exact divisions: the phase's taps are the ones with sh | h + ph − a·dh (likewise w).
+    const int i = (r.th - a * g.dh) / g.sh, j = (r.tw - b * g.dw) / g.sw;
+    return i < 0 || i >= g.oh || j < 0 || j >= g.ow ? T(0) : gy[r.base + (o * g.oh + i) * g.ow + j];
+  }
+  __device__ T b(const Col& c, int kk) const {
+    int o, a, b;
+    tap(kk, o, a, b);
+    return w[c.base + (o * g.cg * g.kh + a) * g.kw + b];
   }
   __device__ void store(int grp, int, int mm, int col, T val) const {
     const int cc = mm % v, row = (mm / v) % u, nn = mm / (u * v), c = grp * g.cg + col;
@@ -192,26 +223,46 @@ struct BackwardDataProblem {
 template <class T>
 struct BackwardWeightProblem {
   static constexpr bool kAKFastest = true;  // consecutive k are consecutive j of gy
+  struct Row {
+    int base;  // gy's offset of channel o (image 0)
+  };
+  struct Col {
+    int base, ah, bw;  // x's offset of channel c (image 0); a·dh − ph and b·dw − pw of the tap
+  };
   Geo g;
   const T *x, *gy;
-  T* out;       // gw itself, or the workspace of split partials [splits][O·C/G·kh·kw]
+  T* out;                // gw itself, or the workspace of split partials [splits][O·C/G·kh·kw]
   int64_t split_stride;  // elements between two splits' partials
   int m, n, k;
-  __device__ T a(int grp, int mm, int kk) const {
-    const int p = g.oh * g.ow;
-    return gy[((kk / p) * g.o + grp * g.og + mm) * p + kk % p];
+  __device__ Row row(int grp, int mm) const { return {(grp * g.og + mm) * g.oh * g.ow}; }
+  __device__ Col col(int grp, int nn) const {
+    const int b = nn % g.kw, a = (nn / g.kw) % g.kh, c = nn / (g.kw * g.kh);
+    return {(grp * g.cg + c) * g.h * g.w, a * g.dh - g.ph, b * g.dw - g.pw};
   }
-  __device__ T b(int grp, int kk, int col) const {
+  __device__ T a(const Row& r, int kk) const {
+    const int p = g.oh * g.ow;
+    return gy[(kk / p) * g.o * p + r.base + kk % p];
+  }
+  __device__ T b(const Col& c, int kk) const {
     const int j = kk % g.ow, i = (kk / g.ow) % g.oh, nn = kk / (g.ow * g.oh);
-    const int b = col % g.kw, a = (col / g.kw) % g.kh, c = col / (g.kw * g.kh);
-    return tap(g, x, nn, grp * g.cg + c, i, j, a, b);
+    const int h = i * g.sh + c.ah, w = j * g.sw + c.bw;
+    return h < 0 || h >= g.h || w < 0 || w >= g.w ? T(0) : x[nn * g.c * g.h * g.w + c.base + h * g.w + w];
   }
   __device__ void store(int grp, int split, int mm, int col, T v) const {
     out[split * split_stride + (grp * g.og + mm) * n + col] = v;
   }
 };
 
+// Load slot i of thread t holds element e = t + i·256 of a slice: (kk, mm) for A, (kk, nn) for B.
+template <bool kKFastest, int kCols>
+__device__ __forceinline__ void slot(int e, int& kk, int& mm) {
+  kk = kKFastest ? e % kTileK : e / kCols;
+  mm = kKFastest ? e / kTileK : e % kCols;
+}
+
 // C = A·B over K range [split·k_per_split, …) of group blockIdx.z / splits; see the top of the file.
+// The next slice's global loads are issued into registers before the current slice's FMAs, so their
+// latency hides behind the arithmetic; shared memory holds one slice.
 template <class T, class Problem>
 __global__ void __launch_bounds__(kTileThreads) tiled_gemm(Problem p, int splits, int k_per_split) {
   __shared__ T as[kTileK][kTileM + kSmemPad];
@@ -220,19 +271,57 @@ __global__ void __launch_bounds__(kTileThreads) tiled_gemm(Problem p, int splits
   const int m0 = blockIdx.x * kTileM, n0 = blockIdx.y * kTileN;
   const int k_begin = split * k_per_split, k_end = min(p.k, k_begin + k_per_split);
   const int tid = threadIdx.x, tm = tid % kTileRows, tn = tid / kTileRows;
-  T acc[kMicro][kMicro] = {};
-  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-    for (int e = tid; e < kTileK * kTileM; e += kTileThreads) {
-      const int kk = Problem::kAKFastest ? e % kTileK : e / kTileM;
-      const int mm = Problem::kAKFastest ? e / kTileK : e % kTileM;
-      const int k = k0 + kk, m = m0 + mm;
-      as[kk][mm] = k < k_end && m < p.m ? p.a(grp, m, k) : T(0);
+
+  typename Problem::Row rows[kLoadsA];
+  typename Problem::Col cols[kLoadsB];
+  bool row_ok[kLoadsA], col_ok[kLoadsB];
+#pragma unroll
+  for (int i = 0; i < kLoadsA; ++i) {
+    int kk, mm;
+    slot<Problem::kAKFastest, kTileM>(tid + i * kTileThreads, kk, mm);
+    row_ok[i] = m0 + mm < p.m;
+    rows[i] = p.row(grp, row_ok[i] ? m0 + mm : 0);
+  }
+#pragma unroll
+  for (int i = 0; i < kLoadsB; ++i) {
+    int kk, nn;
+    slot<true, kTileN>(tid + i * kTileThreads, kk, nn);
+    col_ok[i] = n0 + nn < p.n;
+    cols[i] = p.col(grp, col_ok[i] ? n0 + nn : 0);
+  }
+  T ra[kLoadsA], rb[kLoadsB];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < kLoadsA; ++i) {
+      int kk, mm;
+      slot<Problem::kAKFastest, kTileM>(tid + i * kTileThreads, kk, mm);
+      ra[i] = row_ok[i] && k0 + kk < k_end ? p.a(rows[i], k0 + kk) : T(0);
     }
-    for (int e = tid; e < kTileK * kTileN; e += kTileThreads) {
-      const int kk = e % kTileK, nn = e / kTileK, k = k0 + kk, n = n0 + nn;
-      bs[kk][nn] = k < k_end && n < p.n ? p.b(grp, k, n) : T(0);
+#pragma unroll
+    for (int i = 0; i < kLoadsB; ++i) {
+      int kk, nn;
+      slot<true, kTileN>(tid + i * kTileThreads, kk, nn);
+      rb[i] = col_ok[i] && k0 + kk < k_end ? p.b(cols[i], k0 + kk) : T(0);
+    }
+  };
+
+  T acc[kMicro][kMicro] = {};
+  if (k_begin < k_end) fetch(k_begin);
+  for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
+#pragma unroll
+    for (int i = 0; i < kLoadsA; ++i) {
+      int kk, mm;
+      slot<Problem::kAKFastest, kTileM>(tid + i * kTileThreads, kk, mm);
+      as[kk][mm] = ra[i];
+    }
+#pragma unroll
+    for (int i = 0; i < kLoadsB; ++i) {
+      int kk, nn;
+      slot<true, kTileN>(tid + i * kTileThreads, kk, nn);
+      bs[kk][nn] = rb[i];
     }
     __syncthreads();
+    if (k0 + kTileK < k_end) fetch(k0 + kTileK);
 #pragma unroll
     for (int kk = 0; kk < kTileK; ++kk) {
       T av[kMicro], bv[kMicro];
