@@ -120,12 +120,14 @@ void check_case(const Case& c, DType dt) {
   for (ConvImpl impl : cuda_impls()) {
     SCOPED_TRACE(kernels::conv_impl_name(impl));
     kernels::set_conv_impl(impl);
+    // cuDNN may pick Winograd or FFT algorithms, whose float32 rounding error exceeds a direct sum's.
+    const double ti = impl == ConvImpl::CuDnn && dt == DType::Float32 ? 10 * t : t;
     const Result gpu = run(c, x.to(kCuda), w.to(kCuda), b.to(kCuda), r.to(kCuda));
     ASSERT_EQ(gpu.y.device(), kCuda);
-    expect_tensors_near(gpu.y, cpu.y, t, t);
-    expect_tensors_near(gpu.gx, cpu.gx, t, t);
-    expect_tensors_near(gpu.gw, cpu.gw, t, t);
-    expect_tensors_near(gpu.gb, cpu.gb, t, t);
+    expect_tensors_near(gpu.y, cpu.y, ti, ti);
+    expect_tensors_near(gpu.gx, cpu.gx, ti, ti);
+    expect_tensors_near(gpu.gw, cpu.gw, ti, ti);
+    expect_tensors_near(gpu.gb, cpu.gb, ti, ti);
   }
 }
 
