@@ -29,7 +29,8 @@
 // Accumulation is in T (FP32 for float32, like cuBLAS and the CPU's BLAS GEMM).
 //
 // Known costs of v2, left for the next iterations: depthwise convs (C/G = O/G = 1) fill 1/64 of a
-// tile; no double buffering or vector loads; backward_data's phases are separate launches.
+// tile; one shared-memory buffer (the prefetch is into registers), scalar loads, FP32 FMA only (no
+// TF32 tensor cores); backward_data's phases are separate launches; a split-K tail may be empty.
 //
 // Benchmark: ./build/tools/loom-bench --filter conv (tools/bench_kernels.cpp).
 #include "kernels/conv.h"
