@@ -43,3 +43,18 @@ struct ConvGeometry {
                               const void* gy, void* gw);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_CONV, LOOM_CONV_API)
+
+namespace loom::kernels {
+// Which kernels run conv on CUDA tensors (the CPU always runs kernels/cpu/conv.cpp). Numbered as in
+// kernels/cuda/conv.cu:
+//   Loom        v2, loom's tiled implicit GEMM (the default)
+//   LoomDirect  v1, loom's naive direct kernels (one thread per output element: the readable reference)
+//   CuDnn       v0, cuDNN's legacy convolution API (kernels/cuda/conv_cudnn.cu), the baseline to beat
+// The environment variable LOOM_CONV=loom|direct|cudnn sets it at first use; set_conv_impl overrides.
+// Never silent: choosing cuDNN in a build without it (CPU-only, or cuDNN not found) is a loom::Error,
+// and so is an unknown LOOM_CONV value.
+enum class ConvImpl { Loom, LoomDirect, CuDnn };
+void set_conv_impl(ConvImpl impl);
+ConvImpl conv_impl();
+const char* conv_impl_name(ConvImpl impl);
+}  // namespace loom::kernels

@@ -4,6 +4,7 @@
 // differences, and every error path.
 #include <tuple>
 
+#include "kernels/conv.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -318,4 +319,20 @@ TEST(OpsConv, ConvTranspose2dErrors) {
                {"conv_transpose2d", "non-positive output size", "[1, 4, 1, 1]"});
   expect_error([&] { conv_transpose2d(x, w.to(DType::Float32)); }, {"conv_transpose2d", "float32", "float64"});
   expect_error([&] { conv_transpose2d(x, w, {}, {.stride = {1, -2}}); }, {"conv_transpose2d", "stride", "[1, -2]"});
+}
+
+// The CUDA variant switch (kernels/conv.h) is in every build; asking for cuDNN where there is none is an
+// error, never a silent fallback.
+TEST(OpsConv, ConvImplSwitch) {
+  const kernels::ConvImpl initial = kernels::conv_impl();  // Loom unless LOOM_CONV says otherwise
+  kernels::set_conv_impl(kernels::ConvImpl::LoomDirect);
+  EXPECT_EQ(kernels::conv_impl(), kernels::ConvImpl::LoomDirect);
+#ifndef LOOM_HAVE_CUDNN
+  expect_error([] { kernels::set_conv_impl(kernels::ConvImpl::CuDnn); },
+               {"conv", "cuDNN", "this build has no cuDNN"});
+  EXPECT_EQ(kernels::conv_impl(), kernels::ConvImpl::LoomDirect);
+#endif
+  kernels::set_conv_impl(kernels::ConvImpl::Loom);
+  EXPECT_EQ(kernels::conv_impl(), kernels::ConvImpl::Loom);
+  kernels::set_conv_impl(initial);
 }

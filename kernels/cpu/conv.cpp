@@ -23,8 +23,11 @@
 #include "kernels/conv.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -342,3 +345,58 @@ void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g,
 }
 
 }  // namespace loom::kernels::cpu
+
+namespace loom::kernels {
+// The switch lives in the family's always-built file, so a CPU-only build links code that sets it (and
+// refuses cuDNN with a clear error); kernels/cuda/conv.cu reads it at every call.
+namespace {
+#ifdef LOOM_HAVE_CUDNN
+constexpr bool kHaveCudnn = true;
+#else
+constexpr bool kHaveCudnn = false;
+#endif
+
+void check_available(ConvImpl impl) {
+  LOOM_CHECK(impl != ConvImpl::CuDnn || kHaveCudnn,
+             "conv: cuDNN was selected (set_conv_impl or LOOM_CONV=cudnn) but this build has no cuDNN",
+             LOOM_WITH_CUDA ? " (libcudnn was not found at configure time)" : " (it is a CPU-only build)");
+}
+
+ConvImpl impl_from_env() {
+  const char* env = std::getenv("LOOM_CONV");
+  if (!env || !*env) return ConvImpl::Loom;
+  const std::string v = env;
+  ConvImpl impl = ConvImpl::Loom;
+  if (v == "loom") {
+    impl = ConvImpl::Loom;
+  } else if (v == "direct") {
+    impl = ConvImpl::LoomDirect;
+  } else if (v == "cudnn") {
+    impl = ConvImpl::CuDnn;
+  } else {
+    throw Error(str("LOOM_CONV=", v, " is not one of loom, direct, cudnn"));
+  }
+  check_available(impl);
+  return impl;
+}
+
+std::atomic<int>& selected() {
+  static std::atomic<int> impl{static_cast<int>(impl_from_env())};  // read once, at first use
+  return impl;
+}
+}  // namespace
+
+void set_conv_impl(ConvImpl impl) {
+  check_available(impl);
+  selected() = static_cast<int>(impl);
+}
+ConvImpl conv_impl() { return static_cast<ConvImpl>(selected().load()); }
+const char* conv_impl_name(ConvImpl impl) {
+  switch (impl) {
+    case ConvImpl::Loom: return "loom (v2 tiled implicit GEMM)";
+    case ConvImpl::LoomDirect: return "loom-direct (v1 naive)";
+    case ConvImpl::CuDnn: return "cudnn (v0)";
+  }
+  return "?";
+}
+}  // namespace loom::kernels

@@ -1,4 +1,4 @@
-// Checking macros for every CUDA runtime and cuBLAS call: a failure becomes a
+// Checking macros for every CUDA runtime, cuBLAS and cuDNN call: a failure becomes a
 // loom::Error naming the call, the file and line, and the library's error
 // name and description.
 #pragma once
@@ -46,3 +46,24 @@ namespace loom::kernels::cuda {
       ::loom::kernels::cuda::throw_cuda_error(::loom::str("kernel launch in ", what), __FILE__, __LINE__,   \
                                               cudaGetErrorName(loom_status_), cudaGetErrorString(loom_status_)); \
   } while (0)
+
+#ifdef LOOM_HAVE_CUDNN
+#include <cudnn.h>
+
+namespace loom::kernels::cuda {
+// cuDNN 9 keeps a detailed message for the last failure (which parameter was bad, and why).
+inline std::string cudnn_last_error() {
+  char message[1024] = {0};
+  cudnnGetLastErrorString(message, sizeof message);
+  return message;
+}
+}  // namespace loom::kernels::cuda
+
+#define LOOM_CUDNN_CHECK(call)                                                                               \
+  do {                                                                                                      \
+    const cudnnStatus_t loom_status_ = (call);                                                              \
+    if (loom_status_ != CUDNN_STATUS_SUCCESS)                                                               \
+      ::loom::kernels::cuda::throw_cuda_error(#call, __FILE__, __LINE__, cudnnGetErrorString(loom_status_), \
+                                              ::loom::kernels::cuda::cudnn_last_error().c_str());           \
+  } while (0)
+#endif

@@ -1,0 +1,17 @@
+// v0 of the conv family (kernels/conv.h): the three passes through cuDNN's legacy convolution API, for
+// kernels/cuda/conv.cu to call when conv_impl() is ConvImpl::CuDnn. Only in builds with cuDNN.
+#pragma once
+
+#ifdef LOOM_HAVE_CUDNN
+#include "kernels/conv.h"
+#include "kernels/cuda/launch.h"
+
+namespace loom::kernels::cuda::cudnn {
+void conv2d_forward(const LaunchScope& s, DType dt, const ConvGeometry& g, const void* x, const void* w,
+                    const void* bias, void* y);
+void conv2d_backward_data(const LaunchScope& s, DType dt, const ConvGeometry& g, const void* gy, const void* w,
+                          const void* bias, void* gx);
+void conv2d_backward_weight(const LaunchScope& s, DType dt, const ConvGeometry& g, const void* x, const void* gy,
+                            void* gw);
+}  // namespace loom::kernels::cuda::cudnn
+#endif
