@@ -30,17 +30,20 @@ struct ConvGeometry {
 
 }  // namespace loom
 
+// `variant` picks the algorithm (CPU, kernels/cpu/conv.cpp): 0 chooses per shape, 1 is im2col + a
+// GEMM per image, 2 is an implicit GEMM over shifted views of the input (a GEMM per kernel tap, no
+// im2col). Every variant computes the same function; tests and benchmarks name them explicitly.
 #define LOOM_CONV_API                                                                             \
   /* y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C/G, kh, kw]) + bias [O] (bias may be null) */  \
   void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x,        \
-                      const void* w, const void* bias, void* y);                                  \
+                      const void* w, const void* bias, void* y, int variant = 0);                \
   /* gx [N, C, H, W] = convᵀ(gy [N, O, OH, OW], w) + bias [C] (bias may be null; it is there      \
      because this pass is conv_transpose2d's forward) */                                          \
   void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, \
-                            const void* w, const void* bias, void* gx);                           \
+                            const void* w, const void* bias, void* gx, int variant = 0);          \
   /* gw [O, C/G, kh, kw] = Σ_n gy[n] ⋆ x[n] (overwritten, not accumulated) */                     \
   void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, \
-                              const void* gy, void* gw);
+                              const void* gy, void* gw, int variant = 0);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_CONV, LOOM_CONV_API)
 

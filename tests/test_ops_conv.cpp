@@ -1,7 +1,8 @@
 // conv2d and conv_transpose2d: forward against a direct 7-loop convolution written here (the
 // independent reference, no im2col), conv_transpose2d against a direct scatter and against the
-// adjoint identity <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>, gradients by central
-// differences, and every error path.
+// adjoint identity <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>, each CPU kernel variant's three
+// passes against the same loops, gradients by central differences, and every error path.
+#include <cmath>
 #include <tuple>
 
 #include "kernels/conv.h"
@@ -124,6 +125,45 @@ std::string describe(const Case& k) {
              ", dilation ", k.p.dilation[0], "x", k.p.dilation[1], ", groups ", k.p.groups);
 }
 
+// The output_padding under which conv_transpose2d maps y's shape back to x's: conv2d maps s
+// consecutive input sizes onto one output size, and output_padding selects among them.
+ConvParams transposed_params(const Shape& xs, const Shape& ys, const Shape& ws, ConvParams p) {
+  for (int i = 0; i < 2; ++i)
+    p.output_padding[i] =
+        xs[2 + i] - ((ys[2 + i] - 1) * p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (ws[2 + i] - 1) + 1);
+  return p;
+}
+
+// Runs CPU kernel `variant` for all three passes on float64 x, w, bias and checks each against the
+// direct loops: forward = naive_conv2d, backward_data = the scatter (+ a bias over x's channels),
+// backward_weight = naive_conv2d_weight_grad.
+void expect_variant_matches_loops(int variant, const Shape& xs, const Shape& ws, const ConvParams& p, uint64_t seed) {
+  SCOPED_TRACE(str("variant ", variant, ", x ", xs, ", w ", ws));
+  Tensor x = rand64(xs, -1, 1, seed), w = rand64(ws, -1, 1, seed + 1), b = rand64({ws[0]}, -1, 1, seed + 2);
+  Tensor expected_y = naive_conv2d(x, w, b, p);
+  const Shape& ys = expected_y.shape();
+  const ConvGeometry g{.batch = xs[0], .in_channels = xs[1], .in_h = xs[2], .in_w = xs[3],
+                       .out_channels = ys[1], .out_h = ys[2], .out_w = ys[3],
+                       .kernel_h = ws[2], .kernel_w = ws[3],
+                       .stride_h = p.stride[0], .stride_w = p.stride[1], .pad_h = p.padding[0], .pad_w = p.padding[1],
+                       .dilation_h = p.dilation[0], .dilation_w = p.dilation[1], .groups = p.groups};
+  const KernelCtx cpu{};
+  // Outputs start as NaN, so an element the kernel fails to write cannot pass.
+  Tensor y = full(ys, NAN, f64());
+  kernels::cpu::conv2d_forward(cpu, DType::Float64, g, x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr(), variant);
+  expect_tensors_near(y, expected_y, 1e-11, 1e-11);
+
+  Tensor gy = rand64(ys, -1, 1, seed + 3), bx = rand64({xs[1]}, -1, 1, seed + 4);
+  Tensor gx = full(xs, NAN, f64());
+  kernels::cpu::conv2d_backward_data(cpu, DType::Float64, g, gy.data_ptr(), w.data_ptr(), bx.data_ptr(),
+                                     gx.data_ptr(), variant);
+  expect_tensors_near(gx, naive_conv_transpose2d(gy, w, bx, transposed_params(xs, ys, ws, p)), 1e-11, 1e-11);
+
+  Tensor gw = full(ws, NAN, f64());  // overwritten, not accumulated
+  kernels::cpu::conv2d_backward_weight(cpu, DType::Float64, g, x.data_ptr(), gy.data_ptr(), gw.data_ptr(), variant);
+  expect_tensors_near(gw, naive_conv2d_weight_grad(x, gy, ws, p), 1e-10, 1e-11);
+}
+
 }  // namespace
 
 TEST(OpsConv, Conv2dHandComputed) {
@@ -174,10 +214,7 @@ TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
     Tensor x = rand64({k.n, k.c, k.h, k.w}, -1, 1, seed++);
     Tensor w = rand64({k.o, k.c / p.groups, k.kh, k.kw}, -1, 1, seed++);
     Tensor y = conv2d(x, w, {}, p);
-    // conv2d maps s consecutive sizes onto y's; output_padding selects x's among them.
-    for (int i = 0; i < 2; ++i)
-      p.output_padding[i] = x.size(2 + i) - ((y.size(2 + i) - 1) * p.stride[i] - 2 * p.padding[i] +
-                                             p.dilation[i] * (w.size(2 + i) - 1) + 1);
+    p = transposed_params(x.shape(), y.shape(), w.shape(), p);
     Tensor r = rand64(y.shape(), -1, 1, seed++);
     Tensor xt = conv_transpose2d(r, w, {}, p);
     ASSERT_EQ(xt.shape(), x.shape());
@@ -191,37 +228,42 @@ TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
   expect_tensors_near(conv_transpose2d(x, w, b, p), naive_conv_transpose2d(x, w, b, p), 1e-12, 1e-12);
 }
 
-TEST(OpsConv, ManyChunksMatchDirectLoops) {
-  // kernels/cpu/conv.cpp fills chunks of up to kChunkElements = 2^19 im2col elements and runs images
-  // of P ≥ kPerImagePositions = 128 output positions through a GEMM each, smaller ones through one
-  // GEMM per chunk. Both cases below have 2^19 / 3 < rows·P ≤ 2^19 / 2, so their batch of 3 runs as
-  // two chunks (2 images, then 1): the chunk copies and the weight gradient's accumulation across
-  // chunks and images are all exercised.
-  struct Big {
-    Shape x, w;
-    ConvParams p;
-  };
-  const std::vector<Big> cases = {
-      // 16·3·3 rows × 30·50 positions: a GEMM per image.
-      {{3, 16, 30, 50}, {2, 16, 3, 3}, {.padding = {1, 2}, .dilation = {1, 2}}},
-      // 96·4·4 rows × 11·11 positions: one GEMM per chunk and group.
-      {{3, 96, 12, 12}, {4, 48, 4, 4}, {.padding = {1, 1}, .groups = 2}},
-  };
-  uint64_t seed = 11;
-  for (const Big& k : cases) {
-    SCOPED_TRACE(str("x ", k.x, ", w ", k.w));
-    Tensor x = rand64(k.x, -1, 1, seed++), w = rand64(k.w, -1, 1, seed++), b = rand64({k.w[0]}, -1, 1, seed++);
-    Tensor y = conv2d(x, w, b, k.p);
-    expect_tensors_near(y, naive_conv2d(x, w, b, k.p), 1e-11, 1e-11);
-    Tensor gy = rand64(y.shape(), -1, 1, seed++);
-    Tensor xg = x.detach().clone(), wg = w.detach().clone();
-    xg.requires_grad_();
-    wg.requires_grad_();
-    backward(conv2d(xg, wg, b, k.p), gy);
-    expect_tensors_near(wg.grad(), naive_conv2d_weight_grad(x, gy, w.shape(), k.p), 1e-10, 1e-11);
-    // gx is the transposed conv of gy (the adjoint), here checked by scattering.
-    expect_tensors_near(xg.grad(), naive_conv_transpose2d(gy, w, {}, k.p), 1e-11, 1e-11);
-  }
+TEST(OpsConv, EveryKernelVariantMatchesDirectLoops) {
+  uint64_t seed = 500;
+  for (const Case& k : awkward_cases())
+    for (int variant : {1, 2}) {
+      SCOPED_TRACE(describe(k));
+      expect_variant_matches_loops(variant, {k.n, k.c, k.h, k.w}, {k.o, k.c / k.p.groups, k.kh, k.kw}, k.p, seed);
+      seed += 10;
+    }
+}
+
+TEST(OpsConv, KernelVariantsAcrossChunks) {
+  // kernels/cpu/conv.cpp works through the batch in chunks of at most kChunkElements = 2^19 scratch
+  // elements: per image C·kh·kw·OH·OW of im2col (variant 1), about C·(H + 2ph)·(W + 2pw) of staged
+  // input (variant 2). Each case here needs between 1/3 and 1/2 of that per image, so its batch of 3
+  // runs as two chunks (2 images, then 1) and the weight gradient accumulates across chunks.
+  expect_variant_matches_loops(1, {3, 16, 30, 50}, {2, 16, 3, 3}, {.padding = {1, 2}, .dilation = {1, 2}}, 11);
+  expect_variant_matches_loops(2, {3, 64, 51, 52}, {4, 32, 3, 3}, {.stride = {2, 1}, .padding = {1, 1}, .groups = 2},
+                               21);
+}
+
+TEST(OpsConv, DcganShapesThroughTheTape) {
+  // The DCGAN discriminator's second layer (64 → 128, k4 s2 p1) at batch 3, end to end through
+  // conv2d and backward: the shape variant 0 runs with shifted views.
+  ConvParams p{.stride = {2, 2}, .padding = {1, 1}};
+  Tensor x = rand64({3, 64, 14, 14}, -1, 1, 31), w = rand64({128, 64, 4, 4}, -1, 1, 32), b = rand64({128}, -1, 1, 33);
+  Tensor xg = x.detach().clone(), wg = w.detach().clone(), bg = b.detach().clone();
+  xg.requires_grad_();
+  wg.requires_grad_();
+  bg.requires_grad_();
+  Tensor y = conv2d(xg, wg, bg, p);
+  expect_tensors_near(y, naive_conv2d(x, w, b, p), 1e-11, 1e-11);
+  Tensor gy = rand64(y.shape(), -1, 1, 34);
+  backward(y, gy);
+  expect_tensors_near(wg.grad(), naive_conv2d_weight_grad(x, gy, w.shape(), p), 1e-10, 1e-11);
+  expect_tensors_near(xg.grad(), naive_conv_transpose2d(gy, w, {}, p), 1e-11, 1e-11);
+  expect_tensors_near(bg.grad(), sum(gy, {0, 2, 3}), 1e-12, 1e-12);
 }
 
 TEST(OpsConv, Conv2dGradients) {

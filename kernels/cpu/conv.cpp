@@ -1,23 +1,42 @@
-// CPU convolution (kernels/conv.h): im2col / col2im around GEMMs, a chunk of images at a time.
+// CPU convolution (kernels/conv.h): every pass is GEMMs through kernels/gemm.h (OpenBLAS), fed
+// by one of two layouts of the input. Let K = (C/G)·kh·kw, P = OH·OW, and write a tap t = (a, b).
 //
-// im2col lays the receptive fields of nb images side by side as the columns of
-//   cols[(c·kh + a)·kw + b, n·P + p] = x[n, c, i·sh − ph + a·dh, j·sw − pw + b·dw],  p = i·OW + j,
-// so that with K = (C/G)·kh·kw rows per group and P = OH·OW, each pass is a GEMM per group:
-//   forward          Y[o, n·P + p] = W[o, :] · cols[:, n·P + p]          (Og × K)·(K × nb·P)
-//   backward_data    cols = Wᵀ · GY, then col2im scatters cols back       (K × Og)·(Og × nb·P)
-//   backward_weight  gW += GY · colsᵀ                                      (Og × nb·P)·(nb·P × K)
-// Y and GY are [O, nb·P] (channel-major over the chunk) while y and gy are NCHW ([nb, O, P]), so
-// batching a chunk into one GEMM costs a transposing copy (fused with the bias); it buys one wide GEMM
-// instead of nb narrow ones, which pays for small images (P < kPerImagePositions, DCGAN's 7x7 layer).
-// Larger images skip the copies: each image's GEMM runs straight on its NCHW block, batched through
-// the gemm kernel's strides. A chunk is as many images as fit kChunkElements of cols.
+// Staging. Taps read the input through a staged copy: zero-padded to hp × wp and split by phase
+// modulo the stride, so that the pixels one tap reads for consecutive outputs are consecutive.
+// Padded pixel (R, Q) of image n (of a chunk of nb) lands in phase plane (R mod sh, Q mod sw) at
+// row R div sh, column Q div sw, with the images of a chunk interleaved row by row:
+//   staged[((R mod sh)·sw + Q mod sw)·hq·nb·wq + ((R div sh)·nb + n)·wq + Q div sw]
+// Output (i, j) of tap t reads padded pixel (i·sh + a·dh, j·sw + b·dw), i.e. the tap's origin
+// origin(t) = plane (a·dh mod sh, b·dw mod sw), row a·dh div sh, column b·dw div sw, plus
+// (i·nb + n)·wq + j. So for fixed t, outputs are a unit-stride window of the staged channel.
 //
-// Threads: the GEMMs run on OpenBLAS's (kernels/gemm.h); im2col, col2im and the copies run on the
-// calling thread. Parallelizing them with OpenMP made every pass slower, up to 4x (64→128 forward,
-// 2 threads, 9-11 ms serial vs 19-34 ms): after each parallel region libgomp's idle workers spin
-// (OMP_WAIT_POLICY unset) on the very cores the pthread OpenBLAS then needs for the GEMM. With
-// OMP_WAIT_POLICY=passive both were equal. Arithmetic is plain FP32/FP64 (no reduced precision) and
-// loom's own loops add in a fixed order.
+// Variant 1, im2col (one image at a time, nb = 1): copies every tap's window into
+//   cols[(c'·kh + a)·kw + b, i·OW + j]  (K × P per group), then per image and group
+//   forward  y = W · cols    backward_data  cols = Wᵀ · gy, col2im adds cols back    backward_weight  gW += gy · colsᵀ
+// GEMMs run straight on the NCHW tensors (batched over the chunk's images by strides). im2col
+// writes K·P elements per image: cheap when C/G is small (K = 16 for DCGAN's 1→64), the main cost
+// when it is large (K = 1024 for 64→128, where it is also serial work next to the threaded GEMM).
+//
+// Variant 2, shifted views (implicit GEMM, no im2col): the output grid of a chunk is taken as
+// (i, n, j) with j < wq instead of OW, so that each tap's window over the whole chunk is a single
+// contiguous run of M = OH·nb·wq elements per channel and the GEMM can read the staged input in
+// place (row stride = the staged channel size). Per group and tap, with Wt[t] the [O, C/G] slice:
+//   forward          Y[:, M]  += Wt[t] · window_t            (Y then copied to NCHW, + bias)
+//   backward_data    window_t += Wt[t]ᵀ · GY                 (accumulated in a staged gx, read back)
+//   backward_weight  gWt[t]   += GY · window_tᵀ
+// The wq − OW extra columns per output row are waste (≤ 25% where variant 0 picks this; 14% for
+// DCGAN's 7x7 layer): their outputs are dropped, their GY entries are zero. Those zeros multiply
+// finite data from neighbouring pixels, so results are exact, but a non-finite x (backward_weight)
+// or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
+//
+// Variant 0 picks 2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else 1. A chunk is
+// as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
+//
+// Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
+// calling thread. (Parallelizing those with OpenMP made every pass slower, up to 4x: after each
+// parallel region libgomp's idle workers spin, OMP_WAIT_POLICY unset, on the very cores the pthread
+// OpenBLAS then needs for the GEMM.) Arithmetic is plain FP32/FP64, no reduced precision, and loom's
+// own loops add in a fixed order.
 //
 // Benchmark: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./build/tools/loom-bench-cpu (tools/bench_cpu.cpp).
 #include "kernels/conv.h"
@@ -28,6 +47,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -35,313 +55,413 @@
 namespace loom::kernels::cpu {
 namespace {
 
-// Upper bound on the cols buffer of one chunk (elements): 512 Ki floats = 2 MiB, about one core's L2,
-// so that the GEMM reads cols from cache right after im2col wrote them. (A 16 MiB chunk, one GEMM for
-// the whole DCGAN batch, ran the 64→128 layer 1.5x slower.)
+// Upper bound on the scratch of one chunk (elements): 512 Ki floats = 2 MiB, about one core's L2, so
+// the GEMM reads what staging/im2col just wrote from cache (a 16 MiB chunk ran DCGAN's 64→128 layer
+// 1.5x slower).
 constexpr int64_t kChunkElements = int64_t(1) << 19;
-// Images with at least this many output positions get a GEMM each, run straight on the NCHW tensors;
-// smaller ones are batched into one GEMM per chunk, which costs transposing copies of y or gy but
-// keeps the GEMM wide. (DCGAN-28: P = 196 runs 1.6x faster per image, P = 49 1.3x faster chunked.)
-constexpr int64_t kPerImagePositions = 128;
+// Variant 0 uses shifted views from this many input channels per group: each tap's GEMM has depth
+// C/G, and a shallow GEMM re-reads and re-writes its whole output per tap.
+constexpr int64_t kShiftedMinChannels = 32;
 
-// The sizes every pass needs, derived once from the geometry.
-//
-// Taps read the input through a staged plane, so that no tap needs a bounds check and every tap row
-// is a contiguous copy: the plane is zero-padded to hp × wp, and its columns are split by phase
-// modulo the stride, column q of a row stored at (q mod sw)·wq + q div sw (wq = ⌈wp / sw⌉). Tap
-// (i, j, a, b) reads padded pixel (i·sh + a·dh, j·sw + b·dw), so for j = 0 … OW−1 it reads phase
-// (b·dw) mod sw contiguously from (b·dw) div sw. Without padding and stride the plane is x itself.
-struct Dims {
-  const ConvGeometry& g;
-  int64_t c_group, o_group;  // channels per group, input and output
-  int64_t k;                 // GEMM depth per group: c_group · kh · kw
-  int64_t p;                 // output positions per image: OH · OW
-  int64_t hp, wp, wq;        // padded plane height and width, phase length
-  int64_t chunk;             // images per chunk
-  bool per_image;            // GEMM per image straight on NCHW, or per chunk through a transposed copy
-  explicit Dims(const ConvGeometry& geo)
-      : g(geo),
-        c_group(geo.in_channels / geo.groups),
-        o_group(geo.out_channels / geo.groups),
-        k(c_group * geo.kernel_h * geo.kernel_w),
-        p(geo.out_h * geo.out_w),
-        hp(geo.in_h + 2 * geo.pad_h),
-        wp(geo.in_w + 2 * geo.pad_w),
-        wq((wp + geo.stride_w - 1) / geo.stride_w),
-        chunk(std::clamp<int64_t>(kChunkElements / std::max<int64_t>(1, rows() * p), 1,
-                                  std::max<int64_t>(1, geo.batch))),
-        per_image(p >= kPerImagePositions) {
-    // The last tap of the last output must lie inside the padded plane: out_h may be smaller than
-    // conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
-    LOOM_CHECK((geo.out_h - 1) * geo.stride_h + (geo.kernel_h - 1) * geo.dilation_h < hp &&
-                   (geo.out_w - 1) * geo.stride_w + (geo.kernel_w - 1) * geo.dilation_w < wp,
-               "conv kernels: output ", geo.out_h, "x", geo.out_w, " is larger than input ", geo.in_h, "x",
-               geo.in_w, " admits");
-  }
-  int64_t rows() const { return g.in_channels * g.kernel_h * g.kernel_w; }  // of cols, all groups
-  bool staged() const { return g.pad_h > 0 || g.pad_w > 0 || g.stride_w > 1; }
-  int64_t staged_row() const { return g.stride_w * wq; }
-  int64_t staged_plane() const { return hp * staged_row(); }
-  int64_t in_plane() const { return g.in_h * g.in_w; }
-};
-
-// Staged columns m of phase f that hold input (not padding): 0 ≤ m·sw + f − pw < W.
+// Staged positions m of phase f that hold input (not padding): 0 ≤ m·s + f − pad < len.
 struct Range {
   int64_t lo, hi;
 };
-Range phase_range(const Dims& d, int64_t f) {
-  const int64_t sw = d.g.stride_w, first = d.g.pad_w - f;  // m·sw ≥ first
-  const int64_t lo = first <= 0 ? 0 : (first + sw - 1) / sw;
-  const int64_t hi = std::max(lo, (d.g.in_w + d.g.pad_w - f + sw - 1) / sw);  // m·sw < W + pw − f
-  return {lo, hi};
+Range phase_range(int64_t len, int64_t pad, int64_t s, int64_t f) {
+  const int64_t first = pad - f;  // m·s ≥ first
+  const int64_t lo = first <= 0 ? 0 : (first + s - 1) / s;
+  return {lo, std::max(lo, (len + pad - f + s - 1) / s)};  // m·s < len + pad − f
 }
 
-// Copies plane x into the interior of staged plane s (whose padding is zero already), or back out of
-// it adding `init`: staged column m of phase f is padded column m·sw + f, input column m·sw + f − pw.
-template <class T>
-void stage(const Dims& d, const T* x, T* s) {
+// The sizes every pass needs, derived once from the geometry and the variant.
+struct Dims {
+  const ConvGeometry& g;
+  int64_t c_group, o_group;  // channels per group, input and output
+  int64_t taps, k, p;        // kh·kw; GEMM depth of variant 1, (C/G)·taps; OH·OW
+  int64_t hq, wq;            // rows and columns of a phase plane: ⌈hp / sh⌉, ⌈wp / sw⌉
+  bool shifted;              // variant 2
+  int64_t chunk;             // images per chunk
+
+  Dims(const ConvGeometry& geo, int variant)
+      : g(geo),
+        c_group(geo.in_channels / geo.groups),
+        o_group(geo.out_channels / geo.groups),
+        taps(geo.kernel_h * geo.kernel_w),
+        k(c_group * taps),
+        p(geo.out_h * geo.out_w),
+        hq((geo.in_h + 2 * geo.pad_h + geo.stride_h - 1) / geo.stride_h),
+        wq((geo.in_w + 2 * geo.pad_w + geo.stride_w - 1) / geo.stride_w) {
+    LOOM_CHECK(variant >= 0 && variant <= 2, "conv kernels: no CPU variant ", variant, " (0, 1 or 2)");
+    // The last tap of the last output must lie inside the padded input: out_h may be smaller than
+    // conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
+    LOOM_CHECK((geo.out_h - 1) * geo.stride_h + (geo.kernel_h - 1) * geo.dilation_h < geo.in_h + 2 * geo.pad_h &&
+                   (geo.out_w - 1) * geo.stride_w + (geo.kernel_w - 1) * geo.dilation_w < geo.in_w + 2 * geo.pad_w,
+               "conv kernels: output ", geo.out_h, "x", geo.out_w, " is larger than input ", geo.in_h, "x",
+               geo.in_w, " admits");
+    shifted = variant == 2 || (variant == 0 && c_group >= kShiftedMinChannels && wq * 4 <= geo.out_w * 5);
+    const int64_t per_image = shifted ? geo.in_channels * staged_size(1) + geo.out_channels * geo.out_h * wq
+                                      : geo.in_channels * taps * p;
+    chunk = std::clamp<int64_t>(kChunkElements / std::max<int64_t>(1, per_image), 1, std::max<int64_t>(1, geo.batch));
+  }
+  // Elements of one staged channel for nb images, plus a row of slack: a window's last row reads
+  // up to wq − 1 past its phase plane (into columns whose results are dropped).
+  int64_t staged_size(int64_t nb) const { return g.stride_h * g.stride_w * hq * nb * wq + wq; }
+  // Variant 1 reads the input planes in place when staging would only copy them.
+  bool stage_images() const { return g.pad_h > 0 || g.pad_w > 0 || g.stride_h > 1 || g.stride_w > 1; }
+  int64_t in_plane() const { return g.in_h * g.in_w; }
+  // Offset of tap t's window in a staged channel of nb images.
+  int64_t origin(int64_t t, int64_t nb) const {
+    const int64_t ra = (t / g.kernel_w) * g.dilation_h, cb = (t % g.kernel_w) * g.dilation_w;
+    const int64_t plane = (ra % g.stride_h) * g.stride_w + cb % g.stride_w;
+    return (plane * hq + ra / g.stride_h) * nb * wq + cb / g.stride_w;
+  }
+};
+
+// to[j·ts] = from[j·fs] (+ add when kAdd) for j in [lo, hi). The strides of staging are 1 and 2 in
+// most nets: spelled out as constants, those loops vectorize.
+template <bool kAdd, class T>
+void strided_copy(const T* from, int64_t fs, T* to, int64_t ts, int64_t lo, int64_t hi, T add) {
+  auto loop = [&](auto f, auto t) {
+    for (int64_t j = lo; j < hi; ++j) to[j * t] = kAdd ? from[j * f] + add : from[j * f];
+  };
+  using One = std::integral_constant<int64_t, 1>;
+  using Two = std::integral_constant<int64_t, 2>;
+  if (fs == 1 && ts == 1) {
+    loop(One{}, One{});
+  } else if (fs == 2 && ts == 1) {
+    loop(Two{}, One{});
+  } else if (fs == 1 && ts == 2) {
+    loop(One{}, Two{});
+  } else {
+    loop(fs, ts);
+  }
+}
+
+// Copies plane x (image n of nb) into staged channel s, or back out of it adding `init`; padding
+// slots are not touched. Staged column m of phase f is input column m·sw + f − pw.
+template <class T, bool kIn>
+void stage_copy(const Dims& d, int64_t nb, int64_t n, std::conditional_t<kIn, const T*, T*> x,
+                std::conditional_t<kIn, T*, const T*> s, T init = T(0)) {
   const ConvGeometry& g = d.g;
-  for (int64_t f = 0; f < g.stride_w; ++f) {
-    const Range m = phase_range(d, f);
+  const int64_t sw = g.stride_w, sh = g.stride_h, row_size = nb * d.wq;
+  for (int64_t f = 0; f < sw; ++f) {
+    const Range m = phase_range(g.in_w, g.pad_w, sw, f);
     for (int64_t r = 0; r < g.in_h; ++r) {
-      const T* src = x + r * g.in_w + f - g.pad_w;
-      T* dst = s + (r + g.pad_h) * d.staged_row() + f * d.wq;
-      for (int64_t j = m.lo; j < m.hi; ++j) dst[j] = src[j * g.stride_w];
+      const int64_t row = r + g.pad_h;
+      auto xr = x + r * g.in_w + f - g.pad_w;
+      auto sr = s + (((row % sh) * sw + f) * d.hq + row / sh) * row_size + n * d.wq;
+      if constexpr (kIn) {
+        strided_copy<false>(xr, sw, sr, 1, m.lo, m.hi, T(0));
+      } else {
+        strided_copy<true>(sr, 1, xr, sw, m.lo, m.hi, init);
+      }
     }
   }
 }
 template <class T>
-void unstage(const Dims& d, const T* s, T init, T* x) {
-  const ConvGeometry& g = d.g;
-  for (int64_t f = 0; f < g.stride_w; ++f) {
-    const Range m = phase_range(d, f);
-    for (int64_t r = 0; r < g.in_h; ++r) {
-      const T* src = s + (r + g.pad_h) * d.staged_row() + f * d.wq;
-      T* dst = x + r * g.in_w + f - g.pad_w;
-      for (int64_t j = m.lo; j < m.hi; ++j) dst[j * g.stride_w] = init + src[j];
-    }
-  }
+void stage(const Dims& d, int64_t nb, int64_t n, const T* x, T* s) {
+  stage_copy<T, true>(d, nb, n, x, s);
 }
-
-// The kh·kw rows of cols (row stride ld) that one input channel contributes, from its staged plane.
 template <class T>
-void im2col_channel(const Dims& d, const T* plane, T* cols, int64_t ld) {
-  const ConvGeometry& g = d.g;
-  for (int64_t a = 0; a < g.kernel_h; ++a)
-    for (int64_t b = 0; b < g.kernel_w; ++b, cols += ld) {
-      const int64_t col = b * g.dilation_w, phase = (col % g.stride_w) * d.wq + col / g.stride_w;
-      for (int64_t i = 0; i < g.out_h; ++i) {
-        const T* src = plane + (i * g.stride_h + a * g.dilation_h) * d.staged_row() + phase;
-        T* dst = cols + i * g.out_w;
-        for (int64_t j = 0; j < g.out_w; ++j) dst[j] = src[j];
-      }
-    }
-}
-
-// The adjoint of im2col_channel: adds the channel's kh·kw rows of cols into its staged plane.
-template <class T>
-void col2im_channel(const Dims& d, const T* cols, int64_t ld, T* plane) {
-  const ConvGeometry& g = d.g;
-  for (int64_t a = 0; a < g.kernel_h; ++a)
-    for (int64_t b = 0; b < g.kernel_w; ++b, cols += ld) {
-      const int64_t col = b * g.dilation_w, phase = (col % g.stride_w) * d.wq + col / g.stride_w;
-      for (int64_t i = 0; i < g.out_h; ++i) {
-        T* dst = plane + (i * g.stride_h + a * g.dilation_h) * d.staged_row() + phase;
-        const T* src = cols + i * g.out_w;
-        for (int64_t j = 0; j < g.out_w; ++j) dst[j] += src[j];
-      }
-    }
-}
-
-// cols for images [n0, n0 + nb) of x, [C·kh·kw, nb·P]. Planes are staged in one buffer, zeroed
-// once: staging writes the same interior slots every time, so the padding stays zero.
-template <class T>
-void im2col(const Dims& d, const T* x, int64_t n0, int64_t nb, T* cols) {
-  const ConvGeometry& g = d.g;
-  const int64_t ld = nb * d.p, rows_per_channel = g.kernel_h * g.kernel_w;
-  std::vector<T> staged(d.staged() ? d.staged_plane() : 0, T(0));
-  for (int64_t n = 0; n < nb; ++n)
-    for (int64_t c = 0; c < g.in_channels; ++c) {
-      const T* plane = x + ((n0 + n) * g.in_channels + c) * d.in_plane();
-      if (d.staged()) {
-        stage(d, plane, staged.data());
-        plane = staged.data();
-      }
-      im2col_channel(d, plane, cols + c * rows_per_channel * ld + n * d.p, ld);
-    }
-}
-
-// gx[n0 + n, c] = bias[c] (or 0) + col2im(cols) for the chunk's images, each plane accumulated in
-// a staged buffer and read back from its interior.
-template <class T>
-void col2im(const Dims& d, const T* cols, const T* bias, int64_t n0, int64_t nb, T* gx) {
-  const ConvGeometry& g = d.g;
-  const int64_t ld = nb * d.p, rows_per_channel = g.kernel_h * g.kernel_w;
-  std::vector<T> staged(d.staged() ? d.staged_plane() : 0);
-  for (int64_t n = 0; n < nb; ++n)
-    for (int64_t c = 0; c < g.in_channels; ++c) {
-      T* plane = gx + ((n0 + n) * g.in_channels + c) * d.in_plane();
-      const T init = bias ? bias[c] : T(0);
-      if (!d.staged()) {
-        std::fill(plane, plane + d.in_plane(), init);
-        col2im_channel(d, cols + c * rows_per_channel * ld + n * d.p, ld, plane);
-        continue;
-      }
-      std::fill(staged.begin(), staged.end(), T(0));
-      col2im_channel(d, cols + c * rows_per_channel * ld + n * d.p, ld, staged.data());
-      unstage(d, staged.data(), init, plane);
-    }
-}
-
-// The chunk's output-side matrix (y or gy) has a row per output channel and a column per output
-// position of each image. It lives either in the NCHW tensor itself (per-image blocks: [O, P] per
-// image, image stride O·P) or in a chunk buffer [O, nb·P] that one GEMM covers.
-struct Layout {
-  int64_t image, channel;  // strides in elements
-};
-Layout nchw_layout(const Dims& d) { return {d.g.out_channels * d.p, d.p}; }
-Layout chunk_layout(const Dims& d, int64_t nb) { return {d.p, nb * d.p}; }
-
-// dst[n, o, :] = src[n, o, :] + bias[o] (bias may be null) for the chunk's nb images; src may be dst.
-template <class T>
-void copy_planes(const Dims& d, const T* src, Layout ls, const T* bias, T* dst, Layout ld, int64_t nb) {
-  const int64_t o_total = d.g.out_channels;
-  for (int64_t n = 0; n < nb; ++n)
-    for (int64_t o = 0; o < o_total; ++o) {
-      const T* s = src + n * ls.image + o * ls.channel;
-      T* t = dst + n * ld.image + o * ld.channel;
-      const T b = bias ? bias[o] : T(0);
-      for (int64_t q = 0; q < d.p; ++q) t[q] = s[q] + b;
-    }
-}
-
-// The GEMMs of one chunk, one per group and column block: a single block of nb·P columns when the
-// output side is a chunk buffer, nb blocks of P columns (one per image, batched through the gemm
-// kernel's strides) when it is the NCHW tensor. cols is [rows, nb·P] either way.
-struct Blocks {
-  int64_t count, width;   // blocks and columns per block
-  int64_t cols_stride;    // between blocks in cols
-  int64_t ld, stride;     // of the output-side matrix: row stride, between blocks
-};
-Blocks blocks(const Dims& d, int64_t nb) {
-  if (d.per_image) return {nb, d.p, d.p, d.p, d.g.out_channels * d.p};
-  return {1, nb * d.p, 0, nb * d.p, 0};
-}
-
-//   out-side[o, :] = W[o, :] · cols          (forward)
-template <class T>
-void gemm_forward(const KernelCtx& kc, DType dt, const Dims& d, const Blocks& b, const T* w, const T* cols,
-                  int64_t ld_cols, T* out) {
-  for (int64_t gi = 0; gi < d.g.groups; ++gi)
-    gemm(kc, dt, false, false, d.o_group, b.width, d.k, 1.0, w + gi * d.o_group * d.k, d.k, 0,
-         cols + gi * d.k * ld_cols, ld_cols, b.cols_stride, 0.0, out + gi * d.o_group * b.ld, b.ld, b.stride,
-         b.count);
-}
-//   cols = Wᵀ · out-side                      (backward_data)
-template <class T>
-void gemm_backward_data(const KernelCtx& kc, DType dt, const Dims& d, const Blocks& b, const T* w, const T* gy,
-                        T* cols, int64_t ld_cols) {
-  for (int64_t gi = 0; gi < d.g.groups; ++gi)
-    gemm(kc, dt, true, false, d.k, b.width, d.o_group, 1.0, w + gi * d.o_group * d.k, d.k, 0,
-         gy + gi * d.o_group * b.ld, b.ld, b.stride, 0.0, cols + gi * d.k * ld_cols, ld_cols, b.cols_stride,
-         b.count);
-}
-//   gW (+)= out-side · colsᵀ, block after block (backward_weight); `accumulate` false overwrites gW.
-template <class T>
-void gemm_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const Blocks& b, const T* gy,
-                          const T* cols, int64_t ld_cols, bool accumulate, T* gw) {
-  for (int64_t gi = 0; gi < d.g.groups; ++gi)
-    for (int64_t blk = 0; blk < b.count; ++blk)
-      gemm(kc, dt, false, true, d.o_group, d.k, b.width, 1.0, gy + gi * d.o_group * b.ld + blk * b.stride, b.ld, 0,
-           cols + gi * d.k * ld_cols + blk * b.cols_stride, ld_cols, 0, accumulate || blk > 0 ? 1.0 : 0.0,
-           gw + gi * d.o_group * d.k, d.k, 0, 1);
+void unstage(const Dims& d, int64_t nb, int64_t n, const T* s, T init, T* x) {
+  stage_copy<T, false>(d, nb, n, x, s, init);
 }
 
 template <class T>
 std::unique_ptr<T[]> scratch(int64_t n) {
-  return std::unique_ptr<T[]>(new T[n]);  // uninitialized: every element is written before it is read
+  return std::unique_ptr<T[]>(new T[n]);  // uninitialized: each use says how it is filled
+}
+
+// ---- variant 1: im2col + a GEMM per image ---------------------------------------------------------
+
+// The taps·OW·OH block of cols (row stride ld) that one channel contributes, from its staged plane
+// (or the input plane itself, which has the same layout when nothing is staged).
+template <class T>
+void im2col_channel(const Dims& d, const T* s, T* cols, int64_t ld) {
+  const ConvGeometry& g = d.g;
+  for (int64_t t = 0; t < d.taps; ++t, cols += ld) {
+    const T* src = s + d.origin(t, 1);
+    for (int64_t i = 0; i < g.out_h; ++i)
+      for (int64_t j = 0; j < g.out_w; ++j) cols[i * g.out_w + j] = src[i * d.wq + j];
+  }
+}
+// The adjoint: adds the channel's block of cols into its staged plane.
+template <class T>
+void col2im_channel(const Dims& d, const T* cols, int64_t ld, T* s) {
+  const ConvGeometry& g = d.g;
+  for (int64_t t = 0; t < d.taps; ++t, cols += ld) {
+    T* dst = s + d.origin(t, 1);
+    for (int64_t i = 0; i < g.out_h; ++i)
+      for (int64_t j = 0; j < g.out_w; ++j) dst[i * d.wq + j] += cols[i * g.out_w + j];
+  }
+}
+
+// cols [C·taps, nb·P] for images [n0, n0 + nb). `staged` is one plane, its padding zero.
+template <class T>
+void im2col(const Dims& d, const T* x, int64_t n0, int64_t nb, T* staged, T* cols) {
+  const ConvGeometry& g = d.g;
+  const int64_t ld = nb * d.p;
+  for (int64_t n = 0; n < nb; ++n)
+    for (int64_t c = 0; c < g.in_channels; ++c) {
+      const T* plane = x + ((n0 + n) * g.in_channels + c) * d.in_plane();
+      if (d.stage_images()) {
+        stage(d, 1, 0, plane, staged);
+        plane = staged;
+      }
+      im2col_channel(d, plane, cols + c * d.taps * ld + n * d.p, ld);
+    }
 }
 
 template <class T>
-void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias,
-                  T* y) {
-  const Dims d(g);
-  auto cols = scratch<T>(d.rows() * d.chunk * d.p);
-  auto ychunk = d.per_image ? nullptr : scratch<T>(g.out_channels * d.chunk * d.p);
-  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
-    const int64_t nb = std::min(d.chunk, g.batch - n0);
-    T* yn = y + n0 * g.out_channels * d.p;
-    im2col(d, x, n0, nb, cols.get());
-    gemm_forward(kc, dt, d, blocks(d, nb), w, cols.get(), nb * d.p, d.per_image ? yn : ychunk.get());
-    if (!d.per_image) {
-      copy_planes(d, ychunk.get(), chunk_layout(d, nb), bias, yn, nchw_layout(d), nb);
-    } else if (bias) {
-      copy_planes(d, yn, nchw_layout(d), bias, yn, nchw_layout(d), nb);
+void add_bias(const Dims& d, const T* bias, int64_t nb, T* y) {
+  for (int64_t n = 0; n < nb; ++n)
+    for (int64_t o = 0; o < d.g.out_channels; ++o) {
+      T* row = y + (n * d.g.out_channels + o) * d.p;
+      for (int64_t q = 0; q < d.p; ++q) row[q] += bias[o];
     }
+}
+
+template <class T>
+void im2col_forward(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* w, const T* bias, T* y) {
+  const ConvGeometry& g = d.g;
+  auto cols = scratch<T>(g.in_channels * d.taps * d.chunk * d.p);
+  std::vector<T> staged(d.stage_images() ? d.staged_size(1) : 0, T(0));
+  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
+    const int64_t nb = std::min(d.chunk, g.batch - n0), ld = nb * d.p;
+    T* yn = y + n0 * g.out_channels * d.p;
+    im2col(d, x, n0, nb, staged.data(), cols.get());
+    for (int64_t gi = 0; gi < g.groups; ++gi)  // y[n] = W · cols[n], batched over n by strides
+      gemm(kc, dt, false, false, d.o_group, d.p, d.k, 1.0, w + gi * d.o_group * d.k, d.k, 0,
+           cols.get() + gi * d.k * ld, ld, d.p, 0.0, yn + gi * d.o_group * d.p, d.p, g.out_channels * d.p, nb);
+    if (bias) add_bias(d, bias, nb, yn);
+  }
+}
+
+template <class T>
+void im2col_backward_data(const KernelCtx& kc, DType dt, const Dims& d, const T* gy, const T* w, const T* bias,
+                          T* gx) {
+  const ConvGeometry& g = d.g;
+  auto cols = scratch<T>(g.in_channels * d.taps * d.chunk * d.p);
+  std::vector<T> staged(d.stage_images() ? d.staged_size(1) : 0);
+  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
+    const int64_t nb = std::min(d.chunk, g.batch - n0), ld = nb * d.p;
+    for (int64_t gi = 0; gi < g.groups; ++gi)  // cols[n] = Wᵀ · gy[n]
+      gemm(kc, dt, true, false, d.k, d.p, d.o_group, 1.0, w + gi * d.o_group * d.k, d.k, 0,
+           gy + n0 * g.out_channels * d.p + gi * d.o_group * d.p, d.p, g.out_channels * d.p, 0.0,
+           cols.get() + gi * d.k * ld, ld, d.p, nb);
+    for (int64_t n = 0; n < nb; ++n)
+      for (int64_t c = 0; c < g.in_channels; ++c) {
+        T* plane = gx + ((n0 + n) * g.in_channels + c) * d.in_plane();
+        const T init = bias ? bias[c] : T(0);
+        const T* block = cols.get() + c * d.taps * ld + n * d.p;
+        if (!d.stage_images()) {
+          std::fill(plane, plane + d.in_plane(), init);
+          col2im_channel(d, block, ld, plane);
+          continue;
+        }
+        std::fill(staged.begin(), staged.end(), T(0));
+        col2im_channel(d, block, ld, staged.data());
+        unstage(d, 1, 0, staged.data(), init, plane);
+      }
+  }
+}
+
+template <class T>
+void im2col_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* gy, T* gw) {
+  const ConvGeometry& g = d.g;
+  auto cols = scratch<T>(g.in_channels * d.taps * d.chunk * d.p);
+  std::vector<T> staged(d.stage_images() ? d.staged_size(1) : 0, T(0));
+  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
+    const int64_t nb = std::min(d.chunk, g.batch - n0), ld = nb * d.p;
+    im2col(d, x, n0, nb, staged.data(), cols.get());
+    // gW += gy[n] · cols[n]ᵀ image after image; the very first product overwrites gW.
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      for (int64_t n = 0; n < nb; ++n)
+        gemm(kc, dt, false, true, d.o_group, d.k, d.p, 1.0,
+             gy + ((n0 + n) * g.out_channels + gi * d.o_group) * d.p, d.p, 0, cols.get() + gi * d.k * ld + n * d.p,
+             ld, 0, n0 + n == 0 ? 0.0 : 1.0, gw + gi * d.o_group * d.k, d.k, 0, 1);
+  }
+}
+
+// ---- variant 2: shifted views (implicit GEMM) -------------------------------------------------------
+
+// Wt[t, o, c'] = w[o, c', t]: each tap's [O, C/G] slice as a contiguous matrix; and back, for gW.
+template <class T>
+void to_taps_major(const Dims& d, const T* w, T* wt) {
+  const int64_t oc_total = d.g.out_channels * d.c_group;
+  for (int64_t t = 0; t < d.taps; ++t)
+    for (int64_t oc = 0; oc < oc_total; ++oc) wt[t * oc_total + oc] = w[oc * d.taps + t];
+}
+template <class T>
+void from_taps_major(const Dims& d, const T* wt, T* w) {
+  const int64_t oc_total = d.g.out_channels * d.c_group;
+  for (int64_t oc = 0; oc < oc_total; ++oc)
+    for (int64_t t = 0; t < d.taps; ++t) w[oc * d.taps + t] = wt[t * oc_total + oc];
+}
+
+// The staged input of a chunk: C channels of staged_size(nb) each. Slots that hold padding must be
+// zero, so the buffer is cleared whenever the chunk layout (nb) changes; staging then rewrites the
+// same data slots chunk after chunk.
+template <class T>
+struct StagedChunk {
+  std::vector<T> data;
+  int64_t nb = -1, size = 0;
+  void layout(const Dims& d, int64_t chunk_nb) {
+    if (chunk_nb == nb) return;
+    nb = chunk_nb;
+    size = d.staged_size(nb);
+    data.assign(d.g.in_channels * size, T(0));
+  }
+  void load(const Dims& d, const T* x, int64_t n0) {
+    for (int64_t c = 0; c < d.g.in_channels; ++c)
+      for (int64_t n = 0; n < nb; ++n)
+        stage(d, nb, n, x + ((n0 + n) * d.g.in_channels + c) * d.in_plane(), data.data() + c * size);
+  }
+};
+
+// Between NCHW t[n0 + n, o, i, j] and the chunk grid m[o, (i·nb + n)·wq + j]: `to_grid` copies in and
+// zeroes the wq − OW extra columns; otherwise copies the OW real ones out, adding bias[o] if given.
+template <class T>
+void grid_copy(const Dims& d, int64_t nb, bool to_grid, const T* bias, const T* from, T* to) {
+  const ConvGeometry& g = d.g;
+  const int64_t m_size = g.out_h * nb * d.wq;
+  for (int64_t n = 0; n < nb; ++n)
+    for (int64_t o = 0; o < g.out_channels; ++o)
+      for (int64_t i = 0; i < g.out_h; ++i) {
+        const int64_t at_t = ((n * g.out_channels + o) * g.out_h + i) * g.out_w;
+        const int64_t at_m = o * m_size + (i * nb + n) * d.wq;
+        if (to_grid) {
+          std::memcpy(to + at_m, from + at_t, sizeof(T) * g.out_w);
+          std::fill(to + at_m + g.out_w, to + at_m + d.wq, T(0));
+        } else {
+          const T b = bias ? bias[o] : T(0);
+          for (int64_t j = 0; j < g.out_w; ++j) to[at_t + j] = from[at_m + j] + b;
+        }
+      }
+}
+
+template <class T>
+void shifted_forward(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* w, const T* bias, T* y) {
+  const ConvGeometry& g = d.g;
+  auto wt = scratch<T>(g.out_channels * d.k);
+  to_taps_major(d, w, wt.get());
+  auto grid = scratch<T>(g.out_channels * g.out_h * d.chunk * d.wq);
+  StagedChunk<T> st;
+  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
+    const int64_t nb = std::min(d.chunk, g.batch - n0), m = g.out_h * nb * d.wq;
+    st.layout(d, nb);
+    st.load(d, x, n0);
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      for (int64_t t = 0; t < d.taps; ++t)  // Y += Wt[t] · window_t, the first tap overwrites
+        gemm(kc, dt, false, false, d.o_group, m, d.c_group, 1.0, wt.get() + (t * g.out_channels + gi * d.o_group) * d.c_group,
+             d.c_group, 0, st.data.data() + gi * d.c_group * st.size + d.origin(t, nb), st.size, 0, t == 0 ? 0.0 : 1.0,
+             grid.get() + gi * d.o_group * m, m, 0, 1);
+    grid_copy(d, nb, false, bias, grid.get(), y + n0 * g.out_channels * d.p);
+  }
+}
+
+template <class T>
+void shifted_backward_data(const KernelCtx& kc, DType dt, const Dims& d, const T* gy, const T* w, const T* bias,
+                           T* gx) {
+  const ConvGeometry& g = d.g;
+  auto wt = scratch<T>(g.out_channels * d.k);
+  to_taps_major(d, w, wt.get());
+  auto grid = scratch<T>(g.out_channels * g.out_h * d.chunk * d.wq);
+  std::vector<T> acc;  // the staged gx of a chunk: an accumulator, cleared every chunk
+  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
+    const int64_t nb = std::min(d.chunk, g.batch - n0), m = g.out_h * nb * d.wq, size = d.staged_size(nb);
+    grid_copy(d, nb, true, static_cast<const T*>(nullptr), gy + n0 * g.out_channels * d.p, grid.get());
+    acc.assign(g.in_channels * size, T(0));
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      for (int64_t t = 0; t < d.taps; ++t)  // window_t += Wt[t]ᵀ · GY
+        gemm(kc, dt, true, false, d.c_group, m, d.o_group, 1.0, wt.get() + (t * g.out_channels + gi * d.o_group) * d.c_group,
+             d.c_group, 0, grid.get() + gi * d.o_group * m, m, 0, 1.0, acc.data() + gi * d.c_group * size + d.origin(t, nb),
+             size, 0, 1);
+    for (int64_t c = 0; c < g.in_channels; ++c)
+      for (int64_t n = 0; n < nb; ++n)
+        unstage(d, nb, n, acc.data() + c * size, bias ? bias[c] : T(0),
+                gx + ((n0 + n) * g.in_channels + c) * d.in_plane());
+  }
+}
+
+template <class T>
+void shifted_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* gy, T* gw) {
+  const ConvGeometry& g = d.g;
+  auto gwt = scratch<T>(g.out_channels * d.k);
+  auto grid = scratch<T>(g.out_channels * g.out_h * d.chunk * d.wq);
+  StagedChunk<T> st;
+  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
+    const int64_t nb = std::min(d.chunk, g.batch - n0), m = g.out_h * nb * d.wq;
+    st.layout(d, nb);
+    st.load(d, x, n0);
+    grid_copy(d, nb, true, static_cast<const T*>(nullptr), gy + n0 * g.out_channels * d.p, grid.get());
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      for (int64_t t = 0; t < d.taps; ++t)  // gWt[t] += GY · window_tᵀ, the first chunk overwrites
+        gemm(kc, dt, false, true, d.o_group, d.c_group, m, 1.0, grid.get() + gi * d.o_group * m, m, 0,
+             st.data.data() + gi * d.c_group * st.size + d.origin(t, nb), st.size, 0, n0 == 0 ? 0.0 : 1.0,
+             gwt.get() + (t * g.out_channels + gi * d.o_group) * d.c_group, d.c_group, 0, 1);
+  }
+  from_taps_major(d, gwt.get(), gw);
+}
+
+// ---- entry points ---------------------------------------------------------------------------------
+
+template <class T>
+void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
+                  int variant) {
+  const Dims d(g, variant);
+  if (d.shifted) {
+    shifted_forward(kc, dt, d, x, w, bias, y);
+  } else {
+    im2col_forward(kc, dt, d, x, w, bias, y);
   }
 }
 
 template <class T>
 void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* gy, const T* w, const T* bias,
-                        T* gx) {
-  const Dims d(g);
-  auto cols = scratch<T>(d.rows() * d.chunk * d.p);
-  auto gychunk = d.per_image ? nullptr : scratch<T>(g.out_channels * d.chunk * d.p);
-  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
-    const int64_t nb = std::min(d.chunk, g.batch - n0);
-    const T* gyn = gy + n0 * g.out_channels * d.p;
-    if (!d.per_image) {
-      copy_planes(d, gyn, nchw_layout(d), static_cast<const T*>(nullptr), gychunk.get(), chunk_layout(d, nb), nb);
-      gyn = gychunk.get();
-    }
-    gemm_backward_data(kc, dt, d, blocks(d, nb), w, gyn, cols.get(), nb * d.p);
-    col2im(d, cols.get(), bias, n0, nb, gx);
+                        T* gx, int variant) {
+  const Dims d(g, variant);
+  if (d.shifted) {
+    shifted_backward_data(kc, dt, d, gy, w, bias, gx);
+  } else {
+    im2col_backward_data(kc, dt, d, gy, w, bias, gx);
   }
 }
 
 template <class T>
-void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
-  const Dims d(g);
+void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* gy, T* gw,
+                          int variant) {
+  const Dims d(g, variant);
   if (g.batch == 0) {
     std::fill(gw, gw + g.out_channels * d.k, T(0));
-    return;
-  }
-  auto cols = scratch<T>(d.rows() * d.chunk * d.p);
-  auto gychunk = d.per_image ? nullptr : scratch<T>(g.out_channels * d.chunk * d.p);
-  for (int64_t n0 = 0; n0 < g.batch; n0 += d.chunk) {
-    const int64_t nb = std::min(d.chunk, g.batch - n0);
-    im2col(d, x, n0, nb, cols.get());
-    const T* gyn = gy + n0 * g.out_channels * d.p;
-    if (!d.per_image) {
-      copy_planes(d, gyn, nchw_layout(d), static_cast<const T*>(nullptr), gychunk.get(), chunk_layout(d, nb), nb);
-      gyn = gychunk.get();
-    }
-    // The first block of the first chunk overwrites gw, every later one adds: a fixed summation order.
-    gemm_backward_weight(kc, dt, d, blocks(d, nb), gyn, cols.get(), nb * d.p, n0 > 0, gw);
+  } else if (d.shifted) {
+    shifted_backward_weight(kc, dt, d, x, gy, gw);
+  } else {
+    im2col_backward_weight(kc, dt, d, x, gy, gw);
   }
 }
 
 }  // namespace
 
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
-                    const void* bias, void* y) {
+                    const void* bias, void* y, int variant) {
   LOOM_FLOAT_SWITCH(dt, T,
                     forward_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(w),
-                                    static_cast<const T*>(bias), static_cast<T*>(y)));
+                                    static_cast<const T*>(bias), static_cast<T*>(y), variant));
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
-                          const void* bias, void* gx) {
+                          const void* bias, void* gx, int variant) {
   LOOM_FLOAT_SWITCH(dt, T,
                     backward_data_impl<T>(k, dt, g, static_cast<const T*>(gy), static_cast<const T*>(w),
-                                          static_cast<const T*>(bias), static_cast<T*>(gx)));
+                                          static_cast<const T*>(bias), static_cast<T*>(gx), variant));
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
-                            void* gw) {
+                            void* gw, int variant) {
   LOOM_FLOAT_SWITCH(dt, T,
                     backward_weight_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(gy),
-                                            static_cast<T*>(gw)));
+                                            static_cast<T*>(gw), variant));
 }
 
 }  // namespace loom::kernels::cpu
