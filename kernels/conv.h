@@ -30,9 +30,10 @@ struct ConvGeometry {
 
 }  // namespace loom
 
-// `variant` picks the algorithm (CPU, kernels/cpu/conv.cpp): 0 chooses per shape, 1 is im2col + a
+// `variant` picks the algorithm. CPU (kernels/cpu/conv.cpp): 0 chooses per shape, 1 is im2col + a
 // GEMM per image, 2 is an implicit GEMM over shifted views of the input (a GEMM per kernel tap, no
-// im2col). Every variant computes the same function; tests and benchmarks name them explicitly.
+// im2col). CUDA (kernels/cuda/conv.cu): 0 follows conv_impl() below, 1 is loom's direct kernels, 2
+// its tiled implicit GEMM. Every variant computes the same function; tests and benchmarks name them.
 #define LOOM_CONV_API                                                                             \
   /* y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C/G, kh, kw]) + bias [O] (bias may be null) */  \
   void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x,        \

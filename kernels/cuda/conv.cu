@@ -443,13 +443,19 @@ void backward_weight_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, con
 [[noreturn]] void no_cudnn() { throw Error("conv: cuDNN is selected but this build has no cuDNN"); }
 #endif
 
+// variant 0 follows conv_impl(); 1 and 2 name loom's v1 and v2 explicitly, as
+// the CPU backend's variants are named by the tests and benchmarks.
+ConvImpl pick(int variant) {
+  return variant == 1 ? ConvImpl::LoomDirect : variant == 2 ? ConvImpl::Loom : conv_impl();
+}
+
 }  // namespace
 
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
-                    const void* bias, void* y) {
+                    const void* bias, void* y, int variant) {
   if (g.batch == 0) return;
   LaunchScope s(k, "conv2d_forward");
-  const ConvImpl impl = conv_impl();
+  const ConvImpl impl = pick(variant);
   if (impl == ConvImpl::CuDnn) {
 #ifdef LOOM_HAVE_CUDNN
     return cudnn::conv2d_forward(s, dt, g, x, w, bias, y);
@@ -463,10 +469,10 @@ void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const v
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
-                          const void* bias, void* gx) {
+                          const void* bias, void* gx, int variant) {
   if (g.batch == 0) return;
   LaunchScope s(k, "conv2d_backward_data");
-  const ConvImpl impl = conv_impl();
+  const ConvImpl impl = pick(variant);
   if (impl == ConvImpl::CuDnn) {
 #ifdef LOOM_HAVE_CUDNN
     return cudnn::conv2d_backward_data(s, dt, g, gy, w, bias, gx);
@@ -480,14 +486,14 @@ void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, c
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
-                            void* gw) {
+                            void* gw, int variant) {
   LaunchScope s(k, "conv2d_backward_weight");
   if (g.batch == 0) {  // an empty sum: gw = 0
     LOOM_CUDA_CHECK(cudaMemsetAsync(gw, 0, size_t(g.out_channels * (g.in_channels / g.groups) * g.kernel_h *
                                                   g.kernel_w) * dtype_size(dt), s.stream()));
     return;
   }
-  const ConvImpl impl = conv_impl();
+  const ConvImpl impl = pick(variant);
   if (impl == ConvImpl::CuDnn) {
 #ifdef LOOM_HAVE_CUDNN
     return cudnn::conv2d_backward_weight(s, dt, g, x, gy, gw);
