@@ -117,45 +117,37 @@ struct Dims {
   }
 };
 
-// to[j·ts] = from[j·fs] (+ add when kAdd) for j in [lo, hi). The strides of staging are 1 and 2 in
-// most nets: spelled out as constants, those loops vectorize.
-template <bool kAdd, class T>
-void strided_copy(const T* from, int64_t fs, T* to, int64_t ts, int64_t lo, int64_t hi, T add) {
-  auto loop = [&](auto f, auto t) {
-    for (int64_t j = lo; j < hi; ++j) to[j * t] = kAdd ? from[j * f] + add : from[j * f];
-  };
-  using One = std::integral_constant<int64_t, 1>;
-  using Two = std::integral_constant<int64_t, 2>;
-  if (fs == 1 && ts == 1) {
-    loop(One{}, One{});
-  } else if (fs == 2 && ts == 1) {
-    loop(Two{}, One{});
-  } else if (fs == 1 && ts == 2) {
-    loop(One{}, Two{});
-  } else {
-    loop(fs, ts);
-  }
-}
-
 // Copies plane x (image n of nb) into staged channel s, or back out of it adding `init`; padding
-// slots are not touched. Staged column m of phase f is input column m·sw + f − pw.
+// slots are not touched. Staged column m of phase f is input column m·sw + f − pw. Strides 1 and 2
+// (most nets) are compile-time constants in the inner loop, so that it vectorizes.
 template <class T, bool kIn>
 void stage_copy(const Dims& d, int64_t nb, int64_t n, std::conditional_t<kIn, const T*, T*> x,
                 std::conditional_t<kIn, T*, const T*> s, T init = T(0)) {
   const ConvGeometry& g = d.g;
-  const int64_t sw = g.stride_w, sh = g.stride_h, row_size = nb * d.wq;
-  for (int64_t f = 0; f < sw; ++f) {
-    const Range m = phase_range(g.in_w, g.pad_w, sw, f);
-    for (int64_t r = 0; r < g.in_h; ++r) {
-      const int64_t row = r + g.pad_h;
-      auto xr = x + r * g.in_w + f - g.pad_w;
-      auto sr = s + (((row % sh) * sw + f) * d.hq + row / sh) * row_size + n * d.wq;
-      if constexpr (kIn) {
-        strided_copy<false>(xr, sw, sr, 1, m.lo, m.hi, T(0));
-      } else {
-        strided_copy<true>(sr, 1, xr, sw, m.lo, m.hi, init);
+  const int64_t sh = g.stride_h, row_size = nb * d.wq;
+  auto run = [&](auto sw) {
+    for (int64_t f = 0; f < sw; ++f) {
+      const Range m = phase_range(g.in_w, g.pad_w, sw, f);
+      for (int64_t r = 0; r < g.in_h; ++r) {
+        const int64_t row = r + g.pad_h;
+        auto xr = x + r * g.in_w + f - g.pad_w;
+        auto sr = s + (((row % sh) * sw + f) * d.hq + row / sh) * row_size + n * d.wq;
+        for (int64_t j = m.lo; j < m.hi; ++j) {
+          if constexpr (kIn) {
+            sr[j] = xr[j * sw];
+          } else {
+            xr[j * sw] = sr[j] + init;
+          }
+        }
       }
     }
+  };
+  if (g.stride_w == 1) {
+    run(std::integral_constant<int64_t, 1>{});
+  } else if (g.stride_w == 2) {
+    run(std::integral_constant<int64_t, 2>{});
+  } else {
+    run(g.stride_w);
   }
 }
 template <class T>
