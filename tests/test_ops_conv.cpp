@@ -319,6 +319,17 @@ TEST(OpsConv, OnlyNeededGradientsAreComputed) {
   EXPECT_EQ(tape_size(), before);
 }
 
+TEST(OpsConv, EmptyBatch) {
+  // N = 0 is a valid batch: empty outputs, and a weight gradient of exactly zero (not garbage).
+  Tensor x = zeros({0, 2, 5, 5}, f64()), w = rand64({3, 2, 3, 3}), b = rand64({3});
+  w.requires_grad_();
+  Tensor y = conv2d(x, w, b, {.padding = {1, 1}});
+  EXPECT_EQ(y.shape(), (Shape{0, 3, 5, 5}));
+  backward(sum(y));
+  expect_values(w.grad(), std::vector<double>(54, 0.0));
+  EXPECT_EQ(conv_transpose2d(zeros({0, 3, 2, 2}, f64()), w, {}, {.stride = {2, 2}}).shape(), (Shape{0, 2, 5, 5}));
+}
+
 TEST(OpsConv, Conv2dErrors) {
   Tensor x = rand64({2, 4, 5, 5}), w = rand64({6, 4, 3, 3}), b = rand64({6});
   expect_error([&] { conv2d(rand64({4, 5, 5}), w); }, {"conv2d", "4-D", "[4, 5, 5]"});
