@@ -13,7 +13,7 @@ namespace loom::kernels::cuda {
 [[noreturn]] inline void throw_cuda_error(const std::string& call, const char* file, int line, const char* name,
                                           const char* what) {
   // Clear the runtime's last-error slot: a non-sticky error (out of memory, a
-  // bad argument) must not resurface at the next unrelated launch check.
+  // bad argument) must not resurface at a later, unrelated cudaGetLastError.
   cudaGetLastError();
   throw Error(str("CUDA error: ", call, " failed at ", file, ":", line, ": ", name, " (", what, ")"));
 }
@@ -34,17 +34,6 @@ namespace loom::kernels::cuda {
     if (loom_status_ != CUBLAS_STATUS_SUCCESS)                                                              \
       ::loom::kernels::cuda::throw_cuda_error(#call, __FILE__, __LINE__, cublasGetStatusName(loom_status_), \
                                               cublasGetStatusString(loom_status_));                         \
-  } while (0)
-
-// After every kernel launch (`what` names the launcher): a bad launch
-// configuration is reported at the launch site. Faults inside a kernel are
-// asynchronous and surface at the next synchronizing call.
-#define LOOM_CUDA_CHECK_LAUNCH(what)                                                                         \
-  do {                                                                                                      \
-    const cudaError_t loom_status_ = cudaGetLastError();                                                    \
-    if (loom_status_ != cudaSuccess)                                                                        \
-      ::loom::kernels::cuda::throw_cuda_error(::loom::str("kernel launch in ", what), __FILE__, __LINE__,   \
-                                              cudaGetErrorName(loom_status_), cudaGetErrorString(loom_status_)); \
   } while (0)
 
 #ifdef LOOM_HAVE_CUDNN

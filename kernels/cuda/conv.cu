@@ -375,8 +375,7 @@ void launch_tiled(const LaunchScope& s, const Problem& p, int groups, int splits
   const dim3 grid(ceil_div(p.m, kTileM), ceil_div(p.n, kTileN), groups * splits);
   LOOM_CHECK(grid.y <= 65535 && grid.z <= 65535, s.name(), ": grid ", grid.x, "x", grid.y, "x", grid.z,
              " exceeds CUDA's limits");
-  tiled_gemm<T, Problem><<<grid, kTileThreads, 0, s.stream()>>>(p, splits, k_per_split);
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+  s.launch(tiled_gemm<T, Problem>, grid, kTileThreads, p, splits, k_per_split);
 }
 
 // ---- the passes, per variant ---------------------------------------------------------------------------
@@ -384,8 +383,7 @@ void launch_tiled(const LaunchScope& s, const Problem& p, int groups, int splits
 template <class T>
 void forward_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x, const T* w, const T* bias, T* y) {
   if (impl == ConvImpl::LoomDirect) {
-    forward_direct<T><<<s.blocks(int64_t(g.n) * g.o * g.oh * g.ow), kThreads, 0, s.stream()>>>(g, x, w, bias, y);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(forward_direct<T>, s.blocks(int64_t(g.n) * g.o * g.oh * g.ow), kThreads, g, x, w, bias, y);
     return;
   }
   const ForwardProblem<T> p{g, x, w, bias, y, g.n * g.oh * g.ow, g.og, g.cg * g.kh * g.kw};
@@ -396,9 +394,7 @@ template <class T>
 void backward_data_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* gy, const T* w, const T* bias,
                         T* gx) {
   if (impl == ConvImpl::LoomDirect) {
-    backward_data_direct<T><<<s.blocks(int64_t(g.n) * g.c * g.h * g.w), kThreads, 0, s.stream()>>>(g, gy, w, bias,
-                                                                                                    gx);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(backward_data_direct<T>, s.blocks(int64_t(g.n) * g.c * g.h * g.w), kThreads, g, gy, w, bias, gx);
     return;
   }
   // One GEMM per stride phase (pixels h ≡ qh mod sh, w ≡ qw mod sw), each over only the taps that
@@ -417,8 +413,7 @@ template <class T>
 void backward_weight_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x, const T* gy, T* gw) {
   const int64_t total = int64_t(g.o) * g.cg * g.kh * g.kw;
   if (impl == ConvImpl::LoomDirect) {
-    backward_weight_direct<T><<<s.blocks(total), kThreads, 0, s.stream()>>>(g, x, gy, gw);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(backward_weight_direct<T>, s.blocks(total), kThreads, g, x, gy, gw);
     return;
   }
   BackwardWeightProblem<T> p{g, x, gy, gw, total, g.og, g.cg * g.kh * g.kw, g.n * g.oh * g.ow};
@@ -435,8 +430,7 @@ void backward_weight_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, con
   Workspace partials(s.device(), size_t(total) * splits * sizeof(T));
   p.out = partials.as<T>();
   launch_tiled<T>(s, p, g.groups, splits);
-  sum_splits<T><<<s.blocks(total), kThreads, 0, s.stream()>>>(partials.as<T>(), total, splits, gw);
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+  s.launch(sum_splits<T>, s.blocks(total), kThreads, partials.as<T>(), total, splits, gw);
 }
 
 #ifndef LOOM_HAVE_CUDNN

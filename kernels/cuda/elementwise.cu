@@ -146,8 +146,7 @@ void launch_contiguous(const LaunchScope& s, F f, Operands<T, N> in, T* out, int
   bool packed = aligned16(out) && n >= Pack<T>::kSize;
   for (int k = 0; k < N; ++k) packed = packed && aligned16(in.p[k]);
   const int64_t work = packed ? n / Pack<T>::kSize + n % Pack<T>::kSize : n;
-  map_contiguous<T, N><<<s.blocks(work), kThreads, 0, s.stream()>>>(f, in, out, n, packed);
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+  s.launch(map_contiguous<T, N, F>, s.blocks(work), kThreads, f, in, out, n, packed);
 }
 
 // Contiguous when the Broadcast collapsed to one dimension every operand walks with stride 1.
@@ -167,8 +166,7 @@ void launch_broadcast(const LaunchScope& s, F f, Operands<T, N> in, T* out, cons
     launch_contiguous<T, N>(s, f, in, out, n);
     return;
   }
-  map_broadcast<T, N><<<s.blocks(n), kThreads, 0, s.stream()>>>(f, in, out, bc, n);
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+  s.launch(map_broadcast<T, N, F>, s.blocks(n), kThreads, f, in, out, bc, n);
 }
 
 }  // namespace
@@ -216,8 +214,7 @@ void fill(const KernelCtx& k, DType dt, void* out, int64_t n, double value) {
   if (n == 0) return;
   LaunchScope s(k, "fill");
   LOOM_ANY_SWITCH(dt, T, {
-    fill_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<T*>(out), n, static_cast<T>(value));
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(fill_kernel<T>, s.blocks(n), kThreads, static_cast<T*>(out), n, static_cast<T>(value));
   });
 }
 
@@ -225,8 +222,7 @@ void cast(const KernelCtx& k, DType from, const void* x, DType to, void* y, int6
   if (n == 0) return;
   LaunchScope s(k, "cast");
   LOOM_ANY_SWITCH(from, S, LOOM_ANY_SWITCH(to, D, {
-    cast_kernel<S, D><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<const S*>(x), static_cast<D*>(y), n);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(cast_kernel<S, D>, s.blocks(n), kThreads, static_cast<const S*>(x), static_cast<D*>(y), n);
   }));
 }
 
@@ -234,8 +230,7 @@ void iota(const KernelCtx& k, DType dt, void* out, int64_t n, double start, doub
   if (n == 0) return;
   LaunchScope s(k, "iota");
   LOOM_ANY_SWITCH(dt, T, {
-    iota_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<T*>(out), n, start, step);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(iota_kernel<T>, s.blocks(n), kThreads, static_cast<T*>(out), n, start, step);
   });
 }
 

@@ -73,8 +73,7 @@ void gemm_impl(const LaunchScope& s, bool ta, bool tb, int64_t m, int64_t n, int
                int64_t lda, int64_t sa, const T* b, int64_t ldb, int64_t sb, T beta, T* c, int64_t ldc, int64_t sc,
                int64_t batch) {
   if (k == 0) {
-    scale_kernel<T><<<s.blocks(batch * m * n), kThreads, 0, s.stream()>>>(c, m, n, ldc, sc, batch, beta);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(scale_kernel<T>, s.blocks(batch * m * n), kThreads, c, m, n, ldc, sc, batch, beta);
     return;
   }
   Handle& h = handle_for(s.device());

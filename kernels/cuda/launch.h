@@ -1,10 +1,12 @@
-// What every CUDA launcher needs, in one place: the device guard
-// (DeviceGuard) and NVTX range of a launch (LaunchScope), grid sizes for grid-stride loops, scratch
-// memory from the caching allocator (Workspace), and round-to-nearest
-// arithmetic for results that must match the CPU bit for bit.
+// What every CUDA launcher needs, in one place: the device guard (DeviceGuard),
+// the NVTX range, stream and checked kernel launches of a launcher (LaunchScope),
+// grid sizes for grid-stride loops, scratch memory from the caching allocator
+// (Workspace), and round-to-nearest arithmetic for results that must match the
+// CPU bit for bit.
 #pragma once
 
 #include <algorithm>
+#include <utility>
 
 #include <cuda_runtime.h>
 #include <nvtx3/nvToolsExt.h>
@@ -43,8 +45,8 @@ class DeviceGuard {
 };
 
 // One launcher's scope: the device guard for ctx.device, an NVTX range named
-// after the op (so profiles show loom's ops), and the stream (ctx.stream; null
-// is the legacy default stream).
+// after the op (so profiles show loom's ops), the stream (ctx.stream; null is
+// the legacy default stream), and launch(), the one way kernels are launched.
 class LaunchScope {
  public:
   LaunchScope(const KernelCtx& k, const char* name)
@@ -65,6 +67,25 @@ class LaunchScope {
     const int64_t want = (items + threads - 1) / threads;
     const int64_t cap = int64_t(sm_count(device_)) * (2048 / threads);
     return static_cast<unsigned>(std::max<int64_t>(1, std::min(want, cap)));
+  }
+  // kernel<<<grid, block, 0, stream()>>>(args...), through cudaLaunchKernelEx: the typed runtime
+  // entry point that <<<>>> lowers to, which also returns a bad configuration at once, so every
+  // launch is checked here and its error names the op. Being an ordinary C++ call (no nvcc-only
+  // syntax), it also lets the launchers compile against a CPU emulation of the CUDA runtime.
+  // Faults inside a kernel are asynchronous and surface at the next synchronizing call.
+  template <class... Params, class... Args>
+  void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = 0;
+    config.stream = stream_;
+    config.attrs = nullptr;
+    config.numAttrs = 0;
+    const cudaError_t status = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+    if (status != cudaSuccess)
+      throw_cuda_error(str("kernel launch in ", name_), __FILE__, __LINE__, cudaGetErrorName(status),
+                       cudaGetErrorString(status));
   }
 
  private:

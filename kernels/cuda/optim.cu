@@ -27,6 +27,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/launch.h"
@@ -237,8 +238,10 @@ int64_t total_numel(const TensorList& l) {
   return n;
 }
 
-void check_launch(const LaunchScope& s) {
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+// s.launch of a kernel with kThreads threads per block, counted for optim_launch_count().
+template <class... Params, class... Args>
+void counted_launch(const LaunchScope& s, void (*kernel)(Params...), unsigned blocks, Args&&... args) {
+  s.launch(kernel, blocks, kThreads, std::forward<Args>(args)...);
   g_launches.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -250,16 +253,14 @@ void adam_step(const KernelCtx& k, DType dt, const TensorList& l, const AdamHype
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "adam_step");
   StagedList d(s, l, 4);
-  LOOM_FLOAT_SWITCH(dt, T, adam_multi_tensor_kernel<T><<<d.blocks(s), kThreads, 0, s.stream()>>>(d.list(), h));
-  check_launch(s);
+  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, adam_multi_tensor_kernel<T>, d.blocks(s), d.list(), h));
 }
 
 void sgd_step(const KernelCtx& k, DType dt, const TensorList& l, const SgdHyper& h) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "sgd_step");
   StagedList d(s, l, h.momentum != 0 ? 3 : 2);
-  LOOM_FLOAT_SWITCH(dt, T, sgd_multi_tensor_kernel<T><<<d.blocks(s), kThreads, 0, s.stream()>>>(d.list(), h));
-  check_launch(s);
+  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, sgd_multi_tensor_kernel<T>, d.blocks(s), d.list(), h));
 }
 
 void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out) {
@@ -269,11 +270,8 @@ void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out)
   StagedList d(s, l, 1);
   const unsigned blocks = d.blocks(s);
   Workspace partial(s.device(), (blocks + 1) * sizeof(double));  // the partials, then the total
-  LOOM_FLOAT_SWITCH(dt, T, sum_squares_partials_kernel<T><<<blocks, kThreads, 0, s.stream()>>>(d.list(),
-                                                                                               partial.as<double>()));
-  check_launch(s);
-  sum_squares_fold_kernel<<<1, kThreads, 0, s.stream()>>>(partial.as<double>(), int(blocks), partial.as<double>() + blocks);
-  check_launch(s);
+  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, sum_squares_partials_kernel<T>, blocks, d.list(), partial.as<double>()));
+  counted_launch(s, sum_squares_fold_kernel, 1, partial.as<double>(), int(blocks), partial.as<double>() + blocks);
   // Ordered behind the kernels on the stream; returns once *out may be read.
   LOOM_CUDA_CHECK(cudaMemcpyAsync(out, partial.as<double>() + blocks, sizeof(double), cudaMemcpyDeviceToHost, s.stream()));
   LOOM_CUDA_CHECK(cudaStreamSynchronize(s.stream()));
@@ -283,17 +281,15 @@ void scale(const KernelCtx& k, DType dt, const TensorList& l, double factor) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "scale");
   StagedList d(s, l, 1);
-  LOOM_FLOAT_SWITCH(dt, T, scale_multi_tensor_kernel<T><<<d.blocks(s), kThreads, 0, s.stream()>>>(d.list(), T(factor)));
-  check_launch(s);
+  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, scale_multi_tensor_kernel<T>, d.blocks(s), d.list(), T(factor)));
 }
 
 void lerp_to(const KernelCtx& k, DType dt, const TensorList& l, double decay) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "lerp_to");
   StagedList d(s, l, 2);
-  LOOM_FLOAT_SWITCH(dt, T, lerp_to_multi_tensor_kernel<T><<<d.blocks(s), kThreads, 0, s.stream()>>>(
-                               d.list(), T(decay), T(1 - decay)));
-  check_launch(s);
+  LOOM_FLOAT_SWITCH(dt, T,
+                    counted_launch(s, lerp_to_multi_tensor_kernel<T>, d.blocks(s), d.list(), T(decay), T(1 - decay)));
 }
 
 }  // namespace loom::kernels::cuda

@@ -136,9 +136,8 @@ void max_pool2d(const KernelCtx& k, DType dt, const void* x, void* y, int64_t* a
   if (n == 0) return;
   LaunchScope s(k, "max_pool2d");
   LOOM_FLOAT_SWITCH(dt, T, {
-    max_pool2d_forward_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<const T*>(x),
-                                                                           static_cast<T*>(y), argmax, p);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(max_pool2d_forward_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(x),
+             static_cast<T*>(y), argmax, p);
   });
 }
 
@@ -148,9 +147,8 @@ void max_pool2d_backward(const KernelCtx& k, DType dt, const void* gy, const int
   if (n == 0) return;
   LaunchScope s(k, "max_pool2d_backward");
   LOOM_FLOAT_SWITCH(dt, T, {
-    max_pool2d_backward_gather_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<const T*>(gy), argmax,
-                                                                                   static_cast<T*>(gx), p);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(max_pool2d_backward_gather_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(gy), argmax,
+             static_cast<T*>(gx), p);
   });
 }
 
@@ -159,9 +157,8 @@ void avg_pool2d(const KernelCtx& k, DType dt, const void* x, void* y, const Pool
   if (n == 0) return;
   LaunchScope s(k, "avg_pool2d");
   LOOM_FLOAT_SWITCH(dt, T, {
-    avg_pool2d_forward_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(
-        static_cast<const T*>(x), static_cast<T*>(y), p, 1.0 / double(p.kh * p.kw));
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(avg_pool2d_forward_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(x), static_cast<T*>(y), p,
+             1.0 / double(p.kh * p.kw));
   });
 }
 
@@ -170,9 +167,8 @@ void avg_pool2d_backward(const KernelCtx& k, DType dt, const void* gy, void* gx,
   if (n == 0) return;
   LaunchScope s(k, "avg_pool2d_backward");
   LOOM_FLOAT_SWITCH(dt, T, {
-    avg_pool2d_backward_gather_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(
-        static_cast<const T*>(gy), static_cast<T*>(gx), p, 1.0 / double(p.kh * p.kw));
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(avg_pool2d_backward_gather_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(gy),
+             static_cast<T*>(gx), p, 1.0 / double(p.kh * p.kw));
   });
 }
 
@@ -182,9 +178,8 @@ void upsample_nearest2d(const KernelCtx& k, DType dt, const void* x, void* y, in
   if (n == 0) return;
   LaunchScope s(k, "upsample_nearest2d");
   LOOM_FLOAT_SWITCH(dt, T, {
-    upsample_nearest2d_forward_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(
-        static_cast<const T*>(x), static_cast<T*>(y), planes, h, w, scale);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(upsample_nearest2d_forward_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(x), static_cast<T*>(y),
+             planes, h, w, scale);
   });
 }
 
@@ -194,9 +189,8 @@ void upsample_nearest2d_backward(const KernelCtx& k, DType dt, const void* gy, v
   if (n == 0) return;
   LaunchScope s(k, "upsample_nearest2d_backward");
   LOOM_FLOAT_SWITCH(dt, T, {
-    upsample_nearest2d_backward_block_sum_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(
-        static_cast<const T*>(gy), static_cast<T*>(gx), planes, h, w, scale);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(upsample_nearest2d_backward_block_sum_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(gy),
+             static_cast<T*>(gx), planes, h, w, scale);
   });
 }
 

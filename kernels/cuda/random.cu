@@ -60,8 +60,7 @@ void launch(const KernelCtx& k, const char* name, T* out, const T* p, int64_t n,
   if (n == 0) return;
   LaunchScope s(k, name);
   const int64_t blocks = (n + philox::per_block<T> - 1) / philox::per_block<T>;
-  random_kernel<T, D><<<s.blocks(blocks), kThreads, 0, s.stream()>>>(out, p, n, seed, offset, a, b);
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+  s.launch(random_kernel<T, D>, s.blocks(blocks), kThreads, out, p, n, seed, offset, a, b);
 }
 
 }  // namespace

@@ -308,15 +308,12 @@ void run_reduce(const LaunchScope& s, Op op, const T* x, int64_t outer, int64_t 
   if (chunk > 0) splits = (r + chunk - 1) / chunk;
   const dim3 grid(grid_for(s, L.units), static_cast<unsigned>(splits));
   if (splits == 1) {
-    reduce_kernel<T, Op><<<grid, L.block, 0, s.stream()>>>(op, x, outer, r, inner, chunk, nullptr);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(reduce_kernel<T, Op>, grid, L.block, op, x, outer, r, inner, chunk, nullptr);
     return;
   }
   Workspace partial(s.device(), n_out * splits * sizeof(Acc));
-  reduce_kernel<T, Op><<<grid, L.block, 0, s.stream()>>>(op, x, outer, r, inner, chunk, partial.as<Acc>());
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
-  finish_kernel<Op><<<s.blocks(n_out), kThreads, 0, s.stream()>>>(op, partial.as<Acc>(), n_out, int(splits));
-  LOOM_CUDA_CHECK_LAUNCH(s.name());
+  s.launch(reduce_kernel<T, Op>, grid, L.block, op, x, outer, r, inner, chunk, partial.as<Acc>());
+  s.launch(finish_kernel<Op>, s.blocks(n_out), kThreads, op, partial.as<Acc>(), n_out, int(splits));
 }
 
 template <class T>
@@ -357,9 +354,8 @@ void softmax(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer
   LaunchScope s(k, log ? "log_softmax" : "softmax");
   const Layout L = layout(outer, r, inner);
   LOOM_FLOAT_SWITCH(dt, T, {
-    softmax_kernel<T><<<grid_for(s, L.units), L.block, 0, s.stream()>>>(static_cast<const T*>(x), static_cast<T*>(y),
-                                                                       outer, r, inner, log);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(softmax_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(x), static_cast<T*>(y), outer, r,
+             inner, log);
   });
 }
 
@@ -369,9 +365,8 @@ void softmax_backward(const KernelCtx& k, DType dt, const void* y, const void* g
   LaunchScope s(k, log ? "log_softmax_backward" : "softmax_backward");
   const Layout L = layout(outer, r, inner);
   LOOM_FLOAT_SWITCH(dt, T, {
-    softmax_backward_kernel<T><<<grid_for(s, L.units), L.block, 0, s.stream()>>>(
-        static_cast<const T*>(y), static_cast<const T*>(gy), static_cast<T*>(gx), outer, r, inner, log);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(softmax_backward_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(y),
+             static_cast<const T*>(gy), static_cast<T*>(gx), outer, r, inner, log);
   });
 }
 

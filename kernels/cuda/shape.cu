@@ -117,9 +117,8 @@ void copy_strided(const KernelCtx& k, DType dt, void* dst, int64_t dst_offset, c
     return;
   }
   LOOM_SIZE_SWITCH(dt, E, {
-    copy_strided_kernel<E><<<s.blocks(n), kThreads, 0, s.stream()>>>(reinterpret_cast<E*>(d),
-                                                                    reinterpret_cast<const E*>(from), bc, n);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(copy_strided_kernel<E>, s.blocks(n), kThreads, reinterpret_cast<E*>(d), reinterpret_cast<const E*>(from),
+             bc, n);
   });
 }
 
@@ -129,9 +128,8 @@ void index_select(const KernelCtx& k, DType dt, const void* x, const int64_t* id
   if (n == 0) return;
   LaunchScope s(k, "index_select");
   LOOM_SIZE_SWITCH(dt, E, {
-    index_select_kernel<E><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<const E*>(x), idx,
-                                                                    static_cast<E*>(out), outer, n_src, n_idx, inner);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(index_select_kernel<E>, s.blocks(n), kThreads, static_cast<const E*>(x), idx, static_cast<E*>(out), outer,
+             n_src, n_idx, inner);
   });
 }
 
@@ -141,9 +139,8 @@ void index_add(const KernelCtx& k, DType dt, const void* g, const int64_t* idx, 
   if (n == 0) return;
   LaunchScope s(k, "index_add");
   LOOM_ANY_SWITCH(dt, T, {
-    add_at_kernel<T><<<s.blocks(n), kThreads, 0, s.stream()>>>(static_cast<const T*>(g), idx, static_cast<T*>(out),
-                                                              outer, n_src, n_idx, inner, true);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(add_at_kernel<T>, s.blocks(n), kThreads, static_cast<const T*>(g), idx, static_cast<T*>(out), outer,
+             n_src, n_idx, inner, true);
   });
 }
 
@@ -153,9 +150,8 @@ void gather(const KernelCtx& k, DType dt, const void* x, const int64_t* idx, voi
   if (total == 0) return;
   LaunchScope s(k, "gather");
   LOOM_SIZE_SWITCH(dt, E, {
-    gather_kernel<E><<<s.blocks(total), kThreads, 0, s.stream()>>>(static_cast<const E*>(x), idx,
-                                                                  static_cast<E*>(out), outer, n, m, inner);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(gather_kernel<E>, s.blocks(total), kThreads, static_cast<const E*>(x), idx, static_cast<E*>(out), outer,
+             n, m, inner);
   });
 }
 
@@ -165,9 +161,8 @@ void scatter_add(const KernelCtx& k, DType dt, const void* src, const int64_t* i
   if (total == 0) return;
   LaunchScope s(k, "scatter_add");
   LOOM_ANY_SWITCH(dt, T, {
-    add_at_kernel<T><<<s.blocks(total), kThreads, 0, s.stream()>>>(static_cast<const T*>(src), idx,
-                                                                  static_cast<T*>(out), outer, n, m, inner, false);
-    LOOM_CUDA_CHECK_LAUNCH(s.name());
+    s.launch(add_at_kernel<T>, s.blocks(total), kThreads, static_cast<const T*>(src), idx, static_cast<T*>(out), outer,
+             n, m, inner, false);
   });
 }
 
