@@ -146,7 +146,7 @@ __device__ double block_sum(double v) {
   shared[threadIdx.x] = v;
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
+    if (int(threadIdx.x) < half) shared[threadIdx.x] += shared[threadIdx.x + half];
     __syncthreads();
   }
   return shared[0];

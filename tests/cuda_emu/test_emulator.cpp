@@ -1,0 +1,150 @@
+// The CUDA emulator's own tests (built only with -DLOOM_CUDA=EMULATE). The
+// emulated CUDA suite is only worth something if the emulator runs kernels the
+// way a GPU does where it matters: barriers order shared-memory traffic, warp
+// shuffles exchange lanes, and what would fault or hang on a GPU fails here too
+// instead of quietly working on the host.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "autograd/ops.h"
+#include "cuda_runtime.h"
+#include "tests/cuda_emu/emulator.h"
+
+namespace {
+
+cudaLaunchConfig_t config(dim3 grid, dim3 block) { return {grid, block, 0, nullptr, nullptr, 0}; }
+
+template <class T>
+T* device_array(size_t n) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+// Block sums by a shared-memory tree: each level reads what other threads wrote
+// at the level before, so it is right only if __syncthreads orders the levels;
+// the last 32 partials fold through warp shuffles.
+__global__ void block_sums(const double* x, int64_t n, double* sums) {
+  __shared__ double tree[512];
+  const unsigned t = threadIdx.x;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + t;
+  tree[t] = i < n ? x[i] : 0.0;
+  __syncthreads();
+  for (unsigned half = blockDim.x / 2; half >= 32; half /= 2) {
+    if (t < half) tree[t] += tree[t + half];
+    __syncthreads();
+  }
+  if (t < 32) {
+    double v = tree[t];
+    for (int m = 16; m > 0; m /= 2) v += __shfl_xor_sync(0xffffffffu, v, m);
+    if (t == 0) sums[blockIdx.x] = v;
+  }
+}
+
+TEST(CudaEmulator, BarriersAndShufflesMakeABlockReductionExact) {
+  for (int64_t n : {1, 31, 33, 257, 4099}) {
+    const unsigned block = 512, blocks = unsigned((n + block - 1) / block);
+    std::vector<double> host(n);
+    std::iota(host.begin(), host.end(), 1.0);  // integers: every sum is exact
+    double* x = device_array<double>(n);
+    double* sums = device_array<double>(blocks);
+    ASSERT_EQ(cudaMemcpy(x, host.data(), n * sizeof(double), cudaMemcpyHostToDevice), cudaSuccess);
+    const cudaLaunchConfig_t c = config(blocks, block);
+    ASSERT_EQ(cudaLaunchKernelEx(&c, block_sums, static_cast<const double*>(x), n, sums), cudaSuccess);
+    std::vector<double> got(blocks);
+    ASSERT_EQ(cudaMemcpy(got.data(), sums, blocks * sizeof(double), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (unsigned b = 0; b < blocks; ++b) {
+      const double lo = b * block, hi = std::min<double>(n, (b + 1.0) * block);  // Σ_{k=lo+1}^{hi} k
+      EXPECT_EQ(got[b], (hi * (hi + 1) - lo * (lo + 1)) / 2) << "n = " << n << ", block " << b;
+    }
+    cudaFree(x);
+    cudaFree(sums);
+  }
+}
+
+__global__ void coordinates(unsigned* out) {
+  const unsigned t = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const unsigned b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  out[b * blockDim.x * blockDim.y * blockDim.z + t] = b * 1000 + t;
+}
+
+TEST(CudaEmulator, EveryThreadOfAThreeDimensionalGridRunsOnceWithItsCoordinates) {
+  const dim3 grid(3, 2, 2), block(5, 3, 2);
+  const unsigned n = 12 * 30;
+  unsigned* out = device_array<unsigned>(n);
+  const cudaLaunchConfig_t c = config(grid, block);
+  ASSERT_EQ(cudaLaunchKernelEx(&c, coordinates, out), cudaSuccess);
+  std::vector<unsigned> got(n);
+  ASSERT_EQ(cudaMemcpy(got.data(), out, n * sizeof(unsigned), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (unsigned i = 0; i < n; ++i) EXPECT_EQ(got[i], i / 30 * 1000 + i % 30) << i;
+  cudaFree(out);
+}
+
+__global__ void divergent_barrier(int* flag) {
+  if (threadIdx.x == 0) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
+  *flag = 1;
+}
+
+__global__ void shuffle_from_exited_lane(float* out) {
+  if (threadIdx.x == 5) return;
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, float(threadIdx.x), 1);
+}
+
+__global__ void write_one(float* out) { out[threadIdx.x] = 1; }
+
+TEST(CudaEmulator, WhatWouldHangOrFaultOnAGpuFailsTheLaunch) {
+  int* flag = device_array<int>(1);
+  float* out = device_array<float>(64);
+  const cudaLaunchConfig_t c = config(1, 64);
+  EXPECT_EQ(cudaLaunchKernelEx(&c, divergent_barrier, flag), cudaErrorLaunchFailure);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchFailure);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess) << "reading the error clears it";
+  EXPECT_EQ(cudaLaunchKernelEx(&c, shuffle_from_exited_lane, out), cudaErrorLaunchFailure);
+  std::vector<float> host(64);
+  EXPECT_EQ(cudaLaunchKernelEx(&c, write_one, host.data()), cudaErrorLaunchFailure) << "a host pointer";
+  float* freed = device_array<float>(64);
+  cudaFree(freed);
+  EXPECT_EQ(cudaLaunchKernelEx(&c, write_one, freed), cudaErrorLaunchFailure) << "a freed pointer";
+  const cudaLaunchConfig_t too_big = config(1, 1025), empty = config(0, 32);
+  EXPECT_EQ(cudaLaunchKernelEx(&too_big, write_one, out), cudaErrorInvalidConfiguration);
+  EXPECT_EQ(cudaLaunchKernelEx(&empty, write_one, out), cudaErrorInvalidConfiguration);
+  cudaGetLastError();
+  cudaFree(flag);
+  cudaFree(out);
+}
+
+TEST(CudaEmulator, DeviceMemoryStartsAsGarbageAndCopiesMustSayWhereTheirPointersAre) {
+  float* d = device_array<float>(4);
+  std::vector<float> host(4, 0.0f);
+  ASSERT_EQ(cudaMemcpy(host.data(), d, 4 * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  for (float v : host) EXPECT_TRUE(std::isnan(v)) << "fresh device memory must not read as zeros";
+  EXPECT_EQ(cudaMemcpy(d, host.data(), 4 * sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue);
+  EXPECT_EQ(cudaMemcpy(host.data(), d, 5 * sizeof(float), cudaMemcpyDeviceToHost), cudaErrorInvalidValue)
+      << "past the end of the block";
+  void* huge = nullptr;
+  EXPECT_EQ(cudaMalloc(&huge, size_t(1) << 40), cudaErrorMemoryAllocation);
+  cudaGetLastError();
+  cudaFree(d);
+}
+
+TEST(CudaEmulator, LoomKernelsLaunchInsideTheNvtxRangeOfTheirOp) {
+  using namespace loom;
+  const Tensor a = ones({3, 5}).to(Device::cuda(0)), b = ones({5}).to(Device::cuda(0));
+  const int64_t before = loom_emu::launches();
+  const Tensor c = add(a, b);
+  EXPECT_GT(loom_emu::launches(), before);
+  const std::vector<std::string> ranges = loom_emu::last_launch_ranges();
+  ASSERT_FALSE(ranges.empty());
+  EXPECT_EQ(ranges.front(), "add") << "the op's range, outermost";
+  EXPECT_EQ(ranges.back(), "binary") << "the launcher's range, innermost";
+  EXPECT_EQ(sum(c.to(Device::cpu())).item(), 30.0);
+}
+
+}  // namespace
