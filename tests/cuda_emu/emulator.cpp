@@ -4,7 +4,6 @@
 #include "tests/cuda_emu/emulator.h"
 
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,11 +17,45 @@
 #include "nvtx3/nvToolsExt.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define LOOM_EMU_ASAN 1
 #else
 #define LOOM_EMU_ASAN 0
 #endif
+
+// The fiber switch: saves the callee-saved registers on the current stack,
+// stores its stack pointer in *save, loads `next` and pops the registers saved
+// there. ucontext's swapcontext would also save the signal mask, a system call
+// per switch, and under AddressSanitizer clear the target stack's shadow, which
+// made the emulated suite several times slower.
+extern "C" void loom_emu_switch(void** save, void* next);
+#if !defined(__x86_64__)
+#error "the CUDA emulator's fiber switch is written for x86-64 (System V ABI)"
+#endif
+asm(R"(
+  .pushsection .text
+  .globl loom_emu_switch
+  .type loom_emu_switch, @function
+loom_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size loom_emu_switch, .-loom_emu_switch
+  .popsection
+)");
 
 namespace loom_emu {
 
@@ -66,7 +99,7 @@ struct ThreadCoords {
 };
 
 struct Fiber {
-  ucontext_t context;
+  void* sp = nullptr;     // the saved stack pointer while the fiber is switched out
   char* stack = nullptr;  // kStackBytes above a PROT_NONE guard page: an overflow faults, never corrupts
   State state = State::ready;
   ThreadCoords coords;
@@ -77,7 +110,7 @@ struct Block {
   std::vector<Fiber> fibers;
   std::vector<uint64_t> lanes;  // the shuffle slot of each thread
   Fiber* current = nullptr;
-  ucontext_t scheduler;
+  void* scheduler_sp = nullptr;
   const void* scheduler_stack = nullptr;  // for ASan's fiber annotations
   size_t scheduler_stack_size = 0;
   void (*body)(void*) = nullptr;
@@ -103,7 +136,7 @@ void to_scheduler(Fiber& f, bool exiting) {
 #if LOOM_EMU_ASAN
   __sanitizer_start_switch_fiber(exiting ? nullptr : &f.asan_fake_stack, b.scheduler_stack, b.scheduler_stack_size);
 #endif
-  swapcontext(&f.context, &b.scheduler);
+  loom_emu_switch(&f.sp, b.scheduler_sp);
 #if LOOM_EMU_ASAN
   __sanitizer_finish_switch_fiber(f.asan_fake_stack, &b.scheduler_stack, &b.scheduler_stack_size);
 #endif
@@ -121,7 +154,7 @@ void to_fiber(Block& b, Fiber& f) {
 #if LOOM_EMU_ASAN
   __sanitizer_start_switch_fiber(&fake_stack, f.stack, kStackBytes);
 #endif
-  swapcontext(&b.scheduler, &f.context);
+  loom_emu_switch(&b.scheduler_sp, f.sp);
 #if LOOM_EMU_ASAN
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
 #endif
@@ -206,17 +239,19 @@ std::string deadlock_report(const Block& b) {
          describe(first_warp->coords) + ")";
 }
 
-// Readies a fiber to run the block's body from the top. Its own function: a
-// getcontext in the launch loop would make the loop's variables "clobberable".
-[[gnu::noinline]] void start_fiber(Fiber& f, char* stack, const ThreadCoords& c) {
+// Readies a fiber to run the block's body from the top: its stack holds what
+// loom_emu_switch pops (six zero registers) and then "returns" to, fiber_main,
+// placed so that fiber_main starts with the stack alignment of a call (rsp ≡ 8
+// mod 16). fiber_main never returns: it switches away for good.
+void start_fiber(Fiber& f, char* stack, const ThreadCoords& c) {
   f.state = State::ready;
   f.stack = stack;
   f.coords = c;
-  getcontext(&f.context);
-  f.context.uc_stack.ss_sp = stack;
-  f.context.uc_stack.ss_size = kStackBytes;
-  f.context.uc_link = nullptr;
-  makecontext(&f.context, fiber_main, 0);
+  auto* top = reinterpret_cast<uintptr_t*>(stack + kStackBytes);  // 16-byte aligned (page-aligned mapping)
+  top[-1] = 0;                                                     // fiber_main's return address: none
+  top[-2] = reinterpret_cast<uintptr_t>(&fiber_main);
+  for (int r = 3; r <= 8; ++r) top[-r] = 0;  // rbp, rbx, r12–r15
+  f.sp = top - 8;
 }
 
 // Every thread stack ever made, reused by later launches.
@@ -317,7 +352,11 @@ cudaError_t run_grid(const cudaLaunchConfig_t& config, void (*body)(void*), void
         }
         if (!b.fault.empty()) {
           running = nullptr;
-          // The fibers still waiting are abandoned: kernels hold no resources.
+          // The fibers still waiting are abandoned: kernels hold no resources, but
+          // under ASan their frames' redzones stay poisoned on stacks the next launch reuses.
+#if LOOM_EMU_ASAN
+          for (char* stack : pool) __asan_unpoison_memory_region(stack, kStackBytes);
+#endif
           return launch_failure(b.fault.c_str());
         }
       }
