@@ -5,8 +5,10 @@
 // instead of quietly working on the host.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "autograd/ops.h"
@@ -132,6 +134,38 @@ TEST(CudaEmulator, DeviceMemoryStartsAsGarbageAndCopiesMustSayWhereTheirPointers
   EXPECT_EQ(cudaMalloc(&huge, size_t(1) << 40), cudaErrorMemoryAllocation);
   cudaGetLastError();
   cudaFree(d);
+}
+
+TEST(CudaEmulator, DevicePropertiesNameTheEmulatorNotAGpu) {
+  cudaDeviceProp prop;
+  ASSERT_EQ(cudaGetDeviceProperties(&prop, 0), cudaSuccess);
+  EXPECT_STREQ(prop.name, "loom CUDA emulator");
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  EXPECT_EQ(prop.multiProcessorCount, sms);
+  EXPECT_EQ(cudaGetDeviceProperties(&prop, 1), cudaErrorInvalidDevice);
+  cudaGetLastError();
+}
+
+// Events keep the host time of their record; what a GPU refuses to time fails here too.
+TEST(CudaEmulator, EventsTimeTheHostClockAndRefuseWhatAGpuWould) {
+  cudaEvent_t start = nullptr, stop = nullptr, untimed = nullptr;
+  ASSERT_EQ(cudaEventCreate(&start), cudaSuccess);
+  ASSERT_EQ(cudaEventCreate(&stop), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&untimed, cudaEventDisableTiming), cudaSuccess);
+  float ms = -1;
+  EXPECT_EQ(cudaEventRecord(start), cudaSuccess);
+  EXPECT_EQ(cudaEventElapsedTime(&ms, start, stop), cudaErrorInvalidResourceHandle) << "stop never recorded";
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(cudaEventRecord(stop), cudaSuccess);
+  ASSERT_EQ(cudaEventElapsedTime(&ms, start, stop), cudaSuccess);
+  EXPECT_GE(ms, 5.0f);
+  EXPECT_LT(ms, 5000.0f);
+  EXPECT_EQ(cudaEventRecord(untimed), cudaSuccess);
+  EXPECT_EQ(cudaEventElapsedTime(&ms, start, untimed), cudaErrorInvalidResourceHandle) << "created without timing";
+  EXPECT_EQ(cudaEventRecord(nullptr), cudaErrorInvalidResourceHandle);
+  cudaGetLastError();
+  for (cudaEvent_t e : {start, stop, untimed}) EXPECT_EQ(cudaEventDestroy(e), cudaSuccess);
 }
 
 TEST(CudaEmulator, LoomKernelsLaunchInsideTheNvtxRangeOfTheirOp) {

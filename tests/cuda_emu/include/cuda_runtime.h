@@ -125,6 +125,7 @@ enum cudaError_t {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
   cudaErrorLaunchFailure = 719,
 };
 using cudaError = cudaError_t;
@@ -138,6 +139,13 @@ enum cudaMemcpyKind {
 };
 
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+
+// Only the fields loom reads (a real cudaDeviceProp has about a hundred): code
+// that reads another one must fail to compile here, not read a made-up value.
+struct cudaDeviceProp {
+  char name[256];
+  int multiProcessorCount;
+};
 
 constexpr unsigned cudaEventDisableTiming = 2;
 
@@ -160,6 +168,7 @@ cudaError_t cudaGetDeviceCount(int* count);
 cudaError_t cudaGetDevice(int* device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
 cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaGetLastError();
@@ -178,9 +187,14 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemcpyPeer(void* dst, int dst_device, const void* src, int src_device, size_t bytes);
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream = nullptr);
 
+cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
+// Milliseconds of the host clock between the two records. Work finishes before
+// its call returns, so this times the emulator on the CPU: a test of the timing
+// code around it, never a measurement of a kernel.
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 
 namespace loom_emu {
