@@ -1,0 +1,342 @@
+// CUDA against the CPU reference end to end: small models built from the nn
+// layers train K steps on both devices from the same initial parameters (built
+// on the CPU from a seeded generator, then copied), on the same batches, with
+// the same optimizer; the loss at every step, the final parameters and buffers,
+// and an eval-mode forward pass afterwards must agree. Then each registered
+// model (models/models.def) goes through what `loom train`, `loom eval` and
+// `loom sample` run, from scratch and resumed, on synthetic data. Random draws
+// inside a step (dropout masks, reparameterization noise) come from Philox
+// streams that are identical on every device, so both runs see the same ones.
+// Every allocation is poisoned while these tests run; without a CUDA device
+// every test is skipped.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+
+#include "kernels/memory.h"
+#include "tests/gradcheck.h"
+#include "tests/temp_dir.h"
+#include "tools/train.h"
+
+using namespace loom;
+using namespace loom::testing;
+
+namespace {
+
+const Device kCuda = Device::cuda(0);
+const std::vector<DType> kFloatTypes = {DType::Float32, DType::Float64};
+constexpr int kSteps = 5;
+constexpr uint64_t kSeed = 17;
+
+class CudaTraining : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+    kernels::set_poison_allocations(true);
+  }
+  void TearDown() override { kernels::set_poison_allocations(false); }
+};
+
+// How far a trained quantity may drift from the CPU's: |cuda − cpu| ≤ t + t·|cpu|.
+// One op on the GPU stays within base·√n of the CPU (the op tests' bound,
+// tests/cuda/test_cuda_ops.cpp: base 4e-6 in float32 for CUDA-vs-libm ulps and
+// FMA contraction, 1e-12 in float64; n the length of the longest sum behind a
+// value, here the batch-norm statistics and weight gradients summed over batch
+// × pixels). A run chains about 2·depth such ops per step (forward and
+// backward) over `steps` steps. Their rounding errors are independent, and over
+// so few small steps the network is a smooth map with gains of order one, so
+// they add up like a random walk, as the terms of a sum do in the op tests:
+// t = base·√n · √(2·depth·steps). That is ~1e-3 in float32 and ~1e-10 in
+// float64, while a wrong element in any kernel moves a trained parameter by the
+// order of the learning rate (Adam steps every parameter by ≈ lr = 1e-2). The
+// emulator (tests/cuda_emu: the same libm, no FMA contraction) stays within
+// 3e-7 in float32 and 5e-16 in float64; the margin is for a real GPU.
+double train_tol(DType dt, int64_t longest_sum, int depth, int steps) {
+  const double base = dt == DType::Float32 ? 4e-6 : 1e-12;
+  return base * std::sqrt(static_cast<double>(longest_sum) * 2 * depth * steps);
+}
+
+struct Batch {
+  Tensor x, y;  // y: int64 labels, or undefined where the model needs none
+};
+
+// A model with its training loss; the generator feeds its sampling noise.
+class TrainableNet : public nn::Module {
+ public:
+  virtual Tensor loss(const Batch& b, Generator& noise) = 0;
+};
+
+// conv (no bias: batch norm removes a per-channel shift, so a bias gradient is
+// 0 up to rounding, and Adam turns rounding noise into ±lr steps that differ
+// between devices) → batch norm → leaky ReLU → max pool → conv → ReLU →
+// avg pool → linear → cross entropy.
+class ConvClassifier : public TrainableNet {
+ public:
+  static constexpr int64_t kClasses = 5;
+  ConvClassifier() {
+    using namespace nn;
+    const ConvParams same{.padding = {1, 1}};
+    net_ = register_module("net", std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Conv2d>(1, 4, 3, same, false), BatchNorm2d(4), LeakyReLU(0.1),
+        std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
+        std::make_shared<Conv2d>(4, 6, 3, same), ReLU(),
+        std::make_shared<Lambda>("AvgPool2d", [](const Tensor& x) { return avg_pool2d(x, {2, 2}); }), Flatten(),
+        std::make_shared<Linear>(6 * 2 * 2, kClasses)}));
+  }
+  Tensor loss(const Batch& b, Generator&) override { return cross_entropy((*net_)(b.x), b.y); }
+
+ private:
+  std::shared_ptr<nn::Sequential> net_;
+};
+
+// linear → layer norm → SiLU → dropout → linear → tanh → linear → cross entropy.
+// Dropout stays on: its masks come from the default generator's Philox stream.
+class Mlp : public TrainableNet {
+ public:
+  static constexpr int64_t kIn = 10, kClasses = 4;
+  Mlp() {
+    using namespace nn;
+    net_ = register_module("net", std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Linear>(kIn, 16), std::make_shared<LayerNorm>(Shape{16}), SiLU(),
+        std::make_shared<Dropout>(0.25), std::make_shared<Linear>(16, 16), Tanh(),
+        std::make_shared<Linear>(16, kClasses)}));
+  }
+  Tensor loss(const Batch& b, Generator&) override { return cross_entropy((*net_)(b.x), b.y); }
+
+ private:
+  std::shared_ptr<nn::Sequential> net_;
+};
+
+// A VAE on 6×6 binary images: MLP encoder to (μ, log σ²) of 3 latents, one
+// reparameterized sample, decoder linear → transposed conv (3×3 → 6×6) → group
+// norm → ELU → conv; loss = mean over the batch of BCE-with-logits + KL(q ‖ N(0, I)).
+class TinyVae : public TrainableNet {
+ public:
+  static constexpr int64_t kSide = 6, kLatent = 3;
+  TinyVae() {
+    using namespace nn;
+    encoder_ = register_module("encoder", std::make_shared<Sequential>(std::vector<ModulePtr>{
+        Flatten(), std::make_shared<Linear>(kSide * kSide, 16), ReLU(), std::make_shared<Linear>(16, 2 * kLatent)}));
+    decoder_ = register_module("decoder", std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Linear>(kLatent, 2 * 3 * 3), Unflatten({2, 3, 3}),
+        std::make_shared<ConvTranspose2d>(2, 4, 4, ConvParams{.stride = {2, 2}, .padding = {1, 1}}),
+        std::make_shared<GroupNorm>(2, 4), ELU(), std::make_shared<Conv2d>(4, 1, 3, ConvParams{.padding = {1, 1}})}));
+  }
+  Tensor loss(const Batch& b, Generator& noise) override {
+    Tensor h = (*encoder_)(b.x);
+    Tensor mu = slice(h, 1, 0, kLatent), log_var = slice(h, 1, kLatent, 2 * kLatent);
+    Tensor z = mu + exp(log_var * 0.5) * randn(mu.shape(), mu.options(), &noise);
+    Tensor recon = sum(binary_cross_entropy_with_logits((*decoder_)(z), b.x, Reduction::None), {1, 2, 3});
+    Tensor zero = zeros_like(mu);
+    return mean(recon + sum(kl_diag_gaussians(mu, log_var, zero, zero), {1}));
+  }
+
+ private:
+  std::shared_ptr<nn::Sequential> encoder_, decoder_;
+};
+
+std::vector<int64_t> labels_for(int64_t n, int64_t classes, int step) {
+  std::vector<int64_t> out(n);
+  for (int64_t i = 0; i < n; ++i) out[i] = (3 * i + step) % classes;
+  return out;
+}
+
+struct Case {
+  const char* name;
+  std::function<std::shared_ptr<TrainableNet>()> build;
+  std::function<Batch(int step)> batch;  // float32 on the CPU
+  int64_t longest_sum;                   // for train_tol
+  int depth;                             // ops per forward pass, for train_tol
+  double sgd_lr;                         // small enough for momentum SGD to stay stable
+};
+
+std::vector<Case> cases() {
+  return {
+      {"conv classifier", [] { return std::make_shared<ConvClassifier>(); },
+       [](int step) {
+         Generator g(100 + step);
+         return Batch{uniform({4, 1, 8, 8}, -1, 1, {}, &g),
+                      from_vector(labels_for(4, ConvClassifier::kClasses, step), {4})};
+       },
+       4 * 8 * 8, 10, 0.05},
+      {"mlp", [] { return std::make_shared<Mlp>(); },
+       [](int step) {
+         Generator g(200 + step);
+         return Batch{randn({8, Mlp::kIn}, {}, &g), from_vector(labels_for(8, Mlp::kClasses, step), {8})};
+       },
+       16, 10, 0.05},
+      {"vae", [] { return std::make_shared<TinyVae>(); },
+       [](int step) {
+         Generator g(300 + step);
+         return Batch{bernoulli(uniform({4, 1, TinyVae::kSide, TinyVae::kSide}, 0, 1, {}, &g), &g), {}};
+       },
+       // The loss sums 36 pixels: gradients ~36 times larger than the classifiers'.
+       4 * TinyVae::kSide * TinyVae::kSide, 14, 0.005},
+  };
+}
+
+enum class OptKind { Adam, SgdMomentum };
+
+std::unique_ptr<optim::Optimizer> make_optimizer(OptKind k, std::vector<Tensor> params, double sgd_lr) {
+  if (k == OptKind::Adam) return std::make_unique<optim::Adam>(std::move(params), optim::AdamOptions{.lr = 1e-2});
+  return std::make_unique<optim::SGD>(std::move(params),
+                                      optim::SGDOptions{.lr = sgd_lr, .momentum = 0.9, .weight_decay = 1e-3});
+}
+
+struct TrainedRun {
+  std::vector<double> losses;           // before each step's update
+  std::map<std::string, Tensor> state;  // parameters and buffers after the last step, on the CPU
+  double moved = 0;                     // max |θ_final − θ_initial| over every parameter element
+  double eval_loss = 0;                 // eval mode (running statistics, no dropout) on batch 0
+};
+
+TrainedRun train_on(const Case& c, DType dt, OptKind k, Device d) {
+  manual_seed(kSeed);  // parameter init and dropout draw from the default generator
+  std::shared_ptr<TrainableNet> net = c.build();
+  net->to(dt);
+  net->to(d);
+  const std::vector<Tensor> params = net->parameters();
+  std::unique_ptr<optim::Optimizer> opt = make_optimizer(k, params, c.sgd_lr);
+  std::vector<Tensor> initial;
+  for (const Tensor& p : params) initial.push_back(p.detach().clone());
+  Generator noise(kSeed + 1);
+  auto on_device = [&](Batch b) {
+    return Batch{b.x.to(dt).to(d), b.y.defined() ? b.y.to(d) : Tensor()};
+  };
+  TrainedRun r;
+  for (int step = 0; step < kSteps; ++step) {
+    Tensor loss = net->loss(on_device(c.batch(step)), noise);
+    opt->zero_grad();
+    backward(loss);
+    opt->step();
+    r.losses.push_back(loss.item());
+  }
+  NoGrad ng;
+  for (auto& [name, t] : net->state_dict()) r.state[name] = t.to(Device::cpu());
+  for (size_t i = 0; i < initial.size(); ++i)
+    r.moved = std::max(r.moved, max(abs(params[i] - initial[i])).item());
+  net->eval();
+  Generator eval_noise(kSeed + 2);
+  r.eval_loss = net->loss(on_device(c.batch(0)), eval_noise).item();
+  return r;
+}
+
+void expect_near(double cuda, double cpu, double t, const std::string& what) {
+  EXPECT_LE(std::abs(cuda - cpu), t + t * std::abs(cpu)) << what << ": cuda " << cuda << ", cpu " << cpu;
+}
+
+}  // namespace
+
+TEST_F(CudaTraining, SmallModelsTrainAsOnCpu) {
+  for (const Case& c : cases())
+    for (DType dt : kFloatTypes)
+      for (OptKind k : {OptKind::Adam, OptKind::SgdMomentum}) {
+        SCOPED_TRACE(str(c.name, " ", dtype_name(dt), k == OptKind::Adam ? " adam" : " sgd momentum"));
+        const TrainedRun cpu = train_on(c, dt, k, Device::cpu()), gpu = train_on(c, dt, k, kCuda);
+        const double t = train_tol(dt, c.longest_sum, c.depth, kSteps);
+        for (int step = 0; step < kSteps; ++step)
+          expect_near(gpu.losses[step], cpu.losses[step], t, str("loss at step ", step));
+        // Training moved the parameters by over ten times the tolerance, so agreeing within it means something.
+        EXPECT_GT(cpu.moved, 10 * t);
+        ASSERT_EQ(gpu.state.size(), cpu.state.size());
+        for (const auto& [name, value] : cpu.state) {
+          SCOPED_TRACE(name);
+          expect_tensors_near(gpu.state.at(name), value, t, t);
+        }
+        expect_near(gpu.eval_loss, cpu.eval_loss, t, "eval-mode loss");
+      }
+}
+
+// ---- the registered models -------------------------------------------------------------------------
+
+namespace {
+
+// 16 random Fashion-MNIST-shaped images with labels 0..9: the driver needs no files.
+data::LabeledImages synthetic_split(data::Split split) {
+  Generator g(split == data::Split::Train ? 1 : 2);
+  return {rand({16, 1, 28, 28}, {}, &g), from_vector(labels_for(16, 10, 0), {16})};
+}
+
+// The registered models are float32; their longest sum is the classifier's
+// 3136-input linear layer (longer than its first conv's weight gradient over
+// 2 × 28 × 28 pixels), behind about 10 ops per forward pass, over at most 2 steps.
+const double kModelTol = train_tol(DType::Float32, 64 * 7 * 7, 10, 2);
+
+// The same run on both devices: the steps' losses, the held-out metrics (taken
+// with the updated parameters) and every tensor of the checkpoint (parameters,
+// Adam moments, generator states) agree.
+void expect_same_run(const tools::TrainResult& gpu, const tools::TrainResult& cpu) {
+  EXPECT_EQ(gpu.steps, cpu.steps);
+  ASSERT_EQ(gpu.last.size(), cpu.last.size());
+  for (const auto& [name, v] : cpu.last) expect_near(gpu.last.at(name), v, kModelTol, str("step ", name));
+  ASSERT_EQ(gpu.eval.size(), cpu.eval.size());
+  for (const auto& [name, v] : cpu.eval) expect_near(gpu.eval.at(name), v, kModelTol, str("held-out ", name));
+  EXPECT_TRUE(std::filesystem::exists(gpu.samples));
+  const Safetensors ck_cpu = load_safetensors(cpu.checkpoint), ck_gpu = load_safetensors(gpu.checkpoint);
+  ASSERT_EQ(ck_gpu.tensors.size(), ck_cpu.tensors.size());
+  for (const auto& [name, value] : ck_cpu.tensors) {
+    SCOPED_TRACE(name);
+    expect_tensors_near(ck_gpu.at(name), value, kModelTol, kModelTol);
+  }
+}
+
+}  // namespace
+
+// What `loom train MODEL --device cuda [--resume CKPT]` runs, on synthetic data:
+// the driver seeds the default generator, builds the model on the CPU and moves
+// it, moves each batch to the device, takes a step through Model::train_step,
+// evaluates, writes a sample grid and a checkpoint from device tensors; resuming
+// loads a checkpoint's parameters and Adam moments onto the device.
+TEST_F(CudaTraining, RegisteredModelsTrainThroughTheDriverAsOnCpu) {
+  TempDir dir;
+  for (const models::Registration& r : models::registry()) {
+    SCOPED_TRACE(r.name);
+    auto run = [&](Device d, int64_t steps, const std::string& resume, const std::string& out) {
+      tools::TrainOptions o;
+      o.model = r.name;
+      o.config.batch_size = 2;
+      o.config.device = d;
+      o.config.seed = kSeed;
+      o.steps = steps;
+      o.resume = resume;
+      o.n_samples = 4;
+      o.eval_size = 4;  // also the classifier's sample grid: the evaluated images
+      o.progress = false;
+      o.load_data = synthetic_split;
+      o.out_dir = str(dir.path(), "/", r.name, "_", out);
+      return tools::train(o);
+    };
+    const tools::TrainResult cpu = run(Device::cpu(), 1, "", "cpu"), gpu = run(kCuda, 1, "", "cuda");
+    {
+      SCOPED_TRACE("first step");
+      expect_same_run(gpu, cpu);
+    }
+    {
+      // The second step, from the CPU run's checkpoint, on either device.
+      SCOPED_TRACE("resumed from the CPU's checkpoint");
+      expect_same_run(run(kCuda, 2, cpu.checkpoint, "cuda_resumed"),
+                      run(Device::cpu(), 2, cpu.checkpoint, "cpu_resumed"));
+    }
+    // `loom eval` and `loom sample`: the CPU run's checkpoint loaded onto either
+    // device evaluates held-out images and then samples alike (the classifier's
+    // samples are the evaluated images, ordered by predicted class).
+    std::unique_ptr<models::Model> on_cpu = tools::load_model(r.name, cpu.checkpoint, Device::cpu()),
+                                   on_gpu = tools::load_model(r.name, cpu.checkpoint, kCuda);
+    on_cpu->train(false);
+    on_gpu->train(false);
+    NoGrad ng;
+    const data::LabeledImages held_out = synthetic_split(data::Split::Test);
+    const Tensor x = slice(held_out.images, 0, 0, 4), y = slice(held_out.labels, 0, 0, 4);
+    const auto evaluate_and_sample = [&](models::Model& m, Device d) {
+      manual_seed(kSeed);  // the VAE's importance samples
+      models::Losses l = m.evaluate(x.to(d), y.to(d));
+      Generator g(kSeed);
+      return std::make_pair(l, m.sample(4, g).to(Device::cpu()));
+    };
+    const auto [lc, sc] = evaluate_and_sample(*on_cpu, Device::cpu());
+    const auto [lg, sg] = evaluate_and_sample(*on_gpu, kCuda);
+    for (const auto& [name, v] : lc) expect_near(lg.at(name), v, kModelTol, str("loaded, held-out ", name));
+    expect_tensors_near(sg, sc, kModelTol, kModelTol);
+  }
+}
