@@ -67,46 +67,43 @@ class TrainableNet : public nn::Module {
   virtual Tensor loss(const Batch& b, Generator& noise) = 0;
 };
 
+// A Sequential net trained with cross entropy.
+class Classifier : public TrainableNet {
+ public:
+  explicit Classifier(std::vector<nn::ModulePtr> layers)
+      : net_(register_module("net", std::make_shared<nn::Sequential>(std::move(layers)))) {}
+  Tensor loss(const Batch& b, Generator&) override { return cross_entropy((*net_)(b.x), b.y); }
+
+ private:
+  std::shared_ptr<nn::Sequential> net_;
+};
+
 // conv (no bias: batch norm removes a per-channel shift, so a bias gradient is
 // 0 up to rounding, and Adam turns rounding noise into ±lr steps that differ
 // between devices) → batch norm → leaky ReLU → max pool → conv → ReLU →
-// avg pool → linear → cross entropy.
-class ConvClassifier : public TrainableNet {
- public:
-  static constexpr int64_t kClasses = 5;
-  ConvClassifier() {
-    using namespace nn;
-    const ConvParams same{.padding = {1, 1}};
-    net_ = register_module("net", std::make_shared<Sequential>(std::vector<ModulePtr>{
-        std::make_shared<Conv2d>(1, 4, 3, same, false), BatchNorm2d(4), LeakyReLU(0.1),
-        std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
-        std::make_shared<Conv2d>(4, 6, 3, same), ReLU(),
-        std::make_shared<Lambda>("AvgPool2d", [](const Tensor& x) { return avg_pool2d(x, {2, 2}); }), Flatten(),
-        std::make_shared<Linear>(6 * 2 * 2, kClasses)}));
-  }
-  Tensor loss(const Batch& b, Generator&) override { return cross_entropy((*net_)(b.x), b.y); }
+// avg pool → linear.
+constexpr int64_t kConvClasses = 5;
+std::shared_ptr<Classifier> conv_classifier() {
+  using namespace nn;
+  const ConvParams same{.padding = {1, 1}};
+  return std::make_shared<Classifier>(std::vector<ModulePtr>{
+      std::make_shared<Conv2d>(1, 4, 3, same, false), BatchNorm2d(4), LeakyReLU(0.1),
+      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
+      std::make_shared<Conv2d>(4, 6, 3, same), ReLU(),
+      std::make_shared<Lambda>("AvgPool2d", [](const Tensor& x) { return avg_pool2d(x, {2, 2}); }), Flatten(),
+      std::make_shared<Linear>(6 * 2 * 2, kConvClasses)});
+}
 
- private:
-  std::shared_ptr<nn::Sequential> net_;
-};
-
-// linear → layer norm → SiLU → dropout → linear → tanh → linear → cross entropy.
+// linear → layer norm → SiLU → dropout → linear → tanh → linear.
 // Dropout stays on: its masks come from the default generator's Philox stream.
-class Mlp : public TrainableNet {
- public:
-  static constexpr int64_t kIn = 10, kClasses = 4;
-  Mlp() {
-    using namespace nn;
-    net_ = register_module("net", std::make_shared<Sequential>(std::vector<ModulePtr>{
-        std::make_shared<Linear>(kIn, 16), std::make_shared<LayerNorm>(Shape{16}), SiLU(),
-        std::make_shared<Dropout>(0.25), std::make_shared<Linear>(16, 16), Tanh(),
-        std::make_shared<Linear>(16, kClasses)}));
-  }
-  Tensor loss(const Batch& b, Generator&) override { return cross_entropy((*net_)(b.x), b.y); }
-
- private:
-  std::shared_ptr<nn::Sequential> net_;
-};
+constexpr int64_t kMlpIn = 10, kMlpClasses = 4;
+std::shared_ptr<Classifier> mlp() {
+  using namespace nn;
+  return std::make_shared<Classifier>(std::vector<ModulePtr>{
+      std::make_shared<Linear>(kMlpIn, 16), std::make_shared<LayerNorm>(Shape{16}), SiLU(),
+      std::make_shared<Dropout>(0.25), std::make_shared<Linear>(16, 16), Tanh(),
+      std::make_shared<Linear>(16, kMlpClasses)});
+}
 
 // A VAE on 6×6 binary images: MLP encoder to (μ, log σ²) of 3 latents, one
 // reparameterized sample, decoder linear → transposed conv (3×3 → 6×6) → group
@@ -153,17 +150,17 @@ struct Case {
 
 std::vector<Case> cases() {
   return {
-      {"conv classifier", [] { return std::make_shared<ConvClassifier>(); },
+      {"conv classifier", [] { return conv_classifier(); },
        [](int step) {
          Generator g(100 + step);
          return Batch{uniform({4, 1, 8, 8}, -1, 1, {}, &g),
-                      from_vector(labels_for(4, ConvClassifier::kClasses, step), {4})};
+                      from_vector(labels_for(4, kConvClasses, step), {4})};
        },
        4 * 8 * 8, 10, 0.05},
-      {"mlp", [] { return std::make_shared<Mlp>(); },
+      {"mlp", [] { return mlp(); },
        [](int step) {
          Generator g(200 + step);
-         return Batch{randn({8, Mlp::kIn}, {}, &g), from_vector(labels_for(8, Mlp::kClasses, step), {8})};
+         return Batch{randn({8, kMlpIn}, {}, &g), from_vector(labels_for(8, kMlpClasses, step), {8})};
        },
        16, 10, 0.05},
       {"vae", [] { return std::make_shared<TinyVae>(); },
