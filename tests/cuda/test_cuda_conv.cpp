@@ -8,6 +8,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/memory.h"
+#include "tests/cuda/cuda_test.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -18,14 +19,10 @@ namespace {
 
 const Device kCuda = Device::cuda(0);
 
-class CudaConv : public ::testing::Test {
+class CudaConv : public CudaTest {
  protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    kernels::set_poison_allocations(true);
-  }
   void TearDown() override {
-    kernels::set_poison_allocations(false);
+    CudaTest::TearDown();
     kernels::set_conv_impl(ConvImpl::Loom);
   }
 };

@@ -11,6 +11,7 @@
 #include "kernels/gemm.h"
 #include "kernels/memory.h"
 #include "kernels/shape.h"
+#include "tests/cuda/cuda_test.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -23,14 +24,7 @@ const std::vector<int64_t> kSizes = {1, 3, 31, 33, 255, 257};
 const std::vector<DType> kFloatTypes = {DType::Float32, DType::Float64};
 const double kNan = std::numeric_limits<double>::quiet_NaN(), kInf = std::numeric_limits<double>::infinity();
 
-class CudaOps : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    kernels::set_poison_allocations(true);
-  }
-  void TearDown() override { kernels::set_poison_allocations(false); }
-};
+class CudaOps : public CudaTest {};
 
 // |cuda − cpu| ≤ atol + rtol·|cpu|. float32: CUDA's exp/log/pow/tanh may differ
 // from libm by a few ulps and nvcc fuses multiply-adds; sums accumulate in

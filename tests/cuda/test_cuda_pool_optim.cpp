@@ -10,6 +10,7 @@
 #include "autograd/optim.h"
 #include "kernels/memory.h"
 #include "kernels/optim.h"
+#include "tests/cuda/cuda_test.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -21,14 +22,7 @@ const Device kCuda = Device::cuda(0);
 const std::vector<DType> kFloatTypes = {DType::Float32, DType::Float64};
 const std::vector<int64_t> kParamSizes = {1, 3, 257, 100000};
 
-class CudaPoolOptim : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    kernels::set_poison_allocations(true);
-  }
-  void TearDown() override { kernels::set_poison_allocations(false); }
-};
+class CudaPoolOptim : public CudaTest {};
 
 // float32 sums in double on both devices, in the same order: a few ulps at most.
 double tol(DType dt) { return dt == DType::Float32 ? 1e-6 : 1e-13; }

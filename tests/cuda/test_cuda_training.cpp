@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "kernels/memory.h"
+#include "tests/cuda/cuda_test.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 #include "tools/train.h"
@@ -29,14 +30,7 @@ const std::vector<DType> kFloatTypes = {DType::Float32, DType::Float64};
 constexpr int kSteps = 5;
 constexpr uint64_t kSeed = 17;
 
-class CudaTraining : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-    kernels::set_poison_allocations(true);
-  }
-  void TearDown() override { kernels::set_poison_allocations(false); }
-};
+class CudaTraining : public CudaTest {};
 
 // How far a trained quantity may drift from the CPU's: |cuda − cpu| ≤ t + t·|cpu|.
 // One op on the GPU stays within base·√n of the CPU (the op tests' bound,

@@ -423,7 +423,6 @@ cudaError_t cudaGetLastError() {
   loom_emu::last_error = cudaSuccess;
   return e;
 }
-cudaError_t cudaPeekAtLastError() { return loom_emu::last_error; }
 
 const char* cudaGetErrorName(cudaError_t error) {
   switch (error) {
@@ -499,10 +498,8 @@ cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (bytes == 0) return cudaSuccess;
   using loom_emu::is_device_range;
-  const bool dst_ok = kind == cudaMemcpyDefault || is_device_range(dst, bytes) ==
-                                                       (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice);
-  const bool src_ok = kind == cudaMemcpyDefault || is_device_range(src, bytes) ==
-                                                       (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice);
+  const bool dst_ok = is_device_range(dst, bytes) == (kind != cudaMemcpyDeviceToHost);
+  const bool src_ok = is_device_range(src, bytes) == (kind != cudaMemcpyHostToDevice);
   if (!dst_ok || !src_ok) {
     std::fprintf(stderr, "cuda emulator: cudaMemcpy of %zu bytes: the %s pointer is not where kind %d says\n", bytes,
                  dst_ok ? "source" : "destination", int(kind));
