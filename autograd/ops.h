@@ -154,6 +154,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = {}, const Tensor& bias = {},
                   double eps = 1e-5);
+// Instance normalization (Ulyanov et al. 2016, "Instance Normalization: The Missing
+// Ingredient for Fast Stylization"; CycleGAN, StarGAN): x [N, C, ...] normalized per
+// sample and channel over the spatial dims, i.e. group_norm with groups = C (a
+// composition, ops/instance_norm.cpp). use_input_stats (PyTorch's training or no
+// running statistics): normalize by each instance's statistics (biased variance) and,
+// when running_mean/var are defined, update them with the batch mean of the
+// per-instance mean and unbiased variance; otherwise normalize by the running ones.
+Tensor instance_norm(const Tensor& x, const Tensor& weight = {}, const Tensor& bias = {},
+                     const Tensor& running_mean = {}, const Tensor& running_var = {}, bool use_input_stats = true,
+                     double momentum = 0.1, double eps = 1e-5);
 // Normalizes over the trailing dims `normalized_shape`.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
