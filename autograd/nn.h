@@ -344,7 +344,7 @@ class LSTM : public Module {
 // ---- attention and embeddings (nn/attention.cpp) ---------------------------------
 // Vaswani et al. 2017, eq. 1: softmax(q kᵀ / √d) v for q [..., N, d], k [..., M, d],
 // v [..., M, dv] (e.g. [B, heads, N, d]; batch dims broadcast). `mask`, if defined,
-// broadcasts to [..., N, M] in q's dtype and device: 0 means "do not attend" (the score
+// broadcasts to [..., N, M] on q's device (any dtype): 0 means "do not attend" (the score
 // becomes −1e30 before the softmax, so a fully masked row averages v uniformly).
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = {});
 

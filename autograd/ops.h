@@ -143,6 +143,8 @@ Tensor pad2d_backward(const Tensor& gy, const Pads2d& pads, PadMode mode);
 // Bilinear resize of x [N, C, H, W] to [N, C, out_h, out_w], align_corners = false
 // (PyTorch's convention: source = max((dst + ½)·in/out − ½, 0), edges clamped).
 Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w);
+// An integer scale: [N, C, H·scale, W·scale] (the same as F.interpolate's scale_factor then).
+Tensor upsample_bilinear2d(const Tensor& x, int64_t scale);
 // Its adjoint: gy [N, C, out_h, out_w] → [N, C, in_h, in_w].
 Tensor upsample_bilinear2d_backward(const Tensor& gy, int64_t in_h, int64_t in_w);
 

@@ -364,6 +364,9 @@ TEST(NnAttention, ScaledDotProductKnownValues) {
   expect_values(nn::scaled_dot_product_attention(q, k, v), {p + 3 * (1 - p), 2 * p + 4 * (1 - p)}, 1e-12, 0);
   expect_values(nn::scaled_dot_product_attention(q, k, v, vec({1, 0}, {1, 2})), {1, 2}, 1e-12, 0);
   expect_values(nn::scaled_dot_product_attention(q, k, v, vec({0, 1}, {1, 2})), {3, 4}, 1e-12, 0);
+  // Any mask dtype: int64 0/1 works as well.
+  expect_values(nn::scaled_dot_product_attention(q, k, v, from_vector(std::vector<int64_t>{0, 1}, {1, 2})), {3, 4},
+                1e-12, 0);
   expect_error([&] { nn::scaled_dot_product_attention(q, vec({1, 0, 0}, {1, 1, 1, 3}), v); },
                {"scaled_dot_product_attention", "[1, 1, 1, 2]", "[1, 1, 1, 3]"});
 }

@@ -139,11 +139,24 @@ TEST(OpsResample, BilinearGradients) {
   }
   expect_gradients([](const std::vector<Tensor>& in) { return upsample_bilinear2d(in[0], 3, 2); },
                    {rand64({1, 1, 1, 1})});
+  // Extreme ratios: the adjoint's gather must find every output reading an input.
+  for (Shape io : {Shape{33, 31, 1, 2}, Shape{1, 1, 5, 7}, Shape{7, 3, 64, 50}, Shape{64, 50, 7, 3},
+                   Shape{5, 5, 17, 4}}) {
+    SCOPED_TRACE(str(io));
+    expect_adjoint([&](const Tensor& t) { return upsample_bilinear2d(t, io[2], io[3]); },
+                   [&](const Tensor& t) { return upsample_bilinear2d_backward(t, io[0], io[1]); },
+                   {1, 2, io[0], io[1]});
+  }
+  // An integer scale is the output size in·scale.
+  Tensor z = rand64({1, 2, 3, 2});
+  expect_tensors_near(upsample_bilinear2d(z, 3), upsample_bilinear2d(z, 9, 6), 0, 0);
 }
 
 TEST(OpsResample, BilinearRefusesBadInputs) {
   expect_error([] { upsample_bilinear2d(zeros({1, 1, 2, 2}), 0, 3); },
                {"upsample_bilinear2d", "output size [0, 3]", "[1, 1, 2, 2]"});
+  expect_error([] { upsample_bilinear2d(zeros({1, 1, 2, 2}), int64_t{0}); },
+               {"upsample_bilinear2d", "scale 0", "[1, 1, 2, 2]"});
   expect_error([] { upsample_bilinear2d(zeros({1, 2, 2}), 4, 4); }, {"upsample_bilinear2d", "4-D", "[1, 2, 2]"});
   expect_error([] { upsample_bilinear2d(zeros({1, 1, 0, 2}), 4, 4); },
                {"upsample_bilinear2d", "empty", "[1, 1, 0, 2]"});

@@ -14,7 +14,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
              "scaled_dot_product_attention: q ", q.shape(), ", k ", k.shape(), ", v ", v.shape(),
              " do not fit [..., N, d], [..., M, d], [..., M, dv]");
   Tensor scores = matmul(q, transpose(k, -2, -1)) * (1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  if (mask.defined()) scores = where(mask, scores, full({}, -1e30, TensorOptions{q.dtype(), q.device()}));
+  if (mask.defined()) {
+    LOOM_CHECK(mask.device() == q.device(), "scaled_dot_product_attention: mask ", mask.shape(), " is on ",
+               mask.device(), " but q ", q.shape(), " is on ", q.device());
+    const Tensor m = mask.dtype() == q.dtype() ? mask : mask.to(q.dtype());
+    scores = where(m, scores, full({}, -1e30, TensorOptions{q.dtype(), q.device()}));
+  }
   return matmul(softmax(scores, -1), v);
 }
 

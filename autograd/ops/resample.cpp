@@ -108,6 +108,12 @@ Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w) {
   return y;
 }
 
+Tensor upsample_bilinear2d(const Tensor& x, int64_t scale) {
+  check_nchw("upsample_bilinear2d", x);
+  LOOM_CHECK(scale >= 1, "upsample_bilinear2d: scale ", scale, " must be a positive integer (input ", x.shape(), ")");
+  return upsample_bilinear2d(x, x.size(2) * scale, x.size(3) * scale);
+}
+
 Tensor upsample_bilinear2d_backward(const Tensor& gy, int64_t in_h, int64_t in_w) {
   const OpRange range(OpId::UpsampleBilinear2dBackward);
   check_nchw("upsample_bilinear2d_backward", gy);
