@@ -152,6 +152,18 @@ TEST(OpsResample, BilinearGradients) {
   expect_tensors_near(upsample_bilinear2d(z, 3), upsample_bilinear2d(z, 9, 6), 0, 0);
 }
 
+TEST(OpsResample, BilinearGradientOfGradientIsRecorded) {
+  // upsample_bilinear2d's backward is the recorded op upsample_bilinear2d_backward,
+  // whose own gradient is upsample_bilinear2d again.
+  Tensor g = rand64({2, 1, 7, 5});
+  g.requires_grad_();
+  Tensor gx = upsample_bilinear2d_backward(g, 3, 4);
+  EXPECT_TRUE(gx.requires_grad());
+  Tensor r = rand64(gx.shape(), -1, 1, 9);
+  backward(sum(gx * r));
+  expect_tensors_near(g.grad(), upsample_bilinear2d(r, 7, 5), 1e-12, 0);
+}
+
 TEST(OpsResample, BilinearRefusesBadInputs) {
   expect_error([] { upsample_bilinear2d(zeros({1, 1, 2, 2}), 0, 3); },
                {"upsample_bilinear2d", "output size [0, 3]", "[1, 1, 2, 2]"});
