@@ -9,6 +9,7 @@
 // as a pass. A start-up check fails the suite when an op in ops.def has no case.
 #pragma once
 
+#include <exception>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,21 @@ std::string case_label(const OpCase& c);
 // Results of one mode per case label, printed as the summary table at the end.
 enum class Outcome { Pass, Fail, Unsupported };
 void report(const OpCase& c, const char* mode, Outcome o);
+// Reports the mode when the scope ends: a failure if the test has failed or is
+// leaving through an exception (gtest records that after this scope), else a pass.
+class ReportOnExit {
+ public:
+  ReportOnExit(const OpCase& c, const char* mode) : c_(c), mode_(mode) {}
+  ~ReportOnExit() {
+    report(c_, mode_, ::testing::Test::HasFailure() || std::uncaught_exceptions() ? Outcome::Fail : Outcome::Pass);
+  }
+  ReportOnExit(const ReportOnExit&) = delete;
+  ReportOnExit& operator=(const ReportOnExit&) = delete;
+
+ private:
+  const OpCase& c_;
+  const char* mode_;
+};
 // op | grad | gradgrad | cuda: one line per op (composites after), to stdout.
 void print_summary(const std::vector<const char*>& modes);
 

@@ -20,8 +20,8 @@ class BackendOps : public ::testing::TestWithParam<size_t> {
       report(c(), mode, Outcome::Unsupported);
       GTEST_SKIP() << mode << " unsupported: " << c().unsupported;
     }
+    const ReportOnExit reporter(c(), mode);
     check(c().f, c().inputs, c().grad_options);
-    report(c(), mode, HasFailure() ? Outcome::Fail : Outcome::Pass);
   }
 };
 
