@@ -23,11 +23,15 @@ class Optimizer {
   void zero_grad();
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
+  // Calls of step(); each parameter also counts its own updates (in the state dict).
   int64_t steps() const { return steps_; }
   const std::vector<Tensor>& params() const { return params_; }
 
-  // Per-parameter state ("<role>.<index>") plus "step": what a training
-  // checkpoint stores so that resuming is bit-exact.
+  // What a training checkpoint stores so that resuming is bit-exact: per
+  // parameter i with state, "step.<i>" (its own update count, int64) and
+  // "<role>.<i>" (e.g. exp_avg.0), plus "step" (calls of step()). A checkpoint
+  // from before per-parameter steps holds only "step": every parameter with
+  // state then takes that step, which is exact unless a parameter skipped steps.
   std::map<std::string, Tensor> state_dict() const;
   void load_state_dict(const std::map<std::string, Tensor>& state);
 
@@ -37,6 +41,7 @@ class Optimizer {
   void for_each_group(int n_state_roles, const std::function<void(const KernelCtx&, DType, const TensorList&)>& update);
   std::vector<Tensor> params_;
   std::vector<std::vector<Tensor>> state_;  // [role][param]
+  std::vector<int64_t> param_steps_;        // [param]: updates it has had (PyTorch's state["step"])
   std::vector<std::string> role_names_;
   double lr_;
   int64_t steps_ = 0;
