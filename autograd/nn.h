@@ -45,7 +45,10 @@ class Module {
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  // Moves (or converts) every parameter and buffer; parameters stay leaves that require grad.
+  // Moves (or converts) every parameter and buffer in place, as PyTorch does: each
+  // keeps its identity (TensorImpl), so handles taken before — an optimizer's
+  // parameter list included — see the new storage, dtype and device; a gradient
+  // is converted with it. Parameters stay leaves that require grad.
   void to(Device d);
   void to(DType t);
   void zero_grad();
@@ -61,7 +64,7 @@ class Module {
 
  private:
   void collect(const std::string& prefix, bool params, std::vector<std::pair<std::string, Tensor>>& out) const;
-  void apply(const std::function<Tensor(const Tensor&)>& convert);
+  void convert_tensors(const std::function<Tensor(const Tensor&)>& convert);
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;

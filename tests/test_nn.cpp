@@ -74,6 +74,33 @@ TEST(NN, ToConvertsParametersAndKeepsThemTrainable) {
   EXPECT_FALSE(lin.weight.grad().defined());
 }
 
+TEST(NN, ToKeepsParametersSoAnOptimizerBuiltBeforeStillUpdatesThem) {
+  auto G = std::make_shared<nn::Linear>(2, 1);
+  Tensor w_handle = G->weight;  // taken before to(), like the optimizer's list
+  optim::Adam opt(G->parameters(), {.lr = 0.1});
+  G->to(DType::Float64);
+  EXPECT_EQ(w_handle.dtype(), DType::Float64) << "the same TensorImpl, converted in place";
+  const std::vector<double> w0 = G->weight.to_vector<double>(), b0 = G->bias.to_vector<double>();
+  backward(sum((*G)(from_vector(std::vector<double>{1, -2}, {1, 2}, f64()))));  // ∂w = [1, −2], ∂b = 1
+  opt.step();  // Adam's first step: −lr · sign(∂), to within ε
+  expect_values(G->weight, {w0[0] - 0.1, w0[1] + 0.1}, 1e-8);
+  expect_values(G->bias, {b0[0] - 0.1}, 1e-8);
+
+  // Moved again after steps: the gradient and the optimizer state follow.
+  G->to(DType::Float32);
+  EXPECT_EQ(G->weight.grad().dtype(), DType::Float32);
+  opt.step();
+  EXPECT_EQ(opt.state_dict().at("exp_avg.0").dtype(), DType::Float32);
+
+  // Converted between forward and backward: the float32 gradient is refused, not
+  // read as float64 (a backward that saved the weight itself is refused earlier).
+  opt.zero_grad();
+  Tensor y = sum((*G)(ones({1, 2})));
+  G->to(DType::Float64);
+  backward(y);
+  expect_error([&] { opt.step(); }, {"optimizer", "parameter 0", "float64", "gradient is float32", "to()"});
+}
+
 TEST(NN, TrainEvalPropagatesAndBatchNormTracksStatistics) {
   auto bn = nn::BatchNorm2d(3);
   nn::Sequential net({bn, nn::ReLU()});
