@@ -79,6 +79,21 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   for (auto& [n, t] : mine) t.copy_(state.at(n));
 }
 
+std::vector<Module*> Module::modules() {
+  std::vector<Module*> out{this};
+  for (auto& [n, child] : children_) {
+    std::vector<Module*> below = child->modules();
+    out.insert(out.end(), below.begin(), below.end());
+  }
+  return out;
+}
+
+Module& Module::apply(const std::function<void(Module&)>& fn) {
+  for (auto& [n, child] : children_) child->apply(fn);
+  fn(*this);
+  return *this;
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, child] : children_) child->train(on);
