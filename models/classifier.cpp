@@ -8,11 +8,12 @@ ClassifierNet::ClassifierNet(TensorOptions o) {
   using namespace nn;
   const ConvParams same{.padding = {1, 1}};
   body = register_module("body", std::make_shared<Sequential>(std::vector<ModulePtr>{
-      std::make_shared<Conv2d>(1, 32, 3, same, true, o), ReLU(),
+      std::make_shared<Conv2d>(1, 32, 3, ConvOptions{.params = same, .tensors = o}), std::make_shared<ReLU>(),
       std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
-      std::make_shared<Conv2d>(32, 64, 3, same, true, o), ReLU(),
-      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }), Flatten(),
-      std::make_shared<Linear>(64 * 7 * 7, kFeatures, true, o), ReLU()}));
+      std::make_shared<Conv2d>(32, 64, 3, ConvOptions{.params = same, .tensors = o}), std::make_shared<ReLU>(),
+      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
+      std::make_shared<Flatten>(),
+      std::make_shared<Linear>(64 * 7 * 7, kFeatures, true, o), std::make_shared<ReLU>()}));
   head = register_module("head", std::make_shared<Linear>(kFeatures, 10, true, o));
 }
 

@@ -18,10 +18,11 @@ class Vae : public Model {
  public:
   explicit Vae(const Config& c) : device_(c.device), latent_(c.latent_dim > 0 ? c.latent_dim : 20) {
     using namespace nn;
-    encoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{Flatten(), std::make_shared<Linear>(784, 400), ReLU(),
-                                                                    std::make_shared<Linear>(400, 2 * latent_)});
-    decoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{std::make_shared<Linear>(latent_, 400), ReLU(),
-                                                                    std::make_shared<Linear>(400, 784)});
+    encoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Flatten>(), std::make_shared<Linear>(784, 400), std::make_shared<ReLU>(),
+        std::make_shared<Linear>(400, 2 * latent_)});
+    decoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Linear>(latent_, 400), std::make_shared<ReLU>(), std::make_shared<Linear>(400, 784)});
     encoder_->to(device_);
     decoder_->to(device_);
     std::vector<Tensor> params = encoder_->parameters();

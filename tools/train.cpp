@@ -113,13 +113,11 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
     s = m.sample(n, g);
   }
   m.train(true);
-  const models::DataSpec spec = m.data_spec();
+  const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
   GridOptions go;
   go.nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
-  go.lo = spec.lo;
-  go.hi = spec.hi;
   go.upscale = 2;
-  save_image_grid(s, path, go);
+  save_image_grid(s, path, {spec.lo, spec.hi}, go);
 }
 
 // The model called name, or an Error suggesting the closest registered name.

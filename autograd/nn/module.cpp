@@ -79,29 +79,62 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   for (auto& [n, t] : mine) t.copy_(state.at(n));
 }
 
+std::vector<Module*> Module::modules() {
+  std::vector<Module*> out{this};
+  for (auto& [n, child] : children_) {
+    std::vector<Module*> below = child->modules();
+    out.insert(out.end(), below.begin(), below.end());
+  }
+  return out;
+}
+
+Module& Module::apply(const std::function<void(Module&)>& fn) {
+  for (auto& [n, child] : children_) child->apply(fn);
+  fn(*this);
+  return *this;
+}
+
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, child] : children_) child->train(on);
 }
 
-void Module::apply(const std::function<Tensor(const Tensor&)>& convert) {
+namespace {
+
+// Replaces t's data by convert(t) in place (PyTorch's `param.data = fn(param)`):
+// the TensorImpl is kept, its storage, offset and dtype are swapped, and its
+// gradient is converted alike, so every handle to t sees the new tensor.
+void convert_in_place(Tensor& t, const std::function<Tensor(const Tensor&)>& convert) {
+  Tensor value = convert(t).detach();
+  TensorImpl& impl = t.impl();
+  if (value.impl().storage == impl.storage) return;  // already of that dtype and device
+  // The old data counts as written: a pending backward that saved it is refused
+  // (its gradient would have the old dtype) instead of mixing dtypes.
+  ++impl.storage->version;
+  const Tensor grad = t.grad();
+  impl.storage = value.impl().storage;
+  impl.offset = value.impl().offset;
+  impl.dtype = value.dtype();
+  impl.grad = grad.defined() ? convert(grad).detach().impl_ptr() : nullptr;
+}
+
+}  // namespace
+
+void Module::convert_tensors(const std::function<Tensor(const Tensor&)>& convert) {
   NoGrad ng;
-  for (auto& [n, t] : params_) {
-    if (!t->defined()) continue;
-    *t = convert(*t).detach();
-    t->requires_grad_();
-  }
+  for (auto& [n, t] : params_)
+    if (t->defined()) convert_in_place(*t, convert);
   for (auto& [n, t] : buffers_)
-    if (t->defined()) *t = convert(*t).detach();
-  for (auto& [n, child] : children_) child->apply(convert);
+    if (t->defined()) convert_in_place(*t, convert);
+  for (auto& [n, child] : children_) child->convert_tensors(convert);
 }
 
 void Module::to(Device d) {
-  apply([d](const Tensor& t) { return t.to(d); });
+  convert_tensors([d](const Tensor& t) { return t.to(d); });
 }
 
 void Module::to(DType dt) {
-  apply([dt](const Tensor& t) { return is_floating(t.dtype()) ? t.to(dt) : t; });
+  convert_tensors([dt](const Tensor& t) { return is_floating(t.dtype()) ? t.to(dt) : t; });
 }
 
 void Module::zero_grad() {

@@ -6,6 +6,7 @@
 // optim.cu), so the tolerances are tight. Allocations are poisoned (NaN bytes)
 // while the tests run; without a CUDA device every test is skipped.
 #include <cmath>
+#include <functional>
 
 #include "autograd/optim.h"
 #include "kernels/memory.h"
@@ -140,9 +141,11 @@ Twins twin_params(DType dt) {
   return t;
 }
 
-// Step `step` gives both twins the same random gradients (scale: to exercise clipping).
-void set_twin_grads(Twins& t, int step, double scale = 1) {
+// Step `step` gives both twins the same random gradients (scale: to exercise
+// clipping); parameter i gets its first one at step first_step(i), 0 by default.
+void set_twin_grads(Twins& t, int step, double scale = 1, const std::function<int(size_t)>& first_step = {}) {
   for (size_t i = 0; i < t.cpu.size(); ++i) {
+    if (first_step && step < first_step(i)) continue;
     Tensor g = uniform_cpu(t.cpu[i].shape(), -scale, scale, t.cpu[i].dtype(), 1000 * step + i);
     t.cpu[i].set_grad(g);
     t.gpu[i].set_grad(g.to(kCuda));
@@ -160,8 +163,9 @@ template <class Opt, class Options>
 void expect_steps_match(DType dt, Options o) {
   Twins t = twin_params(dt);
   Opt cpu(t.cpu, o), gpu(t.gpu, o);
-  for (int step = 0; step < 3; ++step) {
-    set_twin_grads(t, step);
+  // Parameters join at steps 0, 1, 2, 0: one fused launch mixes per-parameter steps.
+  for (int step = 0; step < 4; ++step) {
+    set_twin_grads(t, step, 1, [](size_t i) { return int(i % 3); });
     cpu.step();
     gpu.step();
   }
