@@ -410,7 +410,7 @@ TrainResult train(const TrainOptions& o) {
     }
     metrics.write(r);  // the diverged step too (its losses as null)
     for (auto& [k, v] : l) {
-      if (!std::isfinite(v)) throw diverged(str("loss '", k, "' became ", v));
+      if (!std::isfinite(v)) throw diverged(str("loss '", k, "' became ", std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"));
       const double scale = std::max(1.0, std::abs(first_loss.emplace(k, v).first->second));
       if (std::abs(v) > kExploded * scale)
         throw diverged(str("loss '", k, "' exploded to ", v, " (from ", first_loss[k], " at the run's first step)"));
