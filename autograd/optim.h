@@ -53,7 +53,12 @@ class Optimizer {
   // "step": every parameter with state then takes that step, which is exact
   // unless a parameter skipped steps; one without "lr.<g>" keeps the current lrs.
   std::map<std::string, Tensor> state_dict() const;
+  // Checks every entry (counts are integers in range: per-parameter steps in
+  // [1, step]; learning rates finite and >= 0; shapes match) before changing anything.
   void load_state_dict(const std::map<std::string, Tensor>& state);
+  // The per-parameter state roles ("exp_avg", "exp_avg_sq" for Adam): the
+  // <role> of the state dict's "<role>.<i>" entries.
+  const std::vector<std::string>& state_roles() const { return role_names_; }
 
  protected:
   template <class Options>

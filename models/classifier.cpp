@@ -26,7 +26,10 @@ Tensor ClassifierNet::features(const Tensor& images) {
 Classifier::Classifier(const Config& c) : device_(c.device), data_dir_(c.data_dir.empty() ? data::kFashionMnistDir : c.data_dir) {
   net = std::make_shared<ClassifierNet>();
   net->to(c.device);
-  opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3});
+  const ModelOptions d = options_classifier();
+  opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr.value_or(*d.lr),
+                                                                            .beta1 = c.b1.value_or(*d.b1),
+                                                                            .beta2 = c.b2.value_or(*d.b2)});
 }
 
 Losses Classifier::train_step(const Tensor& images, const Tensor& labels) {
@@ -65,5 +68,7 @@ Tensor Classifier::sample(int64_t n, Generator&) {
 }
 
 std::unique_ptr<Model> make_classifier(const Config& c) { return std::make_unique<Classifier>(c); }
+// Adam's own defaults; no latent space.
+ModelOptions options_classifier() { return {.lr = 1e-3, .b1 = 0.9, .b2 = 0.999, .latent_dim = std::nullopt}; }
 
 }  // namespace loom::models

@@ -46,6 +46,15 @@ TEST(NN, SequentialNamesStateDictAndLoading) {
   state["0.weight"] = zeros({3, 3});
   expect_error([&] { other->load_state_dict(state); },
                {"load_state_dict", "missing: 2.bias", "unexpected: extra", "shape mismatch: 0.weight"});
+  try {
+    other->load_state_dict(state);
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line, for callers to prefix";
+  }
+  // The same bytes in another dtype are refused, not converted.
+  auto ints = net->state_dict();
+  ints["0.weight"] = ints["0.weight"].to(DType::Int32);
+  expect_error([&] { other->load_state_dict(ints); }, {"0.weight", "float32 in the model", "int32 in the state"});
 }
 
 TEST(NN, GradientsFlowThroughLayers) {

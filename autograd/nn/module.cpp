@@ -63,18 +63,24 @@ std::map<std::string, Tensor> Module::state_dict() const {
 
 void Module::load_state_dict(const std::map<std::string, Tensor>& state) {
   std::map<std::string, Tensor> mine = state_dict();
-  std::string problems;
+  std::vector<std::string> problems;
   for (const auto& [n, t] : mine) {
     auto it = state.find(n);
     if (it == state.end()) {
-      problems += str("\n  missing: ", n, " ", t.shape());
-    } else if (it->second.shape() != t.shape()) {
-      problems += str("\n  shape mismatch: ", n, " is ", t.shape(), " in the model, ", it->second.shape(), " in the state");
+      problems.push_back(str("missing: ", n, " ", t.shape(), " ", t.dtype()));
+    } else if (it->second.shape() != t.shape() || it->second.dtype() != t.dtype()) {
+      problems.push_back(str("shape mismatch: ", n, " is ", t.shape(), " ", t.dtype(), " in the model, ",
+                             it->second.shape(), " ", it->second.dtype(), " in the state"));
     }
   }
   for (const auto& [n, t] : state)
-    if (!mine.count(n)) problems += str("\n  unexpected: ", n, " ", t.shape());
-  LOOM_CHECK(problems.empty(), "load_state_dict: the state does not fit this ", name(), problems);
+    if (!mine.count(n)) problems.push_back(str("unexpected: ", n, " ", t.shape(), " ", t.dtype()));
+  if (!problems.empty()) {
+    // One line, so that a caller can prefix it with the file and the module's role.
+    std::string msg = str("load_state_dict: the state does not fit this ", name(), ": ");
+    for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+    throw Error(msg);
+  }
   NoGrad ng;
   for (auto& [n, t] : mine) t.copy_(state.at(n));
 }

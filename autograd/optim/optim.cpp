@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "kernels/optim.h"
 
@@ -150,11 +151,32 @@ std::map<std::string, Tensor> Optimizer::state_dict() const {
   return out;
 }
 
+namespace {
+// A count stored in a state dict: one integer in [lo, hi], exact in any dtype
+// (an int64 as such; a float only when finite and integral, so that no
+// out-of-range float->int conversion happens).
+int64_t stored_count(const Tensor& t, const std::string& name, int64_t lo, int64_t hi) {
+  LOOM_CHECK(t.numel() == 1, "optimizer load_state_dict: '", name, "' must hold one count, got shape ", t.shape());
+  int64_t v = 0;
+  if (t.dtype() == DType::Int64 || t.dtype() == DType::Int32) {
+    v = t.to(DType::Int64).to_vector<int64_t>()[0];
+  } else {
+    const double d = t.item();
+    LOOM_CHECK(std::isfinite(d) && d == std::floor(d) && d >= -9.0e18 && d <= 9.0e18, "optimizer load_state_dict: '",
+               name, "' = ", d, " is not an integer count");
+    v = static_cast<int64_t>(d);
+  }
+  LOOM_CHECK(v >= lo && v <= hi, "optimizer load_state_dict: '", name, "' = ", v,
+             " is out of range: a step count must be >= ", lo, " and <= ", hi);
+  return v;
+}
+}  // namespace
+
 void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
   auto it = state.find("step");
-  LOOM_CHECK(it != state.end() && it->second.numel() == 1, "optimizer load_state_dict: no 'step' entry");
-  steps_ = static_cast<int64_t>(it->second.item());
-  state_.assign(role_names_.size(), std::vector<Tensor>(params_.size()));
+  LOOM_CHECK(it != state.end(), "optimizer load_state_dict: no 'step' entry");
+  const int64_t steps = stored_count(it->second, "step", 0, std::numeric_limits<int64_t>::max());
+  std::vector<std::vector<Tensor>> states(role_names_.size(), std::vector<Tensor>(params_.size()));
   std::vector<int64_t> param_steps(params_.size(), 0);
   std::vector<double> lrs;
   for (const Group& g : groups_) lrs.push_back(g.lr);
@@ -173,29 +195,33 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
     if (role == "lr") {
       LOOM_CHECK(i < groups_.size() && t.numel() == 1, "optimizer load_state_dict: unexpected entry '", name,
                  "' (this optimizer has ", groups_.size(), " parameter groups)");
-      lrs[i] = t.item();
+      lrs[i] = t.to(DType::Float64).to_vector<double>()[0];
+      LOOM_CHECK(std::isfinite(lrs[i]) && lrs[i] >= 0, "optimizer load_state_dict: '", name, "' = ", lrs[i],
+                 " is not a learning rate (finite, >= 0)");
       continue;
     }
     LOOM_CHECK((role == "step" || r != role_names_.end()) && i < params_.size(),
                "optimizer load_state_dict: unexpected entry '", name, "' (this optimizer has ", params_.size(),
                " parameters)");
     if (role == "step") {
-      LOOM_CHECK(t.numel() == 1 && t.item() >= 1, "optimizer load_state_dict: '", name,
-                 "' must be one step count >= 1");
-      param_steps[i] = static_cast<int64_t>(t.item());
+      // A parameter is updated at most once per call of step().
+      param_steps[i] = stored_count(t, name, 1, steps);
       per_param_steps = true;
       continue;
     }
     LOOM_CHECK(t.shape() == params_[i].shape(), "optimizer load_state_dict: '", name, "' has shape ", t.shape(),
                " but parameter ", i, " has shape ", params_[i].shape());
-    state_[r - role_names_.begin()][i] = t.detach().to(params_[i].device()).to(params_[i].dtype()).clone();
+    states[r - role_names_.begin()][i] = t.detach().to(params_[i].device()).to(params_[i].dtype()).clone();
   }
   for (size_t i = 0; i < params_.size(); ++i) {
-    const bool has_state = std::any_of(state_.begin(), state_.end(), [&](auto& role) { return role[i].defined(); });
-    if (!per_param_steps && has_state) param_steps[i] = steps_;  // a checkpoint from before per-parameter steps
+    const bool has_state = std::any_of(states.begin(), states.end(), [&](auto& role) { return role[i].defined(); });
+    if (!per_param_steps && has_state) param_steps[i] = steps;  // a checkpoint from before per-parameter steps
     LOOM_CHECK(!has_state || param_steps[i] > 0, "optimizer load_state_dict: parameter ", i,
                " has state but no 'step.", i, "' entry");
   }
+  // Nothing changes until everything has been checked.
+  steps_ = steps;
+  state_ = std::move(states);
   param_steps_ = std::move(param_steps);
   for (size_t g = 0; g < groups_.size(); ++g) set_group_lr(g, lrs[g]);
 }
