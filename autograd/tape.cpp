@@ -96,8 +96,8 @@ void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor
     for (size_t i = 0; s.defined() && i < outputs.size(); ++i)
       if (outputs[i].impl_ptr() == s.impl_ptr()) output = static_cast<int>(i);
     node->saved_output.push_back(output);
-    // An output saved with its history would own this Node, which owns it: a cycle.
-    if (output >= 0) s = s.detach();
+    node->saved_source.push_back(output < 0 && s.defined() && s.requires_grad() ? s.impl_ptr() : nullptr);
+    if (s.defined()) s = s.detach();
   }
   node->saved = std::move(saved);
   node->backward = std::move(backward);
@@ -266,18 +266,19 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
       auto out = node->outputs[i].lock();
       gout[i] = out ? zeros_like(Tensor(out)) : Tensor();
     }
-    // A recording sweep differentiates through saved outputs too: hand the backward
-    // the live outputs (which carry this entry as their history), not the detached copies.
+    // A recording sweep differentiates through the saved values too: hand the backward
+    // the tensors with their history (a saved output's is this entry), not the detached copies.
     const std::vector<Tensor>* saved = &node->saved;
-    if (create_graph && std::any_of(node->saved_output.begin(), node->saved_output.end(),
-                                    [](int o) { return o >= 0; })) {
+    if (create_graph) {
       saved_live = node->saved;
       for (size_t i = 0; i < saved_live.size(); ++i) {
-        const int o = node->saved_output[i];
-        if (o < 0) continue;
-        auto out = node->outputs[o].lock();
-        LOOM_CHECK(out, "backward: internal error in '", op_name(node->op), "': saved output ", o, " is gone");
-        saved_live[i] = Tensor(out);
+        std::shared_ptr<TensorImpl> live = node->saved_source[i];
+        if (const int o = node->saved_output[i]; o >= 0) {
+          live = node->outputs[o].lock();
+          LOOM_CHECK(live, "backward: internal error in '", op_name(node->op), "': saved output ", o, " is gone");
+        }
+        // The same storage as when saved: a tensor converted in place since (Module::to) keeps its copy.
+        if (live && live->storage == saved_live[i].impl().storage) saved_live[i] = Tensor(live);
       }
       saved = &saved_live;
     }
@@ -307,6 +308,7 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
     if (!retain_graph) {
       node->consumed = true;
       node->saved.clear();
+      node->saved_source.clear();
       node->backward = nullptr;
     }
   }
@@ -349,6 +351,7 @@ void clear_tape() {
     if (auto n = e.node.lock()) {
       n->consumed = true;
       n->saved.clear();
+      n->saved_source.clear();
       n->backward = nullptr;
     }
   tape().entries.clear();

@@ -65,12 +65,15 @@ struct Node {
   std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where no gradient is needed
   std::vector<Shape> input_shapes;
   std::vector<std::weak_ptr<TensorImpl>> outputs;
-  // Saved values keep their own history (so a recorded backward can differentiate
-  // through them), except those that are outputs of this very entry: an output
-  // holds its Node, so those are stored detached and re-attached from `outputs`
-  // when a create_graph sweep needs them (saved_output[i] is that output's index, or -1).
+  // Saved values are stored detached (a handle of their own on the same storage,
+  // which what the caller later does to its tensor cannot change). A create_graph
+  // sweep differentiates through them, so it needs their history too: for an
+  // input-side value that is saved_source[i] (the tensor as it was passed); for an
+  // output of this very entry (saved_output[i] ≥ 0, its index) it is re-attached
+  // from `outputs`, since an output holds its Node and a strong handle would be a cycle.
   std::vector<Tensor> saved;
   std::vector<uint64_t> saved_versions;
+  std::vector<std::shared_ptr<TensorImpl>> saved_source;
   std::vector<int> saved_output;
   BackwardFn backward;
   bool consumed = false;
