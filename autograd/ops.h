@@ -134,6 +134,26 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride = {0, 0}, Pair paddi
 Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride = {0, 0}, Pair padding = {0, 0});
 Tensor upsample_nearest2d(const Tensor& x, int64_t scale);
 
+// ---- resampling (ops/resample.cpp) ------------------------------------------------------
+// Each op's backward is the recorded op after it, whose backward is the first
+// again (adjoint linear maps), so gradients of gradients stay on the tape.
+//
+// F.pad's non-constant modes on x [N, C, H, W]; pads = {left, right, top, bottom}, each ≥ 0.
+// Reflect mirrors without repeating the edge (pad < size), Replicate repeats the edge.
+enum class PadMode { Reflect, Replicate };
+using Pads2d = std::array<int64_t, 4>;
+Tensor pad2d(const Tensor& x, const Pads2d& pads, PadMode mode);
+// The adjoint of pad2d: gy [N, C, H + top + bottom, W + left + right] → [N, C, H, W], each
+// padded element's gradient added to the source element it copied.
+Tensor pad2d_backward(const Tensor& gy, const Pads2d& pads, PadMode mode);
+// Bilinear resize of x [N, C, H, W] to [N, C, out_h, out_w], align_corners = false
+// (PyTorch's convention: source = max((dst + ½)·in/out − ½, 0), edges clamped).
+Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w);
+// An integer scale: [N, C, H·scale, W·scale] (the same as F.interpolate's scale_factor then).
+Tensor upsample_bilinear2d(const Tensor& x, int64_t scale);
+// Its adjoint: gy [N, C, out_h, out_w] → [N, C, in_h, in_w].
+Tensor upsample_bilinear2d_backward(const Tensor& gy, int64_t in_h, int64_t in_w);
+
 // ---- normalization (ops/norm.cpp) -----------------------------------------------------
 // x [N, C, ...]. training: normalize by the batch statistics (biased variance) and
 // update running_mean/var in place (unbiased variance, PyTorch's convention) when
@@ -142,6 +162,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = {}, const Tensor& bias = {},
                   double eps = 1e-5);
+// Instance normalization (Ulyanov et al. 2016, "Instance Normalization: The Missing
+// Ingredient for Fast Stylization"; CycleGAN, StarGAN): x [N, C, ...] normalized per
+// sample and channel over the spatial dims, i.e. group_norm with groups = C (a
+// composition, ops/instance_norm.cpp). use_input_stats (PyTorch's training or no
+// running statistics): normalize by each instance's statistics (biased variance) and,
+// when running_mean/var are defined, update them with the batch mean of the
+// per-instance mean and unbiased variance; otherwise normalize by the running ones.
+Tensor instance_norm(const Tensor& x, const Tensor& weight = {}, const Tensor& bias = {},
+                     const Tensor& running_mean = {}, const Tensor& running_var = {}, bool use_input_stats = true,
+                     double momentum = 0.1, double eps = 1e-5);
 // Normalizes over the trailing dims `normalized_shape`.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);

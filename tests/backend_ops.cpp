@@ -144,6 +144,16 @@ std::vector<OpCase> make_cases() {
                                  zeros({2, 3, 5, 6}, in[0].options()), in[0])),
       {uni({2, 3, 3, 3}, 102)});
   add(OpId::UpsampleNearest2d, "upsample_nearest2d x2", F(return upsample_nearest2d(in[0], 2)), {uni({2, 3, 3, 4}, 103)});
+  // ---- resampling: adjoint pairs
+  const Pads2d pads{2, 1, 0, 2};
+  add(OpId::Pad2d, "pad2d reflect", F(return pad2d(in[0], pads, PadMode::Reflect)), {uni({2, 3, 4, 5}, 104)});
+  add(OpId::Pad2d, "pad2d replicate", F(return pad2d(in[0], pads, PadMode::Replicate)), {uni({2, 3, 4, 5}, 105)});
+  add(OpId::Pad2dBackward, "pad2d_backward reflect", F(return pad2d_backward(in[0], pads, PadMode::Reflect)),
+      {uni({2, 3, 6, 8}, 106)});
+  add(OpId::UpsampleBilinear2d, "upsample_bilinear2d 3x5 -> 7x4",
+      F(return upsample_bilinear2d(in[0], 7, 4)), {uni({2, 3, 3, 5}, 107)});
+  add(OpId::UpsampleBilinear2dBackward, "upsample_bilinear2d_backward 7x4 -> 3x5",
+      F(return upsample_bilinear2d_backward(in[0], 3, 5)), {uni({2, 3, 7, 4}, 108)});
   // ---- dropout: the same Philox stream on every device
   add(OpId::Dropout, "dropout p=0.3", F(Generator g(11); return dropout(in[0], 0.3, true, &g)), {uni(u, 110)});
   // ---- composites: the layers and losses the models are made of
@@ -153,6 +163,16 @@ std::vector<OpCase> make_cases() {
       {uni({3, 2, 5}, 123), uni({2, 5}, 124), uni({2, 5}, 125)});
   add(std::nullopt, "group_norm 2 groups", F(return group_norm(in[0], 2, in[1], in[2])),
       {uni({2, 4, 3, 2}, 126), uni({4}, 127), uni({4}, 128)});
+  add(std::nullopt, "instance_norm, affine", F(return instance_norm(in[0], in[1], in[2])),
+      {uni({2, 3, 3, 4}, 142), uni({3}, 143), uni({3}, 144)});
+  add(std::nullopt, "pixel_norm", F(return nn::pixel_norm(in[0])), {uni({2, 4, 3, 2}, 145)});
+  add(std::nullopt, "minibatch_stddev", F(return nn::minibatch_stddev(in[0], 2)), {uni({4, 2, 3, 3}, 146)});
+  add(std::nullopt, "scaled_dot_product_attention", F(return nn::scaled_dot_product_attention(in[0], in[1], in[2])),
+      {uni({2, 2, 3, 4}, 147), uni({2, 2, 5, 4}, 148), uni({2, 2, 5, 3}, 149)});
+  add(std::nullopt, "gru_cell", F(return nn::gru_cell(in[0], in[1], in[2], in[3], in[4], in[5])),
+      {uni({2, 3}, 150), uni({2, 4}, 151), uni({12, 3}, 152), uni({12, 4}, 153), uni({12}, 154), uni({12}, 155)});
+  add(std::nullopt, "lstm_cell (h')", F(return nn::lstm_cell(in[0], in[1], in[2], in[3], in[4]).first),
+      {uni({2, 3}, 156), uni({2, 4}, 157), uni({2, 4}, 158), uni({16, 3}, 159), uni({16, 4}, 160)});
   add(std::nullopt, "var (unbiased)", F(return var(in[0], {1}, false, 1)), {uni(r, 129)});
   add(std::nullopt, "cross_entropy", F(return cross_entropy(in[0], in[1], Reduction::None)),
       {uni({4, 5}, 130, -2, 2), idx({3, 0, 4, 4}, {4})});
