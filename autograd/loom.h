@@ -1,6 +1,7 @@
 // The public engine API: include this and nothing else from autograd/.
 #pragma once
 
+#include "autograd/functional.h"
 #include "autograd/io/safetensors.h"
 #include "autograd/nn.h"
 #include "autograd/ops.h"

@@ -36,6 +36,13 @@ class Module {
   std::vector<Tensor> parameters() const;
   int64_t parameter_count() const;
 
+  // This module and every descendant, depth first, the module itself first
+  // (PyTorch's modules()).
+  std::vector<Module*> modules();
+  // Calls fn on every descendant, children before parents, then on this module
+  // (PyTorch's apply): e.g. a custom initialization of every Linear.
+  Module& apply(const std::function<void(Module&)>& fn);
+
   // Parameters and buffers by name: what checkpoints store.
   std::map<std::string, Tensor> state_dict() const;
   // Copies values into the registered tensors. Every name must match in both
@@ -45,7 +52,10 @@ class Module {
   void train(bool on = true);
   void eval() { train(false); }
   bool is_training() const { return training_; }
-  // Moves (or converts) every parameter and buffer; parameters stay leaves that require grad.
+  // Moves (or converts) every parameter and buffer in place, as PyTorch does: each
+  // keeps its identity (TensorImpl), so handles taken before — an optimizer's
+  // parameter list included — see the new storage, dtype and device; a gradient
+  // is converted with it. Parameters stay leaves that require grad.
   void to(Device d);
   void to(DType t);
   void zero_grad();
@@ -61,7 +71,7 @@ class Module {
 
  private:
   void collect(const std::string& prefix, bool params, std::vector<std::pair<std::string, Tensor>>& out) const;
-  void apply(const std::function<Tensor(const Tensor&)>& convert);
+  void convert_tensors(const std::function<Tensor(const Tensor&)>& convert);
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
@@ -95,18 +105,27 @@ class Linear : public Module {
   Tensor weight, bias;
 };
 
+// Options of Conv2d and ConvTranspose2d, e.g. {.params = {.padding = {1, 1}}, .bias = false}.
+struct ConvOptions {
+  ConvParams params{};     // stride, padding, dilation, output padding, groups (ops.h)
+  bool bias = true;
+  TensorOptions tensors{};  // dtype and device of weight and bias
+};
+
+// y = conv2d(x, W) + b, W [out, in/groups, k, k]; PyTorch's default init U(±1/√(in/groups·k²)).
 class Conv2d : public Module {
  public:
-  Conv2d(int64_t in, int64_t out, int64_t kernel, ConvParams p = {}, bool bias = true, TensorOptions o = {});
+  Conv2d(int64_t in, int64_t out, int64_t kernel, ConvOptions o = {});
   Tensor forward(const Tensor& x) override;
   std::string name() const override { return "Conv2d"; }
   Tensor weight, bias;
   ConvParams params;
 };
 
+// y = conv_transpose2d(x, W) + b, W [in, out/groups, k, k]; init U(±1/√(out/groups·k²)) as PyTorch.
 class ConvTranspose2d : public Module {
  public:
-  ConvTranspose2d(int64_t in, int64_t out, int64_t kernel, ConvParams p = {}, bool bias = true, TensorOptions o = {});
+  ConvTranspose2d(int64_t in, int64_t out, int64_t kernel, ConvOptions o = {});
   Tensor forward(const Tensor& x) override;
   std::string name() const override { return "ConvTranspose2d"; }
   Tensor weight, bias;
@@ -125,12 +144,18 @@ class BatchNorm : public Module {
   int64_t spatial_dims_;
   double momentum_, eps_;
 };
-inline std::shared_ptr<BatchNorm> BatchNorm1d(int64_t c, double momentum = 0.1, double eps = 1e-5) {
-  return std::make_shared<BatchNorm>(c, 0, momentum, eps);
-}
-inline std::shared_ptr<BatchNorm> BatchNorm2d(int64_t c, double momentum = 0.1, double eps = 1e-5) {
-  return std::make_shared<BatchNorm>(c, 2, momentum, eps);
-}
+// [N, C] input.
+class BatchNorm1d : public BatchNorm {
+ public:
+  explicit BatchNorm1d(int64_t c, double momentum = 0.1, double eps = 1e-5, TensorOptions o = {})
+      : BatchNorm(c, 0, momentum, eps, o) {}
+};
+// [N, C, H, W] input.
+class BatchNorm2d : public BatchNorm {
+ public:
+  explicit BatchNorm2d(int64_t c, double momentum = 0.1, double eps = 1e-5, TensorOptions o = {})
+      : BatchNorm(c, 2, momentum, eps, o) {}
+};
 
 class GroupNorm : public Module {
  public:
@@ -186,15 +211,45 @@ class Lambda : public Module {
   std::string name_;
   std::function<Tensor(const Tensor&)> fn_;
 };
-ModulePtr ReLU();
-ModulePtr LeakyReLU(double slope = 0.01);
-ModulePtr Tanh();
-ModulePtr Sigmoid();
-ModulePtr SiLU();
-ModulePtr ELU(double alpha = 1);
-ModulePtr Softplus();
-ModulePtr Flatten();                 // [N, ...] → [N, prod(...)]
-ModulePtr Unflatten(Shape shape);    // [N, prod(shape)] → [N, shape...]
+// The activations and reshapes as layers: each applies the op of the same name (ops.h).
+class ReLU : public Lambda {
+ public:
+  ReLU();
+};
+class LeakyReLU : public Lambda {
+ public:
+  explicit LeakyReLU(double slope = 0.01);
+};
+class Tanh : public Lambda {
+ public:
+  Tanh();
+};
+class Sigmoid : public Lambda {
+ public:
+  Sigmoid();
+};
+class SiLU : public Lambda {
+ public:
+  SiLU();
+};
+class ELU : public Lambda {
+ public:
+  explicit ELU(double alpha = 1);
+};
+class Softplus : public Lambda {
+ public:
+  Softplus();
+};
+// [N, ...] → [N, prod(...)]
+class Flatten : public Lambda {
+ public:
+  Flatten();
+};
+// [N, prod(shape)] → [N, shape...]
+class Unflatten : public Lambda {
+ public:
+  explicit Unflatten(Shape shape);
+};
 
 class Sequential : public Module {
  public:

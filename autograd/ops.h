@@ -77,6 +77,12 @@ Tensor min(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false
 // Variance with `correction` subtracted from the count (0: population, 1: unbiased).
 Tensor var(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false, int64_t correction = 0);
 Tensor logsumexp(const Tensor& x, std::vector<int64_t> axes = {}, bool keepdim = false);
+// The vector p-norm over `axes` (all if empty), ‖x‖_p = (Σ|x|^p)^{1/p}, p ≥ 1 or
+// p = inf (max |x|); float32/float64, shaped as a reduction. Its gradient
+// sign(x)·|x|^{p−1}/‖x‖_p^{p−1} is taken as 0 where ‖x‖_p = 0, the subgradient
+// torch.linalg.vector_norm takes: the gradient penalty ‖∇D‖₂ stays finite at 0,
+// where sqrt(sum(x²)) would give NaN. Throws for p < 1 or an integer tensor.
+Tensor norm(const Tensor& x, double p = 2, std::vector<int64_t> axes = {}, bool keepdim = false);
 Tensor softmax(const Tensor& x, int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);  // int64, not differentiable

@@ -1,6 +1,7 @@
 // Optimizers, gradient clipping, learning-rate schedules and weight averaging.
-// Every update is one fused kernel call per (dtype, device) group of parameters
-// (kernels/optim.h); parameters without a gradient are skipped, as in PyTorch.
+// Every update is one fused kernel call per parameter group and (dtype, device)
+// among its parameters (kernels/optim.h); parameters without a gradient are
+// skipped, as in PyTorch.
 #pragma once
 
 #include <map>
@@ -15,31 +16,73 @@ struct TensorList;  // kernels/optim.h: the pointer arrays of one fused update
 
 namespace loom::optim {
 
+// A set of parameters with its own hyperparameters (torch.optim's param_groups):
+// e.g. a smaller learning rate or no weight decay for some layers.
+template <class Options>
+struct ParamGroup {
+  std::vector<Tensor> params;
+  Options options;
+};
+
 class Optimizer {
  public:
-  Optimizer(std::vector<Tensor> params, double lr);
   virtual ~Optimizer() = default;
   virtual void step() = 0;
   void zero_grad();
-  double lr() const { return lr_; }
-  void set_lr(double lr) { lr_ = lr; }
+
+  // Learning rates. lr() and set_lr() are the single-group case (an error with
+  // several groups); group_lr(g) and set_group_lr(g, lr) reach any group.
+  double lr() const;
+  void set_lr(double lr);
+  size_t group_count() const { return groups_.size(); }
+  double group_lr(size_t g) const;
+  void set_group_lr(size_t g, double lr);
+  // Every group's lr ← the lr it was built with × factor: how a schedule
+  // (LRSchedule::factor(step)) applies to all groups at once.
+  void scale_lr(double factor);
+
+  // Calls of step(); each parameter also counts its own updates (in the state dict).
   int64_t steps() const { return steps_; }
+  // All parameters, group after group; their positions are the <i> of the state dict.
   const std::vector<Tensor>& params() const { return params_; }
 
-  // Per-parameter state ("<role>.<index>") plus "step": what a training
-  // checkpoint stores so that resuming is bit-exact.
+  // What a training checkpoint stores so that resuming is bit-exact: per
+  // parameter i with state, "step.<i>" (its own update count, int64) and
+  // "<role>.<i>" (e.g. exp_avg.0); per group g, "lr.<g>" (float64); plus "step"
+  // (calls of step()). A checkpoint from before per-parameter steps holds only
+  // "step": every parameter with state then takes that step, which is exact
+  // unless a parameter skipped steps; one without "lr.<g>" keeps the current lrs.
   std::map<std::string, Tensor> state_dict() const;
+  // Checks every entry (counts are integers in range: per-parameter steps in
+  // [1, step]; learning rates finite and >= 0; shapes match) before changing anything.
   void load_state_dict(const std::map<std::string, Tensor>& state);
+  // The per-parameter state roles ("exp_avg", "exp_avg_sq" for Adam): the
+  // <role> of the state dict's "<role>.<i>" entries.
+  const std::vector<std::string>& state_roles() const { return role_names_; }
 
  protected:
-  // Runs `update` on every (dtype, device) group of parameters that have a
-  // gradient; roles beyond param and grad come from state_ (created lazily as zeros).
-  void for_each_group(int n_state_roles, const std::function<void(const KernelCtx&, DType, const TensorList&)>& update);
+  template <class Options>
+  explicit Optimizer(const std::vector<ParamGroup<Options>>& groups) {
+    for (const auto& g : groups) add_group(g.params, g.options.lr);
+  }
+  // Runs update(ctx, dtype, list, g) once per parameter group g and (dtype,
+  // device) among its parameters that have a gradient; roles beyond param and
+  // grad come from state_ (created lazily as zeros).
+  void for_each_fused_call(int n_state_roles,
+                           const std::function<void(const KernelCtx&, DType, const TensorList&, size_t)>& update);
   std::vector<Tensor> params_;
   std::vector<std::vector<Tensor>> state_;  // [role][param]
+  std::vector<int64_t> param_steps_;        // [param]: updates it has had (PyTorch's state["step"])
   std::vector<std::string> role_names_;
-  double lr_;
   int64_t steps_ = 0;
+
+ private:
+  struct Group {
+    size_t begin, end;  // its parameters: params_[begin, end)
+    double lr, initial_lr;
+  };
+  void add_group(const std::vector<Tensor>& params, double lr);
+  std::vector<Group> groups_;
 };
 
 struct SGDOptions {
@@ -48,11 +91,12 @@ struct SGDOptions {
 };
 class SGD : public Optimizer {
  public:
-  SGD(std::vector<Tensor> params, SGDOptions o);
+  SGD(std::vector<Tensor> params, SGDOptions o) : SGD(std::vector<ParamGroup<SGDOptions>>{{std::move(params), o}}) {}
+  explicit SGD(const std::vector<ParamGroup<SGDOptions>>& groups);
   void step() override;
 
  private:
-  SGDOptions o_;
+  std::vector<SGDOptions> options_;  // [group]; the lr lives in the group (Optimizer)
 };
 
 struct AdamOptions {
@@ -61,16 +105,19 @@ struct AdamOptions {
 // Adam with L2 weight decay folded into the gradient; AdamW decouples it.
 class Adam : public Optimizer {
  public:
-  Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled_weight_decay = false);
+  Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled_weight_decay = false)
+      : Adam(std::vector<ParamGroup<AdamOptions>>{{std::move(params), o}}, decoupled_weight_decay) {}
+  explicit Adam(const std::vector<ParamGroup<AdamOptions>>& groups, bool decoupled_weight_decay = false);
   void step() override;
 
  private:
-  AdamOptions o_;
+  std::vector<AdamOptions> options_;  // [group]; the lr lives in the group (Optimizer)
   bool decoupled_;
 };
 class AdamW : public Adam {
  public:
   AdamW(std::vector<Tensor> params, AdamOptions o) : Adam(std::move(params), o, true) {}
+  explicit AdamW(const std::vector<ParamGroup<AdamOptions>>& groups) : Adam(groups, true) {}
 };
 
 // Scales all gradients so their global L2 norm is at most max_norm; returns the

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "autograd/tensor.h"
@@ -48,8 +49,15 @@ struct BackwardCtx {
   std::vector<bool> needs;
 };
 // Returns one gradient per input (undefined where !needs[i]). It runs under
-// NoGrad, so it may use any op.
+// NoGrad unless the sweep was asked to create_graph; then the tape records the
+// ops it runs, so it must compute through recorded (differentiable) ops whenever
+// differentiable() says so, and may use raw kernels otherwise (the fast path).
 using BackwardFn = std::function<std::vector<Tensor>(BackwardCtx&)>;
+
+// Inside a backward function: is this sweep recording (create_graph) and does any
+// of these tensors require grad? Then the gradient must be computed through
+// recorded ops so that it can be differentiated again.
+bool differentiable(std::initializer_list<const Tensor*> xs);
 
 struct Node {
   OpId op;
@@ -57,8 +65,16 @@ struct Node {
   std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where no gradient is needed
   std::vector<Shape> input_shapes;
   std::vector<std::weak_ptr<TensorImpl>> outputs;
+  // Saved values are stored detached (a handle of their own on the same storage,
+  // which what the caller later does to its tensor cannot change). A create_graph
+  // sweep differentiates through them, so it needs their history too: for an
+  // input-side value that is saved_source[i] (the tensor as it was passed); for an
+  // output of this very entry (saved_output[i] ≥ 0, its index) it is re-attached
+  // from `outputs`, since an output holds its Node and a strong handle would be a cycle.
   std::vector<Tensor> saved;
   std::vector<uint64_t> saved_versions;
+  std::vector<std::shared_ptr<TensorImpl>> saved_source;
+  std::vector<int> saved_output;
   BackwardFn backward;
   bool consumed = false;
 };
@@ -66,13 +82,27 @@ struct Node {
 // Is the tape recording? (On by default; off inside NoGrad.)
 bool grad_enabled();
 
-// RAII scope with recording switched off.
+// RAII scope with recording switched off. `NoGrad();` alone (a temporary that
+// ends at once) is a compile warning: name it, `NoGrad no_grad;`.
 class NoGrad {
  public:
-  NoGrad();
+  [[nodiscard]] NoGrad();
   ~NoGrad();
   NoGrad(const NoGrad&) = delete;
   NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// RAII scope with recording switched on, also inside NoGrad (torch.enable_grad):
+// for a gradient penalty computed where the caller has switched recording off.
+class EnableGrad {
+ public:
+  [[nodiscard]] EnableGrad();
+  ~EnableGrad();
+  EnableGrad(const EnableGrad&) = delete;
+  EnableGrad& operator=(const EnableGrad&) = delete;
 
  private:
   bool prev_;
@@ -89,10 +119,36 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             std::vector<Tensor> saved, BackwardFn backward);
 
+struct BackwardOptions {
+  // Record the sweep itself on the tape, so that the gradients it produces are
+  // differentiable again (higher-order derivatives, gradient penalties).
+  bool create_graph = false;
+  // Keep the swept entries for another sweep; defaults to create_graph.
+  std::optional<bool> retain_graph = std::nullopt;
+};
+
 // Sweeps the tape in reverse from `root`, accumulating into the .grad() of every
-// leaf that requires grad. `grad` defaults to 1 for a one-element root. The
-// entries it sweeps are consumed: a second backward through them is an error.
-void backward(const Tensor& root, const Tensor& grad = {});
+// leaf that requires grad. `grad` defaults to 1 for a one-element root. Unless
+// retain_graph, the entries it sweeps are consumed: a second backward through
+// them is an error. With create_graph the accumulated .grad() tensors carry history.
+void backward(const Tensor& root, const Tensor& grad = {}, BackwardOptions o = {});
+
+struct GradOptions {
+  bool create_graph = false;         // as in BackwardOptions
+  std::optional<bool> retain_graph = std::nullopt;  // defaults to create_graph
+  bool allow_unused = false;         // an input the outputs do not depend on gets an undefined tensor, not an error
+};
+
+// ∂(Σ_k ⟨outputs[k], grad_outputs[k]⟩)/∂inputs[i], one tensor per input, shaped
+// like it; no leaf's .grad() is touched (torch.autograd.grad). grad_outputs may
+// be empty when every output has one element (each then gets 1). Inputs may be
+// leaves or intermediate results that require grad. Only the entries on a path
+// from an input to an output are swept. Errors: an undefined or non-requiring
+// output, a grad_output whose shape/dtype/device differs from its output, a
+// multi-element output without grad_output, an input the outputs do not depend
+// on (unless allow_unused), and the consumed/modified-in-place errors of backward.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {}, GradOptions o = {});
 
 // Number of live entries on this thread's tape (tests and diagnostics).
 size_t tape_size();

@@ -8,7 +8,11 @@
 //   p ← p − η · (m / c₁) / (√(v / c₂) + ε),  c_i = 1 − β_iᵗ
 // SGD with momentum μ, dampening d, Nesterov (PyTorch's conventions):
 //   g ← ∇ + λp;  b ← g (first step) or μb + (1−d)g;  g ← g + μb (Nesterov) or b;  p ← p − ηg
+// The step t (Adam) and "first step" (SGD) are each parameter's own, as in
+// PyTorch: a parameter whose first gradient arrives late starts with t = 1.
 #pragma once
+
+#include <cmath>
 
 #include "kernels/dispatch.h"
 
@@ -19,25 +23,36 @@ struct TensorList {
   int64_t count = 0;
   const int64_t* numel = nullptr;
   void* const* ptr[4] = {};
+  // Per tensor, for adam_step and sgd_step: the parameter's own step t that this
+  // update completes (1 on its first update). Null for the other entry points.
+  const int64_t* step = nullptr;
 };
 
 struct AdamHyper {
   double lr, beta1, beta2, eps, weight_decay;
   bool decoupled;
-  double bias_correction1, bias_correction2;
 };
+
+// Adam's bias corrections at step t: c₁ = 1 − β₁ᵗ and √c₂ = √(1 − β₂ᵗ), in
+// double on the host for both backends, so that they agree bit for bit.
+struct AdamBiasCorrection {
+  double c1, sqrt_c2;
+};
+inline AdamBiasCorrection adam_bias_correction(const AdamHyper& h, int64_t t) {
+  return {1 - std::pow(h.beta1, double(t)), std::sqrt(1 - std::pow(h.beta2, double(t)))};
+}
 
 struct SgdHyper {
   double lr, momentum, dampening, weight_decay;
-  bool nesterov, first_step;
+  bool nesterov;
 };
 
 }  // namespace loom
 
 #define LOOM_OPTIM_API                                                                             \
-  /* roles: 0 param, 1 grad, 2 m, 3 v */                                                           \
+  /* roles: 0 param, 1 grad, 2 m, 3 v; l.step required */                                                           \
   void adam_step(const KernelCtx& k, DType dt, const TensorList& l, const AdamHyper& h);          \
-  /* roles: 0 param, 1 grad, 2 momentum buffer (unused when momentum = 0) */                       \
+  /* roles: 0 param, 1 grad, 2 momentum buffer (unused when momentum = 0); l.step required */                       \
   void sgd_step(const KernelCtx& k, DType dt, const TensorList& l, const SgdHyper& h);            \
   /* *out (host) = Σ over role 0 of x², accumulated in double */                                   \
   void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out);               \

@@ -8,11 +8,12 @@ ClassifierNet::ClassifierNet(TensorOptions o) {
   using namespace nn;
   const ConvParams same{.padding = {1, 1}};
   body = register_module("body", std::make_shared<Sequential>(std::vector<ModulePtr>{
-      std::make_shared<Conv2d>(1, 32, 3, same, true, o), ReLU(),
+      std::make_shared<Conv2d>(1, 32, 3, ConvOptions{.params = same, .tensors = o}), std::make_shared<ReLU>(),
       std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
-      std::make_shared<Conv2d>(32, 64, 3, same, true, o), ReLU(),
-      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }), Flatten(),
-      std::make_shared<Linear>(64 * 7 * 7, kFeatures, true, o), ReLU()}));
+      std::make_shared<Conv2d>(32, 64, 3, ConvOptions{.params = same, .tensors = o}), std::make_shared<ReLU>(),
+      std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
+      std::make_shared<Flatten>(),
+      std::make_shared<Linear>(64 * 7 * 7, kFeatures, true, o), std::make_shared<ReLU>()}));
   head = register_module("head", std::make_shared<Linear>(kFeatures, 10, true, o));
 }
 
@@ -25,7 +26,10 @@ Tensor ClassifierNet::features(const Tensor& images) {
 Classifier::Classifier(const Config& c) : device_(c.device), data_dir_(c.data_dir.empty() ? data::kFashionMnistDir : c.data_dir) {
   net = std::make_shared<ClassifierNet>();
   net->to(c.device);
-  opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3});
+  const ModelOptions d = options_classifier();
+  opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr.value_or(*d.lr),
+                                                                            .beta1 = c.b1.value_or(*d.b1),
+                                                                            .beta2 = c.b2.value_or(*d.b2)});
 }
 
 Losses Classifier::train_step(const Tensor& images, const Tensor& labels) {
@@ -64,5 +68,7 @@ Tensor Classifier::sample(int64_t n, Generator&) {
 }
 
 std::unique_ptr<Model> make_classifier(const Config& c) { return std::make_unique<Classifier>(c); }
+// Adam's own defaults; no latent space.
+ModelOptions options_classifier() { return {.lr = 1e-3, .b1 = 0.9, .b2 = 0.999, .latent_dim = std::nullopt}; }
 
 }  // namespace loom::models

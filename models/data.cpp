@@ -411,7 +411,10 @@ DataLoader::DataLoader(Tensor inputs, Tensor labels, DataLoaderOptions o)
   batches_per_epoch_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
   LOOM_CHECK(batches_per_epoch_ >= 1, "DataLoader: drop_last with batch_size ", o.batch_size, " leaves no batch of ",
              n, " samples");
+  LOOM_CHECK(o.first_batch >= 0 && o.first_batch < batches_per_epoch_, "DataLoader: first_batch ", o.first_batch,
+             " is outside the epoch's batches [0, ", batches_per_epoch_, ")");
   cursor_.epoch = o.first_epoch;
+  cursor_.index = o.first_batch;
   cursor_.order = epoch_order(o.first_epoch);
   if (o.prefetch) thread_ = std::thread(&DataLoader::worker, this);
 }

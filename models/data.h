@@ -111,9 +111,12 @@ struct DataLoaderOptions {
   uint64_t seed = 0;
   bool prefetch = true;     // a worker thread prepares the next batches while the caller trains
   int64_t first_epoch = 0;  // resume: start with this epoch's order
+  int64_t first_batch = 0;  // resume: and at this batch of it (in [0, batches_per_epoch()))
 };
 
-// Endless batches over (inputs, labels) along dim 0: epoch first_epoch, then
+// Endless batches over (inputs, labels) along dim 0: epoch first_epoch (from its
+// batch first_batch, so that resuming after step s starts at epoch s / B, batch
+// s % B without replaying anything), then
 // the next, and so on; batches_per_epoch() calls to next() make one epoch, in
 // which every sample appears exactly once (drop_last aside).
 //

@@ -10,7 +10,7 @@
 
 namespace loom {
 
-void save_image_grid(const Tensor& images, const std::string& path, const GridOptions& o) {
+void save_image_grid(const Tensor& images, const std::string& path, PixelRange range, const GridOptions& o) {
   const std::string what = "save_image_grid: " + path;
   LOOM_CHECK(images.defined() && images.dim() == 4 && (images.size(1) == 1 || images.size(1) == 3), what,
              ": images ", images.defined() ? str(images.shape()) : "undefined",
@@ -19,8 +19,8 @@ void save_image_grid(const Tensor& images, const std::string& path, const GridOp
   LOOM_CHECK(n >= 1 && h >= 1 && w >= 1, what, ": images ", images.shape(), " are empty");
   LOOM_CHECK(o.nrow >= 1 && o.padding >= 0 && o.upscale >= 1, what, ": nrow (", o.nrow, ") and upscale (", o.upscale,
              ") must be positive and padding (", o.padding, ") non-negative");
-  LOOM_CHECK(std::isfinite(o.lo) && std::isfinite(o.hi) && o.lo < o.hi, what, ": value range [", o.lo, ", ", o.hi,
-             "] is not a finite interval");
+  LOOM_CHECK(std::isfinite(range.lo) && std::isfinite(range.hi) && range.lo < range.hi, what, ": value range [",
+             range.lo, ", ", range.hi, "] is not a finite interval");
 
   // Grid geometry: cols × rows tiles of (h + padding) × (w + padding), plus one
   // padding strip on the far edges.
@@ -31,7 +31,7 @@ void save_image_grid(const Tensor& images, const std::string& path, const GridOp
 
   std::vector<float> v = images.to_vector<float>();
   std::vector<unsigned char> grid(grid_h * grid_w * c, 0);
-  const double scale = 255.0 / (o.hi - o.lo);
+  const double scale = 255.0 / (range.hi - range.lo);
   for (int64_t k = 0; k < n; ++k) {
     const int64_t y0 = (k / cols) * (h + o.padding) + o.padding, x0 = (k % cols) * (w + o.padding) + o.padding;
     for (int64_t ch = 0; ch < c; ++ch)
@@ -39,7 +39,7 @@ void save_image_grid(const Tensor& images, const std::string& path, const GridOp
         for (int64_t x = 0; x < w; ++x) {
           double e = v[((k * c + ch) * h + y) * w + x];
           // byte = round(255 · (clamp(e, lo, hi) − lo) / (hi − lo)); NaN would be UB to convert.
-          double b = std::isnan(e) ? 0.0 : std::round((std::clamp(e, o.lo, o.hi) - o.lo) * scale);
+          double b = std::isnan(e) ? 0.0 : std::round((std::clamp(e, range.lo, range.hi) - range.lo) * scale);
           grid[((y0 + y) * grid_w + x0 + x) * c + ch] = static_cast<unsigned char>(b);
         }
   }

@@ -9,15 +9,24 @@
 
 namespace loom {
 
+// The value range of the images, which maps linearly to 0..255 (values outside
+// are clamped, NaN is 0). It has no default because it depends on the model's
+// output: {0, 1} for sigmoid/Bernoulli outputs (the VAE), {-1, 1} for tanh
+// outputs (DCGAN-style generators, the classifier's normalized data) — a tanh
+// image written as [0, 1] loses its whole negative half to the clamp.
+// A model states its range in DataSpec::lo/hi (models/model.h).
+struct PixelRange {
+  double lo, hi;
+};
+
 struct GridOptions {
   int64_t nrow = 8;        // images per row of the grid
   int64_t padding = 2;     // black pixels between and around the tiles
-  double lo = 0, hi = 1;   // this value range maps linearly to 0..255; values outside are clamped, NaN is 0
   int64_t upscale = 1;     // nearest-neighbour enlargement of the whole grid, for tiny images
 };
 
 // images: [N, C, H, W] with C = 1 (grey PNG) or 3 (RGB PNG), any dtype or
-// device. Writes path or throws a loom::Error naming it.
-void save_image_grid(const Tensor& images, const std::string& path, const GridOptions& o = {});
+// device, with values in `range`. Writes path or throws a loom::Error naming it.
+void save_image_grid(const Tensor& images, const std::string& path, PixelRange range, const GridOptions& o = {});
 
 }  // namespace loom

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,17 +14,33 @@
 
 namespace loom::models {
 
+// The hyper-parameters a model takes, each with the model's default. An unset
+// entry means the model has no such option: giving it is an error naming the model.
+struct ModelOptions {
+  std::optional<double> lr, b1, b2;  // Adam's learning rate and betas
+  std::optional<int64_t> latent_dim;
+};
+
 // Hyper-parameters from the command line (flag names follow the PyTorch
-// GAN/VAE example scripts).
+// GAN/VAE example scripts). Unset means "not given": the driver fills in the
+// model's default (or, on resume, the checkpoint's value) with resolve_config,
+// and a model reads `c.lr.value_or(its default)`.
 struct Config {
-  int64_t batch_size = 64;
-  double lr = 0;  // 0: the model's default
-  double b1 = 0.5, b2 = 0.999;
-  int64_t latent_dim = 0;  // 0: the model's default
+  std::optional<int64_t> batch_size;  // the driver's default: 64
+  std::optional<double> lr, b1, b2;
+  std::optional<int64_t> latent_dim;
   Device device = Device::cpu();
-  uint64_t seed = 0;
+  std::optional<uint64_t> seed;  // the driver's default: 0
   std::string data_dir;  // where a model that shows data (the classifier) finds it
 };
+
+// The accepted range of every option, as "--flag must ..." text.
+inline constexpr int64_t kMaxLatentDim = 65536;
+// "" when value is in range for the option called field ("lr", "b1", "b2",
+// "latent_dim", "batch_size"), else what the range is: "must be > 0".
+std::string option_range_problem(const std::string& field, double value);
+// The command-line flag of an option field: "latent_dim" -> "--latent-dim".
+std::string option_flag(const std::string& field);
 
 // What a model trains on; the trainer prepares batches accordingly.
 struct DataSpec {
@@ -54,6 +71,7 @@ struct Registration {
   const char* name;
   const char* summary;
   std::unique_ptr<Model> (*make)(const Config&);
+  ModelOptions options;  // what it takes, with its defaults
 };
 
 // Every registered model, in models.def order.
@@ -61,7 +79,14 @@ const std::vector<Registration>& registry();
 // The registration named `name`; an Error listing the names otherwise.
 const Registration& find_model(const std::string& name);
 
-#define X(name, summary) std::unique_ptr<Model> make_##name(const Config& c);
+// c with every option checked (an Error naming the flag and its range, or the
+// model for an option it does not take) and every option the model takes set
+// (its default where c leaves it unset); batch_size and seed default to 64 and 0.
+Config resolve_config(const Registration& r, Config c);
+
+#define X(name, summary)                                \
+  std::unique_ptr<Model> make_##name(const Config& c); \
+  ModelOptions options_##name();
 #include "models/models.def"
 #undef X
 

@@ -14,19 +14,24 @@
 namespace loom::models {
 namespace {
 
+const ModelOptions kOptions{.lr = 1e-3, .b1 = 0.9, .b2 = 0.999, .latent_dim = 20};
+
 class Vae : public Model {
  public:
-  explicit Vae(const Config& c) : device_(c.device), latent_(c.latent_dim > 0 ? c.latent_dim : 20) {
+  explicit Vae(const Config& c) : device_(c.device), latent_(c.latent_dim.value_or(*kOptions.latent_dim)) {
     using namespace nn;
-    encoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{Flatten(), std::make_shared<Linear>(784, 400), ReLU(),
-                                                                    std::make_shared<Linear>(400, 2 * latent_)});
-    decoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{std::make_shared<Linear>(latent_, 400), ReLU(),
-                                                                    std::make_shared<Linear>(400, 784)});
+    encoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Flatten>(), std::make_shared<Linear>(784, 400), std::make_shared<ReLU>(),
+        std::make_shared<Linear>(400, 2 * latent_)});
+    decoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
+        std::make_shared<Linear>(latent_, 400), std::make_shared<ReLU>(), std::make_shared<Linear>(400, 784)});
     encoder_->to(device_);
     decoder_->to(device_);
     std::vector<Tensor> params = encoder_->parameters();
     for (const Tensor& p : decoder_->parameters()) params.push_back(p);
-    opt_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr > 0 ? c.lr : 1e-3});
+    opt_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr.value_or(*kOptions.lr),
+                                                                    .beta1 = c.b1.value_or(*kOptions.b1),
+                                                                    .beta2 = c.b2.value_or(*kOptions.b2)});
   }
 
   DataSpec data_spec() const override { return {0, 1, true}; }
@@ -100,5 +105,6 @@ class Vae : public Model {
 }  // namespace
 
 std::unique_ptr<Model> make_vae(const Config& c) { return std::make_unique<Vae>(c); }
+ModelOptions options_vae() { return kOptions; }
 
 }  // namespace loom::models

@@ -54,6 +54,58 @@ void expect_gradients(const Fn& f, const std::vector<Tensor>& inputs_in, GradChe
   }
 }
 
+void expect_second_gradients(const Fn& f, const std::vector<Tensor>& inputs_in, GradCheckOptions o) {
+  const TensorOptions f64{DType::Float64};
+  std::vector<Tensor> inputs, vars;
+  for (const Tensor& t : inputs_in) {
+    Tensor c = t.detach().clone();
+    if (c.dtype() == DType::Float64) {
+      c.requires_grad_();
+      vars.push_back(c);
+    }
+    inputs.push_back(c);
+  }
+  const size_t n_inputs = vars.size();
+  Generator g(o.seed);
+  Tensor y0 = f(inputs);
+  ASSERT_EQ(y0.dtype(), DType::Float64) << "gradient checks run in float64";
+  Tensor r = randn(y0.shape(), f64, &g).requires_grad_();
+  std::vector<Tensor> s;
+  for (const Tensor& v : vars) s.push_back(randn(v.shape(), f64, &g));
+  vars.push_back(r);
+  // F(x, R) = Σ_i ⟨∂⟨f(x), R⟩/∂x_i, S_i⟩; recorded when `create`.
+  auto F = [&](bool create) {
+    Tensor y = f(inputs);
+    std::vector<Tensor> first(vars.begin(), vars.begin() + static_cast<std::ptrdiff_t>(n_inputs));
+    std::vector<Tensor> gs = grad({sum(y * r)}, first, {}, {.create_graph = create, .allow_unused = true});
+    Tensor total = zeros({}, f64);
+    for (size_t i = 0; i < n_inputs; ++i)
+      if (gs[i].defined()) total = total + sum(gs[i] * s[i]);
+    return total;
+  };
+  Tensor value = F(true);
+  std::vector<Tensor> analytic(vars.size());
+  if (value.requires_grad()) analytic = grad({value}, vars, {}, {.allow_unused = true});
+  for (size_t i = 0; i < vars.size(); ++i) {
+    Tensor& x = vars[i];
+    std::vector<double> a = analytic[i].defined() ? analytic[i].to_vector<double>()
+                                                  : std::vector<double>(static_cast<size_t>(x.numel()), 0.0);
+    double* p = x.data<double>();
+    for (int64_t j = 0; j < x.numel(); ++j) {
+      const double saved = p[j];
+      p[j] = saved + o.eps;
+      const double lp = F(false).item();
+      p[j] = saved - o.eps;
+      const double lm = F(false).item();
+      p[j] = saved;
+      const double numeric = (lp - lm) / (2 * o.eps);
+      EXPECT_NEAR(a[j], numeric, o.atol + o.rtol * std::abs(numeric))
+          << "d F / d " << (i < n_inputs ? str("input", i) : std::string("grad_output")) << "[" << j
+          << "] of shape " << str(x.shape());
+    }
+  }
+}
+
 void expect_values(const Tensor& actual, const std::vector<double>& expected, double atol, double rtol) {
   ASSERT_EQ(actual.numel(), static_cast<int64_t>(expected.size())) << "shape " << str(actual.shape());
   std::vector<double> a = actual.to_vector<double>();

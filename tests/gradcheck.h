@@ -25,6 +25,13 @@ struct GradCheckOptions {
 // that are not float64 (indices) are passed through without being checked.
 void expect_gradients(const Fn& f, const std::vector<Tensor>& inputs, GradCheckOptions o = {});
 
+// Checks second derivatives (gradgradcheck): the first derivative
+// F(x, R) = Σ_i ⟨∂⟨f(x), R⟩/∂x_i, S_i⟩, computed by grad() with create_graph, is
+// differentiated by a second sweep with respect to every float64 input and to the
+// output gradient R (a backward must be differentiable in both), and compared with
+// central finite differences of F. R and S_i are random.
+void expect_second_gradients(const Fn& f, const std::vector<Tensor>& inputs, GradCheckOptions o = {});
+
 // Random float64 CPU tensor with values in [lo, hi).
 Tensor rand64(const Shape& shape, double lo = -1, double hi = 1, uint64_t seed = 7);
 

@@ -38,7 +38,7 @@ TEST(ImageGrid, RgbLayoutPaddingAndUpscale) {
         for (int64_t x = 0; x < w; ++x) v.push_back((k + 1) * 0.1 + ch * 0.2 + y * 0.05 + x * 0.01);
   TempDir dir;
   std::string path = dir / "grid.png";
-  save_image_grid(from_vector(v, {n, c, h, w}), path, {.nrow = 3, .padding = 1, .upscale = 2});
+  save_image_grid(from_vector(v, {n, c, h, w}), path, {0, 1}, {.nrow = 3, .padding = 1, .upscale = 2});
   Png p = read_png(path);
   ASSERT_EQ(p.w, 26);
   ASSERT_EQ(p.h, 14);
@@ -65,7 +65,7 @@ TEST(ImageGrid, GreyValueRangeClampAndNaN) {
       from_vector(std::vector<double>{-1, 0, 1, -5, 7, nan, 0.5, -0.5}, {2, 1, 1, 4}, TensorOptions{DType::Float64});
   TempDir dir;
   std::string path = dir / "g.png";
-  save_image_grid(x, path, {.nrow = 1, .padding = 0, .lo = -1, .hi = 1});
+  save_image_grid(x, path, {-1, 1}, {.nrow = 1, .padding = 0});
   Png p = read_png(path);
   ASSERT_EQ(p.w, 4);
   ASSERT_EQ(p.h, 2);
@@ -74,7 +74,7 @@ TEST(ImageGrid, GreyValueRangeClampAndNaN) {
   // −5 → 0, 7 → 255, NaN → 0, 0.5 → 191, −0.5 → 64.
   EXPECT_EQ(p.px, (std::vector<unsigned char>{0, 128, 255, 0, 255, 0, 191, 64}));
   // nrow larger than N: one row of N tiles.
-  save_image_grid(x, path, {.nrow = 10, .padding = 3});
+  save_image_grid(x, path, {-1, 1}, {.nrow = 10, .padding = 3});
   p = read_png(path);
   EXPECT_EQ(p.w, 2 * (4 + 3) + 3);
   EXPECT_EQ(p.h, 1 + 2 * 3);
@@ -83,16 +83,16 @@ TEST(ImageGrid, GreyValueRangeClampAndNaN) {
 TEST(ImageGrid, RefusesBadShapesOptionsAndPaths) {
   TempDir dir;
   std::string path = dir / "x.png";
-  expect_error([&] { save_image_grid(zeros({2, 4, 3, 3}), path); },
+  expect_error([&] { save_image_grid(zeros({2, 4, 3, 3}), path, {0, 1}); },
                {"save_image_grid: " + path, "[2, 4, 3, 3] must be [N, C, H, W] with C = 1 or 3"});
-  expect_error([&] { save_image_grid(zeros({3, 3, 3}), path); }, {"must be [N, C, H, W]"});
-  expect_error([&] { save_image_grid(Tensor(), path); }, {"undefined"});
-  expect_error([&] { save_image_grid(zeros({0, 1, 3, 3}), path); }, {"are empty"});
-  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {.nrow = 0}); }, {"must be positive"});
-  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {.padding = -1}); }, {"non-negative"});
-  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {.lo = 1, .hi = 1}); }, {"not a finite interval"});
-  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {.upscale = 100000}); }, {"too large"});
+  expect_error([&] { save_image_grid(zeros({3, 3, 3}), path, {0, 1}); }, {"must be [N, C, H, W]"});
+  expect_error([&] { save_image_grid(Tensor(), path, {0, 1}); }, {"undefined"});
+  expect_error([&] { save_image_grid(zeros({0, 1, 3, 3}), path, {0, 1}); }, {"are empty"});
+  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {0, 1}, {.nrow = 0}); }, {"must be positive"});
+  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {0, 1}, {.padding = -1}); }, {"non-negative"});
+  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {1, 1}); }, {"not a finite interval"});
+  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {0, 1}, {.upscale = 100000}); }, {"too large"});
   std::string bad = dir / "missing/x.png";
-  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), bad); }, {bad, "cannot write the PNG", "No such file"});
+  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), bad, {0, 1}); }, {bad, "cannot write the PNG", "No such file"});
   EXPECT_TRUE(dir.entries().empty());
 }

@@ -31,12 +31,12 @@ TEST(NN, LinearMatchesMatmulAndCountsParameters) {
 
 TEST(NN, SequentialNamesStateDictAndLoading) {
   auto net = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
-      std::make_shared<nn::Linear>(2, 4), nn::ReLU(), std::make_shared<nn::Linear>(4, 1)});
+      std::make_shared<nn::Linear>(2, 4), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(4, 1)});
   std::vector<std::string> names;
   for (auto& [n, t] : net->named_parameters()) names.push_back(n);
   EXPECT_EQ(names, (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"}));
   auto other = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
-      std::make_shared<nn::Linear>(2, 4), nn::ReLU(), std::make_shared<nn::Linear>(4, 1)});
+      std::make_shared<nn::Linear>(2, 4), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(4, 1)});
   other->load_state_dict(net->state_dict());
   Tensor x = rand({5, 2});
   expect_tensors_near((*other)(x), (*net)(x), 0);
@@ -46,13 +46,23 @@ TEST(NN, SequentialNamesStateDictAndLoading) {
   state["0.weight"] = zeros({3, 3});
   expect_error([&] { other->load_state_dict(state); },
                {"load_state_dict", "missing: 2.bias", "unexpected: extra", "shape mismatch: 0.weight"});
+  try {
+    other->load_state_dict(state);
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "one line, for callers to prefix";
+  }
+  // The same bytes in another dtype are refused, not converted.
+  auto ints = net->state_dict();
+  ints["0.weight"] = ints["0.weight"].to(DType::Int32);
+  expect_error([&] { other->load_state_dict(ints); }, {"0.weight", "float32 in the model", "int32 in the state"});
 }
 
 TEST(NN, GradientsFlowThroughLayers) {
   // A two-layer net as a function of its input and first weight, checked by
   // finite differences.
   auto net = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
-      std::make_shared<nn::Linear>(3, 4, true, f64()), nn::Tanh(), std::make_shared<nn::Linear>(4, 2, true, f64())});
+      std::make_shared<nn::Linear>(3, 4, true, f64()), std::make_shared<nn::Tanh>(),
+      std::make_shared<nn::Linear>(4, 2, true, f64())});
   auto lin0 = std::dynamic_pointer_cast<nn::Linear>((*net)[0]);
   expect_gradients(
       [&](const std::vector<Tensor>& in) {
@@ -74,9 +84,36 @@ TEST(NN, ToConvertsParametersAndKeepsThemTrainable) {
   EXPECT_FALSE(lin.weight.grad().defined());
 }
 
+TEST(NN, ToKeepsParametersSoAnOptimizerBuiltBeforeStillUpdatesThem) {
+  auto G = std::make_shared<nn::Linear>(2, 1);
+  Tensor w_handle = G->weight;  // taken before to(), like the optimizer's list
+  optim::Adam opt(G->parameters(), {.lr = 0.1});
+  G->to(DType::Float64);
+  EXPECT_EQ(w_handle.dtype(), DType::Float64) << "the same TensorImpl, converted in place";
+  const std::vector<double> w0 = G->weight.to_vector<double>(), b0 = G->bias.to_vector<double>();
+  backward(sum((*G)(from_vector(std::vector<double>{1, -2}, {1, 2}, f64()))));  // ∂w = [1, −2], ∂b = 1
+  opt.step();  // Adam's first step: −lr · sign(∂), to within ε
+  expect_values(G->weight, {w0[0] - 0.1, w0[1] + 0.1}, 1e-8);
+  expect_values(G->bias, {b0[0] - 0.1}, 1e-8);
+
+  // Moved again after steps: the gradient and the optimizer state follow.
+  G->to(DType::Float32);
+  EXPECT_EQ(G->weight.grad().dtype(), DType::Float32);
+  opt.step();
+  EXPECT_EQ(opt.state_dict().at("exp_avg.0").dtype(), DType::Float32);
+
+  // Converted between forward and backward: the float32 gradient is refused, not
+  // read as float64 (a backward that saved the weight itself is refused earlier).
+  opt.zero_grad();
+  Tensor y = sum((*G)(ones({1, 2})));
+  G->to(DType::Float64);
+  backward(y);
+  expect_error([&] { opt.step(); }, {"optimizer", "parameter 0", "float64", "gradient is float32", "to()"});
+}
+
 TEST(NN, TrainEvalPropagatesAndBatchNormTracksStatistics) {
-  auto bn = nn::BatchNorm2d(3);
-  nn::Sequential net({bn, nn::ReLU()});
+  auto bn = std::make_shared<nn::BatchNorm2d>(3);
+  nn::Sequential net({bn, std::make_shared<nn::ReLU>()});
   Tensor x = rand64({4, 3, 2, 2}, 0, 2).to(DType::Float32);
   net(x);
   std::vector<float> rm = bn->running_mean.to_vector<float>();
@@ -91,11 +128,60 @@ TEST(NN, TrainEvalPropagatesAndBatchNormTracksStatistics) {
 }
 
 TEST(NN, ConvLayersShapes) {
-  nn::Conv2d conv(3, 8, 4, {.stride = {2, 2}, .padding = {1, 1}});
+  nn::Conv2d conv(3, 8, 4, {.params = {.stride = {2, 2}, .padding = {1, 1}}});
   EXPECT_EQ(conv(zeros({2, 3, 28, 28})).shape(), (Shape{2, 8, 14, 14}));
-  nn::ConvTranspose2d up(8, 3, 4, {.stride = {2, 2}, .padding = {1, 1}});
+  nn::ConvTranspose2d up(8, 3, 4, {.params = {.stride = {2, 2}, .padding = {1, 1}}});
   EXPECT_EQ(up.weight.shape(), (Shape{8, 3, 4, 4}));
   EXPECT_EQ(up(zeros({2, 8, 14, 14})).shape(), (Shape{2, 3, 28, 28}));
+}
+
+TEST(NN, ModulesAndApplyVisitEveryLayer) {
+  auto inner = std::make_shared<nn::Sequential>(
+      std::vector<nn::ModulePtr>{std::make_shared<nn::Linear>(4, 3, true, f64()), std::make_shared<nn::Tanh>()});
+  nn::Sequential net({std::make_shared<nn::Linear>(2, 4, true, f64()), std::make_shared<nn::ReLU>(), inner,
+                      std::make_shared<nn::Linear>(3, 1, true, f64())});
+  std::vector<std::string> names;
+  for (nn::Module* m : net.modules()) names.push_back(m->name());
+  EXPECT_EQ(names, (std::vector<std::string>{"Sequential", "Linear", "ReLU", "Sequential", "Linear", "Tanh", "Linear"}));
+
+  // An initialization through apply: every Linear gets W = 0.5, b = 0; children come before parents.
+  names.clear();
+  int linears = 0;
+  net.apply([&](nn::Module& m) {
+    names.push_back(m.name());
+    if (auto* lin = dynamic_cast<nn::Linear*>(&m)) {
+      ++linears;
+      nn::init::uniform_(lin->weight, 0.5, 0.5);
+      nn::init::zeros_(lin->bias);
+    }
+  });
+  EXPECT_EQ(linears, 3);
+  EXPECT_EQ(names, (std::vector<std::string>{"Linear", "ReLU", "Linear", "Tanh", "Sequential", "Linear", "Sequential"}));
+  // x = [1, 2]: h₁ = 0.5·3 = 1.5 (×4), h₂ = tanh(4 · 0.5 · 1.5) = tanh 3 (×3), y = 3 · 0.5 · tanh 3.
+  expect_values(net(from_vector(std::vector<double>{1, 2}, {1, 2}, f64())), {1.5 * std::tanh(3.0)}, 1e-15);
+}
+
+TEST(NN, EveryLayerIsAClass) {
+  nn::BatchNorm1d bn1(3);
+  nn::BatchNorm2d bn2(3, 0.1, 1e-5, f64());
+  EXPECT_EQ(bn1.name(), "BatchNorm1d");
+  EXPECT_EQ(bn2.name(), "BatchNorm2d");
+  EXPECT_EQ(bn2.weight.dtype(), DType::Float64);
+  expect_error([&] { bn1(zeros({2, 3, 4, 4})); }, {"BatchNorm1d", "2-D input"});
+  // Activations: the op of the same name.
+  Tensor x = from_vector(std::vector<double>{-1, 2}, {1, 2}, f64());
+  expect_tensors_near(nn::LeakyReLU(0.2)(x), leaky_relu(x, 0.2), 0);
+  expect_tensors_near(nn::ELU(0.5)(x), elu(x, 0.5), 0);
+  expect_tensors_near(nn::Sigmoid()(x), sigmoid(x), 0);
+  expect_tensors_near(nn::Softplus()(x), softplus(x), 0);
+  expect_tensors_near(nn::SiLU()(x), silu(x), 0);
+  // A conv without bias needs no ConvParams.
+  nn::Conv2d conv(3, 8, 3, {.bias = false});
+  EXPECT_FALSE(conv.bias.defined());
+  EXPECT_EQ(conv.parameter_count(), 8 * 3 * 3 * 3);
+  nn::ConvTranspose2d up(8, 3, 4, {.params = {.stride = {2, 2}}, .bias = false, .tensors = f64()});
+  EXPECT_FALSE(up.bias.defined());
+  EXPECT_EQ(up.weight.dtype(), DType::Float64);
 }
 
 TEST(NN, EmbeddingDropoutNormsAndLambdas) {
@@ -113,8 +199,8 @@ TEST(NN, EmbeddingDropoutNormsAndLambdas) {
   EXPECT_EQ(ln(rand({2, 4})).shape(), (Shape{2, 4}));
   nn::GroupNorm gn(2, 4);
   EXPECT_EQ(gn(rand({2, 4, 3, 3})).shape(), (Shape{2, 4, 3, 3}));
-  EXPECT_EQ((*nn::Flatten())(zeros({2, 3, 4})).shape(), (Shape{2, 12}));
-  EXPECT_EQ((*nn::Unflatten({3, 4}))(zeros({2, 12})).shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(nn::Flatten()(zeros({2, 3, 4})).shape(), (Shape{2, 12}));
+  EXPECT_EQ(nn::Unflatten({3, 4})(zeros({2, 12})).shape(), (Shape{2, 3, 4}));
   expect_error([&] { nn::Module().forward(x); }, {"no single-input forward"});
 }
 

@@ -52,6 +52,37 @@ TEST(OpsLoss, BinaryCrossEntropyIsExactAtExtremeLogits) {
   }
 }
 
+TEST(OpsLoss, CrossEntropyIgnoresAMinusInfinityLogitOffTheLabel) {
+  // A class masked out with −∞: ℓ = −log(e / (1 + e)) = log(1 + e^−1), not NaN
+  // (−∞ · 0 in the one-hot sum); ∂ℓ/∂z = softmax(z) − onehot = [1/(1+e), 0, e/(1+e) − 1].
+  const double e = std::numbers::e, inf = INFINITY;
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const double tol = dt == DType::Float64 ? 1e-15 : 1e-7;
+    Tensor z = from_vector(std::vector<double>{0, -inf, 1}, {1, 3}, TensorOptions{dt});
+    z.requires_grad_();
+    Tensor loss = cross_entropy(z, labels_of({2}));
+    expect_values(loss, {0.3132616875182228}, tol, tol);
+    backward(loss);
+    expect_values(z.grad(), {1 / (1 + e), 0, e / (1 + e) - 1}, tol, tol);
+  }
+}
+
+TEST(OpsLoss, BinaryCrossEntropyAtInfiniteLogits) {
+  // ℓ(+∞, 1) = ℓ(−∞, 0) = 0 (limits, not ∞ − ∞ or ∞·0), ℓ(+∞, 0) = +∞; ∂ℓ/∂z = σ(z) − y.
+  const double inf = INFINITY;
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor z = from_vector(std::vector<double>{inf, -inf, inf}, {3}, TensorOptions{dt});
+    z.requires_grad_();
+    Tensor l = binary_cross_entropy_with_logits(z, from_vector(std::vector<double>{1, 0, 0}, {3}, TensorOptions{dt}),
+                                                Reduction::None);
+    expect_values(l, {0, 0, inf}, 0, 0);
+    backward(l, ones({3}, TensorOptions{dt}));
+    expect_values(z.grad(), {0, 0, 1}, 0, 0);
+  }
+}
+
 TEST(OpsLoss, BinaryCrossEntropyMatchesTheDefinitionAndHasTheRightSlopeAtZero) {
   // ℓ = −[y log σ(z) + (1 − y) log(1 − σ(z))] where that is accurate (moderate z).
   Tensor z = rand64({2, 5}, -4, 4, 61), y = rand64({2, 5}, 0, 1, 62);
@@ -95,6 +126,34 @@ TEST(OpsLoss, GaussianLogProbMatchesTheFormula) {
   // The standard normal density at 0: −½ log 2π.
   expect_values(gaussian_log_prob(zeros({1}, f64()), zeros({1}, f64()), zeros({1}, f64())),
                 {-0.5 * std::log(2 * std::numbers::pi)}, 1e-15, 1e-15);
+}
+
+TEST(OpsLoss, GaussiansWithVanishingVariance) {
+  // log σ² so small that e^{−log σ²} overflows (float32: beyond e^88; float64: beyond e^709).
+  for (auto [dt, lv] : {std::pair{DType::Float32, -200.0}, std::pair{DType::Float64, -2000.0}}) {
+    SCOPED_TRACE(dtype_name(dt));
+    const TensorOptions o{dt};
+    // x = μ: log N = −½ (log σ² + log 2π) (99.0810623 in float32), ∂/∂x = 0, ∂/∂log σ² = −½.
+    Tensor x = zeros({1}, o), lv_t = full({1}, lv, o);
+    x.requires_grad_();
+    lv_t.requires_grad_();
+    Tensor lp = gaussian_log_prob(x, zeros({1}, o), lv_t);
+    expect_values(lp, {-0.5 * (lv + std::log(2 * std::numbers::pi))}, 0, 1e-7);
+    backward(sum(lp));
+    expect_values(x.grad(), {0}, 0, 0);
+    expect_values(lv_t.grad(), {-0.5}, 0, 0);
+    // x ≠ μ: the density is 0, log N = −∞.
+    expect_values(gaussian_log_prob(ones({1}, o), zeros({1}, o), full({1}, lv, o)), {-INFINITY});
+    // KL(N(0, e^lv) ‖ N(0, e^lv)) = 0 (e^{−100} in float32, as in the report), with finite gradients.
+    Tensor mu = zeros({1}, o), lv_q = full({1}, dt == DType::Float32 ? -100.0 : lv, o);
+    mu.requires_grad_();
+    lv_q.requires_grad_();
+    Tensor kl = kl_diag_gaussians(mu, lv_q, zeros({1}, o), lv_q.detach());
+    expect_values(kl, {0}, 0, 0);
+    backward(sum(kl));
+    expect_values(mu.grad(), {0}, 0, 0);
+    expect_values(lv_q.grad(), {0}, 0, 0);  // ½ (−1 + e^{lv_q − lv_p}) = 0
+  }
 }
 
 TEST(OpsLoss, KlDiagGaussiansClosedFormAndMonteCarlo) {
@@ -172,6 +231,18 @@ TEST(OpsLoss, DropoutIsDeterministicPerSeedAndIdentityInEval) {
   EXPECT_EQ(dropout(x, 0.5, true).shape(), x.shape()) << "default generator";
 }
 
+TEST(OpsLoss, DropoutWithProbabilityOneGivesZerosAndZeroGradient) {
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor x = from_vector(std::vector<double>{1.5, -2, 1e30}, {3}, TensorOptions{dt});
+    x.requires_grad_();
+    Tensor y = dropout(x, 1.0, true);
+    expect_values(y, {0, 0, 0}, 0, 0);
+    backward(y, from_vector(std::vector<double>{1, 2, 3}, {3}, TensorOptions{dt}));
+    expect_values(x.grad(), {0, 0, 0}, 0, 0);
+  }
+}
+
 TEST(OpsLoss, DropoutRecordsOneOpSavingOnlyItsMask) {
   Tensor x = rand64({3, 4}, 1, 2);
   x.requires_grad_();
@@ -213,7 +284,7 @@ TEST(OpsLoss, RefusesBadInputs) {
                {"gaussian_log_prob", "[2, 3]", "[4]"});
   expect_error([&] { kl_diag_gaussians(logits, logits, logits, zeros({2, 3})); },
                {"kl_diag_gaussians", "dtype", "float32"});
-  for (double p : {1.0, -0.1, 1.5, std::nan("")})
-    expect_error([&] { dropout(logits, p, true); }, {"dropout", "probability", "[0, 1)", "[2, 3]"});
+  for (double p : {-0.1, 1.5, std::nan("")})
+    expect_error([&] { dropout(logits, p, true); }, {"dropout", "probability", "[0, 1]", "[2, 3]"});
   expect_error([] { dropout(zeros({2}, TensorOptions{DType::Int64}), 0.5, true); }, {"dropout", "int64"});
 }

@@ -92,6 +92,34 @@ TEST(Optim, ParametersWithoutGradientsAreSkipped) {
   EXPECT_NE(p.item(), 1.0);
 }
 
+// A parameter whose first gradient (here [1, −1]) arrives at the third step()
+// starts its own state there, as in PyTorch: its first Adam step is
+// bias-corrected with t = 1 (m̂/√v̂ = ±1, a full lr step) and its first SGD
+// momentum buffer is the undamped gradient, while the parameter updated all
+// along continues its own sequence.
+TEST(Optim, StateAndStepArePerParameter) {
+  Tensor a = param({1, 2}), b = param({-1, 0.5});
+  optim::Adam adam({a, b}, {.lr = 0.1});
+  for (int step = 0; step < 3; ++step) {
+    set_grad(a, {1, 1});
+    if (step == 2) set_grad(b, {1, -1});
+    adam.step();
+  }
+  expect_values(a, {0.7, 1.7}, 1e-8);   // a constant gradient: m̂/√v̂ = 1 at every step
+  expect_values(b, {-1.1, 0.6}, 1e-8);  // not [−1.06388, 0.56388] (bias correction at t = 3)
+
+  Tensor c = param({1, 2}), d = param({-1, 0.5});
+  optim::SGD sgd({c, d}, {.lr = 0.1, .momentum = 0.9, .dampening = 0.5});
+  for (int step = 0; step < 3; ++step) {
+    set_grad(c, {1, 1});
+    if (step == 2) set_grad(d, {1, -1});
+    sgd.step();
+  }
+  // c's buffers: 1, 0.9·1 + 0.5 = 1.4, 0.9·1.4 + 0.5 = 1.76.
+  expect_values(c, {1 - 0.1 * (1 + 1.4 + 1.76), 2 - 0.1 * (1 + 1.4 + 1.76)}, 1e-14);
+  expect_values(d, {-1.1, 0.6}, 1e-14);  // first buffer = the gradient, undamped (not half of it)
+}
+
 TEST(Optim, ClipGradNormScalesToTheLimit) {
   Tensor p = param({0, 0}), q = param({0});
   set_grad(p, {3, 0});
@@ -164,8 +192,151 @@ TEST(Optim, StateDictResumesExactly) {
     resumed.step();
   }
   EXPECT_EQ(a.to_vector<double>(), b.to_vector<double>());
+  EXPECT_EQ(saved.at("step.0").item(), 2);
   saved.erase("step");
   expect_error([&] { resumed.load_state_dict(saved); }, {"step"});
+}
+
+TEST(Optim, StateDictKeepsEachParametersStep) {
+  // p is updated three times, q once (at the last step): their steps are 3 and 1.
+  Tensor p = param({1}), q = param({2});
+  optim::Adam adam({p, q}, {.lr = 0.1});
+  for (int t = 0; t < 3; ++t) {
+    set_grad(p, {0.5});
+    if (t == 2) set_grad(q, {-1});
+    adam.step();
+  }
+  auto saved = adam.state_dict();
+  EXPECT_EQ(saved.at("step").item(), 3);
+  EXPECT_EQ(saved.at("step.0").item(), 3);
+  EXPECT_EQ(saved.at("step.1").item(), 1);
+
+  // Resumed, q's next step is its second: bias corrections with t = 2, as if never saved.
+  Tensor p2 = p.detach().clone(), q2 = q.detach().clone();
+  p2.requires_grad_();
+  q2.requires_grad_();
+  optim::Adam resumed({p2, q2}, {.lr = 0.1});
+  resumed.load_state_dict(saved);
+  for (auto [x, opt] : {std::pair{q, &adam}, std::pair{q2, &resumed}}) {
+    set_grad(x, {-1});
+    opt->step();
+  }
+  EXPECT_EQ(q2.to_vector<double>(), q.to_vector<double>());
+
+  // A parameter with state needs its step.
+  auto broken = saved;
+  broken.erase("step.1");
+  expect_error([&] { resumed.load_state_dict(broken); }, {"load_state_dict", "parameter 1", "step.1"});
+  broken = saved;
+  broken["step.1"] = from_vector(std::vector<int64_t>{0}, {});
+  expect_error([&] { resumed.load_state_dict(broken); }, {"load_state_dict", "step.1", ">= 1"});
+}
+
+TEST(Optim, OldCheckpointsWithOnlyAGlobalStepLoad) {
+  // A checkpoint from before per-parameter steps: every parameter with state
+  // takes the global step, exact when every parameter was updated at every step.
+  auto grads = [](int t) { return std::vector<double>{0.2 * t - 0.3, std::cos(t)}; };
+  Tensor a = param({1, -1}), b = param({1, -1});
+  optim::Adam straight({a}, {.lr = 0.05}), first({b}, {.lr = 0.05});
+  for (int t = 0; t < 2; ++t) {
+    set_grad(a, grads(t));
+    straight.step();
+    set_grad(b, grads(t));
+    first.step();
+  }
+  auto old = first.state_dict();
+  old.erase("step.0");
+  optim::Adam resumed({b}, {.lr = 0.05});
+  resumed.load_state_dict(old);
+  EXPECT_EQ(resumed.state_dict().at("step.0").item(), 2);
+  set_grad(a, grads(2));
+  straight.step();
+  set_grad(b, grads(2));
+  resumed.step();
+  EXPECT_EQ(a.to_vector<double>(), b.to_vector<double>());
+}
+
+TEST(Optim, ParameterGroupsHaveTheirOwnHyperparameters) {
+  // SGD: p plain at lr 0.1, q with momentum 0.9 at lr 0.01; gradient 1 twice.
+  Tensor p = param({1}), q = param({1});
+  optim::SGD sgd({{{p}, {.lr = 0.1}}, {{q}, {.lr = 0.01, .momentum = 0.9}}});
+  for (int t = 0; t < 2; ++t) {
+    set_grad(p, {1});
+    set_grad(q, {1});
+    sgd.step();
+  }
+  expect_values(p, {1 - 0.1 * 2}, 1e-15);
+  expect_values(q, {1 - 0.01 * (1 + 1.9)}, 1e-15);  // b = 1, then 0.9 + 1
+
+  // Adam: the first step moves each parameter by its own group's lr; AdamW's decay is per group too.
+  Tensor a = param({1}), b = param({1}), c = param({1});
+  optim::AdamW adamw({{{a}, {.lr = 0.1}}, {{b, c}, {.lr = 0.01, .weight_decay = 0.5}}});
+  for (Tensor* x : {&a, &b, &c}) set_grad(*x, {1});
+  adamw.step();
+  expect_values(a, {1 - 0.1}, 1e-8);
+  expect_values(b, {1 - 0.01 * 0.5 - 0.01}, 1e-8);  // p ← p − ηλp, then − η·m̂/√v̂
+  EXPECT_EQ(adamw.group_count(), 2u);
+  EXPECT_EQ(adamw.params().size(), 3u);
+
+  // Learning rates: per group; a schedule scales every group's initial lr.
+  EXPECT_DOUBLE_EQ(adamw.group_lr(1), 0.01);
+  adamw.scale_lr(optim::LRSchedule::linear(100).factor(25));  // 0.75
+  EXPECT_DOUBLE_EQ(adamw.group_lr(0), 0.075);
+  EXPECT_DOUBLE_EQ(adamw.group_lr(1), 0.0075);
+  adamw.set_group_lr(1, 0.002);
+  EXPECT_DOUBLE_EQ(adamw.group_lr(1), 0.002);
+  expect_error([&] { adamw.lr(); }, {"lr()", "2 parameter groups", "group_lr"});
+  expect_error([&] { adamw.set_lr(0.1); }, {"set_lr()", "2 parameter groups", "set_group_lr"});
+  expect_error([&] { adamw.group_lr(2); }, {"group_lr", "group 2 of 2"});
+
+  // The single-group case keeps lr() and set_lr().
+  optim::SGD one({p}, {.lr = 0.1});
+  one.set_lr(0.3);
+  EXPECT_DOUBLE_EQ(one.lr(), 0.3);
+  one.scale_lr(0.5);
+  EXPECT_DOUBLE_EQ(one.lr(), 0.05) << "scaled from the lr it was built with";
+
+  expect_error([&] { optim::SGD({{{p}, {}}, {{q, p}, {}}}); }, {"parameter 2", "group 1", "parameter 0", "one group"});
+  expect_error([&] { optim::Adam({{{p}, {}}, {{q}, {.lr = -1}}}); }, {"learning rate", "group 1"});
+  expect_error([&] { optim::Adam({{{p}, {}}, {{q}, {.beta2 = 1}}}); }, {"Adam", "betas"});
+}
+
+TEST(Optim, ParameterGroupsRoundTripThroughTheStateDict) {
+  auto grads = [](int t) { return std::vector<double>{0.1 * t - 0.3, std::sin(t)}; };
+  auto groups = [](Tensor& x, Tensor& y) {
+    return std::vector<optim::ParamGroup<optim::AdamOptions>>{{{x}, {.lr = 0.05}}, {{y}, {.lr = 0.01, .beta1 = 0.5}}};
+  };
+  Tensor a = param({1, 1}), b = param({-1, 2});
+  optim::Adam straight(groups(a, b));
+  for (int t = 0; t < 4; ++t) {
+    set_grad(a, grads(t));
+    set_grad(b, grads(t + 7));
+    if (t == 2) straight.set_group_lr(1, 0.02);
+    straight.step();
+  }
+  Tensor c = param({1, 1}), d = param({-1, 2});
+  std::map<std::string, Tensor> saved;
+  {
+    optim::Adam first(groups(c, d));
+    for (int t = 0; t < 3; ++t) {
+      set_grad(c, grads(t));
+      set_grad(d, grads(t + 7));
+      if (t == 2) first.set_group_lr(1, 0.02);
+      first.step();
+    }
+    saved = first.state_dict();
+  }
+  EXPECT_EQ(saved.at("lr.1").item(), 0.02);
+  optim::Adam resumed(groups(c, d));
+  resumed.load_state_dict(saved);
+  EXPECT_EQ(resumed.group_lr(1), 0.02);
+  set_grad(c, grads(3));
+  set_grad(d, grads(10));
+  resumed.step();
+  EXPECT_EQ(a.to_vector<double>(), c.to_vector<double>());
+  EXPECT_EQ(b.to_vector<double>(), d.to_vector<double>());
+  saved["lr.2"] = saved.at("lr.0");
+  expect_error([&] { resumed.load_state_dict(saved); }, {"load_state_dict", "lr.2", "2 parameter groups"});
 }
 
 TEST(Optim, BadHyperparametersAreErrors) {

@@ -109,3 +109,14 @@ TEST(MetricsLog, WritesOneFlushedJsonObjectPerLine) {
   MetricsLog full("/dev/full");
   expect_error([&] { full.write({.step = 1}); }, {"MetricsLog: writing /dev/full failed", "No space left"});
 }
+
+TEST(MetricsLog, RecordsEveryOptimizersLearningRatePerGroupWhenTheyDiffer) {
+  TempDir dir;
+  std::string path = dir / "metrics.jsonl";
+  {
+    MetricsLog log(path);
+    log.write({.step = 1, .losses = {{"d", 0.5}}, .lrs = {{"g", {2e-4}}, {"d", {4e-4, 1e-4}}, {"e", {1e-3, 1e-3}}}});
+  }
+  EXPECT_EQ(read_bytes(path), "{\"step\":1,\"losses\":{\"d\":0.5},\"lr\":{\"g\":0.0002,\"d\":[0.0004,0.0001],"
+                              "\"e\":0.001}}\n");
+}

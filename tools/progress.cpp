@@ -123,7 +123,23 @@ void MetricsLog::write(const MetricsRecord& r) {
   for (size_t i = 0; i < r.losses.size(); ++i)
     s += str(i ? "," : "", json_quote(r.losses[i].first), ":", json_number(r.losses[i].second));
   s += "}";
-  if (r.lr >= 0) s += ",\"lr\":" + json_number(r.lr);
+  if (!r.lrs.empty()) {
+    s += ",\"lr\":{";
+    for (size_t i = 0; i < r.lrs.size(); ++i) {
+      const std::vector<double>& g = r.lrs[i].second;
+      s += str(i ? "," : "", json_quote(r.lrs[i].first), ":");
+      if (!g.empty() && std::all_of(g.begin(), g.end(), [&](double v) { return v == g[0]; })) {
+        s += json_number(g[0]);
+      } else {
+        s += "[";
+        for (size_t j = 0; j < g.size(); ++j) s += str(j ? "," : "", json_number(g[j]));
+        s += "]";
+      }
+    }
+    s += "}";
+  } else if (r.lr >= 0) {
+    s += ",\"lr\":" + json_number(r.lr);
+  }
   if (r.it_per_s >= 0) s += ",\"it_per_s\":" + json_number(r.it_per_s);
   if (r.device_mem_bytes >= 0) s += str(",\"device_mem_bytes\":", r.device_mem_bytes);
   s += "}\n";

@@ -56,10 +56,14 @@ class ProgressBar {
 // One JSON object per line, flushed as written so a crash loses nothing:
 //   {"step":100,"losses":{"d":0.6931,"g":1.204},"lr":0.0002,"it_per_s":35.1,"device_mem_bytes":123456}
 // lr, it_per_s and device_mem_bytes are omitted when unset; a non-finite loss is null.
+// With `lrs` set, "lr" is an object with every optimizer's learning rate: a
+// number when all its parameter groups share one, else one per group:
+//   "lr":{"g":0.0002,"d":[0.0004,0.0001]}
 struct MetricsRecord {
   int64_t step = 0;
   Losses losses{};
-  double lr = -1;                 // unset when negative
+  double lr = -1;                 // unset when negative (and ignored when lrs is set)
+  std::vector<std::pair<std::string, std::vector<double>>> lrs{};  // per optimizer, its groups' lrs
   double it_per_s = -1;           // unset when negative
   int64_t device_mem_bytes = -1;  // unset when negative
 };

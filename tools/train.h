@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "models/data.h"
@@ -11,6 +12,15 @@
 
 namespace loom::tools {
 
+// Resuming (`resume` set) continues the stored run: every option left unset here
+// (config's optionals, limit_train) takes the checkpoint's value, and one set to
+// a different value is an Error naming the flag and both values. `steps` (or
+// `epochs`) is the run's total and must exceed the checkpoint's step.
+//
+// A non-finite loss, or non-finite parameters or optimizer state when a
+// checkpoint is due, stops training with an Error ("diverged") that names the
+// last good checkpoint: the latest one this run wrote, else the --resume file;
+// nothing is written then, and without either the message says so.
 struct TrainOptions {
   std::string model;
   models::Config config;
@@ -22,7 +32,7 @@ struct TrainOptions {
   std::string out_dir = "out";
   std::string resume;          // a checkpoint written by an earlier run
   std::string data_dir = data::kFashionMnistDir;
-  int64_t limit_train = 0;     // use only the first N training images (0: all)
+  std::optional<int64_t> limit_train;  // use only the first N >= 1 training images (unset: all)
   int64_t eval_size = 2000;    // held-out images evaluated at the end (0: skip)
   bool progress = true;
   // Where the data comes from; defaults to load_mnist(split, data_dir).
@@ -40,6 +50,8 @@ struct TrainResult {
 TrainResult train(const TrainOptions& o);
 
 // A model rebuilt from a training checkpoint (its config is in the metadata).
+// Every metadata number and every tensor (name, dtype, shape, finite values)
+// is checked first; an error names the file and the field or tensor.
 std::unique_ptr<models::Model> load_model(const std::string& name, const std::string& checkpoint, Device device,
                                           const std::string& data_dir = data::kFashionMnistDir);
 

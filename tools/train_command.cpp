@@ -38,6 +38,15 @@ bool help(const Args& a, const std::string& usage) {
   return true;
 }
 
+// A non-negative integer flag that fits int64 (0 when absent).
+int64_t count(const Args& a, const std::string& flag) {
+  const uint64_t v = a.unsigned_value(flag, 0);
+  if (v > static_cast<uint64_t>(INT64_MAX))
+    throw UsageError(a.command + ": " + flag + " " + a.value(flag) + " is too large (at most " +
+                     std::to_string(INT64_MAX) + ")");
+  return static_cast<int64_t>(v);
+}
+
 std::string join_losses(const models::Losses& l) {
   std::string out;
   for (auto& [k, v] : l) out += str(out.empty() ? "" : "  ", k, " ", fmt(v, "%.5g"));
@@ -50,19 +59,19 @@ int train_command(const std::vector<std::string>& args) {
   const std::vector<FlagSpec> flags{
       {"--epochs", "N", "passes over the training set", {"--n-epochs"}},
       {"--steps", "N", "optimizer steps (wins over --epochs)", {"--n-steps", "--iters"}},
-      {"--batch-size", "N", "batch size (default 64)"},
-      {"--lr", "X", "learning rate (default: the model's)"},
-      {"--b1", "X", "Adam beta1 where the model uses it (default 0.5)"},
-      {"--b2", "X", "Adam beta2 (default 0.999)"},
-      {"--latent-dim", "N", "latent dimension (default: the model's)"},
+      {"--batch-size", "N", "batch size, >= 1 (default 64)"},
+      {"--lr", "X", "learning rate, > 0 (default: the model's)"},
+      {"--b1", "X", "Adam beta1, in [0, 1) (default: the model's)"},
+      {"--b2", "X", "Adam beta2, in [0, 1) (default: the model's)"},
+      {"--latent-dim", "N", "latent dimension, in [1, 65536], for models with a latent space (default: the model's)"},
       kDevice,
       kSeed,
       {"--sample-every", "N", "write a sample grid every N steps", {"--sample-interval"}},
       {"--checkpoint-every", "N", "also checkpoint every N steps"},
       {"--out", "DIR", "output folder (default out/MODEL)", {"--out-dir"}},
-      {"--resume", "CKPT", "continue a run from its checkpoint"},
+      {"--resume", "CKPT", "continue a run from its checkpoint, with its stored options"},
       kData,
-      {"--limit", "N", "train on the first N images only"},
+      {"--limit", "N", "train on the first N >= 1 images only"},
       kHelp,
   };
   const std::string usage = "usage: loom train MODEL [flags]\n\n" + describe(flags) + "\nModels: loom list\n";
@@ -70,23 +79,24 @@ int train_command(const std::vector<std::string>& args) {
   if (help(a, usage)) return 0;
   tools::TrainOptions o;
   o.model = model_arg(a, usage);
-  o.epochs = static_cast<int64_t>(a.unsigned_value("--epochs", 0));
-  o.steps = static_cast<int64_t>(a.unsigned_value("--steps", 0));
+  o.epochs = count(a, "--epochs");
+  o.steps = count(a, "--steps");
   if (o.epochs == 0 && o.steps == 0) throw UsageError("train: give --epochs N or --steps N\n" + usage);
-  o.config.batch_size = static_cast<int64_t>(a.unsigned_value("--batch-size", 64));
-  o.config.lr = a.number("--lr", 0);
-  o.config.b1 = a.number("--b1", 0.5);
-  o.config.b2 = a.number("--b2", 0.999);
-  o.config.latent_dim = static_cast<int64_t>(a.unsigned_value("--latent-dim", 0));
+  // Options not given stay unset: the model's default, or the checkpoint's value on --resume.
+  if (a.has("--batch-size")) o.config.batch_size = count(a, "--batch-size");
+  if (a.has("--lr")) o.config.lr = a.number("--lr", 0);
+  if (a.has("--b1")) o.config.b1 = a.number("--b1", 0);
+  if (a.has("--b2")) o.config.b2 = a.number("--b2", 0);
+  if (a.has("--latent-dim")) o.config.latent_dim = count(a, "--latent-dim");
   o.config.device = device_of(a);
-  o.config.seed = a.unsigned_value("--seed", 0);
+  if (a.has("--seed")) o.config.seed = a.unsigned_value("--seed", 0);
   o.config.data_dir = a.value("--data", data::kFashionMnistDir);
   o.data_dir = o.config.data_dir;
-  o.sample_every = static_cast<int64_t>(a.unsigned_value("--sample-every", 0));
-  o.checkpoint_every = static_cast<int64_t>(a.unsigned_value("--checkpoint-every", 0));
+  o.sample_every = count(a, "--sample-every");
+  o.checkpoint_every = count(a, "--checkpoint-every");
   o.out_dir = a.value("--out", "out/" + o.model);
   o.resume = a.value("--resume");
-  o.limit_train = static_cast<int64_t>(a.unsigned_value("--limit", 0));
+  if (a.has("--limit")) o.limit_train = count(a, "--limit");
   tools::TrainResult r = tools::train(o);
   std::cout << "trained " << o.model << " for " << r.steps << " steps\n"
             << "  last step: " << join_losses(r.last) << "\n";

@@ -299,7 +299,10 @@ Safetensors load_safetensors(const std::string& path) {
 }
 
 Safetensors load_safetensors_checked(const std::string& path, const std::vector<TensorSpec>& expected) {
-  Safetensors file = load_safetensors(path);
+  return check_safetensors(load_safetensors(path), path, expected);
+}
+
+Safetensors check_safetensors(const Safetensors& file, const std::string& path, const std::vector<TensorSpec>& expected) {
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [name, t] : file.tensors) by_name[name] = &t;
 
@@ -311,6 +314,7 @@ Safetensors load_safetensors_checked(const std::string& path, const std::vector<
     wanted.insert(spec.name);
     auto it = by_name.find(spec.name);
     if (it == by_name.end()) {
+      if (!spec.required) continue;
       problems.push_back(str("missing tensor ", json_quote(spec.name), " (", spec.shape, " ", spec.dtype, ")"));
       continue;
     }
@@ -321,7 +325,7 @@ Safetensors load_safetensors_checked(const std::string& path, const std::vector<
     out.tensors.emplace_back(spec.name, t);
   }
   for (const auto& [name, t] : file.tensors)
-    if (!wanted.count(name)) problems.push_back(str("unexpected tensor ", json_quote(name), " (", t.shape(), ")"));
+    if (!wanted.count(name)) problems.push_back(str("unexpected tensor ", json_quote(name), " (", t.shape(), " ", t.dtype(), ")"));
   if (!problems.empty()) {
     std::string msg = str("load_safetensors: ", path, " does not match the model (checkpoint from a different "
                           "model?): ");

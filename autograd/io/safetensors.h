@@ -54,6 +54,7 @@ struct TensorSpec {
   std::string name;
   Shape shape;
   DType dtype = DType::Float32;
+  bool required = true;  // false: may be absent (e.g. optimizer state of a parameter never updated)
 };
 
 // Loads path and checks that it holds exactly the expected tensors; otherwise a
@@ -61,5 +62,9 @@ struct TensorSpec {
 // tensor ("checkpoint from a different model?"). The result's tensors follow
 // the order of `expected`.
 Safetensors load_safetensors_checked(const std::string& path, const std::vector<TensorSpec>& expected);
+// The same check on a file already loaded from path (e.g. one whose metadata
+// decides what it should hold). The error is one line: the path, then each
+// problem with the tensor's name and its expected and found shape and dtype.
+Safetensors check_safetensors(const Safetensors& file, const std::string& path, const std::vector<TensorSpec>& expected);
 
 }  // namespace loom

@@ -29,24 +29,27 @@ Tensor Linear::forward(const Tensor& x) {
   return bias.defined() ? y + bias : y;
 }
 
-Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, ConvParams p, bool with_bias, TensorOptions o) : params(p) {
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, ConvOptions opt) : params(opt.params) {
+  const ConvParams& p = opt.params;
   LOOM_CHECK(in > 0 && out > 0 && k > 0 && p.groups > 0 && in % p.groups == 0 && out % p.groups == 0,
              "Conv2d: bad sizes in=", in, " out=", out, " kernel=", k, " groups=", p.groups);
+  TensorOptions o = opt.tensors;
   o.requires_grad = false;
   register_parameter("weight", &weight, empty({out, in / p.groups, k, k}, o));
-  if (with_bias) register_parameter("bias", &bias, empty({out}, o));
+  if (opt.bias) register_parameter("bias", &bias, empty({out}, o));
   default_init(weight, bias);
 }
 
 Tensor Conv2d::forward(const Tensor& x) { return conv2d(x, weight, bias, params); }
 
-ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, int64_t k, ConvParams p, bool with_bias, TensorOptions o)
-    : params(p) {
+ConvTranspose2d::ConvTranspose2d(int64_t in, int64_t out, int64_t k, ConvOptions opt) : params(opt.params) {
+  const ConvParams& p = opt.params;
   LOOM_CHECK(in > 0 && out > 0 && k > 0 && p.groups > 0 && in % p.groups == 0 && out % p.groups == 0,
              "ConvTranspose2d: bad sizes in=", in, " out=", out, " kernel=", k, " groups=", p.groups);
+  TensorOptions o = opt.tensors;
   o.requires_grad = false;
   register_parameter("weight", &weight, empty({in, out / p.groups, k, k}, o));
-  if (with_bias) register_parameter("bias", &bias, empty({out}, o));
+  if (opt.bias) register_parameter("bias", &bias, empty({out}, o));
   // PyTorch computes the transposed conv's fan_in from weight.size(1) · k².
   const double bound = 1.0 / std::sqrt(static_cast<double>(out / p.groups * k * k));
   init::uniform_(weight, -bound, bound);
@@ -103,25 +106,21 @@ Tensor Embedding::forward(const Tensor& indices) {
   return reshape(index_select(weight, 0, reshape(indices, {-1})), out);
 }
 
-ModulePtr ReLU() { return std::make_shared<Lambda>("ReLU", [](const Tensor& x) { return relu(x); }); }
-ModulePtr LeakyReLU(double slope) {
-  return std::make_shared<Lambda>("LeakyReLU", [slope](const Tensor& x) { return leaky_relu(x, slope); });
-}
-ModulePtr Tanh() { return std::make_shared<Lambda>("Tanh", [](const Tensor& x) { return tanh(x); }); }
-ModulePtr Sigmoid() { return std::make_shared<Lambda>("Sigmoid", [](const Tensor& x) { return sigmoid(x); }); }
-ModulePtr SiLU() { return std::make_shared<Lambda>("SiLU", [](const Tensor& x) { return silu(x); }); }
-ModulePtr ELU(double alpha) {
-  return std::make_shared<Lambda>("ELU", [alpha](const Tensor& x) { return elu(x, alpha); });
-}
-ModulePtr Softplus() { return std::make_shared<Lambda>("Softplus", [](const Tensor& x) { return softplus(x); }); }
-ModulePtr Flatten() { return std::make_shared<Lambda>("Flatten", [](const Tensor& x) { return flatten(x, 1); }); }
-ModulePtr Unflatten(Shape shape) {
-  return std::make_shared<Lambda>("Unflatten", [shape](const Tensor& x) {
-    Shape s{x.size(0)};
-    s.insert(s.end(), shape.begin(), shape.end());
-    return reshape(x, s);
-  });
-}
+ReLU::ReLU() : Lambda("ReLU", [](const Tensor& x) { return relu(x); }) {}
+LeakyReLU::LeakyReLU(double slope)
+    : Lambda("LeakyReLU", [slope](const Tensor& x) { return leaky_relu(x, slope); }) {}
+Tanh::Tanh() : Lambda("Tanh", [](const Tensor& x) { return tanh(x); }) {}
+Sigmoid::Sigmoid() : Lambda("Sigmoid", [](const Tensor& x) { return sigmoid(x); }) {}
+SiLU::SiLU() : Lambda("SiLU", [](const Tensor& x) { return silu(x); }) {}
+ELU::ELU(double alpha) : Lambda("ELU", [alpha](const Tensor& x) { return elu(x, alpha); }) {}
+Softplus::Softplus() : Lambda("Softplus", [](const Tensor& x) { return softplus(x); }) {}
+Flatten::Flatten() : Lambda("Flatten", [](const Tensor& x) { return flatten(x, 1); }) {}
+Unflatten::Unflatten(Shape shape)
+    : Lambda("Unflatten", [shape](const Tensor& x) {
+        Shape s{x.size(0)};
+        s.insert(s.end(), shape.begin(), shape.end());
+        return reshape(x, s);
+      }) {}
 
 Sequential::Sequential(std::vector<ModulePtr> layers) {
   for (auto& l : layers) push_back(std::move(l));

@@ -73,6 +73,66 @@ Tensor conv_backward_weight(const ConvGeometry& g, const Tensor& x, const Tensor
 // Σ over batch and space: the gradient of a per-channel bias.
 Tensor bias_grad(const Tensor& gy) { return sum(gy, {0, 2, 3}); }
 
+// The three kernels as recorded ops on one geometry. Each one's backward is made
+// of the other two (the fast path calls the raw kernels instead), so every
+// derivative of a conv is again a conv: higher-order gradients to any order.
+Tensor conv2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
+Tensor conv_transpose2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
+
+// gw = ∂⟨gy, conv(x, W)⟩/∂W, bilinear in (x, gy). Since ⟨gw, G⟩ = ⟨gy, conv(x, G)⟩
+// for any G, its gradients are ∂x = conv2d's backward-data of gy with weight G and
+// ∂gy = conv(x, G).
+Tensor conv2d_backward_weight_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& gy) {
+  const OpRange range(OpId::Conv2dBackwardWeight);
+  Tensor gw = conv_backward_weight(g, x, gy);
+  if (needs_grad({&x, &gy}))
+    record(OpId::Conv2dBackwardWeight, {x, gy}, {gw}, {x, gy}, [g](BackwardCtx& c) {
+      const Tensor &x = c.saved[0], &gy = c.saved[1], &G = c.grad_out[0];
+      const bool rec = differentiable({&x, &gy, &G});
+      Tensor gx, ggy;
+      if (c.needs[0]) gx = rec ? conv_transpose2d_recorded(g, gy, G, {}) : conv_backward_data(g, gy, G, {});
+      if (c.needs[1]) ggy = rec ? conv2d_recorded(g, x, G, {}) : conv_forward(g, x, G, {});
+      return std::vector<Tensor>{gx, ggy};
+    });
+  return gw;
+}
+
+Tensor conv2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  Tensor y = conv_forward(g, x, w, bias);
+  if (needs_grad({&x, &w, &bias})) {
+    // backward_data reads only w, backward_weight only x: save what the needed gradients read.
+    std::vector<Tensor> saved = {needs_grad({&w}) ? x : Tensor(), needs_grad({&x}) ? w : Tensor()};
+    record(OpId::Conv2d, {x, w, bias}, {y}, std::move(saved), [g](BackwardCtx& c) {
+      const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
+      const bool rec = differentiable({&x, &w, &gy});
+      Tensor gx, gw;
+      if (c.needs[0]) gx = rec ? conv_transpose2d_recorded(g, gy, w, {}) : conv_backward_data(g, gy, w, {});
+      if (c.needs[1]) gw = rec ? conv2d_backward_weight_recorded(g, x, gy) : conv_backward_weight(g, x, gy);
+      Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
+      return std::vector<Tensor>{gx, gw, gb};
+    });
+  }
+  return y;
+}
+
+// x lives in the output space of the conv2d geometry g; y in its input space.
+Tensor conv_transpose2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  Tensor y = conv_backward_data(g, x, w, bias);
+  if (needs_grad({&x, &w, &bias})) {
+    std::vector<Tensor> saved = {needs_grad({&w}) ? x : Tensor(), needs_grad({&x}) ? w : Tensor()};
+    record(OpId::ConvTranspose2d, {x, w, bias}, {y}, std::move(saved), [g](BackwardCtx& c) {
+      const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
+      const bool rec = differentiable({&x, &w, &gy});
+      Tensor gx, gw;
+      if (c.needs[0]) gx = rec ? conv2d_recorded(g, gy, w, {}) : conv_forward(g, gy, w, {});
+      if (c.needs[1]) gw = rec ? conv2d_backward_weight_recorded(g, gy, x) : conv_backward_weight(g, gy, x);
+      Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
+      return std::vector<Tensor>{gx, gw, gb};
+    });
+  }
+  return y;
+}
+
 // The conv2d geometry from its input shape [N, C, H, W] to its output shape [N, O, OH, OW].
 ConvGeometry geometry(const Shape& in, const Shape& out, const Tensor& w, const ConvParams& p) {
   return ConvGeometry{.batch = in[0], .in_channels = in[1], .in_h = in[2], .in_w = in[3],
@@ -105,20 +165,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                as_shape(p.dilation), " is larger than input ", x.shape(), " padded by ", as_shape(p.padding));
     out[2 + i] = span / p.stride[i] + 1;
   }
-  const ConvGeometry g = geometry(x.shape(), out, weight, p);
-  Tensor y = conv_forward(g, x, weight, bias);
-  if (needs_grad({&x, &weight, &bias})) {
-    // backward_data reads only w, backward_weight only x: save what the needed gradients read.
-    std::vector<Tensor> saved = {needs_grad({&weight}) ? x : Tensor(), needs_grad({&x}) ? weight : Tensor()};
-    record(OpId::Conv2d, {x, weight, bias}, {y}, std::move(saved), [g](BackwardCtx& c) {
-      const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
-      Tensor gx = c.needs[0] ? conv_backward_data(g, gy, w, Tensor()) : Tensor();
-      Tensor gw = c.needs[1] ? conv_backward_weight(g, x, gy) : Tensor();
-      Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
-      return std::vector<Tensor>{gx, gw, gb};
-    });
-  }
-  return y;
+  return conv2d_recorded(geometry(x.shape(), out, weight, p), x, weight, bias);
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
@@ -144,19 +191,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
                ", dilation ", as_shape(p.dilation));
   }
   // The conv2d whose adjoint this is maps the output's shape [N, C_out, OH, OW] to x's [N, C_in, H, W].
-  const ConvGeometry g = geometry(out, x.shape(), weight, p);
-  Tensor y = conv_backward_data(g, x, weight, bias);
-  if (needs_grad({&x, &weight, &bias})) {
-    std::vector<Tensor> saved = {needs_grad({&weight}) ? x : Tensor(), needs_grad({&x}) ? weight : Tensor()};
-    record(OpId::ConvTranspose2d, {x, weight, bias}, {y}, std::move(saved), [g](BackwardCtx& c) {
-      const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
-      Tensor gx = c.needs[0] ? conv_forward(g, gy, w, Tensor()) : Tensor();
-      Tensor gw = c.needs[1] ? conv_backward_weight(g, gy, x) : Tensor();
-      Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
-      return std::vector<Tensor>{gx, gw, gb};
-    });
-  }
-  return y;
+  return conv_transpose2d_recorded(geometry(out, x.shape(), weight, p), x, weight, bias);
 }
 
 }  // namespace loom

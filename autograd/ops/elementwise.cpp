@@ -13,6 +13,37 @@ using namespace detail;
 
 namespace {
 
+// ∂L/∂x = ∂L/∂y · f'(x) through recorded ops: the form a create_graph sweep
+// differentiates again. The same f' as kernels/elementwise_math.h's unary_grad,
+// which the fast path runs fused; masks of comparisons are constants.
+Tensor unary_backward_recorded(UnaryOp kop, const Tensor& x, const Tensor& y, const Tensor& gy, UnaryParams p) {
+  Tensor zero = zeros({}, x.options());
+  switch (kop) {
+    case UnaryOp::Neg: return neg(gy);
+    case UnaryOp::Exp: return gy * y;
+    case UnaryOp::Log: return gy / x;
+    case UnaryOp::Log1p: return gy / (x + 1.0);
+    case UnaryOp::Sqrt: return gy / y * 0.5;
+    case UnaryOp::Rsqrt: return gy * (square(y) * y) * -0.5;
+    case UnaryOp::Tanh: return gy * (1.0 - square(y));
+    case UnaryOp::Sigmoid: return gy * (y * (1.0 - y));
+    case UnaryOp::Relu: return gy * gt(x, zero);
+    case UnaryOp::LeakyRelu: return gy * where(gt(x, zero), ones({}, x.options()), full({}, p.a, x.options()));
+    case UnaryOp::Elu: return gy * where(gt(x, zero), ones({}, x.options()), y + p.a);
+    case UnaryOp::Silu: {
+      Tensor s = sigmoid(x);
+      return gy * (s * (1.0 + x * (1.0 - s)));
+    }
+    case UnaryOp::Softplus: return gy * sigmoid(x);
+    case UnaryOp::Abs: return gy * sign(x);
+    case UnaryOp::Square: return gy * x * 2.0;
+    case UnaryOp::PowScalar: return p.a == 0 ? zeros_like(gy) : gy * pow(x, p.a - 1) * p.a;
+    case UnaryOp::Clamp: return gy * (ge(x, full({}, p.a, x.options())) * le(x, full({}, p.b, x.options())));
+    case UnaryOp::Sign: break;
+  }
+  throw Error("unary backward: not differentiable");
+}
+
 Tensor unary_op(OpId id, UnaryOp kop, const Tensor& x, UnaryParams p = {}, const char* name = nullptr) {
   const OpRange range(id);
   if (!name) name = op_name(id);
@@ -23,6 +54,7 @@ Tensor unary_op(OpId id, UnaryOp kop, const Tensor& x, UnaryParams p = {}, const
   if (needs_grad({&x}))
     record(id, {x}, {y}, {x, y}, [kop, p](BackwardCtx& c) {
       const Tensor &x = c.saved[0], &y = c.saved[1], &gy = c.grad_out[0];
+      if (differentiable({&x, &y, &gy})) return std::vector<Tensor>{unary_backward_recorded(kop, x, y, gy, p)};
       Tensor gx = empty(x.shape(), x.options());
       KernelCtx k = kernel_ctx(x.device());
       LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, unary_backward, k, kop, x.dtype(), x.data_ptr(), y.data_ptr(),

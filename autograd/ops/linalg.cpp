@@ -73,6 +73,11 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (needs_grad({&a, &b})) {
     record(OpId::Matmul, {a, b}, {c}, {a, b}, [a_batch, b_batch, batch, m, k, n](BackwardCtx& ctx) {
       const Tensor &a = ctx.saved[0], &b = ctx.saved[1], &g = ctx.grad_out[0];
+      if (differentiable({&a, &b, &g})) {  // the same products through recorded ops
+        Tensor ga = ctx.needs[0] ? sum_to(matmul(g, transpose(b, -1, -2)), a.shape()) : Tensor();
+        Tensor gb = ctx.needs[1] ? sum_to(matmul(transpose(a, -1, -2), g), b.shape()) : Tensor();
+        return std::vector<Tensor>{ga, gb};
+      }
       const BatchedOperand gv{g, m * n};
       Tensor ga, gb;
       if (ctx.needs[0])  // ∂L/∂A[i] = G[i] @ B[i]ᵀ

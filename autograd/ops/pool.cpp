@@ -50,6 +50,21 @@ Pool2d pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair stride, 
 
 Shape pooled_shape(const Tensor& x, const Pool2d& p) { return {x.size(0), x.size(1), p.oh, p.ow}; }
 
+// avg_pool2d's gradient as an op: ∂L/∂x spreads each gy over its window, a linear
+// map whose adjoint is avg_pool2d itself, so its own backward is avg_pool2d of the
+// incoming gradient. Recorded only when the sweep records (create_graph).
+Tensor avg_pool2d_backward_op(const Tensor& gy, const Shape& xs, const Pool2d& p) {
+  const OpRange range(OpId::AvgPool2dBackward);
+  Tensor gx = empty(xs, gy.options());
+  KernelCtx k = kernel_ctx(gy.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_POOL, avg_pool2d_backward, k, gy.dtype(), gy.data_ptr(), gx.data_ptr(), p);
+  if (needs_grad({&gy}))
+    record(OpId::AvgPool2dBackward, {gy}, {gx}, {}, [p](BackwardCtx& c) {
+      return std::vector<Tensor>{avg_pool2d(c.grad_out[0], {p.kh, p.kw}, {p.sh, p.sw}, {p.ph, p.pw})};
+    });
+  return gx;
+}
+
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
@@ -63,6 +78,11 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
     Shape xs = x.shape();
     record(OpId::MaxPool2d, {x}, {y}, {argmax}, [p, xs](BackwardCtx& c) {
       const Tensor &gy = c.grad_out[0], &argmax = c.saved[0];
+      if (differentiable({&gy})) {  // a recorded scatter_add of gy to each window's argmax within its plane
+        Tensor planes = zeros({p.planes, p.h * p.w}, gy.options());
+        Tensor gx = scatter_add(planes, 1, reshape(argmax, {p.planes, p.oh * p.ow}), reshape(gy, {p.planes, p.oh * p.ow}));
+        return std::vector<Tensor>{reshape(gx, xs)};
+      }
       Tensor gx = empty(xs, gy.options());
       KernelCtx k = kernel_ctx(gy.device());
       LOOM_DISPATCH(k, LOOM_CUDA_POOL, max_pool2d_backward, k, gy.dtype(), gy.data_ptr(), argmax.data<int64_t>(),
@@ -82,11 +102,7 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding) {
   if (needs_grad({&x})) {
     Shape xs = x.shape();
     record(OpId::AvgPool2d, {x}, {y}, {}, [p, xs](BackwardCtx& c) {
-      const Tensor& gy = c.grad_out[0];
-      Tensor gx = empty(xs, gy.options());
-      KernelCtx k = kernel_ctx(gy.device());
-      LOOM_DISPATCH(k, LOOM_CUDA_POOL, avg_pool2d_backward, k, gy.dtype(), gy.data_ptr(), gx.data_ptr(), p);
-      return std::vector<Tensor>{gx};
+      return std::vector<Tensor>{avg_pool2d_backward_op(c.grad_out[0], xs, p)};
     });
   }
   return y;
@@ -104,6 +120,8 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
     Shape xs = x.shape();
     record(OpId::UpsampleNearest2d, {x}, {y}, {}, [xs, planes, h, w, scale](BackwardCtx& c) {
       const Tensor& gy = c.grad_out[0];
+      // Recorded: the sum over each s×s block is s² times its average.
+      if (differentiable({&gy})) return std::vector<Tensor>{avg_pool2d(gy, {scale, scale}) * double(scale * scale)};
       Tensor gx = empty(xs, gy.options());
       KernelCtx k = kernel_ctx(gy.device());
       LOOM_DISPATCH(k, LOOM_CUDA_POOL, upsample_nearest2d_backward, k, gy.dtype(), gy.data_ptr(), gx.data_ptr(),

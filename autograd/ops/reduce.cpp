@@ -8,6 +8,7 @@
 //   max/min: ĝ · 1[x = m] / #ties        logsumexp: ĝ · exp(x − lse)
 //   var (correction c, composed): 2 (x − μ) ĝ / (n − c)
 #include <algorithm>
+#include <cmath>
 
 #include "autograd/ops/common.h"
 #include "kernels/reduce.h"
@@ -85,13 +86,15 @@ Tensor reduction(OpId id, ReduceOp kop, const Tensor& x, std::vector<int64_t> ax
   Tensor kept = reduce_raw(name, kop, x, a.axes);
   Tensor y = reshape(kept.detach(), a.out);
   if (!needs_grad({&x})) return y;
+  // logsumexp saves its output y, not `kept` (the same values without history):
+  // its gradient exp(x − y) depends on x through y too, which a second derivative needs.
   std::vector<Tensor> saved;
-  if (kop != ReduceOp::Sum) saved = {x, kept};
+  if (kop != ReduceOp::Sum) saved = {x, kop == ReduceOp::LogSumExp ? y : kept};
   Shape xs = x.shape(), ks = a.kept;
   record(id, {x}, {y}, saved, [kop, xs, ks](BackwardCtx& c) {
     Tensor g = reshape(c.grad_out[0], ks);
     if (kop == ReduceOp::Sum) return std::vector<Tensor>{expand(g, xs)};
-    const Tensor &x = c.saved[0], &m = c.saved[1];
+    const Tensor &x = c.saved[0], m = reshape(c.saved[1], ks);
     if (kop == ReduceOp::LogSumExp) return std::vector<Tensor>{g * exp(x - m)};
     Tensor mask = eq(x, m);
     std::vector<int64_t> axes;
@@ -114,8 +117,11 @@ Tensor softmax_op(OpId id, const Tensor& x, int64_t axis, bool log) {
   KernelCtx k = kernel_ctx(x.device());
   LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, softmax, k, x.dtype(), x.data_ptr(), y.data_ptr(), outer, r, inner, log);
   if (needs_grad({&x}))
-    record(id, {x}, {y}, {y}, [outer, r, inner, log](BackwardCtx& c) {
+    record(id, {x}, {y}, {y}, [outer, r, inner, log, ax](BackwardCtx& c) {
       const Tensor &y = c.saved[0], &gy = c.grad_out[0];
+      // Recorded: softmax ∂x = y ⊙ (g − Σ_ax g ⊙ y); log_softmax ∂x = g − e^y ⊙ Σ_ax g.
+      if (differentiable({&y, &gy}))
+        return std::vector<Tensor>{log ? gy - exp(y) * sum(gy, {ax}, true) : y * (gy - sum(gy * y, {ax}, true))};
       Tensor gx = empty(y.shape(), y.options());
       KernelCtx k = kernel_ctx(y.device());
       LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, softmax_backward, k, y.dtype(), y.data_ptr(), gy.data_ptr(), gx.data_ptr(),
@@ -155,6 +161,32 @@ Tensor var(const Tensor& x, std::vector<int64_t> axes, bool keepdim, int64_t cor
              " leave no degrees of freedom (shape ", x.shape(), ")");
   Tensor d = x - mean(x, axes, true);
   return sum(square(d), std::move(axes), keepdim) / static_cast<double>(a.count - correction);
+}
+
+Tensor norm(const Tensor& x, double p, std::vector<int64_t> axes, bool keepdim) {
+  const OpRange range(OpId::Norm);
+  check_floating("norm", x);
+  LOOM_CHECK(p >= 1, "norm: p = ", p, " is not a norm (p must be ≥ 1 or inf; input ", x.shape(), ")");
+  if (std::isinf(p)) return max(abs(x), std::move(axes), keepdim);  // abs′(0) = 0, max shares ties
+  Axes a = resolve("norm", x, axes, keepdim);
+  Tensor y;
+  {
+    NoGrad no_grad;
+    y = p == 2 ? sqrt(sum(square(x), axes, keepdim))
+        : p == 1 ? sum(abs(x), axes, keepdim) : pow(sum(pow(abs(x), p), axes, keepdim), 1 / p);
+  }
+  if (needs_grad({&x}))
+    record(OpId::Norm, {x}, {y}, {x, y}, [p, ks = a.kept](BackwardCtx& c) {
+      const Tensor& x = c.saved[0];
+      Tensor y = reshape(c.saved[1], ks), g = reshape(c.grad_out[0], ks);
+      Tensor zero = zeros({}, x.options());
+      if (p == 1) return std::vector<Tensor>{g * sign(x)};
+      Tensor nonzero = ne(y, zero);
+      Tensor safe = where(nonzero, y, ones({}, x.options()));  // 1 where ‖x‖ = 0: no 0/0 on either branch
+      Tensor d = p == 2 ? x / safe : sign(x) * pow(abs(x), p - 1) / pow(safe, p - 1);
+      return std::vector<Tensor>{where(nonzero, g * d, zero)};
+    });
+  return y;
 }
 
 Tensor softmax(const Tensor& x, int64_t axis) { return softmax_op(OpId::Softmax, x, axis, false); }

@@ -153,6 +153,28 @@ void scatter_add_into(const Tensor& out, int64_t axis, const Tensor& index, cons
                 out.data_ptr(), a.outer, a.n, index.shape()[axis], a.inner);
 }
 
+// slice's adjoint through recorded ops: g placed at start, start + step, … of a
+// zero tensor shaped xs. With step > 1 each row of g is followed by step − 1 zero
+// rows (a concat along a new axis), then pad moves the result to `start` and
+// crops or extends it to xs[ax].
+Tensor slice_backward_recorded(const Tensor& g, const Shape& xs, int64_t ax, int64_t start, int64_t step) {
+  const int64_t m = g.shape()[ax];
+  Tensor spread = g;
+  if (step > 1 && m > 0) {
+    Shape zs = g.shape();
+    zs.insert(zs.begin() + ax + 1, step - 1);
+    Tensor rows = concat({unsqueeze(g, ax + 1), zeros(zs, g.options())}, ax + 1);
+    Shape flat = g.shape();
+    flat[ax] = m * step;
+    spread = reshape(rows, flat);
+  }
+  // pad's pairs count from the last axis: pair r−1−ax pads axis ax.
+  std::vector<int64_t> pads(2 * (xs.size() - ax), 0);
+  pads[pads.size() - 2] = start;
+  pads[pads.size() - 1] = xs[ax] - start - spread.shape()[ax];
+  return pad(spread, pads, 0);
+}
+
 }  // namespace
 
 Tensor reshape(const Tensor& x, Shape shape) {
@@ -391,6 +413,7 @@ Tensor slice(const Tensor& x, int64_t axis, int64_t start, int64_t stop, int64_t
     const Shape xs = x.shape();
     record(OpId::Slice, {x}, {y}, {}, [xs, ax, start, step](BackwardCtx& c) {
       const Tensor& g = c.grad_out[0];
+      if (differentiable({&g})) return std::vector<Tensor>{slice_backward_recorded(g, xs, ax, start, step)};
       Tensor gx = zeros(xs, g.options());
       strided_copy(gx, along(xs, ax, start, step), g, whole(g.shape()), g.shape(), "slice backward");
       return std::vector<Tensor>{gx};
@@ -450,8 +473,13 @@ Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index) {
                   a.outer, a.n, index.numel(), a.inner);
   if (needs_grad({&x})) {
     const Shape xs = x.shape();
-    record(OpId::IndexSelect, {x}, {y}, {index}, [xs, a](BackwardCtx& c) {
+    record(OpId::IndexSelect, {x}, {y}, {index}, [xs, a, ax](BackwardCtx& c) {
       const Tensor &g = c.grad_out[0], &index = c.saved[0];
+      if (differentiable({&g})) {  // index_add as a recorded scatter_add of g along ax
+        Shape is(g.dim(), 1);
+        is[ax] = index.numel();
+        return std::vector<Tensor>{scatter_add(zeros(xs, g.options()), ax, expand(reshape(index, is), g.shape()), g)};
+      }
       Tensor gx = zeros(xs, g.options());  // rows picked twice receive both gradients
       KernelCtx k = kernel_ctx(g.device());
       if (g.numel() > 0)
@@ -474,6 +502,7 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& index) {
     const Shape xs = x.shape();
     record(OpId::Gather, {x}, {y}, {index}, [xs, ax](BackwardCtx& c) {
       const Tensor& g = c.grad_out[0];
+      if (differentiable({&g})) return std::vector<Tensor>{scatter_add(zeros(xs, g.options()), ax, c.saved[0], g)};
       Tensor gx = zeros(xs, g.options());
       scatter_add_into(gx, ax, c.saved[0], g);
       return std::vector<Tensor>{gx};
@@ -496,7 +525,9 @@ Tensor scatter_add(const Tensor& x, int64_t axis, const Tensor& index, const Ten
   if (needs_grad({&x, &src}))
     record(OpId::ScatterAdd, {x, src}, {y}, {index}, [ax](BackwardCtx& c) {
       const Tensor& g = c.grad_out[0];
-      return std::vector<Tensor>{c.needs[0] ? g : Tensor(), c.needs[1] ? gather_raw(g, ax, c.saved[0]) : Tensor()};
+      Tensor gsrc;
+      if (c.needs[1]) gsrc = differentiable({&g}) ? gather(g, ax, c.saved[0]) : gather_raw(g, ax, c.saved[0]);
+      return std::vector<Tensor>{c.needs[0] ? g : Tensor(), gsrc};
     });
   return y;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "kernels/optim.h"
 
@@ -22,77 +23,164 @@ void group_by_kind(const std::vector<Tensor>& ts, const std::function<void(Devic
   for (auto& [key, idx] : groups) fn(key.first, key.second, idx);
 }
 
-// The pointer arrays of one fused call: role r of member j is roles[r][idx[j]].
-// Marks every tensor of role 0 as written (version bump).
+// The pointer arrays of one fused call: role r of member j is roles[r][idx[j]],
+// its step (if `steps` is given) steps[idx[j]]. Marks every tensor of role 0 as
+// written (version bump).
 class FusedList {
  public:
-  FusedList(const std::vector<const std::vector<Tensor>*>& roles, const std::vector<size_t>& idx) {
+  FusedList(const std::vector<const std::vector<Tensor>*>& roles, const std::vector<size_t>& idx,
+            const std::vector<int64_t>* steps = nullptr) {
     for (size_t i : idx) numel_.push_back((*roles[0])[i].numel());
+    if (steps)
+      for (size_t i : idx) step_.push_back((*steps)[i]);
     for (size_t r = 0; r < roles.size(); ++r)
       for (size_t i : idx) ptr_[r].push_back((*roles[r])[i].data_ptr());
     for (size_t i : idx) ++(*roles[0])[i].impl().storage->version;
     list_.count = static_cast<int64_t>(idx.size());
     list_.numel = numel_.data();
     for (int r = 0; r < 4; ++r) list_.ptr[r] = ptr_[r].data();
+    list_.step = steps ? step_.data() : nullptr;
   }
   const TensorList& list() const { return list_; }
 
  private:
-  std::vector<int64_t> numel_;
+  std::vector<int64_t> numel_, step_;
   std::vector<void*> ptr_[4];
   TensorList list_;
 };
 
 }  // namespace
 
-Optimizer::Optimizer(std::vector<Tensor> params, double lr) : params_(std::move(params)), lr_(lr) {
-  for (size_t i = 0; i < params_.size(); ++i)
-    LOOM_CHECK(params_[i].defined() && params_[i].requires_grad() && params_[i].is_leaf(),
-               "optimizer: parameter ", i, " must be a leaf tensor that requires grad");
+void Optimizer::add_group(const std::vector<Tensor>& params, double lr) {
+  LOOM_CHECK(std::isfinite(lr) && lr >= 0, "optimizer: learning rate of group ", groups_.size(),
+             " must be finite and non-negative, got ", lr);
+  for (const Tensor& p : params) {
+    const size_t i = params_.size();
+    LOOM_CHECK(p.defined() && p.requires_grad() && p.is_leaf(), "optimizer: parameter ", i,
+               " must be a leaf tensor that requires grad");
+    for (size_t j = 0; j < i; ++j)
+      LOOM_CHECK(params_[j].impl_ptr() != p.impl_ptr(), "optimizer: parameter ", i, " (group ", groups_.size(),
+                 ") is parameter ", j, " again; a parameter belongs to one group only");
+    params_.push_back(p);
+    param_steps_.push_back(0);
+  }
+  groups_.push_back({params_.size() - params.size(), params_.size(), lr, lr});
+}
+
+double Optimizer::lr() const {
+  LOOM_CHECK(groups_.size() == 1, "optimizer lr(): this optimizer has ", groups_.size(),
+             " parameter groups; use group_lr(g)");
+  return groups_[0].lr;
+}
+
+void Optimizer::set_lr(double lr) {
+  LOOM_CHECK(groups_.size() == 1, "optimizer set_lr(): this optimizer has ", groups_.size(),
+             " parameter groups; use set_group_lr(g, lr) or scale_lr(factor)");
+  set_group_lr(0, lr);
+}
+
+double Optimizer::group_lr(size_t g) const {
+  LOOM_CHECK(g < groups_.size(), "optimizer group_lr: group ", g, " of ", groups_.size());
+  return groups_[g].lr;
+}
+
+void Optimizer::set_group_lr(size_t g, double lr) {
+  LOOM_CHECK(g < groups_.size(), "optimizer set_group_lr: group ", g, " of ", groups_.size());
   LOOM_CHECK(std::isfinite(lr) && lr >= 0, "optimizer: learning rate must be finite and non-negative, got ", lr);
+  groups_[g].lr = lr;
+}
+
+void Optimizer::scale_lr(double factor) {
+  LOOM_CHECK(std::isfinite(factor) && factor >= 0, "optimizer scale_lr: factor must be finite and non-negative, got ",
+             factor);
+  for (Group& g : groups_) g.lr = g.initial_lr * factor;
 }
 
 void Optimizer::zero_grad() {
   for (Tensor& p : params_) p.zero_grad();
 }
 
-void Optimizer::for_each_group(int n_state_roles,
-                               const std::function<void(const KernelCtx&, DType, const TensorList&)>& update) {
+void Optimizer::for_each_fused_call(
+    int n_state_roles, const std::function<void(const KernelCtx&, DType, const TensorList&, size_t)>& update) {
   if (state_.empty()) state_.assign(n_state_roles, std::vector<Tensor>(params_.size()));
   NoGrad ng;
-  std::vector<Tensor> params, grads;
-  std::vector<std::vector<Tensor>> states(n_state_roles);
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (!params_[i].grad().defined()) continue;
-    params.push_back(params_[i]);
-    grads.push_back(params_[i].grad());
-    for (int r = 0; r < n_state_roles; ++r) {
-      if (!state_[r][i].defined()) state_[r][i] = zeros_like(params_[i].detach());
-      states[r].push_back(state_[r][i]);
-    }
+  for (size_t i = 0; i < params_.size(); ++i) {  // checked before any state changes
+    const Tensor& p = params_[i];
+    LOOM_CHECK(!p.grad().defined() || (p.grad().dtype() == p.dtype() && p.grad().device() == p.device()),
+               "optimizer: parameter ", i, " is ", p.dtype(), " on ", p.device(), " but its gradient is ",
+               p.grad().dtype(), " on ", p.grad().device(),
+               " (was its module moved with to() between forward and backward?)");
   }
-  std::vector<const std::vector<Tensor>*> roles{&params, &grads};
-  for (auto& st : states) roles.push_back(&st);
-  group_by_kind(params, [&](Device d, DType dt, const std::vector<size_t>& idx) {
-    FusedList fused(roles, idx);
-    update(kernel_ctx(d), dt, fused.list());
-  });
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    std::vector<Tensor> params, grads;
+    std::vector<int64_t> steps;
+    std::vector<std::vector<Tensor>> states(n_state_roles);
+    for (size_t i = groups_[g].begin; i < groups_[g].end; ++i) {
+      const Tensor& p = params_[i];
+      if (!p.grad().defined()) continue;
+      params.push_back(p);
+      grads.push_back(p.grad());
+      steps.push_back(++param_steps_[i]);
+      for (int r = 0; r < n_state_roles; ++r) {
+        Tensor& st = state_[r][i];
+        if (!st.defined()) st = zeros_like(p.detach());
+        // The parameter was moved or converted since (Module::to): its state follows.
+        if (st.dtype() != p.dtype() || st.device() != p.device()) st = st.to(p.device()).to(p.dtype());
+        states[r].push_back(st);
+      }
+    }
+    std::vector<const std::vector<Tensor>*> roles{&params, &grads};
+    for (auto& st : states) roles.push_back(&st);
+    group_by_kind(params, [&](Device d, DType dt, const std::vector<size_t>& idx) {
+      FusedList fused(roles, idx, &steps);
+      update(kernel_ctx(d), dt, fused.list(), g);
+    });
+  }
 }
 
 std::map<std::string, Tensor> Optimizer::state_dict() const {
   std::map<std::string, Tensor> out;
   out["step"] = from_vector(std::vector<int64_t>{steps_}, {});
+  for (size_t g = 0; g < groups_.size(); ++g)
+    out[str("lr.", g)] = from_vector(std::vector<double>{groups_[g].lr}, {}, TensorOptions{DType::Float64});
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (param_steps_[i] > 0) out[str("step.", i)] = from_vector(std::vector<int64_t>{param_steps_[i]}, {});
   for (size_t r = 0; r < state_.size(); ++r)
     for (size_t i = 0; i < params_.size(); ++i)
       if (state_[r][i].defined()) out[str(role_names_[r], ".", i)] = state_[r][i].detach();
   return out;
 }
 
+namespace {
+// A count stored in a state dict: one integer in [lo, hi], exact in any dtype
+// (an int64 as such; a float only when finite and integral, so that no
+// out-of-range float->int conversion happens).
+int64_t stored_count(const Tensor& t, const std::string& name, int64_t lo, int64_t hi) {
+  LOOM_CHECK(t.numel() == 1, "optimizer load_state_dict: '", name, "' must hold one count, got shape ", t.shape());
+  int64_t v = 0;
+  if (t.dtype() == DType::Int64 || t.dtype() == DType::Int32) {
+    v = t.to(DType::Int64).to_vector<int64_t>()[0];
+  } else {
+    const double d = t.item();
+    LOOM_CHECK(std::isfinite(d) && d == std::floor(d) && d >= -9.0e18 && d <= 9.0e18, "optimizer load_state_dict: '",
+               name, "' = ", d, " is not an integer count");
+    v = static_cast<int64_t>(d);
+  }
+  LOOM_CHECK(v >= lo && v <= hi, "optimizer load_state_dict: '", name, "' = ", v,
+             " is out of range: a step count must be >= ", lo, " and <= ", hi);
+  return v;
+}
+}  // namespace
+
 void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
   auto it = state.find("step");
-  LOOM_CHECK(it != state.end() && it->second.numel() == 1, "optimizer load_state_dict: no 'step' entry");
-  steps_ = static_cast<int64_t>(it->second.item());
-  state_.assign(role_names_.size(), std::vector<Tensor>(params_.size()));
+  LOOM_CHECK(it != state.end(), "optimizer load_state_dict: no 'step' entry");
+  const int64_t steps = stored_count(it->second, "step", 0, std::numeric_limits<int64_t>::max());
+  std::vector<std::vector<Tensor>> states(role_names_.size(), std::vector<Tensor>(params_.size()));
+  std::vector<int64_t> param_steps(params_.size(), 0);
+  std::vector<double> lrs;
+  for (const Group& g : groups_) lrs.push_back(g.lr);
+  bool per_param_steps = false;
   for (const auto& [name, t] : state) {
     if (name == "step") continue;
     const size_t dot = name.find('.');
@@ -104,42 +192,77 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
     } catch (const std::exception&) {
       i = params_.size();
     }
-    LOOM_CHECK(r != role_names_.end() && i < params_.size(), "optimizer load_state_dict: unexpected entry '", name,
-               "' (this optimizer has ", params_.size(), " parameters)");
+    if (role == "lr") {
+      LOOM_CHECK(i < groups_.size() && t.numel() == 1, "optimizer load_state_dict: unexpected entry '", name,
+                 "' (this optimizer has ", groups_.size(), " parameter groups)");
+      lrs[i] = t.to(DType::Float64).to_vector<double>()[0];
+      LOOM_CHECK(std::isfinite(lrs[i]) && lrs[i] >= 0, "optimizer load_state_dict: '", name, "' = ", lrs[i],
+                 " is not a learning rate (finite, >= 0)");
+      continue;
+    }
+    LOOM_CHECK((role == "step" || r != role_names_.end()) && i < params_.size(),
+               "optimizer load_state_dict: unexpected entry '", name, "' (this optimizer has ", params_.size(),
+               " parameters)");
+    if (role == "step") {
+      // A parameter is updated at most once per call of step().
+      param_steps[i] = stored_count(t, name, 1, steps);
+      per_param_steps = true;
+      continue;
+    }
     LOOM_CHECK(t.shape() == params_[i].shape(), "optimizer load_state_dict: '", name, "' has shape ", t.shape(),
                " but parameter ", i, " has shape ", params_[i].shape());
-    state_[r - role_names_.begin()][i] = t.detach().to(params_[i].device()).to(params_[i].dtype()).clone();
+    states[r - role_names_.begin()][i] = t.detach().to(params_[i].device()).to(params_[i].dtype()).clone();
   }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const bool has_state = std::any_of(states.begin(), states.end(), [&](auto& role) { return role[i].defined(); });
+    if (!per_param_steps && has_state) param_steps[i] = steps;  // a checkpoint from before per-parameter steps
+    LOOM_CHECK(!has_state || param_steps[i] > 0, "optimizer load_state_dict: parameter ", i,
+               " has state but no 'step.", i, "' entry");
+  }
+  // Nothing changes until everything has been checked.
+  steps_ = steps;
+  state_ = std::move(states);
+  param_steps_ = std::move(param_steps);
+  for (size_t g = 0; g < groups_.size(); ++g) set_group_lr(g, lrs[g]);
 }
 
-SGD::SGD(std::vector<Tensor> params, SGDOptions o) : Optimizer(std::move(params), o.lr), o_(o) {
-  LOOM_CHECK(o.momentum >= 0 && o.weight_decay >= 0, "SGD: momentum ", o.momentum, " and weight decay ",
-             o.weight_decay, " must be non-negative");
-  LOOM_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), "SGD: Nesterov needs momentum > 0 and no dampening");
+SGD::SGD(const std::vector<ParamGroup<SGDOptions>>& groups) : Optimizer(groups) {
+  for (const auto& [params, o] : groups) {
+    LOOM_CHECK(o.momentum >= 0 && o.weight_decay >= 0, "SGD: momentum ", o.momentum, " and weight decay ",
+               o.weight_decay, " must be non-negative");
+    LOOM_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0),
+               "SGD: Nesterov needs momentum > 0 and no dampening");
+    options_.push_back(o);
+  }
   role_names_ = {"momentum"};
 }
 
 void SGD::step() {
-  const SgdHyper h{lr_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov, steps_ == 0};
-  for_each_group(o_.momentum != 0 ? 1 : 0, [&](const KernelCtx& k, DType dt, const TensorList& l) {
+  // One momentum role for all groups: a group without momentum leaves its buffers unused.
+  const bool any_momentum = std::any_of(options_.begin(), options_.end(), [](auto& o) { return o.momentum != 0; });
+  for_each_fused_call(any_momentum ? 1 : 0, [&](const KernelCtx& k, DType dt, const TensorList& l, size_t g) {
+    const SGDOptions& o = options_[g];
+    const SgdHyper h{group_lr(g), o.momentum, o.dampening, o.weight_decay, o.nesterov};
     LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, sgd_step, k, dt, l, h);
   });
   ++steps_;
 }
 
-Adam::Adam(std::vector<Tensor> params, AdamOptions o, bool decoupled)
-    : Optimizer(std::move(params), o.lr), o_(o), decoupled_(decoupled) {
-  LOOM_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, decoupled ? "AdamW" : "Adam",
-             ": betas must lie in [0, 1), got (", o.beta1, ", ", o.beta2, ")");
-  LOOM_CHECK(o.eps >= 0 && o.weight_decay >= 0, decoupled ? "AdamW" : "Adam", ": eps and weight decay must be >= 0");
+Adam::Adam(const std::vector<ParamGroup<AdamOptions>>& groups, bool decoupled)
+    : Optimizer(groups), decoupled_(decoupled) {
+  for (const auto& [params, o] : groups) {
+    LOOM_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, decoupled ? "AdamW" : "Adam",
+               ": betas must lie in [0, 1), got (", o.beta1, ", ", o.beta2, ")");
+    LOOM_CHECK(o.eps >= 0 && o.weight_decay >= 0, decoupled ? "AdamW" : "Adam", ": eps and weight decay must be >= 0");
+    options_.push_back(o);
+  }
   role_names_ = {"exp_avg", "exp_avg_sq"};
 }
 
 void Adam::step() {
-  const double t = static_cast<double>(steps_ + 1);
-  const AdamHyper h{lr_,       o_.beta1, o_.beta2, o_.eps, o_.weight_decay, decoupled_, 1 - std::pow(o_.beta1, t),
-                    1 - std::pow(o_.beta2, t)};
-  for_each_group(2, [&](const KernelCtx& k, DType dt, const TensorList& l) {
+  for_each_fused_call(2, [&](const KernelCtx& k, DType dt, const TensorList& l, size_t g) {
+    const AdamOptions& o = options_[g];
+    const AdamHyper h{group_lr(g), o.beta1, o.beta2, o.eps, o.weight_decay, decoupled_};
     LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, adam_step, k, dt, l, h);
   });
   ++steps_;

@@ -14,8 +14,9 @@ T* role(const TensorList& l, int r, int64_t i) {
 template <class T>
 void adam_impl(const TensorList& l, const AdamHyper& h) {
   const T b1 = T(h.beta1), b2 = T(h.beta2), lr = T(h.lr), wd = T(h.weight_decay), eps = T(h.eps);
-  const T c1 = T(h.bias_correction1), sqrt_c2 = T(std::sqrt(h.bias_correction2));
   for (int64_t t = 0; t < l.count; ++t) {
+    const AdamBiasCorrection bc = adam_bias_correction(h, l.step[t]);
+    const T c1 = T(bc.c1), sqrt_c2 = T(bc.sqrt_c2);
     T *p = role<T>(l, 0, t), *g = role<T>(l, 1, t), *m = role<T>(l, 2, t), *v = role<T>(l, 3, t);
     const int64_t n = l.numel[t];
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -40,12 +41,13 @@ void sgd_impl(const TensorList& l, const SgdHyper& h) {
   for (int64_t t = 0; t < l.count; ++t) {
     T *p = role<T>(l, 0, t), *g = role<T>(l, 1, t);
     T* b = h.momentum != 0 ? role<T>(l, 2, t) : nullptr;
+    const bool first_step = l.step[t] == 1;
     const int64_t n = l.numel[t];
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; ++i) {
       T gi = g[i] + wd * p[i];
       if (b) {
-        b[i] = h.first_step ? gi : mu * b[i] + (T(1) - damp) * gi;
+        b[i] = first_step ? gi : mu * b[i] + (T(1) - damp) * gi;
         gi = h.nesterov ? gi + mu * b[i] : b[i];
       }
       p[i] -= lr * gi;

@@ -1,9 +1,11 @@
 // CUDA kernels for the optim family (kernels/optim.h) as multi-tensor kernels:
 // one launch updates every tensor of a TensorList, however many there are.
 //
-// The list is staged once per call: the pointers of each role and the prefix
-// sums offset[t] = Σ_{u<t} numel[u] are packed into a pinned host buffer and
-// copied to a device workspace with one cudaMemcpyAsync on the launch stream.
+// The list is staged once per call: the pointers of each role, the prefix
+// sums offset[t] = Σ_{u<t} numel[u] and the per-tensor scalars of the update
+// (Adam's bias corrections, SGD's step, from each parameter's own step) are
+// packed into a pinned host buffer and copied to a device workspace with one
+// cudaMemcpyAsync on the launch stream.
 // The kernel views the tensors as one virtual concatenation of offset[count]
 // elements cut into chunks of kChunk; a block takes chunks in a grid-stride
 // loop, and each of its threads finds the tensor holding its element by binary
@@ -42,10 +44,12 @@ constexpr int kStagingSlots = 4;
 std::atomic<uint64_t> g_launches{0};  // see optim_launch_count()
 
 // The device copy of a TensorList: ptr[r] points at count pointers of role r,
-// offset at count + 1 prefix sums.
+// offset at count + 1 prefix sums, scalar at the per-tensor scalars (a fixed
+// number per tensor, set by the entry point; null when it stages none).
 struct DeviceList {
   void* const* ptr[kRoles];
   const int64_t* offset;
+  const double* scalar;
   int64_t count, total;
 };
 
@@ -87,8 +91,8 @@ __device__ T* at(const DeviceList& l, int r, int64_t t) {
 template <class T>
 __global__ void adam_multi_tensor_kernel(DeviceList l, AdamHyper h) {
   const T b1 = T(h.beta1), b2 = T(h.beta2), lr = T(h.lr), wd = T(h.weight_decay), eps = T(h.eps);
-  const T c1 = T(h.bias_correction1), sqrt_c2 = T(::sqrt(h.bias_correction2));
   for_each_element(l, [&](int64_t t, int64_t i) {
+    const T c1 = T(l.scalar[2 * t]), sqrt_c2 = T(l.scalar[2 * t + 1]);  // tensor t's own bias corrections
     T *p = at<T>(l, 0, t), *g = at<T>(l, 1, t), *m = at<T>(l, 2, t), *v = at<T>(l, 3, t);
     T gi = g[i], pi = p[i];
     if (h.decoupled) {
@@ -114,7 +118,8 @@ __global__ void sgd_multi_tensor_kernel(DeviceList l, SgdHyper h) {
     T gi = add_rn(g[i], mul_rn(wd, p[i]));
     if (has_buffer) {
       T* b = at<T>(l, 2, t);
-      const T bi = h.first_step ? gi : add_rn(mul_rn(mu, b[i]), mul_rn(T(1) - damp, gi));
+      const bool first_step = l.scalar[t] == 1;  // the scalar is tensor t's own step
+      const T bi = first_step ? gi : add_rn(mul_rn(mu, b[i]), mul_rn(T(1) - damp, gi));
       b[i] = bi;
       gi = h.nesterov ? add_rn(gi, mul_rn(mu, bi)) : bi;
     }
@@ -187,13 +192,15 @@ Staging& staging(int device) {
   return all[device];
 }
 
-// A TensorList on the device for one launch on s's stream; the workspace holds
-// the arrays until the kernels queued behind the copy have run.
+// A TensorList on the device for one launch on s's stream, with `scalars`
+// (a whole number of doubles per tensor, or none); the workspace holds the
+// arrays until the kernels queued behind the copy have run.
 class StagedList {
  public:
-  StagedList(const LaunchScope& s, const TensorList& l, int roles)
-      : bytes_((roles * l.count + l.count + 1) * sizeof(int64_t)), device_(s.device(), bytes_) {
-    static_assert(sizeof(void*) == sizeof(int64_t), "pointers and offsets share one 8-byte-slot buffer");
+  StagedList(const LaunchScope& s, const TensorList& l, int roles, const std::vector<double>& scalars = {})
+      : bytes_((roles * l.count + l.count + 1 + scalars.size()) * sizeof(int64_t)), device_(s.device(), bytes_) {
+    static_assert(sizeof(void*) == sizeof(int64_t) && sizeof(double) == sizeof(int64_t),
+                  "pointers, offsets and scalars share one 8-byte-slot buffer");
     Staging& st = staging(s.device());
     std::lock_guard<std::mutex> lock(st.mutex);
     Staging::Slot& slot = st.slots[st.next];
@@ -210,11 +217,13 @@ class StagedList {
     int64_t* offset = words + roles * l.count;
     offset[0] = 0;
     for (int64_t t = 0; t < l.count; ++t) offset[t + 1] = offset[t] + l.numel[t];
+    std::memcpy(offset + l.count + 1, scalars.data(), scalars.size() * sizeof(double));
     LOOM_CUDA_CHECK(cudaMemcpyAsync(device_.as<int64_t>(), words, bytes_, cudaMemcpyHostToDevice, s.stream()));
     LOOM_CUDA_CHECK(cudaEventRecord(slot.copied, s.stream()));
     auto* dev = device_.as<int64_t>();
     for (int r = 0; r < kRoles; ++r) list_.ptr[r] = r < roles ? reinterpret_cast<void* const*>(dev + r * l.count) : nullptr;
     list_.offset = dev + roles * l.count;
+    list_.scalar = scalars.empty() ? nullptr : reinterpret_cast<const double*>(list_.offset + l.count + 1);
     list_.count = l.count;
     list_.total = offset[l.count];
   }
@@ -252,14 +261,19 @@ uint64_t optim_launch_count() { return g_launches.load(std::memory_order_relaxed
 void adam_step(const KernelCtx& k, DType dt, const TensorList& l, const AdamHyper& h) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "adam_step");
-  StagedList d(s, l, 4);
+  std::vector<double> bias_corrections;
+  for (int64_t t = 0; t < l.count; ++t) {
+    const AdamBiasCorrection bc = adam_bias_correction(h, l.step[t]);
+    bias_corrections.insert(bias_corrections.end(), {bc.c1, bc.sqrt_c2});
+  }
+  StagedList d(s, l, 4, bias_corrections);
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, adam_multi_tensor_kernel<T>, d.blocks(s), d.list(), h));
 }
 
 void sgd_step(const KernelCtx& k, DType dt, const TensorList& l, const SgdHyper& h) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "sgd_step");
-  StagedList d(s, l, h.momentum != 0 ? 3 : 2);
+  StagedList d(s, l, h.momentum != 0 ? 3 : 2, std::vector<double>(l.step, l.step + l.count));
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, sgd_multi_tensor_kernel<T>, d.blocks(s), d.list(), h));
 }
 

@@ -6,6 +6,7 @@
 // optim.cu), so the tolerances are tight. Allocations are poisoned (NaN bytes)
 // while the tests run; without a CUDA device every test is skipped.
 #include <cmath>
+#include <functional>
 
 #include "autograd/optim.h"
 #include "kernels/memory.h"
@@ -25,7 +26,7 @@ const std::vector<int64_t> kParamSizes = {1, 3, 257, 100000};
 class CudaPoolOptim : public CudaTest {};
 
 // float32 sums in double on both devices, in the same order: a few ulps at most.
-double tol(DType dt) { return dt == DType::Float32 ? 1e-6 : 1e-13; }
+double pool_tol(DType dt) { return dt == DType::Float32 ? 1e-6 : 1e-13; }
 
 Tensor uniform_cpu(const Shape& s, double lo, double hi, DType dt, uint64_t seed) {
   Generator g(seed);
@@ -37,22 +38,10 @@ Tensor integers_cpu(const Shape& s, double lo, double hi, DType dt, uint64_t see
   return uniform_cpu(s, lo, hi, dt, seed).to(DType::Int64).to(dt);
 }
 
-// f on x on the CPU and on a copy on the GPU: outputs, then the gradients of
-// Σ f(x)·R for a random R, must agree.
-void expect_cuda_matches_cpu(const std::function<Tensor(const Tensor&)>& f, const Tensor& x, double t) {
-  Tensor c = x.detach().clone(), g = x.detach().to(kCuda);
-  c.requires_grad_();
-  g.requires_grad_();
-  Tensor yc = f(c), yg = f(g);
-  ASSERT_EQ(yg.device(), kCuda);
-  expect_tensors_near(yg, yc, t, t);
-  Generator gen(99);
-  Tensor r = randn(yc.shape(), TensorOptions{yc.dtype()}, &gen);
-  backward(sum(yc * r));
-  backward(sum(yg * r.to(kCuda)));
-  ASSERT_TRUE(g.grad().defined());
-  EXPECT_EQ(g.grad().device(), kCuda);
-  expect_tensors_near(g.grad(), c.grad(), t, t);
+// f of one tensor on the CPU and on the GPU (cuda_test.h): outputs and gradients agree.
+void expect_unary_matches(const std::function<Tensor(const Tensor&)>& f, const Tensor& x, DType dt) {
+  const double t = pool_tol(dt);
+  expect_cuda_matches_cpu([&](const std::vector<Tensor>& in) { return f(in[0]); }, {x}, {t, t});
 }
 
 struct PoolCase {
@@ -80,11 +69,11 @@ TEST_F(CudaPoolOptim, MaxPoolMatchesCpu) {
       SCOPED_TRACE(str(dtype_name(dt), " ", c.shape, " k", c.kernel, " s", c.stride, " p", c.padding));
       // Quantized values: many ties, which must go to the same (first) element.
       Tensor x = integers_cpu(c.shape, -3, 3, dt, c.shape[2] * 10 + c.kernel);
-      expect_cuda_matches_cpu(
+      expect_unary_matches(
           [&](const Tensor& v) {
             return max_pool2d(v, {c.kernel, c.kernel}, {c.stride, c.stride}, {c.padding, c.padding});
           },
-          x, tol(dt));
+          x, dt);
     }
 }
 
@@ -102,11 +91,11 @@ TEST_F(CudaPoolOptim, AvgPoolMatchesCpu) {
     for (const PoolCase& c : pool_cases()) {
       SCOPED_TRACE(str(dtype_name(dt), " ", c.shape, " k", c.kernel, " s", c.stride, " p", c.padding));
       Tensor x = uniform_cpu(c.shape, -3, 3, dt, c.shape[3] * 10 + c.stride);
-      expect_cuda_matches_cpu(
+      expect_unary_matches(
           [&](const Tensor& v) {
             return avg_pool2d(v, {c.kernel, c.kernel}, {c.stride, c.stride}, {c.padding, c.padding});
           },
-          x, tol(dt));
+          x, dt);
     }
 }
 
@@ -115,8 +104,8 @@ TEST_F(CudaPoolOptim, UpsampleNearestMatchesCpu) {
     for (Shape s : {Shape{1, 3, 7, 9}, Shape{2, 5, 33, 31}, Shape{1, 1, 1, 1}})
       for (int64_t scale : {1, 2, 3}) {
         SCOPED_TRACE(str(dtype_name(dt), " ", s, " scale ", scale));
-        expect_cuda_matches_cpu([&](const Tensor& v) { return upsample_nearest2d(v, scale); },
-                                uniform_cpu(s, -3, 3, dt, s[2] + scale), tol(dt));
+        expect_unary_matches([&](const Tensor& v) { return upsample_nearest2d(v, scale); },
+                             uniform_cpu(s, -3, 3, dt, s[2] + scale), dt);
       }
 }
 
@@ -152,9 +141,11 @@ Twins twin_params(DType dt) {
   return t;
 }
 
-// Step `step` gives both twins the same random gradients (scale: to exercise clipping).
-void set_twin_grads(Twins& t, int step, double scale = 1) {
+// Step `step` gives both twins the same random gradients (scale: to exercise
+// clipping); parameter i gets its first one at step first_step(i), 0 by default.
+void set_twin_grads(Twins& t, int step, double scale = 1, const std::function<int(size_t)>& first_step = {}) {
   for (size_t i = 0; i < t.cpu.size(); ++i) {
+    if (first_step && step < first_step(i)) continue;
     Tensor g = uniform_cpu(t.cpu[i].shape(), -scale, scale, t.cpu[i].dtype(), 1000 * step + i);
     t.cpu[i].set_grad(g);
     t.gpu[i].set_grad(g.to(kCuda));
@@ -172,8 +163,9 @@ template <class Opt, class Options>
 void expect_steps_match(DType dt, Options o) {
   Twins t = twin_params(dt);
   Opt cpu(t.cpu, o), gpu(t.gpu, o);
-  for (int step = 0; step < 3; ++step) {
-    set_twin_grads(t, step);
+  // Parameters join at steps 0, 1, 2, 0: one fused launch mixes per-parameter steps.
+  for (int step = 0; step < 4; ++step) {
+    set_twin_grads(t, step, 1, [](size_t i) { return int(i % 3); });
     cpu.step();
     gpu.step();
   }

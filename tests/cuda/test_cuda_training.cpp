@@ -81,10 +81,12 @@ std::shared_ptr<Classifier> conv_classifier() {
   using namespace nn;
   const ConvParams same{.padding = {1, 1}};
   return std::make_shared<Classifier>(std::vector<ModulePtr>{
-      std::make_shared<Conv2d>(1, 4, 3, same, false), BatchNorm2d(4), LeakyReLU(0.1),
+      std::make_shared<Conv2d>(1, 4, 3, ConvOptions{.params = same, .bias = false}), std::make_shared<BatchNorm2d>(4),
+      std::make_shared<LeakyReLU>(0.1),
       std::make_shared<Lambda>("MaxPool2d", [](const Tensor& x) { return max_pool2d(x, {2, 2}); }),
-      std::make_shared<Conv2d>(4, 6, 3, same), ReLU(),
-      std::make_shared<Lambda>("AvgPool2d", [](const Tensor& x) { return avg_pool2d(x, {2, 2}); }), Flatten(),
+      std::make_shared<Conv2d>(4, 6, 3, ConvOptions{.params = same}), std::make_shared<ReLU>(),
+      std::make_shared<Lambda>("AvgPool2d", [](const Tensor& x) { return avg_pool2d(x, {2, 2}); }),
+      std::make_shared<Flatten>(),
       std::make_shared<Linear>(6 * 2 * 2, kConvClasses)});
 }
 
@@ -94,8 +96,8 @@ constexpr int64_t kMlpIn = 10, kMlpClasses = 4;
 std::shared_ptr<Classifier> mlp() {
   using namespace nn;
   return std::make_shared<Classifier>(std::vector<ModulePtr>{
-      std::make_shared<Linear>(kMlpIn, 16), std::make_shared<LayerNorm>(Shape{16}), SiLU(),
-      std::make_shared<Dropout>(0.25), std::make_shared<Linear>(16, 16), Tanh(),
+      std::make_shared<Linear>(kMlpIn, 16), std::make_shared<LayerNorm>(Shape{16}), std::make_shared<SiLU>(),
+      std::make_shared<Dropout>(0.25), std::make_shared<Linear>(16, 16), std::make_shared<Tanh>(),
       std::make_shared<Linear>(16, kMlpClasses)});
 }
 
@@ -108,11 +110,13 @@ class TinyVae : public TrainableNet {
   TinyVae() {
     using namespace nn;
     encoder_ = register_module("encoder", std::make_shared<Sequential>(std::vector<ModulePtr>{
-        Flatten(), std::make_shared<Linear>(kSide * kSide, 16), ReLU(), std::make_shared<Linear>(16, 2 * kLatent)}));
+        std::make_shared<Flatten>(), std::make_shared<Linear>(kSide * kSide, 16), std::make_shared<ReLU>(),
+        std::make_shared<Linear>(16, 2 * kLatent)}));
     decoder_ = register_module("decoder", std::make_shared<Sequential>(std::vector<ModulePtr>{
-        std::make_shared<Linear>(kLatent, 2 * 3 * 3), Unflatten({2, 3, 3}),
-        std::make_shared<ConvTranspose2d>(2, 4, 4, ConvParams{.stride = {2, 2}, .padding = {1, 1}}),
-        std::make_shared<GroupNorm>(2, 4), ELU(), std::make_shared<Conv2d>(4, 1, 3, ConvParams{.padding = {1, 1}})}));
+        std::make_shared<Linear>(kLatent, 2 * 3 * 3), std::make_shared<Unflatten>(Shape{2, 3, 3}),
+        std::make_shared<ConvTranspose2d>(2, 4, 4, ConvOptions{.params = {.stride = {2, 2}, .padding = {1, 1}}}),
+        std::make_shared<GroupNorm>(2, 4), std::make_shared<ELU>(),
+        std::make_shared<Conv2d>(4, 1, 3, ConvOptions{.params = {.padding = {1, 1}}})}));
   }
   Tensor loss(const Batch& b, Generator& noise) override {
     Tensor h = (*encoder_)(b.x);
