@@ -24,7 +24,7 @@ namespace likelihood {
 namespace {
 
 constexpr int64_t kClasses = 10;
-const ModelOptions kOptions{.lr = 1e-2,
+const ModelOptions kOptions{.lr = 3e-2,
                             .b1 = 0.9,
                             .b2 = 0.999,
                             .latent_dim = std::nullopt,

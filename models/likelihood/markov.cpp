@@ -18,7 +18,7 @@ namespace likelihood {
 namespace {
 
 const ModelOptions kOptions{
-    .lr = 1e-2, .b1 = 0.9, .b2 = 0.999, .latent_dim = std::nullopt, .fit = "gd", .alpha = 0.0,
+    .lr = 3e-2, .b1 = 0.9, .b2 = 0.999, .latent_dim = std::nullopt, .fit = "gd", .alpha = 0.0,
     .conditional = std::nullopt, .levels = std::nullopt};
 
 class Markov : public DensityModel {
