@@ -19,6 +19,11 @@ namespace loom::models {
 struct ModelOptions {
   std::optional<double> lr, b1, b2;  // Adam's learning rate and betas
   std::optional<int64_t> latent_dim;
+  // Explicit-density pixel models (models/likelihood/):
+  std::optional<std::string> fit{};   // "gd" (gradient descent on the NLL) or "counts" (closed-form MLE)
+  std::optional<double> alpha{};      // add-alpha smoothing of the counts fit, >= 0
+  std::optional<bool> conditional{};  // one model per class plus the class prior p(y)
+  std::optional<int64_t> levels{};    // values per pixel: 2 (binarized) or 256 (8-bit)
 };
 
 // Hyper-parameters from the command line (flag names follow the PyTorch
@@ -29,6 +34,10 @@ struct Config {
   std::optional<int64_t> batch_size;  // the driver's default: 64
   std::optional<double> lr, b1, b2;
   std::optional<int64_t> latent_dim;
+  std::optional<std::string> fit;
+  std::optional<double> alpha;
+  std::optional<bool> conditional;
+  std::optional<int64_t> levels;
   Device device = Device::cpu();
   std::optional<uint64_t> seed;  // the driver's default: 0
   std::string data_dir;  // where a model that shows data (the classifier) finds it
@@ -37,8 +46,10 @@ struct Config {
 // The accepted range of every option, as "--flag must ..." text.
 inline constexpr int64_t kMaxLatentDim = 65536;
 // "" when value is in range for the option called field ("lr", "b1", "b2",
-// "latent_dim", "batch_size"), else what the range is: "must be > 0".
+// "latent_dim", "alpha", "levels", "batch_size"), else what the range is: "must be > 0".
 std::string option_range_problem(const std::string& field, double value);
+// "" when fit names a fitting method ("gd" or "counts"), else what it must be.
+std::string fit_problem(const std::string& fit);
 // The command-line flag of an option field: "latent_dim" -> "--latent-dim".
 std::string option_flag(const std::string& field);
 

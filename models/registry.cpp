@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "models/model.h"
 
@@ -38,8 +39,14 @@ std::string option_range_problem(const std::string& field, double v) {
   if (field == "b1" || field == "b2") return v >= 0 && v < 1 ? "" : "must lie in [0, 1)";
   if (field == "latent_dim")
     return v >= 1 && v <= kMaxLatentDim && v == std::floor(v) ? "" : str("must lie in [1, ", kMaxLatentDim, "]");
+  if (field == "alpha") return std::isfinite(v) && v >= 0 ? "" : "must be >= 0";
+  if (field == "levels") return v == 2 || v == 256 ? "" : "must be 2 or 256";
   if (field == "batch_size") return v >= 1 && v <= 9.0e18 && v == std::floor(v) ? "" : "must be >= 1";
   throw Error(str("option_range_problem: unknown option '", field, "'"));
+}
+
+std::string fit_problem(const std::string& fit) {
+  return fit == "gd" || fit == "counts" ? "" : "must be gd or counts";
 }
 
 Config resolve_config(const Registration& r, Config c) {
@@ -51,6 +58,10 @@ Config resolve_config(const Registration& r, Config c) {
   note("b1", r.options.b1.has_value());
   note("b2", r.options.b2.has_value());
   note("latent_dim", r.options.latent_dim.has_value());
+  note("fit", r.options.fit.has_value());
+  note("alpha", r.options.alpha.has_value());
+  note("conditional", r.options.conditional.has_value());
+  note("levels", r.options.levels.has_value());
   auto resolve = [&](const char* field, auto& given, const auto& dflt) {
     if (!given) {
       given = dflt;
@@ -58,13 +69,23 @@ Config resolve_config(const Registration& r, Config c) {
     }
     LOOM_CHECK(dflt.has_value(), option_flag(field), " does not apply to model '", r.name, "' (it takes ",
                takes.empty() ? "no model options" : takes, ")");
-    const std::string problem = option_range_problem(field, static_cast<double>(*given));
-    LOOM_CHECK(problem.empty(), option_flag(field), " ", problem, ", got ", *given);
+    using T = std::decay_t<decltype(*given)>;
+    if constexpr (std::is_same_v<T, std::string>) {
+      const std::string problem = fit_problem(*given);
+      LOOM_CHECK(problem.empty(), option_flag(field), " ", problem, ", got '", *given, "'");
+    } else if constexpr (!std::is_same_v<T, bool>) {
+      const std::string problem = option_range_problem(field, static_cast<double>(*given));
+      LOOM_CHECK(problem.empty(), option_flag(field), " ", problem, ", got ", *given);
+    }
   };
   resolve("lr", c.lr, r.options.lr);
   resolve("b1", c.b1, r.options.b1);
   resolve("b2", c.b2, r.options.b2);
   resolve("latent_dim", c.latent_dim, r.options.latent_dim);
+  resolve("fit", c.fit, r.options.fit);
+  resolve("alpha", c.alpha, r.options.alpha);
+  resolve("conditional", c.conditional, r.options.conditional);
+  resolve("levels", c.levels, r.options.levels);
   if (!c.batch_size) c.batch_size = 64;
   const std::string problem = option_range_problem("batch_size", static_cast<double>(*c.batch_size));
   LOOM_CHECK(problem.empty(), "--batch-size ", problem, ", got ", *c.batch_size);

@@ -29,6 +29,8 @@ std::string exact(double v) {
 }
 std::string exact(int64_t v) { return std::to_string(v); }
 std::string exact(uint64_t v) { return std::to_string(v); }
+std::string exact(const std::string& v) { return v; }
+std::string exact(bool v) { return v ? "true" : "false"; }
 
 // What a training checkpoint's metadata says about its run, every number checked.
 struct StoredRun {
@@ -49,6 +51,10 @@ SafetensorsMetadata config_metadata(const std::string& model, const models::Conf
   if (c.b1) m["b1"] = exact(*c.b1);
   if (c.b2) m["b2"] = exact(*c.b2);
   if (c.latent_dim) m["latent_dim"] = exact(*c.latent_dim);
+  if (c.fit) m["fit"] = *c.fit;
+  if (c.alpha) m["alpha"] = exact(*c.alpha);
+  if (c.conditional) m["conditional"] = exact(*c.conditional);
+  if (c.levels) m["levels"] = exact(*c.levels);
   return m;
 }
 
@@ -94,6 +100,20 @@ class MetadataReader {
                models::option_flag(key), " ", problem, ")");
     return out;
   }
+  // A fitting method ("gd" or "counts").
+  const std::string& fit(const std::string& key) const {
+    const std::string& v = text(key);
+    const std::string problem = models::fit_problem(v);
+    LOOM_CHECK(problem.empty(), "checkpoint ", path_, ": metadata '", key, "' = '", v, "' is out of range (",
+               models::option_flag(key), " ", problem, ")");
+    return v;
+  }
+  bool boolean(const std::string& key) const {
+    const std::string& v = text(key);
+    LOOM_CHECK(v == "true" || v == "false", "checkpoint ", path_, ": metadata '", key, "' = '", v,
+               "' is not true or false");
+    return v == "true";
+  }
 
  private:
   const Safetensors& s_;
@@ -121,6 +141,10 @@ StoredRun read_run(const Safetensors& ck, const std::string& path, const models:
   if (reg.options.b1) r.config.b1 = m.option("b1");
   if (reg.options.b2) r.config.b2 = m.option("b2");
   if (reg.options.latent_dim) r.config.latent_dim = static_cast<int64_t>(m.option("latent_dim"));
+  if (reg.options.fit) r.config.fit = m.fit("fit");
+  if (reg.options.alpha) r.config.alpha = m.option("alpha");
+  if (reg.options.conditional) r.config.conditional = m.boolean("conditional");
+  if (reg.options.levels) r.config.levels = static_cast<int64_t>(m.option("levels"));
   return r;
 }
 
@@ -305,6 +329,10 @@ TrainResult train(const TrainOptions& o) {
     keep("b1", given.b1, run.config.b1);
     keep("b2", given.b2, run.config.b2);
     keep("latent_dim", given.latent_dim, run.config.latent_dim);
+    keep("fit", given.fit, run.config.fit);
+    keep("alpha", given.alpha, run.config.alpha);
+    keep("conditional", given.conditional, run.config.conditional);
+    keep("levels", given.levels, run.config.levels);
     keep("batch_size", given.batch_size, run.config.batch_size);
     keep("seed", given.seed, run.config.seed);
     // limit_train 0 in the checkpoint: every image.

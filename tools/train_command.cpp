@@ -64,6 +64,10 @@ int train_command(const std::vector<std::string>& args) {
       {"--b1", "X", "Adam beta1, in [0, 1) (default: the model's)"},
       {"--b2", "X", "Adam beta2, in [0, 1) (default: the model's)"},
       {"--latent-dim", "N", "latent dimension, in [1, 65536], for models with a latent space (default: the model's)"},
+      {"--fit", "HOW", "likelihood models: gd (gradient descent on the NLL, default) or counts (closed-form MLE)"},
+      {"--alpha", "X", "likelihood models, --fit counts: add-alpha smoothing, >= 0 (default 0: the MLE)"},
+      {"--conditional", "", "bernoulli: one image model per class plus p(y); eval reports Bayes-rule accuracy"},
+      {"--levels", "N", "bernoulli: values per pixel, 2 (binarized, default) or 256 (8-bit categorical)"},
       kDevice,
       kSeed,
       {"--sample-every", "N", "write a sample grid every N steps", {"--sample-interval"}},
@@ -88,6 +92,10 @@ int train_command(const std::vector<std::string>& args) {
   if (a.has("--b1")) o.config.b1 = a.number("--b1", 0);
   if (a.has("--b2")) o.config.b2 = a.number("--b2", 0);
   if (a.has("--latent-dim")) o.config.latent_dim = count(a, "--latent-dim");
+  if (a.has("--fit")) o.config.fit = a.value("--fit");
+  if (a.has("--alpha")) o.config.alpha = a.number("--alpha", 0);
+  if (a.has("--conditional")) o.config.conditional = true;
+  if (a.has("--levels")) o.config.levels = count(a, "--levels");
   o.config.device = device_of(a);
   if (a.has("--seed")) o.config.seed = a.unsigned_value("--seed", 0);
   o.config.data_dir = a.value("--data", data::kFashionMnistDir);

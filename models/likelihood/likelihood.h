@@ -1,0 +1,88 @@
+// Explicit-density pixel models: log p(x) is computed exactly, so they are fitted
+// by maximum likelihood and report the negative log-likelihood (NLL) itself, not
+// a bound. Each is fitted one of two ways (the `fit` option), which agree:
+//
+//   gd      gradient descent (Adam) on the mean NLL of each batch, through the engine;
+//   counts  the closed-form MLE from counts of the pixel values it has seen
+//           (train_step adds a batch to the counts; no optimizer). With add-alpha
+//           smoothing (`alpha` >= 0; 0, the default, is the MLE) a Bernoulli
+//           parameter is p = (n1 + alpha) / (n + 2 alpha).
+//
+// Where the MLE is p = 0 or 1 its logit is -inf or +inf; it is stored clamped at
+// +-kMaxLogit (p ~ 1e-13) so a checkpoint stays finite. A context never seen
+// (a Markov pixel after a value that never occurred) keeps logit 0, p = 1/2: the
+// value gradient descent, which starts at 0 and gets no gradient there, keeps too.
+// Both models compute in float64.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <memory>
+#include <vector>
+
+#include "models/model.h"
+
+namespace loom::models::likelihood {
+
+inline constexpr double kMaxLogit = 30;
+
+// A model whose log-likelihood is exact.
+class DensityModel : public Model {
+ public:
+  // log p(x) of each image ([B, 1, H, W] or [B, n], pixels in {0, 1}, or in
+  // {0, 1/255, ..., 1} with 256 levels): float64 [B].
+  virtual Tensor log_prob(const Tensor& images) = 0;
+  // log p(x, y = k) for every class k: float64 [B, K]; undefined for models
+  // without classes.
+  virtual Tensor class_log_joint(const Tensor&) { return {}; }
+  // The number of free parameters: values that fix the distribution and can vary
+  // independently (a categorical over L values has L - 1).
+  virtual int64_t free_parameters() const = 0;
+};
+
+// The tables of a density model: parameters when fitted by gradient descent,
+// buffers (no gradient) when fitted from counts, under the same names.
+class Tables : public nn::Module {
+ public:
+  std::string name() const override { return "Tables"; }
+  Tensor& add(const std::string& name, Tensor* field, Tensor value, bool parameter) {
+    return parameter ? register_parameter(name, field, std::move(value)) : register_buffer(name, field, std::move(value));
+  }
+};
+
+// The models over `pixels` pixels (784 for Fashion-MNIST; tests use small images).
+std::unique_ptr<DensityModel> make_bernoulli_model(const Config& c, int64_t pixels = 784);
+std::unique_ptr<DensityModel> make_markov_model(const Config& c, int64_t pixels = 784);
+
+// The smoothed-MLE logit log((ones + alpha) / (total - ones + alpha)), clamped to
+// +-kMaxLogit; 0 when total + 2 alpha == 0 (no data, no prior).
+inline double logit_from_counts(double ones, double total, double alpha) {
+  const double a = ones + alpha, b = total - ones + alpha;
+  if (a + b <= 0) return 0;
+  if (a <= 0) return -kMaxLogit;
+  if (b <= 0) return kMaxLogit;
+  return std::clamp(std::log(a) - std::log(b), -kMaxLogit, kMaxLogit);
+}
+
+// Images as float64 rows [B, n], checked to have n pixels.
+inline Tensor flat_pixels(const Tensor& images, int64_t n, const char* model) {
+  const int64_t b = images.size(0);
+  LOOM_CHECK(images.numel() == b * n, model, ": expected images of ", n, " pixels, got ", images.shape());
+  return reshape(images, {b, n}).to(DType::Float64);
+}
+
+// A buffer replaced by host values (counts and the logits derived from them).
+inline void assign(Tensor& field, const std::vector<double>& values) {
+  field = from_vector(values, field.shape(), TensorOptions{DType::Float64, field.device()});
+}
+
+// Losses every density model reports: NLL in nats per image, in bits per
+// dimension (nats / (n ln 2)), and its free parameters.
+inline Losses nll_losses(double nll_nats, int64_t n, int64_t params) {
+  return {{"nll", nll_nats},
+          {"bits_per_dim", nll_nats / (static_cast<double>(n) * std::log(2.0))},
+          {"params", static_cast<double>(params)}};
+}
+
+}  // namespace loom::models::likelihood
