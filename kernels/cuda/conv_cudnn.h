@@ -2,6 +2,8 @@
 // kernels/cuda/conv.cu to call when conv_variant() is ConvVariant::V0. Only in builds with cuDNN.
 #pragma once
 
+#include "kernels/base.h"  // kernels/config.h: LOOM_HAVE_CUDNN
+
 #ifdef LOOM_HAVE_CUDNN
 #include "kernels/conv.h"
 #include "kernels/cuda/launch.h"
