@@ -79,40 +79,7 @@ Tensor Tensor::detach() const {
   return Tensor(p);
 }
 
-Tensor Tensor::to(Device d) const {
-  const OpRange range(OpId::ToDevice);
-  if (d == device()) return *this;
-  Tensor out = empty(shape(), TensorOptions{dtype(), d});
-  kernels::copy_bytes(d, out.data_ptr(), device(), data_ptr(), numel() * dtype_size(dtype()));
-  Device from = device();
-  record(OpId::ToDevice, {*this}, {out}, {}, [from](BackwardCtx& c) {
-    return std::vector<Tensor>{c.grad_out[0].to(from)};
-  });
-  return out;
-}
-
-Tensor Tensor::to(DType t) const {
-  const OpRange range(OpId::Cast);
-  if (t == dtype()) return *this;
-  Tensor out = empty(shape(), TensorOptions{t, device()});
-  KernelCtx k = kernel_ctx(device());
-  LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, cast, k, dtype(), data_ptr(), t, out.data_ptr(), numel());
-  if (is_floating(t)) {
-    DType from = dtype();
-    record(OpId::Cast, {*this}, {out}, {}, [from](BackwardCtx& c) {
-      return std::vector<Tensor>{c.grad_out[0].to(from)};
-    });
-  }
-  return out;
-}
-
-Tensor Tensor::clone() const {
-  const OpRange range(OpId::Clone);
-  Tensor out = empty(shape(), options());
-  kernels::copy_bytes(device(), out.data_ptr(), device(), data_ptr(), numel() * dtype_size(dtype()));
-  record(OpId::Clone, {*this}, {out}, {}, [](BackwardCtx& c) { return std::vector<Tensor>{c.grad_out[0]}; });
-  return out;
-}
+// to(Device), to(DType) and clone() are ops on the tape: autograd/ops/shape.cpp, as autograd/ops.def files them.
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {

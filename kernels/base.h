@@ -3,6 +3,8 @@
 // must never include anything from autograd/.
 #pragma once
 
+#include "kernels/config.h"  // generated: LOOM_WITH_CUDA, LOOM_CUDA_<FAMILY>, LOOM_HAVE_CUDNN
+
 #include <cstddef>
 #include <cstdint>
 #include <sstream>

@@ -16,6 +16,8 @@
 // reaches) fit the same kernels.
 #pragma once
 
+#include <string>
+
 #include "kernels/dispatch.h"
 
 namespace loom {
@@ -30,35 +32,56 @@ struct ConvGeometry {
 
 }  // namespace loom
 
-// `variant` picks the algorithm. CPU (kernels/cpu/conv.cpp): 0 chooses per shape, 1 is im2col + a
-// GEMM per image, 2 is an implicit GEMM over shifted views of the input (a GEMM per kernel tap, no
-// im2col). CUDA (kernels/cuda/conv.cu): 0 follows conv_impl() below, 1 is loom's direct kernels, 2
-// its tiled implicit GEMM. Every variant computes the same function; tests and benchmarks name them.
+// The kernels run the variant selected by set_conv_variant / LOOM_CONV (below), read at every call.
 #define LOOM_CONV_API                                                                             \
   /* y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C/G, kh, kw]) + bias [O] (bias may be null) */  \
   void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x,        \
-                      const void* w, const void* bias, void* y, int variant = 0);                \
+                      const void* w, const void* bias, void* y);                                 \
   /* gx [N, C, H, W] = convᵀ(gy [N, O, OH, OW], w) + bias [C] (bias may be null; it is there      \
      because this pass is conv_transpose2d's forward) */                                          \
   void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, \
-                            const void* w, const void* bias, void* gx, int variant = 0);          \
+                            const void* w, const void* bias, void* gx);                           \
   /* gw [O, C/G, kh, kw] = Σ_n gy[n] ⋆ x[n] (overwritten, not accumulated) */                     \
   void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, \
-                              const void* gy, void* gw, int variant = 0);
+                              const void* gy, void* gw);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_CONV, LOOM_CONV_API)
 
 namespace loom::kernels {
-// Which kernels run conv on CUDA tensors (the CPU always runs kernels/cpu/conv.cpp). Numbered as in
-// kernels/cuda/conv.cu:
-//   Loom        v2, loom's tiled implicit GEMM (the default)
-//   LoomDirect  v1, loom's naive direct kernels (one thread per output element: the readable reference)
-//   CuDnn       v0, cuDNN's legacy convolution API (kernels/cuda/conv_cudnn.cu), the baseline to beat
-// The environment variable LOOM_CONV=loom|direct|cudnn sets it at first use; set_conv_impl overrides.
-// Never silent: choosing cuDNN in a build without it (CPU-only, or cuDNN not found) is a loom::Error,
-// and so is an unknown LOOM_CONV value.
-enum class ConvImpl { Loom, LoomDirect, CuDnn };
-void set_conv_impl(ConvImpl impl);
-ConvImpl conv_impl();
-const char* conv_impl_name(ConvImpl impl);
+// Which algorithm runs each conv pass. One numbering on both backends, llm.c's: v0 is a library
+// baseline, v1 the naive (readable, reference) version, higher numbers are tuned:
+//
+//          CPU (kernels/cpu/conv.cpp)                CUDA (kernels/cuda/conv.cu)
+//   v0     none: the CPU has no conv library,       cuDNN's legacy API (kernels/cuda/conv_cudnn.cu), the
+//          so a CPU conv with v0 selected is         baseline to beat; only in builds that found cuDNN
+//          a loom::Error
+//   v1     im2col + a GEMM per image                 direct: one thread per output element
+//   v2     shifted views: an implicit GEMM, one      tiled implicit GEMM
+//          GEMM per kernel tap, no im2col
+//   auto   v1 or v2, chosen per shape (default)      v2 (default)
+//
+// Every variant computes the same function. One process-wide selector for both backends:
+// set_conv_variant, or the environment variable LOOM_CONV=auto|v0|v1|v2 (read once, at first use).
+// Never silent: selecting v0 in a build without cuDNN, running a CPU conv while v0 is selected, and an
+// unknown LOOM_CONV value are each a loom::Error.
+enum class ConvVariant : int8_t { Auto = -1, V0 = 0, V1 = 1, V2 = 2 };
+void set_conv_variant(ConvVariant v);
+ConvVariant conv_variant();
+// "auto", "v0", "v1", "v2" (or "0", "1", "2"): LOOM_CONV's values. Anything else is a loom::Error.
+ConvVariant parse_conv_variant(const std::string& s);
+// What the variant runs on that backend, e.g. "v2 tiled implicit GEMM" (tables, test traces).
+const char* conv_variant_name(ConvVariant v, DeviceType backend);
+
+// Selects a variant for a scope and restores the previous one (tests, benchmarks). Process-wide, like
+// the selector: scopes on different threads would interleave.
+class ConvVariantScope {
+ public:
+  explicit ConvVariantScope(ConvVariant v) : previous_(conv_variant()) { set_conv_variant(v); }
+  ~ConvVariantScope() { set_conv_variant(previous_); }
+  ConvVariantScope(const ConvVariantScope&) = delete;
+  ConvVariantScope& operator=(const ConvVariantScope&) = delete;
+
+ private:
+  ConvVariant previous_;
+};
 }  // namespace loom::kernels

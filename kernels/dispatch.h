@@ -2,8 +2,9 @@
 //
 // Each kernel family declares its entry points once, as a macro over a backend
 // namespace (see elementwise.h), and implements them in kernels/cpu/<family>.cpp
-// and kernels/cuda/<family>.cu. CMake defines LOOM_CUDA_<FAMILY> to 1 when the
-// family's .cu file is part of a CUDA build and to 0 otherwise, so a CPU-only
+// and kernels/cuda/<family>.cu. The generated kernels/config.h (included by
+// kernels/base.h) defines LOOM_CUDA_<FAMILY> to 1 when the family's .cu file is
+// part of a CUDA build and to 0 otherwise, so a CPU-only
 // build compiles the CUDA side out entirely and an op on a CUDA tensor whose
 // family has no CUDA kernel is a clear error instead of a link failure.
 #pragma once

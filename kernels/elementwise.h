@@ -1,11 +1,13 @@
 // Elementwise kernels: unary maps and their derivatives, broadcasting binary
 // and ternary (where) maps, fill, cast and iota.
 //
-// Broadcasting is described by a Broadcast: the output shape plus, for each
-// operand, its strides in elements with 0 on broadcast dimensions. Ops in
-// autograd/ build it once (autograd/broadcast.cpp); kernels just walk it.
+// Broadcasting is described by a Broadcast (kernels/broadcast.h): the output
+// shape plus, for each operand, its strides in elements with 0 on broadcast
+// dimensions. Ops in autograd/ build it once with make_broadcast; kernels just
+// walk it.
 #pragma once
 
+#include "kernels/broadcast.h"
 #include "kernels/dispatch.h"
 
 namespace loom {
@@ -20,18 +22,6 @@ struct UnaryParams {
 };
 
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge };
-
-constexpr int kMaxRank = 8;
-struct Broadcast {
-  int rank = 0;
-  int64_t shape[kMaxRank] = {};
-  int64_t stride[3][kMaxRank] = {};  // per operand, in elements; 0 = broadcast
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int i = 0; i < rank; ++i) n *= shape[i];
-    return n;
-  }
-};
 
 }  // namespace loom
 

@@ -4,6 +4,8 @@
 // Ranges nest: every push is matched by a pop on the same thread.
 #pragma once
 
+#include "kernels/config.h"  // LOOM_WITH_CUDA
+
 namespace loom::kernels {
 
 inline constexpr bool kProfilingRanges = LOOM_WITH_CUDA;

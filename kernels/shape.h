@@ -3,7 +3,8 @@
 // contiguous buffer); index ops move rows by an index tensor.
 #pragma once
 
-#include "kernels/elementwise.h"
+#include "kernels/broadcast.h"
+#include "kernels/dispatch.h"
 
 #define LOOM_SHAPE_API                                                                           \
   /* dst[off_d + Σ i_k dst_stride[k]] = src[off_s + Σ i_k src_stride[k]] over shape;             \

@@ -134,11 +134,13 @@ ConvParams transposed_params(const Shape& xs, const Shape& ys, const Shape& ws, 
   return p;
 }
 
-// Runs CPU kernel `variant` for all three passes on float64 x, w, bias and checks each against the
+// Runs CPU kernel variant `variant` (kernels/conv.h) for all three passes on float64 x, w, bias and checks each against the
 // direct loops: forward = naive_conv2d, backward_data = the scatter (+ a bias over x's channels),
 // backward_weight = naive_conv2d_weight_grad.
-void expect_variant_matches_loops(int variant, const Shape& xs, const Shape& ws, const ConvParams& p, uint64_t seed) {
-  SCOPED_TRACE(str("variant ", variant, ", x ", xs, ", w ", ws));
+void expect_variant_matches_loops(kernels::ConvVariant variant, const Shape& xs, const Shape& ws, const ConvParams& p,
+                                  uint64_t seed) {
+  SCOPED_TRACE(str(kernels::conv_variant_name(variant, DeviceType::CPU), ", x ", xs, ", w ", ws));
+  const kernels::ConvVariantScope selected(variant);
   Tensor x = rand64(xs, -1, 1, seed), w = rand64(ws, -1, 1, seed + 1), b = rand64({ws[0]}, -1, 1, seed + 2);
   Tensor expected_y = naive_conv2d(x, w, b, p);
   const Shape& ys = expected_y.shape();
@@ -150,17 +152,17 @@ void expect_variant_matches_loops(int variant, const Shape& xs, const Shape& ws,
   const KernelCtx cpu{};
   // Outputs start as NaN, so an element the kernel fails to write cannot pass.
   Tensor y = full(ys, NAN, f64());
-  kernels::cpu::conv2d_forward(cpu, DType::Float64, g, x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr(), variant);
+  kernels::cpu::conv2d_forward(cpu, DType::Float64, g, x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr());
   expect_tensors_near(y, expected_y, 1e-11, 1e-11);
 
   Tensor gy = rand64(ys, -1, 1, seed + 3), bx = rand64({xs[1]}, -1, 1, seed + 4);
   Tensor gx = full(xs, NAN, f64());
   kernels::cpu::conv2d_backward_data(cpu, DType::Float64, g, gy.data_ptr(), w.data_ptr(), bx.data_ptr(),
-                                     gx.data_ptr(), variant);
+                                     gx.data_ptr());
   expect_tensors_near(gx, naive_conv_transpose2d(gy, w, bx, transposed_params(xs, ys, ws, p)), 1e-11, 1e-11);
 
   Tensor gw = full(ws, NAN, f64());  // overwritten, not accumulated
-  kernels::cpu::conv2d_backward_weight(cpu, DType::Float64, g, x.data_ptr(), gy.data_ptr(), gw.data_ptr(), variant);
+  kernels::cpu::conv2d_backward_weight(cpu, DType::Float64, g, x.data_ptr(), gy.data_ptr(), gw.data_ptr());
   expect_tensors_near(gw, naive_conv2d_weight_grad(x, gy, ws, p), 1e-10, 1e-11);
 }
 
@@ -231,7 +233,7 @@ TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
 TEST(OpsConv, EveryKernelVariantMatchesDirectLoops) {
   uint64_t seed = 500;
   for (const Case& k : awkward_cases())
-    for (int variant : {1, 2}) {
+    for (kernels::ConvVariant variant : {kernels::ConvVariant::V1, kernels::ConvVariant::V2}) {
       SCOPED_TRACE(describe(k));
       expect_variant_matches_loops(variant, {k.n, k.c, k.h, k.w}, {k.o, k.c / k.p.groups, k.kh, k.kw}, k.p, seed);
       seed += 10;
@@ -240,17 +242,17 @@ TEST(OpsConv, EveryKernelVariantMatchesDirectLoops) {
 
 TEST(OpsConv, KernelVariantsAcrossChunks) {
   // kernels/cpu/conv.cpp works through the batch in chunks of at most kChunkElements = 2^19 scratch
-  // elements: per image C·kh·kw·OH·OW of im2col (variant 1), about C·(H + 2ph)·(W + 2pw) of staged
-  // input (variant 2). Each case here needs between 1/3 and 1/2 of that per image, so its batch of 3
+  // elements: per image C·kh·kw·OH·OW of im2col (v1), about C·(H + 2ph)·(W + 2pw) of staged
+  // input (v2). Each case here needs between 1/3 and 1/2 of that per image, so its batch of 3
   // runs as two chunks (2 images, then 1) and the weight gradient accumulates across chunks.
-  expect_variant_matches_loops(1, {3, 16, 30, 50}, {2, 16, 3, 3}, {.padding = {1, 2}, .dilation = {1, 2}}, 11);
-  expect_variant_matches_loops(2, {3, 64, 51, 52}, {2, 32, 1, 3},
+  expect_variant_matches_loops(kernels::ConvVariant::V1, {3, 16, 30, 50}, {2, 16, 3, 3}, {.padding = {1, 2}, .dilation = {1, 2}}, 11);
+  expect_variant_matches_loops(kernels::ConvVariant::V2, {3, 64, 51, 52}, {2, 32, 1, 3},
                                {.stride = {2, 1}, .padding = {1, 1}, .dilation = {1, 2}, .groups = 2}, 21);
 }
 
 TEST(OpsConv, ShiftedViewsThroughTheTape) {
   // 64 input channels, k4 s2 p1 on 14x14 (DCGAN's second layer, fewer images and outputs): the
-  // shape variant 0 runs with shifted views, end to end through conv2d and backward.
+  // shape the auto variant runs with shifted views (v2), end to end through conv2d and backward.
   ConvParams p{.stride = {2, 2}, .padding = {1, 1}};
   Tensor x = rand64({2, 64, 14, 14}, -1, 1, 31), w = rand64({8, 64, 4, 4}, -1, 1, 32), b = rand64({8}, -1, 1, 33);
   Tensor xg = x.detach().clone(), wg = w.detach().clone(), bg = b.detach().clone();
@@ -374,18 +376,33 @@ TEST(OpsConv, ConvTranspose2dErrors) {
   expect_error([&] { conv_transpose2d(x, w, {}, {.stride = {1, -2}}); }, {"conv_transpose2d", "stride", "[1, -2]"});
 }
 
-// The CUDA variant switch (kernels/conv.h) is in every build; asking for cuDNN where there is none is an
-// error, never a silent fallback.
-TEST(OpsConv, ConvImplSwitch) {
-  const kernels::ConvImpl initial = kernels::conv_impl();  // Loom unless LOOM_CONV says otherwise
-  kernels::set_conv_impl(kernels::ConvImpl::LoomDirect);
-  EXPECT_EQ(kernels::conv_impl(), kernels::ConvImpl::LoomDirect);
+// The variant selector (kernels/conv.h) is in every build and applies to both backends; asking for v0
+// (cuDNN) where there is none, or running a CPU conv with v0 selected, is an error, never a silent fallback.
+TEST(OpsConv, ConvVariantSelector) {
+  using kernels::ConvVariant;
+  const ConvVariant initial = kernels::conv_variant();  // Auto unless LOOM_CONV says otherwise
+  kernels::set_conv_variant(ConvVariant::V1);
+  EXPECT_EQ(kernels::conv_variant(), ConvVariant::V1);
+  {
+    const kernels::ConvVariantScope scope(ConvVariant::V2);
+    EXPECT_EQ(kernels::conv_variant(), ConvVariant::V2);
+  }
+  EXPECT_EQ(kernels::conv_variant(), ConvVariant::V1);
 #ifndef LOOM_HAVE_CUDNN
-  expect_error([] { kernels::set_conv_impl(kernels::ConvImpl::CuDnn); },
-               {"conv", "cuDNN", "this build has no cuDNN"});
-  EXPECT_EQ(kernels::conv_impl(), kernels::ConvImpl::LoomDirect);
+  expect_error([] { kernels::set_conv_variant(ConvVariant::V0); }, {"conv", "v0", "cuDNN", "this build has no cuDNN"});
+  EXPECT_EQ(kernels::conv_variant(), ConvVariant::V1);
+#else
+  {
+    const kernels::ConvVariantScope scope(ConvVariant::V0);
+    expect_error([] { conv2d(rand64({1, 1, 3, 3}), rand64({1, 1, 2, 2})); }, {"conv", "CPU", "v0", "CUDA-only"});
+  }
 #endif
-  kernels::set_conv_impl(kernels::ConvImpl::Loom);
-  EXPECT_EQ(kernels::conv_impl(), kernels::ConvImpl::Loom);
-  kernels::set_conv_impl(initial);
+  EXPECT_EQ(kernels::parse_conv_variant("auto"), ConvVariant::Auto);
+  EXPECT_EQ(kernels::parse_conv_variant("v0"), ConvVariant::V0);
+  EXPECT_EQ(kernels::parse_conv_variant("1"), ConvVariant::V1);
+  EXPECT_EQ(kernels::parse_conv_variant("v2"), ConvVariant::V2);
+  expect_error([] { kernels::parse_conv_variant("cudnn"); }, {"LOOM_CONV=cudnn", "auto, v0, v1, v2"});
+  kernels::set_conv_variant(ConvVariant::Auto);
+  EXPECT_EQ(kernels::conv_variant(), ConvVariant::Auto);
+  kernels::set_conv_variant(initial);
 }

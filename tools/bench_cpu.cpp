@@ -45,7 +45,7 @@ BENCHMARK(BM_Gemm)->Arg(512)->UseRealTime()->Unit(benchmark::kMillisecond);
 enum class Pass { Forward, BackwardData, BackwardWeight };
 
 // Args: batch, in channels, out channels, input size (square), kernel, stride, padding, and the
-// kernel variant (0: the per-shape choice the ops use; 1: im2col; 2: shifted views; kernels/conv.h).
+// kernel variant (kernels/conv.h: -1 auto, the per-shape choice the ops use; 1 v1 im2col; 2 v2 shifted views).
 template <Pass pass>
 void BM_Conv2d(benchmark::State& state) {
   ConvGeometry g{.batch = state.range(0), .in_channels = state.range(1), .in_h = state.range(3),
@@ -57,17 +57,17 @@ void BM_Conv2d(benchmark::State& state) {
   std::vector<float> x = filled(g.batch * g.in_channels * g.in_h * g.in_w);
   std::vector<float> w = filled(g.out_channels * g.in_channels * g.kernel_h * g.kernel_w);
   std::vector<float> y = filled(g.batch * g.out_channels * g.out_h * g.out_w);
-  const int variant = static_cast<int>(state.range(7));
+  const kernels::ConvVariantScope variant(static_cast<kernels::ConvVariant>(state.range(7)));
   for (auto _ : state) {
     switch (pass) {
       case Pass::Forward:
-        kernels::cpu::conv2d_forward(kCpu, DType::Float32, g, x.data(), w.data(), nullptr, y.data(), variant);
+        kernels::cpu::conv2d_forward(kCpu, DType::Float32, g, x.data(), w.data(), nullptr, y.data());
         break;
       case Pass::BackwardData:
-        kernels::cpu::conv2d_backward_data(kCpu, DType::Float32, g, y.data(), w.data(), nullptr, x.data(), variant);
+        kernels::cpu::conv2d_backward_data(kCpu, DType::Float32, g, y.data(), w.data(), nullptr, x.data());
         break;
       case Pass::BackwardWeight:
-        kernels::cpu::conv2d_backward_weight(kCpu, DType::Float32, g, x.data(), y.data(), w.data(), variant);
+        kernels::cpu::conv2d_backward_weight(kCpu, DType::Float32, g, x.data(), y.data(), w.data());
         break;
     }
     benchmark::ClobberMemory();
@@ -78,7 +78,7 @@ void BM_Conv2d(benchmark::State& state) {
 // DCGAN-28's discriminator: 1→64 on 28x28 and 64→128 on 14x14, k4 s2 p1, batch 64.
 void dcgan_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "C", "O", "HW", "k", "s", "p", "v"});
-  for (int64_t v : {0, 1, 2}) {
+  for (int64_t v : {-1, 1, 2}) {  // auto, v1, v2 (v0 is CUDA-only)
     b->Args({64, 1, 64, 28, 4, 2, 1, v});
     b->Args({64, 64, 128, 14, 4, 2, 1, v});
   }

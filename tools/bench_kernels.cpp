@@ -38,7 +38,7 @@
 #include "kernels/reduce.h"
 
 using namespace loom;
-using kernels::ConvImpl;
+using kernels::ConvVariant;
 
 namespace {
 
@@ -291,11 +291,11 @@ Tensor run_pass(Pass p, const ConvGeometry& g, ConvTensors& t) {
   return {};
 }
 
-std::vector<ConvImpl> conv_variants() {
+std::vector<ConvVariant> conv_variants() {
 #ifdef LOOM_HAVE_CUDNN
-  return {ConvImpl::CuDnn, ConvImpl::LoomDirect, ConvImpl::Loom};
+  return {ConvVariant::V0, ConvVariant::V1, ConvVariant::V2};
 #else
-  return {ConvImpl::LoomDirect, ConvImpl::Loom};
+  return {ConvVariant::V1, ConvVariant::V2};
 #endif
 }
 
@@ -313,13 +313,16 @@ void bench_conv(const ConvShape& shape, Run& run, Ratios& ratios) {
   std::optional<ConvTensors> gpu;
   if (run.timer) gpu.emplace(g, kCuda);
   for (Pass pass : {Pass::Forward, Pass::BackwardData, Pass::BackwardWeight}) {
-    const Tensor reference = run_pass(pass, small, cpu);
+    const Tensor reference = [&] {
+      const kernels::ConvVariantScope cpu_default(ConvVariant::Auto);  // the selector is for both backends
+      return run_pass(pass, small, cpu);
+    }();
     double cudnn_ms = 0;
-    for (ConvImpl impl : conv_variants()) {
-      kernels::set_conv_impl(impl);
+    for (ConvVariant impl : conv_variants()) {
+      kernels::set_conv_variant(impl);
       const Check c = check([&] { return run_pass(pass, small, gpu_small); }, reference, 1e-6 * k_len);
       const std::string name = str(shape.name, " ", pass_name(pass)),
-                        variant = str(kernels::conv_impl_name(impl), " ", mirror_name(pass));
+                        variant = str(kernels::conv_variant_name(impl, DeviceType::CUDA), " ", mirror_name(pass));
       if (!run.timer || c.failed()) {
         run.report.row(name, variant, c, nullptr);
         continue;
@@ -327,14 +330,14 @@ void bench_conv(const ConvShape& shape, Run& run, Ratios& ratios) {
       const double ms = run.timer->median_ms([&] { run_pass(pass, g, *gpu); });
       const double tflops = flops / ms * 1e-9;
       std::string relative = fmt("%.0f%% of SGEMM", 100 * tflops / run.ceil.sgemm_tflops);
-      if (impl == ConvImpl::CuDnn) cudnn_ms = ms;
-      if (cudnn_ms > 0 && impl != ConvImpl::CuDnn) relative += fmt(", %.2fx cuDNN", cudnn_ms / ms);
-      if (cudnn_ms > 0 && impl == ConvImpl::Loom) ratios[pass].push_back(cudnn_ms / ms);
+      if (impl == ConvVariant::V0) cudnn_ms = ms;
+      if (cudnn_ms > 0 && impl != ConvVariant::V0) relative += fmt(", %.2fx cuDNN", cudnn_ms / ms);
+      if (cudnn_ms > 0 && impl == ConvVariant::V2) ratios[pass].push_back(cudnn_ms / ms);
       const Timing t{ms, fmt("%.2f TFLOP/s", tflops), relative};
       run.report.row(name, variant, c, &t);
     }
   }
-  kernels::set_conv_impl(ConvImpl::Loom);
+  kernels::set_conv_variant(ConvVariant::Auto);
 }
 
 // ---- bandwidth-bound kernels ---------------------------------------------------------------------------------
@@ -486,7 +489,7 @@ int bench(int argc, char** argv) {
     run.ceil = measure_ceilings(*run.timer, report);
   }
 
-  report.header("convolutions (v0 cuDNN, v1 loom direct, v2 loom tiled implicit GEMM)");
+  report.header("convolutions (kernels/conv.h: v0 cuDNN, v1 direct, v2 tiled implicit GEMM)");
   Ratios ratios;
   std::string last_group;
   for (const ConvShape& s : conv_shapes()) {

@@ -5,6 +5,7 @@
 
 #include "autograd/ops.h"
 #include "autograd/tape.h"
+#include "kernels/broadcast.h"  // broadcast_shapes, make_broadcast
 #include "kernels/elementwise.h"
 
 namespace loom::detail {
@@ -14,11 +15,6 @@ void check_compatible(const char* op, std::initializer_list<const Tensor*> xs);
 void check_floating(const char* op, const Tensor& x);
 // Wraps a possibly negative axis into [0, rank); a 0-d tensor accepts 0 and -1 (both give 0).
 int64_t wrap_axis(const char* op, int64_t axis, int64_t rank);
-// NumPy broadcast of shapes; a clear error naming op and shapes when impossible.
-Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b);
-// Kernel walk record for `out_shape` with operands of the given shapes
-// (each right-aligned and broadcast to out_shape). Collapses contiguous dims.
-Broadcast make_broadcast(const char* op, const Shape& out_shape, std::initializer_list<Shape> operands);
 // Sums a broadcast gradient back down to `shape` (the inverse of broadcasting).
 Tensor sum_to(const Tensor& g, const Shape& shape);
 // Product of shape[begin, end).

@@ -11,6 +11,8 @@
 //   pad(p): pad(g, −p) (crops what was padded, zero where x was cropped away)
 //   index_select: index_add of g into zeros           gather: scatter_add of g into zeros
 //   scatter_add(x, idx, src): ∂x = g, ∂src = gather(g, idx)
+//   to_device (Tensor::to(Device)): g moved back      cast (Tensor::to(DType)): g cast back
+//   clone: g
 //
 // Index tensors are int64 and are read back to the host and checked before any
 // kernel runs: an index outside its axis would make a kernel read or write
@@ -21,6 +23,7 @@
 #include <numeric>
 
 #include "autograd/ops/common.h"
+#include "kernels/memory.h"
 #include "kernels/shape.h"
 
 namespace loom {
@@ -546,6 +549,44 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype) {
   Tensor index = unsqueeze(labels, -1);
   scatter_add_into(y, labels.dim(), index, ones(index.shape(), y.options()));
   return y;
+}
+
+// ---- copies: Tensor::to(Device), Tensor::to(DType), Tensor::clone() -------------------------------
+// Member functions of Tensor, recorded as the ops to_device, cast and clone (autograd/ops.def).
+
+Tensor Tensor::to(Device d) const {
+  const OpRange range(OpId::ToDevice);
+  if (d == device()) return *this;
+  Tensor out = empty(shape(), TensorOptions{dtype(), d});
+  kernels::copy_bytes(d, out.data_ptr(), device(), data_ptr(), numel() * dtype_size(dtype()));
+  Device from = device();
+  record(OpId::ToDevice, {*this}, {out}, {}, [from](BackwardCtx& c) {
+    return std::vector<Tensor>{c.grad_out[0].to(from)};
+  });
+  return out;
+}
+
+Tensor Tensor::to(DType t) const {
+  const OpRange range(OpId::Cast);
+  if (t == dtype()) return *this;
+  Tensor out = empty(shape(), TensorOptions{t, device()});
+  KernelCtx k = kernel_ctx(device());
+  LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, cast, k, dtype(), data_ptr(), t, out.data_ptr(), numel());
+  if (is_floating(t)) {
+    DType from = dtype();
+    record(OpId::Cast, {*this}, {out}, {}, [from](BackwardCtx& c) {
+      return std::vector<Tensor>{c.grad_out[0].to(from)};
+    });
+  }
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  const OpRange range(OpId::Clone);
+  Tensor out = empty(shape(), options());
+  kernels::copy_bytes(device(), out.data_ptr(), device(), data_ptr(), numel() * dtype_size(dtype()));
+  record(OpId::Clone, {*this}, {out}, {}, [](BackwardCtx& c) { return std::vector<Tensor>{c.grad_out[0]}; });
+  return out;
 }
 
 }  // namespace loom

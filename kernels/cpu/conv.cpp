@@ -10,26 +10,26 @@
 // origin(t) = plane (a·dh mod sh, b·dw mod sw), row a·dh div sh, column b·dw div sw, plus
 // (i·nb + n)·wq + j. So for fixed t, outputs are a unit-stride window of the staged channel.
 //
-// Variant 1, im2col (one image at a time, nb = 1): copies every tap's window into
+// v1, im2col (one image at a time, nb = 1): copies every tap's window into
 //   cols[(c'·kh + a)·kw + b, i·OW + j]  (K × P per group), then per image and group
 //   forward  y = W · cols    backward_data  cols = Wᵀ · gy, col2im adds cols back    backward_weight  gW += gy · colsᵀ
 // GEMMs run straight on the NCHW tensors (batched over the chunk's images by strides). im2col
 // writes K·P elements per image: cheap when C/G is small (K = 16 for DCGAN's 1→64), the main cost
 // when it is large (K = 1024 for 64→128, where it is also serial work next to the threaded GEMM).
 //
-// Variant 2, shifted views (implicit GEMM, no im2col): the output grid of a chunk is taken as
+// v2, shifted views (implicit GEMM, no im2col): the output grid of a chunk is taken as
 // (i, n, j) with j < wq instead of OW, so that each tap's window over the whole chunk is a single
 // contiguous run of M = OH·nb·wq elements per channel and the GEMM can read the staged input in
 // place (row stride = the staged channel size). Per group and tap, with Wt[t] the [O, C/G] slice:
 //   forward          Y[:, M]  += Wt[t] · window_t            (Y then copied to NCHW, + bias)
 //   backward_data    window_t += Wt[t]ᵀ · GY                 (accumulated in a staged gx, read back)
 //   backward_weight  gWt[t]   += GY · window_tᵀ
-// The wq − OW extra columns per output row are waste (≤ 25% where variant 0 picks this; 14% for
+// The wq − OW extra columns per output row are waste (≤ 25% where auto picks this; 14% for
 // DCGAN's 7x7 layer): their outputs are dropped, their GY entries are zero. Those zeros multiply
 // finite data from neighbouring pixels, so results are exact, but a non-finite x (backward_weight)
 // or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
 //
-// Variant 0 picks 2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else 1. A chunk is
+// ConvVariant::Auto picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else v1. A chunk is
 // as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
 //
 // Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
@@ -59,7 +59,7 @@ namespace {
 // the GEMM reads what staging/im2col just wrote from cache (a 16 MiB chunk ran DCGAN's 64→128 layer
 // 1.5x slower).
 constexpr int64_t kChunkElements = int64_t(1) << 19;
-// Variant 0 uses shifted views from this many input channels per group: each tap's GEMM has depth
+// Auto uses shifted views (v2) from this many input channels per group: each tap's GEMM has depth
 // C/G, and a shallow GEMM re-reads and re-writes its whole output per tap.
 constexpr int64_t kShiftedMinChannels = 32;
 
@@ -77,12 +77,12 @@ Range phase_range(int64_t len, int64_t pad, int64_t s, int64_t f) {
 struct Dims {
   const ConvGeometry& g;
   int64_t c_group, o_group;  // channels per group, input and output
-  int64_t taps, k, p;        // kh·kw; GEMM depth of variant 1, (C/G)·taps; OH·OW
+  int64_t taps, k, p;        // kh·kw; GEMM depth of v1, (C/G)·taps; OH·OW
   int64_t hq, wq;            // rows and columns of a phase plane: ⌈hp / sh⌉, ⌈wp / sw⌉
-  bool shifted;              // variant 2
+  bool shifted;              // v2
   int64_t chunk;             // images per chunk
 
-  Dims(const ConvGeometry& geo, int variant)
+  Dims(const ConvGeometry& geo, ConvVariant variant)
       : g(geo),
         c_group(geo.in_channels / geo.groups),
         o_group(geo.out_channels / geo.groups),
@@ -91,14 +91,15 @@ struct Dims {
         p(geo.out_h * geo.out_w),
         hq((geo.in_h + 2 * geo.pad_h + geo.stride_h - 1) / geo.stride_h),
         wq((geo.in_w + 2 * geo.pad_w + geo.stride_w - 1) / geo.stride_w) {
-    LOOM_CHECK(variant >= 0 && variant <= 2, "conv kernels: no CPU variant ", variant, " (0, 1 or 2)");
+    LOOM_CHECK(variant != ConvVariant::V0, "conv on the CPU: variant v0 (a conv library, cuDNN) is CUDA-only; "
+               "the CPU has v1 (im2col), v2 (shifted views) and auto (set_conv_variant or LOOM_CONV)");
     // The last tap of the last output must lie inside the padded input: out_h may be smaller than
     // conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
     LOOM_CHECK((geo.out_h - 1) * geo.stride_h + (geo.kernel_h - 1) * geo.dilation_h < geo.in_h + 2 * geo.pad_h &&
                    (geo.out_w - 1) * geo.stride_w + (geo.kernel_w - 1) * geo.dilation_w < geo.in_w + 2 * geo.pad_w,
                "conv kernels: output ", geo.out_h, "x", geo.out_w, " is larger than input ", geo.in_h, "x",
                geo.in_w, " admits");
-    shifted = variant == 2 || (variant == 0 && c_group >= kShiftedMinChannels && wq * 4 <= geo.out_w * 5);
+    shifted = variant == ConvVariant::V2 || (variant == ConvVariant::Auto && c_group >= kShiftedMinChannels && wq * 4 <= geo.out_w * 5);
     const int64_t per_image = shifted ? geo.in_channels * staged_size(1) + geo.out_channels * geo.out_h * wq
                                       : geo.in_channels * taps * p;
     chunk = std::clamp<int64_t>(kChunkElements / std::max<int64_t>(1, per_image), 1, std::max<int64_t>(1, geo.batch));
@@ -106,7 +107,7 @@ struct Dims {
   // Elements of one staged channel for nb images, plus a row of slack: a window's last row reads
   // up to wq − 1 past its phase plane (into columns whose results are dropped).
   int64_t staged_size(int64_t nb) const { return g.stride_h * g.stride_w * hq * nb * wq + wq; }
-  // Variant 1 reads the input planes in place when staging would only copy them.
+  // v1 reads the input planes in place when staging would only copy them.
   bool stage_images() const { return g.pad_h > 0 || g.pad_w > 0 || g.stride_h > 1 || g.stride_w > 1; }
   int64_t in_plane() const { return g.in_h * g.in_w; }
   // Offset of tap t's window in a staged channel of nb images.
@@ -164,7 +165,7 @@ std::unique_ptr<T[]> scratch(int64_t n) {
   return std::unique_ptr<T[]>(new T[n]);  // uninitialized: each use says how it is filled
 }
 
-// ---- variant 1: im2col + a GEMM per image ---------------------------------------------------------
+// ---- v1: im2col + a GEMM per image ---------------------------------------------------------
 
 // The taps·OW·OH block of cols (row stride ld) that one channel contributes, from its staged plane
 // (or the input plane itself, which has the same layout when nothing is staged).
@@ -275,7 +276,7 @@ void im2col_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const 
   }
 }
 
-// ---- variant 2: shifted views (implicit GEMM) -------------------------------------------------------
+// ---- v2: shifted views (implicit GEMM) -------------------------------------------------------
 
 // Wt[t, o, c'] = w[o, c', t]: each tap's [O, C/G] slice as a contiguous matrix; and back, for gW.
 template <class T>
@@ -399,9 +400,8 @@ void shifted_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const
 // ---- entry points ---------------------------------------------------------------------------------
 
 template <class T>
-void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y,
-                  int variant) {
-  const Dims d(g, variant);
+void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  const Dims d(g, conv_variant());
   if (d.shifted) {
     shifted_forward(kc, dt, d, x, w, bias, y);
   } else {
@@ -411,8 +411,8 @@ void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T*
 
 template <class T>
 void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* gy, const T* w, const T* bias,
-                        T* gx, int variant) {
-  const Dims d(g, variant);
+                        T* gx) {
+  const Dims d(g, conv_variant());
   if (d.shifted) {
     shifted_backward_data(kc, dt, d, gy, w, bias, gx);
   } else {
@@ -421,9 +421,8 @@ void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, co
 }
 
 template <class T>
-void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* gy, T* gw,
-                          int variant) {
-  const Dims d(g, variant);
+void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
+  const Dims d(g, conv_variant());
   if (g.batch == 0) {
     std::fill(gw, gw + g.out_channels * d.k, T(0));
   } else if (d.shifted) {
@@ -436,31 +435,31 @@ void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, 
 }  // namespace
 
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
-                    const void* bias, void* y, int variant) {
+                    const void* bias, void* y) {
   LOOM_FLOAT_SWITCH(dt, T,
                     forward_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(w),
-                                    static_cast<const T*>(bias), static_cast<T*>(y), variant));
+                                    static_cast<const T*>(bias), static_cast<T*>(y)));
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
-                          const void* bias, void* gx, int variant) {
+                          const void* bias, void* gx) {
   LOOM_FLOAT_SWITCH(dt, T,
                     backward_data_impl<T>(k, dt, g, static_cast<const T*>(gy), static_cast<const T*>(w),
-                                          static_cast<const T*>(bias), static_cast<T*>(gx), variant));
+                                          static_cast<const T*>(bias), static_cast<T*>(gx)));
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
-                            void* gw, int variant) {
+                            void* gw) {
   LOOM_FLOAT_SWITCH(dt, T,
                     backward_weight_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(gy),
-                                            static_cast<T*>(gw), variant));
+                                            static_cast<T*>(gw)));
 }
 
 }  // namespace loom::kernels::cpu
 
 namespace loom::kernels {
-// The switch lives in the family's always-built file, so a CPU-only build links code that sets it (and
-// refuses cuDNN with a clear error); kernels/cuda/conv.cu reads it at every call.
+// The selector (kernels/conv.h) lives in the family's always-built file, so a CPU-only build links code
+// that sets it (and refuses v0 with a clear error); both backends read it at every call.
 namespace {
 #ifdef LOOM_HAVE_CUDNN
 constexpr bool kHaveCudnn = true;
@@ -468,46 +467,48 @@ constexpr bool kHaveCudnn = true;
 constexpr bool kHaveCudnn = false;
 #endif
 
-void check_available(ConvImpl impl) {
-  LOOM_CHECK(impl != ConvImpl::CuDnn || kHaveCudnn,
-             "conv: cuDNN was selected (set_conv_impl or LOOM_CONV=cudnn) but this build has no cuDNN",
+void check_available(ConvVariant v) {
+  LOOM_CHECK(v != ConvVariant::V0 || kHaveCudnn,
+             "conv: variant v0 (cuDNN) was selected (set_conv_variant or LOOM_CONV=v0) but this build has no cuDNN",
              LOOM_WITH_CUDA ? " (libcudnn was not found at configure time)" : " (it is a CPU-only build)");
 }
 
-ConvImpl impl_from_env() {
+ConvVariant variant_from_env() {
   const char* env = std::getenv("LOOM_CONV");
-  if (!env || !*env) return ConvImpl::Loom;
-  const std::string v = env;
-  ConvImpl impl = ConvImpl::Loom;
-  if (v == "loom") {
-    impl = ConvImpl::Loom;
-  } else if (v == "direct") {
-    impl = ConvImpl::LoomDirect;
-  } else if (v == "cudnn") {
-    impl = ConvImpl::CuDnn;
-  } else {
-    throw Error(str("LOOM_CONV=", v, " is not one of loom, direct, cudnn"));
-  }
-  check_available(impl);
-  return impl;
+  const ConvVariant v = env && *env ? parse_conv_variant(env) : ConvVariant::Auto;
+  check_available(v);
+  return v;
 }
 
 std::atomic<int>& selected() {
-  static std::atomic<int> impl{static_cast<int>(impl_from_env())};  // read once, at first use
-  return impl;
+  static std::atomic<int> v{static_cast<int>(variant_from_env())};  // read once, at first use
+  return v;
 }
 }  // namespace
 
-void set_conv_impl(ConvImpl impl) {
-  check_available(impl);
-  selected() = static_cast<int>(impl);
+ConvVariant parse_conv_variant(const std::string& s) {
+  if (s == "auto") return ConvVariant::Auto;
+  if (s == "v0" || s == "0") return ConvVariant::V0;
+  if (s == "v1" || s == "1") return ConvVariant::V1;
+  if (s == "v2" || s == "2") return ConvVariant::V2;
+  throw Error(str("LOOM_CONV=", s, " is not one of auto, v0, v1, v2 (kernels/conv.h; the former names cudnn, "
+                  "direct and loom are v0, v1 and v2)"));
 }
-ConvImpl conv_impl() { return static_cast<ConvImpl>(selected().load()); }
-const char* conv_impl_name(ConvImpl impl) {
-  switch (impl) {
-    case ConvImpl::Loom: return "loom (v2 tiled implicit GEMM)";
-    case ConvImpl::LoomDirect: return "loom-direct (v1 naive)";
-    case ConvImpl::CuDnn: return "cudnn (v0)";
+
+void set_conv_variant(ConvVariant v) {
+  LOOM_CHECK(v == ConvVariant::Auto || v == ConvVariant::V0 || v == ConvVariant::V1 || v == ConvVariant::V2,
+             "set_conv_variant: no conv variant ", static_cast<int>(v), " (auto, v0, v1, v2)");
+  check_available(v);
+  selected() = static_cast<int>(v);
+}
+ConvVariant conv_variant() { return static_cast<ConvVariant>(selected().load()); }
+const char* conv_variant_name(ConvVariant v, DeviceType backend) {
+  const bool cuda = backend == DeviceType::CUDA;
+  switch (v) {
+    case ConvVariant::Auto: return cuda ? "auto (v2 tiled implicit GEMM)" : "auto (v1 or v2 per shape)";
+    case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 (none on the CPU)";
+    case ConvVariant::V1: return cuda ? "v1 direct" : "v1 im2col";
+    case ConvVariant::V2: return cuda ? "v2 tiled implicit GEMM" : "v2 shifted views";
   }
   return "?";
 }

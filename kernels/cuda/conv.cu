@@ -1,5 +1,5 @@
 // CUDA convolution (kernels/conv.h): three variants of each pass, chosen at run time by
-// set_conv_impl / LOOM_CONV (kernels/conv.h):
+// set_conv_variant / LOOM_CONV (kernels/conv.h; auto is v2):
 //   v0  cuDNN's legacy API (kernels/cuda/conv_cudnn.cu), the baseline
 //   v1  naive direct kernels: one thread per output element, summing its taps in a fixed order (the
 //       readable reference; backward_weight serially sums N·OH·OW products per weight)
@@ -381,8 +381,8 @@ void launch_tiled(const LaunchScope& s, const Problem& p, int groups, int splits
 // ---- the passes, per variant ---------------------------------------------------------------------------
 
 template <class T>
-void forward_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x, const T* w, const T* bias, T* y) {
-  if (impl == ConvImpl::LoomDirect) {
+void forward_impl(const LaunchScope& s, ConvVariant impl, const Geo& g, const T* x, const T* w, const T* bias, T* y) {
+  if (impl == ConvVariant::V1) {
     s.launch(forward_direct<T>, s.blocks(int64_t(g.n) * g.o * g.oh * g.ow), kThreads, g, x, w, bias, y);
     return;
   }
@@ -391,9 +391,9 @@ void forward_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x,
 }
 
 template <class T>
-void backward_data_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* gy, const T* w, const T* bias,
+void backward_data_impl(const LaunchScope& s, ConvVariant impl, const Geo& g, const T* gy, const T* w, const T* bias,
                         T* gx) {
-  if (impl == ConvImpl::LoomDirect) {
+  if (impl == ConvVariant::V1) {
     s.launch(backward_data_direct<T>, s.blocks(int64_t(g.n) * g.c * g.h * g.w), kThreads, g, gy, w, bias, gx);
     return;
   }
@@ -410,9 +410,9 @@ void backward_data_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const
 }
 
 template <class T>
-void backward_weight_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, const T* x, const T* gy, T* gw) {
+void backward_weight_impl(const LaunchScope& s, ConvVariant impl, const Geo& g, const T* x, const T* gy, T* gw) {
   const int64_t total = int64_t(g.o) * g.cg * g.kh * g.kw;
-  if (impl == ConvImpl::LoomDirect) {
+  if (impl == ConvVariant::V1) {
     s.launch(backward_weight_direct<T>, s.blocks(total), kThreads, g, x, gy, gw);
     return;
   }
@@ -434,23 +434,23 @@ void backward_weight_impl(const LaunchScope& s, ConvImpl impl, const Geo& g, con
 }
 
 #ifndef LOOM_HAVE_CUDNN
-[[noreturn]] void no_cudnn() { throw Error("conv: cuDNN is selected but this build has no cuDNN"); }
+[[noreturn]] void no_cudnn() { throw Error("conv: variant v0 (cuDNN) is selected but this build has no cuDNN"); }
 #endif
 
-// variant 0 follows conv_impl(); 1 and 2 name loom's v1 and v2 explicitly, as
-// the CPU backend's variants are named by the tests and benchmarks.
-ConvImpl pick(int variant) {
-  return variant == 1 ? ConvImpl::LoomDirect : variant == 2 ? ConvImpl::Loom : conv_impl();
+// The selected variant; auto is v2 on CUDA.
+ConvVariant pick() {
+  const ConvVariant v = conv_variant();
+  return v == ConvVariant::Auto ? ConvVariant::V2 : v;
 }
 
 }  // namespace
 
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
-                    const void* bias, void* y, int variant) {
+                    const void* bias, void* y) {
   if (g.batch == 0) return;
   LaunchScope s(k, "conv2d_forward");
-  const ConvImpl impl = pick(variant);
-  if (impl == ConvImpl::CuDnn) {
+  const ConvVariant impl = pick();
+  if (impl == ConvVariant::V0) {
 #ifdef LOOM_HAVE_CUDNN
     return cudnn::conv2d_forward(s, dt, g, x, w, bias, y);
 #else
@@ -463,11 +463,11 @@ void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const v
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
-                          const void* bias, void* gx, int variant) {
+                          const void* bias, void* gx) {
   if (g.batch == 0) return;
   LaunchScope s(k, "conv2d_backward_data");
-  const ConvImpl impl = pick(variant);
-  if (impl == ConvImpl::CuDnn) {
+  const ConvVariant impl = pick();
+  if (impl == ConvVariant::V0) {
 #ifdef LOOM_HAVE_CUDNN
     return cudnn::conv2d_backward_data(s, dt, g, gy, w, bias, gx);
 #else
@@ -480,15 +480,15 @@ void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, c
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
-                            void* gw, int variant) {
+                            void* gw) {
   LaunchScope s(k, "conv2d_backward_weight");
   if (g.batch == 0) {  // an empty sum: gw = 0
     LOOM_CUDA_CHECK(cudaMemsetAsync(gw, 0, size_t(g.out_channels * (g.in_channels / g.groups) * g.kernel_h *
                                                   g.kernel_w) * dtype_size(dt), s.stream()));
     return;
   }
-  const ConvImpl impl = pick(variant);
-  if (impl == ConvImpl::CuDnn) {
+  const ConvVariant impl = pick();
+  if (impl == ConvVariant::V0) {
 #ifdef LOOM_HAVE_CUDNN
     return cudnn::conv2d_backward_weight(s, dt, g, x, gy, gw);
 #else

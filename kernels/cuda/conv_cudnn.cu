@@ -1,5 +1,5 @@
 // v0 of the CUDA conv family: cuDNN's legacy convolution API (cudnnConvolutionForward, BackwardData,
-// BackwardFilter), selected at run time by set_conv_impl(ConvImpl::CuDnn) or LOOM_CONV=cudnn, never
+// BackwardFilter), selected at run time by set_conv_variant(ConvVariant::V0) or LOOM_CONV=v0, never
 // silently. It is the baseline loom's own kernels (kernels/cuda/conv.cu) are measured against and a
 // second reference in tests/cuda/test_cuda_conv.cpp.
 //

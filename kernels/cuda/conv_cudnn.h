@@ -1,6 +1,8 @@
 // v0 of the conv family (kernels/conv.h): the three passes through cuDNN's legacy convolution API, for
-// kernels/cuda/conv.cu to call when conv_impl() is ConvImpl::CuDnn. Only in builds with cuDNN.
+// kernels/cuda/conv.cu to call when conv_variant() is ConvVariant::V0. Only in builds with cuDNN.
 #pragma once
+
+#include "kernels/base.h"  // kernels/config.h: LOOM_HAVE_CUDNN
 
 #ifdef LOOM_HAVE_CUDNN
 #include "kernels/conv.h"

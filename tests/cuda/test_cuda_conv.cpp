@@ -13,7 +13,7 @@
 
 using namespace loom;
 using namespace loom::testing;
-using kernels::ConvImpl;
+using kernels::ConvVariant;
 
 namespace {
 
@@ -23,15 +23,15 @@ class CudaConv : public CudaTest {
  protected:
   void TearDown() override {
     CudaTest::TearDown();
-    kernels::set_conv_impl(ConvImpl::Loom);
+    kernels::set_conv_variant(ConvVariant::Auto);
   }
 };
 
-std::vector<ConvImpl> cuda_impls() {
+std::vector<ConvVariant> cuda_variants() {
 #ifdef LOOM_HAVE_CUDNN
-  return {ConvImpl::Loom, ConvImpl::LoomDirect, ConvImpl::CuDnn};
+  return {ConvVariant::V2, ConvVariant::V1, ConvVariant::V0};
 #else
-  return {ConvImpl::Loom, ConvImpl::LoomDirect};
+  return {ConvVariant::V2, ConvVariant::V1};
 #endif
 }
 
@@ -111,14 +111,17 @@ void check_case(const Case& c, DType dt) {
   Tensor b = uniform({c.out_c}, -1, 1, o, &gen);
   Tensor y_shape = c.transpose ? conv_transpose2d(x, w, b, c.p) : conv2d(x, w, b, c.p);
   Tensor r = uniform(y_shape.shape(), -1, 1, o, &gen);
-  const Result cpu = run(c, x, w, b, r);
+  const Result cpu = [&] {
+    const kernels::ConvVariantScope cpu_default(ConvVariant::Auto);  // the selector is for both backends
+    return run(c, x, w, b, r);
+  }();
   // |cuda − cpu| ≤ t + t·|cpu|, t growing with √(sum length): rounding errors of a sum walk randomly.
   const double t = (dt == DType::Float32 ? 1e-5 : 1e-12) * std::sqrt(double(longest_sum(c, y_shape)));
-  for (ConvImpl impl : cuda_impls()) {
-    SCOPED_TRACE(kernels::conv_impl_name(impl));
-    kernels::set_conv_impl(impl);
+  for (ConvVariant v : cuda_variants()) {
+    SCOPED_TRACE(kernels::conv_variant_name(v, DeviceType::CUDA));
+    kernels::set_conv_variant(v);
     // cuDNN may pick Winograd or FFT algorithms, whose float32 rounding error exceeds a direct sum's.
-    const double ti = impl == ConvImpl::CuDnn && dt == DType::Float32 ? 10 * t : t;
+    const double ti = v == ConvVariant::V0 && dt == DType::Float32 ? 10 * t : t;
     const Result gpu = run(c, x.to(kCuda), w.to(kCuda), b.to(kCuda), r.to(kCuda));
     ASSERT_EQ(gpu.y.device(), kCuda);
     expect_tensors_near(gpu.y, cpu.y, ti, ti);
@@ -158,9 +161,9 @@ TEST_F(CudaConv, BitwiseReproducible) {
   Generator gen(5);
   Tensor x = uniform({3, 64, 16, 16}, -1, 1, {}, &gen).to(kCuda), w = uniform({64, 64, 3, 3}, -1, 1, {}, &gen).to(kCuda);
   Tensor b = uniform({64}, -1, 1, {}, &gen).to(kCuda), r = uniform({3, 64, 16, 16}, -1, 1, {}, &gen).to(kCuda);
-  for (ConvImpl impl : cuda_impls()) {
-    SCOPED_TRACE(kernels::conv_impl_name(impl));
-    kernels::set_conv_impl(impl);
+  for (ConvVariant v : cuda_variants()) {
+    SCOPED_TRACE(kernels::conv_variant_name(v, DeviceType::CUDA));
+    kernels::set_conv_variant(v);
     const Result a = run(c, x, w, b, r), a2 = run(c, x, w, b, r);
     expect_tensors_near(a2.y, a.y, 0, 0);
     expect_tensors_near(a2.gx, a.gx, 0, 0);
