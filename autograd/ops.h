@@ -165,7 +165,7 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = {}, co
 // Instance normalization (Ulyanov et al. 2016, "Instance Normalization: The Missing
 // Ingredient for Fast Stylization"; CycleGAN, StarGAN): x [N, C, ...] normalized per
 // sample and channel over the spatial dims, i.e. group_norm with groups = C (a
-// composition, ops/instance_norm.cpp). use_input_stats (PyTorch's training or no
+// composition, ops/norm.cpp). use_input_stats (PyTorch's training or no
 // running statistics): normalize by each instance's statistics (biased variance) and,
 // when running_mean/var are defined, update them with the batch mean of the
 // per-instance mean and unbiased variance; otherwise normalize by the running ones.

@@ -9,6 +9,7 @@
 #include "models/likelihood/likelihood.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
+#include "tests/train_fixture.h"
 #include "tools/train.h"
 
 using namespace loom;
@@ -260,29 +261,9 @@ TEST(LikelihoodModels, ClassConditionalPredictsByBayesRule) {
 }
 
 namespace {
-// 96 "images" 28×28 in [0, 1] with labels 0…9: the driver needs no files.
-data::LabeledImages synthetic(data::Split split) {
-  Generator g(split == data::Split::Train ? 1 : 2);
-  data::LabeledImages d;
-  d.images = rand({96, 1, 28, 28}, {}, &g);
-  std::vector<int64_t> labels(96);
-  for (int64_t i = 0; i < 96; ++i) labels[i] = i % 10;
-  d.labels = from_vector(labels, {96});
-  return d;
-}
-
+data::LabeledImages synthetic(data::Split split) { return synthetic_images(split, 96); }
 tools::TrainOptions tiny(const std::string& model, const std::string& out, int64_t steps) {
-  tools::TrainOptions o;
-  o.model = model;
-  o.config.batch_size = 16;
-  o.config.seed = 3;
-  o.steps = steps;
-  o.out_dir = out;
-  o.n_samples = 4;
-  o.eval_size = 32;
-  o.progress = false;
-  o.load_data = synthetic;
-  return o;
+  return tiny_run(model, out, steps, 96, 3);
 }
 
 std::map<std::string, std::vector<double>> model_tensors(const std::string& checkpoint) {

@@ -1,5 +1,5 @@
 // The layers generative models need beyond the basics (autograd/nn/gan_layers.cpp,
-// recurrent.cpp, attention.cpp, autograd/ops/instance_norm.cpp): hand-computed
+// recurrent.cpp, attention.cpp, autograd/ops/norm.cpp): hand-computed
 // values, float64 finite differences through expect_gradients, the structural
 // properties (PixelCNN's autoregressive mask, frozen states past a sequence's
 // length), and the refused inputs.

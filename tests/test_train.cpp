@@ -7,6 +7,7 @@
 
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
+#include "tests/train_fixture.h"
 #include "tools/train.h"
 
 using namespace loom;
@@ -14,29 +15,9 @@ using namespace loom::testing;
 namespace fs = std::filesystem;
 
 namespace {
-// 128 random "images" with labels: the driver needs no files.
-data::LabeledImages synthetic(data::Split split) {
-  Generator g(split == data::Split::Train ? 1 : 2);
-  data::LabeledImages d;
-  d.images = rand({128, 1, 28, 28}, {}, &g);
-  std::vector<int64_t> labels(128);
-  for (int64_t i = 0; i < 128; ++i) labels[i] = i % 10;
-  d.labels = from_vector(labels, {128});
-  return d;
-}
-
+data::LabeledImages synthetic(data::Split split) { return synthetic_images(split, 128); }
 tools::TrainOptions tiny(const std::string& model, const std::string& out, int64_t steps) {
-  tools::TrainOptions o;
-  o.model = model;
-  o.config.batch_size = 16;
-  o.config.seed = 5;
-  o.steps = steps;
-  o.out_dir = out;
-  o.n_samples = 4;
-  o.eval_size = 32;
-  o.progress = false;
-  o.load_data = synthetic;
-  return o;
+  return tiny_run(model, out, steps, 128, 5);
 }
 
 std::map<std::string, std::vector<float>> weights(const std::string& checkpoint) {

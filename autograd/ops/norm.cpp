@@ -8,6 +8,7 @@
 //   batch_norm: per channel, over N and the spatial dims (every axis but 1)
 //   group_norm: per sample and group of C/G channels, over those channels and the spatial dims
 //   layer_norm: per leading index, over the trailing `normalized_shape` dims
+//   instance_norm: per sample and channel, over the spatial dims (group_norm with G = C)
 #include "autograd/ops/common.h"
 
 namespace loom {
@@ -117,6 +118,40 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   for (int64_t a = lead; a < x.dim(); ++a) axes.push_back(a);
   // γ and β are shaped like the trailing dims, so they broadcast as they are.
   return affine(normalize(x, axes, eps).y, weight, bias, normalized_shape);
+}
+
+// Ulyanov et al. 2016; CycleGAN, StarGAN (declared in ops.h).
+Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                     const Tensor& running_var, bool use_input_stats, double momentum, double eps) {
+  check_floating("instance_norm", x);
+  LOOM_CHECK(x.dim() >= 3, "instance_norm: input must be [N, C, spatial...], got ", x.shape());
+  const int64_t channels = x.size(1);
+  for (auto [name, t] : {std::pair{"weight", &weight}, {"bias", &bias}, {"running_mean", &running_mean},
+                         {"running_var", &running_var}})
+    check_param("instance_norm", name, *t, {channels}, x, "one per channel");
+  LOOM_CHECK(running_mean.defined() == running_var.defined(),
+             "instance_norm: running_mean and running_var must be given together (input ", x.shape(), ")");
+  const Shape param_shape = channel_shape(x);
+  Tensor y;
+  if (use_input_stats) {
+    const int64_t count = prod(x.shape(), 2, x.dim());
+    LOOM_CHECK(count > 1, "instance_norm: needs more than one spatial element per channel, got input ", x.shape());
+    y = group_norm(x, channels, {}, {}, eps);
+    if (running_mean.defined()) {
+      NoGrad no_grad;
+      std::vector<int64_t> spatial;
+      for (int64_t a = 2; a < x.dim(); ++a) spatial.push_back(a);
+      Tensor xd = x.detach();
+      Tensor rm = running_mean, rv = running_var;  // the storage is the caller's
+      rm.mul_(1 - momentum).add_(mean(mean(xd, spatial), {0}), momentum);
+      rv.mul_(1 - momentum).add_(mean(var(xd, spatial, false, 1), {0}), momentum);
+    }
+  } else {
+    LOOM_CHECK(running_mean.defined(), "instance_norm: normalizing by running statistics, but running_mean and "
+                                       "running_var are undefined (input ", x.shape(), ")");
+    y = (x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps);
+  }
+  return affine(y, weight, bias, param_shape);
 }
 
 }  // namespace loom

@@ -217,7 +217,8 @@ class StagedList {
     int64_t* offset = words + roles * l.count;
     offset[0] = 0;
     for (int64_t t = 0; t < l.count; ++t) offset[t + 1] = offset[t] + l.numel[t];
-    std::memcpy(offset + l.count + 1, scalars.data(), scalars.size() * sizeof(double));
+    if (!scalars.empty())  // memcpy from an empty vector's null data() is undefined even for 0 bytes
+      std::memcpy(offset + l.count + 1, scalars.data(), scalars.size() * sizeof(double));
     LOOM_CUDA_CHECK(cudaMemcpyAsync(device_.as<int64_t>(), words, bytes_, cudaMemcpyHostToDevice, s.stream()));
     LOOM_CUDA_CHECK(cudaEventRecord(slot.copied, s.stream()));
     auto* dev = device_.as<int64_t>();

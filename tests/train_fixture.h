@@ -1,0 +1,39 @@
+// The training driver on data it needs no files for: shared by the tests of the
+// driver and of the models it trains.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tools/train.h"
+
+namespace loom::testing {
+
+// n random 28×28 "images" in [0, 1) with labels i mod 10; the train and test splits differ.
+inline data::LabeledImages synthetic_images(data::Split split, int64_t n) {
+  Generator g(split == data::Split::Train ? 1 : 2);
+  data::LabeledImages d;
+  d.images = rand({n, 1, 28, 28}, {}, &g);
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i % 10;
+  d.labels = from_vector(labels, {n});
+  return d;
+}
+
+// A `steps`-step run of `model` into `out` on n synthetic images, batch 16, no progress bar.
+inline tools::TrainOptions tiny_run(const std::string& model, const std::string& out, int64_t steps, int64_t n,
+                                    uint64_t seed) {
+  tools::TrainOptions o;
+  o.model = model;
+  o.config.batch_size = 16;
+  o.config.seed = seed;
+  o.steps = steps;
+  o.out_dir = out;
+  o.n_samples = 4;
+  o.eval_size = 32;
+  o.progress = false;
+  o.load_data = [n](data::Split s) { return synthetic_images(s, n); };
+  return o;
+}
+
+}  // namespace loom::testing
