@@ -147,8 +147,11 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
     const Tensor& root = roots[r];
     LOOM_CHECK(root.defined(), fn, ": output ", r, " is an undefined tensor");
     LOOM_CHECK(root.requires_grad(), fn, ": tensor of shape ", root.shape(),
-               " does not require grad (nothing on the tape leads from a parameter to it; "
-               "was it computed under NoGrad or from detached tensors?)");
+               " does not require grad (nothing on the tape leads from a parameter to it; ",
+               grad_enabled() ? "was it computed under NoGrad, from detached tensors, or from a gradient taken "
+                                "without create_graph = true (a gradient penalty needs it)?)"
+                              : "recording is off here, inside NoGrad: open an EnableGrad scope around the "
+                                "forward and this call)");
     Tensor seed = r < seeds_in.size() ? seeds_in[r] : Tensor();
     if (!seed.defined()) {
       LOOM_CHECK(root.numel() == 1, fn, ": the root has shape ", root.shape(), "; ", fn,

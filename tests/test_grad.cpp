@@ -90,6 +90,17 @@ TEST(Grad, ConsumedHistoryErrorSuggestsDetachOrRetainGraph) {
   expect_error([&] { backward(sum(fake * dw * 2.0)); }, {"already consumed", "exp", "detach()", "retain_graph"});
 }
 
+TEST(Grad, MissingCreateGraphOrRecordingIsNamedInTheError) {
+  // The two likely slips in a gradient penalty: a gradient taken without create_graph
+  // (it has no history), and a sweep asked for where recording is off.
+  Tensor w = leaf({0.5, -1}, {2});
+  Tensor x = leaf({1, 2}, {2});
+  Tensor g = grad({sum(square(x * w))}, {x})[0];
+  expect_error([&] { backward(sum(square(g))); }, {"backward", "does not require grad", "create_graph = true"});
+  NoGrad no_grad;
+  expect_error([&] { grad({sum(x * w)}, {x}); }, {"grad", "does not require grad", "inside NoGrad", "EnableGrad"});
+}
+
 TEST(Grad, NoGradTemporaryIsNamed) {
   // [[nodiscard]] on the constructors makes `NoGrad();` a warning; a named scope works.
   {
