@@ -99,6 +99,65 @@ LOOM_HD void lerp_readers(int64_t r, int64_t n, int64_t out, int64_t* first, int
   *last = b > out - 1 ? out - 1 : b;
 }
 
+// One output element of each kernel, written once for both backends (as
+// elementwise_math.h does): `A` supplies the double add and multiply, plain on the
+// CPU and round-to-nearest intrinsics on the GPU (nvcc would otherwise contract
+// into fused multiply-adds), so the two backends sum the same terms in the same order.
+struct PlainArith {
+  static LOOM_HD double add(double a, double b) { return a + b; }
+  static LOOM_HD double mul(double a, double b) { return a * b; }
+};
+
+// y[pl, i, j] of pad2d.
+template <class T>
+LOOM_HD T pad2d_at(const T* x, int64_t pl, int64_t i, int64_t j, const Pad2d& p) {
+  return x[(pl * p.h + pad_source(i - p.top, p.h, p.replicate)) * p.w + pad_source(j - p.left, p.w, p.replicate)];
+}
+
+// gx[pl, r, c] of pad2d_backward: the sum of gy over the padded positions copied from (r, c).
+template <class A, class T>
+LOOM_HD T pad2d_backward_at(const T* gy, int64_t pl, int64_t r, int64_t c, const Pad2d& p) {
+  const T* gp = gy + pl * p.oh * p.ow;
+  int64_t rlo[3], rhi[3], clo[3], chi[3];
+  const int nr = pad_preimage(r, p.h, p.top, p.oh - p.h - p.top, p.replicate, rlo, rhi);
+  const int nc = pad_preimage(c, p.w, p.left, p.ow - p.w - p.left, p.replicate, clo, chi);
+  double acc = 0;
+  for (int a = 0; a < nr; ++a)
+    for (int64_t u = rlo[a]; u <= rhi[a]; ++u)
+      for (int b = 0; b < nc; ++b)
+        for (int64_t v = clo[b]; v <= chi[b]; ++v) acc = A::add(acc, double(gp[(u + p.top) * p.ow + v + p.left]));
+  return static_cast<T>(acc);
+}
+
+// y[pl, i, j] of upsample_bilinear2d.
+template <class A, class T>
+LOOM_HD T upsample_bilinear2d_at(const T* x, int64_t pl, int64_t i, int64_t j, const Resize2d& p) {
+  const T* xp = x + pl * p.h * p.w;
+  const LerpTap ti = lerp_tap(i, p.h, p.oh), tj = lerp_tap(j, p.w, p.ow);
+  const double top = A::add(A::mul(tj.w0, double(xp[ti.i0 * p.w + tj.i0])), A::mul(tj.w1, double(xp[ti.i0 * p.w + tj.i1])));
+  const double bot = A::add(A::mul(tj.w0, double(xp[ti.i1 * p.w + tj.i0])), A::mul(tj.w1, double(xp[ti.i1 * p.w + tj.i1])));
+  return static_cast<T>(A::add(A::mul(ti.w0, top), A::mul(ti.w1, bot)));
+}
+
+// gx[pl, r, c] of upsample_bilinear2d_backward: Σ wr(i, r)·wc(j, c)·gy[i, j] over the outputs that read (r, c).
+template <class A, class T>
+LOOM_HD T upsample_bilinear2d_backward_at(const T* gy, int64_t pl, int64_t r, int64_t c, const Resize2d& p) {
+  const T* gp = gy + pl * p.oh * p.ow;
+  int64_t i0, i1, j0, j1;
+  lerp_readers(r, p.h, p.oh, &i0, &i1);
+  lerp_readers(c, p.w, p.ow, &j0, &j1);
+  double acc = 0;
+  for (int64_t i = i0; i <= i1; ++i) {
+    const double wr = lerp_weight(i, r, p.h, p.oh);
+    if (wr == 0) continue;
+    for (int64_t j = j0; j <= j1; ++j) {
+      const double wc = lerp_weight(j, c, p.w, p.ow);
+      if (wc != 0) acc = A::add(acc, A::mul(A::mul(wr, wc), double(gp[i * p.ow + j])));
+    }
+  }
+  return static_cast<T>(acc);
+}
+
 }  // namespace kernels
 }  // namespace loom
 

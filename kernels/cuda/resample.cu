@@ -10,68 +10,43 @@
 namespace loom::kernels::cuda {
 namespace {
 
+// Round-to-nearest double arithmetic (launch.h's add_rn/mul_rn): no contraction into FMAs.
+struct RoundedArith {
+  static __device__ __forceinline__ double add(double a, double b) { return add_rn(a, b); }
+  static __device__ __forceinline__ double mul(double a, double b) { return mul_rn(a, b); }
+};
+
+// One thread per element of [planes, rows, cols] (grid-stride): y[e] = at(pl, i, j).
+template <class T, class F>
+__device__ __forceinline__ void plane_elements(T* y, int64_t planes, int64_t rows, int64_t cols, F at) {
+  const int64_t n = planes * rows * cols, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride)
+    y[e] = at(e / (rows * cols), (e / cols) % rows, e % cols);
+}
+
 template <class T>
 __global__ void pad2d_forward_kernel(const T* x, T* y, Pad2d p) {
-  const int64_t n = p.planes * p.oh * p.ow, stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; o < n; o += stride) {
-    const int64_t j = o % p.ow, i = (o / p.ow) % p.oh, pl = o / (p.ow * p.oh);
-    const int64_t r = pad_source(i - p.top, p.h, p.replicate), c = pad_source(j - p.left, p.w, p.replicate);
-    y[o] = x[(pl * p.h + r) * p.w + c];
-  }
+  plane_elements(y, p.planes, p.oh, p.ow, [&](int64_t pl, int64_t i, int64_t j) { return pad2d_at(x, pl, i, j, p); });
 }
 
 template <class T>
 __global__ void pad2d_backward_gather_kernel(const T* gy, T* gx, Pad2d p) {
-  const int64_t bottom = p.oh - p.h - p.top, right = p.ow - p.w - p.left;
-  const int64_t n = p.planes * p.h * p.w, stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride) {
-    const int64_t c = e % p.w, r = (e / p.w) % p.h, pl = e / (p.w * p.h);
-    const T* gp = gy + pl * p.oh * p.ow;
-    int64_t rlo[3], rhi[3], clo[3], chi[3];
-    const int nr = pad_preimage(r, p.h, p.top, bottom, p.replicate, rlo, rhi);
-    const int nc = pad_preimage(c, p.w, p.left, right, p.replicate, clo, chi);
-    double acc = 0;
-    for (int a = 0; a < nr; ++a)
-      for (int64_t u = rlo[a]; u <= rhi[a]; ++u)
-        for (int b = 0; b < nc; ++b)
-          for (int64_t v = clo[b]; v <= chi[b]; ++v) acc = add_rn(acc, double(gp[(u + p.top) * p.ow + v + p.left]));
-    gx[e] = static_cast<T>(acc);
-  }
+  plane_elements(gx, p.planes, p.h, p.w,
+                 [&](int64_t pl, int64_t r, int64_t c) { return pad2d_backward_at<RoundedArith>(gy, pl, r, c, p); });
 }
 
 template <class T>
 __global__ void upsample_bilinear2d_forward_kernel(const T* x, T* y, Resize2d p) {
-  const int64_t n = p.planes * p.oh * p.ow, stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t o = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; o < n; o += stride) {
-    const int64_t j = o % p.ow, i = (o / p.ow) % p.oh, pl = o / (p.ow * p.oh);
-    const T* xp = x + pl * p.h * p.w;
-    const LerpTap ti = lerp_tap(i, p.h, p.oh), tj = lerp_tap(j, p.w, p.ow);
-    const double top = add_rn(mul_rn(tj.w0, double(xp[ti.i0 * p.w + tj.i0])), mul_rn(tj.w1, double(xp[ti.i0 * p.w + tj.i1])));
-    const double bot = add_rn(mul_rn(tj.w0, double(xp[ti.i1 * p.w + tj.i0])), mul_rn(tj.w1, double(xp[ti.i1 * p.w + tj.i1])));
-    y[o] = static_cast<T>(add_rn(mul_rn(ti.w0, top), mul_rn(ti.w1, bot)));
-  }
+  plane_elements(y, p.planes, p.oh, p.ow, [&](int64_t pl, int64_t i, int64_t j) {
+    return upsample_bilinear2d_at<RoundedArith>(x, pl, i, j, p);
+  });
 }
 
 template <class T>
 __global__ void upsample_bilinear2d_backward_gather_kernel(const T* gy, T* gx, Resize2d p) {
-  const int64_t n = p.planes * p.h * p.w, stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride) {
-    const int64_t c = e % p.w, r = (e / p.w) % p.h, pl = e / (p.w * p.h);
-    const T* gp = gy + pl * p.oh * p.ow;
-    int64_t i0, i1, j0, j1;
-    lerp_readers(r, p.h, p.oh, &i0, &i1);
-    lerp_readers(c, p.w, p.ow, &j0, &j1);
-    double acc = 0;
-    for (int64_t i = i0; i <= i1; ++i) {
-      const double wr = lerp_weight(i, r, p.h, p.oh);
-      if (wr == 0) continue;
-      for (int64_t j = j0; j <= j1; ++j) {
-        const double wc = lerp_weight(j, c, p.w, p.ow);
-        if (wc != 0) acc = add_rn(acc, mul_rn(mul_rn(wr, wc), double(gp[i * p.ow + j])));
-      }
-    }
-    gx[e] = static_cast<T>(acc);
-  }
+  plane_elements(gx, p.planes, p.h, p.w, [&](int64_t pl, int64_t r, int64_t c) {
+    return upsample_bilinear2d_backward_at<RoundedArith>(gy, pl, r, c, p);
+  });
 }
 
 }  // namespace
