@@ -76,8 +76,9 @@ Tensor bias_grad(const Tensor& gy) { return sum(gy, {0, 2, 3}); }
 // The three kernels as recorded ops on one geometry. Each one's backward is made
 // of the other two (the fast path calls the raw kernels instead), so every
 // derivative of a conv is again a conv: higher-order gradients to any order.
-Tensor conv2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
-Tensor conv_transpose2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
+// `transposed`: conv_transpose2d, whose x lives in the output space of the conv2d
+// geometry g and whose y lives in its input space.
+Tensor conv_recorded(bool transposed, const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias);
 
 // gw = ∂⟨gy, conv(x, W)⟩/∂W, bilinear in (x, gy). Since ⟨gw, G⟩ = ⟨gy, conv(x, G)⟩
 // for any G, its gradients are ∂x = conv2d's backward-data of gy with weight G and
@@ -90,45 +91,35 @@ Tensor conv2d_backward_weight_recorded(const ConvGeometry& g, const Tensor& x, c
       const Tensor &x = c.saved[0], &gy = c.saved[1], &G = c.grad_out[0];
       const bool rec = differentiable({&x, &gy, &G});
       Tensor gx, ggy;
-      if (c.needs[0]) gx = rec ? conv_transpose2d_recorded(g, gy, G, {}) : conv_backward_data(g, gy, G, {});
-      if (c.needs[1]) ggy = rec ? conv2d_recorded(g, x, G, {}) : conv_forward(g, x, G, {});
+      if (c.needs[0]) gx = rec ? conv_recorded(true, g, gy, G, {}) : conv_backward_data(g, gy, G, {});
+      if (c.needs[1]) ggy = rec ? conv_recorded(false, g, x, G, {}) : conv_forward(g, x, G, {});
       return std::vector<Tensor>{gx, ggy};
     });
   return gw;
 }
 
-Tensor conv2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
-  Tensor y = conv_forward(g, x, w, bias);
+Tensor conv_recorded(bool transposed, const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
+  Tensor y = transposed ? conv_backward_data(g, x, w, bias) : conv_forward(g, x, w, bias);
   if (needs_grad({&x, &w, &bias})) {
-    // backward_data reads only w, backward_weight only x: save what the needed gradients read.
+    // The input gradient reads only w, the weight gradient only x: save what the needed gradients read.
     std::vector<Tensor> saved = {needs_grad({&w}) ? x : Tensor(), needs_grad({&x}) ? w : Tensor()};
-    record(OpId::Conv2d, {x, w, bias}, {y}, std::move(saved), [g](BackwardCtx& c) {
-      const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
-      const bool rec = differentiable({&x, &w, &gy});
-      Tensor gx, gw;
-      if (c.needs[0]) gx = rec ? conv_transpose2d_recorded(g, gy, w, {}) : conv_backward_data(g, gy, w, {});
-      if (c.needs[1]) gw = rec ? conv2d_backward_weight_recorded(g, x, gy) : conv_backward_weight(g, x, gy);
-      Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
-      return std::vector<Tensor>{gx, gw, gb};
-    });
-  }
-  return y;
-}
-
-// x lives in the output space of the conv2d geometry g; y in its input space.
-Tensor conv_transpose2d_recorded(const ConvGeometry& g, const Tensor& x, const Tensor& w, const Tensor& bias) {
-  Tensor y = conv_backward_data(g, x, w, bias);
-  if (needs_grad({&x, &w, &bias})) {
-    std::vector<Tensor> saved = {needs_grad({&w}) ? x : Tensor(), needs_grad({&x}) ? w : Tensor()};
-    record(OpId::ConvTranspose2d, {x, w, bias}, {y}, std::move(saved), [g](BackwardCtx& c) {
-      const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
-      const bool rec = differentiable({&x, &w, &gy});
-      Tensor gx, gw;
-      if (c.needs[0]) gx = rec ? conv2d_recorded(g, gy, w, {}) : conv_forward(g, gy, w, {});
-      if (c.needs[1]) gw = rec ? conv2d_backward_weight_recorded(g, gy, x) : conv_backward_weight(g, gy, x);
-      Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
-      return std::vector<Tensor>{gx, gw, gb};
-    });
+    record(transposed ? OpId::ConvTranspose2d : OpId::Conv2d, {x, w, bias}, {y}, std::move(saved),
+           [g, transposed](BackwardCtx& c) {
+             const Tensor &x = c.saved[0], &w = c.saved[1], &gy = c.grad_out[0];
+             const bool rec = differentiable({&x, &w, &gy});
+             Tensor gx, gw;
+             // ∂x runs the other direction; ∂w is backward_weight of conv2d's (input, output gradient),
+             // which for conv_transpose2d are (gy, x).
+             if (c.needs[0])
+               gx = rec ? conv_recorded(!transposed, g, gy, w, {})
+                        : (transposed ? conv_forward(g, gy, w, {}) : conv_backward_data(g, gy, w, {}));
+             if (c.needs[1]) {
+               const Tensor &in = transposed ? gy : x, &out = transposed ? x : gy;
+               gw = rec ? conv2d_backward_weight_recorded(g, in, out) : conv_backward_weight(g, in, out);
+             }
+             Tensor gb = c.needs[2] ? bias_grad(gy) : Tensor();
+             return std::vector<Tensor>{gx, gw, gb};
+           });
   }
   return y;
 }
@@ -165,7 +156,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
                as_shape(p.dilation), " is larger than input ", x.shape(), " padded by ", as_shape(p.padding));
     out[2 + i] = span / p.stride[i] + 1;
   }
-  return conv2d_recorded(geometry(x.shape(), out, weight, p), x, weight, bias);
+  return conv_recorded(false, geometry(x.shape(), out, weight, p), x, weight, bias);
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvParams& p) {
@@ -191,7 +182,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
                ", dilation ", as_shape(p.dilation));
   }
   // The conv2d whose adjoint this is maps the output's shape [N, C_out, OH, OW] to x's [N, C_in, H, W].
-  return conv_transpose2d_recorded(geometry(out, x.shape(), weight, p), x, weight, bias);
+  return conv_recorded(true, geometry(out, x.shape(), weight, p), x, weight, bias);
 }
 
 }  // namespace loom
