@@ -178,7 +178,9 @@ TEST(NnMaskedConv, StackIsAutoregressiveInRasterAndColourOrder) {
         for (int64_t j = 0; j < h * w; ++j) {
           const bool may = j < i || (j == i && gi < g);
           const double d = gx[gi * h * w + j];
-          if (!may) EXPECT_EQ(d, 0.0) << "output pixel " << i << " group " << g << " input " << j << " group " << gi;
+          if (!may) {
+            EXPECT_EQ(d, 0.0) << "output pixel " << i << " group " << g << " input " << j << " group " << gi;
+          }
           if (may && d != 0) ++allowed_nonzero;
         }
     }
