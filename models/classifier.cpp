@@ -26,13 +26,11 @@ Tensor ClassifierNet::features(const Tensor& images) {
 Classifier::Classifier(const Config& c) : device_(c.device), data_dir_(c.data_dir.empty() ? data::kFashionMnistDir : c.data_dir) {
   net = std::make_shared<ClassifierNet>();
   net->to(c.device);
-  const ModelOptions d = options_classifier();
-  opt = std::make_unique<optim::Adam>(net->parameters(), optim::AdamOptions{.lr = c.lr.value_or(*d.lr),
-                                                                            .beta1 = c.b1.value_or(*d.b1),
-                                                                            .beta2 = c.b2.value_or(*d.b2)});
+  opt = std::make_unique<optim::Adam>(net->parameters(), adam_from(c));
 }
 
-Losses Classifier::train_step(const Tensor& images, const Tensor& labels) {
+Losses Classifier::train_step(const Batch& batch, Step&) {
+  const Tensor &images = batch.images, &labels = batch.labels;
   Tensor logits = (*net)(images);
   Tensor loss = cross_entropy(logits, labels);
   opt->zero_grad();
@@ -43,7 +41,8 @@ Losses Classifier::train_step(const Tensor& images, const Tensor& labels) {
   return {{"loss", loss.item()}, {"acc", acc}};
 }
 
-Losses Classifier::evaluate(const Tensor& images, const Tensor& labels) {
+Losses Classifier::evaluate(const Batch& batch, const EvalOptions&) {
+  const Tensor &images = batch.images, &labels = batch.labels;
   Tensor logits = (*net)(images);
   last_images = images;
   const double n = static_cast<double>(images.size(0));
@@ -52,7 +51,7 @@ Losses Classifier::evaluate(const Tensor& images, const Tensor& labels) {
   return {{"loss", nll}, {"acc", acc}};
 }
 
-Tensor Classifier::sample(int64_t n, Generator&) {
+Tensor Classifier::sample(int64_t n, const Condition&, Generator&) {
   NoGrad ng;
   if (!last_images.defined() || last_images.size(0) < n) {
     data::LabeledImages test = data::load_mnist(data::Split::Test, data_dir_, data::PixelRange::MinusOneOne);
@@ -69,6 +68,6 @@ Tensor Classifier::sample(int64_t n, Generator&) {
 
 std::unique_ptr<Model> make_classifier(const Config& c) { return std::make_unique<Classifier>(c); }
 // Adam's own defaults; no latent space.
-ModelOptions options_classifier() { return {.lr = 1e-3, .b1 = 0.9, .b2 = 0.999, .latent_dim = std::nullopt}; }
+std::vector<OptionSpec> options_classifier() { return adam_options(1e-3, 0.9, 0.999); }
 
 }  // namespace loom::models

@@ -23,12 +23,12 @@ class ClassifierNet : public nn::Module {
 class Classifier : public Model {
  public:
   explicit Classifier(const Config& c);
-  DataSpec data_spec() const override { return {-1, 1, false}; }
-  Losses train_step(const Tensor& images, const Tensor& labels) override;
+  ModelKind kind() const override { return ModelKind::Classifier; }
+  Losses train_step(const Batch& batch, Step& step) override;
   // A classifier has nothing to sample: the grid shows held-out images sorted by
   // predicted class, which is what a person wants to look at.
-  Tensor sample(int64_t n, Generator& g) override;
-  Losses evaluate(const Tensor& images, const Tensor& labels) override;
+  Tensor sample(int64_t n, const Condition& c, Generator& g) override;
+  Losses evaluate(const Batch& batch, const EvalOptions& o) override;
   std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"net", net.get()}}; }
   std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {{"adam", opt.get()}}; }
 

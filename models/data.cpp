@@ -256,6 +256,17 @@ void resize_to_planar(const unsigned char* src, int64_t h, int64_t w, int64_t c,
       }
 }
 
+// Decodes the image file at path into dst (planar [c, size, size] in [-1, 1]);
+// "" on success, else why it could not be read.
+std::string decode_image(const std::string& path, int64_t c, int64_t size, float* dst) {
+  int w = 0, h = 0, file_channels = 0;
+  unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &file_channels, static_cast<int>(c));
+  if (!pixels) return stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
+  resize_to_planar(pixels, h, w, c, size, dst);
+  stbi_image_free(pixels);
+  return "";
+}
+
 }  // namespace
 
 ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o) {
@@ -286,16 +297,13 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
   Tensor images = empty({static_cast<int64_t>(files.size()), c, s, s});
   std::vector<int64_t> labels;
   for (const auto& [path, label] : files) {
-    int w = 0, h = 0, file_channels = 0;
-    unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &file_channels, static_cast<int>(c));
-    if (!pixels) {
-      std::string reason = stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
+    const std::string reason =
+        decode_image(path, c, s, images.data<float>() + static_cast<int64_t>(labels.size()) * per_image);
+    if (!reason.empty()) {
       LOOM_CHECK(o.skip_unreadable, what, ": cannot read image ", path, ": ", reason);
       out.skipped.push_back(path + ": " + reason);
       continue;
     }
-    resize_to_planar(pixels, h, w, c, s, images.data<float>() + static_cast<int64_t>(labels.size()) * per_image);
-    stbi_image_free(pixels);
     labels.push_back(label);
     out.paths.push_back(path);
   }
@@ -310,6 +318,35 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
   }
   out.images = images;
   out.labels = from_vector(labels, {static_cast<int64_t>(labels.size())}, TensorOptions{DType::Int64});
+  return out;
+}
+
+ImageFiles load_images(const std::string& path, int64_t size, int64_t channels) {
+  LOOM_CHECK(channels == 1 || channels == 3, "load_images: channels must be 1 or 3, got ", channels);
+  LOOM_CHECK(size >= 1 && size <= 4096, "load_images: size must be in 1..4096, got ", size);
+  std::error_code ec;
+  ImageFiles out;
+  if (fs::is_directory(path, ec)) {
+    try {
+      for (const fs::path& p : sorted_entries(path, [](const fs::directory_entry& e) {
+             return e.is_regular_file() && is_image_name(e.path());
+           }))
+        out.paths.push_back(p.string());
+    } catch (const fs::filesystem_error& e) {
+      throw Error(str("load_images: ", path, ": cannot list: ", e.what()));
+    }
+    LOOM_CHECK(!out.paths.empty(), "load_images: ", path, ": no .png/.jpg/.jpeg/.bmp files in this folder");
+  } else {
+    LOOM_CHECK(fs::exists(path, ec), "load_images: ", path, ": no such file or folder");
+    out.paths.push_back(path);
+  }
+  const int64_t n = static_cast<int64_t>(out.paths.size()), per_image = channels * size * size;
+  Tensor images = empty({n, channels, size, size});
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string reason = decode_image(out.paths[i], channels, size, images.data<float>() + i * per_image);
+    LOOM_CHECK(reason.empty(), "load_images: cannot read image ", out.paths[i], ": ", reason);
+  }
+  out.images = (images + 1.0) * 0.5;  // [-1, 1] → [0, 1]
   return out;
 }
 
@@ -368,6 +405,38 @@ Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed) {
     xy[2 * i + 1] = float(y);
   }
   return from_vector(xy, {n, 2});
+}
+
+// ---- data sets by specification ------------------------------------------------------------
+LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string& dir) {
+  const bool train = split == Split::Train;
+  if (spec.dataset == Dataset::Toy2d) {
+    const int64_t n = train ? 60000 : 10000;
+    return {make_toy_2d(parse_toy_2d(spec.toy), n, train ? 1 : 2), zeros({n}, TensorOptions{DType::Int64})};
+  }
+  LOOM_CHECK(spec.channels == 1 || spec.channels == 3, "load_dataset: channels must be 1 or 3, got ", spec.channels);
+  LOOM_CHECK(spec.size >= 1 && spec.size <= 4096, "load_dataset: image size must be in 1..4096, got ", spec.size);
+  if (spec.dataset == Dataset::ImageFolder) {
+    LOOM_CHECK(!dir.empty(), "this model trains on an image folder: give it with --data DIR");
+    std::error_code ec;
+    const bool split_folders = fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
+    const std::string root = split_folders ? (fs::path(dir) / (train ? "train" : "test")).string() : dir;
+    ImageFolder f = load_image_folder(root, {.size = spec.size, .channels = spec.channels});
+    return {(f.images + 1.0) * 0.5, f.labels};
+  }
+  LabeledImages d = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);
+  NoGrad ng;
+  if (spec.size != d.images.size(2)) d.images = upsample_bilinear2d(d.images, spec.size, spec.size);
+  if (spec.channels == 3) d.images = concat({d.images, d.images, d.images}, 1);
+  return d;
+}
+
+Tensor prepare_images(const Tensor& images01, const DataSpec& spec, Generator& g) {
+  if (spec.dataset == Dataset::Toy2d) return images01;
+  NoGrad ng;
+  Tensor x = spec.binarize ? binarize(images01, g) : images01;
+  if (spec.lo != 0 || spec.hi != 1) x = x * (spec.hi - spec.lo) + spec.lo;
+  return x;
 }
 
 // ---- DataLoader -----------------------------------------------------------------------------------

@@ -84,6 +84,15 @@ struct ImageFolder {
 // every source pixel contributes and large reductions do not alias.
 ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o = {});
 
+// Images to score or translate: one image file, or every image file directly in
+// a folder (sorted), resized like load_image_folder; float32 [N, channels, size,
+// size] in [0, 1]. An unreadable file, or a folder without images, is an Error naming it.
+struct ImageFiles {
+  Tensor images;
+  std::vector<std::string> paths;
+};
+ImageFiles load_images(const std::string& path, int64_t size, int64_t channels);
+
 // ---- 2-D toy distributions ---------------------------------------------------------------
 enum class Toy2d {
   EightGaussians,       // 8 modes on a circle of radius 2, σ = 0.02 (the unrolled-GAN ring)
@@ -95,6 +104,30 @@ enum class Toy2d {
 Toy2d parse_toy_2d(const std::string& name);
 // n points as float32 [n, 2]; the same seed gives the same points.
 Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed);
+
+// ---- data sets by specification ------------------------------------------------------------
+enum class Dataset {
+  FashionMnist,  // the IDX files in `dir` (default kFashionMnistDir); 60000 train, 10000 test images
+  ImageFolder,   // `dir`: one sub-folder per class; its train/ and test/ sub-folders when it has both
+  Toy2d,         // points in the plane; no files (60000 train and 10000 test points, fixed seeds)
+};
+
+// What a model trains on.
+struct DataSpec {
+  Dataset dataset = Dataset::FashionMnist;
+  std::string toy = "8gaussians";  // Toy2d: which (parse_toy_2d's names)
+  int64_t size = 28;               // images are resized to size × size
+  int64_t channels = 1;            // 1 (grey) or 3 (RGB; grey images are repeated)
+  double lo = -1, hi = 1;          // the pixel range the model sees and samples
+  bool binarize = false;           // dynamic binarization (a fresh Bernoulli draw per batch)
+};
+
+// The split of spec's data set: images float32 [N, channels, size, size] in
+// [0, 1] (Toy2d: points float32 [N, 2]) and labels int64 [N] (0 where it has none).
+LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string& dir);
+// Images in [0, 1] as the model sees them: binarized with g when spec asks,
+// then mapped to [spec.lo, spec.hi]. Toy2d points pass unchanged.
+Tensor prepare_images(const Tensor& images01, const DataSpec& spec, Generator& g);
 
 // ---- DataLoader ---------------------------------------------------------------------------
 struct Batch {

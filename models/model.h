@@ -1,6 +1,7 @@
 // The interface every trainable model implements, and the registry the `loom`
-// command line reads. Adding a model: one file in models/ defining
-// make_<name>(), plus one line in models/models.def.
+// command line reads. Adding a model: one file (or folder) in its family's room
+// under models/ defining make_<name>() and options_<name>(), plus one line in
+// models/models.def.
 #pragma once
 
 #include <functional>
@@ -11,52 +12,91 @@
 #include <vector>
 
 #include "autograd/loom.h"
+#include "models/data.h"
+#include "models/options.h"
 
 namespace loom::models {
 
-// The hyper-parameters a model takes, each with the model's default. An unset
-// entry means the model has no such option: giving it is an error naming the model.
-struct ModelOptions {
-  std::optional<double> lr, b1, b2;  // Adam's learning rate and betas
-  std::optional<int64_t> latent_dim;
-  // Explicit-density pixel models (models/likelihood/):
-  std::optional<std::string> fit{};   // "gd" (gradient descent on the NLL) or "counts" (closed-form MLE)
-  std::optional<double> alpha{};      // add-alpha smoothing of the counts fit, >= 0
-  std::optional<bool> conditional{};  // one model per class plus the class prior p(y)
-  std::optional<int64_t> levels{};    // values per pixel: 2 (binarized) or 256 (8-bit)
-};
-
-// Hyper-parameters from the command line (flag names follow the PyTorch
-// GAN/VAE example scripts). Unset means "not given": the driver fills in the
-// model's default (or, on resume, the checkpoint's value) with resolve_config,
-// and a model reads `c.lr.value_or(its default)`.
+// What a run is configured with: the driver's settings plus the model's own
+// options (models/options.h). Before resolve_config, `options` holds what the
+// command line gave; after it, every option the model takes, as canonical text,
+// read by the model through real() / integer() / flag() / text().
 struct Config {
   std::optional<int64_t> batch_size;  // the driver's default: 64
-  std::optional<double> lr, b1, b2;
-  std::optional<int64_t> latent_dim;
-  std::optional<std::string> fit;
-  std::optional<double> alpha;
-  std::optional<bool> conditional;
-  std::optional<int64_t> levels;
+  std::optional<uint64_t> seed;       // the driver's default: 0
   Device device = Device::cpu();
-  std::optional<uint64_t> seed;  // the driver's default: 0
-  std::string data_dir;  // where a model that shows data (the classifier) finds it
+  std::string data_dir;  // --data: where the model's data set is (IDX files or an image folder)
+  OptionValues options;
+
+  // Sets option `name` as the command line would (numbers written exactly).
+  Config& set(const std::string& name, const std::string& value);
+  Config& set(const std::string& name, const char* value) { return set(name, std::string(value)); }
+  Config& set(const std::string& name, double value);
+  Config& set(const std::string& name, int64_t value);
+  Config& set(const std::string& name, int value) { return set(name, static_cast<int64_t>(value)); }
+  Config& set(const std::string& name, bool value);
+  bool has(const std::string& name) const { return options.count(name) != 0; }
+  // An option's value; an Error naming it when it is unset (the model does not
+  // take it, or resolve_config has not run).
+  double real(const std::string& name) const;
+  int64_t integer(const std::string& name) const;
+  bool flag(const std::string& name) const;
+  const std::string& text(const std::string& name) const;
 };
 
-// The accepted range of every option, as "--flag must ..." text.
-inline constexpr int64_t kMaxLatentDim = 65536;
-// "" when value is in range for the option called field ("lr", "b1", "b2",
-// "latent_dim", "alpha", "levels", "batch_size"), else what the range is: "must be > 0".
-std::string option_range_problem(const std::string& field, double value);
-// "" when fit names a fitting method ("gd" or "counts"), else what it must be.
-std::string fit_problem(const std::string& fit);
-// The command-line flag of an option field: "latent_dim" -> "--latent-dim".
-std::string option_flag(const std::string& field);
+// Adam (Kingma & Ba 2015) with the lr, b1 and b2 options of c (adam_options()).
+inline optim::AdamOptions adam_from(const Config& c) {
+  return optim::AdamOptions{.lr = c.real("lr"), .beta1 = c.real("b1"), .beta2 = c.real("b2")};
+}
 
-// What a model trains on; the trainer prepares batches accordingly.
-struct DataSpec {
-  double lo = -1, hi = 1;   // pixel range of the images the model sees and samples
-  bool binarize = false;    // dynamic binarization (fresh Bernoulli draw per epoch)
+// ---- data ----------------------------------------------------------------------------
+using data::Dataset;
+using data::DataSpec;
+
+// One batch, on the model's device. Images are in the DataSpec's range
+// (binarized when it asks). Fields a data set does not provide are undefined.
+struct Batch {
+  Tensor images;      // float32 [B, C, H, W]; for Toy2d, float32 [B, 2]
+  Tensor labels;      // int64 [B]: the class (0 where the data set has none)
+  Tensor images_b;    // float32 [B, C, H, W]: a second, unpaired domain (translation models)
+  Tensor attributes;  // float32 [B, A] in {0, 1}: binary attributes (multi-domain models)
+  Tensor tokens;      // int64 [B, T]: a caption as token ids (text-conditional models)
+};
+
+// Where training stands when train_step runs, and more data if the model wants
+// it (Goodfellow et al. 2014, Algorithm 1: k discriminator steps per generator
+// step, each on its own minibatch). Every batch drawn is counted, so a resumed
+// run continues the data order exactly.
+struct Step {
+  int64_t index = 0;  // steps completed before this one
+  int64_t total = 1;  // steps in the whole run
+  std::function<Batch()> next_batch;  // another batch from the training data
+  double progress() const { return static_cast<double>(index) / static_cast<double>(total); }  // in [0, 1)
+};
+
+// ---- sampling and evaluation ---------------------------------------------------------
+// What a sample is conditioned on: `loom sample M --label sneaker | --prompt TEXT | --input PATH`.
+struct Condition {
+  Tensor labels;       // int64 [n]: the class of each sample
+  std::string prompt;  // a text prompt
+  Tensor images;       // [n, C, H, W] in the data range: images to translate
+  bool empty() const { return !labels.defined() && prompt.empty() && !images.defined(); }
+};
+// The kinds of condition a model's sample() takes.
+struct Conditions {
+  bool labels = false, prompt = false, images = false;
+};
+
+enum class ModelKind {
+  Classifier,      // reports test loss and accuracy
+  Likelihood,      // exact log p(x): test NLL in nats per image and bits per dimension
+  LatentVariable,  // a bound on log p(x) (ELBO, IWAE_k) and an importance-sampled estimate
+  Sampler,         // no density: judged by the Fréchet distance of its samples
+};
+const char* kind_name(ModelKind k);  // "classifier", "exact likelihood", ...
+
+struct EvalOptions {
+  int64_t importance_samples = 0;  // LatentVariable models: K for log p(x) ≈ log (1/K) Σ p(x,z_k)/q(z_k|x); 0: the model's default
 };
 
 using Losses = std::map<std::string, double>;
@@ -64,13 +104,24 @@ using Losses = std::map<std::string, double>;
 class Model {
  public:
   virtual ~Model() = default;
+  virtual ModelKind kind() const = 0;
   virtual DataSpec data_spec() const { return {}; }
-  // One optimization step on a batch: images [B, 1, 28, 28], labels int64 [B].
-  virtual Losses train_step(const Tensor& images, const Tensor& labels) = 0;
-  // n images [n, C, H, W] in the data range, for sample grids.
-  virtual Tensor sample(int64_t n, Generator& g) = 0;
-  // Metrics over held-out data (called in eval mode, under NoGrad).
-  virtual Losses evaluate(const Tensor& images, const Tensor& labels) = 0;
+  // One training step (one or more optimizer updates) on batch.
+  virtual Losses train_step(const Batch& batch, Step& step) = 0;
+  // n samples [n, C, H, W] in the data range (Toy2d: [n, 2]), given c; c is
+  // empty or of a kind conditions() names (the driver checks).
+  virtual Tensor sample(int64_t n, const Condition& c, Generator& g) = 0;
+  virtual Conditions conditions() const { return {}; }
+  // Metrics over held-out data, averaged over the batch (called in eval mode,
+  // under NoGrad). Likelihood and LatentVariable models report "nll" (nats per
+  // image) and "bits_per_dim" (nll / (D ln 2)).
+  virtual Losses evaluate(const Batch& batch, const EvalOptions& o) = 0;
+  // log p(x) of each image (Likelihood) or its estimate (LatentVariable, with
+  // o.importance_samples), nats, float64 [B]; images as in a Batch. The default
+  // throws: the model has no density.
+  virtual Tensor score(const Tensor& images, const EvalOptions& o);
+  // The number of free parameters (default: every element of every module parameter).
+  virtual int64_t parameter_count();
   // Everything a checkpoint holds, by name.
   virtual std::vector<std::pair<std::string, nn::Module*>> modules() = 0;
   virtual std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() = 0;
@@ -82,13 +133,15 @@ struct Registration {
   const char* name;
   const char* summary;
   std::unique_ptr<Model> (*make)(const Config&);
-  ModelOptions options;  // what it takes, with its defaults
+  std::vector<OptionSpec> options;  // what it takes, with its defaults
 };
 
 // Every registered model, in models.def order.
 const std::vector<Registration>& registry();
 // The registration named `name`; an Error listing the names otherwise.
 const Registration& find_model(const std::string& name);
+// The spec of option `name` of r, or nullptr when r does not take it.
+const OptionSpec* find_option(const Registration& r, const std::string& name);
 
 // c with every option checked (an Error naming the flag and its range, or the
 // model for an option it does not take) and every option the model takes set
@@ -97,7 +150,7 @@ Config resolve_config(const Registration& r, Config c);
 
 #define X(name, summary)                                \
   std::unique_ptr<Model> make_##name(const Config& c); \
-  ModelOptions options_##name();
+  std::vector<OptionSpec> options_##name();
 #include "models/models.def"
 #undef X
 

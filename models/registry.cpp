@@ -1,13 +1,50 @@
 #include <algorithm>
 #include <cmath>
-#include <type_traits>
 
 #include "models/model.h"
 
 namespace loom::models {
 
+Config& Config::set(const std::string& name, const std::string& value) {
+  options[name] = value;
+  return *this;
+}
+Config& Config::set(const std::string& name, double value) { return set(name, exact_text(value)); }
+Config& Config::set(const std::string& name, int64_t value) { return set(name, std::to_string(value)); }
+Config& Config::set(const std::string& name, bool value) { return set(name, std::string(value ? "true" : "false")); }
+
+const std::string& Config::text(const std::string& name) const {
+  auto it = options.find(name);
+  LOOM_CHECK(it != options.end(), "model option '", name, "' is not set (the model does not declare it)");
+  return it->second;
+}
+double Config::real(const std::string& name) const { return std::stod(text(name)); }
+int64_t Config::integer(const std::string& name) const { return std::stoll(text(name)); }
+bool Config::flag(const std::string& name) const { return text(name) == "true"; }
+
+const char* kind_name(ModelKind k) {
+  switch (k) {
+    case ModelKind::Classifier: return "classifier";
+    case ModelKind::Likelihood: return "exact likelihood";
+    case ModelKind::LatentVariable: return "latent variable (bound)";
+    case ModelKind::Sampler: return "sampler";
+  }
+  return "?";
+}
+
 void Model::train(bool on) {
   for (auto& [name, m] : modules()) m->train(on);
+}
+
+Tensor Model::score(const Tensor&, const EvalOptions&) {
+  throw Error(str("score: a ", kind_name(kind()), " model has no density to score images with"));
+}
+
+int64_t Model::parameter_count() {
+  int64_t n = 0;
+  for (auto& [name, m] : modules())
+    for (const Tensor& p : m->parameters()) n += p.numel();
+  return n;
 }
 
 const std::vector<Registration>& registry() {
@@ -28,67 +65,26 @@ const Registration& find_model(const std::string& name) {
   throw Error(str("unknown model '", name, "'; models: ", names));
 }
 
-std::string option_flag(const std::string& field) {
-  std::string f = "--" + field;
-  std::replace(f.begin(), f.end(), '_', '-');
-  return f;
-}
-
-std::string option_range_problem(const std::string& field, double v) {
-  if (field == "lr") return std::isfinite(v) && v > 0 ? "" : "must be > 0";
-  if (field == "b1" || field == "b2") return v >= 0 && v < 1 ? "" : "must lie in [0, 1)";
-  if (field == "latent_dim")
-    return v >= 1 && v <= kMaxLatentDim && v == std::floor(v) ? "" : str("must lie in [1, ", kMaxLatentDim, "]");
-  if (field == "alpha") return std::isfinite(v) && v >= 0 ? "" : "must be >= 0";
-  if (field == "levels") return v == 2 || v == 256 ? "" : "must be 2 or 256";
-  if (field == "batch_size") return v >= 1 && v <= 9.0e18 && v == std::floor(v) ? "" : "must be >= 1";
-  throw Error(str("option_range_problem: unknown option '", field, "'"));
-}
-
-std::string fit_problem(const std::string& fit) {
-  return fit == "gd" || fit == "counts" ? "" : "must be gd or counts";
+const OptionSpec* find_option(const Registration& r, const std::string& name) {
+  for (const OptionSpec& s : r.options)
+    if (s.name == name) return &s;
+  return nullptr;
 }
 
 Config resolve_config(const Registration& r, Config c) {
-  std::string takes;
-  auto note = [&](const char* field, bool taken) {
-    if (taken) takes += (takes.empty() ? "" : ", ") + option_flag(field);
-  };
-  note("lr", r.options.lr.has_value());
-  note("b1", r.options.b1.has_value());
-  note("b2", r.options.b2.has_value());
-  note("latent_dim", r.options.latent_dim.has_value());
-  note("fit", r.options.fit.has_value());
-  note("alpha", r.options.alpha.has_value());
-  note("conditional", r.options.conditional.has_value());
-  note("levels", r.options.levels.has_value());
-  auto resolve = [&](const char* field, auto& given, const auto& dflt) {
-    if (!given) {
-      given = dflt;
-      return;
+  for (auto& [name, value] : c.options) {
+    const OptionSpec* spec = find_option(r, name);
+    if (!spec) {
+      std::string takes;
+      for (const OptionSpec& s : r.options) takes += (takes.empty() ? "" : ", ") + s.flag();
+      throw Error(str(OptionSpec{name}.flag(), " does not apply to model '", r.name, "' (it takes ",
+                      takes.empty() ? "no model options" : takes, ")"));
     }
-    LOOM_CHECK(dflt.has_value(), option_flag(field), " does not apply to model '", r.name, "' (it takes ",
-               takes.empty() ? "no model options" : takes, ")");
-    using T = std::decay_t<decltype(*given)>;
-    if constexpr (std::is_same_v<T, std::string>) {
-      const std::string problem = fit_problem(*given);
-      LOOM_CHECK(problem.empty(), option_flag(field), " ", problem, ", got '", *given, "'");
-    } else if constexpr (!std::is_same_v<T, bool>) {
-      const std::string problem = option_range_problem(field, static_cast<double>(*given));
-      LOOM_CHECK(problem.empty(), option_flag(field), " ", problem, ", got ", *given);
-    }
-  };
-  resolve("lr", c.lr, r.options.lr);
-  resolve("b1", c.b1, r.options.b1);
-  resolve("b2", c.b2, r.options.b2);
-  resolve("latent_dim", c.latent_dim, r.options.latent_dim);
-  resolve("fit", c.fit, r.options.fit);
-  resolve("alpha", c.alpha, r.options.alpha);
-  resolve("conditional", c.conditional, r.options.conditional);
-  resolve("levels", c.levels, r.options.levels);
+    value = spec->canonical(value);
+  }
+  for (const OptionSpec& s : r.options) c.options.emplace(s.name, s.default_value);
   if (!c.batch_size) c.batch_size = 64;
-  const std::string problem = option_range_problem("batch_size", static_cast<double>(*c.batch_size));
-  LOOM_CHECK(problem.empty(), "--batch-size ", problem, ", got ", *c.batch_size);
+  LOOM_CHECK(*c.batch_size >= 1, "--batch-size must be >= 1, got ", *c.batch_size);
   if (!c.seed) c.seed = 0;
   return c;
 }

@@ -14,11 +14,9 @@
 namespace loom::models {
 namespace {
 
-const ModelOptions kOptions{.lr = 1e-3, .b1 = 0.9, .b2 = 0.999, .latent_dim = 20};
-
 class Vae : public Model {
  public:
-  explicit Vae(const Config& c) : device_(c.device), latent_(c.latent_dim.value_or(*kOptions.latent_dim)) {
+  explicit Vae(const Config& c) : device_(c.device), latent_(c.integer("latent_dim")) {
     using namespace nn;
     encoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
         std::make_shared<Flatten>(), std::make_shared<Linear>(784, 400), std::make_shared<ReLU>(),
@@ -29,15 +27,14 @@ class Vae : public Model {
     decoder_->to(device_);
     std::vector<Tensor> params = encoder_->parameters();
     for (const Tensor& p : decoder_->parameters()) params.push_back(p);
-    opt_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr.value_or(*kOptions.lr),
-                                                                    .beta1 = c.b1.value_or(*kOptions.b1),
-                                                                    .beta2 = c.b2.value_or(*kOptions.b2)});
+    opt_ = std::make_unique<optim::Adam>(params, adam_from(c));
   }
 
-  DataSpec data_spec() const override { return {0, 1, true}; }
+  ModelKind kind() const override { return ModelKind::LatentVariable; }
+  DataSpec data_spec() const override { return {.lo = 0, .hi = 1, .binarize = true}; }
 
-  Losses train_step(const Tensor& images, const Tensor&) override {
-    Terms t = terms(images, 1, nullptr);
+  Losses train_step(const Batch& batch, Step&) override {
+    Terms t = terms(batch.images, 1, nullptr);
     Tensor loss = -mean(t.log_px_z - t.kl);
     opt_->zero_grad();
     backward(loss);
@@ -46,7 +43,8 @@ class Vae : public Model {
     return {{"loss", loss.item()}, {"kl", mean(t.kl).item()}};
   }
 
-  Losses evaluate(const Tensor& images, const Tensor&) override {
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    const Tensor& images = batch.images;
     const int64_t k = 16;
     Terms t = terms(images, k, nullptr);
     // log p(x,z_i)/q(z_i|x) per sample: [k, B]; IWAE_k = logsumexp_i(·) − log k.
@@ -56,7 +54,7 @@ class Vae : public Model {
     return {{"elbo", elbo.item()}, {"iwae16", iwae.item()}, {"kl", mean(t.kl).item()}};
   }
 
-  Tensor sample(int64_t n, Generator& g) override {
+  Tensor sample(int64_t n, const Condition&, Generator& g) override {
     NoGrad ng;
     Tensor z = randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g);
     return reshape(sigmoid((*decoder_)(z)), {n, 1, 28, 28});
@@ -105,6 +103,10 @@ class Vae : public Model {
 }  // namespace
 
 std::unique_ptr<Model> make_vae(const Config& c) { return std::make_unique<Vae>(c); }
-ModelOptions options_vae() { return kOptions; }
+std::vector<OptionSpec> options_vae() {
+  std::vector<OptionSpec> o = adam_options(1e-3, 0.9, 0.999);
+  o.push_back(latent_dim_option(20));
+  return o;
+}
 
 }  // namespace loom::models

@@ -50,13 +50,8 @@ std::vector<Image> hand_made() {
 
 models::Config config(const std::string& fit, double alpha = 0, bool conditional = false) {
   models::Config c;
-  c.fit = fit;
-  c.alpha = alpha;
-  c.conditional = conditional;
-  c.levels = 2;
-  c.lr = 0.1;
-  c.b1 = 0.9;
-  c.b2 = 0.999;
+  c.set("fit", fit).set("alpha", alpha).set("conditional", conditional).set("levels", 2);
+  c.set("lr", 0.1).set("b1", 0.9).set("b2", 0.999);
   return c;
 }
 
@@ -156,11 +151,11 @@ TEST(LikelihoodModels, CountFitNllEqualsPlainCounting) {
     auto markov = models::likelihood::make_markov_model(config("counts", alpha), 9);
     // Two batches: the counts accumulate.
     for (auto* m : {bern.get(), markov.get()}) {
-      m->train_step(slice(x, 0, 0, 5), slice(labels, 0, 0, 5));
-      m->train_step(slice(x, 0, 5, 12), slice(labels, 0, 5, 12));
+      loom::testing::train_step(*m, slice(x, 0, 0, 5), slice(labels, 0, 0, 5));
+      loom::testing::train_step(*m, slice(x, 0, 5, 12), slice(labels, 0, 5, 12));
     }
     NoGrad ng;
-    const models::Losses lb = bern->evaluate(x, labels), lm = markov->evaluate(x, labels);
+    const models::Losses lb = loom::testing::evaluate(*bern, x, labels), lm = loom::testing::evaluate(*markov, x, labels);
     EXPECT_NEAR(lb.at("nll"), -bernoulli_loglik(data, data, alpha), 1e-9);
     EXPECT_NEAR(lm.at("nll"), -markov_loglik(data, data, alpha), 1e-9);
     EXPECT_NEAR(lb.at("bits_per_dim"), lb.at("nll") / (9 * std::log(2.0)), 1e-12);
@@ -181,14 +176,14 @@ TEST(LikelihoodModels, GradientDescentConvergesToTheCountFit) {
   auto bern = models::likelihood::make_bernoulli_model(config("gd"), 9);
   auto markov = models::likelihood::make_markov_model(config("gd"), 9);
   for (int step = 0; step < 500; ++step) {
-    bern->train_step(x, labels);
-    markov->train_step(x, labels);
+    loom::testing::train_step(*bern, x, labels);
+    loom::testing::train_step(*markov, x, labels);
   }
   NoGrad ng;
-  EXPECT_NEAR(bern->evaluate(x, labels).at("nll"), bern_mle, 1e-4);
+  EXPECT_NEAR(loom::testing::evaluate(*bern, x, labels).at("nll"), bern_mle, 1e-4);
   // The chain's MLE has probabilities 0 and 1 here (a context always followed by
   // the same value), which gradient descent approaches only as its logits grow.
-  EXPECT_NEAR(markov->evaluate(x, labels).at("nll"), markov_mle, 5e-3);
+  EXPECT_NEAR(loom::testing::evaluate(*markov, x, labels).at("nll"), markov_mle, 5e-3);
   // The probabilities themselves, pixel by pixel: p_j = (images with pixel j on) / N.
   const std::vector<double> p = vec(sigmoid(tables(*bern).at("logits")));
   for (int j = 0; j < 9; ++j) {
@@ -218,7 +213,7 @@ TEST(LikelihoodModels, ClassConditionalPredictsByBayesRule) {
   const std::vector<int64_t> y = {0, 0, 0, 1, 1, 1, 2, 2, 0, 0, 1, 1};
   const double alpha = 1;
   auto m = models::likelihood::make_bernoulli_model(config("counts", alpha, true), 9);
-  m->train_step(as_tensor(data), labels_tensor(y));
+  loom::testing::train_step(*m, as_tensor(data), labels_tensor(y));
   const std::vector<Image> queries = {{1, 1, 0, 0, 0, 0, 0, 0, 0}, {0, 1, 0, 0, 1, 0, 0, 0, 0}, {1, 0, 0, 0, 1, 0, 0, 0, 0},
                                       {0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 0, 1, 0, 1, 0, 1, 0, 1}, {0, 0, 0, 1, 1, 1, 0, 0, 1}};
   const std::vector<int64_t> truth = {0, 1, 2, 0, 2, 0};
@@ -250,7 +245,7 @@ TEST(LikelihoodModels, ClassConditionalPredictsByBayesRule) {
   EXPECT_EQ(argmax(m->class_log_joint(q), 1).to_vector<int64_t>(), want);
   double correct = 0;
   for (size_t i = 0; i < want.size(); ++i) correct += want[i] == truth[i];
-  EXPECT_NEAR(m->evaluate(q, labels_tensor(truth)).at("acc"), correct / static_cast<double>(want.size()), 1e-12);
+  EXPECT_NEAR(loom::testing::evaluate(*m, q, labels_tensor(truth)).at("acc"), correct / static_cast<double>(want.size()), 1e-12);
   // The marginal log p(x) = log Σ_y p(x, y).
   const std::vector<double> lp = vec(m->log_prob(q));
   for (size_t i = 0; i < queries.size(); ++i) {
@@ -303,16 +298,16 @@ TEST(LikelihoodModels, TrainSampleEvalAndResumeThroughTheDriver) {
     const std::string out = str(dir.path(), "/", c.model, "_", c.fit, c.conditional ? "_cond" : "");
     auto opts = [&](const std::string& where, int64_t steps) {
       tools::TrainOptions o = tiny(c.model, out + where, steps);
-      o.config.fit = c.fit;
-      if (c.conditional) o.config.conditional = true;
+      o.config.set("fit", c.fit);
+      if (c.conditional) o.config.set("conditional", true);
       return o;
     };
     // 6 steps straight vs 3, checkpoint, resume to 6 (96 images / 16: one epoch is 6 steps).
     const tools::TrainResult straight = tools::train(opts("/a", 6));
     tools::train(opts("/b", 3));
     tools::TrainOptions rest = opts("/b", 6);
-    rest.config.fit.reset();  // stored in the checkpoint
-    rest.config.conditional.reset();
+    rest.config.options.erase("fit");  // stored in the checkpoint
+    rest.config.options.erase("conditional");
     rest.resume = out + "/b/checkpoint.safetensors";
     const tools::TrainResult resumed = tools::train(rest);
     EXPECT_EQ(resumed.steps, 6);
@@ -335,11 +330,11 @@ TEST(LikelihoodModels, TrainSampleEvalAndResumeThroughTheDriver) {
     Generator g(1);
     NoGrad ng;
     const Tensor test = data::binarize(slice(synthetic(data::Split::Test).images, 0, 0, 32), g);
-    const models::Losses l = m->evaluate(test, slice(synthetic(data::Split::Test).labels, 0, 0, 32));
+    const models::Losses l = loom::testing::evaluate(*m, test, slice(synthetic(data::Split::Test).labels, 0, 0, 32));
     EXPECT_NEAR(l.at("nll"), -mean(dm->log_prob(test)).item(), 1e-9);
     EXPECT_EQ(l.at("params"), c.params);
     if (fs::exists(data::kFashionMnistDir)) {
-      const models::Losses e = tools::evaluate(c.model, straight.checkpoint, Device::cpu(), data::kFashionMnistDir, 50);
+      const models::Losses e = tools::evaluate(c.model, straight.checkpoint, Device::cpu(), data::kFashionMnistDir, 50).metrics;
       EXPECT_NEAR(e.at("params"), c.params, 1e-9);
     }
   }
@@ -352,22 +347,22 @@ TEST(LikelihoodModels, OptionsTakeEffectOrAreRefused) {
     set(o);
     return error_of([&] { tools::train(o); });
   };
-  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.fit = "closed"; }),
-            "train: --fit must be gd or counts, got 'closed'");
-  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.alpha = -1; }), "train: --alpha must be >= 0, got -1");
-  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.levels = 16; }), "train: --levels must be 2 or 256, got 16");
-  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.alpha = 1; }),
+  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("fit", "closed"); }),
+            "train: --fit must be one of gd, counts, got 'closed'");
+  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("alpha", -1); }), "train: --alpha must be >= 0, got -1");
+  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("levels", 16); }), "train: --levels must be one of 2, 256, got '16'");
+  EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("alpha", 1); }),
             "bernoulli: --alpha applies to --fit counts (gradient descent fits the unsmoothed MLE)");
-  EXPECT_EQ(refused("markov", [](auto& o) { o.config.conditional = true; }),
+  EXPECT_EQ(refused("markov", [](auto& o) { o.config.set("conditional", true); }),
             "train: --conditional does not apply to model 'markov' (it takes --lr, --b1, --b2, --fit, --alpha)");
-  EXPECT_EQ(refused("vae", [](auto& o) { o.config.fit = "counts"; }),
+  EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("fit", "counts"); }),
             "train: --fit does not apply to model 'vae' (it takes --lr, --b1, --b2, --latent-dim)");
   EXPECT_FALSE(fs::exists(dir.path() + "/refused"));
   // alpha reaches the counts: a smoothed fit differs from the MLE.
   auto fit = [&](const std::string& name, double alpha) {
     tools::TrainOptions o = tiny("markov", dir.path() + "/" + name, 2);
-    o.config.fit = "counts";
-    o.config.alpha = alpha;
+    o.config.set("fit", "counts");
+    o.config.set("alpha", alpha);
     return model_tensors(tools::train(o).checkpoint);
   };
   const auto mle = fit("mle", 0), smooth = fit("smooth", 1);
@@ -375,7 +370,7 @@ TEST(LikelihoodModels, OptionsTakeEffectOrAreRefused) {
   EXPECT_NE(mle.at("model.pixels.cond"), smooth.at("model.pixels.cond"));
   // Resume refuses a contradicting fit.
   tools::TrainOptions r = tiny("markov", dir.path() + "/mle", 3);
-  r.config.fit = "gd";
+  r.config.set("fit", "gd");
   r.resume = dir.path() + "/mle/checkpoint.safetensors";
   EXPECT_EQ(error_of([&] { tools::train(r); }),
             "train --resume: --fit gd contradicts the checkpoint, which stores fit = counts (leave the flag out to "
@@ -389,16 +384,16 @@ TEST(LikelihoodModels, EightBitCategoricalCountsAndGradientDescentAgree) {
   const Tensor x = from_vector(v, {4, 4}) / 255.0;
   const Tensor labels = labels_tensor({0, 0, 0, 0});
   models::Config c = config("counts");
-  c.levels = 256;
+  c.set("levels", 256);
   auto counts = models::likelihood::make_bernoulli_model(c, 4);
-  counts->train_step(x, labels);
-  c.fit = "gd";
+  loom::testing::train_step(*counts, x, labels);
+  c.set("fit", "gd");
   auto gd = models::likelihood::make_bernoulli_model(c, 4);
-  for (int step = 0; step < 600; ++step) gd->train_step(x, labels);
+  for (int step = 0; step < 600; ++step) loom::testing::train_step(*gd, x, labels);
   EXPECT_EQ(counts->free_parameters(), 4 * 255);
   // By hand: pixel 0 is 0 three times in four, 3 once; pixel 1: 255 ×3, 1 ×1; pixel 2: 7 ×3, 9 ×1; pixel 3: 100 ×3, 7 ×1.
   const double want = -(3 * std::log(0.75) + std::log(0.25)) * 4 / 4;
   NoGrad ng;
-  EXPECT_NEAR(counts->evaluate(x, labels).at("nll"), want, 1e-9);
-  EXPECT_NEAR(gd->evaluate(x, labels).at("nll"), want, 2e-2);
+  EXPECT_NEAR(loom::testing::evaluate(*counts, x, labels).at("nll"), want, 1e-9);
+  EXPECT_NEAR(loom::testing::evaluate(*gd, x, labels).at("nll"), want, 2e-2);
 }

@@ -118,11 +118,11 @@ TEST(Train, FlagsTakeEffectOrAreRefused) {
   };
   const auto base = run("base", [](auto&) {});
   // The model's defaults (Adam's 0.9 / 0.999 / 1e-3) given explicitly change nothing ...
-  EXPECT_EQ(run("same", [](auto& o) { o.config.b1 = 0.9, o.config.b2 = 0.999, o.config.lr = 1e-3; }), base);
+  EXPECT_EQ(run("same", [](auto& o) { o.config.set("b1", 0.9), o.config.set("b2", 0.999), o.config.set("lr", 1e-3); }), base);
   // ... and every other value changes the run: each flag reaches the optimizer.
-  EXPECT_NE(run("b1", [](auto& o) { o.config.b1 = 0.5; }), base);
-  EXPECT_NE(run("b2", [](auto& o) { o.config.b2 = 0.9; }), base);
-  EXPECT_NE(run("lr", [](auto& o) { o.config.lr = 2e-3; }), base);
+  EXPECT_NE(run("b1", [](auto& o) { o.config.set("b1", 0.5); }), base);
+  EXPECT_NE(run("b2", [](auto& o) { o.config.set("b2", 0.9); }), base);
+  EXPECT_NE(run("lr", [](auto& o) { o.config.set("lr", 2e-3); }), base);
   const SafetensorsMetadata m = load_safetensors(dir.path() + "/b1/checkpoint.safetensors").metadata;
   EXPECT_EQ(m.at("b1"), "0.5");
   EXPECT_EQ(m.at("b2"), "0.999");
@@ -135,15 +135,15 @@ TEST(Train, FlagsTakeEffectOrAreRefused) {
     set(o);
     return error_of([&] { tools::train(o); });
   };
-  EXPECT_EQ(refused("vae", [](auto& o) { o.config.lr = -1; }), "train: --lr must be > 0, got -1");
-  EXPECT_EQ(refused("vae", [](auto& o) { o.config.lr = 0; }), "train: --lr must be > 0, got 0");
-  EXPECT_EQ(refused("vae", [](auto& o) { o.config.b1 = 1; }), "train: --b1 must lie in [0, 1), got 1");
-  EXPECT_EQ(refused("classifier", [](auto& o) { o.config.b2 = -0.5; }), "train: --b2 must lie in [0, 1), got -0.5");
+  EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("lr", -1); }), "train: --lr must be > 0, got -1");
+  EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("lr", 0); }), "train: --lr must be > 0, got 0");
+  EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("b1", 1); }), "train: --b1 must lie in [0, 1), got 1");
+  EXPECT_EQ(refused("classifier", [](auto& o) { o.config.set("b2", -0.5); }), "train: --b2 must lie in [0, 1), got -0.5");
   EXPECT_EQ(refused("vae", [](auto& o) { o.config.batch_size = 0; }), "train: --batch-size must be >= 1, got 0");
-  EXPECT_EQ(refused("vae", [](auto& o) { o.config.latent_dim = 0; }), "train: --latent-dim must lie in [1, 65536], got 0");
-  EXPECT_EQ(refused("vae", [](auto& o) { o.config.latent_dim = 65537; }),
+  EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("latent_dim", 0); }), "train: --latent-dim must lie in [1, 65536], got 0");
+  EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("latent_dim", 65537); }),
             "train: --latent-dim must lie in [1, 65536], got 65537");
-  EXPECT_EQ(refused("classifier", [](auto& o) { o.config.latent_dim = 8; }),
+  EXPECT_EQ(refused("classifier", [](auto& o) { o.config.set("latent_dim", 8); }),
             "train: --latent-dim does not apply to model 'classifier' (it takes --lr, --b1, --b2)");
   EXPECT_EQ(refused("vae", [](auto& o) { o.limit_train = 0; }), "train: --limit must be >= 1, got 0");
   EXPECT_FALSE(fs::exists(dir.path() + "/refused")) << "a refused run writes nothing";
@@ -152,8 +152,8 @@ TEST(Train, FlagsTakeEffectOrAreRefused) {
 TEST(Train, ResumeRestoresTheStoredOptions) {
   TempDir dir;
   tools::TrainOptions first = tiny("vae", dir.path() + "/r", 2);
-  first.config.latent_dim = 8;
-  first.config.lr = 2e-3;
+  first.config.set("latent_dim", 8);
+  first.config.set("lr", 2e-3);
   first.limit_train = 64;
   first.eval_size = 0;
   tools::train(first);
@@ -176,11 +176,11 @@ TEST(Train, ResumeRestoresTheStoredOptions) {
   EXPECT_EQ(m.at("seed"), "5");
   EXPECT_EQ(m.at("limit_train"), "64");
   // Repeating a stored value is fine; contradicting one is an error naming the flag and both values.
-  EXPECT_EQ(resume(4, [](auto& o) { o.config.latent_dim = 8; }).steps, 4);
-  EXPECT_EQ(error_of([&] { resume(5, [](auto& o) { o.config.latent_dim = 16; }); }),
+  EXPECT_EQ(resume(4, [](auto& o) { o.config.set("latent_dim", 8); }).steps, 4);
+  EXPECT_EQ(error_of([&] { resume(5, [](auto& o) { o.config.set("latent_dim", 16); }); }),
             "train --resume: --latent-dim 16 contradicts the checkpoint, which stores latent_dim = 8 (leave the "
             "flag out to continue with the stored value)");
-  EXPECT_EQ(error_of([&] { resume(5, [](auto& o) { o.config.lr = 1e-3; }); }),
+  EXPECT_EQ(error_of([&] { resume(5, [](auto& o) { o.config.set("lr", 1e-3); }); }),
             "train --resume: --lr 0.001 contradicts the checkpoint, which stores lr = 0.002 (leave the flag out to "
             "continue with the stored value)");
   EXPECT_NE(error_of([&] { resume(5, [](auto& o) { o.config.batch_size = 8; }); })
@@ -247,18 +247,23 @@ TEST(Train, EveryCheckpointNumberIsValidated) {
   EXPECT_EQ(resume_error(p, 4),
             str("checkpoint ", p, ": metadata 'total_steps' = '0' is out of range [1, 9223372036854775807]"));
   p = with_meta("b1", "1.5");
-  EXPECT_EQ(resume_error(p, 4), str("checkpoint ", p, ": metadata 'b1' = '1.5' is out of range (--b1 must lie in [0, 1))"));
+  EXPECT_EQ(resume_error(p, 4), str("checkpoint ", p, ": metadata 'b1' = '1.5' is out of range (--b1 must lie in [0, 1), got 1.5)"));
   p = with_meta("lr", "nan");
-  EXPECT_EQ(resume_error(p, 4), str("checkpoint ", p, ": metadata 'lr' = 'nan' is not a finite number"));
+  EXPECT_EQ(resume_error(p, 4), str("checkpoint ", p, ": metadata 'lr' = 'nan' is out of range (--lr must be a finite number, got 'nan')"));
   p = with_meta("latent_dim", "0");
   EXPECT_EQ(error_of([&] { tools::load_model("vae", p, Device::cpu()); }),
-            str("checkpoint ", p, ": metadata 'latent_dim' = '0' is out of range (--latent-dim must lie in [1, 65536])"));
+            str("checkpoint ", p, ": metadata 'latent_dim' = '0' is out of range (--latent-dim must lie in [1, 65536], got 0)"));
   p = with_meta("seed", "-1");
   EXPECT_EQ(resume_error(p, 4), str("checkpoint ", p, ": metadata 'seed' = '-1' is not an integer in [0, 2^64)"));
 
+  // The batches drawn are at least the steps taken (each step draws one or more).
+  p = with_meta("batches", "1");
+  EXPECT_EQ(resume_error(p, 4),
+            str("checkpoint ", p, ": metadata 'batches' = '1' is out of range [2, 9223372036854775807]"));
+
   // A huge step is refused at once, not replayed batch by batch.
   p = doctor(r.checkpoint, dir.path() + "/huge.safetensors", [](Safetensors& s) {
-    s.metadata["step"] = s.metadata["total_steps"] = "9000000000000000000";
+    s.metadata["step"] = s.metadata["total_steps"] = s.metadata["batches"] = "9000000000000000000";
   });
   EXPECT_EQ(resume_error(p, 4), str("train --resume: ", p, " is already at step 9000000000000000000; --steps 4 would "
                                     "train nothing (the total must exceed 9000000000000000000; nothing was written)"));
@@ -307,7 +312,7 @@ TEST(Train, ModelTensorsOfTheWrongDtypeOrShapeAreRefusedInOneLine) {
                 "\"optim.adam.exp_avg.0\" is [784, 400] float32 in the file but the model expects [400, 784] float32"));
   // Resuming a --latent-dim 8 checkpoint needs no flag (the stored size is used).
   tools::TrainOptions small = tiny("vae", dir.path() + "/small", 1);
-  small.config.latent_dim = 8;
+  small.config.set("latent_dim", 8);
   tools::TrainResult s = tools::train(small);
   tools::TrainOptions more = tiny("vae", dir.path() + "/small", 2);
   more.resume = s.checkpoint;
@@ -318,7 +323,7 @@ TEST(Train, DivergenceStopsEveryModelAndNamesOnlyACheckpointThatExists) {
   TempDir dir;
   // Before any checkpoint: nothing is named, nothing is written, and the step is logged.
   tools::TrainOptions c = tiny("classifier", dir.path() + "/c", 5);
-  c.config.lr = 10;
+  c.config.set("lr", 10);
   const std::string m = error_of([&] { tools::train(c); });
   EXPECT_EQ(m.rfind("train: diverged at step 2: loss 'loss' exploded to ", 0), 0u) << m;
   EXPECT_NE(m.find("no checkpoint was written: the run diverged before its first one (--checkpoint-every N keeps one)"),
@@ -351,7 +356,7 @@ TEST(Train, DivergenceStopsEveryModelAndNamesOnlyACheckpointThatExists) {
 TEST(Train, MetricsRecordEveryOptimizersLearningRate) {
   TempDir dir;
   tools::TrainOptions o = tiny("vae", dir.path(), 2);
-  o.config.lr = 2e-3;
+  o.config.set("lr", 2e-3);
   tools::train(o);
   const std::string log = slurp(dir.path() + "/metrics.jsonl");
   EXPECT_NE(log.find("{\"step\":1,\"losses\":{\"kl\":"), std::string::npos) << log;

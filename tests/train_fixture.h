@@ -36,4 +36,14 @@ inline tools::TrainOptions tiny_run(const std::string& model, const std::string&
   return o;
 }
 
+// One train_step / evaluate of m on (images, labels), outside the driver.
+inline models::Losses train_step(models::Model& m, const Tensor& images, const Tensor& labels) {
+  models::Step step;
+  return m.train_step(models::Batch{.images = images, .labels = labels}, step);
+}
+inline models::Losses evaluate(models::Model& m, const Tensor& images, const Tensor& labels,
+                               const models::EvalOptions& o = {}) {
+  return m.evaluate(models::Batch{.images = images, .labels = labels}, o);
+}
+
 }  // namespace loom::testing

@@ -12,6 +12,7 @@ int derive_command(const std::vector<std::string>& args);  // tools/derive_comma
 int train_command(const std::vector<std::string>& args);   // tools/train_command.cpp
 int sample_command(const std::vector<std::string>& args);  // tools/train_command.cpp
 int eval_command(const std::vector<std::string>& args);    // tools/train_command.cpp
+int score_command(const std::vector<std::string>& args);   // tools/train_command.cpp
 int list_command(const std::vector<std::string>& args);    // tools/train_command.cpp
 int plot_command(const std::vector<std::string>& args);    // tools/train_command.cpp
 

@@ -20,6 +20,7 @@ const Command kCommands[] = {
     {"train", "train a model (loom list shows them); writes checkpoint, samples and metrics", loom::cli::train_command},
     {"sample", "write a PNG grid of samples from a trained model", loom::cli::sample_command},
     {"eval", "held-out metrics of a trained model", loom::cli::eval_command},
+    {"score", "log p(x) of each image of a file or folder under a trained density model", loom::cli::score_command},
     {"list", "the registered models", loom::cli::list_command},
     {"plot", "loss curves of a metrics.jsonl as a PNG", loom::cli::plot_command},
     {"derive", "the theory of generative models, reproduced numerically: jsd, elbo, params",

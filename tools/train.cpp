@@ -21,40 +21,34 @@ struct RngState {
   Generator trainer;
 };
 
-// The shortest text that reads back as exactly v.
-std::string exact(double v) {
-  char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, end);
-}
 std::string exact(int64_t v) { return std::to_string(v); }
 std::string exact(uint64_t v) { return std::to_string(v); }
-std::string exact(const std::string& v) { return v; }
-std::string exact(bool v) { return v ? "true" : "false"; }
 
 // What a training checkpoint's metadata says about its run, every number checked.
 struct StoredRun {
   int64_t step = 0, total = 0, limit_train = 0;  // limit_train 0: all images
+  int64_t batches = 0;                            // training batches drawn (≥ step: a step may draw several)
   models::Config config;                          // batch_size, seed and every option the model takes
 };
 
+// The driver's keys; a model option may not take one of these names.
+const std::vector<std::string> kRunKeys{"model", "step", "total_steps", "batches", "batch_size", "seed", "limit_train"};
+
 SafetensorsMetadata config_metadata(const std::string& model, const models::Config& c, int64_t limit_train,
-                                    int64_t step, int64_t total) {
+                                    int64_t step, int64_t total, int64_t batches) {
   SafetensorsMetadata m{{"model", model},
                         {"step", exact(step)},
                         {"total_steps", exact(total)},
+                        {"batches", exact(batches)},
                         {"batch_size", exact(*c.batch_size)},
                         {"seed", exact(*c.seed)},
                         {"limit_train", exact(limit_train)}};
-  // Only the options the model takes (resolve_config leaves the others unset).
-  if (c.lr) m["lr"] = exact(*c.lr);
-  if (c.b1) m["b1"] = exact(*c.b1);
-  if (c.b2) m["b2"] = exact(*c.b2);
-  if (c.latent_dim) m["latent_dim"] = exact(*c.latent_dim);
-  if (c.fit) m["fit"] = *c.fit;
-  if (c.alpha) m["alpha"] = exact(*c.alpha);
-  if (c.conditional) m["conditional"] = exact(*c.conditional);
-  if (c.levels) m["levels"] = exact(*c.levels);
+  // Every option the model takes, whole (resolve_config has set each).
+  for (auto& [name, value] : c.options) {
+    LOOM_CHECK(std::find(kRunKeys.begin(), kRunKeys.end(), name) == kRunKeys.end(), "model '", model,
+               "' declares an option named '", name, "', which the checkpoint's metadata uses for itself");
+    m[name] = value;
+  }
   return m;
 }
 
@@ -88,32 +82,20 @@ class MetadataReader {
                key, "' = '", v, "' is not an integer in [0, 2^64)");
     return out;
   }
-  // An option's value, in the range the command line allows for it.
-  double option(const std::string& key) const {
-    const std::string& v = text(key);
-    double out = 0;
-    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-    LOOM_CHECK(!v.empty() && ec == std::errc() && end == v.data() + v.size() && std::isfinite(out), "checkpoint ",
-               path_, ": metadata '", key, "' = '", v, "' is not a finite number");
-    const std::string problem = models::option_range_problem(key, out);
-    LOOM_CHECK(problem.empty(), "checkpoint ", path_, ": metadata '", key, "' = '", v, "' is out of range (",
-               models::option_flag(key), " ", problem, ")");
-    return out;
+  // A model option's value, checked as the command line checks it. A checkpoint
+  // written before the model gained the option runs with its default (a new
+  // option's default keeps the old behaviour).
+  std::string option(const models::OptionSpec& spec) const {
+    auto it = s_.metadata.find(spec.name);
+    if (it == s_.metadata.end()) return spec.default_value;
+    try {
+      return spec.canonical(it->second);
+    } catch (const Error& e) {
+      throw Error(str("checkpoint ", path_, ": metadata '", spec.name, "' = '", it->second, "' is out of range (",
+                      e.what(), ")"));
+    }
   }
-  // A fitting method ("gd" or "counts").
-  const std::string& fit(const std::string& key) const {
-    const std::string& v = text(key);
-    const std::string problem = models::fit_problem(v);
-    LOOM_CHECK(problem.empty(), "checkpoint ", path_, ": metadata '", key, "' = '", v, "' is out of range (",
-               models::option_flag(key), " ", problem, ")");
-    return v;
-  }
-  bool boolean(const std::string& key) const {
-    const std::string& v = text(key);
-    LOOM_CHECK(v == "true" || v == "false", "checkpoint ", path_, ": metadata '", key, "' = '", v,
-               "' is not true or false");
-    return v == "true";
-  }
+  bool has(const std::string& key) const { return s_.metadata.count(key) != 0; }
 
  private:
   const Safetensors& s_;
@@ -136,15 +118,10 @@ StoredRun read_run(const Safetensors& ck, const std::string& path, const models:
   r.limit_train = m.integer("limit_train", 0, kMax);
   r.config.batch_size = m.integer("batch_size", 1, kMax);
   r.config.seed = m.unsigned_integer("seed");
+  // Checkpoints from before models could draw extra batches drew one per step.
+  r.batches = m.has("batches") ? m.integer("batches", r.step, kMax) : r.step;
   // Only the options the model takes; others (from older checkpoints) mean nothing to it.
-  if (reg.options.lr) r.config.lr = m.option("lr");
-  if (reg.options.b1) r.config.b1 = m.option("b1");
-  if (reg.options.b2) r.config.b2 = m.option("b2");
-  if (reg.options.latent_dim) r.config.latent_dim = static_cast<int64_t>(m.option("latent_dim"));
-  if (reg.options.fit) r.config.fit = m.fit("fit");
-  if (reg.options.alpha) r.config.alpha = m.option("alpha");
-  if (reg.options.conditional) r.config.conditional = m.boolean("conditional");
-  if (reg.options.levels) r.config.levels = static_cast<int64_t>(m.option("levels"));
+  for (const models::OptionSpec& spec : reg.options) r.config.options[spec.name] = m.option(spec);
   return r;
 }
 
@@ -241,16 +218,16 @@ void restore(models::Model& m, RngState& rng, const Safetensors& file, const std
   rng.trainer.set_state(ts, toff);
 }
 
-// The batch as the model wants it: on its device, in its pixel range, binarized
-// when it models binary pixels. Loader images are in [0, 1].
-Tensor prepare(const Tensor& images01, const models::DataSpec& spec, Generator& g, Device device) {
-  NoGrad ng;
-  Tensor x = spec.binarize ? data::binarize(images01, g) : images01;
-  if (spec.lo != 0 || spec.hi != 1) x = x * (spec.hi - spec.lo) + spec.lo;
-  return x.to(device);
+// A batch of the loader as the model sees it (data::prepare_images), on its device.
+models::Batch prepare(const data::Batch& b, const models::DataSpec& spec, Generator& g, Device device) {
+  models::Batch out;
+  out.images = data::prepare_images(b.inputs, spec, g).to(device);
+  out.labels = b.labels.to(device);
+  return out;
 }
 
-models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64_t n, Device device, Generator& g) {
+models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64_t n, Device device, Generator& g,
+                        const models::EvalOptions& eo = {}) {
   n = std::min(n, test.images.size(0));
   if (n <= 0) return {};
   m.train(false);
@@ -259,25 +236,28 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   const int64_t chunk = 500;
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t j = std::min(n, i + chunk);
-    Tensor x = prepare(slice(test.images, 0, i, j), m.data_spec(), g, device);
-    models::Losses l = m.evaluate(x, slice(test.labels, 0, i, j).to(device));
+    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j)}, m.data_spec(), g, device);
+    models::Losses l = m.evaluate(b, eo);
     for (auto& [k, v] : l) totals[k] += v * static_cast<double>(j - i) / static_cast<double>(n);
   }
   m.train(true);
   return totals;
 }
 
-void write_samples(models::Model& m, int64_t n, const std::string& path, Generator& g) {
+// Samples as a picture: a PNG grid of images, or for points in the plane a
+// scatter of the samples over held-out data.
+void write_samples(models::Model& m, int64_t n, const std::string& path, Generator& g,
+                   const models::Condition& c = {}) {
   m.train(false);
   Tensor s;
   {
     NoGrad ng;
-    s = m.sample(n, g);
+    s = m.sample(n, c, g);
   }
   m.train(true);
   const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
   GridOptions go;
-  go.nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
+  go.nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(s.size(0)))));
   go.upscale = 2;
   save_image_grid(s, path, {spec.lo, spec.hi}, go);
 }
@@ -291,8 +271,8 @@ const models::Registration& resolve_model(const std::string& name) {
   return models::find_model(name);
 }
 
-data::LabeledImages load(const TrainOptions& o, data::Split split) {
-  return o.load_data ? o.load_data(split) : data::load_mnist(split, o.data_dir);
+data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, data::Split split) {
+  return o.load_data ? o.load_data(split) : data::load_dataset(spec, split, o.data_dir);
 }
 
 }  // namespace
@@ -311,38 +291,37 @@ TrainResult train(const TrainOptions& o) {
   models::Config given = o.config;
   std::optional<int64_t> limit = o.limit_train;
   std::optional<Safetensors> ck;
-  int64_t step = 0;
+  int64_t step = 0, batches = 0;
   if (!o.resume.empty()) {
     ck = load_safetensors(o.resume);
     check_model(*ck, o.resume, o.model, "train --resume: ");
     const StoredRun run = read_run(*ck, o.resume, reg);
     step = run.step;
-    auto keep = [&](const std::string& field, auto& mine, const auto& stored) {
-      if (!stored) return;  // an option the model does not take: resolve_config refuses it if given
-      LOOM_CHECK(!mine || *mine == *stored, "train --resume: ",
-                 field == "limit_train" ? std::string("--limit") : models::option_flag(field), " ", exact(*mine),
-                 " contradicts the checkpoint, which stores ", field, " = ", exact(*stored),
-                 " (leave the flag out to continue with the stored value)");
+    batches = run.batches;
+    auto contradiction = [&](const std::string& flag, const std::string& mine, const std::string& field,
+                             const std::string& stored) {
+      return Error(str("train --resume: ", flag, " ", mine, " contradicts the checkpoint, which stores ", field,
+                       " = ", stored, " (leave the flag out to continue with the stored value)"));
+    };
+    auto keep = [&](const std::string& flag, const std::string& field, auto& mine, const auto& stored) {
+      if (mine && *mine != stored) throw contradiction(flag, exact(*mine), field, exact(stored));
       mine = stored;
     };
-    keep("lr", given.lr, run.config.lr);
-    keep("b1", given.b1, run.config.b1);
-    keep("b2", given.b2, run.config.b2);
-    keep("latent_dim", given.latent_dim, run.config.latent_dim);
-    keep("fit", given.fit, run.config.fit);
-    keep("alpha", given.alpha, run.config.alpha);
-    keep("conditional", given.conditional, run.config.conditional);
-    keep("levels", given.levels, run.config.levels);
-    keep("batch_size", given.batch_size, run.config.batch_size);
-    keep("seed", given.seed, run.config.seed);
+    keep("--batch-size", "batch_size", given.batch_size, *run.config.batch_size);
+    keep("--seed", "seed", given.seed, *run.config.seed);
     // limit_train 0 in the checkpoint: every image.
-    const std::optional<int64_t> stored_limit = run.limit_train;
     if (run.limit_train == 0) {
-      LOOM_CHECK(!limit, "train --resume: --limit ", *limit,
-                 " contradicts the checkpoint, which stores limit_train = 0 (every image; leave the flag out to "
-                 "continue with the stored value)");
+      if (limit) throw contradiction("--limit", exact(*limit), "limit_train", "0 (every image)");
     } else {
-      keep("limit_train", limit, stored_limit);
+      keep("--limit", "limit_train", limit, run.limit_train);
+    }
+    for (auto& [name, stored] : run.config.options) {
+      auto mine = given.options.find(name);
+      if (mine != given.options.end()) {
+        const models::OptionSpec& spec = *models::find_option(reg, name);
+        if (spec.canonical(mine->second) != stored) throw contradiction(spec.flag(), mine->second, name, stored);
+      }
+      given.options[name] = stored;
     }
   }
   models::Config config;
@@ -352,7 +331,11 @@ TrainResult train(const TrainOptions& o) {
     throw Error(str("train: ", e.what()));
   }
 
-  data::LabeledImages train_set = load(o, data::Split::Train);
+  manual_seed(*config.seed);
+  RngState rng{Generator(*config.seed ^ 0x9E3779B97F4A7C15ull)};
+  std::unique_ptr<models::Model> model = reg.make(config);
+  const models::DataSpec spec = model->data_spec();
+  data::LabeledImages train_set = load(o, spec, data::Split::Train);
   if (limit && *limit < train_set.images.size(0)) {
     train_set.images = slice(train_set.images, 0, 0, *limit);
     train_set.labels = slice(train_set.labels, 0, 0, *limit);
@@ -367,21 +350,21 @@ TrainResult train(const TrainOptions& o) {
   LOOM_CHECK(!ck || total > step, "train --resume: ", o.resume, " is already at step ", step, "; ",
              o.steps > 0 ? str("--steps ", o.steps) : str("--epochs ", o.epochs, " (", total, " steps)"),
              " would train nothing (the total must exceed ", step, "; nothing was written)");
-
-  manual_seed(*config.seed);
-  RngState rng{Generator(*config.seed ^ 0x9E3779B97F4A7C15ull)};
-  std::unique_ptr<models::Model> model = reg.make(config);
   if (ck) restore(*model, rng, *ck, o.resume);
 
-  // The data order continues exactly: epoch step / per_epoch, from its batch
-  // step % per_epoch (the order of an epoch depends only on the seed and the epoch).
+  // The data order continues exactly: epoch batches / per_epoch, from its batch
+  // batches % per_epoch (the order of an epoch depends only on the seed and the epoch).
   data::DataLoaderOptions lo;
   lo.batch_size = batch_size;
   lo.drop_last = true;
   lo.seed = *config.seed;
-  lo.first_epoch = step / per_epoch;
-  lo.first_batch = step % per_epoch;
+  lo.first_epoch = batches / per_epoch;
+  lo.first_batch = batches % per_epoch;
   data::DataLoader loader(train_set.images, train_set.labels, lo);
+  auto next_batch = [&] {
+    ++batches;
+    return prepare(loader.next(), spec, rng.trainer, config.device);
+  };
 
   fs::create_directories(o.out_dir);
   MetricsLog metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), /*append=*/ck.has_value());
@@ -410,7 +393,7 @@ TrainResult train(const TrainOptions& o) {
     const std::string bad = first_nonfinite(*model);
     if (!bad.empty()) throw diverged(str("'", bad, "' is not finite"));
     save_safetensors(ckpt_path, checkpoint_tensors(*model, rng),
-                     config_metadata(o.model, config, limit_train, step, total));
+                     config_metadata(o.model, config, limit_train, step, total, batches));
     last_good = ckpt_path;
     last_good_step = step;
   };
@@ -422,9 +405,9 @@ TrainResult train(const TrainOptions& o) {
   TrainResult result;
   model->train(true);
   while (step < total) {
-    data::Batch b = loader.next();
-    Tensor x = prepare(b.inputs, model->data_spec(), rng.trainer, config.device);
-    models::Losses l = model->train_step(x, b.labels.to(config.device));
+    models::Batch b = next_batch();
+    models::Step info{.index = step, .total = total, .next_batch = next_batch};
+    models::Losses l = model->train_step(b, info);
     ++step;
     Losses shown(l.begin(), l.end());
     MetricsRecord r;
@@ -454,7 +437,7 @@ TrainResult train(const TrainOptions& o) {
   result.steps = step;
   result.checkpoint = ckpt_path;
   if (o.eval_size > 0) {
-    data::LabeledImages test = load(o, data::Split::Test);
+    data::LabeledImages test = load(o, spec, data::Split::Test);
     result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer);
   }
   result.samples = (fs::path(o.out_dir) / "samples.png").string();
@@ -476,19 +459,109 @@ std::unique_ptr<models::Model> load_model(const std::string& name, const std::st
   return m;
 }
 
-void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
-            uint64_t seed, const std::string& data_dir) {
-  LOOM_CHECK(n > 0, "sample: -n must be positive, got ", n);
-  std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
-  Generator g(seed);
-  write_samples(*m, n, out, g);
+int64_t parse_label(const std::string& label) {
+  const auto& names = data::fashion_mnist_classes();
+  int64_t v = -1;
+  auto [end, ec] = std::from_chars(label.data(), label.data() + label.size(), v);
+  if (ec == std::errc() && end == label.data() + label.size()) {
+    LOOM_CHECK(v >= 0 && v < static_cast<int64_t>(names.size()), "sample: --label ", label,
+               " is not a class index in [0, ", names.size(), ")");
+    return v;
+  }
+  auto lower = [](std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    return s;
+  };
+  std::vector<std::string> all;
+  for (size_t i = 0; i < names.size(); ++i) {
+    all.emplace_back(names[i]);
+    // "sneaker", "t-shirt" and "top" name their class too.
+    std::string name = lower(std::string(names[i]));
+    for (size_t start = 0; start <= name.size();) {
+      const size_t slash = std::min(name.find('/', start), name.size());
+      if (lower(label) == name.substr(start, slash - start) || lower(label) == name) return static_cast<int64_t>(i);
+      start = slash + 1;
+    }
+  }
+  throw Error(str("sample: --label '", label, "' is not a Fashion-MNIST class", cli::suggestion(label, all),
+                  " (names or indices 0-9: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, "
+                  "Ankle boot)"));
 }
 
-models::Losses evaluate(const std::string& name, const std::string& checkpoint, Device device,
-                        const std::string& data_dir, int64_t eval_size) {
+namespace {
+
+models::Condition condition_for(models::Model& m, const std::string& model, const SampleCondition& sc, int64_t n) {
+  const models::Conditions takes = m.conditions();
+  models::Condition c;
+  if (!sc.label.empty()) {
+    LOOM_CHECK(takes.labels, "sample: model '", model, "' takes no --label (its samples are not class-conditional)");
+    c.labels = full({n}, static_cast<double>(parse_label(sc.label)), TensorOptions{DType::Int64});
+  }
+  if (!sc.prompt.empty()) {
+    LOOM_CHECK(takes.prompt, "sample: model '", model, "' takes no --prompt (it is not conditioned on text)");
+    c.prompt = sc.prompt;
+  }
+  if (!sc.input.empty()) {
+    LOOM_CHECK(takes.images, "sample: model '", model, "' takes no --input (it does not translate images)");
+    const models::DataSpec spec = m.data_spec();
+    c.images = data::load_images(sc.input, spec.size, spec.channels).images;
+    Generator g(0);
+    c.images = data::prepare_images(c.images, spec, g);
+  }
+  return c;
+}
+
+}  // namespace
+
+void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
+            uint64_t seed, const std::string& data_dir, const SampleCondition& sc) {
+  LOOM_CHECK(n > 0, "sample: -n must be positive, got ", n);
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
+  const models::Condition c = condition_for(*m, name, sc, n);
+  Generator g(seed);
+  write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c);
+}
+
+Evaluation evaluate(const std::string& name, const std::string& checkpoint, Device device, const std::string& data_dir,
+                    int64_t eval_size, const models::EvalOptions& eo) {
+  std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
+  LOOM_CHECK(eo.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
+             "eval: --importance-samples applies to latent-variable models; '", name, "' is a ",
+             models::kind_name(m->kind()), " model");
+  Evaluation e;
+  e.kind = m->kind();
+  e.parameters = m->parameter_count();
   Generator g(1);
-  return run_eval(*m, data::load_mnist(data::Split::Test, data_dir), eval_size, device, g);
+  const models::DataSpec spec = m->data_spec();
+  e.metrics = run_eval(*m, data::load_dataset(spec, data::Split::Test, data_dir), eval_size, device, g, eo);
+  return e;
+}
+
+std::vector<Score> score(const std::string& name, const std::string& checkpoint, Device device,
+                         const std::string& input, const models::EvalOptions& eo) {
+  std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data::kFashionMnistDir);
+  const models::DataSpec spec = m->data_spec();
+  data::ImageFiles files = data::load_images(input, spec.size, spec.channels);
+  // Scoring is deterministic: binary models see the image thresholded at 1/2.
+  Tensor x = files.images;
+  if (spec.binarize) x = ge(x, full(x.shape(), 0.5)).to(DType::Float32);
+  models::DataSpec mapped = spec;
+  mapped.binarize = false;
+  Generator g(0);
+  x = data::prepare_images(x, mapped, g).to(device);
+  m->train(false);
+  NoGrad ng;
+  std::vector<double> lp;
+  const int64_t chunk = 256;
+  for (int64_t i = 0; i < x.size(0); i += chunk) {
+    const std::vector<double> part =
+        m->score(slice(x, 0, i, std::min(x.size(0), i + chunk)), eo).to(Device::cpu()).to(DType::Float64).to_vector<double>();
+    lp.insert(lp.end(), part.begin(), part.end());
+  }
+  const double dims = static_cast<double>(x.numel() / x.size(0));
+  std::vector<Score> out;
+  for (size_t i = 0; i < lp.size(); ++i) out.push_back({files.paths[i], lp[i], -lp[i] / (dims * std::log(2.0))});
+  return out;
 }
 
 }  // namespace loom::tools

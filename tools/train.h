@@ -35,7 +35,8 @@ struct TrainOptions {
   std::optional<int64_t> limit_train;  // use only the first N >= 1 training images (unset: all)
   int64_t eval_size = 2000;    // held-out images evaluated at the end (0: skip)
   bool progress = true;
-  // Where the data comes from; defaults to load_mnist(split, data_dir).
+  // Where the data comes from (images in [0, 1]); defaults to the model's data set,
+  // data::load_dataset(model->data_spec(), split, data_dir).
   std::function<data::LabeledImages(data::Split)> load_data;
 };
 
@@ -49,18 +50,47 @@ struct TrainResult {
 
 TrainResult train(const TrainOptions& o);
 
-// A model rebuilt from a training checkpoint (its config is in the metadata).
+// A model rebuilt from a training checkpoint (its options are in the metadata).
 // Every metadata number and every tensor (name, dtype, shape, finite values)
 // is checked first; an error names the file and the field or tensor.
 std::unique_ptr<models::Model> load_model(const std::string& name, const std::string& checkpoint, Device device,
                                           const std::string& data_dir = data::kFashionMnistDir);
 
-// Writes n samples of a trained model as a PNG grid.
-void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
-            uint64_t seed, const std::string& data_dir = data::kFashionMnistDir);
+// What `loom sample` conditions on; empty fields are not given.
+struct SampleCondition {
+  std::string label;   // a Fashion-MNIST class: name ("sneaker", "ankle boot", "t-shirt") or index 0-9
+  std::string prompt;  // a text prompt
+  std::string input;   // an image file or a folder of images to translate
+};
+// The class index `label` names (parse rules of SampleCondition::label); an
+// Error listing the classes otherwise.
+int64_t parse_label(const std::string& label);
 
-// Held-out metrics of a trained model on the test split.
-models::Losses evaluate(const std::string& name, const std::string& checkpoint, Device device,
-                        const std::string& data_dir, int64_t eval_size);
+// Writes samples of a trained model as a PNG grid: n of them, or one per input
+// image when sc.input is given. A condition the model does not take is an Error
+// saying so.
+void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
+            uint64_t seed, const std::string& data_dir = data::kFashionMnistDir, const SampleCondition& sc = {});
+
+// `loom eval`: held-out metrics of a trained model on the first eval_size images
+// of its data set's test split, with the model's kind and parameter count.
+struct Evaluation {
+  models::ModelKind kind{};
+  int64_t parameters = 0;
+  models::Losses metrics;  // averaged over the images
+};
+Evaluation evaluate(const std::string& name, const std::string& checkpoint, Device device, const std::string& data_dir,
+                    int64_t eval_size, const models::EvalOptions& eo = {});
+
+// `loom score`: log p(x) (or its estimate, for latent-variable models) of each
+// image of an image file or folder, resized to the model's data, binary models
+// seeing it thresholded at 1/2.
+struct Score {
+  std::string path;
+  double log_px = 0;        // nats
+  double bits_per_dim = 0;  // −log p(x) / (D ln 2)
+};
+std::vector<Score> score(const std::string& name, const std::string& checkpoint, Device device,
+                         const std::string& input, const models::EvalOptions& eo = {});
 
 }  // namespace loom::tools

@@ -1,6 +1,7 @@
 // `loom train | sample | eval | list | plot`: the model toolkit's command line.
 // Flag names follow the PyTorch GAN/VAE example scripts where they exist;
 // their --n_epochs / --batch_size spellings are accepted as aliases.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -15,8 +16,8 @@ namespace {
 
 const FlagSpec kHelp{"--help", "", "show this help", {"-h"}};
 const FlagSpec kDevice{"--device", "DEV", "cpu (default), cuda or cuda:N"};
-const FlagSpec kData{"--data", "DIR", "folder of Fashion-MNIST/MNIST IDX files (default /usr/share/datasets/fashion-mnist)",
-                     {"--data-dir", "--dataroot"}};
+const FlagSpec kData{"--data", "DIR", "the model's data (default: the Fashion-MNIST IDX folder " +
+                                        std::string(data::kFashionMnistDir) + ")", {"--data-dir", "--dataroot"}};
 const FlagSpec kSeed{"--seed", "N", "random seed (default 0)"};
 
 Device device_of(const Args& a) {
@@ -55,32 +56,64 @@ std::string join_losses(const models::Losses& l) {
 
 }  // namespace
 
+// The flag of each model option, over every registered model (an option has one
+// kind wherever it is declared): the train command parses all of them, then
+// resolve_config refuses one the chosen model does not take, naming the model.
+std::vector<FlagSpec> model_option_flags(const models::Registration* only) {
+  std::vector<FlagSpec> out;
+  for (const models::Registration& r : models::registry()) {
+    if (only && only != &r) continue;
+    for (const models::OptionSpec& o : r.options) {
+      if (std::any_of(out.begin(), out.end(), [&](const FlagSpec& f) { return f.name == o.flag(); })) continue;
+      std::string value_name = "X", help = o.help;
+      if (o.kind == models::OptionSpec::Kind::Integer) value_name = "N";
+      if (o.kind == models::OptionSpec::Kind::Switch) value_name = "";
+      if (o.kind == models::OptionSpec::Kind::Choice) {
+        value_name.clear();
+        for (const std::string& c : o.choices) value_name += (value_name.empty() ? "" : "|") + c;
+      }
+      if (o.kind == models::OptionSpec::Kind::Real || o.kind == models::OptionSpec::Kind::Integer)
+        help += ", " + o.range.bounds();
+      if (only && o.kind != models::OptionSpec::Kind::Switch) help += " (default " + o.default_value + ")";
+      out.push_back({o.flag(), value_name, help});
+    }
+  }
+  return out;
+}
+
 int train_command(const std::vector<std::string>& args) {
-  const std::vector<FlagSpec> flags{
+  std::vector<FlagSpec> flags{
       {"--epochs", "N", "passes over the training set", {"--n-epochs"}},
       {"--steps", "N", "optimizer steps (wins over --epochs)", {"--n-steps", "--iters"}},
       {"--batch-size", "N", "batch size, >= 1 (default 64)"},
-      {"--lr", "X", "learning rate, > 0 (default: the model's)"},
-      {"--b1", "X", "Adam beta1, in [0, 1) (default: the model's)"},
-      {"--b2", "X", "Adam beta2, in [0, 1) (default: the model's)"},
-      {"--latent-dim", "N", "latent dimension, in [1, 65536], for models with a latent space (default: the model's)"},
-      {"--fit", "HOW", "likelihood models: gd (gradient descent on the NLL, default) or counts (closed-form MLE)"},
-      {"--alpha", "X", "likelihood models, --fit counts: add-alpha smoothing, >= 0 (default 0: the MLE)"},
-      {"--conditional", "", "bernoulli: one image model per class plus p(y); eval reports Bayes-rule accuracy"},
-      {"--levels", "N", "bernoulli: values per pixel, 2 (binarized, default) or 256 (8-bit categorical)"},
       kDevice,
       kSeed,
       {"--sample-every", "N", "write a sample grid every N steps", {"--sample-interval"}},
       {"--checkpoint-every", "N", "also checkpoint every N steps"},
       {"--out", "DIR", "output folder (default out/MODEL)", {"--out-dir"}},
       {"--resume", "CKPT", "continue a run from its checkpoint, with its stored options"},
-      kData,
+      {"--data", "DIR", "the model's data: the Fashion-MNIST IDX folder (default " + std::string(data::kFashionMnistDir) +
+                            ") or, for image-folder models, the image folder", {"--data-dir", "--dataroot"}},
       {"--limit", "N", "train on the first N >= 1 images only"},
       kHelp,
   };
-  const std::string usage = "usage: loom train MODEL [flags]\n\n" + describe(flags) + "\nModels: loom list\n";
+  const size_t common = flags.size();
+  for (FlagSpec& f : model_option_flags(nullptr)) flags.push_back(std::move(f));
   Args a = parse("train", args, flags);
-  if (help(a, usage)) return 0;
+  if (a.has("--help")) {
+    const std::vector<FlagSpec> mine(flags.begin(), flags.begin() + static_cast<std::ptrdiff_t>(common));
+    if (a.positional.size() == 1) {
+      const models::Registration& r = models::find_model(a.positional[0]);
+      std::cout << "usage: loom train " << r.name << " [flags]\n\n" << r.summary << "\n\n" << describe(mine)
+                << "\nOptions of " << r.name << ":\n"
+                << (r.options.empty() ? "  (none)\n" : describe(model_option_flags(&r)));
+    } else {
+      std::cout << "usage: loom train MODEL [flags]\n\n" << describe(mine)
+                << "\nEach model has options of its own: loom train MODEL --help. Models: loom list\n";
+    }
+    return 0;
+  }
+  const std::string usage = "usage: loom train MODEL [flags]   (loom train MODEL --help lists the model's options)\n";
   tools::TrainOptions o;
   o.model = model_arg(a, usage);
   o.epochs = count(a, "--epochs");
@@ -88,14 +121,13 @@ int train_command(const std::vector<std::string>& args) {
   if (o.epochs == 0 && o.steps == 0) throw UsageError("train: give --epochs N or --steps N\n" + usage);
   // Options not given stay unset: the model's default, or the checkpoint's value on --resume.
   if (a.has("--batch-size")) o.config.batch_size = count(a, "--batch-size");
-  if (a.has("--lr")) o.config.lr = a.number("--lr", 0);
-  if (a.has("--b1")) o.config.b1 = a.number("--b1", 0);
-  if (a.has("--b2")) o.config.b2 = a.number("--b2", 0);
-  if (a.has("--latent-dim")) o.config.latent_dim = count(a, "--latent-dim");
-  if (a.has("--fit")) o.config.fit = a.value("--fit");
-  if (a.has("--alpha")) o.config.alpha = a.number("--alpha", 0);
-  if (a.has("--conditional")) o.config.conditional = true;
-  if (a.has("--levels")) o.config.levels = count(a, "--levels");
+  for (size_t i = common; i < flags.size(); ++i) {
+    if (!a.has(flags[i].name)) continue;
+    const std::string name = flags[i].name.substr(2);
+    std::string field = name;
+    std::replace(field.begin(), field.end(), '-', '_');
+    o.config.options[field] = flags[i].value_name.empty() ? "true" : a.value(flags[i].name);
+  }
   o.config.device = device_of(a);
   if (a.has("--seed")) o.config.seed = a.unsigned_value("--seed", 0);
   o.config.data_dir = a.value("--data", data::kFashionMnistDir);
@@ -118,6 +150,9 @@ int sample_command(const std::vector<std::string>& args) {
   const std::vector<FlagSpec> flags{{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
                                     {"-n", "N", "number of samples (default 64)", {"--n"}},
                                     {"--out", "FILE", "PNG to write (default samples.png)", {"-o"}},
+                                    {"--label", "CLASS", "class-conditional models: the class (name or index 0-9)"},
+                                    {"--prompt", "TEXT", "text-conditional models: the text"},
+                                    {"--input", "PATH", "translation models: an image file or a folder of images"},
                                     kDevice,
                                     kSeed,
                                     kData,
@@ -129,26 +164,69 @@ int sample_command(const std::vector<std::string>& args) {
   if (!a.has("--ckpt")) throw UsageError("sample: --ckpt FILE is required\n" + usage);
   const std::string out = a.value("--out", "samples.png");
   tools::sample(model, a.value("--ckpt"), static_cast<int64_t>(a.unsigned_value("-n", 64)), out, device_of(a),
-                a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir));
+                a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
+                {a.value("--label"), a.value("--prompt"), a.value("--input")});
   std::cout << "wrote " << out << "\n";
   return 0;
 }
 
 int eval_command(const std::vector<std::string>& args) {
-  const std::vector<FlagSpec> flags{{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
-                                    {"-n", "N", "held-out images to evaluate (default all 10000)", {"--n"}},
-                                    kDevice,
-                                    kData,
-                                    kHelp};
-  const std::string usage = "usage: loom eval MODEL --ckpt FILE\n\n" + describe(flags);
+  const std::vector<FlagSpec> flags{
+      {"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+      {"-n", "N", "held-out images to evaluate (default all 10000)", {"--n"}},
+      {"--importance-samples", "K", "latent-variable models: K samples per image for log p(x) (default: the model's)"},
+      {"--json", "", "print one JSON object"},
+      kDevice,
+      kData,
+      kHelp};
+  const std::string usage = "usage: loom eval MODEL --ckpt FILE [--json]\n\n" + describe(flags);
   Args a = parse("eval", args, flags);
   if (help(a, usage)) return 0;
   const std::string model = model_arg(a, usage);
   if (!a.has("--ckpt")) throw UsageError("eval: --ckpt FILE is required\n" + usage);
-  models::Losses l = tools::evaluate(model, a.value("--ckpt"), device_of(a), a.value("--data", data::kFashionMnistDir),
-                                     static_cast<int64_t>(a.unsigned_value("-n", 10000)));
+  const int64_t n = count(a, "-n");
+  const tools::Evaluation e =
+      tools::evaluate(model, a.value("--ckpt"), device_of(a), a.value("--data", data::kFashionMnistDir),
+                      a.has("-n") ? n : 10000, {.importance_samples = count(a, "--importance-samples")});
+  if (a.has("--json")) {
+    JsonObject j;
+    j.add("model", model).add("kind", models::kind_name(e.kind)).add("parameters", e.parameters);
+    for (auto& [k, v] : e.metrics) j.add(k, v);
+    std::cout << j.str() << "\n";
+    return 0;
+  }
   TextTable t({"metric", "value"});
-  for (auto& [k, v] : l) t.add({k, fmt(v, "%.6g")});
+  t.add({"kind", models::kind_name(e.kind)});
+  t.add({"parameters", std::to_string(e.parameters)});
+  for (auto& [k, v] : e.metrics) t.add({k, fmt(v, "%.6g")});
+  t.print(std::cout);
+  return 0;
+}
+
+int score_command(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec> flags{
+      {"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+      {"--input", "PATH", "an image file or a folder of images"},
+      {"--importance-samples", "K", "latent-variable models: K samples per image for log p(x) (default: the model's)"},
+      {"--json", "", "print one JSON object per image"},
+      kDevice,
+      kHelp};
+  const std::string usage = "usage: loom score MODEL --ckpt FILE --input PATH|DIR [--json]\n\n" + describe(flags);
+  Args a = parse("score", args, flags);
+  if (help(a, usage)) return 0;
+  const std::string model = model_arg(a, usage);
+  if (!a.has("--ckpt")) throw UsageError("score: --ckpt FILE is required\n" + usage);
+  if (!a.has("--input")) throw UsageError("score: --input PATH|DIR is required\n" + usage);
+  const std::vector<tools::Score> scores = tools::score(model, a.value("--ckpt"), device_of(a), a.value("--input"),
+                                                       {.importance_samples = count(a, "--importance-samples")});
+  if (a.has("--json")) {
+    for (const tools::Score& s : scores)
+      std::cout << JsonObject().add("path", s.path).add("log_px", s.log_px).add("bits_per_dim", s.bits_per_dim).str()
+                << "\n";
+    return 0;
+  }
+  TextTable t({"image", "log p(x) (nats)", "bits/dim"});
+  for (const tools::Score& s : scores) t.add({s.path, fmt(s.log_px, "%.3f"), fmt(s.bits_per_dim, "%.4f")});
   t.print(std::cout);
   return 0;
 }

@@ -24,23 +24,15 @@ namespace likelihood {
 namespace {
 
 constexpr int64_t kClasses = 10;
-const ModelOptions kOptions{.lr = 3e-2,
-                            .b1 = 0.9,
-                            .b2 = 0.999,
-                            .latent_dim = std::nullopt,
-                            .fit = "gd",
-                            .alpha = 0.0,
-                            .conditional = false,
-                            .levels = 2};
 
 class Bernoulli : public DensityModel {
  public:
   Bernoulli(const Config& c, int64_t n)
       : n_(n),
-        k_(c.conditional.value_or(*kOptions.conditional) ? kClasses : 1),
-        levels_(c.levels.value_or(*kOptions.levels)),
-        counts_fit_(c.fit.value_or(*kOptions.fit) == "counts"),
-        alpha_(c.alpha.value_or(*kOptions.alpha)) {
+        k_(c.flag("conditional") ? kClasses : 1),
+        levels_(c.integer("levels")),
+        counts_fit_(c.text("fit") == "counts"),
+        alpha_(c.real("alpha")) {
     LOOM_CHECK(counts_fit_ || alpha_ == 0,
                "bernoulli: --alpha applies to --fit counts (gradient descent fits the unsmoothed MLE)");
     LOOM_CHECK(levels_ == 2 || levels_ == 256, "bernoulli: --levels must be 2 or 256, got ", levels_);
@@ -54,17 +46,15 @@ class Bernoulli : public DensityModel {
       tables_->add("counts", &counts_, zeros(table, o), false);
       tables_->add("seen", &seen_, zeros({k_}, o), false);  // images of each class
     } else {
-      opt_ = std::make_unique<optim::Adam>(tables_->parameters(),
-                                           optim::AdamOptions{.lr = c.lr.value_or(*kOptions.lr),
-                                                              .beta1 = c.b1.value_or(*kOptions.b1),
-                                                              .beta2 = c.b2.value_or(*kOptions.b2)});
+      opt_ = std::make_unique<optim::Adam>(tables_->parameters(), adam_from(c));
     }
   }
 
-  DataSpec data_spec() const override { return {0, 1, levels_ == 2}; }
+  DataSpec data_spec() const override { return {.lo = 0, .hi = 1, .binarize = levels_ == 2}; }
 
-  Losses train_step(const Tensor& images, const Tensor& labels) override {
-    const Tensor x = flat_pixels(images, n_, "bernoulli");
+  Losses train_step(const Batch& batch, Step&) override {
+    const Tensor& labels = batch.labels;
+    const Tensor x = flat_pixels(batch.images, n_, "bernoulli");
     if (counts_fit_) {
       add_counts(x, labels);
       NoGrad ng;
@@ -77,8 +67,9 @@ class Bernoulli : public DensityModel {
     return {{"nll", loss.item()}};
   }
 
-  Losses evaluate(const Tensor& images, const Tensor& labels) override {
-    const Tensor lj = class_log_joint_flat(flat_pixels(images, n_, "bernoulli"));
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    const Tensor& labels = batch.labels;
+    const Tensor lj = class_log_joint_flat(flat_pixels(batch.images, n_, "bernoulli"));
     Losses l = nll_losses(-mean(logsumexp(lj, {1})).item(), n_, free_parameters());
     if (k_ > 1)
       l["acc"] = mean(eq(argmax(lj, 1).to(DType::Float64), labels.to(lj.device()).to(DType::Float64))).item();
@@ -93,12 +84,17 @@ class Bernoulli : public DensityModel {
   }
   int64_t free_parameters() const override { return k_ * n_ * (levels_ - 1) + (k_ - 1); }
 
-  // Classes from p(y) (sorted, so a grid reads class by class), then every pixel
-  // independently from p(x_j | y).
-  Tensor sample(int64_t count, Generator& g) override {
+  // Classes from p(y) (sorted, so a grid reads class by class) or as c.labels
+  // gives them, then every pixel independently from p(x_j | y).
+  Conditions conditions() const override { return {.labels = k_ > 1}; }
+  Tensor sample(int64_t count, const Condition& c, Generator& g) override {
     NoGrad ng;
     std::vector<int64_t> y(count, 0);
-    if (k_ > 1) {
+    if (c.labels.defined()) {
+      y = c.labels.to(Device::cpu()).to_vector<int64_t>();
+      LOOM_CHECK(static_cast<int64_t>(y.size()) == count, "bernoulli: ", y.size(), " labels for ", count, " samples");
+      for (int64_t v : y) LOOM_CHECK(v >= 0 && v < k_, "bernoulli: label ", v, " is not a class in [0, ", k_, ")");
+    } else if (k_ > 1) {
       const std::vector<double> py = softmax(prior_, 0).to(Device::cpu()).to_vector<double>();
       const std::vector<double> u = rand({count}, {DType::Float64}, &g).to_vector<double>();
       for (int64_t i = 0; i < count; ++i) y[i] = draw(py.data(), k_, u[i]);
@@ -240,6 +236,11 @@ std::unique_ptr<DensityModel> make_bernoulli_model(const Config& c, int64_t pixe
 }  // namespace likelihood
 
 std::unique_ptr<Model> make_bernoulli(const Config& c) { return likelihood::make_bernoulli_model(c); }
-ModelOptions options_bernoulli() { return likelihood::kOptions; }
+std::vector<OptionSpec> options_bernoulli() {
+  std::vector<OptionSpec> o = likelihood::table_options();
+  o.push_back(switch_option("conditional", "one image model per class plus p(y); eval reports Bayes-rule accuracy"));
+  o.push_back(choice_option("levels", "2", {"2", "256"}, "values per pixel: 2 (binarized) or 256 (8-bit categorical)"));
+  return o;
+}
 
 }  // namespace loom::models

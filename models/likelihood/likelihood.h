@@ -39,7 +39,23 @@ class DensityModel : public Model {
   // The number of free parameters: values that fix the distribution and can vary
   // independently (a categorical over L values has L - 1).
   virtual int64_t free_parameters() const = 0;
+
+  ModelKind kind() const override { return ModelKind::Likelihood; }
+  Tensor score(const Tensor& images, const EvalOptions&) override { return log_prob(images); }
+  int64_t parameter_count() override { return free_parameters(); }
 };
+
+// The options of the count-or-gradient-descent fit every table model takes,
+// after Adam's (with the models' learning rate 3e-2: tables start at zero and
+// need large steps).
+inline std::vector<OptionSpec> table_options() {
+  std::vector<OptionSpec> o = adam_options(3e-2, 0.9, 0.999);
+  o.push_back(choice_option("fit", "gd", {"gd", "counts"},
+                            "gd: gradient descent on the NLL; counts: the closed-form MLE"));
+  o.push_back(real_option("alpha", 0, Range::at_least(0), "--fit counts: add-alpha smoothing (0: the MLE)"));
+  return o;
+}
+inline const DataSpec kBinarizedFashionMnist{.lo = 0, .hi = 1, .binarize = true};
 
 // The tables of a density model: parameters when fitted by gradient descent,
 // buffers (no gradient) when fitted from counts, under the same names.

@@ -17,14 +17,10 @@ namespace loom::models {
 namespace likelihood {
 namespace {
 
-const ModelOptions kOptions{
-    .lr = 3e-2, .b1 = 0.9, .b2 = 0.999, .latent_dim = std::nullopt, .fit = "gd", .alpha = 0.0,
-    .conditional = std::nullopt, .levels = std::nullopt};
-
 class Markov : public DensityModel {
  public:
   Markov(const Config& c, int64_t n)
-      : n_(n), counts_fit_(c.fit.value_or(*kOptions.fit) == "counts"), alpha_(c.alpha.value_or(*kOptions.alpha)) {
+      : n_(n), counts_fit_(c.text("fit") == "counts"), alpha_(c.real("alpha")) {
     LOOM_CHECK(n_ >= 2, "markov: needs at least 2 pixels, got ", n_);
     LOOM_CHECK(counts_fit_ || alpha_ == 0,
                "markov: --alpha applies to --fit counts (gradient descent fits the unsmoothed MLE)");
@@ -39,17 +35,14 @@ class Markov : public DensityModel {
       tables_->add("context_counts", &context_counts_, zeros({n_ - 1, 2}, o), false);
       tables_->add("ones_counts", &ones_counts_, zeros({n_ - 1, 2}, o), false);
     } else {
-      opt_ = std::make_unique<optim::Adam>(tables_->parameters(),
-                                           optim::AdamOptions{.lr = c.lr.value_or(*kOptions.lr),
-                                                              .beta1 = c.b1.value_or(*kOptions.b1),
-                                                              .beta2 = c.b2.value_or(*kOptions.b2)});
+      opt_ = std::make_unique<optim::Adam>(tables_->parameters(), adam_from(c));
     }
   }
 
-  DataSpec data_spec() const override { return {0, 1, true}; }
+  DataSpec data_spec() const override { return kBinarizedFashionMnist; }
 
-  Losses train_step(const Tensor& images, const Tensor&) override {
-    const Tensor x = flat_pixels(images, n_, "markov");
+  Losses train_step(const Batch& batch, Step&) override {
+    const Tensor x = flat_pixels(batch.images, n_, "markov");
     if (counts_fit_) {
       add_counts(x);
       NoGrad ng;
@@ -62,14 +55,14 @@ class Markov : public DensityModel {
     return {{"nll", loss.item()}};
   }
 
-  Losses evaluate(const Tensor& images, const Tensor&) override {
-    return nll_losses(-mean(log_prob(images)).item(), n_, free_parameters());
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    return nll_losses(-mean(log_prob(batch.images)).item(), n_, free_parameters());
   }
 
   Tensor log_prob(const Tensor& images) override { return log_prob_flat(flat_pixels(images, n_, "markov")); }
   int64_t free_parameters() const override { return 2 * n_ - 1; }
 
-  Tensor sample(int64_t count, Generator& g) override {
+  Tensor sample(int64_t count, const Condition&, Generator& g) override {
     NoGrad ng;
     const double p1 = sigmoid(first_).to(Device::cpu()).to_vector<double>()[0];
     const std::vector<double> p = sigmoid(cond_).to(Device::cpu()).to_vector<double>();  // [n − 1, 2]
@@ -147,6 +140,6 @@ std::unique_ptr<DensityModel> make_markov_model(const Config& c, int64_t pixels)
 }  // namespace likelihood
 
 std::unique_ptr<Model> make_markov(const Config& c) { return likelihood::make_markov_model(c); }
-ModelOptions options_markov() { return likelihood::kOptions; }
+std::vector<OptionSpec> options_markov() { return likelihood::table_options(); }
 
 }  // namespace loom::models
