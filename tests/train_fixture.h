@@ -37,13 +37,19 @@ inline tools::TrainOptions tiny_run(const std::string& model, const std::string&
 }
 
 // One train_step / evaluate of m on (images, labels), outside the driver.
+inline models::Batch batch(const Tensor& images, const Tensor& labels) {
+  models::Batch b;
+  b.images = images;
+  b.labels = labels;
+  return b;
+}
 inline models::Losses train_step(models::Model& m, const Tensor& images, const Tensor& labels) {
   models::Step step;
-  return m.train_step(models::Batch{.images = images, .labels = labels}, step);
+  return m.train_step(batch(images, labels), step);
 }
 inline models::Losses evaluate(models::Model& m, const Tensor& images, const Tensor& labels,
                                const models::EvalOptions& o = {}) {
-  return m.evaluate(models::Batch{.images = images, .labels = labels}, o);
+  return m.evaluate(batch(images, labels), o);
 }
 
 }  // namespace loom::testing

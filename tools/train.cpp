@@ -279,7 +279,8 @@ data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, da
 
 TrainResult train(const TrainOptions& o) {
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-  const models::Registration& reg = resolve_model(o.model);
+  const models::Registration& reg = o.registration ? *o.registration : resolve_model(o.model);
+  const std::string name = reg.name;
   LOOM_CHECK(o.steps >= 0 && o.epochs >= 0 && (o.steps > 0 || o.epochs > 0),
              "train: give --steps N or --epochs N (N > 0)");
   LOOM_CHECK(!o.limit_train || *o.limit_train >= 1, "train: --limit must be >= 1, got ", o.limit_train.value_or(0));
@@ -294,7 +295,7 @@ TrainResult train(const TrainOptions& o) {
   int64_t step = 0, batches = 0;
   if (!o.resume.empty()) {
     ck = load_safetensors(o.resume);
-    check_model(*ck, o.resume, o.model, "train --resume: ");
+    check_model(*ck, o.resume, name, "train --resume: ");
     const StoredRun run = read_run(*ck, o.resume, reg);
     step = run.step;
     batches = run.batches;
@@ -369,7 +370,7 @@ TrainResult train(const TrainOptions& o) {
   fs::create_directories(o.out_dir);
   MetricsLog metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), /*append=*/ck.has_value());
   ProgressBar::Options po;
-  po.label = o.model;
+  po.label = name;
   po.total = total;
   po.initial = step;
   po.style = o.progress ? ProgressBar::Style::Auto : ProgressBar::Style::Lines;
@@ -393,7 +394,7 @@ TrainResult train(const TrainOptions& o) {
     const std::string bad = first_nonfinite(*model);
     if (!bad.empty()) throw diverged(str("'", bad, "' is not finite"));
     save_safetensors(ckpt_path, checkpoint_tensors(*model, rng),
-                     config_metadata(o.model, config, limit_train, step, total, batches));
+                     config_metadata(name, config, limit_train, step, total, batches));
     last_good = ckpt_path;
     last_good_step = step;
   };
@@ -447,9 +448,13 @@ TrainResult train(const TrainOptions& o) {
 
 std::unique_ptr<models::Model> load_model(const std::string& name, const std::string& checkpoint, Device device,
                                           const std::string& data_dir) {
-  const models::Registration& reg = resolve_model(name);
+  return load_model(resolve_model(name), checkpoint, device, data_dir);
+}
+
+std::unique_ptr<models::Model> load_model(const models::Registration& reg, const std::string& checkpoint, Device device,
+                                          const std::string& data_dir) {
   Safetensors ck = load_safetensors(checkpoint);
-  check_model(ck, checkpoint, name, "");
+  check_model(ck, checkpoint, reg.name, "");
   models::Config c = read_run(ck, checkpoint, reg).config;
   c.device = device;
   c.data_dir = data_dir;
@@ -472,18 +477,19 @@ int64_t parse_label(const std::string& label) {
     std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
     return s;
   };
-  std::vector<std::string> all;
+  std::vector<std::string> all;  // every name a class answers to, lower case
   for (size_t i = 0; i < names.size(); ++i) {
-    all.emplace_back(names[i]);
-    // "sneaker", "t-shirt" and "top" name their class too.
-    std::string name = lower(std::string(names[i]));
-    for (size_t start = 0; start <= name.size();) {
-      const size_t slash = std::min(name.find('/', start), name.size());
-      if (lower(label) == name.substr(start, slash - start) || lower(label) == name) return static_cast<int64_t>(i);
-      start = slash + 1;
+    // "t-shirt/top" answers to "t-shirt/top", "t-shirt" and "top".
+    const std::string name = lower(std::string(names[i]));
+    std::vector<std::string> own{name};
+    for (size_t start = 0, slash = 0; slash != std::string::npos && name.find('/') != std::string::npos; start = slash + 1) {
+      slash = name.find('/', start);
+      own.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
     }
+    if (std::find(own.begin(), own.end(), lower(label)) != own.end()) return static_cast<int64_t>(i);
+    all.insert(all.end(), own.begin(), own.end());
   }
-  throw Error(str("sample: --label '", label, "' is not a Fashion-MNIST class", cli::suggestion(label, all),
+  throw Error(str("sample: --label '", label, "' is not a Fashion-MNIST class", cli::suggestion(lower(label), all),
                   " (names or indices 0-9: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, "
                   "Ankle boot)"));
 }

@@ -23,6 +23,9 @@ namespace loom::tools {
 // nothing is written then, and without either the message says so.
 struct TrainOptions {
   std::string model;
+  // A model of your own, not in the registry: trained under its registration's
+  // name with everything above (options, checkpoints, resume); `model` is ignored.
+  const models::Registration* registration = nullptr;
   models::Config config;
   int64_t epochs = 0;          // one of epochs / steps; steps wins when both are set
   int64_t steps = 0;
@@ -54,6 +57,9 @@ TrainResult train(const TrainOptions& o);
 // Every metadata number and every tensor (name, dtype, shape, finite values)
 // is checked first; an error names the file and the field or tensor.
 std::unique_ptr<models::Model> load_model(const std::string& name, const std::string& checkpoint, Device device,
+                                          const std::string& data_dir = data::kFashionMnistDir);
+// The same for a model of your own (TrainOptions::registration).
+std::unique_ptr<models::Model> load_model(const models::Registration& reg, const std::string& checkpoint, Device device,
                                           const std::string& data_dir = data::kFashionMnistDir);
 
 // What `loom sample` conditions on; empty fields are not given.

@@ -325,7 +325,10 @@ TEST_F(CudaTraining, RegisteredModelsTrainThroughTheDriverAsOnCpu) {
     const Tensor x = slice(held_out.images, 0, 0, 4), y = slice(held_out.labels, 0, 0, 4);
     const auto evaluate_and_sample = [&](models::Model& m, Device d) {
       manual_seed(kSeed);  // the VAE's importance samples
-      models::Losses l = m.evaluate(models::Batch{.images = x.to(d), .labels = y.to(d)}, {});
+      models::Batch b;
+      b.images = x.to(d);
+      b.labels = y.to(d);
+      models::Losses l = m.evaluate(b, {});
       Generator g(kSeed);
       return std::make_pair(l, m.sample(4, {}, g).to(Device::cpu()));
     };
