@@ -265,6 +265,14 @@ class Sequential : public Module {
   std::vector<ModulePtr> layers_;
 };
 
+// A multilayer perceptron [N, sizes.front()] → [N, sizes.back()]: Linear layers
+// with `activation` between them and none after the last. Weights ~ N(0, 1/fan_in)
+// (LeCun normal; drawn from g, or the default generator), biases 0, with dtype and
+// device from o. Throws a loom::Error for fewer than two sizes or a size < 1.
+std::shared_ptr<Sequential> mlp(const std::vector<int64_t>& sizes,
+                                const std::function<Tensor(const Tensor&)>& activation, TensorOptions o = {},
+                                Generator* g = nullptr);
+
 // ---- normalization and GAN layers (nn/gan_layers.cpp) ----------------------------
 // Instance normalization (Ulyanov et al. 2016) of x [N, C, H, W]: per sample and
 // channel over H·W (see loom::instance_norm). PyTorch's defaults: no affine γ/β and

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "autograd/loom.h"
-#include "models/data.h"
+#include "models/data/data.h"
 #include "models/options.h"
 
 namespace loom::models {

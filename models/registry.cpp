@@ -77,7 +77,9 @@ Config resolve_config(const Registration& r, Config c) {
     if (!spec) {
       std::string takes;
       for (const OptionSpec& s : r.options) takes += (takes.empty() ? "" : ", ") + s.flag();
-      throw Error(str(OptionSpec{name}.flag(), " does not apply to model '", r.name, "' (it takes ",
+      OptionSpec unknown;
+      unknown.name = name;
+      throw Error(str(unknown.flag(), " does not apply to model '", r.name, "' (it takes ",
                       takes.empty() ? "no model options" : takes, ")"));
     }
     value = spec->canonical(value);

@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "models/data.h"
+#include "models/data/data.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 

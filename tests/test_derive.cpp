@@ -1,11 +1,11 @@
-// `loom derive`: every identity of models/derive.h at its stated tolerance, with
+// `loom derive`: every identity of models/derive/derive.h at its stated tolerance, with
 // the quick sizes and seed 0. The training-based results (a discriminator, a GAN)
 // are asserted at loose tolerances that hold across seeds, not just this one.
 // One test per topic, since CTest runs each test in its own process and each
 // topic is one computation; the checks inside are one function per claim.
 #include <cmath>
 
-#include "models/derive.h"
+#include "models/derive/derive.h"
 #include "tests/gradcheck.h"
 
 using namespace loom::derive;

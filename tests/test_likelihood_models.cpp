@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "models/derive.h"
+#include "models/derive/derive.h"
 #include "models/likelihood/likelihood.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"

@@ -222,3 +222,24 @@ TEST(NN, InitializersHaveTheirStatisticsAndAreSeeded) {
   EXPECT_EQ(u1.to_vector<float>(), u2.to_vector<float>());
   expect_error([&] { Tensor v = empty({3}); nn::init::kaiming_uniform_(v); }, {"init", "[3]"});
 }
+
+TEST(NN, MlpStacksLinearLayersWithLeCunNormalWeights) {
+  Generator g(3);
+  auto net = nn::mlp({400, 300, 2}, [](const Tensor& h) { return tanh(h); }, TensorOptions{DType::Float64}, &g);
+  ASSERT_EQ(net->size(), 3u);  // Linear, activation, Linear
+  const auto params = net->named_parameters();
+  ASSERT_EQ(params.size(), 4u);
+  // Weights ~ N(0, 1/fan_in): the sample variance of 120000 draws is 1/400 within 2%.
+  const std::vector<double> w = params[0].second.to_vector<double>();
+  double m2 = 0;
+  for (double v : w) m2 += v * v;
+  EXPECT_NEAR(m2 / static_cast<double>(w.size()) * 400, 1.0, 0.02);
+  EXPECT_EQ(sum(abs(params[1].second)).item(), 0);  // biases 0
+  // The forward pass is Linear · tanh · Linear, computed here by hand.
+  const Tensor x = randn({5, 400}, TensorOptions{DType::Float64}, &g);
+  const Tensor& w0 = params[0].second, &b0 = params[1].second, &w1 = params[2].second, &b1 = params[3].second;
+  const Tensor want = matmul(tanh(matmul(x, transpose(w0, 0, 1)) + b0), transpose(w1, 0, 1)) + b1;
+  EXPECT_EQ((*net)(x).to_vector<double>(), want.to_vector<double>());
+  EXPECT_THROW(nn::mlp({4}, [](const Tensor& h) { return h; }), Error);
+  EXPECT_THROW(nn::mlp({4, 0, 1}, [](const Tensor& h) { return h; }), Error);
+}

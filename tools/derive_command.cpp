@@ -1,4 +1,4 @@
-// `loom derive jsd|elbo|params`: runs models/derive_*.cpp and reports the result
+// `loom derive jsd|elbo|params`: runs models/derive/derive_*.cpp and reports the result
 // as tables (default) or one JSON object (--json), with PNG figures (--plots DIR).
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "models/derive.h"
+#include "models/derive/derive.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 #include "tools/plot.h"

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "models/data.h"
+#include "models/data/data.h"
 #include "models/model.h"
 
 namespace loom::tools {

@@ -138,4 +138,19 @@ Tensor Sequential::forward(const Tensor& x) {
   return h;
 }
 
+std::shared_ptr<Sequential> mlp(const std::vector<int64_t>& sizes,
+                                const std::function<Tensor(const Tensor&)>& activation, TensorOptions o, Generator* g) {
+  LOOM_CHECK(sizes.size() >= 2, "mlp: needs at least an input and an output size, got ", sizes.size(), " sizes");
+  for (int64_t s : sizes) LOOM_CHECK(s >= 1, "mlp: every size must be >= 1, got ", s);
+  auto net = std::make_shared<Sequential>();
+  for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+    auto lin = std::make_shared<Linear>(sizes[l], sizes[l + 1], true, o);
+    init::normal_(lin->weight, 0, 1 / std::sqrt(static_cast<double>(sizes[l])), g);
+    init::zeros_(lin->bias);
+    net->push_back(lin);
+    if (l + 2 < sizes.size()) net->push_back(std::make_shared<Lambda>("activation", activation));
+  }
+  return net;
+}
+
 }  // namespace loom::nn

@@ -12,8 +12,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "models/derive.h"
-#include "models/derive_training.h"
+#include "models/derive/derive.h"
+#include "models/derive/derive_training.h"
 
 namespace loom::derive {
 namespace {
@@ -149,7 +149,7 @@ void train_discriminator(JsdResult& r, Generator& g, bool quick) {
                     " fresh samples each";
   // Piecewise-linear units extrapolate the logit log p_data − log p_G (quadratic
   // in the tails here) far better than saturating tanh units; x/2 keeps inputs O(1).
-  auto net = training::mlp({1, 32, 32, 1}, [](const Tensor& h) { return leaky_relu(h, 0.1); }, g);
+  auto net = nn::mlp({1, 32, 32, 1}, [](const Tensor& h) { return leaky_relu(h, 0.1); }, training::f64(), &g);
   auto d = [&](const Tensor& x) { return (*net)(x * 0.5); };
   const double lr = quick ? 3e-2 : 1e-2;
   optim::Adam adam(net->parameters(), {.lr = lr});
@@ -264,7 +264,8 @@ void train_gan(JsdResult& r, Generator& g, bool quick) {
   // Both learning rates anneal from lr to lr·final_decay: a GAN at a fixed rate keeps oscillating.
   const double lr = 2e-3, final_decay = quick ? 0.1 : 0.05;
   auto act = [](const Tensor& h) { return leaky_relu(h, 0.2); };
-  auto gen_net = training::mlp({latent, 32, 32, 1}, act, g), disc_net = training::mlp({1, 32, 32, 1}, act, g);
+  auto gen_net = nn::mlp({latent, 32, 32, 1}, act, training::f64(), &g),
+       disc_net = nn::mlp({1, 32, 32, 1}, act, training::f64(), &g);
   auto gen = [&](const Tensor& z) { return (*gen_net)(z); };
   auto disc = [&](const Tensor& x) { return (*disc_net)(x); };
   optim::Adam opt_g(gen_net->parameters(), {.lr = lr, .beta1 = 0.5}), opt_d(disc_net->parameters(), {.lr = lr, .beta1 = 0.5});

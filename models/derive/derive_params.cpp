@@ -15,8 +15,8 @@
 #include <cmath>
 #include <functional>
 
-#include "models/derive.h"
-#include "models/derive_training.h"
+#include "models/derive/derive.h"
+#include "models/derive/derive_training.h"
 
 namespace loom::derive {
 namespace {

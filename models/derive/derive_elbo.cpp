@@ -11,8 +11,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "models/derive.h"
-#include "models/derive_training.h"
+#include "models/derive/derive.h"
+#include "models/derive/derive_training.h"
 
 namespace loom::derive {
 namespace {

@@ -1,4 +1,4 @@
-#include "models/data.h"
+#include "models/data/data.h"
 
 #include <stb_image.h>
 #include <zlib.h>

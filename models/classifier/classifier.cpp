@@ -1,6 +1,6 @@
-#include "models/classifier.h"
+#include "models/classifier/classifier.h"
 
-#include "models/data.h"
+#include "models/data/data.h"
 
 namespace loom::models {
 
