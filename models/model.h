@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct Config {
   Device device = Device::cpu();
   std::string data_dir;  // --data: where the model's data set is (IDX files or an image folder)
   OptionValues options;
+  // The options the user set on this run's command line (resume and load fill
+  // the others in): a model refuses one that would have no effect.
+  std::set<std::string> given;
 
   // Sets option `name` as the command line would (numbers written exactly).
   Config& set(const std::string& name, const std::string& value);

@@ -291,3 +291,74 @@ TEST(Framework, ScoreIsTheLogLikelihoodOfEachImage) {
   EXPECT_EQ(error_of([&] { tools::score("classifier", clf, Device::cpu(), dir.path() + "/in"); }),
             "score: a classifier model has no density to score images with");
 }
+
+namespace {
+// A sampler that "samples" the held-out images themselves (or noise): its
+// Fréchet distance to them is 0 (or clearly not).
+class Replay : public models::Model {
+ public:
+  explicit Replay(const models::Config& c) : noise_(c.flag("noise")) { net_ = std::make_shared<nn::Sequential>(); }
+  models::ModelKind kind() const override { return models::ModelKind::Sampler; }
+  models::DataSpec data_spec() const override { return {.lo = 0, .hi = 1}; }
+  models::Losses train_step(const models::Batch&, models::Step&) override { return {{"loss", 0}}; }
+  Tensor sample(int64_t n, const models::Condition&, Generator& g) override {
+    if (noise_) return rand({n, 1, 28, 28}, {}, &g);
+    Tensor all = synthetic_images(data::Split::Test, 64).images;
+    Tensor out = slice(all, 0, next_, next_ + n);
+    next_ += n;
+    return out;
+  }
+  models::Losses evaluate(const models::Batch&, const models::EvalOptions&) override { return {}; }
+  std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"net", net_.get()}}; }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {}; }
+
+ private:
+  bool noise_;
+  int64_t next_ = 0;
+  std::shared_ptr<nn::Sequential> net_;
+};
+const models::Registration kReplay{
+    "replay", "a test sampler",
+    [](const models::Config& c) -> std::unique_ptr<models::Model> { return std::make_unique<Replay>(c); },
+    {models::switch_option("noise", "sample uniform noise instead")}};
+}  // namespace
+
+TEST(Framework, EvalOfASamplerIsTheFrechetDistanceOfItsSamples) {
+  TempDir dir;
+  tools::TrainOptions c = tiny_run("classifier", dir.path() + "/clf", 4, 64, 1);
+  const std::string classifier = tools::train(c).checkpoint;
+  auto eval = [&](bool noise) {
+    tools::TrainOptions o = tiny_run("", str(dir.path(), "/replay", noise), 1, 64, 1);
+    o.registration = &kReplay;
+    if (noise) o.config.set("noise", true);
+    tools::EvalRequest r;
+    r.checkpoint = tools::train(o).checkpoint;
+    r.images = 64;
+    r.classifier = classifier;
+    r.registration = &kReplay;
+    r.load_data = [](data::Split s) { return synthetic_images(s, 64); };
+    return tools::evaluate("", r);
+  };
+  const tools::Evaluation same = eval(false), noise = eval(true);
+  EXPECT_EQ(same.kind, models::ModelKind::Sampler);
+  EXPECT_NEAR(same.metrics.at("fd"), 0, 1e-6);
+  EXPECT_GT(noise.metrics.at("fd"), 1e-3);
+  // Without a classifier the message says how to get one.
+  tools::EvalRequest r;
+  r.checkpoint = str(dir.path(), "/replay0/checkpoint.safetensors");
+  r.registration = &kReplay;
+  r.classifier = dir.path() + "/none.safetensors";
+  r.load_data = [](data::Split s) { return synthetic_images(s, 64); };
+  EXPECT_EQ(error_of([&] { tools::evaluate("", r); }),
+            str("eval: the Frechet distance needs a trained classifier: ", dir.path(),
+                "/none.safetensors does not exist (train one with 'loom train classifier --epochs 2', or give "
+                "--classifier CKPT)"));
+  // --importance-samples belongs to latent-variable models.
+  tools::TrainOptions b = tiny_run("bernoulli", dir.path() + "/bern", 1, 32, 1);
+  tools::EvalRequest rb;
+  rb.checkpoint = tools::train(b).checkpoint;
+  rb.options.importance_samples = 100;
+  rb.load_data = [](data::Split s) { return synthetic_images(s, 32); };
+  EXPECT_EQ(error_of([&] { tools::evaluate("bernoulli", rb); }),
+            "eval: --importance-samples applies to latent-variable models, not to 'bernoulli' (exact likelihood)");
+}

@@ -334,7 +334,7 @@ TEST(LikelihoodModels, TrainSampleEvalAndResumeThroughTheDriver) {
     EXPECT_NEAR(l.at("nll"), -mean(dm->log_prob(test)).item(), 1e-9);
     EXPECT_EQ(l.at("params"), c.params);
     if (fs::exists(data::kFashionMnistDir)) {
-      const models::Losses e = tools::evaluate(c.model, straight.checkpoint, Device::cpu(), data::kFashionMnistDir, 50).metrics;
+      const models::Losses e = tools::evaluate(c.model, {.checkpoint = straight.checkpoint, .images = 50}).metrics;
       EXPECT_NEAR(e.at("params"), c.params, 1e-9);
     }
   }
@@ -351,6 +351,8 @@ TEST(LikelihoodModels, OptionsTakeEffectOrAreRefused) {
             "train: --fit must be one of gd, counts, got 'closed'");
   EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("alpha", -1); }), "train: --alpha must be >= 0, got -1");
   EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("levels", 16); }), "train: --levels must be one of 2, 256, got '16'");
+  EXPECT_EQ(refused("markov", [](auto& o) { o.config.set("fit", "counts").set("lr", 0.1); }),
+            "markov: --lr tunes gradient descent; --fit counts takes no optimizer");
   EXPECT_EQ(refused("bernoulli", [](auto& o) { o.config.set("alpha", 1); }),
             "bernoulli: --alpha applies to --fit counts (gradient descent fits the unsmoothed MLE)");
   EXPECT_EQ(refused("markov", [](auto& o) { o.config.set("conditional", true); }),

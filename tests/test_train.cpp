@@ -301,7 +301,7 @@ TEST(Train, ModelTensorsOfTheWrongDtypeOrShapeAreRefusedInOneLine) {
   std::string p = doctor(r.checkpoint, dir.path() + "/i32.safetensors", [](Safetensors& s) {
     replace_tensor(s, "model.encoder.1.weight", zeros({400, 784}, {DType::Int32}));
   });
-  EXPECT_EQ(error_of([&] { tools::evaluate("vae", p, Device::cpu(), "/nonexistent", 10); }),
+  EXPECT_EQ(error_of([&] { tools::evaluate("vae", {.checkpoint = p, .data_dir = "/nonexistent", .images = 10}); }),
             str("load_safetensors: ", p, " does not match the model (checkpoint from a different model?): tensor "
                 "\"model.encoder.1.weight\" is [400, 784] int32 in the file but the model expects [400, 784] float32"));
   p = doctor(r.checkpoint, dir.path() + "/shape.safetensors", [](Safetensors& s) {

@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <limits>
 
+#include "models/classifier/classifier.h"
 #include "models/image_grid.h"
+#include "models/metrics.h"
 #include "tools/cli.h"
 #include "tools/progress.h"
 
@@ -262,6 +264,36 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
   save_image_grid(s, path, {spec.lo, spec.hi}, go);
 }
 
+// The Fréchet distance between the classifier features of n samples of m and of
+// the first n test images (both mapped to the classifier's [-1, 1]).
+double sample_frechet_distance(models::Model& m, const data::LabeledImages& test, int64_t n,
+                               const std::string& classifier_checkpoint, Device device, Generator& g) {
+  const models::DataSpec spec = m.data_spec();
+  LOOM_CHECK(spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1,
+             "eval: the Frechet distance uses the Fashion-MNIST classifier's features: it needs 28x28 grey images");
+  std::error_code ec;
+  LOOM_CHECK(fs::exists(classifier_checkpoint, ec), "eval: the Frechet distance needs a trained classifier: ",
+             classifier_checkpoint, " does not exist (train one with 'loom train classifier --epochs 2', or give "
+             "--classifier CKPT)");
+  std::unique_ptr<models::Model> loaded = load_model(models::find_model("classifier"), classifier_checkpoint, device);
+  auto& clf = dynamic_cast<models::Classifier&>(*loaded);
+  clf.train(false);
+  m.train(false);
+  NoGrad ng;
+  n = std::min(n, test.images.size(0));
+  LOOM_CHECK(n >= 2, "eval: the Frechet distance needs at least 2 images, got ", n);
+  std::vector<Tensor> real, fake;
+  const int64_t chunk = 500;
+  for (int64_t i = 0; i < n; i += chunk) {
+    const int64_t j = std::min(n, i + chunk);
+    real.push_back(clf.net->features((slice(test.images, 0, i, j) * 2.0 - 1.0).to(device)));
+    const Tensor s = m.sample(j - i, {}, g);
+    fake.push_back(clf.net->features((s - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0));
+  }
+  m.train(true);
+  return models::frechet_distance(concat(fake, 0), concat(real, 0));
+}
+
 // The model called name, or an Error suggesting the closest registered name.
 const models::Registration& resolve_model(const std::string& name) {
   std::vector<std::string> names;
@@ -327,6 +359,8 @@ TrainResult train(const TrainOptions& o) {
   }
   models::Config config;
   try {
+    given.given.clear();
+    for (auto& [name, value] : o.config.options) given.given.insert(name);
     config = models::resolve_config(reg, given);
   } catch (const Error& e) {
     throw Error(str("train: ", e.what()));
@@ -528,18 +562,22 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c);
 }
 
-Evaluation evaluate(const std::string& name, const std::string& checkpoint, Device device, const std::string& data_dir,
-                    int64_t eval_size, const models::EvalOptions& eo) {
-  std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
-  LOOM_CHECK(eo.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
-             "eval: --importance-samples applies to latent-variable models; '", name, "' is a ",
-             models::kind_name(m->kind()), " model");
+Evaluation evaluate(const std::string& name, const EvalRequest& r) {
+  const models::Registration& reg = r.registration ? *r.registration : resolve_model(name);
+  std::unique_ptr<models::Model> m = load_model(reg, r.checkpoint, r.device, r.data_dir);
+  LOOM_CHECK(r.options.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
+             "eval: --importance-samples applies to latent-variable models, not to '", reg.name, "' (",
+             models::kind_name(m->kind()), ")");
   Evaluation e;
   e.kind = m->kind();
   e.parameters = m->parameter_count();
   Generator g(1);
   const models::DataSpec spec = m->data_spec();
-  e.metrics = run_eval(*m, data::load_dataset(spec, data::Split::Test, data_dir), eval_size, device, g, eo);
+  const data::LabeledImages test =
+      r.load_data ? r.load_data(data::Split::Test) : data::load_dataset(spec, data::Split::Test, r.data_dir);
+  e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
+  if (r.fd || m->kind() == models::ModelKind::Sampler)
+    e.metrics["fd"] = sample_frechet_distance(*m, test, r.images, r.classifier, r.device, g);
   return e;
 }
 

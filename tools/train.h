@@ -78,15 +78,31 @@ int64_t parse_label(const std::string& label);
 void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
             uint64_t seed, const std::string& data_dir = data::kFashionMnistDir, const SampleCondition& sc = {});
 
-// `loom eval`: held-out metrics of a trained model on the first eval_size images
-// of its data set's test split, with the model's kind and parameter count.
+// `loom eval`: one protocol for every model. Held-out metrics on the first
+// `images` images of its data set's test split (Likelihood: nll in nats per
+// image and bits_per_dim; LatentVariable: its bounds and, with
+// options.importance_samples, the importance-sampled nll; Classifier: loss and
+// accuracy), plus "fd" for samplers (and any image model when `fd` is set): the
+// Fréchet distance (models/metrics.h) between the classifier features of
+// `images` samples and of the test images, whose classifier is the checkpoint
+// `classifier` trained by `loom train classifier`.
+struct EvalRequest {
+  std::string checkpoint;
+  Device device = Device::cpu();
+  std::string data_dir = data::kFashionMnistDir;
+  int64_t images = 10000;
+  models::EvalOptions options{};
+  bool fd = false;
+  std::string classifier = "out/classifier/checkpoint.safetensors";
+  const models::Registration* registration = nullptr;  // a model of your own (TrainOptions::registration)
+  std::function<data::LabeledImages(data::Split)> load_data{};  // default: the model's data set, as train
+};
 struct Evaluation {
   models::ModelKind kind{};
   int64_t parameters = 0;
   models::Losses metrics;  // averaged over the images
 };
-Evaluation evaluate(const std::string& name, const std::string& checkpoint, Device device, const std::string& data_dir,
-                    int64_t eval_size, const models::EvalOptions& eo = {});
+Evaluation evaluate(const std::string& name, const EvalRequest& r);
 
 // `loom score`: log p(x) (or its estimate, for latent-variable models) of each
 // image of an image file or folder, resized to the model's data, binary models

@@ -175,6 +175,9 @@ int eval_command(const std::vector<std::string>& args) {
       {"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
       {"-n", "N", "held-out images to evaluate (default all 10000)", {"--n"}},
       {"--importance-samples", "K", "latent-variable models: K samples per image for log p(x) (default: the model's)"},
+      {"--fd", "", "also the Frechet distance of samples (always for models that only sample)"},
+      {"--classifier", "CKPT", "the classifier whose features the Frechet distance uses (default "
+                               "out/classifier/checkpoint.safetensors)"},
       {"--json", "", "print one JSON object"},
       kDevice,
       kData,
@@ -185,9 +188,15 @@ int eval_command(const std::vector<std::string>& args) {
   const std::string model = model_arg(a, usage);
   if (!a.has("--ckpt")) throw UsageError("eval: --ckpt FILE is required\n" + usage);
   const int64_t n = count(a, "-n");
-  const tools::Evaluation e =
-      tools::evaluate(model, a.value("--ckpt"), device_of(a), a.value("--data", data::kFashionMnistDir),
-                      a.has("-n") ? n : 10000, {.importance_samples = count(a, "--importance-samples")});
+  tools::EvalRequest r;
+  r.checkpoint = a.value("--ckpt");
+  r.device = device_of(a);
+  r.data_dir = a.value("--data", data::kFashionMnistDir);
+  if (a.has("-n")) r.images = n;
+  r.options.importance_samples = count(a, "--importance-samples");
+  r.fd = a.has("--fd");
+  r.classifier = a.value("--classifier", r.classifier);
+  const tools::Evaluation e = tools::evaluate(model, r);
   if (a.has("--json")) {
     JsonObject j;
     j.add("model", model).add("kind", models::kind_name(e.kind)).add("parameters", e.parameters);

@@ -33,6 +33,7 @@ class Bernoulli : public DensityModel {
         levels_(c.integer("levels")),
         counts_fit_(c.text("fit") == "counts"),
         alpha_(c.real("alpha")) {
+    check_fit_options(c, "bernoulli");
     LOOM_CHECK(counts_fit_ || alpha_ == 0,
                "bernoulli: --alpha applies to --fit counts (gradient descent fits the unsmoothed MLE)");
     LOOM_CHECK(levels_ == 2 || levels_ == 256, "bernoulli: --levels must be 2 or 256, got ", levels_);

@@ -55,6 +55,12 @@ inline std::vector<OptionSpec> table_options() {
   o.push_back(real_option("alpha", 0, Range::at_least(0), "--fit counts: add-alpha smoothing (0: the MLE)"));
   return o;
 }
+// Adam's options tune gradient descent: with --fit counts they would do nothing.
+inline void check_fit_options(const Config& c, const char* model) {
+  if (c.text("fit") != "counts") return;
+  for (const char* o : {"lr", "b1", "b2"})
+    LOOM_CHECK(!c.given.count(o), model, ": --", o, " tunes gradient descent; --fit counts takes no optimizer");
+}
 inline const DataSpec kBinarizedFashionMnist{.lo = 0, .hi = 1, .binarize = true};
 
 // The tables of a density model: parameters when fitted by gradient descent,

@@ -22,6 +22,7 @@ class Markov : public DensityModel {
   Markov(const Config& c, int64_t n)
       : n_(n), counts_fit_(c.text("fit") == "counts"), alpha_(c.real("alpha")) {
     LOOM_CHECK(n_ >= 2, "markov: needs at least 2 pixels, got ", n_);
+    check_fit_options(c, "markov");
     LOOM_CHECK(counts_fit_ || alpha_ == 0,
                "markov: --alpha applies to --fit counts (gradient descent fits the unsmoothed MLE)");
     const TensorOptions o{DType::Float64, c.device};
