@@ -71,7 +71,7 @@ class Bernoulli : public DensityModel {
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     const Tensor& labels = batch.labels;
     const Tensor lj = class_log_joint_flat(flat_pixels(batch.images, n_, "bernoulli"));
-    Losses l = nll_losses(-mean(logsumexp(lj, {1})).item(), n_, free_parameters());
+    Losses l = nll_losses(-mean(logsumexp(lj, {1})).item(), n_);
     if (k_ > 1)
       l["acc"] = mean(eq(argmax(lj, 1).to(DType::Float64), labels.to(lj.device()).to(DType::Float64))).item();
     return l;

@@ -99,12 +99,10 @@ inline void assign(Tensor& field, const std::vector<double>& values) {
   field = from_vector(values, field.shape(), TensorOptions{DType::Float64, field.device()});
 }
 
-// Losses every density model reports: NLL in nats per image, in bits per
-// dimension (nats / (n ln 2)), and its free parameters.
-inline Losses nll_losses(double nll_nats, int64_t n, int64_t params) {
-  return {{"nll", nll_nats},
-          {"bits_per_dim", nll_nats / (static_cast<double>(n) * std::log(2.0))},
-          {"params", static_cast<double>(params)}};
+// Losses every density model reports: NLL in nats per image and in bits per
+// dimension (nats / (n ln 2)). (Its parameter count is Model::parameter_count.)
+inline Losses nll_losses(double nll_nats, int64_t n) {
+  return {{"nll", nll_nats}, {"bits_per_dim", nll_nats / (static_cast<double>(n) * std::log(2.0))}};
 }
 
 }  // namespace loom::models::likelihood

@@ -57,7 +57,7 @@ class Markov : public DensityModel {
   }
 
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
-    return nll_losses(-mean(log_prob(batch.images)).item(), n_, free_parameters());
+    return nll_losses(-mean(log_prob(batch.images)).item(), n_);
   }
 
   Tensor log_prob(const Tensor& images) override { return log_prob_flat(flat_pixels(images, n_, "markov")); }
