@@ -234,7 +234,8 @@ void write_png(const Chart& chart, const std::string& path) {
   }
   LOOM_CHECK(!xs.empty(), "plot: no finite point to draw",
              chart.log_x || chart.log_y ? " (a log axis needs values > 0)" : "");
-  fit_axis(ax, xs, 0, false);
+  const bool any_points = std::any_of(chart.series.begin(), chart.series.end(), [](const Series& s) { return s.points; });
+  fit_axis(ax, xs, any_points ? 0.05 : 0, false);
   fit_axis(ay, ys, 0.05, any_histogram);
 
   // Layout: the margins make room for the title, the labels and the widest tick label.
@@ -285,7 +286,18 @@ void write_png(const Chart& chart, const std::string& path) {
   }
   for (size_t k = 0; k < chart.series.size(); ++k) {
     const Series& s = chart.series[k];
-    if (s.histogram) continue;
+    if (!s.points) continue;
+    const Rgb col = kPalette[k % std::size(kPalette)];
+    for (size_t i = 0; i < s.x.size(); ++i) {
+      if (!ax.valid(s.x[i]) || !ay.valid(s.y[i])) continue;
+      const double x = px(s.x[i]), y = py(s.y[i]);
+      if (x < plot.x0 || x > plot.x1 || y < plot.y0 || y > plot.y1) continue;
+      c.fill_rect({x - 1.5, y - 1.5, x + 1.5, y + 1.5}, col, 0.5);
+    }
+  }
+  for (size_t k = 0; k < chart.series.size(); ++k) {
+    const Series& s = chart.series[k];
+    if (s.histogram || s.points) continue;
     std::vector<std::pair<double, double>> run;  // a stretch of valid points; an invalid one breaks the line
     for (size_t i = 0; i <= s.x.size(); ++i) {
       if (i < s.x.size() && ax.valid(s.x[i]) && ay.valid(s.y[i])) {
@@ -343,6 +355,8 @@ void write_png(const Chart& chart, const std::string& path) {
       const double y = box.y0 + 8 + row * j + kGlyphHeight * tick_scale / 2;
       if (chart.series[k].histogram)
         c.fill_rect({box.x0 + 8, y - 5, box.x0 + 8 + sample, y + 5}, col, 0.6);
+      else if (chart.series[k].points)
+        c.fill_rect({box.x0 + 8 + sample / 2 - 3, y - 3, box.x0 + 8 + sample / 2 + 3, y + 3}, col, 0.8);
       else
         c.polyline({{box.x0 + 8, y}, {box.x0 + 8 + sample, y}}, 2.5, col, box);
       c.text(box.x0 + sample + 16, y - kGlyphHeight * tick_scale / 2, chart.series[k].label, tick_scale, kInk);

@@ -1,4 +1,4 @@
-// Line charts and histograms written as PNG files, drawn in memory with no
+// Line charts, histograms and scatter plots written as PNG files, drawn in memory with no
 // plotting library: anti-aliased polylines, linear or log10 axes with "nice"
 // tick labels, a title, axis labels and a legend. Text is stb_easy_font's
 // bitmap font, the file is written by stb_image_write (both from libstb-dev).
@@ -16,6 +16,8 @@ struct Series {
   // Bars of height y[i] centred on x[i], as wide as the spacing of x
   // (translucent, so several histograms can overlap).
   bool histogram = false;
+  // A translucent dot per point, unconnected: a scatter plot (samples over data).
+  bool points = false;
 };
 
 struct Chart {

@@ -10,6 +10,7 @@
 #include "models/image_grid.h"
 #include "models/metrics.h"
 #include "tools/cli.h"
+#include "tools/plot.h"
 #include "tools/progress.h"
 
 namespace loom::tools {
@@ -246,18 +247,35 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   return totals;
 }
 
-// Samples as a picture: a PNG grid of images, or for points in the plane a
-// scatter of the samples over held-out data.
+// Samples as a picture: a PNG grid of n images, or for points in the plane a
+// scatter of max(n, 1000) samples over (up to 2000 points of) the data.
 void write_samples(models::Model& m, int64_t n, const std::string& path, Generator& g,
-                   const models::Condition& c = {}) {
+                   const models::Condition& c = {}, const Tensor& data_points = {}) {
+  const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
+  const bool points = spec.dataset == data::Dataset::Toy2d;
   m.train(false);
   Tensor s;
   {
     NoGrad ng;
-    s = m.sample(n, c, g);
+    s = m.sample(points ? std::max<int64_t>(n, 1000) : n, c, g);
   }
   m.train(true);
-  const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
+  if (points) {
+    plot::Chart chart;
+    chart.title = str("samples over the data (", spec.toy, ")");
+    auto series = [](const std::string& label, const Tensor& xy) {
+      const std::vector<float> v = xy.to(Device::cpu()).to(DType::Float32).to_vector<float>();
+      plot::Series out{label, {}, {}, false, true};
+      for (size_t i = 0; i + 1 < v.size(); i += 2) out.x.push_back(v[i]), out.y.push_back(v[i + 1]);
+      return out;
+    };
+    if (data_points.defined())
+      chart.series.push_back(series("data", slice(data_points, 0, 0, std::min<int64_t>(2000, data_points.size(0)))));
+    chart.series.push_back(series("samples", s));
+    chart.width = chart.height = 720;
+    plot::write_png(chart, path);
+    return;
+  }
   GridOptions go;
   go.nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(s.size(0)))));
   go.upscale = 2;
@@ -464,7 +482,8 @@ TrainResult train(const TrainOptions& o) {
     bar.update(step, shown);
     result.last = l;
     if (o.sample_every > 0 && step % o.sample_every == 0 && step < total)
-      write_samples(*model, o.n_samples, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), rng.trainer);
+      write_samples(*model, o.n_samples, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), rng.trainer,
+                    {}, train_set.images);
     if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0) save();
   }
   bar.finish();
@@ -476,7 +495,7 @@ TrainResult train(const TrainOptions& o) {
     result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer);
   }
   result.samples = (fs::path(o.out_dir) / "samples.png").string();
-  write_samples(*model, o.n_samples, result.samples, rng.trainer);
+  write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images);
   return result;
 }
 
@@ -559,7 +578,10 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
   const models::Condition c = condition_for(*m, name, sc, n);
   Generator g(seed);
-  write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c);
+  const models::DataSpec spec = m->data_spec();
+  const Tensor data_points =
+      spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
+  write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
 }
 
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {
@@ -576,7 +598,7 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   const data::LabeledImages test =
       r.load_data ? r.load_data(data::Split::Test) : data::load_dataset(spec, data::Split::Test, r.data_dir);
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
-  if (r.fd || m->kind() == models::ModelKind::Sampler)
+  if (r.fd || (m->kind() == models::ModelKind::Sampler && spec.dataset != data::Dataset::Toy2d))
     e.metrics["fd"] = sample_frechet_distance(*m, test, r.images, r.classifier, r.device, g);
   return e;
 }

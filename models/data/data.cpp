@@ -360,6 +360,19 @@ Toy2d parse_toy_2d(const std::string& name) {
       str("parse_toy_2d: unknown 2-D data set '", name, "' (choose 8gaussians, 25gaussians, swissroll, moons)"));
 }
 
+ToyModes toy_2d_modes(Toy2d kind) {
+  ToyModes m;
+  if (kind == Toy2d::EightGaussians) {
+    for (int k = 0; k < 8; ++k)
+      m.centres.push_back({2 * std::cos(k * std::numbers::pi / 4), 2 * std::sin(k * std::numbers::pi / 4)});
+    m.sigma = 0.02;
+  } else if (kind == Toy2d::TwentyFiveGaussians) {
+    for (int k = 0; k < 25; ++k) m.centres.push_back({2.0 * (k % 5 - 2), 2.0 * (k / 5 - 2)});
+    m.sigma = 0.05;
+  }
+  return m;
+}
+
 Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed) {
   LOOM_CHECK(n >= 1, "make_toy_2d: needs at least one point, got n = ", n);
   Generator g(seed);
@@ -369,20 +382,17 @@ Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed) {
   std::vector<double> z = randn({n, 2}, f64, &g).to_vector<double>();
   std::vector<float> xy(2 * n);
   constexpr double pi = std::numbers::pi;
+  const ToyModes modes = toy_2d_modes(kind);
   for (int64_t i = 0; i < n; ++i) {
     const double u0 = u[2 * i], u1 = u[2 * i + 1], z0 = z[2 * i], z1 = z[2 * i + 1];
     double x = 0, y = 0;
     switch (kind) {
-      case Toy2d::EightGaussians: {
-        int64_t k = std::min<int64_t>(7, int64_t(u0 * 8));  // u ∈ (0, 1]
-        x = 2 * std::cos(k * pi / 4) + 0.02 * z0;
-        y = 2 * std::sin(k * pi / 4) + 0.02 * z1;
-        break;
-      }
+      case Toy2d::EightGaussians:
       case Toy2d::TwentyFiveGaussians: {
-        int64_t k = std::min<int64_t>(24, int64_t(u0 * 25));
-        x = 2.0 * (k % 5 - 2) + 0.05 * z0;
-        y = 2.0 * (k / 5 - 2) + 0.05 * z1;
+        const auto count = static_cast<int64_t>(modes.centres.size());
+        const std::array<double, 2>& c = modes.centres[std::min<int64_t>(count - 1, int64_t(u0 * count))];  // u ∈ (0, 1]
+        x = c[0] + modes.sigma * z0;
+        y = c[1] + modes.sigma * z1;
         break;
       }
       case Toy2d::SwissRoll: {

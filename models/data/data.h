@@ -104,6 +104,13 @@ enum class Toy2d {
 Toy2d parse_toy_2d(const std::string& name);
 // n points as float32 [n, 2]; the same seed gives the same points.
 Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed);
+// The centres and the standard deviation of a Gaussian-mixture set's equally
+// likely modes (none for the swiss roll and the moons).
+struct ToyModes {
+  std::vector<std::array<double, 2>> centres;
+  double sigma = 0;
+};
+ToyModes toy_2d_modes(Toy2d kind);
 
 // ---- data sets by specification ------------------------------------------------------------
 enum class Dataset {

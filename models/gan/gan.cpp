@@ -1,0 +1,140 @@
+// The original GAN (Goodfellow et al. 2014, "Generative Adversarial Nets"): an MLP
+// generator G(z), z ~ N(0, I), and an MLP discriminator D(x) = σ(logit), trained by
+// the paper's Algorithm 1: each step, k (--d-steps) discriminator updates, each on
+// its own minibatch of data and of noise, ascending
+//   (1/m) Σ [log D(x) + log(1 − D(G(z)))]                    (Algorithm 1, eq. 1)
+// then one generator update on fresh noise, descending log(1 − D(G(z))) (--loss
+// minimax, as eq. 1 reads) or −log D(G(z)) (--loss nonsaturating, §3: the same
+// fixed point with gradients that do not vanish while D rejects every sample).
+// Adam (lr 2e-4, β₁ 0.5) rather than the paper's momentum SGD, as the PyTorch
+// examples do. For a fixed G the optimal discriminator is
+// D*(x) = p_data / (p_data + p_G) (Prop. 1) and V(D*, G) = 2·JSD(p_data ‖ p_G) − log 4
+// (Thm. 1): `loom derive jsd` checks both numerically.
+//
+// Data (--data): Fashion-MNIST (images in [−1, 1], tanh output) or a 2-D toy set
+// (linear output; the sample picture is a scatter over the data, and evaluation
+// reports the Fréchet distance of the samples in the plane and, on the mixtures,
+// the modes covered and the fraction of high-quality samples).
+#include "models/gan/adversarial.h"
+#include "models/metrics.h"
+
+namespace loom::models {
+namespace {
+
+class Gan : public Model {
+ public:
+  explicit Gan(const Config& c)
+      : device_(c.device),
+        data_(c.text("data")),
+        toy_(data_ != "fashion-mnist"),
+        latent_(c.integer("latent_dim")),
+        d_steps_(c.integer("d_steps")),
+        loss_(gan::parse_generator_loss(c.text("loss"))) {
+    const int64_t h = c.integer("hidden"), out = toy_ ? 2 : 784;
+    auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
+    // G: z → h → 2h → 4h → x; D: x → 2h → h → logit (the PyTorch-GAN gan.py shapes at h = 256, without batch norm).
+    generator_ = nn::mlp({latent_, h, 2 * h, 4 * h, out}, leaky);
+    discriminator_ = nn::mlp({out, 2 * h, h, 1}, leaky);
+    generator_->to(device_);
+    discriminator_->to(device_);
+    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
+    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+  }
+
+  ModelKind kind() const override { return ModelKind::Sampler; }
+  DataSpec data_spec() const override {
+    if (toy_) return {.dataset = data::Dataset::Toy2d, .toy = data_};
+    return {};  // Fashion-MNIST in [−1, 1]
+  }
+
+  Losses train_step(const Batch& batch, Step& step) override {
+    double d_loss = 0, d_real = 0, d_fake = 0;
+    for (int64_t k = 0; k < d_steps_; ++k) {
+      const Tensor x = k == 0 ? batch.images : step.next_batch().images;
+      const int64_t b = x.size(0);
+      Tensor fake;
+      {
+        NoGrad ng;  // D's update does not reach G
+        fake = generate(randn({b, latent_}, TensorOptions{DType::Float32, device_}));
+      }
+      const Tensor real_logits = discriminate(x), fake_logits = discriminate(fake);
+      Tensor loss = gan::discriminator_loss(real_logits, fake_logits);
+      d_opt_->zero_grad();
+      backward(loss);
+      d_opt_->step();
+      NoGrad ng;
+      d_loss += loss.item() / static_cast<double>(d_steps_);
+      d_real = mean(sigmoid(real_logits)).item();
+      d_fake = mean(sigmoid(fake_logits)).item();
+    }
+    const int64_t b = batch.images.size(0);
+    Tensor g_loss = gan::generator_loss(discriminate(generate(randn({b, latent_}, TensorOptions{DType::Float32, device_}))), loss_);
+    g_opt_->zero_grad();
+    backward(g_loss);
+    g_opt_->step();
+    return {{"d_loss", d_loss}, {"g_loss", g_loss.item()}, {"D(x)", d_real}, {"D(G(z))", d_fake}};
+  }
+
+  Tensor sample(int64_t n, const Condition&, Generator& g) override {
+    NoGrad ng;
+    return generate(randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g));
+  }
+
+  // Held-out data against samples: the discriminator's loss; on 2-D data also the
+  // Fréchet distance in the plane and, on the mixtures, mode coverage (of 2000
+  // samples from a fixed stream, so every evaluation compares alike).
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    Generator g(0);
+    const Tensor fake = sample(toy_ ? 2000 : batch.images.size(0), {}, g);
+    Losses l{{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
+    if (toy_) {
+      l["fd_2d"] = frechet_distance(fake, batch.images);
+      const data::Toy2d kind = data::parse_toy_2d(data_);
+      if (!data::toy_2d_modes(kind).centres.empty()) {
+        const gan::ModeCoverage c = gan::mode_coverage(fake, kind);
+        l["modes_covered"] = c.modes_covered;
+        l["high_quality"] = c.high_quality;
+      }
+    }
+    return l;
+  }
+
+  std::vector<std::pair<std::string, nn::Module*>> modules() override {
+    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
+  }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
+    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
+  }
+
+ private:
+  Tensor generate(const Tensor& z) {
+    Tensor x = (*generator_)(z);
+    return toy_ ? x : reshape(tanh(x), {z.size(0), 1, 28, 28});
+  }
+  Tensor discriminate(const Tensor& x) { return reshape((*discriminator_)(flatten(x, 1)), {x.size(0)}); }
+
+  Device device_;
+  std::string data_;
+  bool toy_;
+  int64_t latent_, d_steps_;
+  gan::GeneratorLoss loss_;
+  std::shared_ptr<nn::Sequential> generator_, discriminator_;
+  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_gan(const Config& c) { return std::make_unique<Gan>(c); }
+std::vector<OptionSpec> options_gan() {
+  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
+  o.push_back(latent_dim_option(100));
+  o.push_back(choice_option("data", "fashion-mnist", {"fashion-mnist", "8gaussians", "25gaussians", "swissroll", "moons"},
+                            "what to learn: Fashion-MNIST images or a 2-D toy set"));
+  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
+                            "generator loss: -log D(G(z)) (nonsaturating) or log(1 - D(G(z))) (minimax, eq. 1)"));
+  o.push_back(integer_option("d_steps", 1, Range::closed(1, 100), "discriminator updates per generator update (k)"));
+  o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "width h: G is z-h-2h-4h-x, D is x-2h-h-1"));
+  return o;
+}
+
+}  // namespace loom::models
