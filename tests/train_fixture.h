@@ -2,6 +2,7 @@
 // driver and of the models it trains.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,15 @@ inline tools::TrainOptions tiny_run(const std::string& model, const std::string&
   o.progress = false;
   o.load_data = [n](data::Split s) { return synthetic_images(s, n); };
   return o;
+}
+
+// The model and optimizer tensors of a training checkpoint, by name, as float64
+// values: what a bit-exact resume must reproduce.
+inline std::map<std::string, std::vector<double>> model_tensors(const std::string& checkpoint) {
+  std::map<std::string, std::vector<double>> out;
+  for (auto& [n, t] : load_safetensors(checkpoint).tensors)
+    if (n.rfind("model.", 0) == 0 || n.rfind("optim.", 0) == 0) out[n] = t.to(DType::Float64).to_vector<double>();
+  return out;
 }
 
 }  // namespace loom::testing

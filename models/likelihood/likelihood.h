@@ -77,6 +77,36 @@ inline void assign(Tensor& field, const std::vector<double>& values) {
   field = from_vector(values, field.shape(), TensorOptions{DType::Float64, field.device()});
 }
 
+// log p(x) of binary pixels x ∈ {0, 1} under independent Bernoullis with
+// p(x_j = 1) = σ(z_j), summed over `axis`: Σ_j log σ(s_j z_j) with s = 2x − 1,
+// written −softplus(−s z) (exact for any |z|). x and logits broadcast.
+inline Tensor bernoulli_log_likelihood(const Tensor& x, const Tensor& logits, int64_t axis) {
+  return -sum(softplus(-((x * 2.0 - 1.0) * logits)), {axis});
+}
+
+// Adam over params with the config's lr and betas, the model's defaults where unset.
+inline std::unique_ptr<optim::Adam> make_adam(std::vector<Tensor> params, const Config& c,
+                                              const ModelOptions& defaults) {
+  return std::make_unique<optim::Adam>(std::move(params), optim::AdamOptions{.lr = c.lr.value_or(*defaults.lr),
+                                                                             .beta1 = c.b1.value_or(*defaults.b1),
+                                                                             .beta2 = c.b2.value_or(*defaults.b2)});
+}
+
+// One gradient-descent step on a batch's mean NLL (nats per image): the step's losses.
+inline Losses descend(optim::Optimizer& opt, const Tensor& nll) {
+  opt.zero_grad();
+  backward(nll);
+  opt.step();
+  return {{"nll", nll.item()}};
+}
+
+// The shape of `count` sampled images of n pixels: square [count, 1, side, side]
+// when n is a square, else one row each, [count, 1, 1, n].
+inline Shape sample_shape(int64_t count, int64_t n) {
+  const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  return side * side == n ? Shape{count, 1, side, side} : Shape{count, 1, 1, n};
+}
+
 // Losses every density model reports: NLL in nats per image, in bits per
 // dimension (nats / (n ln 2)), and its free parameters.
 inline Losses nll_losses(double nll_nats, int64_t n, int64_t params) {
