@@ -223,8 +223,8 @@ TEST(OpsReduce, CumsumGradientIsTheOppositeScan) {
     Tensor x = t64({0.5, -1, 2, 3}, {4});
     x.requires_grad_();
     backward(cumsum(x, 0, reverse), g);
-    expect_values(x.grad(), reverse ? std::vector<double>{1, 11, 111, 1111} : std::vector<double>{1111, 1110, 1100, 1000},
-                  0);
+    const std::vector<double> suffix = {1111, 1110, 1100, 1000}, prefix = {1, 11, 111, 1111};
+    expect_values(x.grad(), reverse ? prefix : suffix, 0);
   }
   // First and second derivatives (with respect to x and to the output gradient) along every axis.
   Tensor x = rand64({3, 4, 5}, -2, 2, 23);
