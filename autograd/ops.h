@@ -86,6 +86,14 @@ Tensor norm(const Tensor& x, double p = 2, std::vector<int64_t> axes = {}, bool 
 Tensor softmax(const Tensor& x, int64_t axis = -1);
 Tensor log_softmax(const Tensor& x, int64_t axis = -1);
 Tensor argmax(const Tensor& x, int64_t axis, bool keepdim = false);  // int64, not differentiable
+// Inclusive prefix sums along `axis`: y[.., j, ..] = Σ_{k ≤ j} x[.., k, ..]; with
+// `reverse`, suffix sums Σ_{k ≥ j} x[.., k, ..] (torch.cumsum, and its flip–cumsum–flip).
+// For an exclusive sum shift the result by one with pad (exact, unlike cumsum(x) − x). x: float32 or float64, any shape (a 0-d tensor is
+// its own one-element line); y has x's shape and dtype. Sums accumulate in double on
+// every device. The gradient is cumsum(g, axis, !reverse) (the adjoint of a prefix sum
+// is a suffix sum), itself recorded, so gradients of gradients work. Throws a
+// loom::Error naming cumsum for an axis outside [−rank, rank) or an integer tensor.
+Tensor cumsum(const Tensor& x, int64_t axis, bool reverse = false);
 
 // ---- linear algebra (ops/linalg.cpp) --------------------------------------------------
 // 1-D·1-D, 2-D@2-D, and batched [..., m, k] @ [..., k, n] with broadcast batch dims.

@@ -6,6 +6,7 @@
 //   logsumexp:    out = m + log Σ_j exp(x_j - m), m = max_j x_j (no overflow)
 //   softmax:      y_j = exp(x_j - m) / Σ exp(x_k - m), along r, same shape as x
 //   log_softmax:  y_j = x_j - logsumexp(x)
+//   cumsum:       y_j = Σ_{k ≤ j} x_k (reverse: Σ_{k ≥ j} x_k), along r, same shape as x
 // Sums accumulate in double on the CPU (the reference is the accurate side).
 #pragma once
 
@@ -24,6 +25,8 @@ enum class ReduceOp : uint8_t { Sum, Max, Min, LogSumExp };
   /* softmax:     gx = y * (gy - Σ_j gy_j y_j)                                                     \
      log_softmax: gx = gy - exp(y) * Σ_j gy_j */                                                   \
   void softmax_backward(const KernelCtx& k, DType dt, const void* y, const void* gy, void* gx,   \
-                        int64_t outer, int64_t r, int64_t inner, bool log);
+                        int64_t outer, int64_t r, int64_t inner, bool log);                    \
+  void cumsum(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer, int64_t r,    \
+              int64_t inner, bool reverse);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_REDUCE, LOOM_REDUCE_API)

@@ -82,6 +82,8 @@ std::vector<OpCase> make_cases() {
   add(OpId::LogSumExp, "logsumexp axes {0, 2}", F(return logsumexp(in[0], {0, 2})), {uni(r, 45, -2, 2)});
   add(OpId::Softmax, "softmax axis 1", F(return softmax(in[0], 1)), {uni(r, 46, -2, 2)});
   add(OpId::LogSoftmax, "log_softmax axis -1", F(return log_softmax(in[0], -1)), {uni(r, 47, -2, 2)});
+  add(OpId::Cumsum, "cumsum axis 1", F(return cumsum(in[0], 1)), {uni(r, 52)});
+  add(OpId::Cumsum, "cumsum axis -1 reverse, squared", F(return square(cumsum(in[0], -1, true))), {uni(r, 53)});
   add(OpId::Norm, "norm p=2 axis 1", F(return norm(in[0], 2, {1})), {uni(u, 48)});
   add(OpId::Norm, "norm p=1 all", F(return norm(in[0], 1)), {away(u, 49)});
   add(OpId::Norm, "norm p=3 axes {0, 1} keepdim", F(return norm(in[0], 3, {0, 1}, true)), {away(u, 50)});

@@ -7,6 +7,7 @@
 
 #include "models/derive/derive.h"
 #include "models/likelihood/likelihood.h"
+#include "tests/binary_images.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
@@ -18,25 +19,6 @@ using models::likelihood::DensityModel;
 namespace fs = std::filesystem;
 
 namespace {
-
-using Image = std::vector<int>;  // binary pixels, raster order
-
-// Every binary image of n pixels, as rows [2^n, n]; row b has pixel i = bit n−1−i of b.
-std::vector<Image> all_images(int n) {
-  std::vector<Image> out;
-  for (int b = 0; b < (1 << n); ++b) {
-    Image im(n);
-    for (int i = 0; i < n; ++i) im[i] = (b >> (n - 1 - i)) & 1;
-    out.push_back(im);
-  }
-  return out;
-}
-
-Tensor as_tensor(const std::vector<Image>& images) {
-  std::vector<float> v;
-  for (const Image& im : images) v.insert(v.end(), im.begin(), im.end());
-  return from_vector(v, {static_cast<int64_t>(images.size()), static_cast<int64_t>(images[0].size())});
-}
 
 Tensor labels_tensor(const std::vector<int64_t>& y) { return from_vector(y, {static_cast<int64_t>(y.size())}); }
 
@@ -259,13 +241,6 @@ namespace {
 data::LabeledImages synthetic(data::Split split) { return synthetic_images(split, 96); }
 tools::TrainOptions tiny(const std::string& model, const std::string& out, int64_t steps) {
   return tiny_run(model, out, steps, 96, 3);
-}
-
-std::map<std::string, std::vector<double>> model_tensors(const std::string& checkpoint) {
-  std::map<std::string, std::vector<double>> out;
-  for (auto& [n, t] : load_safetensors(checkpoint).tensors)
-    if (n.rfind("model.", 0) == 0 || n.rfind("optim.", 0) == 0) out[n] = t.to(DType::Float64).to_vector<double>();
-  return out;
 }
 
 std::string error_of(const std::function<void()>& fn) {

@@ -1,5 +1,5 @@
 // Reductions (autograd/ops/reduce.cpp): sum mean max min var logsumexp over
-// every kind of axis set, softmax/log_softmax along each axis, argmax, and the
+// every kind of axis set, softmax/log_softmax and cumsum along each axis, argmax, and the
 // error paths. x = arange(24) as [2, 3, 4] gives x[i, j, k] = 12i + 4j + k, so
 // every expected value below is a short sum done by hand.
 #include <cmath>
@@ -186,6 +186,57 @@ TEST(OpsReduce, SoftmaxAndLogSoftmaxAlongEachAxis) {
   expect_values(big.grad(), {0, 0}, 0);
 }
 
+TEST(OpsReduce, CumsumForwardValuesAlongEachAxis) {
+  // [[1, 2, 3], [4, 5, 6]]: prefix and suffix sums by hand along each axis.
+  Tensor a = t64({1, 2, 3, 4, 5, 6}, {2, 3});
+  expect_values(cumsum(a, 1), {1, 3, 6, 4, 9, 15}, 0);
+  expect_values(cumsum(a, -1), {1, 3, 6, 4, 9, 15}, 0);
+  expect_values(cumsum(a, 1, true), {6, 5, 3, 15, 11, 6}, 0);
+  expect_values(cumsum(a, 0), {1, 2, 3, 5, 7, 9}, 0);
+  expect_values(cumsum(a, -2, true), {5, 7, 9, 4, 5, 6}, 0);
+  // A middle axis (outer and inner both > 1): x[i, j, k] = 6i + 2j + k on [2, 3, 2].
+  Tensor b = reshape(arange(0, 12, 1, kF64), {2, 3, 2});
+  Tensor y = cumsum(b, 1);
+  EXPECT_EQ(y.shape(), b.shape());
+  EXPECT_EQ(y.dtype(), DType::Float64);
+  expect_values(y, {0, 1, 2, 4, 6, 9, 6, 7, 14, 16, 24, 27}, 0);
+  expect_values(cumsum(b, 1, true), {6, 9, 6, 8, 4, 5, 24, 27, 18, 20, 10, 11}, 0);
+  // Lines wider than the CPU kernel's 64-column tile: the last prefix (first suffix) is the sum.
+  Tensor w = rand64({5, 130}, -1, 1, 22);
+  expect_tensors_near(slice(cumsum(w, 0), 0, 4, 5), sum(w, {0}, true), 1e-14);
+  expect_tensors_near(slice(cumsum(w, 0, true), 0, 0, 1), sum(w, {0}, true), 1e-14);
+  expect_tensors_near(slice(cumsum(w, 1), 1, 129, 130), sum(w, {1}, true), 1e-14);
+  // A 0-d tensor is its own one-element line; an empty axis gives an empty result.
+  expect_values(cumsum(scalar(2.5, kF64), 0), {2.5}, 0);
+  EXPECT_EQ(cumsum(zeros({2, 0}, kF64), 1).shape(), (Shape{2, 0}));
+  // float32 accumulates in double: 0.1 summed 10^5 times stays within float rounding.
+  Tensor tenth = full({100000}, 0.1, TensorOptions{DType::Float32});
+  Tensor c = cumsum(tenth, 0);
+  EXPECT_EQ(c.dtype(), DType::Float32);
+  expect_values(slice(c, 0, 99999, 100000), {10000}, 0, 1e-6);
+}
+
+TEST(OpsReduce, CumsumGradientIsTheOppositeScan) {
+  // y = cumsum(x): ∂⟨y, g⟩/∂x_k = Σ_{j ≥ k} g_j; reverse: Σ_{j ≤ k} g_j.
+  const Tensor g = t64({1, 10, 100, 1000}, {4});
+  for (bool reverse : {false, true}) {
+    Tensor x = t64({0.5, -1, 2, 3}, {4});
+    x.requires_grad_();
+    backward(cumsum(x, 0, reverse), g);
+    const std::vector<double> suffix = {1111, 1110, 1100, 1000}, prefix = {1, 11, 111, 1111};
+    expect_values(x.grad(), reverse ? prefix : suffix, 0);
+  }
+  // First and second derivatives (with respect to x and to the output gradient) along every axis.
+  Tensor x = rand64({3, 4, 5}, -2, 2, 23);
+  for (int64_t axis : {0, 1, 2, -1})
+    for (bool reverse : {false, true}) {
+      SCOPED_TRACE(str("axis ", axis, reverse ? " reverse" : ""));
+      expect_gradients([&](const std::vector<Tensor>& in) { return cumsum(in[0], axis, reverse); }, {x});
+      expect_second_gradients([&](const std::vector<Tensor>& in) { return square(cumsum(in[0], axis, reverse)); },
+                              {x});
+    }
+}
+
 TEST(OpsReduce, Argmax) {
   Tensor x = t64({1, 7, 7, -1, 4, 2, 0, 4}, {2, 4});
   Tensor a = argmax(x, 1);
@@ -245,6 +296,9 @@ TEST(OpsReduce, Errors) {
   expect_error([&] { softmax(x, 3); }, {"softmax", "axis 3"});
   expect_error([&] { log_softmax(x, -4); }, {"log_softmax", "axis -4"});
   expect_error([&] { argmax(x, 3); }, {"argmax", "axis 3"});
+  expect_error([&] { cumsum(x, 3); }, {"cumsum", "axis 3", "out of range", "rank 3", "expected an axis in [-3, 3)"});
+  expect_error([&] { cumsum(x, -4, true); }, {"cumsum", "axis -4", "rank 3"});
+  expect_error([] { cumsum(scalar(1), 1); }, {"cumsum", "axis 1", "rank 0", "[-1, 1)"});
   expect_error([] { sum(scalar(1), {1}); }, {"sum", "axis 1", "rank 0"});
   // Empty reductions: max/min/logsumexp have no identity, mean would divide by zero.
   Tensor e = zeros({2, 0}, kF64);
@@ -263,5 +317,7 @@ TEST(OpsReduce, Errors) {
   expect_error([&] { sum(ints); }, {"sum", "int64", "[4]"});
   expect_error([&] { softmax(ints); }, {"softmax", "int64"});
   expect_error([&] { argmax(ints, 0); }, {"argmax", "int64"});
+  expect_error([&] { cumsum(ints, 0); }, {"cumsum", "int64"});
+  expect_error([] { cumsum(Tensor(), 0); }, {"cumsum", "undefined"});
   expect_error([] { mean(Tensor()); }, {"mean", "undefined"});
 }

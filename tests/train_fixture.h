@@ -2,6 +2,7 @@
 // driver and of the models it trains.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,15 @@ inline models::Losses train_step(models::Model& m, const Tensor& images, const T
 inline models::Losses evaluate(models::Model& m, const Tensor& images, const Tensor& labels,
                                const models::EvalOptions& o = {}) {
   return m.evaluate(batch(images, labels), o);
+}
+
+// The model and optimizer tensors of a training checkpoint, by name, as float64
+// values: what a bit-exact resume must reproduce.
+inline std::map<std::string, std::vector<double>> model_tensors(const std::string& checkpoint) {
+  std::map<std::string, std::vector<double>> out;
+  for (auto& [n, t] : load_safetensors(checkpoint).tensors)
+    if (n.rfind("model.", 0) == 0 || n.rfind("optim.", 0) == 0) out[n] = t.to(DType::Float64).to_vector<double>();
+  return out;
 }
 
 }  // namespace loom::testing

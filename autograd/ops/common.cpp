@@ -27,7 +27,8 @@ int64_t wrap_axis(const char* op, int64_t axis, int64_t rank) {
   // A 0-d tensor takes axis 0 or -1 as if it were [1] (PyTorch's convention), so that
   // softmax(x) with its default axis -1 works on a scalar.
   const int64_t n = std::max<int64_t>(rank, 1);
-  LOOM_CHECK(axis >= -n && axis < n, op, ": axis ", axis, " is out of range for a tensor of rank ", rank);
+  LOOM_CHECK(axis >= -n && axis < n, op, ": axis ", axis, " is out of range for a tensor of rank ", rank,
+             " (expected an axis in [", -n, ", ", n, "))");
   return axis < 0 ? axis + n : axis;
 }
 

@@ -7,6 +7,8 @@
 //   sum:  ĝ               mean: ĝ / n
 //   max/min: ĝ · 1[x = m] / #ties        logsumexp: ĝ · exp(x − lse)
 //   var (correction c, composed): 2 (x − μ) ĝ / (n − c)
+// and for the scan cumsum (prefix sums along one axis), whose adjoint is the
+// suffix sum: cumsum(x, reverse)' = cumsum(g, !reverse).
 #include <algorithm>
 #include <cmath>
 
@@ -185,6 +187,25 @@ Tensor norm(const Tensor& x, double p, std::vector<int64_t> axes, bool keepdim) 
       Tensor safe = where(nonzero, y, ones({}, x.options()));  // 1 where ‖x‖ = 0: no 0/0 on either branch
       Tensor d = p == 2 ? x / safe : sign(x) * pow(abs(x), p - 1) / pow(safe, p - 1);
       return std::vector<Tensor>{where(nonzero, g * d, zero)};
+    });
+  return y;
+}
+
+Tensor cumsum(const Tensor& x, int64_t axis, bool reverse) {
+  const OpRange range(OpId::Cumsum);
+  check_floating("cumsum", x);
+  const int64_t ax = wrap_axis("cumsum", axis, x.dim());
+  const Shape& s = x.shape();
+  const int64_t outer = prod(s, 0, ax), r = x.dim() ? s[ax] : 1, inner = prod(s, ax + 1, x.dim());
+  Tensor y = empty(s, x.options());
+  KernelCtx k = kernel_ctx(x.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, cumsum, k, x.dtype(), x.data_ptr(), y.data_ptr(), outer, r, inner, reverse);
+  // ∂L/∂x_k = Σ_{j ≥ k} g_j: the suffix sum of g (the prefix sum for reverse). A
+  // linear map needs nothing saved, and calling the op itself records the
+  // backward under create_graph.
+  if (needs_grad({&x}))
+    record(OpId::Cumsum, {x}, {y}, {}, [ax, reverse](BackwardCtx& c) {
+      return std::vector<Tensor>{cumsum(c.grad_out[0], ax, !reverse)};
     });
   return y;
 }

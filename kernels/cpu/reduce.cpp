@@ -2,6 +2,7 @@
 // double: the reference is the accurate side of every CUDA comparison.
 #include "kernels/reduce.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace loom::kernels::cpu {
@@ -82,6 +83,30 @@ void softmax_backward_impl(const T* y, const T* gy, T* gx, int64_t outer, int64_
   }
 }
 
+// Lines along r run side by side in tiles of up to kScanTile consecutive i, each
+// tile with its own double accumulators: every pass over j reads and writes a
+// contiguous stretch (vectorizable), and tiles are independent (parallel).
+constexpr int64_t kScanTile = 64;
+
+template <class T>
+void cumsum_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool reverse) {
+  const int64_t tiles = (inner + kScanTile - 1) / kScanTile;
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t i0 = t * kScanTile, w = std::min(kScanTile, inner - i0);
+      double acc[kScanTile] = {};
+      for (int64_t s = 0; s < r; ++s) {
+        const int64_t off = (o * r + (reverse ? r - 1 - s : s)) * inner + i0;
+        for (int64_t c = 0; c < w; ++c) {
+          acc[c] += x[off + c];
+          y[off + c] = static_cast<T>(acc[c]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void reduce(const KernelCtx&, ReduceOp op, DType dt, const void* x, void* out, int64_t* arg, int64_t outer,
@@ -98,6 +123,11 @@ void softmax_backward(const KernelCtx&, DType dt, const void* y, const void* gy,
   LOOM_FLOAT_SWITCH(dt, T,
                     softmax_backward_impl<T>(static_cast<const T*>(y), static_cast<const T*>(gy), static_cast<T*>(gx),
                                              outer, r, inner, log));
+}
+
+void cumsum(const KernelCtx&, DType dt, const void* x, void* y, int64_t outer, int64_t r, int64_t inner,
+            bool reverse) {
+  LOOM_FLOAT_SWITCH(dt, T, cumsum_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, r, inner, reverse));
 }
 
 }  // namespace loom::kernels::cpu

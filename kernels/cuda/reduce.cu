@@ -6,6 +6,7 @@
 //              and m itself when m is ±inf
 //   softmax    y_j = exp(x_j − m) / s (log: (x_j − m) − log s), m and s as above
 //   softmax_backward   gx = y·(gy − Σ gy·y)   (log: gx = gy − exp(y)·Σ gy)
+//   cumsum     y_j = Σ_{k ≤ j} x_k (reverse: Σ_{k ≥ j} x_k), along r
 // Accumulation is in double for float32 and float64 alike, as the CPU reference
 // does (on sm_90 double arithmetic is not the bottleneck of a bandwidth-bound
 // reduction), and every formula is the CPU's, in the same precision.
@@ -18,6 +19,11 @@
 //   strided  inner > 1: a 32 × 8 block covers 32 consecutive outputs i
 //            (coalesced) and 8 interleaved slices of j, combined through
 //            shared memory.
+//   cumsum   v1, the only variant: one thread per (outer, inner) line, scanning
+//            j sequentially in double, so the result is the CPU's bit for bit.
+//            Consecutive threads take consecutive i, so for inner > 1 each step
+//            of j is a coalesced load and store; inner == 1 (rows) is strided
+//            per thread and the obvious next variant is a warp-per-row scan.
 // When there are too few outputs to fill the GPU (a full sum, a column sum of a
 // tall matrix), reduce splits r across blockIdx.y: pass 1 writes one partial per
 // (output, split), pass 2 folds the partials in split order. There are no
@@ -26,7 +32,8 @@
 // output row (rows long enough to need splitting are not the use case).
 //
 // Benchmark: no CUDA benchmark harness exists yet; profile with
-//   nsys profile --stats=true ./build/tests/loom_cuda_tests --gtest_filter='CudaOps.Reduce*:CudaOps.Softmax*'
+//   nsys profile --stats=true ./build/tests/loom_cuda_tests \
+//     --gtest_filter='CudaOps.Reduce*:CudaOps.Softmax*:CudaOps.Cumsum*'
 #include "kernels/reduce.h"
 
 #include <cmath>
@@ -272,6 +279,20 @@ __global__ void softmax_backward_kernel(const T* y, const T* gy, T* gx, int64_t 
   }
 }
 
+template <class T>
+__global__ void cumsum_kernel(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool reverse) {
+  const int64_t lines = outer * inner, stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t q = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; q < lines; q += stride) {
+    const int64_t base = (q / inner) * r * inner + q % inner;
+    double acc = 0;
+    for (int64_t s = 0; s < r; ++s) {
+      const int64_t t = base + (reverse ? r - 1 - s : s) * inner;
+      acc += double(x[t]);
+      y[t] = static_cast<T>(acc);
+    }
+  }
+}
+
 // ---- launchers -----------------------------------------------------------------------------------
 struct Layout {
   dim3 block;
@@ -367,6 +388,16 @@ void softmax_backward(const KernelCtx& k, DType dt, const void* y, const void* g
   LOOM_FLOAT_SWITCH(dt, T, {
     s.launch(softmax_backward_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(y),
              static_cast<const T*>(gy), static_cast<T*>(gx), outer, r, inner, log);
+  });
+}
+
+void cumsum(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer, int64_t r, int64_t inner,
+            bool reverse) {
+  if (outer * r * inner == 0) return;
+  LaunchScope s(k, "cumsum");
+  LOOM_FLOAT_SWITCH(dt, T, {
+    s.launch(cumsum_kernel<T>, s.blocks(outer * inner), kThreads, static_cast<const T*>(x), static_cast<T*>(y), outer,
+             r, inner, reverse);
   });
 }
 

@@ -47,7 +47,7 @@ class Bernoulli : public DensityModel {
       tables_->add("counts", &counts_, zeros(table, o), false);
       tables_->add("seen", &seen_, zeros({k_}, o), false);  // images of each class
     } else {
-      opt_ = std::make_unique<optim::Adam>(tables_->parameters(), adam_from(c));
+      opt_ = make_adam(tables_->parameters(), c);
     }
   }
 
@@ -61,11 +61,7 @@ class Bernoulli : public DensityModel {
       NoGrad ng;
       return {{"nll", -mean(joint_of_labels(class_log_joint_flat(x), labels)).item()}};
     }
-    Tensor loss = -mean(joint_of_labels(class_log_joint_flat(x), labels));
-    opt_->zero_grad();
-    backward(loss);
-    opt_->step();
-    return {{"nll", loss.item()}};
+    return descend(*opt_, -mean(joint_of_labels(class_log_joint_flat(x), labels)));
   }
 
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
@@ -114,9 +110,7 @@ class Bernoulli : public DensityModel {
           out[i * n_ + j] = static_cast<float>(draw(&p[(y[i] * n_ + j) * levels_], levels_, u[i * n_ + j])) /
                             static_cast<float>(levels_ - 1);
     }
-    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n_))));
-    const Shape shape = side * side == n_ ? Shape{count, 1, side, side} : Shape{count, 1, 1, n_};
-    return from_vector(out, shape, TensorOptions{DType::Float32, logits_.device()});
+    return from_vector(out, sample_shape(count, n_), TensorOptions{DType::Float32, logits_.device()});
   }
 
   std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"pixels", tables_.get()}}; }
@@ -146,9 +140,7 @@ class Bernoulli : public DensityModel {
     const int64_t b = x.size(0);
     Tensor lj;
     if (levels_ == 2) {
-      // log σ(sθ) with s = 2x − 1: log p(1) = log σ(θ), log p(0) = log σ(−θ).
-      Tensor s = reshape(x * 2.0 - 1.0, {b, 1, n_});
-      lj = -sum(softplus(-(s * unsqueeze(logits_, 0))), {2});
+      lj = bernoulli_log_likelihood(reshape(x, {b, 1, n_}), unsqueeze(logits_, 0), 2);
     } else {
       // Σ_j log softmax(θ_kj)[v_j]: the entry j·L + v_j of each class's flattened table.
       std::vector<int64_t> idx = pixel_levels(x, levels_).to(Device::cpu()).to_vector<int64_t>();

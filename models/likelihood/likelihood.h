@@ -12,7 +12,8 @@
 // +-kMaxLogit (p ~ 1e-13) so a checkpoint stays finite. A context never seen
 // (a Markov pixel after a value that never occurred) keeps logit 0, p = 1/2: the
 // value gradient descent, which starts at 0 and gets no gradient there, keeps too.
-// Both models compute in float64.
+// bernoulli and markov compute in float64; nade (a neural network, gradient descent
+// only) in float32 unless built with float64, and reports log p(x) in float64.
 #pragma once
 
 #include <algorithm>
@@ -76,6 +77,19 @@ class Tables : public nn::Module {
 // The models over `pixels` pixels (784 for Fashion-MNIST; tests use small images).
 std::unique_ptr<DensityModel> make_bernoulli_model(const Config& c, int64_t pixels = 784);
 std::unique_ptr<DensityModel> make_markov_model(const Config& c, int64_t pixels = 784);
+// NADE (models/likelihood/nade.cpp) computes in `dtype`, float32 (faster, the
+// registered model) or float64 (for checks that sum probabilities to 1e-6); its
+// log_prob is float64 [B] in nats either way. Errors: pixels < 1, another dtype.
+std::unique_ptr<DensityModel> make_nade_model(const Config& c, int64_t pixels = 784, DType dtype = DType::Float32);
+
+// NADE's conditional logits z_i = b_i + V_i · σ(c + W_{:,<i} x_<i) for pixels x [B, n]
+// (Larochelle & Murray 2011, eqs. 6–7; models/likelihood/nade.cpp): [B, n], so that
+// p(x_i = 1 | x_<i) = σ(z_i). W [H, n], V [n, H], b [n], c [H], all of x's dtype and
+// device (float32 or float64). O(B n H) time and memory: the pre-activations of all n
+// hidden layers come from one exclusive prefix sum over pixels, not n networks.
+// Differentiable in x and the weights; z_i does not depend on x_j for j >= i.
+// Throws a loom::Error naming the shapes when they do not fit together.
+Tensor nade_logits(const Tensor& x, const Tensor& W, const Tensor& V, const Tensor& b, const Tensor& c);
 
 // The smoothed-MLE logit log((ones + alpha) / (total - ones + alpha)), clamped to
 // +-kMaxLogit; 0 when total + 2 alpha == 0 (no data, no prior).
@@ -97,6 +111,33 @@ inline Tensor flat_pixels(const Tensor& images, int64_t n, const char* model) {
 // A buffer replaced by host values (counts and the logits derived from them).
 inline void assign(Tensor& field, const std::vector<double>& values) {
   field = from_vector(values, field.shape(), TensorOptions{DType::Float64, field.device()});
+}
+
+// log p(x) of binary pixels x ∈ {0, 1} under independent Bernoullis with
+// p(x_j = 1) = σ(z_j), summed over `axis`: Σ_j log σ(s_j z_j) with s = 2x − 1,
+// written −softplus(−s z) (exact for any |z|). x and logits broadcast.
+inline Tensor bernoulli_log_likelihood(const Tensor& x, const Tensor& logits, int64_t axis) {
+  return -sum(softplus(-((x * 2.0 - 1.0) * logits)), {axis});
+}
+
+// Adam over params with the config's lr and betas.
+inline std::unique_ptr<optim::Adam> make_adam(std::vector<Tensor> params, const Config& c) {
+  return std::make_unique<optim::Adam>(std::move(params), adam_from(c));
+}
+
+// One gradient-descent step on a batch's mean NLL (nats per image): the step's losses.
+inline Losses descend(optim::Optimizer& opt, const Tensor& nll) {
+  opt.zero_grad();
+  backward(nll);
+  opt.step();
+  return {{"nll", nll.item()}};
+}
+
+// The shape of `count` sampled images of n pixels: square [count, 1, side, side]
+// when n is a square, else one row each, [count, 1, 1, n].
+inline Shape sample_shape(int64_t count, int64_t n) {
+  const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  return side * side == n ? Shape{count, 1, side, side} : Shape{count, 1, 1, n};
 }
 
 // Losses every density model reports: NLL in nats per image and in bits per

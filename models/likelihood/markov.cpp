@@ -36,7 +36,7 @@ class Markov : public DensityModel {
       tables_->add("context_counts", &context_counts_, zeros({n_ - 1, 2}, o), false);
       tables_->add("ones_counts", &ones_counts_, zeros({n_ - 1, 2}, o), false);
     } else {
-      opt_ = std::make_unique<optim::Adam>(tables_->parameters(), adam_from(c));
+      opt_ = make_adam(tables_->parameters(), c);
     }
   }
 
@@ -49,11 +49,7 @@ class Markov : public DensityModel {
       NoGrad ng;
       return {{"nll", -mean(log_prob_flat(x)).item()}};
     }
-    Tensor loss = -mean(log_prob_flat(x));
-    opt_->zero_grad();
-    backward(loss);
-    opt_->step();
-    return {{"nll", loss.item()}};
+    return descend(*opt_, -mean(log_prob_flat(x)));
   }
 
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
@@ -75,9 +71,7 @@ class Markov : public DensityModel {
       x[0] = ub[0] <= p1 ? 1.0f : 0.0f;
       for (int64_t i = 1; i < n_; ++i) x[i] = ub[i] <= p[(i - 1) * 2 + (x[i - 1] > 0.5f ? 1 : 0)] ? 1.0f : 0.0f;
     }
-    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n_))));
-    const Shape shape = side * side == n_ ? Shape{count, 1, side, side} : Shape{count, 1, 1, n_};
-    return from_vector(out, shape, TensorOptions{DType::Float32, first_.device()});
+    return from_vector(out, sample_shape(count, n_), TensorOptions{DType::Float32, first_.device()});
   }
 
   std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"pixels", tables_.get()}}; }
@@ -89,13 +83,11 @@ class Markov : public DensityModel {
  private:
   // log p(x) of rows x [B, n]: [B].
   Tensor log_prob_flat(const Tensor& x) {
-    const int64_t b = x.size(0);
-    Tensor s = x * 2.0 - 1.0;  // log p(x_i) = log σ(s_i · logit), s = ±1
     Tensor prev = slice(x, 1, 0, n_ - 1);
     Tensor theta = prev * reshape(slice(cond_, 1, 1, 2), {n_ - 1}) +
                    (1.0 - prev) * reshape(slice(cond_, 1, 0, 1), {n_ - 1});  // θ_{i, x_{i−1}}: [B, n − 1]
-    Tensor lp_first = -reshape(softplus(-(slice(s, 1, 0, 1) * first_)), {b});
-    return lp_first - sum(softplus(-(slice(s, 1, 1, n_) * theta)), {1});
+    return bernoulli_log_likelihood(slice(x, 1, 0, 1), first_, 1) +
+           bernoulli_log_likelihood(slice(x, 1, 1, n_), theta, 1);
   }
 
   void add_counts(const Tensor& x) {

@@ -477,6 +477,31 @@ TEST_F(CudaOps, SoftmaxOfMaskedRowsMatchesCpu) {
     }
 }
 
+TEST_F(CudaOps, CumsumMatchesCpu) {
+  // Both devices scan each line in order in double, so values and gradients agree bit for bit.
+  struct Case {
+    Shape shape;
+    int64_t axis;
+  };
+  std::vector<Case> cases;
+  for (int64_t r : kSizes) {
+    cases.push_back({{3, r}, -1});    // rows: inner 1
+    cases.push_back({{r, 33}, 0});    // columns: outer 1
+    cases.push_back({{2, r, 5}, 1});  // both
+  }
+  cases.push_back({{7}, 0});
+  cases.push_back({{2, 0, 3}, 1});  // empty
+  for (DType dt : kFloatTypes)
+    for (const Case& c : cases)
+      for (bool reverse : {false, true}) {
+        SCOPED_TRACE(str("cumsum ", name_of(dt), " ", c.shape, " axis ", c.axis, reverse ? " reverse" : ""));
+        Tensor x = uniform_cpu(c.shape, -2, 2, dt, 63);
+        const int64_t axis = c.axis;
+        expect_cuda_matches_cpu([&](const std::vector<Tensor>& in) { return cumsum(in[0], axis, reverse); }, {x},
+                                {0, 0});
+      }
+}
+
 // ---- matmul ----------------------------------------------------------------------------------------
 
 TEST_F(CudaOps, MatmulMatchesCpu) {
