@@ -1,0 +1,134 @@
+// What PixelCNN and PixelRNN share (pixel_net.h): the type-A input layer, the
+// output layers, log p(x), pixel-by-pixel sampling, and the density model around
+// a network.
+#include <cmath>
+
+#include "models/likelihood/pixel_net.h"
+
+namespace loom::models::likelihood {
+
+PixelNet::PixelNet(const char* model, int64_t levels, int64_t channels, int64_t height, int64_t width)
+    : model_(model), levels_(levels), channels_(channels), height_(height), width_(width) {
+  LOOM_CHECK(levels == 2 || levels == 256, model_, ": --levels must be 2 or 256, got ", levels);
+  LOOM_CHECK(channels > 0 && height > 0 && width > 0, model_, ": sizes must be positive, got ", channels,
+             " channels for ", height, "×", width, " images");
+  input_ = register_module("input", std::make_shared<nn::MaskedConv2d>(1, channels, 7, 'A'));
+}
+
+void PixelNet::add_output_layers() {
+  // Table 1: "ReLU followed by 1 × 1 conv, mask B (2 layers)"; with one colour
+  // group a 1×1 type-B mask is all ones, so these are plain 1×1 convolutions.
+  output_ = register_module("output", std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
+                                          std::make_shared<nn::ReLU>(),
+                                          std::make_shared<nn::Conv2d>(channels_, channels_, 1),
+                                          std::make_shared<nn::ReLU>(),
+                                          std::make_shared<nn::Conv2d>(channels_, head_channels(levels_), 1)}));
+}
+
+Tensor PixelNet::forward(const Tensor& x) {
+  LOOM_CHECK(x.dim() == 4 && x.size(1) == 1, model_, ": expected pixels [B, 1, H, W], got ", x.shape());
+  return (*output_)(body((*input_)(x)));
+}
+
+Tensor PixelNet::log_prob(const Tensor& images) {
+  const int64_t b = images.size(0);
+  LOOM_CHECK(images.numel() == b * height_ * width_, model_, ": expected images of ", height_, "×", width_,
+             " pixels, got ", images.shape());
+  const Tensor x = reshape(images, {b, 1, height_, width_}).to(input_->weight.dtype());
+  return sum(pixel_log_likelihood(forward(x), x, levels_), {1, 2, 3});
+}
+
+Tensor PixelNet::sample(int64_t n, Generator& g, const SampleProgress& progress) {
+  NoGrad ng;
+  const int64_t hw = height_ * width_;
+  const TensorOptions o{input_->weight.dtype(), input_->weight.device()};
+  const std::vector<double> u = rand({n, hw}, {DType::Float64}, &g).to_vector<double>();
+  std::vector<float> pixels(static_cast<size_t>(n * hw), 0.0f);
+  std::vector<double> u_at(static_cast<size_t>(n));
+  for (int64_t r = 0; r < height_; ++r)
+    for (int64_t c = 0; c < width_; ++c) {
+      const int64_t i = r * width_ + c;
+      const Tensor rows = slice(from_vector(pixels, {n, 1, height_, width_}, o), 2, 0, r + 1);
+      const Tensor at = reshape(slice(slice(forward(rows), 2, r, r + 1), 3, c, c + 1), {n, head_channels(levels_)});
+      for (int64_t b = 0; b < n; ++b) u_at[b] = u[b * hw + i];
+      const std::vector<float> v = draw_pixels(at, levels_, u_at.data());
+      for (int64_t b = 0; b < n; ++b) pixels[b * hw + i] = v[b];
+      if (progress) progress(i + 1, hw);
+    }
+  return from_vector(pixels, {n, 1, height_, width_}, TensorOptions{DType::Float32, o.device});
+}
+
+int64_t PixelNet::free_parameters() {
+  int64_t count = parameter_count();
+  for (nn::Module* m : modules())
+    if (auto* masked = dynamic_cast<nn::MaskedConv2d*>(m))
+      count -= masked->mask.numel() - static_cast<int64_t>(std::llround(sum(masked->mask).item()));
+  return count;
+}
+
+namespace {
+
+// The model adapter: the network does the mathematics, this the training protocol.
+class PixelDensityModel : public DensityModel {
+ public:
+  PixelDensityModel(std::shared_ptr<PixelNet> net, const Config& c, const ModelOptions& defaults, DType dtype)
+      : net_(std::move(net)) {
+    net_->to(dtype);
+    net_->to(c.device);
+    opt_ = std::make_unique<optim::Adam>(net_->parameters(),
+                                         optim::AdamOptions{.lr = c.lr.value_or(*defaults.lr),
+                                                            .beta1 = c.b1.value_or(*defaults.b1),
+                                                            .beta2 = c.b2.value_or(*defaults.b2)});
+  }
+
+  DataSpec data_spec() const override { return {0, 1, net_->levels() == 2}; }
+
+  Losses train_step(const Tensor& images, const Tensor&) override {
+    Tensor loss = -mean(net_->log_prob(images));
+    opt_->zero_grad();
+    backward(loss);
+    opt_->step();
+    return {{"nll", loss.item()}};
+  }
+
+  Losses evaluate(const Tensor& images, const Tensor&) override {
+    return nll_losses(-mean(log_prob(images)).item(), net_->height() * net_->width(), free_parameters());
+  }
+
+  Tensor log_prob(const Tensor& images) override { return net_->log_prob(images).to(DType::Float64); }
+  int64_t free_parameters() const override { return net_->free_parameters(); }
+  Tensor sample(int64_t count, Generator& g) override { return net_->sample(count, g); }
+
+  std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"net", net_.get()}}; }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {{"adam", opt_.get()}}; }
+
+ private:
+  std::shared_ptr<PixelNet> net_;
+  std::unique_ptr<optim::Adam> opt_;
+};
+
+std::optional<PixelCnnSize> cnn_override;
+std::optional<PixelRnnSize> rnn_override;
+
+}  // namespace
+
+std::unique_ptr<DensityModel> make_pixel_density_model(std::shared_ptr<PixelNet> net, const Config& c,
+                                                       const ModelOptions& defaults, DType dtype) {
+  return std::make_unique<PixelDensityModel>(std::move(net), c, defaults, dtype);
+}
+
+ScopedPixelNetSizes::ScopedPixelNetSizes(PixelCnnSize pixelcnn, PixelRnnSize pixelrnn)
+    : cnn_(cnn_override), rnn_(rnn_override) {
+  cnn_override = pixelcnn;
+  rnn_override = pixelrnn;
+}
+
+ScopedPixelNetSizes::~ScopedPixelNetSizes() {
+  cnn_override = cnn_;
+  rnn_override = rnn_;
+}
+
+std::optional<PixelCnnSize> registry_pixelcnn_size() { return cnn_override; }
+std::optional<PixelRnnSize> registry_pixelrnn_size() { return rnn_override; }
+
+}  // namespace loom::models::likelihood
