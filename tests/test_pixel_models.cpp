@@ -24,8 +24,9 @@ namespace fs = std::filesystem;
 namespace {
 
 // The tiny networks the tests use: every kind of layer, at most two of each.
-constexpr PixelCnnSize kTinyCnn{.channels = 4, .blocks = 2};
-constexpr PixelRnnSize kTinyRnn{.hidden = 2, .layers = 2};
+constexpr PixelCnnOptions kTinyCnn{.channels = 4, .blocks = 2};
+constexpr PixelCnnOptions kTinyGated{.channels = 4, .blocks = 2, .gated = true};
+constexpr PixelRnnOptions kTinyRnn{.hidden = 2, .layers = 2};
 
 models::Config config(int64_t levels) {
   models::Config c;
@@ -33,13 +34,12 @@ models::Config config(int64_t levels) {
   return c;
 }
 
-// A model of each kind on height × width images, in float64.
-std::vector<std::pair<std::string, std::unique_ptr<DensityModel>>> both_models(int64_t levels, int64_t height,
-                                                                                int64_t width) {
-  std::vector<std::pair<std::string, std::unique_ptr<DensityModel>>> out;
-  out.emplace_back("pixelcnn", make_pixelcnn_model(config(levels), height, width, kTinyCnn, DType::Float64));
-  out.emplace_back("pixelrnn", make_pixelrnn_model(config(levels), height, width, kTinyRnn, DType::Float64));
-  return out;
+// The kinds of model, and a tiny one of a kind on height × width images, in float64.
+const std::vector<std::string> kKinds = {"pixelcnn", "gated pixelcnn", "pixelrnn"};
+std::unique_ptr<DensityModel> tiny_model(const std::string& kind, int64_t levels, int64_t height, int64_t width) {
+  if (kind == "pixelrnn") return make_pixelrnn_model(config(levels), height, width, kTinyRnn, DType::Float64);
+  return make_pixelcnn_model(config(levels), height, width, kind == "pixelcnn" ? kTinyCnn : kTinyGated,
+                             DType::Float64);
 }
 
 // Every parameter (not the masks) set to N(0, scale²): conditionals far from uniform.
@@ -99,8 +99,9 @@ void expect_autoregressive(PixelNet& net, int64_t h, int64_t w) {
 
 TEST(PixelModels, ProbabilitiesOfEvery3x3BinaryImageSumToOne) {
   const Tensor every = all_binary_images(3, 3);
-  for (auto& [name, m] : both_models(2, 3, 3)) {
-    SCOPED_TRACE(name);
+  for (const std::string& kind : kKinds) {
+    SCOPED_TRACE(kind);
+    auto m = tiny_model(kind, 2, 3, 3);
     randomize(net_of(*m), 1);
     const Tensor lp = m->log_prob(every);
     ASSERT_EQ(lp.shape(), Shape{512});
@@ -134,41 +135,51 @@ TEST(PixelModels, ConditionalsDependOnlyOnEarlierPixels) {
     EXPECT_EQ(d[4], layer == &a ? 0.0 : vec(layer->weight)[4]);
     EXPECT_EQ(d[3], vec(layer->weight)[3]);  // the left neighbour, in both
   }
-  // The whole networks, Bernoulli and 256-way heads, non-square images; the Row LSTM
-  // carries row 0 to row 5 through its recurrence (the 7×7 layer sees 3 rows up).
-  // Wide enough that some ReLU is active at every pixel (else a pixel sees nothing).
+  // The whole networks, Bernoulli and 256-way heads, non-square images. Wide enough
+  // that some ReLU is active at every pixel (else a pixel sees nothing).
   for (int64_t levels : {2, 256}) {
     SCOPED_TRACE(levels);
     PixelCNN cnn(levels, {.channels = 16, .blocks = 2}, 6, 5);
+    GatedPixelCNN gated(levels, {.channels = 8, .blocks = 2, .gated = true}, 6, 5);
     PixelRNN rnn(levels, {.hidden = 8, .layers = 2}, 6, 5);
-    for (PixelNet* net : std::vector<PixelNet*>{&cnn, &rnn}) {
+    for (PixelNet* net : std::vector<PixelNet*>{&cnn, &gated, &rnn}) {
       SCOPED_TRACE(net->name());
       net->to(DType::Float64);
       randomize(*net, 2);
       expect_autoregressive(*net, 6, 5);
     }
-    const std::vector<std::vector<double>> d = input_derivatives(rnn, rand64({1, 1, 6, 5}, 0, 1, 5));
-    EXPECT_NE(d[5 * 5 + 2][0 * 5 + 2], 0.0);
+    // Stacked masked convolutions miss pixels up and to the right (the blind spot):
+    // (5, 0) never sees (4, 4), four columns right in the row above. The 7×7 layer
+    // reaches three columns, and the 3×3 layers at (5, 0) read row 4 at columns 0 and
+    // 1 only, whose features see row 4 only to their left. The gated stacks see every
+    // earlier pixel. The Row LSTM carries row 0 to row 5 (the 7×7 layer reaches 3 up).
+    const Tensor x = rand64({1, 1, 6, 5}, 0, 1, 5);
+    EXPECT_EQ(input_derivatives(cnn, x)[5 * 5 + 0][4 * 5 + 4], 0.0);
+    const std::vector<std::vector<double>> dg = input_derivatives(gated, x);
+    for (int64_t i = 0; i < 30; ++i)
+      for (int64_t j = 0; j < i; ++j) EXPECT_NE(dg[i][j], 0.0) << "gated: output pixel " << i << ", input pixel " << j;
+    EXPECT_NE(input_derivatives(rnn, x)[5 * 5 + 2][0 * 5 + 2], 0.0);
   }
 }
 
 TEST(PixelModels, EightBitModelsNormaliseAndReportBitsPerDim) {
-  // Every 8-bit image of two pixels, side by side and one above the other: Σ p(x) = 1
-  // over all 65536, summed in chunks.
-  for (auto [h, w] : {std::pair<int64_t, int64_t>{1, 2}, std::pair<int64_t, int64_t>{2, 1}}) {
-    for (auto& [name, m] : both_models(256, h, w)) {
-      SCOPED_TRACE(str(name, " ", h, "×", w));
-      randomize(net_of(*m), 3, 0.3);
-      double total = 0;
-      for (int64_t first = 0; first < 256; first += 32) {
-        std::vector<double> v;
-        for (int64_t a = first; a < first + 32; ++a)
-          for (int64_t b = 0; b < 256; ++b) v.insert(v.end(), {a / 255.0, b / 255.0});
-        NoGrad ng;
-        total += sum(exp(m->log_prob(from_vector(v, {32 * 256, 1, h, w}, TensorOptions{DType::Float64})))).item();
-      }
-      EXPECT_NEAR(total, 1.0, 1e-10);
+  // Every 8-bit image of two pixels: Σ p(x) = 1 over all 65536, summed in chunks.
+  // Side by side for the convolutional models, one above the other for the Row LSTM
+  // (whose recurrence runs down the rows).
+  for (const std::string& kind : kKinds) {
+    const int64_t h = kind == "pixelrnn" ? 2 : 1, w = 3 - h;
+    SCOPED_TRACE(str(kind, " ", h, "×", w));
+    auto m = tiny_model(kind, 256, h, w);
+    randomize(net_of(*m), 3, 0.3);
+    double total = 0;
+    for (int64_t first = 0; first < 256; first += 32) {
+      std::vector<double> v;
+      for (int64_t a = first; a < first + 32; ++a)
+        for (int64_t b = 0; b < 256; ++b) v.insert(v.end(), {a / 255.0, b / 255.0});
+      NoGrad ng;
+      total += sum(exp(m->log_prob(from_vector(v, {32 * 256, 1, h, w}, TensorOptions{DType::Float64})))).item();
     }
+    EXPECT_NEAR(total, 1.0, 1e-10);
   }
   // log p(x) of 8-bit 3×4 images is Σ_i (θ_{v_i, i} − log Σ_v e^{θ_{v, i}}) of the
   // logits at each pixel's level v_i = 255·x_i, summed here; the evaluation reports its
@@ -179,8 +190,9 @@ TEST(PixelModels, EightBitModelsNormaliseAndReportBitsPerDim) {
   pixels[0] = 0;  // both ends of the range
   pixels[1] = 1;
   const Tensor x = from_vector(pixels, {5, 1, 3, 4}, TensorOptions{DType::Float64});
-  for (auto& [name, m] : both_models(256, 3, 4)) {
-    SCOPED_TRACE(name);
+  for (const std::string& kind : kKinds) {
+    SCOPED_TRACE(kind);
+    auto m = tiny_model(kind, 256, 3, 4);
     randomize(net_of(*m), 7, 0.3);
     const std::vector<double> theta = vec(dynamic_cast<PixelNet&>(net_of(*m))(x));  // [5, 256, 3, 4]
     const std::vector<double> got = vec(m->log_prob(x));
@@ -213,8 +225,9 @@ TEST(PixelModels, SamplesFollowTheModelsDistribution) {
   // 20000 samples of 2×2 binary images: each of the 16 images as often as exp(log p)
   // says, within 4.5 standard errors.
   const Tensor every = all_binary_images(2, 2);
-  for (auto& [name, m] : both_models(2, 2, 2)) {
-    SCOPED_TRACE(name);
+  for (const std::string& kind : kKinds) {
+    SCOPED_TRACE(kind);
+    auto m = tiny_model(kind, 2, 2, 2);
     randomize(net_of(*m), 8);
     const int64_t n = 20000;
     Generator g(9);
@@ -235,8 +248,9 @@ TEST(PixelModels, SamplesFollowTheModelsDistribution) {
       EXPECT_NEAR(count[k] / n, p[k], 4.5 * std::sqrt(p[k] * (1 - p[k]) / n) + 1e-4) << "image " << k;
   }
   // 8-bit samples: levels k/255, shaped [n, 1, H, W]; the progress hook sees every pixel.
-  for (auto& [name, m] : both_models(256, 3, 4)) {
-    SCOPED_TRACE(name);
+  for (const std::string& kind : kKinds) {
+    SCOPED_TRACE(kind);
+    auto m = tiny_model(kind, 256, 3, 4);
     auto& net = dynamic_cast<PixelNet&>(net_of(*m));
     std::vector<int64_t> done;
     Generator g(10);
@@ -269,9 +283,9 @@ TEST(PixelModels, RefuseWhatTheyCannotModel) {
     return "no error";
   };
   EXPECT_EQ(error_of([] { make_pixelcnn_model(config(16)); }), "pixelcnn: --levels must be 2 or 256, got 16");
-  EXPECT_EQ(error_of([] { make_pixelrnn_model(config(2), 28, 28, PixelRnnSize{.hidden = 2, .layers = 0}); }),
+  EXPECT_EQ(error_of([] { make_pixelrnn_model(config(2), 28, 28, PixelRnnOptions{.hidden = 2, .layers = 0}); }),
             "pixelrnn: hidden and layers must be >= 1, got hidden 2, 0 layers");
-  EXPECT_EQ(error_of([] { make_pixelcnn_model(config(2), 28, 28, PixelCnnSize{.channels = 5, .blocks = 1}); }),
+  EXPECT_EQ(error_of([] { make_pixelcnn_model(config(2), 28, 28, PixelCnnOptions{.channels = 5, .blocks = 1}); }),
             "pixelcnn: channels must be even and >= 2, blocks >= 0; got 5 channels, 1 blocks");
   auto m = make_pixelcnn_model(config(2), 3, 3, kTinyCnn);
   EXPECT_EQ(error_of([&] { m->log_prob(zeros({2, 1, 3, 4})); }),
@@ -319,7 +333,7 @@ std::vector<double> logged_nll(const std::string& dir) {
 
 TEST(PixelModels, TrainLearnAndResumeBitExactlyThroughTheDriver) {
   TempDir dir;
-  const ScopedPixelNetSizes tiny(PixelCnnSize{.channels = 8, .blocks = 1}, PixelRnnSize{.hidden = 4, .layers = 1});
+  const ScopedPixelNetOptions tiny(PixelCnnOptions{.channels = 8, .blocks = 1}, PixelRnnOptions{.hidden = 4, .layers = 1});
   struct Case {
     std::string model;
     int64_t levels;

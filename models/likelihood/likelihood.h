@@ -55,13 +55,15 @@ class Tables : public nn::Module {
 std::unique_ptr<DensityModel> make_bernoulli_model(const Config& c, int64_t pixels = 784);
 std::unique_ptr<DensityModel> make_markov_model(const Config& c, int64_t pixels = 784);
 
-// The network sizes of the autoregressive image models (models/likelihood/pixel_net.h);
-// their defaults are kPixelCnnSize in pixelcnn.cpp and kPixelRnnSize in pixelrnn.cpp.
-struct PixelCnnSize {
-  int64_t channels;  // 2h: features between residual blocks (h inside one)
-  int64_t blocks;    // residual blocks after the 7×7 type-A layer
+// The architecture of the autoregressive image models (models/likelihood/pixel_net.h),
+// to become model options; the defaults are kPixelCnnOptions in pixelcnn.cpp and
+// kPixelRnnOptions in pixelrnn.cpp.
+struct PixelCnnOptions {
+  int64_t channels;    // 2h: features between blocks (h inside a residual block); gated: per stack
+  int64_t blocks;      // residual blocks (gated: layers of both stacks) after the 7×7 type-A layer
+  bool gated = false;  // the gated variant: vertical and horizontal stacks, no blind spot
 };
-struct PixelRnnSize {
+struct PixelRnnOptions {
   int64_t hidden;  // h: LSTM state channels per pixel (2h features between layers)
   int64_t layers;  // Row LSTM layers after the 7×7 type-A layer
 };
@@ -70,29 +72,30 @@ struct PixelRnnSize {
 // log p(x) = Σ_i log p(x_i | x_<i) in raster order, `levels` (Config::levels) 2 for
 // Bernoulli pixels, 256 for a 256-way softmax per pixel. The networks compute in
 // `dtype` (float64 where a test sums probabilities); log_prob returns float64.
-// The default size (nullopt) is the file's constant.
+// nullopt options are the file's defaults. Throws for levels other than 2 and 256
+// and for sizes out of range.
 std::unique_ptr<DensityModel> make_pixelcnn_model(const Config& c, int64_t height = 28, int64_t width = 28,
-                                                  std::optional<PixelCnnSize> size = std::nullopt,
+                                                  std::optional<PixelCnnOptions> options = std::nullopt,
                                                   DType dtype = DType::Float32);
 std::unique_ptr<DensityModel> make_pixelrnn_model(const Config& c, int64_t height = 28, int64_t width = 28,
-                                                  std::optional<PixelRnnSize> size = std::nullopt,
+                                                  std::optional<PixelRnnOptions> options = std::nullopt,
                                                   DType dtype = DType::Float32);
 
-// The sizes the registered pixelcnn and pixelrnn (make_pixelcnn, make_pixelrnn: what
-// the training driver builds from a Config) use while one of these scopes is alive,
-// in place of the defaults. The Config has no width options yet (they are to become
-// model options); until then this is how a test trains a tiny network through the
-// driver. Scopes nest; each restores what it replaced.
-class ScopedPixelNetSizes {
+// The options the registered pixelcnn and pixelrnn (make_pixelcnn, make_pixelrnn:
+// what the training driver builds from a Config) use while one of these scopes is
+// alive, in place of the defaults. The Config has no such fields yet; until it does,
+// this is how a test trains a tiny network through the driver. Scopes nest; each
+// restores what it replaced.
+class ScopedPixelNetOptions {
  public:
-  ScopedPixelNetSizes(PixelCnnSize pixelcnn, PixelRnnSize pixelrnn);
-  ~ScopedPixelNetSizes();
-  ScopedPixelNetSizes(const ScopedPixelNetSizes&) = delete;
-  ScopedPixelNetSizes& operator=(const ScopedPixelNetSizes&) = delete;
+  ScopedPixelNetOptions(PixelCnnOptions pixelcnn, PixelRnnOptions pixelrnn);
+  ~ScopedPixelNetOptions();
+  ScopedPixelNetOptions(const ScopedPixelNetOptions&) = delete;
+  ScopedPixelNetOptions& operator=(const ScopedPixelNetOptions&) = delete;
 
  private:
-  std::optional<PixelCnnSize> cnn_;
-  std::optional<PixelRnnSize> rnn_;
+  std::optional<PixelCnnOptions> cnn_;
+  std::optional<PixelRnnOptions> rnn_;
 };
 
 // The smoothed-MLE logit log((ones + alpha) / (total - ones + alpha)), clamped to

@@ -7,6 +7,17 @@
 
 namespace loom::models::likelihood {
 
+Tensor row_conv_b(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  return conv2d(pad(x, {weight.size(3) - 1, 0}), weight, bias);
+}
+
+Tensor uniform_fan_in(const Shape& shape, int64_t fan_in) {
+  Tensor t = empty(shape);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  nn::init::uniform_(t, -bound, bound);
+  return t;
+}
+
 PixelNet::PixelNet(const char* model, int64_t levels, int64_t channels, int64_t height, int64_t width)
     : model_(model), levels_(levels), channels_(channels), height_(height), width_(width) {
   LOOM_CHECK(levels == 2 || levels == 256, model_, ": --levels must be 2 or 256, got ", levels);
@@ -27,7 +38,7 @@ void PixelNet::add_output_layers() {
 
 Tensor PixelNet::forward(const Tensor& x) {
   LOOM_CHECK(x.dim() == 4 && x.size(1) == 1, model_, ": expected pixels [B, 1, H, W], got ", x.shape());
-  return (*output_)(body((*input_)(x)));
+  return (*output_)(body((*input_)(x), x));
 }
 
 Tensor PixelNet::log_prob(const Tensor& images) {
@@ -107,8 +118,8 @@ class PixelDensityModel : public DensityModel {
   std::unique_ptr<optim::Adam> opt_;
 };
 
-std::optional<PixelCnnSize> cnn_override;
-std::optional<PixelRnnSize> rnn_override;
+std::optional<PixelCnnOptions> cnn_override;
+std::optional<PixelRnnOptions> rnn_override;
 
 }  // namespace
 
@@ -117,18 +128,18 @@ std::unique_ptr<DensityModel> make_pixel_density_model(std::shared_ptr<PixelNet>
   return std::make_unique<PixelDensityModel>(std::move(net), c, defaults, dtype);
 }
 
-ScopedPixelNetSizes::ScopedPixelNetSizes(PixelCnnSize pixelcnn, PixelRnnSize pixelrnn)
+ScopedPixelNetOptions::ScopedPixelNetOptions(PixelCnnOptions pixelcnn, PixelRnnOptions pixelrnn)
     : cnn_(cnn_override), rnn_(rnn_override) {
   cnn_override = pixelcnn;
   rnn_override = pixelrnn;
 }
 
-ScopedPixelNetSizes::~ScopedPixelNetSizes() {
+ScopedPixelNetOptions::~ScopedPixelNetOptions() {
   cnn_override = cnn_;
   rnn_override = rnn_;
 }
 
-std::optional<PixelCnnSize> registry_pixelcnn_size() { return cnn_override; }
-std::optional<PixelRnnSize> registry_pixelrnn_size() { return rnn_override; }
+std::optional<PixelCnnOptions> registry_pixelcnn_options() { return cnn_override; }
+std::optional<PixelRnnOptions> registry_pixelrnn_options() { return rnn_override; }
 
 }  // namespace loom::models::likelihood

@@ -1,15 +1,16 @@
 // The networks of the autoregressive image models PixelCNN and PixelRNN (van den
-// Oord et al. 2016, "Pixel Recurrent Neural Networks", ICML): one channel, pixels in
-// raster order, and the chain rule
+// Oord et al. 2016, "Pixel Recurrent Neural Networks", ICML; the gated PixelCNN from
+// "Conditional Image Generation with PixelCNN Decoders", NeurIPS 2016): one channel,
+// pixels in raster order, and the chain rule
 //
 //   log p(x) = Σ_i log p(x_i | x_1, …, x_{i−1})   (nats; eq. 1)
 //
-// computed exactly in one forward pass, because every layer is masked so that the
-// output at pixel i depends on input pixels j < i only (§3.4). Both networks share
-// the paper's outer layers (Table 1): a 7×7 type-A masked convolution (a pixel does
-// not see itself), their own type-B body (pixel i's features may see pixel i's
-// features), then ReLU, 1×1 conv, ReLU, 1×1 conv to the head's logits
-// (likelihood.h: one Bernoulli logit, or 256 softmax logits per pixel).
+// computed exactly in one forward pass, because every layer is masked (or its
+// kernel shifted) so that the output at pixel i depends on input pixels j < i only
+// (§3.4). The networks share the paper's outer layers (Table 1): a 7×7 type-A masked
+// convolution (a pixel does not see itself), then their own type-B body (pixel i's
+// features may see pixel i's features), then ReLU, 1×1 conv, ReLU, 1×1 conv to the
+// head's logits (likelihood.h: one Bernoulli logit, or 256 softmax logits per pixel).
 //
 // Shapes: images [B, 1, H, W] (or [B, H·W]) in {0, 1} or {0, 1/255, …, 1}; the
 // networks run on any H', W' (they are convolutional), log_prob and sample on the
@@ -17,8 +18,8 @@
 #pragma once
 
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,16 @@ namespace loom::models::likelihood {
 
 // Called after each sampled pixel with (pixels done, H·W): a progress bar's hook.
 using SampleProgress = std::function<void(int64_t done, int64_t total)>;
+
+// The open taps of a type-B convolution along the row, 1 × k with k = 2m + 1: the
+// taps at columns c − m … c, weight [out, in, 1, m + 1] (the closed ones are not
+// stored), i.e. a 1 × (m + 1) convolution of x [B, in, H, W] shifted m columns
+// right (zeros enter at the left edge): [B, out, H, W]. bias may be undefined.
+Tensor row_conv_b(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// A fresh weight or bias U(±1/√fan_in), PyTorch's convolution default (float32, CPU:
+// a module converts it with the rest).
+Tensor uniform_fan_in(const Shape& shape, int64_t fan_in);
 
 class PixelNet : public nn::Module {
  public:
@@ -56,8 +67,10 @@ class PixelNet : public nn::Module {
   // and for non-positive sizes.
   PixelNet(const char* model, int64_t levels, int64_t channels, int64_t height, int64_t width);
   // The registered layers between the type-A input layer and the output layers:
-  // features [B, channels, H', W'] → the same shape, pixel i seeing pixels ≤ i.
-  virtual Tensor body(const Tensor& features) = 0;
+  // features [B, channels, H', W'] → the same shape, pixel i seeing the features of
+  // pixels ≤ i. x [B, 1, H', W'] is the pixels themselves, for a body that has its
+  // own view of them (the gated variant's vertical stack).
+  virtual Tensor body(const Tensor& features, const Tensor& x) = 0;
   // Registers the output layers; a subclass calls it after registering its body,
   // so that parameters are listed in the order the data flows.
   void add_output_layers();
@@ -76,14 +89,40 @@ class PixelNet : public nn::Module {
 // Decoders" §2.2), which the exact likelihood does not depend on.
 class PixelCNN : public PixelNet {
  public:
-  PixelCNN(int64_t levels, PixelCnnSize size, int64_t height, int64_t width);
+  PixelCNN(int64_t levels, PixelCnnOptions options, int64_t height, int64_t width);
   std::string name() const override { return "PixelCNN"; }
 
  protected:
-  Tensor body(const Tensor& features) override;
+  Tensor body(const Tensor& features, const Tensor& x) override;
 
  private:
   std::vector<std::shared_ptr<nn::Sequential>> blocks_;
+};
+
+// Gated PixelCNN ("Conditional Image Generation with PixelCNN Decoders" §2.1–2.2,
+// Fig. 2), without the blind spot: two stacks of p = 2h features per pixel,
+//
+//   vertical    v' = tanh(W_f ∗ v) ⊙ σ(W_g ∗ v)   (eq. 2), W ∗ v a 2 × 3 convolution
+//               of rows r − 1 and r (all of row r: the stack is used one row down);
+//   horizontal  h' = h + 1×1(tanh(·) ⊙ σ(·)) of V ∗ h + 1×1(W ∗ v shifted down a
+//               row), V a type-B 1 × 3 convolution along the row (row_conv_b).
+//
+// The horizontal stack starts from the shared 7×7 type-A layer; the vertical one
+// from its own 4 × 7 convolution of rows r − 3 … r of the pixels (the 7×7 window's
+// upper half and centre row), since it must see each row whole. The output layers
+// read the horizontal stack.
+class GatedPixelCNN : public PixelNet {
+ public:
+  GatedPixelCNN(int64_t levels, PixelCnnOptions options, int64_t height, int64_t width);
+  std::string name() const override { return "GatedPixelCNN"; }
+
+ protected:
+  Tensor body(const Tensor& features, const Tensor& x) override;
+
+ private:
+  class GatedLayer;
+  Tensor vertical_weight, vertical_bias;  // [p, 1, 4, 7], [p]
+  std::vector<std::shared_ptr<GatedLayer>> layers_;
 };
 
 // PixelRNN with Row LSTM layers (§3.1, Fig. 4 left; residual as Fig. 5 right): the
@@ -93,19 +132,18 @@ class PixelCNN : public PixelNet {
 //   c_r = f_r ⊙ c_{r−1} + i_r ⊙ g_r,   h_r = o_r ⊙ tanh(c_r)             (eq. 3)
 //
 // (nn::lstm_update; the gates lie in its channel order i, f, g, o). K_is is a k = 3
-// type-B convolution along the row (the paper's "3 × 1 conv, mask B": taps at
-// columns c−1 and c, and only those open taps are stored, [4h, 2h, 1, 2]), computed
-// for the whole map at once; K_ss a k = 3 convolution of the row above's state,
-// [4h, h, 1, 3]. The states [B, h, H, W] go through a 1×1 conv h → 2h and are added
-// to the layer's input. A pixel's context is a triangle above it (the recurrence
+// type-B convolution along the row (the paper's "3 × 1 conv, mask B": row_conv_b,
+// taps at columns c−1 and c), computed for the whole map at once; K_ss a k = 3
+// convolution of the row above's state, [4h, h, 1, 3]. The states [B, h, H, W] go
+// through a 1×1 conv h → 2h and are added to the layer's input. A pixel's context is a triangle above it (the recurrence
 // widens it by a column each way per row) around the type-A layer's 7×7 half-window.
 class PixelRNN : public PixelNet {
  public:
-  PixelRNN(int64_t levels, PixelRnnSize size, int64_t height, int64_t width);
+  PixelRNN(int64_t levels, PixelRnnOptions options, int64_t height, int64_t width);
   std::string name() const override { return "PixelRNN"; }
 
  protected:
-  Tensor body(const Tensor& features) override;
+  Tensor body(const Tensor& features, const Tensor& x) override;
 
  private:
   class RowLstm;
@@ -118,9 +156,9 @@ class PixelRNN : public PixelNet {
 std::unique_ptr<DensityModel> make_pixel_density_model(std::shared_ptr<PixelNet> net, const Config& c,
                                                        const ModelOptions& defaults, DType dtype);
 
-// The sizes a live ScopedPixelNetSizes (likelihood.h) sets for the registered
-// models; nullopt without one (the registry then builds the default sizes).
-std::optional<PixelCnnSize> registry_pixelcnn_size();
-std::optional<PixelRnnSize> registry_pixelrnn_size();
+// The options a live ScopedPixelNetOptions (likelihood.h) sets for the registered
+// models; nullopt without one (the registry then builds the defaults).
+std::optional<PixelCnnOptions> registry_pixelcnn_options();
+std::optional<PixelRnnOptions> registry_pixelrnn_options();
 
 }  // namespace loom::models::likelihood
