@@ -3,6 +3,7 @@
 // depends on earlier pixels only (derivatives through the engine's grad()), log p(x)
 // equals the chain rule computed here in plain C++ from the network's logits, samples
 // follow log p, and both models train, evaluate, sample and resume through the driver.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -270,6 +271,43 @@ TEST(PixelModels, SamplesFollowTheModelsDistribution) {
       levels.insert(std::lround(l));
     }
     EXPECT_GT(levels.size(), 10u);  // the default weights spread the 256-way softmax
+  }
+}
+
+TEST(PixelModels, SamplersKeepEveryLogitAndDraw) {
+  // The samplers compute only what a pixel depends on (the CNNs a window of the
+  // image, 5 or 6 rows up and 5 columns either side here, which the 9×13 image
+  // cuts; the Row LSTM one row from the states of the row above): each pixel's
+  // logits must be forward()'s, whatever the later pixels hold, and the samples
+  // those of full-image passes with the same uniforms.
+  const int64_t h = 9, w = 13, n = 3;
+  for (const std::string& kind : kKinds) {
+    for (int64_t levels : {2, 256}) {
+      SCOPED_TRACE(str(kind, " levels ", levels));
+      auto m = tiny_model(kind, levels, h, w);
+      auto& net = dynamic_cast<PixelNet&>(net_of(*m));
+      randomize(net, 12, 0.5);
+      NoGrad ng;
+      const Tensor x = rand64({2, 1, h, w}, 0, 1, 13);
+      const Tensor full = net(x);
+      const std::unique_ptr<PixelNet::Sampler> sampler = net.sampler();
+      for (int64_t r = 0; r < h; ++r)
+        for (int64_t c = 0; c < w; ++c)
+          expect_tensors_near(sampler->logits(x, r, c),
+                              reshape(slice(slice(full, 2, r, r + 1), 3, c, c + 1), {2, -1}), 1e-12, 0);
+      Generator g(14), g_ref(14);
+      const std::vector<double> got = vec(net.sample(n, g));
+      const std::vector<double> u = vec(rand({n, h * w}, {DType::Float64}, &g_ref));
+      std::vector<double> want(static_cast<size_t>(n * h * w), 0.0), u_at(n);
+      for (int64_t i = 0; i < h * w; ++i) {
+        const Tensor logits = net(from_vector(want, {n, 1, h, w}, TensorOptions{DType::Float64}));
+        const Tensor at = reshape(slice(slice(logits, 2, i / w, i / w + 1), 3, i % w, i % w + 1), {n, -1});
+        for (int64_t b = 0; b < n; ++b) u_at[b] = u[b * h * w + i];
+        const std::vector<float> v = draw_pixels(at, levels, u_at.data());
+        for (int64_t b = 0; b < n; ++b) want[b * h * w + i] = v[b];
+      }
+      EXPECT_EQ(got, want);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
-// What PixelCNN and PixelRNN share (pixel_net.h): the type-A input layer, the
-// output layers, log p(x), pixel-by-pixel sampling, and the density model around
-// a network.
+// What the pixel networks share (pixel_net.h): the type-A input layer, the output
+// layers, log p(x), pixel-by-pixel sampling, the type-B row convolution, and the
+// density model around a network.
+#include <algorithm>
 #include <cmath>
 
 #include "models/likelihood/pixel_net.h"
@@ -38,7 +39,7 @@ void PixelNet::add_output_layers() {
 
 Tensor PixelNet::forward(const Tensor& x) {
   LOOM_CHECK(x.dim() == 4 && x.size(1) == 1, model_, ": expected pixels [B, 1, H, W], got ", x.shape());
-  return (*output_)(body((*input_)(x), x));
+  return output_layers(body(input_layer(x), x));
 }
 
 Tensor PixelNet::log_prob(const Tensor& images) {
@@ -56,17 +57,40 @@ Tensor PixelNet::sample(int64_t n, Generator& g, const SampleProgress& progress)
   const std::vector<double> u = rand({n, hw}, {DType::Float64}, &g).to_vector<double>();
   std::vector<float> pixels(static_cast<size_t>(n * hw), 0.0f);
   std::vector<double> u_at(static_cast<size_t>(n));
+  const std::unique_ptr<Sampler> s = sampler();
   for (int64_t r = 0; r < height_; ++r)
     for (int64_t c = 0; c < width_; ++c) {
       const int64_t i = r * width_ + c;
-      const Tensor rows = slice(from_vector(pixels, {n, 1, height_, width_}, o), 2, 0, r + 1);
-      const Tensor at = reshape(slice(slice(forward(rows), 2, r, r + 1), 3, c, c + 1), {n, head_channels(levels_)});
+      const Tensor at = s->logits(from_vector(pixels, {n, 1, height_, width_}, o), r, c);
       for (int64_t b = 0; b < n; ++b) u_at[b] = u[b * hw + i];
       const std::vector<float> v = draw_pixels(at, levels_, u_at.data());
       for (int64_t b = 0; b < n; ++b) pixels[b * hw + i] = v[b];
       if (progress) progress(i + 1, hw);
     }
   return from_vector(pixels, {n, 1, height_, width_}, TensorOptions{DType::Float32, o.device});
+}
+
+namespace {
+class WindowSampler : public PixelNet::Sampler {
+ public:
+  WindowSampler(PixelNet& net, int64_t up, int64_t side) : net_(net), up_(up), side_(side) {}
+  Tensor logits(const Tensor& pixels, int64_t r, int64_t c) override {
+    // What lies outside the window cannot change the pixel's logits; zero padding at
+    // the window's edges stays outside what the pixel depends on.
+    const int64_t top = std::max<int64_t>(0, r - up_), left = std::max<int64_t>(0, c - side_);
+    const Tensor window = slice(slice(pixels, 2, top, r + 1), 3, left, std::min(pixels.size(3), c + side_ + 1));
+    const Tensor at = slice(slice(net_(window), 2, r - top, r - top + 1), 3, c - left, c - left + 1);
+    return reshape(at, {pixels.size(0), -1});
+  }
+
+ private:
+  PixelNet& net_;
+  int64_t up_, side_;
+};
+}  // namespace
+
+std::unique_ptr<PixelNet::Sampler> PixelNet::window_sampler(int64_t up, int64_t side) {
+  return std::make_unique<WindowSampler>(*this, up, side);
 }
 
 int64_t PixelNet::free_parameters() {

@@ -49,10 +49,23 @@ class PixelNet : public nn::Module {
   // [B] in the parameters' dtype. Throws unless the images have H·W pixels.
   Tensor log_prob(const Tensor& images);
   // n images [n, 1, H, W] (float32, on the parameters' device) drawn pixel by pixel
-  // in raster order: H·W forward passes, pixel i from p(x_i | x_<i) with uniforms
-  // from g. A pass for a pixel in row r runs on rows 0 … r only: the masks make rows
-  // below irrelevant to it.
+  // in raster order, H·W steps: pixel i of image b from p(x_i | x_<i) (the
+  // sampler()'s logits) with the uniform u[b, i] of u = rand({n, H·W}, float64, g)
+  // (draw_pixels).
   Tensor sample(int64_t n, Generator& g, const SampleProgress& progress = {});
+
+  // The logits of one pixel at a time, as sample() needs them: each network
+  // computes only what the pixel's conditional depends on.
+  class Sampler {
+   public:
+    virtual ~Sampler() = default;
+    // Logits [n, head_channels(levels)] of pixel (r, c), forward(pixels)'s there (to
+    // rounding), for pixels [n, 1, H, W] (the parameters' dtype and device) whose pixels
+    // before (r, c) in raster order are final. Calls come in raster order.
+    virtual Tensor logits(const Tensor& pixels, int64_t r, int64_t c) = 0;
+  };
+  virtual std::unique_ptr<Sampler> sampler() = 0;
+
   // The parameters the likelihood depends on: every parameter entry except the
   // masked-out taps of masked convolutions (they get no gradient).
   int64_t free_parameters();
@@ -74,6 +87,12 @@ class PixelNet : public nn::Module {
   // Registers the output layers; a subclass calls it after registering its body,
   // so that parameters are listed in the order the data flows.
   void add_output_layers();
+  // forward's first and last layers, for a sampler that runs the body its own way.
+  Tensor input_layer(const Tensor& x) { return (*input_)(x); }
+  Tensor output_layers(const Tensor& features) { return (*output_)(features); }
+  // A sampler for a network whose conditional of pixel (r, c) depends on pixels in
+  // rows r − up … r and columns c − side … c + side only: forward on that window.
+  std::unique_ptr<Sampler> window_sampler(int64_t up, int64_t side);
 
  private:
   std::string model_;
@@ -91,6 +110,8 @@ class PixelCNN : public PixelNet {
  public:
   PixelCNN(int64_t levels, PixelCnnOptions options, int64_t height, int64_t width);
   std::string name() const override { return "PixelCNN"; }
+  // The window: 3 rows and columns for the 7×7 layer, 1 more per 3×3 layer.
+  std::unique_ptr<Sampler> sampler() override;
 
  protected:
   Tensor body(const Tensor& features, const Tensor& x) override;
@@ -100,12 +121,13 @@ class PixelCNN : public PixelNet {
 };
 
 // Gated PixelCNN ("Conditional Image Generation with PixelCNN Decoders" §2.1–2.2,
-// Fig. 2), without the blind spot: two stacks of p = 2h features per pixel,
+// Fig. 2), without the blind spot: two stacks of p = `channels` features per pixel,
 //
-//   vertical    v' = tanh(W_f ∗ v) ⊙ σ(W_g ∗ v)   (eq. 2), W ∗ v a 2 × 3 convolution
-//               of rows r − 1 and r (all of row r: the stack is used one row down);
-//   horizontal  h' = h + 1×1(tanh(·) ⊙ σ(·)) of V ∗ h + 1×1(W ∗ v shifted down a
-//               row), V a type-B 1 × 3 convolution along the row (row_conv_b).
+//   vertical    v' = tanh(W_f ∗ v) ⊙ σ(W_g ∗ v)   (eq. 2), ∗ a 2 × 3 convolution of
+//               rows r − 1 and r (row r whole: the stack reaches the horizontal one a
+//               row down);
+//   horizontal  h' = h + 1×1(tanh(a) ⊙ σ(b)),  [a | b] = U ∗ h + 1×1(W ∗ v one row
+//               down), U a type-B 1 × 3 convolution along the row (row_conv_b).
 //
 // The horizontal stack starts from the shared 7×7 type-A layer; the vertical one
 // from its own 4 × 7 convolution of rows r − 3 … r of the pixels (the 7×7 window's
@@ -115,6 +137,9 @@ class GatedPixelCNN : public PixelNet {
  public:
   GatedPixelCNN(int64_t levels, PixelCnnOptions options, int64_t height, int64_t width);
   std::string name() const override { return "GatedPixelCNN"; }
+  // The window: the vertical stack's 3 rows and columns, 1 more per layer, and the
+  // row it is shifted down.
+  std::unique_ptr<Sampler> sampler() override;
 
  protected:
   Tensor body(const Tensor& features, const Tensor& x) override;
@@ -135,18 +160,23 @@ class GatedPixelCNN : public PixelNet {
 // type-B convolution along the row (the paper's "3 × 1 conv, mask B": row_conv_b,
 // taps at columns c−1 and c), computed for the whole map at once; K_ss a k = 3
 // convolution of the row above's state, [4h, h, 1, 3]. The states [B, h, H, W] go
-// through a 1×1 conv h → 2h and are added to the layer's input. A pixel's context is a triangle above it (the recurrence
-// widens it by a column each way per row) around the type-A layer's 7×7 half-window.
+// through a 1×1 conv h → 2h and are added to the layer's input. A pixel's context
+// is a triangle above it (the recurrence widens it by a column each way per row)
+// around the type-A layer's 7×7 half-window.
 class PixelRNN : public PixelNet {
  public:
   PixelRNN(int64_t levels, PixelRnnOptions options, int64_t height, int64_t width);
   std::string name() const override { return "PixelRNN"; }
+  // Keeps each layer's state of the row above: a pixel costs one row step per
+  // layer, not a pass over every row above it.
+  std::unique_ptr<Sampler> sampler() override;
 
  protected:
   Tensor body(const Tensor& features, const Tensor& x) override;
 
  private:
   class RowLstm;
+  class RowSampler;
   std::vector<std::shared_ptr<RowLstm>> layers_;
 };
 

@@ -42,6 +42,11 @@ PixelCNN::PixelCNN(int64_t levels, PixelCnnOptions o, int64_t height, int64_t wi
   add_output_layers();
 }
 
+std::unique_ptr<PixelNet::Sampler> PixelCNN::sampler() {
+  const auto blocks = static_cast<int64_t>(blocks_.size());
+  return window_sampler(3 + blocks, 3 + blocks);
+}
+
 Tensor PixelCNN::body(const Tensor& features, const Tensor&) {
   Tensor x = features;
   for (auto& block : blocks_) x = x + (*block)(x);
@@ -88,11 +93,16 @@ class GatedPixelCNN::GatedLayer : public nn::Module {
 GatedPixelCNN::GatedPixelCNN(int64_t levels, PixelCnnOptions o, int64_t height, int64_t width)
     : PixelNet("pixelcnn", levels, o.channels, height, width) {
   LOOM_CHECK(o.blocks >= 1, "pixelcnn: the gated variant needs blocks >= 1, got ", o.blocks);
-  register_parameter("vertical_weight", &vertical_weight, uniform_fan_in({o.channels, 1, 4, 7}, 28));
-  register_parameter("vertical_bias", &vertical_bias, uniform_fan_in({o.channels}, 28));
+  register_parameter("vertical_weight", &vertical_weight, uniform_fan_in({o.channels, 1, 4, 7}, 1 * 4 * 7));
+  register_parameter("vertical_bias", &vertical_bias, uniform_fan_in({o.channels}, 1 * 4 * 7));
   for (int64_t k = 0; k < o.blocks; ++k)
     layers_.push_back(register_module(str("layers.", k), std::make_shared<GatedLayer>(o.channels)));
   add_output_layers();
+}
+
+std::unique_ptr<PixelNet::Sampler> GatedPixelCNN::sampler() {
+  const auto layers = static_cast<int64_t>(layers_.size());
+  return window_sampler(3 + layers + 1, 3 + layers);
 }
 
 Tensor GatedPixelCNN::body(const Tensor& features, const Tensor& x) {

@@ -7,6 +7,7 @@
 //   levels 256          8-bit images, a 256-way softmax per pixel (§2.2).
 //
 // Fitted by Adam on the mean NLL (nats per image) of each batch.
+#include <algorithm>
 #include <tuple>
 
 #include "models/likelihood/pixel_net.h"
@@ -37,26 +38,72 @@ class PixelRNN::RowLstm : public nn::Module {
   std::string name() const override { return "RowLstm"; }
 
   Tensor forward(const Tensor& x) override {
-    const int64_t b = x.size(0), rows = x.size(2), w = x.size(3);
-    const Tensor from_input = row_conv_b(x, input_to_state, bias);  // K_is ⊛ x, every row at once
-    ConvParams along_row;
-    along_row.padding = {0, 1};
-    Tensor h = zeros({b, h_, 1, w}, TensorOptions{x.dtype(), x.device()}), c = h;
+    const Tensor from_input = input_to_state_conv(x);  // every row at once
+    State s;
     std::vector<Tensor> states;
-    for (int64_t r = 0; r < rows; ++r) {
-      Tensor gates = slice(from_input, 2, r, r + 1);
-      if (r > 0) gates = gates + conv2d(h, state_to_state, {}, along_row);  // h_{−1} = 0
-      std::tie(h, c) = nn::lstm_update(gates, c);
-      states.push_back(h);
-    }
-    return x + (*up_)(concat(states, 2));
+    for (int64_t r = 0; r < x.size(2); ++r) states.push_back(next_row(slice(from_input, 2, r, r + 1), s));
+    return residual(x, concat(states, 2));
   }
+
+  // The state (h, c) of a row, [B, h, 1, W] each; undefined above the first row (zero).
+  struct State {
+    Tensor h, c;
+  };
+  // K_is ⊛ x of rows x [B, 2h, R, W]: [B, 4h, R, W].
+  Tensor input_to_state_conv(const Tensor& x) { return row_conv_b(x, input_to_state, bias); }
+  // The states of the next row from its K_is ⊛ x row [B, 4h, 1, W] and s, the row
+  // above's, which becomes the new row's: its h [B, h, 1, W].
+  Tensor next_row(const Tensor& from_input, State& s) {
+    Tensor gates = from_input;
+    if (s.h.defined()) {
+      ConvParams along_row;
+      along_row.padding = {0, 1};
+      gates = gates + conv2d(s.h, state_to_state, {}, along_row);
+    }
+    const Tensor c = s.c.defined() ? s.c : zeros({from_input.size(0), h_, 1, from_input.size(3)},
+                                                 TensorOptions{from_input.dtype(), from_input.device()});
+    std::tie(s.h, s.c) = nn::lstm_update(gates, c);
+    return s.h;
+  }
+  // The layer's output from its input x and states h, both [B, ·, R, W].
+  Tensor residual(const Tensor& x, const Tensor& h) { return x + (*up_)(h); }
 
   Tensor input_to_state, bias, state_to_state;
 
  private:
   int64_t h_;
   std::shared_ptr<nn::Conv2d> up_;
+};
+
+// Runs the network one row at a time, keeping every layer's state of the last
+// completed row: row r's logits need the 7×7 layer on rows r − 3 … r and one row
+// step per layer.
+class PixelRNN::RowSampler : public PixelNet::Sampler {
+ public:
+  explicit RowSampler(PixelRNN& net) : net_(net), above_(net.layers_.size()) {}
+
+  Tensor logits(const Tensor& pixels, int64_t r, int64_t c) override {
+    for (; done_ < r; ++done_) run_row(pixels, done_, above_);  // rows above are final now
+    std::vector<RowLstm::State> scratch = above_;                // row r is not
+    const Tensor row = net_.output_layers(run_row(pixels, r, scratch));
+    return reshape(slice(row, 3, c, c + 1), {pixels.size(0), -1});
+  }
+
+ private:
+  // Row r's features after the last layer, from the states of row r − 1 (updated to row r's).
+  Tensor run_row(const Tensor& pixels, int64_t r, std::vector<RowLstm::State>& states) {
+    const int64_t top = std::max<int64_t>(0, r - 3);
+    Tensor x = slice(net_.input_layer(slice(pixels, 2, top, r + 1)), 2, r - top, r - top + 1);
+    for (size_t l = 0; l < net_.layers_.size(); ++l) {
+      RowLstm& layer = *net_.layers_[l];
+      x = layer.residual(x, layer.next_row(layer.input_to_state_conv(x), states[l]));
+    }
+    return x;
+  }
+
+  PixelRNN& net_;
+  std::vector<RowLstm::State> above_;
+  int64_t done_ = 0;  // rows whose states above_ holds
 };
 
 PixelRNN::PixelRNN(int64_t levels, PixelRnnOptions o, int64_t height, int64_t width)
@@ -67,6 +114,8 @@ PixelRNN::PixelRNN(int64_t levels, PixelRnnOptions o, int64_t height, int64_t wi
     layers_.push_back(register_module(str("layers.", k), std::make_shared<RowLstm>(o.hidden)));
   add_output_layers();
 }
+
+std::unique_ptr<PixelNet::Sampler> PixelRNN::sampler() { return std::make_unique<RowSampler>(*this); }
 
 Tensor PixelRNN::body(const Tensor& features, const Tensor&) {
   Tensor x = features;
