@@ -358,6 +358,13 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& weight_ih, const
                 const Tensor& bias_ih = {}, const Tensor& bias_hh = {});
 std::pair<Tensor, Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c, const Tensor& weight_ih,
                                     const Tensor& weight_hh, const Tensor& bias_ih = {}, const Tensor& bias_hh = {});
+// The LSTM state update alone, from the gates' summed pre-activations: gates
+// [B, 4H, ...] (i, f, g, o along axis 1, lstm_cell's order) and c [B, H, ...] →
+// (h', c') as above. lstm_cell and LSTM are this after their affine maps; a
+// convolutional LSTM (PixelRNN's Row LSTM, van den Oord et al. 2016 §3.1) computes
+// the pre-activations by convolutions and updates feature maps [B, 4H, W] with it.
+// Throws unless gates is c's shape with 4× the channels.
+std::pair<Tensor, Tensor> lstm_update(const Tensor& gates, const Tensor& c);
 
 class GRUCell : public Module {
  public:

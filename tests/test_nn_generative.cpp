@@ -268,6 +268,29 @@ TEST(NnRecurrent, CellsMatchAPlainReference) {
   }
 }
 
+TEST(NnRecurrent, LstmUpdateActsOnEveryPositionOfAFeatureMap) {
+  // Gates [B, 4H, W] (a convolutional LSTM's): each position is the cell's update of its own column,
+  // c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c'), computed here element by element.
+  const int64_t batch = 2, hid = 3, w = 4;
+  Tensor gates = rand64({batch, 4 * hid, w}, -2, 2, 1), c = rand64({batch, hid, w}, -1, 1, 2);
+  auto [h2, c2] = nn::lstm_update(gates, c);
+  const std::vector<double> g = gates.to_vector<double>(), cv = c.to_vector<double>();
+  std::vector<double> want_h, want_c;
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t j = 0; j < hid; ++j)
+      for (int64_t k = 0; k < w; ++k) {
+        auto gate = [&](int64_t q) { return g[(b * 4 * hid + q * hid + j) * w + k]; };
+        const double cn = sig(gate(1)) * cv[(b * hid + j) * w + k] + sig(gate(0)) * std::tanh(gate(2));
+        want_c.push_back(cn);
+        want_h.push_back(sig(gate(3)) * std::tanh(cn));
+      }
+  expect_values(c2, want_c, 1e-14, 0);
+  expect_values(h2, want_h, 1e-14, 0);
+  expect_error([] { nn::lstm_update(zeros({2, 8, 5}), zeros({2, 3, 5})); },
+               {"lstm_update", "gates [2, 8, 5]", "c [2, 3, 5]", "[2, 12, 5]"});
+}
+
 TEST(NnRecurrent, CellGradients) {
   expect_gradients([](const std::vector<Tensor>& in) { return nn::gru_cell(in[0], in[1], in[2], in[3], in[4], in[5]); },
                    {rand64({2, 3}, -1, 1, 1), rand64({2, 4}, -1, 1, 2), rand64({12, 3}, -1, 1, 3),

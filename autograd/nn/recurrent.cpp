@@ -35,9 +35,7 @@ Tensor gru_step(const Tensor& gi, const Tensor& h, const Tensor& w_hh, const Ten
 
 std::pair<Tensor, Tensor> lstm_step(const Tensor& gi, const Tensor& h, const Tensor& c, const Tensor& w_hh,
                                     const Tensor& b_hh) {
-  std::vector<Tensor> g = chunk(gi + affine(h, w_hh, b_hh), 4, 1);
-  Tensor c2 = sigmoid(g[1]) * c + sigmoid(g[0]) * tanh(g[2]);
-  return {sigmoid(g[3]) * tanh(c2), c2};
+  return lstm_update(gi + affine(h, w_hh, b_hh), c);
 }
 
 // Fresh parameters for a cell or layer with `gates` gates, U(±1/√hidden) as PyTorch's.
@@ -109,6 +107,18 @@ std::pair<Tensor, Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tens
   LOOM_CHECK(c.defined() && c.shape() == h.shape(), "lstm_cell: c ", c.shape(), " must be shaped like h ",
              h.shape());
   return lstm_step(affine(x, w_ih, b_ih), h, c, w_hh, b_hh);
+}
+
+std::pair<Tensor, Tensor> lstm_update(const Tensor& gates, const Tensor& c) {
+  LOOM_CHECK(gates.defined() && c.defined() && c.dim() >= 2,
+             "lstm_update: expected gates [B, 4H, ...] and c [B, H, ...]");
+  Shape want = c.shape();
+  want[1] *= 4;
+  LOOM_CHECK(gates.shape() == want, "lstm_update: gates ", gates.shape(), " must be c ", c.shape(),
+             " with 4× the channels, ", want);
+  std::vector<Tensor> g = chunk(gates, 4, 1);
+  Tensor c2 = sigmoid(g[1]) * c + sigmoid(g[0]) * tanh(g[2]);
+  return {sigmoid(g[3]) * tanh(c2), c2};
 }
 
 GRUCell::GRUCell(int64_t in, int64_t hidden, bool bias, TensorOptions o) {

@@ -94,22 +94,14 @@ class Bernoulli : public DensityModel {
     } else if (k_ > 1) {
       const std::vector<double> py = softmax(prior_, 0).to(Device::cpu()).to_vector<double>();
       const std::vector<double> u = rand({count}, {DType::Float64}, &g).to_vector<double>();
-      for (int64_t i = 0; i < count; ++i) y[i] = draw(py.data(), k_, u[i]);
+      for (int64_t i = 0; i < count; ++i) y[i] = draw_categorical(py.data(), k_, u[i]);
       std::sort(y.begin(), y.end());
     }
-    std::vector<float> out(count * n_);
     const std::vector<double> u = rand({count, n_}, {DType::Float64}, &g).to_vector<double>();
-    if (levels_ == 2) {
-      const std::vector<double> p = sigmoid(logits_).to(Device::cpu()).to_vector<double>();
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t j = 0; j < n_; ++j) out[i * n_ + j] = u[i * n_ + j] <= p[y[i] * n_ + j] ? 1.0f : 0.0f;
-    } else {
-      const std::vector<double> p = softmax(logits_, 2).to(Device::cpu()).to_vector<double>();
-      for (int64_t i = 0; i < count; ++i)
-        for (int64_t j = 0; j < n_; ++j)
-          out[i * n_ + j] = static_cast<float>(draw(&p[(y[i] * n_ + j) * levels_], levels_, u[i * n_ + j])) /
-                            static_cast<float>(levels_ - 1);
-    }
+    // Each image's class's logits, one row per pixel: [count · n, 1 or L].
+    const Tensor rows = reshape(index_select(logits_, 0, from_vector(y, {count}).to(logits_.device())),
+                                {count * n_, head_channels(levels_)});
+    const std::vector<float> out = draw_pixels(rows, levels_, u.data());
     return from_vector(out, sample_shape(count, n_), TensorOptions{DType::Float32, logits_.device()});
   }
 
@@ -120,21 +112,6 @@ class Bernoulli : public DensityModel {
   }
 
  private:
-  // The value drawn from a categorical p[0..k) by inverse CDF with u in (0, 1].
-  static int64_t draw(const double* p, int64_t k, double u) {
-    double c = 0;
-    for (int64_t v = 0; v < k; ++v) {
-      c += p[v];
-      if (u <= c) return v;
-    }
-    return k - 1;  // rounding: u above the last partial sum
-  }
-
-  // Pixel values 0 … 255 of x ∈ {0, 1/255, …, 1} as int64 [B, n].
-  static Tensor pixel_levels(const Tensor& x, int64_t levels) {
-    return (x * static_cast<double>(levels - 1) + 0.5).to(DType::Int64);
-  }
-
   // log p(x, y = k): [B, K] (log p(x) as [B, 1] without classes).
   Tensor class_log_joint_flat(const Tensor& x) {
     const int64_t b = x.size(0);

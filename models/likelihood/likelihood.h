@@ -91,6 +91,31 @@ std::unique_ptr<DensityModel> make_nade_model(const Config& c, int64_t pixels = 
 // Throws a loom::Error naming the shapes when they do not fit together.
 Tensor nade_logits(const Tensor& x, const Tensor& W, const Tensor& V, const Tensor& b, const Tensor& c);
 
+// The architecture of the autoregressive image models (models/likelihood/pixel_net.h):
+// the model options --channels, --blocks, --gated and --hidden, --layers.
+struct PixelCnnOptions {
+  int64_t channels;    // 2h: features between blocks (h inside a residual block); gated: per stack
+  int64_t blocks;      // residual blocks (gated: layers of both stacks) after the 7×7 type-A layer
+  bool gated = false;  // the gated variant: vertical and horizontal stacks, no blind spot
+};
+struct PixelRnnOptions {
+  int64_t hidden;  // h: LSTM state channels per pixel (2h features between layers)
+  int64_t layers;  // Row LSTM layers after the 7×7 type-A layer
+};
+
+// PixelCNN and PixelRNN (Row LSTM) on height × width images, one channel: exact
+// log p(x) = Σ_i log p(x_i | x_<i) in raster order, `levels` (Config::levels) 2 for
+// Bernoulli pixels, 256 for a 256-way softmax per pixel. The networks compute in
+// `dtype` (float64 where a test sums probabilities); log_prob returns float64.
+// nullopt options are c's (--channels, --blocks, --gated; --hidden, --layers).
+// Throws for levels other than 2 and 256 and for sizes out of range.
+std::unique_ptr<DensityModel> make_pixelcnn_model(const Config& c, int64_t height = 28, int64_t width = 28,
+                                                  std::optional<PixelCnnOptions> options = std::nullopt,
+                                                  DType dtype = DType::Float32);
+std::unique_ptr<DensityModel> make_pixelrnn_model(const Config& c, int64_t height = 28, int64_t width = 28,
+                                                  std::optional<PixelRnnOptions> options = std::nullopt,
+                                                  DType dtype = DType::Float32);
+
 // The smoothed-MLE logit log((ones + alpha) / (total - ones + alpha)), clamped to
 // +-kMaxLogit; 0 when total + 2 alpha == 0 (no data, no prior).
 inline double logit_from_counts(double ones, double total, double alpha) {
@@ -138,6 +163,62 @@ inline Losses descend(optim::Optimizer& opt, const Tensor& nll) {
 inline Shape sample_shape(int64_t count, int64_t n) {
   const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
   return side * side == n ? Shape{count, 1, side, side} : Shape{count, 1, 1, n};
+}
+
+// ---- pixel values and their distributions -------------------------------------------
+// A pixel with `levels` values lies in {0, 1/(L−1), …, 1}: {0, 1} for L = 2
+// (binarized images), {0, 1/255, …, 1} for L = 256 (8-bit images).
+
+// The level 0 … L−1 of each pixel x (the nearest one): int64, x's shape.
+inline Tensor pixel_levels(const Tensor& x, int64_t levels) {
+  return (x * static_cast<double>(levels - 1) + 0.5).to(DType::Int64);
+}
+
+// The value drawn from a categorical p[0..k) by inverse CDF with u in (0, 1].
+inline int64_t draw_categorical(const double* p, int64_t k, double u) {
+  double c = 0;
+  for (int64_t v = 0; v < k; ++v) {
+    c += p[v];
+    if (u <= c) return v;
+  }
+  return k - 1;  // rounding: u above the last partial sum
+}
+
+// The output head of a network that predicts a pixel distribution (van den Oord et
+// al. 2016, "Pixel Recurrent Neural Networks" §2.2: pixels as discrete variables):
+// per pixel, 1 Bernoulli logit θ (levels 2, p(x = 1) = σ(θ)), or L logits of a
+// softmax over the L values (levels 256). The channels it needs per pixel:
+inline int64_t head_channels(int64_t levels) { return levels == 2 ? 1 : levels; }
+
+// log p(x_i) in nats of every pixel of x [B, 1, ...] under the head's logits
+// [B, head_channels(levels), ...] (the same trailing shape): [B, 1, ...], in the
+// logits' dtype. Levels 2: log σ(±θ), exact for any θ (x must be 0 or 1); 256: the
+// log-softmax over axis 1 at the pixel's level. Throws on mismatched shapes.
+inline Tensor pixel_log_likelihood(const Tensor& logits, const Tensor& x, int64_t levels) {
+  LOOM_CHECK(x.dim() >= 2 && x.size(1) == 1, "pixel_log_likelihood: expected pixels [B, 1, ...], got ", x.shape());
+  Shape want = x.shape();
+  want[1] = head_channels(levels);
+  LOOM_CHECK(logits.shape() == want, "pixel_log_likelihood: logits ", logits.shape(), " do not fit pixels ",
+             x.shape(), " with ", levels, " levels (expected ", want, ")");
+  if (levels == 2) return -binary_cross_entropy_with_logits(logits, x, Reduction::None);
+  return gather(log_softmax(logits, 1), 1, pixel_levels(x, levels));
+}
+
+// One pixel value per row, drawn from the head's logits at one pixel, [B,
+// head_channels(levels)], with u[b] ∈ (0, 1]: 1 when u ≤ σ(θ) (levels 2), else the
+// inverse CDF of the softmax; values in {0, 1/(L−1), …, 1}.
+inline std::vector<float> draw_pixels(const Tensor& logits, int64_t levels, const double* u) {
+  NoGrad ng;
+  const int64_t b = logits.size(0), k = head_channels(levels);
+  LOOM_CHECK(logits.dim() == 2 && logits.size(1) == k, "draw_pixels: expected logits [B, ", k, "], got ",
+             logits.shape());
+  const std::vector<double> p =
+      (levels == 2 ? sigmoid(logits) : softmax(logits, 1)).to(DType::Float64).to(Device::cpu()).to_vector<double>();
+  std::vector<float> out(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i)
+    out[i] = levels == 2 ? (u[i] <= p[i] ? 1.0f : 0.0f)
+                         : static_cast<float>(draw_categorical(&p[i * k], k, u[i])) / static_cast<float>(levels - 1);
+  return out;
 }
 
 // Losses every density model reports: NLL in nats per image and in bits per
