@@ -1,110 +1,187 @@
-// Variational autoencoder (Kingma & Welling 2014) on Fashion-MNIST.
+// Variational autoencoder (Kingma & Welling 2014) on Fashion-MNIST, and its
+// importance-weighted variant (Burda et al. 2016); the interface is models/vae.h.
 //
-//   q(z|x) = N(μ(x), diag σ²(x)),  p(z) = N(0, I),  p(x|z) = Bernoulli(sigmoid(f(z)))
-//   ELBO(x) = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z))  ≤  log p(x)
-// The expectation uses one reparameterized sample z = μ + σ ⊙ ε, ε ~ N(0, I),
-// so the gradient flows through μ and σ (the reparameterization trick); the KL
-// is the closed form for diagonal Gaussians. Evaluation also reports the
-// importance-weighted bound (Burda et al. 2016) with k samples, which is
-// tighter: ELBO ≤ IWAE_k ≤ log p(x).
-#include <cmath>
+//   ELBO(x) = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z))  ≤  IWAE_k(x)  ≤  IWAE_{k+1}(x)  ≤  log p(x)
+// Expectations use reparameterized draws z = μ + σ ⊙ ε, ε ~ N(0, I), so the
+// gradient flows through μ and σ (the reparameterization trick); the default
+// loss takes one draw and the closed-form KL for diagonal Gaussians. The MLP and
+// the convolutional variants differ only in the two networks built here: every
+// bound and estimate is written once, on (μ, log σ²) and the decoder's logits.
+#include "models/vae.h"
 
-#include "models/model.h"
+#include <algorithm>
+#include <cmath>
+#include <vector>
 
 namespace loom::models {
 namespace {
 
 const ModelOptions kOptions{.lr = 1e-3, .b1 = 0.9, .b2 = 0.999, .latent_dim = 20};
+constexpr int64_t kSide = 28, kPixels = kSide * kSide;
+constexpr int64_t kEvalDraws = 16;  // evaluate()'s "elbo" and "iwae16"
 
-class Vae : public Model {
- public:
-  explicit Vae(const Config& c) : device_(c.device), latent_(c.latent_dim.value_or(*kOptions.latent_dim)) {
-    using namespace nn;
-    encoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
-        std::make_shared<Flatten>(), std::make_shared<Linear>(784, 400), std::make_shared<ReLU>(),
-        std::make_shared<Linear>(400, 2 * latent_)});
-    decoder_ = std::make_shared<Sequential>(std::vector<ModulePtr>{
-        std::make_shared<Linear>(latent_, 400), std::make_shared<ReLU>(), std::make_shared<Linear>(400, 784)});
-    encoder_->to(device_);
-    decoder_->to(device_);
-    std::vector<Tensor> params = encoder_->parameters();
-    for (const Tensor& p : decoder_->parameters()) params.push_back(p);
-    opt_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr.value_or(*kOptions.lr),
-                                                                    .beta1 = c.b1.value_or(*kOptions.b1),
-                                                                    .beta2 = c.b2.value_or(*kOptions.b2)});
-  }
-
-  DataSpec data_spec() const override { return {0, 1, true}; }
-
-  Losses train_step(const Tensor& images, const Tensor&) override {
-    Terms t = terms(images, 1, nullptr);
-    Tensor loss = -mean(t.log_px_z - t.kl);
-    opt_->zero_grad();
-    backward(loss);
-    opt_->step();
-    NoGrad ng;
-    return {{"loss", loss.item()}, {"kl", mean(t.kl).item()}};
-  }
-
-  Losses evaluate(const Tensor& images, const Tensor&) override {
-    const int64_t k = 16;
-    Terms t = terms(images, k, nullptr);
-    // log p(x,z_i)/q(z_i|x) per sample: [k, B]; IWAE_k = logsumexp_i(·) − log k.
-    Tensor log_w = reshape(t.log_px_z + t.log_pz - t.log_qz, {k, images.size(0)});
-    Tensor elbo = mean(t.log_px_z - t.kl);
-    Tensor iwae = mean(logsumexp(log_w, {0}) - std::log(static_cast<double>(k)));
-    return {{"elbo", elbo.item()}, {"iwae16", iwae.item()}, {"kl", mean(t.kl).item()}};
-  }
-
-  Tensor sample(int64_t n, Generator& g) override {
-    NoGrad ng;
-    Tensor z = randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g);
-    return reshape(sigmoid((*decoder_)(z)), {n, 1, 28, 28});
-  }
-
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"encoder", encoder_.get()}, {"decoder", decoder_.get()}};
-  }
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {{"adam", opt_.get()}}; }
-
- private:
-  struct Terms {
-    Tensor log_px_z, kl, log_pz, log_qz;  // per sample, [k·B]
-  };
-
-  // k reparameterized samples per image, stacked as [k·B].
-  Terms terms(const Tensor& images, int64_t k, Generator* g) {
-    const int64_t b = images.size(0);
-    Tensor h = (*encoder_)(images);
-    Tensor mu = slice(h, 1, 0, latent_), log_var = slice(h, 1, latent_, 2 * latent_);
-    Tensor x = reshape(images, {b, 784});
-    if (k > 1) {
-      mu = reshape(expand(unsqueeze(mu, 0), {k, b, latent_}), {k * b, latent_});
-      log_var = reshape(expand(unsqueeze(log_var, 0), {k, b, latent_}), {k * b, latent_});
-      x = reshape(expand(unsqueeze(x, 0), {k, b, 784}), {k * b, 784});
-    }
-    Tensor eps = randn(mu.shape(), mu.options(), g);
-    Tensor z = mu + exp(log_var * 0.5) * eps;
-    Tensor logits = (*decoder_)(z);
-    Terms t;
-    // log Bernoulli(x | sigmoid(l)) = −BCE(l, x)
-    t.log_px_z = -sum(binary_cross_entropy_with_logits(logits, x, Reduction::None), {1});
-    Tensor zero = zeros_like(mu);
-    t.kl = sum(kl_diag_gaussians(mu, log_var, zero, zero), {1});
-    t.log_pz = sum(gaussian_log_prob(z, zero, zero), {1});
-    t.log_qz = sum(gaussian_log_prob(z, mu, log_var), {1});
-    return t;
-  }
-
-  Device device_;
-  int64_t latent_;
-  std::shared_ptr<nn::Sequential> encoder_, decoder_;
-  std::unique_ptr<optim::Adam> opt_;
+struct Networks {
+  std::shared_ptr<nn::Sequential> encoder, decoder;
 };
+
+// The two networks of VaeArch (models/vae.h says where each comes from).
+Networks build_networks(VaeArch arch, int64_t latent) {
+  using namespace nn;
+  auto relu = [] { return std::make_shared<ReLU>(); };
+  if (arch == VaeArch::Mlp)
+    return {std::make_shared<Sequential>(std::vector<ModulePtr>{std::make_shared<Flatten>(),
+                                                                std::make_shared<Linear>(kPixels, 400), relu(),
+                                                                std::make_shared<Linear>(400, 2 * latent)}),
+            std::make_shared<Sequential>(std::vector<ModulePtr>{std::make_shared<Linear>(latent, 400), relu(),
+                                                                std::make_shared<Linear>(400, kPixels)})};
+  const ConvOptions down{.params = {.stride = {2, 2}, .padding = {1, 1}}};
+  const ConvOptions up{.params = {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}}};
+  const ConvOptions same{.params = {.padding = {1, 1}}};
+  const int64_t features = 64 * 7 * 7;
+  return {std::make_shared<Sequential>(std::vector<ModulePtr>{
+              std::make_shared<Conv2d>(1, 32, 3, down), relu(), std::make_shared<Conv2d>(32, 64, 3, down), relu(),
+              std::make_shared<Flatten>(), std::make_shared<Linear>(features, 2 * latent)}),
+          std::make_shared<Sequential>(std::vector<ModulePtr>{
+              std::make_shared<Linear>(latent, features), relu(), std::make_shared<Unflatten>(Shape{64, 7, 7}),
+              std::make_shared<ConvTranspose2d>(64, 64, 3, up), relu(),
+              std::make_shared<ConvTranspose2d>(64, 32, 3, up), relu(),
+              std::make_shared<ConvTranspose2d>(32, 1, 3, same)})};
+}
+
+// IWAE_k per image from log weights [k, B]: logsumexp over the k draws − log k, [B]
+// (Burda et al. eq. 8); its gradient is eq. 14's Σ_i w̃_i ∇ log w_i.
+Tensor iwae_bound(const Tensor& log_w) {
+  return logsumexp(log_w, {0}) - std::log(static_cast<double>(log_w.size(0)));
+}
+
+void check_images(const Tensor& images) {
+  LOOM_CHECK(images.dim() == 4 && images.size(1) == 1 && images.size(2) == kSide && images.size(3) == kSide,
+             "vae: images must be [B, 1, 28, 28], got ", images.shape());
+}
+
+void check_importance_samples(int64_t k) {
+  LOOM_CHECK(k >= 0, "vae: importance_samples must be >= 0 (0: off), got ", k);
+}
 
 }  // namespace
 
-std::unique_ptr<Model> make_vae(const Config& c) { return std::make_unique<Vae>(c); }
+Vae::Vae(const Config& c, const VaeSettings& s)
+    : device_(c.device), latent_(c.latent_dim.value_or(*kOptions.latent_dim)), settings_(s) {
+  LOOM_CHECK(s.iwae_k >= 0, "vae: iwae_k must be >= 0 (0: the ELBO with the closed-form KL), got ", s.iwae_k);
+  check_importance_samples(s.importance_samples);
+  Networks n = build_networks(s.arch, latent_);
+  encoder_ = n.encoder;
+  decoder_ = n.decoder;
+  encoder_->to(device_);
+  decoder_->to(device_);
+  std::vector<Tensor> params = encoder_->parameters();
+  for (const Tensor& p : decoder_->parameters()) params.push_back(p);
+  opt_ = std::make_unique<optim::Adam>(params, optim::AdamOptions{.lr = c.lr.value_or(*kOptions.lr),
+                                                                  .beta1 = c.b1.value_or(*kOptions.b1),
+                                                                  .beta2 = c.b2.value_or(*kOptions.b2)});
+}
+
+Losses Vae::train_step(const Tensor& images, const Tensor&) {
+  const Posterior q = encode(images);
+  const Tensor kl = kl_to_prior(q);
+  Tensor loss;
+  if (settings_.iwae_k == 0) {
+    loss = -mean(draw(q, images, 1).log_px_z - kl);
+  } else {
+    loss = -mean(iwae_bound(draw(q, images, settings_.iwae_k).log_w()));
+  }
+  opt_->zero_grad();
+  backward(loss);
+  opt_->step();
+  NoGrad ng;
+  return {{"loss", loss.item()}, {"kl", mean(kl).item()}};
+}
+
+Losses Vae::evaluate(const Tensor& images, const Tensor&) {
+  const Posterior q = encode(images);
+  const Tensor kl = kl_to_prior(q);
+  const Draws d = draw(q, images, kEvalDraws);
+  Losses out{{"elbo", mean(d.log_px_z - kl).item()},
+             {"iwae16", mean(iwae_bound(d.log_w())).item()},
+             {"kl", mean(kl).item()}};
+  if (settings_.importance_samples > 0)
+    out[str("log_px_", settings_.importance_samples)] =
+        mean(importance_log_likelihood(images, settings_.importance_samples)).item();
+  return out;
+}
+
+Tensor Vae::sample(int64_t n, Generator& g) {
+  NoGrad ng;
+  Tensor z = randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g);
+  return reshape(sigmoid((*decoder_)(z)), {n, 1, kSide, kSide});
+}
+
+std::vector<std::pair<std::string, nn::Module*>> Vae::modules() {
+  return {{"encoder", encoder_.get()}, {"decoder", decoder_.get()}};
+}
+
+std::vector<std::pair<std::string, optim::Optimizer*>> Vae::optimizers() { return {{"adam", opt_.get()}}; }
+
+Vae::Posterior Vae::encode(const Tensor& images) {
+  check_images(images);
+  Tensor h = (*encoder_)(images);
+  return {slice(h, 1, 0, latent_), slice(h, 1, latent_, 2 * latent_)};
+}
+
+Tensor Vae::kl_to_prior(const Posterior& q) {
+  Tensor zero = zeros_like(q.mu);
+  return sum(kl_diag_gaussians(q.mu, q.log_var, zero, zero), {1});
+}
+
+Vae::Draws Vae::draw(const Posterior& q, const Tensor& images, int64_t k, Generator* g) {
+  LOOM_CHECK(k >= 1, "vae: draws per image must be >= 1, got ", k);
+  const int64_t b = images.size(0);
+  Tensor mu = q.mu, log_var = q.log_var, x = reshape(images, {b, kPixels});
+  if (k > 1) {  // draw i of image b is row i·B + b
+    mu = reshape(expand(unsqueeze(mu, 0), {k, b, latent_}), {k * b, latent_});
+    log_var = reshape(expand(unsqueeze(log_var, 0), {k, b, latent_}), {k * b, latent_});
+    x = reshape(expand(unsqueeze(x, 0), {k, b, kPixels}), {k * b, kPixels});
+  }
+  Tensor eps = randn(mu.shape(), mu.options(), g);
+  Tensor z = mu + exp(log_var * 0.5) * eps;
+  Tensor logits = reshape((*decoder_)(z), {k * b, kPixels});
+  Tensor zero = zeros_like(mu);
+  auto per_image = [&](const Tensor& rows) { return reshape(sum(rows, {1}), {k, b}); };
+  // log Bernoulli(x | sigmoid(l)) = −BCE(l, x)
+  return {per_image(-binary_cross_entropy_with_logits(logits, x, Reduction::None)),
+          per_image(gaussian_log_prob(z, zero, zero)), per_image(gaussian_log_prob(z, mu, log_var))};
+}
+
+Tensor Vae::importance_log_likelihood(const Tensor& images, int64_t K, int64_t chunk, Generator* g) {
+  LOOM_CHECK(K >= 1, "vae: importance samples K must be >= 1, got ", K);
+  LOOM_CHECK(chunk >= 1, "vae: importance chunk must be >= 1, got ", chunk);
+  check_images(images);
+  NoGrad ng;
+  const int64_t b = images.size(0);
+  // Blocks of images, each decoded `per_pass` draws per image at a time.
+  const int64_t block = std::min(b, chunk), per_pass = std::min(K, std::max<int64_t>(1, chunk / block));
+  std::vector<Tensor> blocks;
+  for (int64_t i = 0; i < b; i += block) {
+    const Tensor x = slice(images, 0, i, std::min(b, i + block));
+    const Posterior q = encode(x);
+    Tensor lse;  // float64 log Σ w over the draws so far, [block]
+    for (int64_t done = 0; done < K; done += per_pass) {
+      const Tensor pass = logsumexp(draw(q, x, std::min(per_pass, K - done), g).log_w().to(DType::Float64), {0});
+      lse = lse.defined() ? logsumexp(stack({lse, pass}, 0), {0}) : pass;
+    }
+    blocks.push_back(lse - std::log(static_cast<double>(K)));
+  }
+  return concat(blocks, 0);
+}
+
+void Vae::set_importance_samples(int64_t K) {
+  check_importance_samples(K);
+  settings_.importance_samples = K;
+}
+
+std::unique_ptr<Vae> make_vae_model(const Config& c, const VaeSettings& s) { return std::make_unique<Vae>(c, s); }
+
+std::unique_ptr<Model> make_vae(const Config& c) { return make_vae_model(c, {}); }
 ModelOptions options_vae() { return kOptions; }
 
 }  // namespace loom::models

@@ -370,7 +370,7 @@ TrainResult train(const TrainOptions& o) {
 
   manual_seed(*config.seed);
   RngState rng{Generator(*config.seed ^ 0x9E3779B97F4A7C15ull)};
-  std::unique_ptr<models::Model> model = reg.make(config);
+  std::unique_ptr<models::Model> model = o.make_model ? o.make_model(config) : reg.make(config);
   if (ck) restore(*model, rng, *ck, o.resume);
 
   // The data order continues exactly: epoch step / per_epoch, from its batch

@@ -37,6 +37,10 @@ struct TrainOptions {
   bool progress = true;
   // Where the data comes from; defaults to load_mnist(split, data_dir).
   std::function<data::LabeledImages(data::Split)> load_data;
+  // What builds the model from the resolved config; defaults to the registration's make. For a
+  // variant the options cannot name yet (the VAE's VaeSettings, models/vae.h). The checkpoint does
+  // not record it: resuming needs the same one.
+  std::function<std::unique_ptr<models::Model>(const models::Config&)> make_model;
 };
 
 struct TrainResult {
