@@ -135,7 +135,9 @@ Tensor Vae::kl_to_prior(const Posterior& q) {
 
 Vae::Draws Vae::draw(const Posterior& q, const Tensor& images, int64_t k, Generator* g) {
   LOOM_CHECK(k >= 1, "vae: draws per image must be >= 1, got ", k);
+  check_images(images);
   const int64_t b = images.size(0);
+  LOOM_CHECK(q.mu.size(0) == b, "vae: a posterior of ", q.mu.size(0), " images drawn for ", b, " images");
   Tensor mu = q.mu, log_var = q.log_var;
   if (k > 1) {  // draw i of image b is row i·B + b
     mu = reshape(expand(unsqueeze(mu, 0), {k, b, latent_}), {k * b, latent_});
@@ -157,8 +159,9 @@ Tensor Vae::importance_log_likelihood(const Tensor& images, int64_t K, int64_t c
   LOOM_CHECK(K >= 1, "vae: importance samples K must be >= 1, got ", K);
   LOOM_CHECK(chunk >= 1, "vae: importance chunk must be >= 1, got ", chunk);
   check_images(images);
-  NoGrad ng;
   const int64_t b = images.size(0);
+  LOOM_CHECK(b >= 1, "vae: importance_log_likelihood of no images");
+  NoGrad ng;
   // Blocks of images, each decoded `per_pass` draws per image at a time.
   const int64_t block = std::min(b, chunk), per_pass = std::min(K, std::max<int64_t>(1, chunk / block));
   std::vector<Tensor> blocks;

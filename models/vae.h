@@ -85,7 +85,7 @@ class Vae : public Model {
     // log w = log p(x|z) + log p(z) − log q(z|x), the log importance weights: [k, B].
     Tensor log_w() const { return log_px_z + log_pz - log_qz; }
   };
-  // images [B, 1, 28, 28] are those q was encoded from; k ≥ 1 (else loom::Error).
+  // images [B, 1, 28, 28] are those q was encoded from; loom::Error for k < 1 or another shape.
   Draws draw(const Posterior& q, const Tensor& images, int64_t k, Generator* g = nullptr);
 
   // log p̂(x) = log (1/K) Σ_{i ≤ K} p(x, z_i) / q(z_i|x), z_i ~ q(z|x), per image: float64 [B] on the
@@ -94,7 +94,7 @@ class Vae : public Model {
   // each pass are summed in float64 by logsumexp, and the passes combined the same way; a pass
   // decodes at most `chunk` draws (images go in blocks of at most `chunk`), so memory stays
   // bounded whatever K and B. No tape is recorded. Draws come from g (the default generator when null).
-  // Throws loom::Error for K < 1, chunk < 1 or images not [B, 1, 28, 28].
+  // Throws loom::Error for K < 1, chunk < 1 or images not [B ≥ 1, 1, 28, 28].
   Tensor importance_log_likelihood(const Tensor& images, int64_t K = kDefaultImportanceSamples,
                                    int64_t chunk = kDefaultImportanceChunk, Generator* g = nullptr);
   // The hook for `loom eval --importance-samples K`: what evaluate() then adds (0: nothing).

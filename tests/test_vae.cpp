@@ -382,6 +382,8 @@ TEST(Vae, EvaluateAddsTheImportanceEstimateWhenAskedAndRefusesBadSettings) {
   expect_error([&] { m.importance_log_likelihood(x, 10, 0); }, {"chunk must be >= 1"});
   expect_error([&] { m.importance_log_likelihood(reshape(x, {8, kPixels}), 10); }, {"[B, 1, 28, 28]", "[8, 784]"});
   expect_error([&] { m.draw(m.encode(x), x, 0); }, {"draws per image must be >= 1"});
+  expect_error([&] { m.draw(m.encode(x), slice(x, 0, 0, 4), 2); }, {"posterior of 8 images", "4 images"});
+  expect_error([&] { m.importance_log_likelihood(slice(x, 0, 0, 0), 10); }, {"no images"});
 }
 
 // The convolutional VAE through the driver (tools::train), batch 8: 8 steps raise the held-out
