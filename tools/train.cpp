@@ -492,7 +492,7 @@ TrainResult train(const TrainOptions& o) {
   result.checkpoint = ckpt_path;
   if (o.eval_size > 0) {
     data::LabeledImages test = load(o, spec, data::Split::Test);
-    result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer);
+    result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer, o.eval_options);
   }
   result.samples = (fs::path(o.out_dir) / "samples.png").string();
   write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images);

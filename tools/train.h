@@ -41,6 +41,8 @@ struct TrainOptions {
   // Where the data comes from (images in [0, 1]); defaults to the model's data set,
   // data::load_dataset(model->data_spec(), split, data_dir).
   std::function<data::LabeledImages(data::Split)> load_data;
+  // How the held-out metrics at the end are computed (importance samples K).
+  models::EvalOptions eval_options{};
 };
 
 struct TrainResult {

@@ -17,6 +17,7 @@
 #include "kernels/memory.h"
 #include "tests/cuda/cuda_test.h"
 #include "tests/gradcheck.h"
+#include "models/vae/vae.h"
 #include "tests/temp_dir.h"
 #include "tools/train.h"
 
@@ -260,59 +261,73 @@ const double kModelTol = train_tol(DType::Float32, 64 * 7 * 7, 10, 2);
 
 // The same run on both devices: the steps' losses, the held-out metrics (taken
 // with the updated parameters) and every tensor of the checkpoint (parameters,
-// Adam moments, generator states) agree.
-void expect_same_run(const tools::TrainResult& gpu, const tools::TrainResult& cpu) {
+// Adam moments, generator states) agree within tol.
+void expect_same_run(const tools::TrainResult& gpu, const tools::TrainResult& cpu, double tol) {
   EXPECT_EQ(gpu.steps, cpu.steps);
   ASSERT_EQ(gpu.last.size(), cpu.last.size());
-  for (const auto& [name, v] : cpu.last) expect_near(gpu.last.at(name), v, kModelTol, str("step ", name));
+  for (const auto& [name, v] : cpu.last) expect_near(gpu.last.at(name), v, tol, str("step ", name));
   ASSERT_EQ(gpu.eval.size(), cpu.eval.size());
-  for (const auto& [name, v] : cpu.eval) expect_near(gpu.eval.at(name), v, kModelTol, str("held-out ", name));
+  for (const auto& [name, v] : cpu.eval) expect_near(gpu.eval.at(name), v, tol, str("held-out ", name));
   EXPECT_TRUE(std::filesystem::exists(gpu.samples));
   const Safetensors ck_cpu = load_safetensors(cpu.checkpoint), ck_gpu = load_safetensors(gpu.checkpoint);
   ASSERT_EQ(ck_gpu.tensors.size(), ck_cpu.tensors.size());
   for (const auto& [name, value] : ck_cpu.tensors) {
     SCOPED_TRACE(name);
-    expect_tensors_near(ck_gpu.at(name), value, kModelTol, kModelTol);
+    expect_tensors_near(ck_gpu.at(name), value, tol, tol);
   }
 }
-
-}  // namespace
 
 // What `loom train MODEL --device cuda [--resume CKPT]` runs, on synthetic data:
 // the driver seeds the default generator, builds the model on the CPU and moves
 // it, moves each batch to the device, takes a step through Model::train_step,
 // evaluates, writes a sample grid and a checkpoint from device tensors; resuming
-// loads a checkpoint's parameters and Adam moments onto the device.
+// loads a checkpoint's parameters and Adam moments onto the device. One step on
+// either device, then a second from the CPU run's checkpoint on either, agree
+// within tol; the CPU's first run is returned. options are model options, eo how
+// the held-out metrics are computed; the runs write to folders dir/<tag>_*.
+tools::TrainResult expect_driver_runs_agree(const std::string& model, const std::string& dir, const std::string& tag,
+                                            double tol, const models::OptionValues& options = {},
+                                            const models::EvalOptions& eo = {}) {
+  auto run = [&](Device d, int64_t steps, const std::string& resume, const std::string& out) {
+    tools::TrainOptions o;
+    o.model = model;
+    o.config.batch_size = 2;
+    o.config.device = d;
+    o.config.seed = kSeed;
+    o.steps = steps;
+    o.resume = resume;
+    o.n_samples = 4;
+    o.eval_size = 4;  // also the classifier's sample grid: the evaluated images
+    o.progress = false;
+    o.load_data = synthetic_split;
+    o.config.options = options;
+    o.eval_options = eo;
+    o.out_dir = str(dir, "/", tag, "_", out);
+    return tools::train(o);
+  };
+  const tools::TrainResult cpu = run(Device::cpu(), 1, "", "cpu"), gpu = run(kCuda, 1, "", "cuda");
+  {
+    SCOPED_TRACE("first step");
+    expect_same_run(gpu, cpu, tol);
+  }
+  {
+    // The second step, from the CPU run's checkpoint, on either device.
+    SCOPED_TRACE("resumed from the CPU's checkpoint");
+    expect_same_run(run(kCuda, 2, cpu.checkpoint, "cuda_resumed"), run(Device::cpu(), 2, cpu.checkpoint, "cpu_resumed"),
+                    tol);
+  }
+  return cpu;
+}
+
+}  // namespace
+
+// Each registered model through the driver (expect_driver_runs_agree), then
+// loaded from the CPU run's checkpoint for `loom eval` and `loom sample`.
 TEST_F(CudaTraining, RegisteredModelsTrainThroughTheDriverAsOnCpu) {
   TempDir dir;
   for (const models::Registration& r : models::registry()) {
     SCOPED_TRACE(r.name);
-    auto run = [&](Device d, int64_t steps, const std::string& resume, const std::string& out) {
-      tools::TrainOptions o;
-      o.model = r.name;
-      o.config.batch_size = 2;
-      o.config.device = d;
-      o.config.seed = kSeed;
-      o.steps = steps;
-      o.resume = resume;
-      o.n_samples = 4;
-      o.eval_size = 4;  // also the classifier's sample grid: the evaluated images
-      o.progress = false;
-      o.load_data = synthetic_split;
-      o.out_dir = str(dir.path(), "/", r.name, "_", out);
-      return tools::train(o);
-    };
-    const tools::TrainResult cpu = run(Device::cpu(), 1, "", "cpu"), gpu = run(kCuda, 1, "", "cuda");
-    {
-      SCOPED_TRACE("first step");
-      expect_same_run(gpu, cpu);
-    }
-    {
-      // The second step, from the CPU run's checkpoint, on either device.
-      SCOPED_TRACE("resumed from the CPU's checkpoint");
-      expect_same_run(run(kCuda, 2, cpu.checkpoint, "cuda_resumed"),
-                      run(Device::cpu(), 2, cpu.checkpoint, "cpu_resumed"));
-    }
+    const tools::TrainResult cpu = expect_driver_runs_agree(r.name, dir.path(), r.name, kModelTol);
     // `loom eval` and `loom sample`: the CPU run's checkpoint loaded onto either
     // device evaluates held-out images and then samples alike (the classifier's
     // samples are the evaluated images, ordered by predicted class).
@@ -336,5 +351,27 @@ TEST_F(CudaTraining, RegisteredModelsTrainThroughTheDriverAsOnCpu) {
     const auto [lg, sg] = evaluate_and_sample(*on_gpu, kCuda);
     for (const auto& [name, v] : lc) expect_near(lg.at(name), v, kModelTol, str("loaded, held-out ", name));
     expect_tensors_near(sg, sc, kModelTol, kModelTol);
+  }
+}
+
+// The VAE's variants (models/vae/vae.h) through the same driver runs: the
+// convolutional networks, −IWAE_k training (k = 1: the Monte-Carlo KL) and the
+// importance-sampled log p(x) that evaluate() adds with K = 8 ("nll"). The conv
+// decoder's longest sum is its last transposed conv's weight gradient over
+// 3 draws × 2 images × 28 × 28 pixels, behind about 20 ops per forward pass.
+TEST_F(CudaTraining, VaeVariantsTrainThroughTheDriverAsOnCpu) {
+  TempDir dir;
+  const double tol = train_tol(DType::Float32, 3 * 2 * 28 * 28, 20, 2);
+  struct Variant {
+    std::string tag;
+    models::OptionValues options;
+    int64_t importance_samples;
+  };
+  for (const Variant& v : {Variant{"conv", {{"arch", "conv"}}, 8}, Variant{"conv_iwae3", {{"arch", "conv"}, {"iwae_k", "3"}}, 0},
+                           Variant{"mlp_iwae1", {{"iwae_k", "1"}}, 8}}) {
+    SCOPED_TRACE(v.tag);
+    const tools::TrainResult r =
+        expect_driver_runs_agree("vae", dir.path(), v.tag, tol, v.options, {.importance_samples = v.importance_samples});
+    EXPECT_EQ(r.eval.count("nll"), v.importance_samples > 0 ? 1u : 0u);
   }
 }
