@@ -1,0 +1,97 @@
+// The adversarial family's mathematics (models/gan/adversarial.h) against hand-computed
+// values, and the GAN through the driver: k discriminator steps, resume, learning.
+#include <cmath>
+#include <filesystem>
+
+#include "models/gan/adversarial.h"
+#include "tests/temp_dir.h"
+#include "tests/train_fixture.h"
+#include "tools/train.h"
+
+using namespace loom;
+using namespace loom::testing;
+namespace gan = loom::models::gan;
+
+namespace {
+double softplus_ref(double x) { return std::log1p(std::exp(x)); }
+}  // namespace
+
+TEST(Gan, LossesAreTheValueFunctionOnLogits) {
+  const Tensor real = from_vector(std::vector<double>{0.3, -1.2}, {2}, {DType::Float64});
+  const Tensor fake = from_vector(std::vector<double>{2.0, -0.5}, {2}, {DType::Float64});
+  // −[log D(x) + log(1 − D(G(z)))] averaged, D = σ(l): log σ(l) = −softplus(−l), log(1 − σ(l)) = −softplus(l).
+  const double d = (softplus_ref(-0.3) + softplus_ref(1.2)) / 2 + (softplus_ref(2.0) + softplus_ref(-0.5)) / 2;
+  EXPECT_NEAR(gan::discriminator_loss(real, fake).item(), d, 1e-14);
+  EXPECT_NEAR(gan::generator_loss(fake, gan::GeneratorLoss::Minimax).item(),
+              (std::log(1 - 1 / (1 + std::exp(-2.0))) + std::log(1 - 1 / (1 + std::exp(0.5)))) / 2, 1e-14);
+  EXPECT_NEAR(gan::generator_loss(fake, gan::GeneratorLoss::NonSaturating).item(),
+              -(std::log(1 / (1 + std::exp(-2.0))) + std::log(1 / (1 + std::exp(0.5)))) / 2, 1e-14);
+  // At D = 1/2 everywhere (logits 0) the discriminator's loss is log 4: V(D, G) = −log 4,
+  // the value at the optimum p_G = p_data (Goodfellow et al. 2014, Thm. 1).
+  EXPECT_NEAR(gan::discriminator_loss(zeros({3}, {DType::Float64}), zeros({3}, {DType::Float64})).item(),
+              std::log(4.0), 1e-14);
+  EXPECT_THROW(gan::parse_generator_loss("hinge"), Error);
+}
+
+TEST(Gan, TheMinimaxLossSaturatesWhereTheDiscriminatorRejectsSamples) {
+  // Early in training D(G(z)) ≈ 0. The gradient of log(1 − D) with respect to the logit is
+  // −σ(l) → 0 there, while that of −log D is −(1 − σ(l)) → −1 (the paper's §3).
+  auto slope = [](gan::GeneratorLoss kind, double logit) {
+    Tensor l = from_vector(std::vector<double>{logit}, {1}, {DType::Float64}).requires_grad_();
+    backward(gan::generator_loss(l, kind));
+    return l.grad().item();
+  };
+  const double l = -8;  // D(G(z)) ≈ 3.4e-4
+  const double s = 1 / (1 + std::exp(-l));
+  EXPECT_NEAR(slope(gan::GeneratorLoss::Minimax, l), -s, 1e-15);
+  EXPECT_NEAR(slope(gan::GeneratorLoss::NonSaturating, l), -(1 - s), 1e-15);
+  EXPECT_LT(std::abs(slope(gan::GeneratorLoss::Minimax, l)), 1e-3);
+  EXPECT_GT(std::abs(slope(gan::GeneratorLoss::NonSaturating, l)), 0.999);
+}
+
+TEST(Gan, ModeCoverageCountsModesAndHighQualitySamples) {
+  const data::ToyModes modes = data::toy_2d_modes(data::Toy2d::EightGaussians);
+  ASSERT_EQ(modes.centres.size(), 8u);
+  // 100 samples on 5 of the modes (20 each), 0.05 away (inside 3σ = 0.06), and 100 far away.
+  std::vector<float> xy;
+  for (int k = 0; k < 5; ++k)
+    for (int i = 0; i < 20; ++i) xy.push_back(float(modes.centres[k][0] + 0.05)), xy.push_back(float(modes.centres[k][1]));
+  for (int i = 0; i < 100; ++i) xy.push_back(0.0f), xy.push_back(0.0f);
+  const gan::ModeCoverage c = gan::mode_coverage(from_vector(xy, {200, 2}), data::Toy2d::EightGaussians);
+  EXPECT_EQ(c.modes_covered, 5);
+  EXPECT_DOUBLE_EQ(c.high_quality, 0.5);
+  // The data itself covers every mode with almost every sample (within 3σ: 98.9% for a 2-D Gaussian).
+  const gan::ModeCoverage d =
+      gan::mode_coverage(data::make_toy_2d(data::Toy2d::TwentyFiveGaussians, 5000, 1), data::Toy2d::TwentyFiveGaussians);
+  EXPECT_EQ(d.modes_covered, 25);
+  EXPECT_NEAR(d.high_quality, 1 - std::exp(-4.5), 0.01);
+  EXPECT_THROW(gan::mode_coverage(from_vector(xy, {200, 2}), data::Toy2d::SwissRoll), Error);
+}
+
+TEST(Gan, DrawsKBatchesPerStepResumesBitExactlyAndLearns) {
+  TempDir dir;
+  auto options = [&](const std::string& out, int64_t steps) {
+    tools::TrainOptions o;
+    o.model = "gan";
+    o.out_dir = dir.path() + "/" + out;
+    o.steps = steps;
+    o.progress = false;
+    o.eval_size = 500;
+    o.n_samples = 200;
+    o.config.batch_size = 64;
+    o.config.seed = 1;
+    o.config.set("data", "8gaussians").set("hidden", 32).set("latent_dim", 4).set("d_steps", 2).set("lr", 2e-3);
+    return o;
+  };
+  const tools::TrainResult straight = tools::train(options("a", 6));
+  EXPECT_EQ(load_safetensors(straight.checkpoint).metadata.at("batches"), "12");
+  tools::train(options("b", 3));
+  tools::TrainOptions rest = options("b", 6);
+  rest.resume = dir.path() + "/b/checkpoint.safetensors";
+  EXPECT_EQ(model_tensors(tools::train(rest).checkpoint), model_tensors(straight.checkpoint));
+  EXPECT_TRUE(std::filesystem::exists(straight.samples));  // the scatter over the data
+  // It learns: after 300 steps the samples are much nearer the ring (Fréchet distance in the plane).
+  const tools::TrainResult longer = tools::train(options("c", 300));
+  EXPECT_LT(longer.eval.at("fd_2d"), 0.5 * straight.eval.at("fd_2d"));
+  EXPECT_EQ(longer.eval.count("modes_covered"), 1u);
+}
