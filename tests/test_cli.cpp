@@ -68,3 +68,26 @@ TEST(Cli, TrainRefusesOutOfRangeAndInapplicableFlags) {
   EXPECT_EQ(train_error({"vae", "--batch-size", "9999999999999999999"}),
             "train: --batch-size 9999999999999999999 is too large (at most 9223372036854775807)");
 }
+
+TEST(Cli, TrainHelpListsTheModelsOwnOptionsWithDefaults) {
+  auto help = [](const std::vector<std::string>& args) {
+    ::testing::internal::CaptureStdout();
+    cli::train_command(args);
+    return ::testing::internal::GetCapturedStdout();
+  };
+  const std::string vae = help({"vae", "--help"});
+  EXPECT_NE(vae.find("Options of vae:"), std::string::npos) << vae;
+  EXPECT_NE(vae.find("--latent-dim N"), std::string::npos) << vae;
+  EXPECT_NE(vae.find("(default 20)"), std::string::npos) << vae;
+  EXPECT_NE(vae.find("--arch mlp|conv"), std::string::npos) << vae;
+  EXPECT_EQ(vae.find("--fit"), std::string::npos) << "bernoulli's option listed for vae";
+  const std::string gan = help({"gan", "--help"});
+  EXPECT_NE(gan.find("--d-steps N"), std::string::npos) << gan;
+  EXPECT_NE(gan.find("in [1, 100]"), std::string::npos) << gan;
+  // Without a model: the common flags and where the model options are.
+  const std::string all = help({"--help"});
+  EXPECT_NE(all.find("loom train MODEL --help"), std::string::npos) << all;
+  EXPECT_EQ(all.find("--latent-dim"), std::string::npos) << all;
+  // A model's option given to another model is refused by name, on the command line too.
+  EXPECT_THROW(cli::train_command({"markov", "--steps", "1", "--latent-dim", "4"}), Error);
+}

@@ -80,7 +80,7 @@ TEST(Gan, DrawsKBatchesPerStepResumesBitExactlyAndLearns) {
     o.n_samples = 200;
     o.config.batch_size = 64;
     o.config.seed = 1;
-    o.config.set("data", "8gaussians").set("hidden", 32).set("latent_dim", 4).set("d_steps", 2).set("lr", 2e-3);
+    o.config.set("dataset", "8gaussians").set("hidden", 32).set("latent_dim", 4).set("d_steps", 2).set("lr", 2e-3);
     return o;
   };
   const tools::TrainResult straight = tools::train(options("a", 6));

@@ -333,7 +333,7 @@ TEST(LikelihoodModels, OptionsTakeEffectOrAreRefused) {
   EXPECT_EQ(refused("markov", [](auto& o) { o.config.set("conditional", true); }),
             "train: --conditional does not apply to model 'markov' (it takes --lr, --b1, --b2, --fit, --alpha)");
   EXPECT_EQ(refused("vae", [](auto& o) { o.config.set("fit", "counts"); }),
-            "train: --fit does not apply to model 'vae' (it takes --lr, --b1, --b2, --latent-dim)");
+            "train: --fit does not apply to model 'vae' (it takes --lr, --b1, --b2, --latent-dim, --arch, --iwae-k)");
   EXPECT_FALSE(fs::exists(dir.path() + "/refused"));
   // alpha reaches the counts: a smoothed fit differs from the MLE.
   auto fit = [&](const std::string& name, double alpha) {

@@ -98,7 +98,13 @@ int train_command(const std::vector<std::string>& args) {
       kHelp,
   };
   const size_t common = flags.size();
-  for (FlagSpec& f : model_option_flags(nullptr)) flags.push_back(std::move(f));
+  for (FlagSpec& f : model_option_flags(nullptr)) {
+    for (size_t i = 0; i < common; ++i)
+      LOOM_CHECK(flags[i].name != f.name && std::find(flags[i].aliases.begin(), flags[i].aliases.end(), f.name) ==
+                                                flags[i].aliases.end(),
+                 "a model declares the option ", f.name, ", which is a flag of loom train itself: rename the option");
+    flags.push_back(std::move(f));
+  }
   Args a = parse("train", args, flags);
   if (a.has("--help")) {
     const std::vector<FlagSpec> mine(flags.begin(), flags.begin() + static_cast<std::ptrdiff_t>(common));

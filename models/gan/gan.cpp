@@ -11,7 +11,7 @@
 // D*(x) = p_data / (p_data + p_G) (Prop. 1) and V(D*, G) = 2·JSD(p_data ‖ p_G) − log 4
 // (Thm. 1): `loom derive jsd` checks both numerically.
 //
-// Data (--data): Fashion-MNIST (images in [−1, 1], tanh output) or a 2-D toy set
+// Data (--dataset): Fashion-MNIST (images in [−1, 1], tanh output) or a 2-D toy set
 // (linear output; the sample picture is a scatter over the data, and evaluation
 // reports the Fréchet distance of the samples in the plane and, on the mixtures,
 // the modes covered and the fraction of high-quality samples).
@@ -25,7 +25,7 @@ class Gan : public Model {
  public:
   explicit Gan(const Config& c)
       : device_(c.device),
-        data_(c.text("data")),
+        data_(c.text("dataset")),
         toy_(data_ != "fashion-mnist"),
         latent_(c.integer("latent_dim")),
         d_steps_(c.integer("d_steps")),
@@ -128,7 +128,7 @@ std::unique_ptr<Model> make_gan(const Config& c) { return std::make_unique<Gan>(
 std::vector<OptionSpec> options_gan() {
   std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
   o.push_back(latent_dim_option(100));
-  o.push_back(choice_option("data", "fashion-mnist", {"fashion-mnist", "8gaussians", "25gaussians", "swissroll", "moons"},
+  o.push_back(choice_option("dataset", "fashion-mnist", {"fashion-mnist", "8gaussians", "25gaussians", "swissroll", "moons"},
                             "what to learn: Fashion-MNIST images or a 2-D toy set"));
   o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
                             "generator loss: -log D(G(z)) (nonsaturating) or log(1 - D(G(z))) (minimax, eq. 1)"));
