@@ -362,3 +362,23 @@ TEST(Train, MetricsRecordEveryOptimizersLearningRate) {
   EXPECT_NE(log.find("{\"step\":1,\"losses\":{\"kl\":"), std::string::npos) << log;
   EXPECT_NE(log.find("\"lr\":{\"adam\":0.002}"), std::string::npos) << log;
 }
+
+// A checkpoint written before the framework recorded the batches drawn and before
+// the VAE had --arch and --iwae-k (metadata without those keys) loads with their
+// defaults (one batch per step; the MLP and the ELBO, what it was trained with)
+// and resumes exactly as the checkpoint with the keys does.
+TEST(Train, CheckpointsFromBeforeNewOptionsLoadWithTheDefaults) {
+  TempDir dir;
+  const tools::TrainResult r = tools::train(tiny("vae", dir.path() + "/a", 3));
+  const std::string old = doctor(r.checkpoint, dir.path() + "/old.safetensors", [](Safetensors& s) {
+    for (const char* key : {"batches", "arch", "iwae_k"}) s.metadata.erase(key);
+  });
+  auto m = tools::load_model("vae", old, Device::cpu());
+  EXPECT_EQ(m->parameter_count(), tools::load_model("vae", r.checkpoint, Device::cpu())->parameter_count());
+  auto resume = [&](const std::string& from, const std::string& out) {
+    tools::TrainOptions o = tiny("vae", dir.path() + out, 5);
+    o.resume = from;
+    return weights(tools::train(o).checkpoint);
+  };
+  EXPECT_EQ(resume(old, "/from_old"), resume(r.checkpoint, "/from_new"));
+}
