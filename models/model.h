@@ -105,6 +105,10 @@ struct EvalOptions {
 
 using Losses = std::map<std::string, double>;
 
+// Progress of a long sample() (the autoregressive models: one network pass per
+// pixel): steps done of total.
+using SampleProgress = std::function<void(int64_t done, int64_t total)>;
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -131,6 +135,11 @@ class Model {
   virtual std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() = 0;
   // Sets train/eval mode on every module.
   void train(bool on);
+  // What sample() reports its progress to, if it reports any (empty: nothing).
+  void set_sample_progress(SampleProgress p) { sample_progress_ = std::move(p); }
+
+ protected:
+  SampleProgress sample_progress_;
 };
 
 struct Registration {

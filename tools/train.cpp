@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <optional>
 
 #include "models/classifier/classifier.h"
 #include "models/image_grid.h"
@@ -250,15 +251,25 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
 // Samples as a picture: a PNG grid of n images, or for points in the plane a
 // scatter of max(n, 1000) samples over (up to 2000 points of) the data.
 void write_samples(models::Model& m, int64_t n, const std::string& path, Generator& g,
-                   const models::Condition& c = {}, const Tensor& data_points = {}) {
+                   const models::Condition& c = {}, const Tensor& data_points = {}, bool bar = true) {
   const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
   const bool points = spec.dataset == data::Dataset::Toy2d;
   m.train(false);
+  // A model that samples step by step (a pass per pixel) shows a bar with it/s.
+  std::optional<ProgressBar> progress;
+  m.set_sample_progress([&](int64_t done, int64_t total) {
+    if (!progress)
+      progress.emplace(ProgressBar::Options{.label = "sampling", .total = total,
+                                            .style = bar ? ProgressBar::Style::Auto : ProgressBar::Style::Lines});
+    progress->update(done);
+  });
   Tensor s;
   {
     NoGrad ng;
     s = m.sample(points ? std::max<int64_t>(n, 1000) : n, c, g);
   }
+  m.set_sample_progress({});
+  if (progress) progress->finish();
   m.train(true);
   if (points) {
     plot::Chart chart;
@@ -483,7 +494,7 @@ TrainResult train(const TrainOptions& o) {
     result.last = l;
     if (o.sample_every > 0 && step % o.sample_every == 0 && step < total)
       write_samples(*model, o.n_samples, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), rng.trainer,
-                    {}, train_set.images);
+                    {}, train_set.images, o.progress);
     if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0) save();
   }
   bar.finish();
@@ -495,7 +506,7 @@ TrainResult train(const TrainOptions& o) {
     result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer, o.eval_options);
   }
   result.samples = (fs::path(o.out_dir) / "samples.png").string();
-  write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images);
+  write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images, o.progress);
   return result;
 }
 

@@ -122,7 +122,9 @@ class PixelDensityModel : public DensityModel {
 
   Tensor log_prob(const Tensor& images) override { return net_->log_prob(images).to(DType::Float64); }
   int64_t free_parameters() const override { return net_->free_parameters(); }
-  Tensor sample(int64_t count, const Condition&, Generator& g) override { return net_->sample(count, g); }
+  Tensor sample(int64_t count, const Condition&, Generator& g) override {
+    return net_->sample(count, g, sample_progress_);
+  }
 
   std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"net", net_.get()}}; }
   std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {{"adam", opt_.get()}}; }

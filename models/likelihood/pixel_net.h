@@ -27,8 +27,8 @@
 
 namespace loom::models::likelihood {
 
-// Called after each sampled pixel with (pixels done, H·W): a progress bar's hook.
-using SampleProgress = std::function<void(int64_t done, int64_t total)>;
+// sample()'s progress hook (models::SampleProgress) is called after each sampled
+// pixel with (pixels done, H·W).
 
 // The open taps of a type-B convolution along the row, 1 × k with k = 2m + 1: the
 // taps at columns c − m … c, weight [out, in, 1, m + 1] (the closed ones are not
