@@ -83,12 +83,9 @@ TEST(Gan, DrawsKBatchesPerStepResumesBitExactlyAndLearns) {
     o.config.set("dataset", "8gaussians").set("hidden", 32).set("latent_dim", 4).set("d_steps", 2).set("lr", 2e-3);
     return o;
   };
-  const tools::TrainResult straight = tools::train(options("a", 6));
+  const auto [straight, resumed] = straight_and_resumed(options, 6);
   EXPECT_EQ(load_safetensors(straight.checkpoint).metadata.at("batches"), "12");
-  tools::train(options("b", 3));
-  tools::TrainOptions rest = options("b", 6);
-  rest.resume = dir.path() + "/b/checkpoint.safetensors";
-  EXPECT_EQ(model_tensors(tools::train(rest).checkpoint), model_tensors(straight.checkpoint));
+  EXPECT_EQ(model_tensors(resumed.checkpoint), model_tensors(straight.checkpoint));
   EXPECT_TRUE(std::filesystem::exists(straight.samples));  // the scatter over the data
   // It learns: after 300 steps the samples are much nearer the ring (Fréchet distance in the plane).
   const tools::TrainResult longer = tools::train(options("c", 300));

@@ -278,13 +278,12 @@ TEST(LikelihoodModels, TrainSampleEvalAndResumeThroughTheDriver) {
       return o;
     };
     // 6 steps straight vs 3, checkpoint, resume to 6 (96 images / 16: one epoch is 6 steps).
-    const tools::TrainResult straight = tools::train(opts("/a", 6));
-    tools::train(opts("/b", 3));
-    tools::TrainOptions rest = opts("/b", 6);
-    rest.config.options.erase("fit");  // stored in the checkpoint
-    rest.config.options.erase("conditional");
-    rest.resume = out + "/b/checkpoint.safetensors";
-    const tools::TrainResult resumed = tools::train(rest);
+    const auto [straight, resumed] = straight_and_resumed(
+        [&](const std::string& tag, int64_t steps) { return opts("/" + tag, steps); }, 6,
+        [](tools::TrainOptions& rest) {  // stored in the checkpoint
+          rest.config.options.erase("fit");
+          rest.config.options.erase("conditional");
+        });
     EXPECT_EQ(resumed.steps, 6);
     const auto a = model_tensors(straight.checkpoint);
     ASSERT_FALSE(a.empty());

@@ -157,11 +157,7 @@ TEST(Nade, LearnsAndResumesBitExactlyThroughTheDriver) {
     return o;
   };
   // 6 steps straight vs 3, checkpoint, resume to 6: the same parameters and Adam moments.
-  const tools::TrainResult straight = tools::train(opts("/a", 6));
-  tools::train(opts("/b", 3));
-  tools::TrainOptions rest = opts("/b", 6);
-  rest.resume = dir.path() + "/b/checkpoint.safetensors";
-  const tools::TrainResult resumed = tools::train(rest);
+  const auto [straight, resumed] = straight_and_resumed([&](const std::string& tag, int64_t steps) { return opts("/" + tag, steps); }, 6);
   EXPECT_EQ(resumed.steps, 6);
   const auto a = model_tensors(straight.checkpoint);
   EXPECT_EQ(a.count("model.nade.W"), 1u);

@@ -382,18 +382,15 @@ TEST(PixelModels, TrainLearnAndResumeBitExactlyThroughTheDriver) {
       return o;
     };
     // 6 steps straight vs 3, checkpoint, resume to 6 (96 images / 16: one epoch is 6 steps).
-    const tools::TrainResult straight = tools::train(opts("/a", 6));
-    tools::train(opts("/b", 3));
-    tools::TrainOptions rest = opts("/b", 6);
-    rest.config.options.erase("levels");  // stored in the checkpoint
-    rest.resume = out + "/b/checkpoint.safetensors";
-    const tools::TrainResult resumed = tools::train(rest);
+    const auto [straight, resumed] = straight_and_resumed(
+        [&](const std::string& tag, int64_t steps) { return opts("/" + tag, steps); }, 6,
+        [](tools::TrainOptions& rest) { rest.config.options.erase("levels"); });  // stored in the checkpoint
     EXPECT_EQ(resumed.steps, 6);
     const auto a = model_tensors(straight.checkpoint);
     ASSERT_FALSE(a.empty());
     EXPECT_EQ(a, model_tensors(resumed.checkpoint));
     // It learns: the NLL falls at every step (from about 784 ln L nats: p = 1/L per pixel).
-    const std::vector<double> nll = logged_nll(out + "/a");
+    const std::vector<double> nll = logged_nll(out + "/straight");
     ASSERT_EQ(nll.size(), 6u);
     for (size_t k = 1; k < nll.size(); ++k) EXPECT_LT(nll[k], nll[k - 1]) << "step " << k + 1;
     EXPECT_LT(nll.back(), 0.97 * nll.front());

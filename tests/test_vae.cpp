@@ -403,11 +403,7 @@ TEST(Vae, ConvVariantLearnsAndResumesBitExactlyThroughTheDriver) {
     o.config.set("arch", "conv");
     return o;
   };
-  const tools::TrainResult straight = tools::train(options("straight", 8));
-  tools::train(options("resumed", 4));
-  tools::TrainOptions rest = options("resumed", 8);
-  rest.resume = dir.path() + "/resumed/checkpoint.safetensors";
-  const tools::TrainResult resumed = tools::train(rest);
+  const auto [straight, resumed] = straight_and_resumed(options, 8);
   const Safetensors a = load_safetensors(straight.checkpoint), b = load_safetensors(resumed.checkpoint);
   ASSERT_EQ(a.tensors.size(), b.tensors.size());
   EXPECT_EQ(a.at("model.encoder.0.weight").shape(), (Shape{32, 1, 3, 3}));  // the conv encoder's first layer

@@ -2,6 +2,7 @@
 // driver and of the models it trains.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -60,6 +61,27 @@ inline std::map<std::string, std::vector<double>> model_tensors(const std::strin
   for (auto& [n, t] : load_safetensors(checkpoint).tensors)
     if (n.rfind("model.", 0) == 0 || n.rfind("optim.", 0) == 0) out[n] = t.to(DType::Float64).to_vector<double>();
   return out;
+}
+
+// A run of `steps` steps straight, and the same run cut at steps / 2 and resumed
+// from its checkpoint: options(tag, steps) gives the run's options (tag "straight"
+// or "resumed" names its folder); on_resume adjusts the resuming run (the flags
+// the checkpoint stores are left out). A bit-exact resume ends both with equal
+// model_tensors.
+struct StraightAndResumed {
+  tools::TrainResult straight, resumed;
+};
+inline StraightAndResumed straight_and_resumed(
+    const std::function<tools::TrainOptions(const std::string& tag, int64_t steps)>& options, int64_t steps,
+    const std::function<void(tools::TrainOptions&)>& on_resume = {}) {
+  StraightAndResumed r;
+  r.straight = tools::train(options("straight", steps));
+  const tools::TrainResult half = tools::train(options("resumed", steps / 2));
+  tools::TrainOptions rest = options("resumed", steps);
+  rest.resume = half.checkpoint;
+  if (on_resume) on_resume(rest);
+  r.resumed = tools::train(rest);
+  return r;
 }
 
 }  // namespace loom::testing

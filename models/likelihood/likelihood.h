@@ -62,6 +62,13 @@ inline void check_fit_options(const Config& c, const char* model) {
   for (const char* o : {"lr", "b1", "b2"})
     LOOM_CHECK(!c.given.count(o), model, ": --", o, " tunes gradient descent; --fit counts takes no optimizer");
 }
+// The options every network model over pixels takes: Adam's (lr 1e-3) and the
+// values per pixel (2: Bernoulli, 256: a 256-way softmax).
+inline std::vector<OptionSpec> pixel_model_options() {
+  std::vector<OptionSpec> o = adam_options(1e-3, 0.9, 0.999);
+  o.push_back(choice_option("levels", "2", {"2", "256"}, "values per pixel: 2 (binarized, Bernoulli) or 256 (8-bit, softmax)"));
+  return o;
+}
 inline const DataSpec kBinarizedFashionMnist{.lo = 0, .hi = 1, .binarize = true};
 
 // The tables of a density model: parameters when fitted by gradient descent,

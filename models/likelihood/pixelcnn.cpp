@@ -128,8 +128,7 @@ std::unique_ptr<DensityModel> make_pixelcnn_model(const Config& c, int64_t heigh
 std::unique_ptr<Model> make_pixelcnn(const Config& c) { return likelihood::make_pixelcnn_model(c); }
 std::vector<OptionSpec> options_pixelcnn() {
   const likelihood::PixelCnnOptions d = likelihood::kPixelCnnOptions;
-  std::vector<OptionSpec> o = adam_options(1e-3, 0.9, 0.999);
-  o.push_back(choice_option("levels", "2", {"2", "256"}, "values per pixel: 2 (binarized, Bernoulli) or 256 (8-bit, softmax)"));
+  std::vector<OptionSpec> o = likelihood::pixel_model_options();
   o.push_back(integer_option("channels", d.channels, Range::closed(2, 4096),
                              "features between blocks (gated: per stack), even"));
   o.push_back(integer_option("blocks", d.blocks, Range::closed(0, 256), "residual blocks (gated: layers, >= 1)"));

@@ -132,8 +132,7 @@ std::unique_ptr<DensityModel> make_pixelrnn_model(const Config& c, int64_t heigh
 std::unique_ptr<Model> make_pixelrnn(const Config& c) { return likelihood::make_pixelrnn_model(c); }
 std::vector<OptionSpec> options_pixelrnn() {
   const likelihood::PixelRnnOptions d = likelihood::kPixelRnnOptions;
-  std::vector<OptionSpec> o = adam_options(1e-3, 0.9, 0.999);
-  o.push_back(choice_option("levels", "2", {"2", "256"}, "values per pixel: 2 (binarized, Bernoulli) or 256 (8-bit, softmax)"));
+  std::vector<OptionSpec> o = likelihood::pixel_model_options();
   o.push_back(integer_option("hidden", d.hidden, Range::closed(1, 4096), "LSTM state channels h (2h features between layers)"));
   o.push_back(integer_option("layers", d.layers, Range::closed(1, 64), "Row LSTM layers"));
   return o;
