@@ -139,4 +139,16 @@ void expect_error(const std::function<void()>& fn, const std::vector<std::string
   ADD_FAILURE() << "expected a loom::Error";
 }
 
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find('\n'), std::string::npos) << "not one line: " << m;
+    return m;
+  }
+  ADD_FAILURE() << "no loom::Error";
+  return "";
+}
+
 }  // namespace loom::testing

@@ -42,5 +42,8 @@ void expect_tensors_near(const Tensor& actual, const Tensor& expected, double at
 
 // Runs fn and expects a loom::Error whose message contains every fragment.
 void expect_error(const std::function<void()>& fn, const std::vector<std::string>& fragments);
+// The message of the loom::Error fn throws, checked to be one line ("" and a
+// failure when fn throws none).
+std::string error_of(const std::function<void()>& fn);
 
 }  // namespace loom::testing

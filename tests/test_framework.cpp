@@ -8,6 +8,7 @@
 
 #include "models/image_grid.h"
 #include "models/likelihood/likelihood.h"
+#include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
 #include "tools/train.h"
@@ -17,16 +18,6 @@ using namespace loom::testing;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no loom::Error";
-  return "";
-}
 
 // A model that draws `extra` more batches in every step (as a critic trained k
 // times per generator step does) and keeps, in a buffer, a running checksum of

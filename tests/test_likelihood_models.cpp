@@ -242,16 +242,6 @@ data::LabeledImages synthetic(data::Split split) { return synthetic_images(split
 tools::TrainOptions tiny(const std::string& model, const std::string& out, int64_t steps) {
   return tiny_run(model, out, steps, 96, 3);
 }
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no loom::Error";
-  return "";
-}
 }  // namespace
 
 TEST(LikelihoodModels, TrainSampleEvalAndResumeThroughTheDriver) {

@@ -312,14 +312,6 @@ TEST(PixelModels, SamplersKeepEveryLogitAndDraw) {
 }
 
 TEST(PixelModels, RefuseWhatTheyCannotModel) {
-  auto error_of = [](const std::function<void()>& fn) -> std::string {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "no error";
-  };
   EXPECT_EQ(error_of([] { make_pixelcnn_model(config(16), 28, 28, kTinyCnn); }), "pixelcnn: --levels must be 2 or 256, got 16");
   EXPECT_EQ(error_of([] { make_pixelrnn_model(config(2), 28, 28, PixelRnnOptions{.hidden = 2, .layers = 0}); }),
             "pixelrnn: hidden and layers must be >= 1, got hidden 2, 0 layers");

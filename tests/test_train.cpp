@@ -81,18 +81,6 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The message of the loom::Error fn throws, checked to be one line.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    EXPECT_EQ(m.find('\n'), std::string::npos) << "not one line: " << m;
-    return m;
-  }
-  ADD_FAILURE() << "no loom::Error";
-  return "";
-}
 
 // A copy of the checkpoint at from, written to to after edit() changes it.
 std::string doctor(const std::string& from, const std::string& to, const std::function<void(Safetensors&)>& edit) {

@@ -19,6 +19,9 @@ const FlagSpec kDevice{"--device", "DEV", "cpu (default), cuda or cuda:N"};
 const FlagSpec kData{"--data", "DIR", "the model's data (default: the Fashion-MNIST IDX folder " +
                                         std::string(data::kFashionMnistDir) + ")", {"--data-dir", "--dataroot"}};
 const FlagSpec kSeed{"--seed", "N", "random seed (default 0)"};
+const FlagSpec kCkpt{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}};
+const FlagSpec kImportanceSamples{"--importance-samples", "K",
+                                  "latent-variable models: K samples per image for log p(x) (default: the model's)"};
 
 Device device_of(const Args& a) {
   const Device d = Device::parse(a.value("--device", "cpu"));
@@ -153,7 +156,7 @@ int train_command(const std::vector<std::string>& args) {
 }
 
 int sample_command(const std::vector<std::string>& args) {
-  const std::vector<FlagSpec> flags{{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+  const std::vector<FlagSpec> flags{kCkpt,
                                     {"-n", "N", "number of samples (default 64)", {"--n"}},
                                     {"--out", "FILE", "PNG to write (default samples.png)", {"-o"}},
                                     {"--label", "CLASS", "class-conditional models: the class (name or index 0-9)"},
@@ -178,9 +181,9 @@ int sample_command(const std::vector<std::string>& args) {
 
 int eval_command(const std::vector<std::string>& args) {
   const std::vector<FlagSpec> flags{
-      {"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+      kCkpt,
       {"-n", "N", "held-out images to evaluate (default all 10000)", {"--n"}},
-      {"--importance-samples", "K", "latent-variable models: K samples per image for log p(x) (default: the model's)"},
+      kImportanceSamples,
       {"--fd", "", "also the Frechet distance of samples (always for models that only sample)"},
       {"--classifier", "CKPT", "the classifier whose features the Frechet distance uses (default "
                                "out/classifier/checkpoint.safetensors)"},
@@ -220,9 +223,9 @@ int eval_command(const std::vector<std::string>& args) {
 
 int score_command(const std::vector<std::string>& args) {
   const std::vector<FlagSpec> flags{
-      {"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}},
+      kCkpt,
       {"--input", "PATH", "an image file or a folder of images"},
-      {"--importance-samples", "K", "latent-variable models: K samples per image for log p(x) (default: the model's)"},
+      kImportanceSamples,
       {"--json", "", "print one JSON object per image"},
       kDevice,
       kHelp};

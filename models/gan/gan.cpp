@@ -80,12 +80,12 @@ class Gan : public Model {
     return generate(randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g));
   }
 
-  // Held-out data against samples: the discriminator's loss; on 2-D data also the
-  // Fréchet distance in the plane and, on the mixtures, mode coverage (of 2000
-  // samples from a fixed stream, so every evaluation compares alike).
+  // Held-out data against as many samples: the discriminator's loss; on 2-D data
+  // also the Fréchet distance in the plane and, on the mixtures, mode coverage.
+  // The samples come from a fixed stream, so every evaluation compares alike.
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     Generator g(0);
-    const Tensor fake = sample(toy_ ? 2000 : batch.images.size(0), {}, g);
+    const Tensor fake = sample(batch.images.size(0), {}, g);
     Losses l{{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
     if (toy_) {
       l["fd_2d"] = frechet_distance(fake, batch.images);
