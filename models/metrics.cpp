@@ -132,4 +132,89 @@ double frechet_distance(const Tensor& features_a, const Tensor& features_b) {
   return frechet_distance(ma, ca, mb, cb);
 }
 
+namespace {
+
+// For each row of a [n, d] (float64, CPU), the squared distance to its nearest
+// points of b [m, d]: the k-th smallest over b's rows, skipping index i of b when
+// `self` (a and b are the same set). Distances by ‖a‖² + ‖b‖² − 2a·b, in blocks.
+std::vector<double> kth_nearest(const Tensor& a, const Tensor& b, int64_t k, bool self) {
+  const int64_t n = a.size(0), m = b.size(0), block = 512;
+  const std::vector<double> na = sum(a * a, {1}).to_vector<double>(), nb = sum(b * b, {1}).to_vector<double>();
+  const Tensor bt = transpose(b, 0, 1);
+  std::vector<double> out(n);
+  std::vector<double> row;
+  for (int64_t i0 = 0; i0 < n; i0 += block) {
+    const int64_t i1 = std::min(n, i0 + block);
+    const std::vector<double> dot = matmul(slice(a, 0, i0, i1), bt).to_vector<double>();
+    for (int64_t i = i0; i < i1; ++i) {
+      row.clear();
+      for (int64_t j = 0; j < m; ++j)
+        if (!self || j != i) row.push_back(std::max(0.0, na[i] + nb[j] - 2 * dot[(i - i0) * m + j]));
+      std::nth_element(row.begin(), row.begin() + (k - 1), row.end());
+      out[i] = row[k - 1];
+    }
+  }
+  return out;
+}
+
+// The fraction of rows of q inside the union of balls of squared radius r2[j] around the rows of p.
+double inside_manifold(const Tensor& q, const Tensor& p, const std::vector<double>& r2) {
+  const int64_t n = q.size(0), m = p.size(0), block = 512;
+  const std::vector<double> nq = sum(q * q, {1}).to_vector<double>(), np = sum(p * p, {1}).to_vector<double>();
+  const Tensor pt = transpose(p, 0, 1);
+  int64_t inside = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += block) {
+    const int64_t i1 = std::min(n, i0 + block);
+    const std::vector<double> dot = matmul(slice(q, 0, i0, i1), pt).to_vector<double>();
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < m; ++j)
+        if (nq[i] + np[j] - 2 * dot[(i - i0) * m + j] <= r2[j]) {
+          ++inside;
+          break;
+        }
+  }
+  return static_cast<double>(inside) / static_cast<double>(n);
+}
+
+}  // namespace
+
+PrecisionRecall precision_recall(const Tensor& real_in, const Tensor& fake_in, int64_t k) {
+  LOOM_CHECK(real_in.dim() == 2 && fake_in.dim() == 2 && real_in.size(1) == fake_in.size(1),
+             "precision_recall: expected features [N, D] and [M, D], got ", real_in.shape(), " and ", fake_in.shape());
+  LOOM_CHECK(k >= 1 && real_in.size(0) > k && fake_in.size(0) > k, "precision_recall: needs more than k = ", k,
+             " points in each set, got ", real_in.size(0), " and ", fake_in.size(0));
+  NoGrad ng;
+  const Tensor real = real_in.detach().to(Device::cpu()).to(DType::Float64);
+  const Tensor fake = fake_in.detach().to(Device::cpu()).to(DType::Float64);
+  PrecisionRecall pr;
+  pr.precision = inside_manifold(fake, real, kth_nearest(real, real, k, true));
+  pr.recall = inside_manifold(real, fake, kth_nearest(fake, fake, k, true));
+  return pr;
+}
+
+double matched_accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t classes) {
+  LOOM_CHECK(classes >= 1 && classes <= 20, "matched_accuracy: classes must lie in [1, 20], got ", classes);
+  LOOM_CHECK(!predicted.empty() && predicted.size() == truth.size(), "matched_accuracy: ", predicted.size(),
+             " predictions for ", truth.size(), " labels");
+  std::vector<int64_t> count(classes * classes, 0);  // count[p * classes + t]
+  for (size_t i = 0; i < predicted.size(); ++i) {
+    LOOM_CHECK(predicted[i] >= 0 && predicted[i] < classes && truth[i] >= 0 && truth[i] < classes,
+               "matched_accuracy: value outside [0, ", classes, ") at ", i);
+    ++count[predicted[i] * classes + truth[i]];
+  }
+  // best[mask]: the most agreements when predicted values 0..popcount(mask)−1 are
+  // mapped one-to-one onto the classes in mask.
+  std::vector<int64_t> best(size_t{1} << classes, -1);
+  best[0] = 0;
+  for (uint32_t mask = 0; mask < best.size(); ++mask) {
+    if (best[mask] < 0) continue;
+    const int p = __builtin_popcount(mask);
+    if (p == classes) continue;
+    for (int t = 0; t < classes; ++t)
+      if (!(mask & (1u << t)))
+        best[mask | (1u << t)] = std::max(best[mask | (1u << t)], best[mask] + count[p * classes + t]);
+  }
+  return static_cast<double>(best.back()) / static_cast<double>(predicted.size());
+}
+
 }  // namespace loom::models

@@ -19,6 +19,25 @@ double frechet_distance(const Tensor& features_a, const Tensor& features_b);
 double frechet_distance(const std::vector<double>& mu_a, const std::vector<double>& cov_a,
                         const std::vector<double>& mu_b, const std::vector<double>& cov_b);
 
+// Improved precision and recall (Kynkäänniemi et al. 2019, "Improved Precision and
+// Recall Metric for Assessing Generative Models", §2, eqs. 1-2): each set's
+// manifold is the union of balls around its points whose radius is the distance to
+// the point's k-th nearest neighbour in its own set. Precision: the fraction of
+// fake points inside the real manifold (quality); recall: the fraction of real
+// points inside the fake manifold (coverage). Both in [0, 1].
+struct PrecisionRecall {
+  double precision = 0, recall = 0;
+};
+// real [N, D], fake [M, D] features (any float dtype/device); N, M > k ≥ 1. The paper uses k = 3.
+PrecisionRecall precision_recall(const Tensor& real, const Tensor& fake, int64_t k = 3);
+
+// The accuracy of `predicted` (values in [0, classes)) against `truth` under the
+// best one-to-one relabelling of the predicted values (the assignment problem the
+// Hungarian method solves; here exactly, by dynamic programming over subsets).
+// How InfoGAN's unsupervised categorical code is scored against the classes
+// (Chen et al. 2016, §5.1). classes ≤ 20; equal lengths ≥ 1.
+double matched_accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t classes);
+
 // Eigen-decomposition of a symmetric D×D matrix (cyclic Jacobi, double):
 // eigenvalues ascending, eigenvectors as the columns of `vectors` (row-major).
 void symmetric_eigen(const std::vector<double>& a, int64_t d, std::vector<double>& values, std::vector<double>& vectors);

@@ -80,15 +80,35 @@ struct Step {
 
 // ---- sampling and evaluation ---------------------------------------------------------
 // What a sample is conditioned on: `loom sample M --label sneaker | --prompt TEXT | --input PATH`.
+// `loom sample M --code K` and `--interpolate` choose InfoGAN's categorical code and a walk through the latent space.
 struct Condition {
   Tensor labels;       // int64 [n]: the class of each sample
+  Tensor codes;        // int64 [n]: a categorical latent code of each sample (InfoGAN's c₁), in [0, Conditions::codes)
   std::string prompt;  // a text prompt
   Tensor images;       // [n, C, H, W] in the data range: images to translate
-  bool empty() const { return !labels.defined() && prompt.empty() && !images.defined(); }
+  bool interpolate = false;  // rows that walk the latent space between random end points
+  bool empty() const {
+    return !labels.defined() && !codes.defined() && prompt.empty() && !images.defined() && !interpolate;
+  }
 };
 // The kinds of condition a model's sample() takes.
 struct Conditions {
-  bool labels = false, prompt = false, images = false;
+  bool labels = false, prompt = false, images = false, interpolate = false;
+  int64_t codes = 0;  // the values of its categorical latent code (0: it has none)
+};
+
+// A picture of samples: images [n, C, H, W] in the data range, `columns` to a
+// row (0: as square a grid as n allows).
+struct SampleGrid {
+  Tensor images;
+  int64_t columns = 0;
+};
+
+// Points of a 2-D latent code, for the scatter `loom train` draws beside the
+// prior (models whose code is 2-D: the AAE).
+struct LatentCodes {
+  Tensor codes;  // float32 [B, 2]: the encoder's codes of the images given
+  Tensor prior;  // float32 [B, 2]: as many draws from the prior imposed on them
 };
 
 enum class ModelKind {
@@ -120,6 +140,13 @@ class Model {
   // empty or of a kind conditions() names (the driver checks).
   virtual Tensor sample(int64_t n, const Condition& c, Generator& g) = 0;
   virtual Conditions conditions() const { return {}; }
+  // The picture `loom sample` and the trainer draw: by default n samples in a
+  // square grid; a model may lay out its own (one row per class, a code along
+  // each axis, interpolation walks).
+  virtual SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) { return {sample(n, c, g), 0}; }
+  // The 2-D latent codes of images and prior draws (LatentCodes); undefined
+  // tensors (the default) where the model has no 2-D code.
+  virtual LatentCodes latent_codes(const Tensor& images, Generator& g);
   // Metrics over held-out data, averaged over the batch (called in eval mode,
   // under NoGrad). Likelihood and LatentVariable models report "nll" (nats per
   // image) and "bits_per_dim" (nll / (D ln 2)).

@@ -40,6 +40,8 @@ Tensor Model::score(const Tensor&, const EvalOptions&) {
   throw Error(str("score: a ", kind_name(kind()), " model has no density to score images with"));
 }
 
+LatentCodes Model::latent_codes(const Tensor&, Generator&) { return {}; }
+
 int64_t Model::parameter_count() {
   int64_t n = 0;
   for (auto& [name, m] : modules())

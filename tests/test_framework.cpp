@@ -79,6 +79,16 @@ std::vector<double> checksum(const std::string& checkpoint) {
 
 }  // namespace
 
+namespace {
+// A sample condition with one field set.
+template <typename T, typename V>
+tools::SampleCondition condition(T tools::SampleCondition::*field, const V& value) {
+  tools::SampleCondition c;
+  c.*field = value;
+  return c;
+}
+}  // namespace
+
 TEST(Framework, EveryModelDeclaresWellFormedOptions) {
   std::map<std::string, models::OptionSpec::Kind> kinds;
   for (const models::Registration& r : models::registry()) {
@@ -233,18 +243,22 @@ TEST(Framework, SampleTakesTheConditionsTheModelTakesAndRefusesOthers) {
   EXPECT_EQ(sum(m->sample(5, c, g)).item(), 5 * 784);
   c.labels = full({5}, 4, TensorOptions{DType::Int64});
   EXPECT_EQ(sum(m->sample(5, c, g)).item(), 0);
-  tools::sample("bernoulli", r.checkpoint, 4, dir.path() + "/sneakers.png", Device::cpu(), 0, "", {.label = "sneaker", .prompt = "", .input = ""});
+  tools::sample("bernoulli", r.checkpoint, 4, dir.path() + "/sneakers.png", Device::cpu(), 0, "", condition(&tools::SampleCondition::label, "sneaker"));
   EXPECT_TRUE(fs::exists(dir.path() + "/sneakers.png"));
 
   // A model without that kind of condition says so.
   tools::TrainOptions plain = tiny_run("markov", dir.path() + "/markov", 1, 32, 1);
   const std::string ck = tools::train(plain).checkpoint;
-  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", {.label = "bag", .prompt = "", .input = ""}); }),
+  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", condition(&tools::SampleCondition::label, "bag")); }),
             "sample: model 'markov' takes no --label (its samples are not class-conditional)");
-  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", {.label = "", .prompt = "a bag", .input = ""}); }),
+  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", condition(&tools::SampleCondition::prompt, "a bag")); }),
             "sample: model 'markov' takes no --prompt (it is not conditioned on text)");
-  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", {.label = "", .prompt = "", .input = dir.path()}); }),
+  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", condition(&tools::SampleCondition::input, dir.path())); }),
             "sample: model 'markov' takes no --input (it does not translate images)");
+  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", condition(&tools::SampleCondition::code, "3")); }),
+            "sample: model 'markov' takes no --code (it has no categorical latent code)");
+  EXPECT_EQ(error_of([&] { tools::sample("markov", ck, 4, dir.path() + "/x.png", Device::cpu(), 0, "", condition(&tools::SampleCondition::interpolate, true)); }),
+            "sample: model 'markov' takes no --interpolate (it has no latent noise to walk)");
 }
 
 TEST(Framework, ScoreIsTheLogLikelihoodOfEachImage) {

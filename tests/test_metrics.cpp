@@ -1,5 +1,9 @@
-// The Fréchet distance against closed forms on Gaussians.
+// The sample metrics: the Fréchet distance against closed forms on Gaussians,
+// precision and recall against their definition point by point, the matched
+// accuracy against every permutation.
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "models/metrics.h"
 #include "tests/gradcheck.h"
@@ -48,4 +52,82 @@ TEST(Metrics, FrechetDistanceFromSamplesApproachesTheTruth) {
   Tensor b = randn({20000, 4}, TensorOptions{DType::Float64}, &g) * 2.0 + 1.0;
   EXPECT_NEAR(models::frechet_distance(a, b), 8.0, 0.25);
   expect_error([&] { models::frechet_distance(a, zeros({3, 5})); }, {"frechet_distance", "[3, 5]"});
+}
+
+namespace {
+// Precision (eq. 1 of Kynkäänniemi et al. 2019) written out point by point: the
+// fraction of q within the k-NN radius (in its own set, itself excluded) of some point of p.
+double coverage_by_brute_force(const std::vector<std::vector<double>>& q, const std::vector<std::vector<double>>& p, int k) {
+  auto d2 = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+    return s;
+  };
+  std::vector<double> radius;
+  for (size_t j = 0; j < p.size(); ++j) {
+    std::vector<double> d;
+    for (size_t l = 0; l < p.size(); ++l)
+      if (l != j) d.push_back(d2(p[j], p[l]));
+    std::sort(d.begin(), d.end());
+    radius.push_back(d[k - 1]);
+  }
+  int inside = 0;
+  for (const auto& x : q)
+    for (size_t j = 0; j < p.size(); ++j)
+      if (d2(x, p[j]) <= radius[j]) {
+        ++inside;
+        break;
+      }
+  return static_cast<double>(inside) / static_cast<double>(q.size());
+}
+}  // namespace
+
+TEST(Metrics, PrecisionAndRecallAgreeWithTheDefinitionPointByPoint) {
+  // Awkward sizes over the 512-row blocks: 600 real points, 531 fake ones shifted and narrower.
+  Generator g(5);
+  const Tensor real = randn({600, 3}, {DType::Float64}, &g);
+  const Tensor fake = randn({531, 3}, {DType::Float64}, &g) * 0.5 + 0.7;
+  auto rows = [](const Tensor& t) {
+    std::vector<double> v = t.to_vector<double>();
+    std::vector<std::vector<double>> out;
+    for (int64_t i = 0; i < t.size(0); ++i) out.emplace_back(v.begin() + i * t.size(1), v.begin() + (i + 1) * t.size(1));
+    return out;
+  };
+  const models::PrecisionRecall pr = models::precision_recall(real, fake, 3);
+  EXPECT_DOUBLE_EQ(pr.precision, coverage_by_brute_force(rows(fake), rows(real), 3));
+  EXPECT_DOUBLE_EQ(pr.recall, coverage_by_brute_force(rows(real), rows(fake), 3));
+  // The narrow shifted set is mostly inside the real manifold but covers little of it.
+  EXPECT_GT(pr.precision, 0.8);
+  EXPECT_LT(pr.recall, 0.6);
+  // A set against itself: everything inside; against a far-away copy: nothing.
+  const models::PrecisionRecall same = models::precision_recall(real, real);
+  EXPECT_EQ(same.precision, 1.0);
+  EXPECT_EQ(same.recall, 1.0);
+  const models::PrecisionRecall far = models::precision_recall(real, real + 100.0);
+  EXPECT_EQ(far.precision, 0.0);
+  EXPECT_EQ(far.recall, 0.0);
+  expect_error([&] { models::precision_recall(real, zeros({3, 3}, {DType::Float64})); }, {"precision_recall", "k = 3"});
+}
+
+TEST(Metrics, MatchedAccuracyIsTheBestOneToOneRelabelling) {
+  // Against every permutation of 6 values, on random predictions with a planted relabelling.
+  std::mt19937 rng(3);
+  std::vector<int64_t> truth(300), predicted(300);
+  const std::vector<int64_t> planted{3, 0, 5, 1, 4, 2};
+  for (size_t i = 0; i < truth.size(); ++i) {
+    truth[i] = rng() % 6;
+    predicted[i] = rng() % 3 == 0 ? static_cast<int64_t>(rng() % 6) : planted[truth[i]];
+  }
+  std::vector<int64_t> perm{0, 1, 2, 3, 4, 5};
+  int64_t best = 0;
+  do {
+    int64_t right = 0;
+    for (size_t i = 0; i < truth.size(); ++i) right += perm[predicted[i]] == truth[i];
+    best = std::max(best, right);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  EXPECT_DOUBLE_EQ(models::matched_accuracy(predicted, truth, 6), static_cast<double>(best) / 300.0);
+  EXPECT_GT(models::matched_accuracy(predicted, truth, 6), 0.6);  // about 2/3 + 1/18 planted
+  // A code that puts everything in one class matches one class only.
+  EXPECT_DOUBLE_EQ(models::matched_accuracy({0, 0, 0, 0}, {0, 1, 2, 3}, 4), 0.25);
+  expect_error([&] { models::matched_accuracy({0, 7}, {0, 1}, 4); }, {"matched_accuracy", "[0, 4)"});
 }

@@ -248,8 +248,17 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   return totals;
 }
 
-// Samples as a picture: a PNG grid of n images, or for points in the plane a
-// scatter of max(n, 1000) samples over (up to 2000 points of) the data.
+// Points [N, 2] as a scatter series.
+plot::Series scatter_series(const std::string& label, const Tensor& xy) {
+  const std::vector<float> v = xy.to(Device::cpu()).to(DType::Float32).to_vector<float>();
+  plot::Series out{label, {}, {}, false, true};
+  for (size_t i = 0; i + 1 < v.size(); i += 2) out.x.push_back(v[i]), out.y.push_back(v[i + 1]);
+  return out;
+}
+
+// Samples as a picture: the model's grid (Model::sample_grid) of n images, or
+// for points in the plane a scatter of max(n, 1000) samples over (up to 2000
+// points of) the data.
 void write_samples(models::Model& m, int64_t n, const std::string& path, Generator& g,
                    const models::Condition& c = {}, const Tensor& data_points = {}, bool bar = true) {
   const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
@@ -263,10 +272,10 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
                                             .style = bar ? ProgressBar::Style::Auto : ProgressBar::Style::Lines});
     progress->update(done);
   });
-  Tensor s;
+  models::SampleGrid s;
   {
     NoGrad ng;
-    s = m.sample(points ? std::max<int64_t>(n, 1000) : n, c, g);
+    s = m.sample_grid(points ? std::max<int64_t>(n, 1000) : n, c, g);
   }
   m.set_sample_progress({});
   if (progress) progress->finish();
@@ -274,29 +283,64 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
   if (points) {
     plot::Chart chart;
     chart.title = str("samples over the data (", spec.toy, ")");
-    auto series = [](const std::string& label, const Tensor& xy) {
-      const std::vector<float> v = xy.to(Device::cpu()).to(DType::Float32).to_vector<float>();
-      plot::Series out{label, {}, {}, false, true};
-      for (size_t i = 0; i + 1 < v.size(); i += 2) out.x.push_back(v[i]), out.y.push_back(v[i + 1]);
-      return out;
-    };
     if (data_points.defined())
-      chart.series.push_back(series("data", slice(data_points, 0, 0, std::min<int64_t>(2000, data_points.size(0)))));
-    chart.series.push_back(series("samples", s));
+      chart.series.push_back(
+          scatter_series("data", slice(data_points, 0, 0, std::min<int64_t>(2000, data_points.size(0)))));
+    chart.series.push_back(scatter_series("samples", s.images));
     chart.width = chart.height = 720;
     plot::write_png(chart, path);
     return;
   }
   GridOptions go;
-  go.nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(s.size(0)))));
+  go.nrow = s.columns > 0 ? s.columns
+                          : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(s.images.size(0)))));
   go.upscale = 2;
-  save_image_grid(s, path, {spec.lo, spec.hi}, go);
+  save_image_grid(s.images, path, {spec.lo, spec.hi}, go);
 }
 
-// The Fréchet distance between the classifier features of n samples of m and of
-// the first n test images (both mapped to the classifier's [-1, 1]).
-double sample_frechet_distance(models::Model& m, const data::LabeledImages& test, int64_t n,
-                               const std::string& classifier_checkpoint, Device device, Generator& g) {
+// For a model with a 2-D latent code (the AAE): the codes of up to 2000 test
+// images, one colour per class, beside as many draws from the prior. Nothing
+// for other models.
+void write_latent_codes(models::Model& m, const data::LabeledImages& test, const std::string& path, Device device) {
+  const int64_t n = std::min<int64_t>(2000, test.images.size(0));
+  if (n == 0) return;
+  Generator g(0);
+  const models::DataSpec spec = m.data_spec();
+  models::Batch b = prepare({slice(test.images, 0, 0, n), slice(test.labels, 0, 0, n)}, spec, g, device);
+  m.train(false);
+  models::LatentCodes codes;
+  {
+    NoGrad ng;
+    codes = m.latent_codes(b.images, g);
+  }
+  m.train(true);
+  if (!codes.codes.defined()) return;
+  plot::Chart chart;
+  chart.title = "latent codes of the test images by class, and the prior";
+  chart.series.push_back(scatter_series("prior", codes.prior));
+  const std::vector<int64_t> labels = slice(test.labels, 0, 0, n).to_vector<int64_t>();
+  const Tensor xy = codes.codes.to(Device::cpu());
+  for (int64_t k = 0; k < 10; ++k) {
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < n; ++i)
+      if (labels[i] == k) rows.push_back(i);
+    if (rows.empty()) continue;
+    chart.series.push_back(scatter_series(std::string(data::fashion_mnist_classes()[k]),
+                                          index_select(xy, 0, from_vector(rows, {static_cast<int64_t>(rows.size())}))));
+  }
+  chart.width = chart.height = 720;
+  plot::write_png(chart, path);
+}
+
+// What `loom eval` measures of a model's samples in the feature space of loom's
+// classifier (both sets mapped to the classifier's [-1, 1]): the Fréchet distance
+// and the improved precision and recall between n samples and the first n test
+// images; for label-conditional models the classifier's accuracy on samples of
+// each requested class, and for a categorical latent code (InfoGAN) its accuracy
+// as a classifier of the samples after the best one-to-one matching of codes to
+// classes (models::matched_accuracy).
+models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
+                              const std::string& classifier_checkpoint, Device device, Generator& g) {
   const models::DataSpec spec = m.data_spec();
   LOOM_CHECK(spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1,
              "eval: the Frechet distance uses the Fashion-MNIST classifier's features: it needs 28x28 grey images");
@@ -309,18 +353,52 @@ double sample_frechet_distance(models::Model& m, const data::LabeledImages& test
   clf.train(false);
   m.train(false);
   NoGrad ng;
+  auto to_classifier = [&](const Tensor& s) { return (s - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0; };
   n = std::min(n, test.images.size(0));
-  LOOM_CHECK(n >= 2, "eval: the Frechet distance needs at least 2 images, got ", n);
+  LOOM_CHECK(n >= 4, "eval: the sample metrics need at least 4 images, got ", n);
   std::vector<Tensor> real, fake;
   const int64_t chunk = 500;
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t j = std::min(n, i + chunk);
     real.push_back(clf.net->features((slice(test.images, 0, i, j) * 2.0 - 1.0).to(device)));
-    const Tensor s = m.sample(j - i, {}, g);
-    fake.push_back(clf.net->features((s - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0));
+    fake.push_back(clf.net->features(to_classifier(m.sample(j - i, {}, g))));
+  }
+  const Tensor rf = concat(real, 0), ff = concat(fake, 0);
+  models::Losses out{{"fd", models::frechet_distance(ff, rf)}};
+  const models::PrecisionRecall pr = models::precision_recall(rf, ff);
+  out["precision"] = pr.precision;
+  out["recall"] = pr.recall;
+  // The classifier's verdict on samples conditioned on each of `values` values, n in all.
+  const models::Conditions takes = m.conditions();
+  auto classify_per_value = [&](int64_t values, bool as_label, std::vector<int64_t>& asked, std::vector<int64_t>& seen) {
+    for (int64_t v = 0; v < values; ++v) {
+      const int64_t per = std::max<int64_t>(1, n / values);
+      for (int64_t i = 0; i < per; i += chunk) {
+        const int64_t b = std::min(per - i, chunk);
+        models::Condition c;
+        (as_label ? c.labels : c.codes) = full({b}, static_cast<double>(v), TensorOptions{DType::Int64, device});
+        const Tensor logits = clf.net->forward(to_classifier(m.sample(b, c, g)));
+        const std::vector<int64_t> pred = argmax(logits, 1).to(Device::cpu()).to_vector<int64_t>();
+        seen.insert(seen.end(), pred.begin(), pred.end());
+        asked.insert(asked.end(), static_cast<size_t>(b), v);
+      }
+    }
+  };
+  if (takes.labels) {
+    std::vector<int64_t> asked, seen;
+    classify_per_value(10, true, asked, seen);
+    int64_t right = 0;
+    for (size_t i = 0; i < asked.size(); ++i) right += asked[i] == seen[i];
+    out["label_accuracy"] = static_cast<double>(right) / static_cast<double>(asked.size());
+  }
+  if (takes.codes > 0) {
+    LOOM_CHECK(takes.codes <= 10, "eval: a categorical code of ", takes.codes, " values cannot be matched to 10 classes");
+    std::vector<int64_t> asked, seen;
+    classify_per_value(takes.codes, false, asked, seen);
+    out["code_accuracy"] = models::matched_accuracy(asked, seen, 10);
   }
   m.train(true);
-  return models::frechet_distance(concat(fake, 0), concat(real, 0));
+  return out;
 }
 
 // The model called name, or an Error suggesting the closest registered name.
@@ -467,6 +545,7 @@ TrainResult train(const TrainOptions& o) {
   constexpr double kExploded = 1e6;
   std::map<std::string, double> first_loss;
   TrainResult result;
+  const Generator frame_noise(*config.seed ^ 0xF4A3E5ull);
   model->train(true);
   while (step < total) {
     models::Batch b = next_batch();
@@ -492,9 +571,11 @@ TrainResult train(const TrainOptions& o) {
     }
     bar.update(step, shown);
     result.last = l;
-    if (o.sample_every > 0 && step % o.sample_every == 0 && step < total)
-      write_samples(*model, o.n_samples, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), rng.trainer,
-                    {}, train_set.images, o.progress);
+    if (o.sample_every > 0 && step % o.sample_every == 0 && step < total) {
+      Generator fixed = frame_noise;  // the same noise every frame: progress, not new draws
+      write_samples(*model, o.n_samples, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), fixed, {},
+                    train_set.images, o.progress);
+    }
     if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0) save();
   }
   bar.finish();
@@ -504,6 +585,7 @@ TrainResult train(const TrainOptions& o) {
   if (o.eval_size > 0) {
     data::LabeledImages test = load(o, spec, data::Split::Test);
     result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer, o.eval_options);
+    write_latent_codes(*model, test, (fs::path(o.out_dir) / "codes.png").string(), config.device);
   }
   result.samples = (fs::path(o.out_dir) / "samples.png").string();
   write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images, o.progress);
@@ -571,6 +653,18 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
     LOOM_CHECK(takes.prompt, "sample: model '", model, "' takes no --prompt (it is not conditioned on text)");
     c.prompt = sc.prompt;
   }
+  if (!sc.code.empty()) {
+    LOOM_CHECK(takes.codes > 0, "sample: model '", model, "' takes no --code (it has no categorical latent code)");
+    int64_t k = -1;
+    auto [end, ec] = std::from_chars(sc.code.data(), sc.code.data() + sc.code.size(), k);
+    LOOM_CHECK(ec == std::errc() && end == sc.code.data() + sc.code.size() && k >= 0 && k < takes.codes,
+               "sample: --code ", sc.code, " is not a code in [0, ", takes.codes, ")");
+    c.codes = full({n}, static_cast<double>(k), TensorOptions{DType::Int64});
+  }
+  if (sc.interpolate) {
+    LOOM_CHECK(takes.interpolate, "sample: model '", model, "' takes no --interpolate (it has no latent noise to walk)");
+    c.interpolate = true;
+  }
   if (!sc.input.empty()) {
     LOOM_CHECK(takes.images, "sample: model '", model, "' takes no --input (it does not translate images)");
     const models::DataSpec spec = m.data_spec();
@@ -610,7 +704,7 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
       r.load_data ? r.load_data(data::Split::Test) : data::load_dataset(spec, data::Split::Test, r.data_dir);
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
   if (r.fd || (m->kind() == models::ModelKind::Sampler && spec.dataset != data::Dataset::Toy2d))
-    e.metrics["fd"] = sample_frechet_distance(*m, test, r.images, r.classifier, r.device, g);
+    for (auto& [k, v] : sample_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
   return e;
 }
 

@@ -29,7 +29,7 @@ struct TrainOptions {
   models::Config config;
   int64_t epochs = 0;          // one of epochs / steps; steps wins when both are set
   int64_t steps = 0;
-  int64_t sample_every = 0;    // write samples_<step>.png every N steps (0: only at the end)
+  int64_t sample_every = 0;    // write samples_<step>.png every N steps (0: only at the end), all from one fixed noise
   int64_t checkpoint_every = 0;  // also checkpoint every N steps (0: only at the end)
   int64_t n_samples = 64;
   std::string out_dir = "out";
@@ -69,6 +69,8 @@ struct SampleCondition {
   std::string label;   // a Fashion-MNIST class: name ("sneaker", "ankle boot", "t-shirt") or index 0-9
   std::string prompt;  // a text prompt
   std::string input;   // an image file or a folder of images to translate
+  std::string code;    // a value of the model's categorical latent code (InfoGAN), 0-based
+  bool interpolate = false;  // a grid of latent-space walks instead of independent samples
 };
 // The class index `label` names (parse rules of SampleCondition::label); an
 // Error listing the classes otherwise.
@@ -84,10 +86,13 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // `images` images of its data set's test split (Likelihood: nll in nats per
 // image and bits_per_dim; LatentVariable: its bounds and, with
 // options.importance_samples, the importance-sampled nll; Classifier: loss and
-// accuracy), plus "fd" for samplers (and any image model when `fd` is set): the
-// Fréchet distance (models/metrics.h) between the classifier features of
-// `images` samples and of the test images, whose classifier is the checkpoint
-// `classifier` trained by `loom train classifier`.
+// accuracy). For samplers (and any image model when `fd` is set), measured on
+// `images` samples in the features of the classifier checkpoint `classifier`
+// (trained by `loom train classifier`): "fd", the Fréchet distance to the test
+// images (models/metrics.h); "precision" and "recall" (Kynkäänniemi et al.
+// 2019); for label-conditional models "label_accuracy", the classifier's
+// accuracy on samples of each class; for a categorical latent code (InfoGAN)
+// "code_accuracy", the same after the best matching of codes to classes.
 struct EvalRequest {
   std::string checkpoint;
   Device device = Device::cpu();

@@ -162,6 +162,8 @@ int sample_command(const std::vector<std::string>& args) {
                                     {"--label", "CLASS", "class-conditional models: the class (name or index 0-9)"},
                                     {"--prompt", "TEXT", "text-conditional models: the text"},
                                     {"--input", "PATH", "translation models: an image file or a folder of images"},
+                                    {"--code", "K", "models with a categorical latent code (infogan): its value"},
+                                    {"--interpolate", "", "a grid of walks through the latent space (slerp)"},
                                     kDevice,
                                     kSeed,
                                     kData,
@@ -174,7 +176,7 @@ int sample_command(const std::vector<std::string>& args) {
   const std::string out = a.value("--out", "samples.png");
   tools::sample(model, a.value("--ckpt"), static_cast<int64_t>(a.unsigned_value("-n", 64)), out, device_of(a),
                 a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
-                {a.value("--label"), a.value("--prompt"), a.value("--input")});
+                {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate")});
   std::cout << "wrote " << out << "\n";
   return 0;
 }
