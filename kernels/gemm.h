@@ -21,4 +21,19 @@ namespace loom::kernels {
 // the setting. The CPU has no TF32 and ignores it; float64 is unaffected.
 void set_gemm_allow_tf32(bool on);
 bool gemm_allow_tf32();
+
+// OpenBLAS picks its kernels by CPU model at load time, and 0.3.21 (Debian 12)
+// falls back to the generic SSE3 "Prescott" kernels on models it does not know
+// (virtualized Xeons report a bare "Intel(R) Xeon(R) Processor"), which run
+// GEMM 2-2.5× slower than the AVX-512 ones on the same core. When that happened
+// and the CPU has AVX-512 (F, BW, DQ, VL, CD) or AVX2 + FMA, this returns the
+// OPENBLAS_CORETYPE value that selects the right kernels ("SkylakeX",
+// "Haswell"); otherwise (a known CPU, another BLAS, OPENBLAS_CORETYPE already
+// set) nullptr. The setting takes effect only in a process started with it.
+const char* openblas_coretype_for_this_cpu();
+// For a program's main(): when openblas_coretype_for_this_cpu() names a core,
+// sets OPENBLAS_CORETYPE and re-executes the program with the same argv (once:
+// the new process finds the variable set). Returns only when nothing was to be
+// done or the re-execution failed (then the generic kernels stay).
+void restart_with_fast_openblas(char** argv);
 }  // namespace loom::kernels

@@ -2,6 +2,7 @@
 // batches, awkward sizes, gradients, and errors. Batched results are checked
 // against an independent reference built from broadcasting mul and sum:
 //   (A @ B)[..., i, j] = Σ_p A[..., i, p, ·] · B[..., ·, p, j]
+#include "kernels/gemm.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -137,4 +138,10 @@ TEST(OpsMatmul, Errors) {
   expect_error([] { matmul(Tensor(), ones({2, 2})); }, {"matmul", "undefined"});
   Tensor ints = from_vector(std::vector<int64_t>{1, 2, 3, 4}, {2, 2}, TensorOptions{DType::Int64});
   expect_error([&] { matmul(ints, ints); }, {"matmul", "int64"});
+}
+
+// The test binary's main (tests/main.cpp) restarts itself when OpenBLAS picked its
+// generic kernels on a CPU that has better ones: by now nothing is left to fix.
+TEST(Gemm, RunsOnTheOpenBlasKernelsTheCpuSupports) {
+  EXPECT_EQ(kernels::openblas_coretype_for_this_cpu(), nullptr);
 }

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "kernels/gemm.h"
+
 #include "tools/cli.h"
 #include "tools/commands.h"
 
@@ -42,6 +44,8 @@ std::vector<std::string> command_names() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // OpenBLAS may have chosen its slow generic kernels on an unknown CPU model (kernels/gemm.h).
+  loom::kernels::restart_with_fast_openblas(argv);
   if (argc < 2) {
     usage(std::cerr);
     return 2;

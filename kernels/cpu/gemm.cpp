@@ -2,11 +2,16 @@
 // otherwise a cache-blocked triple loop parallel over rows of C.
 #include "kernels/gemm.h"
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #if LOOM_HAVE_BLAS
 #include <cblas.h>
+extern "C" char* openblas_get_corename(void);  // OpenBLAS's own; not in every cblas.h
 #endif
 
 namespace loom::kernels::cpu {
@@ -82,4 +87,27 @@ namespace loom::kernels {
 static std::atomic<bool> allow_tf32{false};
 void set_gemm_allow_tf32(bool on) { allow_tf32 = on; }
 bool gemm_allow_tf32() { return allow_tf32; }
+}  // namespace loom::kernels
+
+namespace loom::kernels {
+const char* openblas_coretype_for_this_cpu() {
+#if LOOM_HAVE_BLAS && defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE")) return nullptr;
+  const char* core = openblas_get_corename();
+  if (!core || std::strcmp(core, "Prescott") != 0) return nullptr;
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return nullptr;
+}
+
+void restart_with_fast_openblas(char** argv) {
+  if (const char* core = openblas_coretype_for_this_cpu()) {
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+  }
+}
 }  // namespace loom::kernels
