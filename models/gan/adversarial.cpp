@@ -18,6 +18,17 @@ Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind) {
   return kind == GeneratorLoss::Minimax ? -mean(softplus(fake_logits)) : mean(softplus(-fake_logits));
 }
 
+OptionSpec lr_schedule_option() {
+  return choice_option("lr_schedule", "constant", {"constant", "linear", "cosine"},
+                       "learning rate over the run: constant, or decayed to 0 at the last step (linear, cosine)");
+}
+
+void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts) {
+  if (schedule == "constant") return;
+  const double f = optim::LRSchedule::parse(schedule, step.total, 0).factor(step.index);
+  for (optim::Optimizer* o : opts) o->scale_lr(f);
+}
+
 void dcgan_init(nn::Module& root) {
   root.apply([](nn::Module& m) {
     auto init = [](Tensor& weight, Tensor& bias, double mean) {

@@ -25,6 +25,15 @@ Tensor discriminator_loss(const Tensor& real_logits, const Tensor& fake_logits);
 // The generator's loss on the logits D gives its samples; a scalar.
 Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind);
 
+// The learning-rate schedule option every adversarial model takes: `--lr-schedule
+// constant|linear|cosine`, the factor on each optimizer's lr going from 1 at the
+// first step to 0 at the last (optim::LRSchedule). A linear decay is how
+// CycleGAN trains (Zhu et al. 2017, §4: its second half), and what lets a GAN on
+// the 2-D mixtures settle its modes to their width once it has found them.
+OptionSpec lr_schedule_option();
+// Sets every optimizer's lr to its initial lr × the schedule's factor at step.index of step.total.
+void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts);
+
 // DCGAN's initialization (Radford et al. 2016, §4): every conv and linear weight
 // ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0.
 void dcgan_init(nn::Module& m);

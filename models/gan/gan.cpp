@@ -29,6 +29,7 @@ class Gan : public Model {
         toy_(data_ != "fashion-mnist"),
         latent_(c.integer("latent_dim")),
         d_steps_(c.integer("d_steps")),
+        lr_schedule_(c.text("lr_schedule")),
         loss_(gan::parse_generator_loss(c.text("loss"))) {
     const int64_t h = c.integer("hidden"), out = toy_ ? 2 : 784;
     auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
@@ -48,6 +49,7 @@ class Gan : public Model {
   }
 
   Losses train_step(const Batch& batch, Step& step) override {
+    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
     double d_loss = 0, d_real = 0, d_fake = 0;
     for (int64_t k = 0; k < d_steps_; ++k) {
       const Tensor x = k == 0 ? batch.images : step.next_batch().images;
@@ -117,6 +119,7 @@ class Gan : public Model {
   std::string data_;
   bool toy_;
   int64_t latent_, d_steps_;
+  std::string lr_schedule_;
   gan::GeneratorLoss loss_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
   std::unique_ptr<optim::Adam> g_opt_, d_opt_;
@@ -133,6 +136,7 @@ std::vector<OptionSpec> options_gan() {
   o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
                             "generator loss: -log D(G(z)) (nonsaturating) or log(1 - D(G(z))) (minimax, eq. 1)"));
   o.push_back(integer_option("d_steps", 1, Range::closed(1, 100), "discriminator updates per generator update (k)"));
+  o.push_back(gan::lr_schedule_option());
   o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "width h: G is z-h-2h-4h-x, D is x-2h-h-1"));
   return o;
 }
