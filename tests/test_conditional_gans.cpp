@@ -3,6 +3,7 @@
 // InfoGAN through the driver (bit-exact resume), their samples honouring the
 // labels and codes asked for, and a conditional GAN that learns the classes.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <numbers>
 
