@@ -27,6 +27,28 @@ void apply_lr_schedule(const std::string& schedule, const Step& step, std::initi
   if (schedule == "constant") return;
   const double f = optim::LRSchedule::parse(schedule, step.total, 0).factor(step.index);
   for (optim::Optimizer* o : opts) o->scale_lr(f);
+
+Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g) {
+  LOOM_CHECK(n >= 0 && values >= 1, "uniform_codes: need n >= 0 and values >= 1, got n = ", n, ", values = ", values);
+  // u ~ U(0, 1]: K·(1 − u) ∈ [0, K), truncated to {0, ..., K − 1}, each with probability 1/K. The clamp
+  // keeps float rounding (1 − u rounding to 1) from ever giving K.
+  const Tensor u = rand({n}, TensorOptions{DType::Float32, o.device}, g);
+  const double k = static_cast<double>(values);
+  return clamp((1.0 - u) * k, 0.0, k - 0.5).to(DType::Int64);
+}
+
+Tensor categorical_information(const Tensor& logits, const Tensor& codes) {
+  LOOM_CHECK(logits.dim() == 2 && codes.dim() == 1 && codes.size(0) == logits.size(0),
+             "categorical_information: expected logits [B, K] and codes [B], got ", logits.shape(), " and ",
+             codes.shape());
+  return std::log(static_cast<double>(logits.size(1))) - cross_entropy(logits, codes);
+}
+
+Tensor gaussian_information(const Tensor& codes, const Tensor& mu, const Tensor& log_var) {
+  LOOM_CHECK(codes.dim() == 2 && mu.shape() == codes.shape(),
+             "gaussian_information: expected codes and means [B, d] alike, got ", codes.shape(), " and ", mu.shape());
+  const double d = static_cast<double>(codes.size(1));
+  return mean(sum(gaussian_log_prob(codes, mu, log_var), {1})) + d * std::log(2.0);
 }
 
 void dcgan_init(nn::Module& root) {

@@ -25,7 +25,7 @@ Tensor discriminator_loss(const Tensor& real_logits, const Tensor& fake_logits);
 // The generator's loss on the logits D gives its samples; a scalar.
 Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind);
 
-// The learning-rate schedule option every adversarial model takes: `--lr-schedule
+// The learning-rate schedule option of the adversarial models: `--lr-schedule
 // constant|linear|cosine`, the factor on each optimizer's lr going from 1 at the
 // first step to 0 at the last (optim::LRSchedule). A linear decay is how
 // CycleGAN trains (Zhu et al. 2017, §4: its second half), and what lets a GAN on
@@ -33,6 +33,27 @@ Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind);
 OptionSpec lr_schedule_option();
 // Sets every optimizer's lr to its initial lr × the schedule's factor at step.index of step.total.
 void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts);
+
+// ---- InfoGAN's mutual-information bound (Chen et al. 2016, "InfoGAN", eq. 4-6) -----------
+// For a latent code c drawn from its prior and x = G(z, c), an auxiliary
+// distribution Q(c|x) bounds the mutual information from below:
+//   I(c; G(z, c)) ≥ L_I(G, Q) = E_{c~P(c), x~G(z,c)}[log Q(c|x)] + H(c)      (eq. 4-5)
+// and InfoGAN solves min_{G,Q} max_D V(D, G) − λ L_I(G, Q) (eq. 6). These are the
+// batch means of L_I for the two kinds of code; both are maximized (the losses
+// subtract λ times them).
+
+// A categorical code of `values` values, uniform, drawn from g: int64 [n] on o's device.
+Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g = nullptr);
+// L_I of a uniform categorical code with K values: log K − (1/B) Σ CE(logits_b, c_b),
+// Q(c|x) = softmax(logits); logits float [B, K], codes int64 [B] in [0, K); a
+// scalar ≤ log K = H(c), reaching it as Q puts all its mass on the true code.
+Tensor categorical_information(const Tensor& logits, const Tensor& codes);
+// L_I of continuous codes c ~ U(−1, 1)^d under a factored Gaussian
+// Q(c|x) = Π_j N(c_j; μ_j, exp(log_var_j)) (μ = mu): (1/B) Σ_b Σ_j log N(c_bj; μ_bj, e^{log_var_bj}) + d·log 2,
+// d log 2 being H(U(−1, 1)^d) (the bound is on a density, so it may exceed that
+// entropy). codes, mu float [B, d], log_var float [B, d] (log_var broadcasts: [1] for a
+// fixed σ); a scalar.
+Tensor gaussian_information(const Tensor& codes, const Tensor& mu, const Tensor& log_var);
 
 // DCGAN's initialization (Radford et al. 2016, §4): every conv and linear weight
 // ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0.

@@ -1,0 +1,150 @@
+// Conditional GAN (Mirza & Osindero 2014, "Conditional Generative Adversarial
+// Nets"): the generator and the discriminator are both fed the class y, so the
+// two-player game of Goodfellow et al. (2014) becomes
+//   min_G max_D V(D, G) = E_{x,y ~ p_data}[log D(x|y)] + E_{z ~ p_z, y ~ p_data}[log(1 − D(G(z|y)|y))]   (eq. 2)
+// and G(z|y) learns p(x|y): `loom sample cgan --label sneaker` draws sneakers.
+//
+// Conditioning (§4.1): y enters as a one-hot vector concatenated to z, and to the
+// flattened image in D, as in the paper. A learned embedding (PyTorch-GAN's
+// cgan.py uses nn.Embedding(10, 10)) adds nothing here: the first linear layer
+// of each network already multiplies the one-hot by a learned matrix, and an
+// embedding in front of it is only a second factor of that product.
+//
+// Networks: MLPs with leaky ReLU (slope 0.2), as models/gan/gan.cpp:
+//   G: [z, onehot(y)] → h → 2h → 4h → 784, tanh, reshaped to [1, 28, 28] in [−1, 1];
+//   D: [flatten(x), onehot(y)] → 2h → h → 1 logit.
+// Each step is one discriminator update on a minibatch of data (x, y) and of
+// fakes G(z|y) with the same labels y (so fakes follow the data's class
+// frequencies, eq. 2's y ~ p_data), then one generator update on fresh noise,
+// with the non-saturating loss −log D(G(z|y)|y) (--loss nonsaturating, the
+// default) or eq. 2's log(1 − D(G(z|y)|y)) (--loss minimax). Adam (lr 2e-4,
+// β₁ 0.5, β₂ 0.999), as the PyTorch examples.
+#include "models/gan/adversarial.h"
+
+namespace loom::models {
+namespace {
+
+constexpr int64_t kClasses = 10;  // Fashion-MNIST
+
+// int64 [n]: `run` 0s, `run` 1s, ..., `run` 9s, then 0s again.
+Tensor cycling_labels(int64_t n, int64_t run) {
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = i / run % kClasses;
+  return from_vector(y, {n});
+}
+
+class Cgan : public Model {
+ public:
+  explicit Cgan(const Config& c)
+      : device_(c.device), latent_(c.integer("latent_dim")), loss_(gan::parse_generator_loss(c.text("loss"))) {
+    const int64_t h = c.integer("hidden");
+    auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
+    generator_ = nn::mlp({latent_ + kClasses, h, 2 * h, 4 * h, 784}, leaky);
+    discriminator_ = nn::mlp({784 + kClasses, 2 * h, h, 1}, leaky);
+    generator_->to(device_);
+    discriminator_->to(device_);
+    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
+    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+  }
+
+  ModelKind kind() const override { return ModelKind::Sampler; }
+  Conditions conditions() const override {
+    Conditions takes;
+    takes.labels = true;
+    return takes;
+  }
+
+  Losses train_step(const Batch& batch, Step&) override {
+    const Tensor& x = batch.images;
+    const Tensor y = onehot(batch.labels);
+    const int64_t b = x.size(0);
+    Tensor fake;
+    {
+      NoGrad ng;  // D's update does not reach G
+      fake = generate(noise(b, nullptr), y);
+    }
+    const Tensor real_logits = discriminate(x, y), fake_logits = discriminate(fake, y);
+    Tensor d_loss = gan::discriminator_loss(real_logits, fake_logits);
+    d_opt_->zero_grad();
+    backward(d_loss);
+    d_opt_->step();
+    Tensor g_loss = gan::generator_loss(discriminate(generate(noise(b, nullptr), y), y), loss_);
+    g_opt_->zero_grad();
+    backward(g_loss);
+    g_opt_->step();
+    NoGrad ng;
+    return {{"d_loss", d_loss.item()},
+            {"g_loss", g_loss.item()},
+            {"D(x)", mean(sigmoid(real_logits)).item()},
+            {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+  }
+
+  // n samples [n, 1, 28, 28] in [−1, 1]: of the classes c.labels (int64 [n], on
+  // any device) when given, else of the classes 0, 1, ..., 9, 0, 1, ... in turn.
+  // An Error when c.labels is not [n].
+  Tensor sample(int64_t n, const Condition& c, Generator& g) override {
+    NoGrad ng;
+    return generate(noise(n, &g), onehot(labels_for(n, c)));
+  }
+
+  // Without labels: one row per class (0 at the top), max(1, n / 10) columns;
+  // with labels: n samples of them in a square grid.
+  SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
+    if (c.labels.defined()) return {sample(n, c, g), 0};
+    const int64_t columns = std::max<int64_t>(1, n / kClasses);
+    Condition rows;
+    rows.labels = cycling_labels(kClasses * columns, columns);
+    return {sample(kClasses * columns, rows, g), columns};
+  }
+
+  // The discriminator's loss on held-out (x, y) against as many samples of the
+  // same classes, from a fixed noise stream, so every evaluation compares alike.
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    Generator g(0);
+    const Tensor y = onehot(batch.labels);
+    const Tensor fake = generate(noise(batch.images.size(0), &g), y);
+    return {{"d_loss", gan::discriminator_loss(discriminate(batch.images, y), discriminate(fake, y)).item()}};
+  }
+
+  std::vector<std::pair<std::string, nn::Module*>> modules() override {
+    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
+  }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
+    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
+  }
+
+ private:
+  Tensor noise(int64_t n, Generator* g) const { return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g); }
+  Tensor onehot(const Tensor& labels) const { return one_hot(labels.to(device_), kClasses); }
+  Tensor labels_for(int64_t n, const Condition& c) const {
+    if (!c.labels.defined()) return cycling_labels(n, 1);
+    LOOM_CHECK(c.labels.dim() == 1 && c.labels.size(0) == n, "cgan: expected labels [", n, "], got ", c.labels.shape());
+    return c.labels;
+  }
+  Tensor generate(const Tensor& z, const Tensor& y) {
+    return reshape(tanh((*generator_)(concat({z, y}, 1))), {z.size(0), 1, 28, 28});
+  }
+  Tensor discriminate(const Tensor& x, const Tensor& y) {
+    return reshape((*discriminator_)(concat({flatten(x, 1), y}, 1)), {x.size(0)});
+  }
+
+  Device device_;
+  int64_t latent_;
+  gan::GeneratorLoss loss_;
+  std::shared_ptr<nn::Sequential> generator_, discriminator_;
+  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_cgan(const Config& c) { return std::make_unique<Cgan>(c); }
+std::vector<OptionSpec> options_cgan() {
+  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
+  o.push_back(latent_dim_option(100));
+  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
+                            "generator loss: -log D(G(z|y)|y) (nonsaturating) or log(1 - D(G(z|y)|y)) (minimax, eq. 2)"));
+  o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "width h: G is [z, y]-h-2h-4h-x, D is [x, y]-2h-h-1"));
+  return o;
+}
+
+}  // namespace loom::models
