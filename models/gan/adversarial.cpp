@@ -27,6 +27,7 @@ void apply_lr_schedule(const std::string& schedule, const Step& step, std::initi
   if (schedule == "constant") return;
   const double f = optim::LRSchedule::parse(schedule, step.total, 0).factor(step.index);
   for (optim::Optimizer* o : opts) o->scale_lr(f);
+}
 
 Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g) {
   LOOM_CHECK(n >= 0 && values >= 1, "uniform_codes: need n >= 0 and values >= 1, got n = ", n, ", values = ", values);
