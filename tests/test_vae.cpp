@@ -30,24 +30,6 @@ using Vec = std::vector<double>;
 constexpr int64_t kSide = 28, kPixels = kSide * kSide;
 const double kLog2Pi = std::log(2 * M_PI);
 
-// n images [n, 1, 28, 28] in {0, 1}, each a filled rectangle whose corner and size come from seed:
-// unlike uniform noise, data with structure (four numbers) a VAE can learn within seconds.
-Tensor rectangles(int64_t n, uint64_t seed) {
-  Generator g(seed);
-  const std::vector<float> u = rand({n, 4}, {}, &g).to_vector<float>();
-  std::vector<float> px(static_cast<size_t>(n * kPixels), 0.0f);
-  for (int64_t i = 0; i < n; ++i) {
-    auto pick = [&](int j, int64_t lo, int64_t count) {  // lo .. lo + count − 1
-      return lo + std::min(count - 1, static_cast<int64_t>(u[static_cast<size_t>(4 * i + j)] * count));
-    };
-    const int64_t top = pick(0, 2, 12), left = pick(1, 2, 12), bottom = std::min(kSide, top + pick(2, 6, 12)),
-                  right = std::min(kSide, left + pick(3, 6, 12));
-    for (int64_t r = top; r < bottom; ++r)
-      for (int64_t c = left; c < right; ++c) px[static_cast<size_t>(i * kPixels + r * kSide + c)] = 1;
-  }
-  return from_vector(px, {n, 1, kSide, kSide});
-}
-
 // A config with latent_dim set (the VAE's defaults for the rest).
 models::Config with_latent(int64_t latent) {
   models::Config c;
@@ -67,10 +49,6 @@ Tensor bars(int64_t n, uint64_t seed) {
     std::fill(px.begin() + i * kPixels + top * kSide, px.begin() + i * kPixels + (top + 7) * kSide, 1.0f);
   }
   return from_vector(px, {n, 1, kSide, kSide});
-}
-
-data::LabeledImages labeled(const Tensor& images) {
-  return {images, zeros({images.size(0)}, TensorOptions{DType::Int64})};
 }
 
 // `steps` Adam steps on consecutive batches of `batch` images of data (a multiple of batch).

@@ -24,9 +24,10 @@ namespace {
 struct Rgb {
   uint8_t r, g, b;
 };
-// Tableau's ten colours, the matplotlib default: distinct and colour-blind tolerable.
-const Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},   {148, 103, 189},
-                        {140, 86, 75},  {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}};
+// Tableau's ten colours, the matplotlib default: distinct and colour-blind tolerable;
+// then near-black, so ten classes and one more series (a prior) stay apart.
+const Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},   {148, 103, 189}, {140, 86, 75},
+                        {227, 119, 194}, {127, 127, 127}, {188, 189, 34}, {23, 190, 207}, {40, 40, 40}};
 const Rgb kInk{30, 30, 30}, kGrid{228, 228, 228}, kFrame{120, 120, 120};
 constexpr double kGlyphHeight = 7;  // stb_easy_font's cap height in font units
 

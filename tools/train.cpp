@@ -317,7 +317,6 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
   if (!codes.codes.defined()) return;
   plot::Chart chart;
   chart.title = "latent codes of the test images by class, and the prior";
-  chart.series.push_back(scatter_series("prior", codes.prior));
   const std::vector<int64_t> labels = slice(test.labels, 0, 0, n).to_vector<int64_t>();
   const Tensor xy = codes.codes.to(Device::cpu());
   for (int64_t k = 0; k < 10; ++k) {
@@ -328,6 +327,7 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
     chart.series.push_back(scatter_series(std::string(data::fashion_mnist_classes()[k]),
                                           index_select(xy, 0, from_vector(rows, {static_cast<int64_t>(rows.size())}))));
   }
+  chart.series.push_back(scatter_series("prior", codes.prior));  // the eleventh colour: near-black
   chart.width = chart.height = 720;
   plot::write_png(chart, path);
 }

@@ -331,6 +331,7 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "gan") return {{"hidden", "16"}, {"latent_dim", "8"}};
   if (model == "cgan") return {{"hidden", "16"}, {"latent_dim", "8"}};
   if (model == "infogan") return {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}};
+  if (model == "aae") return {{"hidden", "16"}, {"prior", "mixture"}};
   return {};
 }
 }  // namespace
