@@ -106,8 +106,14 @@ const char* openblas_coretype_for_this_cpu() {
 
 void restart_with_fast_openblas(char** argv) {
   if (const char* core = openblas_coretype_for_this_cpu()) {
+    // The resolved path rather than /proc/self/exe itself, so ps and top still show the program's name.
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return;
+    self[n] = '\0';
     setenv("OPENBLAS_CORETYPE", core, 1);
-    execv("/proc/self/exe", argv);
+    execv(self, argv);
+    unsetenv("OPENBLAS_CORETYPE");  // not restarted: say nothing false to child processes
   }
 }
 }  // namespace loom::kernels
