@@ -329,6 +329,7 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "pixelcnn") return {{"channels", "8"}, {"blocks", "1"}};
   if (model == "pixelrnn") return {{"hidden", "4"}};
   if (model == "gan") return {{"hidden", "16"}, {"latent_dim", "8"}};
+  if (model == "dcgan") return {{"features", "4"}, {"latent_dim", "8"}};
   return {};
 }
 }  // namespace
