@@ -27,8 +27,8 @@
 //       D: 3×64×64 → f×32×32 → 2f×16×16 → 4f×8×8 → 8f×4×4 → logit.
 // Every upsampling and downsampling layer is a 4×4 kernel with stride 2 and
 // padding 1; G's first layer is a k×k transposed convolution of the 1×1 input
-// (k = 7 or 4) and D's last a k×k convolution to 1×1. No layer has a bias (batch
-// normalization follows every one but the last), as in the PyTorch example.
+// (k = 7 or 4) and D's last a k×k convolution to 1×1. No layer has a bias, as in
+// the PyTorch example (batch normalization's shift β takes its place where it follows).
 #include <algorithm>
 #include <vector>
 
