@@ -703,7 +703,9 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   const data::LabeledImages test =
       r.load_data ? r.load_data(data::Split::Test) : data::load_dataset(spec, data::Split::Test, r.data_dir);
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
-  if (r.fd || (m->kind() == models::ModelKind::Sampler && spec.dataset != data::Dataset::Toy2d))
+  // The classifier's features exist for 28×28 grey images only (sample_metrics says so when --fd asks for more).
+  const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
+  if (r.fd || (m->kind() == models::ModelKind::Sampler && fashion_shaped))
     for (auto& [k, v] : sample_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
   return e;
 }

@@ -427,7 +427,9 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
   LOOM_CHECK(spec.channels == 1 || spec.channels == 3, "load_dataset: channels must be 1 or 3, got ", spec.channels);
   LOOM_CHECK(spec.size >= 1 && spec.size <= 4096, "load_dataset: image size must be in 1..4096, got ", spec.size);
   if (spec.dataset == Dataset::ImageFolder) {
-    LOOM_CHECK(!dir.empty(), "this model trains on an image folder: give it with --data DIR");
+    // The command line's --data defaults to the Fashion-MNIST folder, which holds IDX files, not images.
+    LOOM_CHECK(!dir.empty() && fs::path(dir) != fs::path(kFashionMnistDir),
+               "this model trains on an image folder: give it with --data DIR");
     std::error_code ec;
     const bool split_folders = fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
     const std::string root = split_folders ? (fs::path(dir) / (train ? "train" : "test")).string() : dir;

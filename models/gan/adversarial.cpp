@@ -1,6 +1,8 @@
 #include "models/gan/adversarial.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace loom::models::gan {
 
@@ -63,6 +65,43 @@ void dcgan_init(nn::Module& root) {
     if (auto* t = dynamic_cast<nn::ConvTranspose2d*>(&m)) init(t->weight, t->bias, 0);
     if (auto* bn = dynamic_cast<nn::BatchNorm*>(&m)) init(bn->weight, bn->bias, 1);
   });
+}
+
+Tensor slerp(const Tensor& a, const Tensor& b, double t) {
+  LOOM_CHECK(a.shape() == b.shape() && a.dim() >= 1, "slerp: expected a and b of one shape [..., D], got ", a.shape(),
+             " and ", b.shape());
+  LOOM_CHECK(std::isfinite(t), "slerp: t must be finite, got ", t);
+  const std::vector<double> x = a.to(Device::cpu()).to(DType::Float64).to_vector<double>(),
+                            y = b.to(Device::cpu()).to(DType::Float64).to_vector<double>();
+  const int64_t d = a.size(a.dim() - 1), rows = d == 0 ? 0 : a.numel() / d;
+  std::vector<double> ca(static_cast<size_t>(rows)), cb(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    double xy = 0, xx = 0, yy = 0;
+    for (int64_t i = r * d; i < (r + 1) * d; ++i) xy += x[i] * y[i], xx += x[i] * x[i], yy += y[i] * y[i];
+    const double norms = std::sqrt(xx) * std::sqrt(yy);
+    const double omega = norms > 0 ? std::acos(std::clamp(xy / norms, -1.0, 1.0)) : 0;
+    const double s = std::sin(omega);
+    if (s < 1e-6) {  // no unique great circle: the straight line
+      ca[r] = 1 - t, cb[r] = t;
+    } else {
+      ca[r] = std::sin((1 - t) * omega) / s, cb[r] = std::sin(t * omega) / s;
+    }
+  }
+  Shape per_row = a.shape();
+  per_row.back() = 1;
+  const TensorOptions o{a.dtype(), a.device()};
+  return a * from_vector(ca, per_row, o) + b * from_vector(cb, per_row, o);
+}
+
+Tensor latent_walks(int64_t rows, int64_t columns, int64_t latent_dim, Device device, Generator& g) {
+  LOOM_CHECK(rows >= 1 && columns >= 2 && latent_dim >= 1, "latent_walks: expected rows >= 1, columns >= 2 and ",
+             "latent_dim >= 1, got ", rows, ", ", columns, ", ", latent_dim);
+  const TensorOptions o{DType::Float32, device};
+  const Tensor z0 = randn({rows, latent_dim}, o, &g), z1 = randn({rows, latent_dim}, o, &g);
+  std::vector<Tensor> points;
+  for (int64_t j = 0; j < columns; ++j)
+    points.push_back(slerp(z0, z1, static_cast<double>(j) / static_cast<double>(columns - 1)));
+  return reshape(stack(points, 1), {rows * columns, latent_dim});
 }
 
 ModeCoverage mode_coverage(const Tensor& samples, data::Toy2d kind) {

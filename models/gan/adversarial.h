@@ -1,5 +1,6 @@
 // What the adversarial family shares: the GAN losses on discriminator logits, the
-// DCGAN weight initialization, and the mode metrics of the 2-D mixtures.
+// DCGAN weight initialization, the mode metrics of the 2-D mixtures, and
+// spherical interpolation for walks through a latent space.
 //
 // The value function (Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1):
 //   min_G max_D V(D, G) = E_x[log D(x)] + E_z[log(1 − D(G(z)))],  D = σ(logit).
@@ -58,6 +59,30 @@ Tensor gaussian_information(const Tensor& codes, const Tensor& mu, const Tensor&
 // DCGAN's initialization (Radford et al. 2016, §4): every conv and linear weight
 // ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0.
 void dcgan_init(nn::Module& m);
+
+// Spherical linear interpolation (Shoemake 1985; White 2016, "Sampling Generative
+// Networks", §2.1) between the rows of a and b (float [..., D], one shape and
+// device) at t: with cos Ω = ⟨a, b⟩ / (‖a‖ ‖b‖) per row,
+//   slerp(a, b, t) = sin((1 − t)Ω)/sin Ω · a + sin(tΩ)/sin Ω · b,
+// exactly a at t = 0 and b at t = 1. Between unit vectors the path is the great
+// circle and every point has norm 1 (a straight line's midpoint between
+// orthogonal unit vectors has norm 1/√2: in many dimensions a point the Gaussian
+// prior almost never draws, which is why the DCGAN paper's latent walks are
+// better taken this way); between vectors of equal norm r the norm stays r.
+// Where sin Ω < 1e-6 (a and b parallel or antiparallel, or one of them zero)
+// no unique great circle exists and it falls back to linear interpolation
+// (1 − t) a + t b, as White's code does: the limit of slerp as Ω → 0, and for
+// antiparallel vectors a straight walk through the origin. The coefficients are
+// computed on the host in double precision (not differentiable). Errors: shapes
+// that differ, a scalar, or t not finite.
+Tensor slerp(const Tensor& a, const Tensor& b, double t);
+
+// Walks through a latent space N(0, I) for `loom sample --interpolate`: `rows`
+// pairs of end points z₀, z₁ float32 [rows, latent_dim] drawn from g (all of z₀
+// first, then z₁, each as randn would), and `columns` ≥ 2 points
+// slerp(z₀, z₁, j / (columns − 1)) of each walk: float32 [rows · columns,
+// latent_dim] on device, walk r's point j at row r · columns + j.
+Tensor latent_walks(int64_t rows, int64_t columns, int64_t latent_dim, Device device, Generator& g);
 
 // How well samples [N, 2] cover a Gaussian mixture's modes (Metz et al. 2017,
 // "Unrolled GANs", §3.1; Srivastava et al. 2017, VEEGAN, §5.1): a sample is of

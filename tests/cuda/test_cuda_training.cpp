@@ -332,6 +332,7 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "cgan") return {{"hidden", "16"}, {"latent_dim", "8"}};
   if (model == "infogan") return {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}};
   if (model == "aae") return {{"hidden", "16"}, {"prior", "mixture"}};
+  if (model == "dcgan") return {{"features", "4"}, {"latent_dim", "8"}};
   return {};
 }
 }  // namespace

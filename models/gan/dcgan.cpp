@@ -1,0 +1,196 @@
+// DCGAN (Radford, Metz & Chintala 2016, "Unsupervised Representation Learning
+// with Deep Convolutional Generative Adversarial Networks"): the GAN game of
+// Goodfellow et al. 2014 (models/gan/gan.cpp) played by convolutional networks
+// built to the paper's guidelines (§3):
+//   - no pooling: D downsamples with strided convolutions, G upsamples with
+//     fractionally-strided (transposed) convolutions;
+//   - batch normalization in both, except on G's output layer and D's input layer;
+//   - no fully connected hidden layers: z [B, nz] is G's input as a 1×1 map
+//     [B, nz, 1, 1], and D ends in one convolution over its last map (a logit);
+//   - ReLU in G with tanh on the output (images in [−1, 1]); LeakyReLU(0.2) in D.
+// Training (§4): weights ~ N(0, 0.02) and batch-norm scales ~ N(1, 0.02)
+// (gan::dcgan_init), Adam with lr 2e-4 and β₁ 0.5. Each step updates D once on a
+// real batch x and G(z) (z ~ N(0, I), G(z) detached), descending
+//   −(1/m) Σ [log D(x) + log(1 − D(G(z)))]
+// then G once on the same G(z) through the updated D, descending −log D(G(z))
+// (--loss nonsaturating, Goodfellow et al. §3; --loss minimax: log(1 − D(G(z))))
+// — the order of the PyTorch DCGAN example. The paper draws z uniformly; like
+// that example, z ~ N(0, I) here (and the latent walks of `loom sample
+// --interpolate` follow great circles, as White 2016 recommends for a Gaussian prior).
+//
+// Two resolutions (--image-size), f = --features (ngf = ndf, the example's 64):
+//   28: Fashion-MNIST, 1 channel. G: z → 2f×7×7 → f×14×14 → 1×28×28.
+//       D: 1×28×28 → f×14×14 → 2f×7×7 → logit.
+//   64: any image folder (--data DIR: one sub-folder per class, train/ and test/
+//       when it has both), RGB. The paper's networks (Fig. 1):
+//       G: z → 8f×4×4 → 4f×8×8 → 2f×16×16 → f×32×32 → 3×64×64.
+//       D: 3×64×64 → f×32×32 → 2f×16×16 → 4f×8×8 → 8f×4×4 → logit.
+// Every upsampling and downsampling layer is a 4×4 kernel with stride 2 and
+// padding 1; G's first layer is a k×k transposed convolution of the 1×1 input
+// (k = 7 or 4) and D's last a k×k convolution to 1×1. No layer has a bias, as in
+// the PyTorch example (batch normalization's shift β takes its place where it follows).
+#include <algorithm>
+#include <vector>
+
+#include "models/gan/adversarial.h"
+
+namespace loom::models {
+namespace {
+
+// The feature maps between z and the image: G's first is start × start, each
+// next one twice the size; D has the same widths in reverse.
+struct Architecture {
+  int64_t start;
+  std::vector<int64_t> widths;
+};
+Architecture architecture(int64_t image_size, int64_t f) {
+  if (image_size == 64) return {4, {8 * f, 4 * f, 2 * f, f}};
+  return {7, {2 * f, f}};
+}
+
+const nn::ConvOptions kSingle{.params = {}, .bias = false, .tensors = {}};  // the k×k layer at the 1×1 end
+const nn::ConvOptions kStrided{.params = {.stride = {2, 2}, .padding = {1, 1}}, .bias = false, .tensors = {}};
+
+std::shared_ptr<nn::Sequential> make_generator(int64_t latent, int64_t channels, const Architecture& a) {
+  using namespace nn;
+  auto g = std::make_shared<Sequential>();
+  auto block = [&](ModulePtr layer, int64_t width) {
+    g->push_back(std::move(layer));
+    g->push_back(std::make_shared<BatchNorm2d>(width));
+    g->push_back(std::make_shared<ReLU>());
+  };
+  block(std::make_shared<ConvTranspose2d>(latent, a.widths[0], a.start, kSingle), a.widths[0]);
+  for (size_t i = 1; i < a.widths.size(); ++i)
+    block(std::make_shared<ConvTranspose2d>(a.widths[i - 1], a.widths[i], 4, kStrided), a.widths[i]);
+  g->push_back(std::make_shared<ConvTranspose2d>(a.widths.back(), channels, 4, kStrided));
+  g->push_back(std::make_shared<Tanh>());
+  return g;
+}
+
+std::shared_ptr<nn::Sequential> make_discriminator(int64_t channels, const Architecture& a) {
+  using namespace nn;
+  auto d = std::make_shared<Sequential>();
+  d->push_back(std::make_shared<Conv2d>(channels, a.widths.back(), 4, kStrided));  // no batch norm on the input layer
+  d->push_back(std::make_shared<LeakyReLU>(0.2));
+  for (size_t i = a.widths.size() - 1; i > 0; --i) {
+    d->push_back(std::make_shared<Conv2d>(a.widths[i], a.widths[i - 1], 4, kStrided));
+    d->push_back(std::make_shared<BatchNorm2d>(a.widths[i - 1]));
+    d->push_back(std::make_shared<LeakyReLU>(0.2));
+  }
+  d->push_back(std::make_shared<Conv2d>(a.widths[0], 1, a.start, kSingle));
+  return d;
+}
+
+// `loom sample dcgan --interpolate`: walks of this many steps, one per row.
+constexpr int64_t kWalkSteps = 8;
+
+class Dcgan : public Model {
+ public:
+  explicit Dcgan(const Config& c)
+      : device_(c.device),
+        size_(std::stoll(c.text("image_size"))),
+        channels_(size_ == 64 ? 3 : 1),
+        latent_(c.integer("latent_dim")),
+        loss_(gan::parse_generator_loss(c.text("loss"))) {
+    const Architecture a = architecture(size_, c.integer("features"));
+    generator_ = make_generator(latent_, channels_, a);
+    discriminator_ = make_discriminator(channels_, a);
+    gan::dcgan_init(*generator_);
+    gan::dcgan_init(*discriminator_);
+    generator_->to(device_);
+    discriminator_->to(device_);
+    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
+    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+  }
+
+  ModelKind kind() const override { return ModelKind::Sampler; }
+  DataSpec data_spec() const override {
+    if (size_ == 64)
+      return {.dataset = data::Dataset::ImageFolder, .toy = {}, .size = 64, .channels = 3, .lo = -1, .hi = 1,
+              .binarize = false};
+    return {};  // Fashion-MNIST, 28×28 grey, in [−1, 1]
+  }
+
+  Losses train_step(const Batch& batch, Step&) override {
+    const Tensor& x = batch.images;
+    const Tensor fake = generate(randn({x.size(0), latent_}, TensorOptions{DType::Float32, device_}));
+    // D's update does not reach G: it sees G(z) detached.
+    const Tensor real_logits = discriminate(x), fake_logits = discriminate(fake.detach());
+    const Tensor d_loss = gan::discriminator_loss(real_logits, fake_logits);
+    d_opt_->zero_grad();
+    backward(d_loss);
+    d_opt_->step();
+    const Tensor g_loss = gan::generator_loss(discriminate(fake), loss_);
+    g_opt_->zero_grad();
+    backward(g_loss);
+    g_opt_->step();
+    NoGrad ng;
+    return {{"d_loss", d_loss.item()},
+            {"g_loss", g_loss.item()},
+            {"D(x)", mean(sigmoid(real_logits)).item()},
+            {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+  }
+
+  Tensor sample(int64_t n, const Condition&, Generator& g) override {
+    NoGrad ng;
+    return generate(randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g));
+  }
+
+  Conditions conditions() const override { return {.labels = false, .prompt = false, .images = false,
+                                                    .interpolate = true, .codes = 0}; }
+
+  // With c.interpolate: ⌈n / 8⌉ rows, each G along a walk of 8 steps from one
+  // z ~ N(0, I) to another by slerp (gan::latent_walks; the paper's §6.1 walks
+  // in the latent space). Otherwise n independent samples.
+  SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
+    if (!c.interpolate) return Model::sample_grid(n, c, g);
+    NoGrad ng;
+    const int64_t rows = std::max<int64_t>(1, (n + kWalkSteps - 1) / kWalkSteps);
+    return {generate(gan::latent_walks(rows, kWalkSteps, latent_, device_, g)), kWalkSteps};
+  }
+
+  // Held-out images against as many samples: the discriminator's loss (log 4
+  // when it cannot tell them apart). The samples come from a fixed stream, so
+  // every evaluation compares alike.
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    Generator g(0);
+    const Tensor fake = sample(batch.images.size(0), {}, g);
+    return {{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
+  }
+
+  std::vector<std::pair<std::string, nn::Module*>> modules() override {
+    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
+  }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
+    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
+  }
+
+ private:
+  // z float32 [B, nz] → images [B, C, size, size] in [−1, 1].
+  Tensor generate(const Tensor& z) { return (*generator_)(reshape(z, {z.size(0), latent_, 1, 1})); }
+  // images [B, C, size, size] → logits [B].
+  Tensor discriminate(const Tensor& x) { return reshape((*discriminator_)(x), {x.size(0)}); }
+
+  Device device_;
+  int64_t size_, channels_, latent_;
+  gan::GeneratorLoss loss_;
+  std::shared_ptr<nn::Sequential> generator_, discriminator_;
+  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_dcgan(const Config& c) { return std::make_unique<Dcgan>(c); }
+std::vector<OptionSpec> options_dcgan() {
+  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
+  o.push_back(latent_dim_option(100));
+  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
+                            "generator loss: -log D(G(z)) (nonsaturating) or log(1 - D(G(z))) (minimax)"));
+  o.push_back(integer_option("features", 64, Range::closed(1, 1024),
+                             "base width f (ngf = ndf): G's last and D's first feature maps have f channels"));
+  o.push_back(choice_option("image_size", "28", {"28", "64"},
+                            "28: Fashion-MNIST, grey; 64: the paper's networks on RGB images from --data DIR"));
+  return o;
+}
+
+}  // namespace loom::models

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""PyTorch twins of loom's adversarial models, for docs/results/gan.md: the same
+architecture, optimizer, batch and number of steps as `loom train MODEL`, judged
+in the same feature space (loom's classifier, read from its safetensors
+checkpoint) with an independent Fréchet distance (numpy + scipy.linalg.sqrtm).
+
+    /usr/bin/python3 tools/peers/gan_twin.py gan --steps 3000 --classifier out/classifier/checkpoint.safetensors
+
+Run with Debian's python3-torch (`/usr/bin/python3`) and libopenblas0-pthread.
+Prints one JSON line: model, steps, seconds, fd.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import time
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def read_idx(path):
+    """An IDX file (gzipped or not) as a numpy array."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4:4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def fashion(split):
+    prefix = "train" if split == "train" else "t10k"
+    for ext in ("", ".gz"):
+        p = os.path.join(FASHION, f"{prefix}-images-idx3-ubyte{ext}")
+        if os.path.exists(p):
+            images = read_idx(p)
+            labels = read_idx(os.path.join(FASHION, f"{prefix}-labels-idx1-ubyte{ext}"))
+            return torch.tensor(images, dtype=torch.float32).div(255).unsqueeze(1), torch.tensor(labels, dtype=torch.int64)
+    raise FileNotFoundError(f"no Fashion-MNIST {split} images under {FASHION}")
+
+
+def read_safetensors(path):
+    """name -> numpy array, from the safetensors layout: u64 header size, JSON header, data."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    dtypes = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        out[name] = np.frombuffer(data[a:b], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+    return out
+
+
+class Classifier(nn.Module):
+    """models/classifier/classifier.h: conv3x3(1→32)·ReLU·pool → conv3x3(32→64)·ReLU·pool → linear(3136→128)·ReLU."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)
+        self.fc = nn.Linear(3136, 128)
+        t = lambda k: torch.tensor(weights[k].copy())
+        with torch.no_grad():
+            for mod, idx in ((self.c1, 0), (self.c2, 3), (self.fc, 7)):
+                mod.weight.copy_(t(f"model.classifier.body.{idx}.weight"))
+                mod.bias.copy_(t(f"model.classifier.body.{idx}.bias"))
+
+    def features(self, x):  # x in [-1, 1], [N, 1, 28, 28]
+        x = F.max_pool2d(F.relu(self.c1(x)), 2)
+        x = F.max_pool2d(F.relu(self.c2(x)), 2)
+        return F.relu(self.fc(x.flatten(1)))
+
+
+def frechet(a, b):
+    """Heusel et al. 2017: ‖μa − μb‖² + Tr(Σa + Σb − 2(Σa Σb)^½), in float64."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(ca @ cb).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * root))
+
+
+def fd_against_test(classifier_path, samples01, n):
+    """FD between samples in [0, 1] [N, 1, 28, 28] and the first n test images."""
+    clf = Classifier(read_safetensors(classifier_path)).eval()
+    test, _ = fashion("test")
+    with torch.no_grad():
+        real = torch.cat([clf.features(test[i:i + 500] * 2 - 1) for i in range(0, n, 500)]).numpy()
+        fake = torch.cat([clf.features(samples01[i:i + 500] * 2 - 1) for i in range(0, n, 500)]).numpy()
+    return frechet(fake, real)
+
+
+def mlp(sizes):
+    """nn::mlp with LeakyReLU(0.2) between layers, as models/gan/gan.cpp builds G and D."""
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i + 2 < len(sizes):
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+def train_gan(args):
+    """models/gan/gan.cpp on Fashion-MNIST: G z-h-2h-4h-784 (tanh), D 784-2h-h-1, non-saturating loss, Adam."""
+    torch.manual_seed(args.seed)
+    h, latent = args.hidden, args.latent_dim
+    G, D = mlp([latent, h, 2 * h, 4 * h, 784]), mlp([784, 2 * h, h, 1])
+    og = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.b1, 0.999))
+    od = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.b1, 0.999))
+    images, _ = fashion("train")
+    images = images.flatten(1) * 2 - 1
+    start = time.perf_counter()
+    step, per_epoch = 0, images.shape[0] // args.batch_size
+    while step < args.steps:
+        order = torch.randperm(images.shape[0])
+        for b in range(per_epoch):
+            if step == args.steps:
+                break
+            x = images[order[b * args.batch_size:(b + 1) * args.batch_size]]
+            fake = torch.tanh(G(torch.randn(x.shape[0], latent))).detach()
+            d_loss = F.softplus(-D(x)).mean() + F.softplus(D(fake)).mean()
+            od.zero_grad()
+            d_loss.backward()
+            od.step()
+            g_loss = F.softplus(-D(torch.tanh(G(torch.randn(x.shape[0], latent))))).mean()
+            og.zero_grad()
+            g_loss.backward()
+            og.step()
+            step += 1
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        samples = (torch.tanh(G(torch.randn(args.n, latent))).view(-1, 1, 28, 28) + 1) / 2
+    return seconds, samples
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("model", choices=["gan"])
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--latent-dim", type=int, default=100)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--b1", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("-n", type=int, default=10000, help="samples (and test images) for the FD")
+    p.add_argument("--classifier", default="out/classifier/checkpoint.safetensors")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    seconds, samples = train_gan(args)
+    print(json.dumps({"model": "torch " + args.model, "steps": args.steps, "seconds": round(seconds, 1),
+                      "threads": args.threads, "fd": fd_against_test(args.classifier, samples, args.n)}))
+
+
+if __name__ == "__main__":
+    main()
