@@ -329,6 +329,8 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "pixelcnn") return {{"channels", "8"}, {"blocks", "1"}};
   if (model == "pixelrnn") return {{"hidden", "4"}};
   if (model == "gan") return {{"hidden", "16"}, {"latent_dim", "8"}};
+  if (model == "text2image")
+    return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
 }
 }  // namespace
