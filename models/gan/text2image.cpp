@@ -163,7 +163,9 @@ class Text2Image : public Model {
   }
 
   ModelKind kind() const override { return ModelKind::Sampler; }
-  Conditions conditions() const override { return {.labels = false, .prompt = true, .images = false, .interpolate = false, .codes = 0}; }
+  Conditions conditions() const override {
+    return {.labels = false, .prompt = true, .images = false, .interpolate = false, .codes = 0};
+  }
   std::string class_prompt(int64_t k) const override { return cap::class_prompt(k); }
 
   Losses train_step(const Batch& batch, Step&) override {
@@ -300,11 +302,12 @@ std::vector<OptionSpec> options_text2image() {
   std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
   o.push_back(latent_dim_option(100));
   o.push_back(integer_option("word_dim", 32, Range::closed(1, 4096), "size of the text encoder's word embeddings"));
-  o.push_back(integer_option("embed_dim", 64, Range::closed(1, 4096), "size of the text embedding phi(t): the GRU's state"));
-  o.push_back(integer_option("text_dim", 64, Range::closed(1, 4096), "size phi(t) is compressed to in G and in D (the paper: 128)"));
+  o.push_back(integer_option("embed_dim", 64, Range::closed(1, 4096), "size of the text embedding phi(t), the GRU's state"));
+  o.push_back(integer_option("text_dim", 64, Range::closed(1, 4096), "size phi(t) is compressed to in G and D (paper: 128)"));
   o.push_back(integer_option("g_width", 32, Range::closed(1, 1024), "G's channels g: [2g, 7, 7] -> [g, 14, 14] -> image"));
   o.push_back(integer_option("d_width", 32, Range::closed(1, 1024), "D's channels d: image -> [d, 14, 14] -> [2d, 7, 7]"));
-  o.push_back(real_option("beta", 0.5, Range::closed(0, 1), "GAN-INT: G also learns from texts beta phi(t1) + (1 - beta) phi(t2)"));
+  o.push_back(real_option("beta", 0.5, Range::closed(0, 1),
+                          "GAN-INT: G also learns from texts beta phi(t1) + (1 - beta) phi(t2)"));
   o.push_back(real_option("int_weight", 1.0, Range::at_least(0), "weight of G's GAN-INT term (0: GAN-CLS alone)"));
   return o;
 }
