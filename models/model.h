@@ -147,6 +147,10 @@ class Model {
   // The 2-D latent codes of images and prior draws (LatentCodes); undefined
   // tensors (the default) where the model has no 2-D code.
   virtual LatentCodes latent_codes(const Tensor& images, Generator& g);
+  // A prompt naming Fashion-MNIST class k (0-9) in words the model knows ("a
+  // sneaker"): what `loom eval` conditions on for prompt_accuracy. Text-conditional
+  // models (conditions().prompt) define it; the default throws.
+  virtual std::string class_prompt(int64_t k) const;
   // Metrics over held-out data, averaged over the batch (called in eval mode,
   // under NoGrad). Likelihood and LatentVariable models report "nll" (nats per
   // image) and "bits_per_dim" (nll / (D ln 2)).

@@ -42,6 +42,10 @@ Tensor Model::score(const Tensor&, const EvalOptions&) {
 
 LatentCodes Model::latent_codes(const Tensor&, Generator&) { return {}; }
 
+std::string Model::class_prompt(int64_t) const {
+  throw Error("class_prompt: this model takes no text prompt");
+}
+
 int64_t Model::parameter_count() {
   int64_t n = 0;
   for (auto& [name, m] : modules())

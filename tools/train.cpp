@@ -336,7 +336,8 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
 // classifier (both sets mapped to the classifier's [-1, 1]): the Fréchet distance
 // and the improved precision and recall between n samples and the first n test
 // images; for label-conditional models the classifier's accuracy on samples of
-// each requested class, and for a categorical latent code (InfoGAN) its accuracy
+// each requested class (for text-conditional ones, on samples for a prompt naming
+// it: "prompt_accuracy"), and for a categorical latent code (InfoGAN) its accuracy
 // as a classifier of the samples after the best one-to-one matching of codes to
 // classes (models::matched_accuracy).
 models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
@@ -368,15 +369,17 @@ models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test,
   const models::PrecisionRecall pr = models::precision_recall(rf, ff);
   out["precision"] = pr.precision;
   out["recall"] = pr.recall;
-  // The classifier's verdict on samples conditioned on each of `values` values, n in all.
+  // The classifier's verdict on samples conditioned on each of `values` values, n in all
+  // (`condition` makes the condition of b samples of value v).
   const models::Conditions takes = m.conditions();
-  auto classify_per_value = [&](int64_t values, bool as_label, std::vector<int64_t>& asked, std::vector<int64_t>& seen) {
+  using MakeCondition = std::function<models::Condition(int64_t v, int64_t b)>;
+  auto classify_per_value = [&](int64_t values, const MakeCondition& condition, std::vector<int64_t>& asked,
+                                std::vector<int64_t>& seen) {
     for (int64_t v = 0; v < values; ++v) {
       const int64_t per = std::max<int64_t>(1, n / values);
       for (int64_t i = 0; i < per; i += chunk) {
         const int64_t b = std::min(per - i, chunk);
-        models::Condition c;
-        (as_label ? c.labels : c.codes) = full({b}, static_cast<double>(v), TensorOptions{DType::Int64, device});
+        const models::Condition c = condition(v, b);
         const Tensor logits = clf.net->forward(to_classifier(m.sample(b, c, g)));
         const std::vector<int64_t> pred = argmax(logits, 1).to(Device::cpu()).to_vector<int64_t>();
         seen.insert(seen.end(), pred.begin(), pred.end());
@@ -384,17 +387,35 @@ models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test,
       }
     }
   };
-  if (takes.labels) {
+  auto filled = [&](int64_t v, int64_t b) { return full({b}, static_cast<double>(v), TensorOptions{DType::Int64, device}); };
+  auto accuracy = [&](const MakeCondition& condition) {
     std::vector<int64_t> asked, seen;
-    classify_per_value(10, true, asked, seen);
+    classify_per_value(10, condition, asked, seen);
     int64_t right = 0;
     for (size_t i = 0; i < asked.size(); ++i) right += asked[i] == seen[i];
-    out["label_accuracy"] = static_cast<double>(right) / static_cast<double>(asked.size());
-  }
+    return static_cast<double>(right) / static_cast<double>(asked.size());
+  };
+  if (takes.labels)
+    out["label_accuracy"] = accuracy([&](int64_t v, int64_t b) {
+      models::Condition c;
+      c.labels = filled(v, b);
+      return c;
+    });
+  // Text-conditional models: samples for a prompt naming each class (Model::class_prompt).
+  if (takes.prompt)
+    out["prompt_accuracy"] = accuracy([&](int64_t v, int64_t) {
+      models::Condition c;
+      c.prompt = m.class_prompt(v);
+      return c;
+    });
   if (takes.codes > 0) {
     LOOM_CHECK(takes.codes <= 10, "eval: a categorical code of ", takes.codes, " values cannot be matched to 10 classes");
     std::vector<int64_t> asked, seen;
-    classify_per_value(takes.codes, false, asked, seen);
+    classify_per_value(takes.codes, [&](int64_t v, int64_t b) {
+      models::Condition c;
+      c.codes = filled(v, b);
+      return c;
+    }, asked, seen);
     out["code_accuracy"] = models::matched_accuracy(asked, seen, 10);
   }
   m.train(true);

@@ -91,7 +91,9 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // (trained by `loom train classifier`): "fd", the Fréchet distance to the test
 // images (models/metrics.h); "precision" and "recall" (Kynkäänniemi et al.
 // 2019); for label-conditional models "label_accuracy", the classifier's
-// accuracy on samples of each class; for a categorical latent code (InfoGAN)
+// accuracy on samples of each class; for text-conditional models
+// "prompt_accuracy", the same on samples for a prompt naming each class
+// (Model::class_prompt); for a categorical latent code (InfoGAN)
 // "code_accuracy", the same after the best matching of codes to classes.
 struct EvalRequest {
   std::string checkpoint;

@@ -16,6 +16,11 @@ Tensor discriminator_loss(const Tensor& real_logits, const Tensor& fake_logits) 
   return mean(softplus(-real_logits)) + mean(softplus(fake_logits));
 }
 
+Tensor matching_aware_discriminator_loss(const Tensor& real_right, const Tensor& real_wrong, const Tensor& fake_right) {
+  // −log σ(l) = softplus(−l), −log(1 − σ(l)) = softplus(l).
+  return mean(softplus(-real_right)) + 0.5 * (mean(softplus(real_wrong)) + mean(softplus(fake_right)));
+}
+
 Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind) {
   return kind == GeneratorLoss::Minimax ? -mean(softplus(fake_logits)) : mean(softplus(-fake_logits));
 }

@@ -56,6 +56,15 @@ Tensor categorical_information(const Tensor& logits, const Tensor& codes);
 // fixed σ); a scalar.
 Tensor gaussian_information(const Tensor& codes, const Tensor& mu, const Tensor& log_var);
 
+// The matching-aware discriminator's loss of GAN-CLS (Reed et al. 2016, "Generative
+// Adversarial Text to Image Synthesis", Algorithm 1): D(x, φ(t)) scores an image
+// with a text, and D ascends
+//   log D(x, h) + (log(1 − D(x, ĥ)) + log(1 − D(x̂, h))) / 2
+// where (x, h) is a real image with its own text, (x, ĥ) the same image with a
+// mismatched text and (x̂, h) a generated image with the right text. Logits of
+// each pair, float [B] or [B, 1]; returns the batch mean of the negated sum, a scalar.
+Tensor matching_aware_discriminator_loss(const Tensor& real_right, const Tensor& real_wrong, const Tensor& fake_right);
+
 // DCGAN's initialization (Radford et al. 2016, §4): every conv and linear weight
 // ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0.
 void dcgan_init(nn::Module& m);

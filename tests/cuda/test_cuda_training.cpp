@@ -333,6 +333,8 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "infogan") return {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}};
   if (model == "aae") return {{"hidden", "16"}, {"prior", "mixture"}};
   if (model == "dcgan") return {{"features", "4"}, {"latent_dim", "8"}};
+  if (model == "text2image")
+    return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
 }
 }  // namespace

@@ -1,0 +1,315 @@
+// Text-to-image GAN (Reed et al. 2016, "Generative Adversarial Text to Image
+// Synthesis"): GAN-CLS with GAN-INT, on Fashion-MNIST 28×28 with generated
+// captions (models/gan/captions.h: "a dark ankle boot", "a large light pullover
+// with a pattern").
+//
+// Text. A caption t is a sequence of word ids; the text encoder φ embeds each
+// word (--word-dim) and runs a GRU over them (masked at each caption's length),
+// φ(t) = its last state, --embed-dim numbers. The paper pre-trains a char-CNN-RNN
+// with a structured joint embedding and freezes it; here φ is trained jointly with
+// the discriminator, by D's loss alone (G's loss does not reach it, so G cannot
+// bend the text space to its convenience). The matching term below makes φ carry
+// what distinguishes one caption's image from another's, which is what the
+// conditioning needs, with no separate objective.
+//
+// Captions reach the model through the images: the driver's batches hold images
+// and labels, and train_step writes each image's caption itself (deterministic in
+// the image, its label and a wording variant drawn per image from the default
+// generator, so a run resumes bit-exactly).
+//
+// Networks (DCGAN-style, Radford et al. 2016, at 28×28; the paper's §4 layout):
+//   G(z, φ(t)): φ → Linear → leaky ReLU(0.2) to --text-dim (the compressed text),
+//     concatenated with z ~ N(0, I) (--latent-dim) → Linear → BN → ReLU → [2g, 7, 7]
+//     → ConvT 4/2 → BN → ReLU → [g, 14, 14] → ConvT 4/2 → tanh → [1, 28, 28] in [−1, 1];
+//   D(x, φ(t)): x → Conv 4/2 → leaky → [d, 14, 14] → Conv 4/2 → BN → leaky → [2d, 7, 7];
+//     the compressed text (Linear → leaky, --text-dim) replicated over the 7×7 grid
+//     and concatenated in depth → 1×1 Conv → BN → leaky → 7×7 Conv → the logit of D.
+// g = --g-width, d = --d-width; weights as DCGAN (N(0, 0.02), BN scales N(1, 0.02)).
+// The default sizes (g = d = 32, word vectors 32, φ 64, compressed text 64) are
+// half or less of the paper's and DCGAN's so a run trains in minutes on a CPU.
+//
+// Training (Algorithm 1, one D and one G update per step, Adam lr 2e-4, β₁ 0.5,
+// batch 64 as the paper): with h = φ(t) of each image's caption, ĥ = φ of a
+// mismatched caption (the batch's captions rolled by one) and x̂ = G(z, h),
+//   L_D = −[log D(x, h) + (log(1 − D(x, ĥ)) + log(1 − D(x̂, h))) / 2]   (GAN-CLS)
+//   L_G = −log D(G(z, h), h) − λ log D(G(z', h_β), h_β),  h_β = β h + (1 − β) ĥ
+// (non-saturating, §3 of Goodfellow et al. 2014; the second term is GAN-INT, §4.3:
+// β = --beta, 0.5 in the paper; λ = --int-weight, 0 for GAN-CLS alone). D never sees
+// interpolated texts: there is no real image for them, and GAN-INT asks only that
+// G's samples for text between two captions look real.
+//
+// Sampling: --prompt TEXT conditions every sample on that text; without one,
+// sample() draws captions from the caption distribution (uniform class, attributes
+// and wording), and the picture the trainer draws is one column per class, each
+// conditioned on its plain prompt ("a sneaker"). `loom eval` adds prompt_accuracy:
+// the classifier's accuracy on samples for each class's prompt.
+#include "models/gan/adversarial.h"
+#include "models/gan/captions.h"
+
+namespace loom::models {
+namespace {
+
+namespace cap = captions;
+
+Tensor leaky(const Tensor& x) { return leaky_relu(x, 0.2); }
+
+// φ(t): word embeddings → GRU → its state after each caption's last word.
+class TextEncoder : public nn::Module {
+ public:
+  TextEncoder(int64_t vocabulary, int64_t word_dim, int64_t embed_dim)
+      : words_(register_module("words", std::make_shared<nn::Embedding>(vocabulary, word_dim))),
+        gru_(register_module("gru", std::make_shared<nn::GRU>(word_dim, embed_dim))) {}
+  // ids int64 [B, T], lengths int64 [B] (captions::Tokens) → φ float32 [B, embed_dim].
+  Tensor encode(const cap::Tokens& t) { return gru_->forward((*words_)(t.ids), t.lengths).h_n; }
+  std::string name() const override { return "TextEncoder"; }
+
+ private:
+  std::shared_ptr<nn::Embedding> words_;
+  std::shared_ptr<nn::GRU> gru_;
+};
+
+// φ(t) compressed to a few numbers: Linear → leaky ReLU (the paper's text projection, in G and in D).
+std::shared_ptr<nn::Sequential> text_projection(int64_t embed_dim, int64_t text_dim) {
+  return std::make_shared<nn::Sequential>(
+      std::vector<nn::ModulePtr>{std::make_shared<nn::Linear>(embed_dim, text_dim), std::make_shared<nn::LeakyReLU>(0.2)});
+}
+
+nn::ConvOptions stride2() { return {.params = {.stride = {2, 2}, .padding = {1, 1}}, .bias = true, .tensors = {}}; }
+
+class TextGenerator : public nn::Module {
+ public:
+  TextGenerator(int64_t latent, int64_t embed_dim, int64_t text_dim, int64_t g)
+      : text_(register_module("text", text_projection(embed_dim, text_dim))),
+        fc_(register_module("fc", std::make_shared<nn::Linear>(latent + text_dim, 2 * g * 49))),
+        bn0_(register_module("bn0", std::make_shared<nn::BatchNorm1d>(2 * g * 49))),
+        up1_(register_module("up1", std::make_shared<nn::ConvTranspose2d>(2 * g, g, 4, stride2()))),
+        bn1_(register_module("bn1", std::make_shared<nn::BatchNorm2d>(g))),
+        up2_(register_module("up2", std::make_shared<nn::ConvTranspose2d>(g, 1, 4, stride2()))),
+        g_(g) {}
+  // z float32 [B, latent], φ [B, embed_dim] → images float32 [B, 1, 28, 28] in [−1, 1].
+  Tensor generate(const Tensor& z, const Tensor& phi) {
+    Tensor h = relu((*bn0_)((*fc_)(concat({z, (*text_)(phi)}, 1))));
+    h = relu((*bn1_)((*up1_)(reshape(h, {z.size(0), 2 * g_, 7, 7}))));
+    return tanh((*up2_)(h));
+  }
+  std::string name() const override { return "TextGenerator"; }
+
+ private:
+  std::shared_ptr<nn::Sequential> text_;
+  std::shared_ptr<nn::Linear> fc_;
+  std::shared_ptr<nn::BatchNorm1d> bn0_;
+  std::shared_ptr<nn::ConvTranspose2d> up1_;
+  std::shared_ptr<nn::BatchNorm2d> bn1_;
+  std::shared_ptr<nn::ConvTranspose2d> up2_;
+  int64_t g_;
+};
+
+class MatchingDiscriminator : public nn::Module {
+ public:
+  MatchingDiscriminator(int64_t embed_dim, int64_t text_dim, int64_t d)
+      : conv1_(register_module("conv1", std::make_shared<nn::Conv2d>(1, d, 4, stride2()))),
+        conv2_(register_module("conv2", std::make_shared<nn::Conv2d>(d, 2 * d, 4, stride2()))),
+        bn2_(register_module("bn2", std::make_shared<nn::BatchNorm2d>(2 * d))),
+        text_(register_module("text", text_projection(embed_dim, text_dim))),
+        joint_(register_module("joint", std::make_shared<nn::Conv2d>(2 * d + text_dim, 2 * d, 1))),
+        bn3_(register_module("bn3", std::make_shared<nn::BatchNorm2d>(2 * d))),
+        out_(register_module("out", std::make_shared<nn::Conv2d>(2 * d, 1, 7))) {}
+  // The image's features, [B, 2d, 7, 7], from x [B, 1, 28, 28]: computed once per
+  // image and scored with each text by score().
+  Tensor features(const Tensor& x) { return leaky((*bn2_)((*conv2_)(leaky((*conv1_)(x))))); }
+  // The logit of D(x, φ) [B], from features(x) and φ [B, embed_dim].
+  Tensor score(const Tensor& features, const Tensor& phi) {
+    const int64_t b = features.size(0);
+    const Tensor t = (*text_)(phi);
+    const Tensor grid = expand(reshape(t, {b, t.size(1), 1, 1}), {b, t.size(1), 7, 7});
+    return reshape((*out_)(leaky((*bn3_)((*joint_)(concat({features, grid}, 1))))), {b});
+  }
+  std::string name() const override { return "MatchingDiscriminator"; }
+
+ private:
+  std::shared_ptr<nn::Conv2d> conv1_, conv2_;
+  std::shared_ptr<nn::BatchNorm2d> bn2_;
+  std::shared_ptr<nn::Sequential> text_;
+  std::shared_ptr<nn::Conv2d> joint_;
+  std::shared_ptr<nn::BatchNorm2d> bn3_;
+  std::shared_ptr<nn::Conv2d> out_;
+};
+
+class Text2Image : public Model {
+ public:
+  explicit Text2Image(const Config& c)
+      : device_(c.device),
+        latent_(c.integer("latent_dim")),
+        beta_(c.real("beta")),
+        int_weight_(c.real("int_weight")),
+        encoder_(std::make_shared<TextEncoder>(cap::caption_vocabulary().size(), c.integer("word_dim"),
+                                               c.integer("embed_dim"))),
+        generator_(std::make_shared<TextGenerator>(latent_, c.integer("embed_dim"), c.integer("text_dim"),
+                                                   c.integer("g_width"))),
+        discriminator_(std::make_shared<MatchingDiscriminator>(c.integer("embed_dim"), c.integer("text_dim"),
+                                                               c.integer("d_width"))) {
+    LOOM_CHECK(!c.batch_size || *c.batch_size >= 2, "text2image: --batch-size must be at least 2 (an image's ",
+               "mismatched text is another image's caption), got ", *c.batch_size);
+    gan::dcgan_init(*generator_);
+    gan::dcgan_init(*discriminator_);
+    encoder_->to(device_);
+    generator_->to(device_);
+    discriminator_->to(device_);
+    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
+    // φ learns from D's loss: the encoder's parameters are updated with D's.
+    std::vector<Tensor> d_params = discriminator_->parameters();
+    for (const Tensor& p : encoder_->parameters()) d_params.push_back(p);
+    d_opt_ = std::make_unique<optim::Adam>(d_params, adam_from(c));
+  }
+
+  ModelKind kind() const override { return ModelKind::Sampler; }
+  Conditions conditions() const override {
+    return {.labels = false, .prompt = true, .images = false, .interpolate = false, .codes = 0};
+  }
+  std::string class_prompt(int64_t k) const override { return cap::class_prompt(k); }
+
+  Losses train_step(const Batch& batch, Step&) override {
+    const Tensor& x = batch.images;
+    const int64_t b = x.size(0);
+    const cap::Tokens tokens = tokenize_captions(batch, nullptr);
+    // D (and φ) on GAN-CLS's three pairs.
+    const Tensor h = encoder_->encode(tokens), wrong = mismatched(h);
+    Tensor fake;
+    {
+      NoGrad ng;  // D's update does not reach G
+      fake = generator_->generate(noise(b, nullptr), h);
+    }
+    const Tensor real_features = discriminator_->features(x);
+    const Tensor s_right = discriminator_->score(real_features, h), s_wrong = discriminator_->score(real_features, wrong),
+                 s_fake = discriminator_->score(discriminator_->features(fake), h);
+    const Tensor d_loss = gan::matching_aware_discriminator_loss(s_right, s_wrong, s_fake);
+    d_opt_->zero_grad();
+    backward(d_loss);
+    d_opt_->step();
+    // G on the right texts (GAN-CLS) and on interpolated ones (GAN-INT), with the updated φ held fixed.
+    Tensor hg;
+    {
+      NoGrad ng;
+      hg = encoder_->encode(tokens);
+    }
+    Tensor g_loss = generator_loss(hg);
+    if (int_weight_ > 0) g_loss = g_loss + int_weight_ * generator_loss(beta_ * hg + (1 - beta_) * mismatched(hg));
+    g_opt_->zero_grad();
+    backward(g_loss);
+    g_opt_->step();
+    NoGrad ng;
+    return {{"d_loss", d_loss.item()},
+            {"g_loss", g_loss.item()},
+            {"D(x,t)", mean(sigmoid(s_right)).item()},
+            {"D(x,t_wrong)", mean(sigmoid(s_wrong)).item()},
+            {"D(G(z),t)", mean(sigmoid(s_fake)).item()}};
+  }
+
+  // Conditioned on c.prompt (an Error when it has no known word), else on captions
+  // drawn from the caption distribution; all randomness from g.
+  Tensor sample(int64_t n, const Condition& c, Generator& g) override {
+    NoGrad ng;
+    if (!c.prompt.empty()) {
+      const Tensor phi = encoder_->encode(to_device(cap::encode_prompt(c.prompt)));
+      return generator_->generate(noise(n, &g), expand(phi, {n, phi.size(1)}));
+    }
+    const std::vector<float> u = rand({n, 5}, {}, &g).to_vector<float>();
+    auto pick = [&](int64_t i, int64_t j, int64_t values) {
+      return std::min(values - 1, static_cast<int64_t>(u[static_cast<size_t>(5 * i + j)] * static_cast<float>(values)));
+    };
+    std::vector<std::string> texts;
+    for (int64_t i = 0; i < n; ++i)
+      texts.push_back(cap::caption({pick(i, 0, 10), static_cast<cap::Tone>(pick(i, 1, 3)),
+                                    static_cast<cap::Size>(pick(i, 2, 3)), static_cast<cap::Texture>(pick(i, 3, 2))},
+                                   pick(i, 4, cap::kVariants)));
+    return generator_->generate(noise(n, &g), encoder_->encode(to_device(cap::encode(texts))));
+  }
+
+  // With a prompt, n samples of it in a square grid; without, one column per
+  // class (its plain prompt, "a sneaker") and max(1, n / 10) rows.
+  SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
+    if (!c.prompt.empty()) return {sample(n, c, g), 0};
+    NoGrad ng;
+    const int64_t rows = std::max<int64_t>(1, n / 10);
+    std::vector<std::string> texts;
+    for (int64_t i = 0; i < rows * 10; ++i) texts.push_back(cap::class_prompt(i % 10));
+    return {generator_->generate(noise(rows * 10, &g), encoder_->encode(to_device(cap::encode(texts)))), 10};
+  }
+
+  // Held-out images with their captions (wording from a fixed stream, so every
+  // evaluation compares alike) against as many samples for the same captions:
+  // L_D, D's mean on each pair, and match_accuracy, the fraction of images D
+  // scores higher with their own caption than with the mismatched one.
+  Losses evaluate(const Batch& batch, const EvalOptions&) override {
+    Generator g(0);
+    const int64_t b = batch.images.size(0);
+    const Tensor h = encoder_->encode(tokenize_captions(batch, &g)), wrong = mismatched(h);
+    const Tensor real_features = discriminator_->features(batch.images);
+    const Tensor s_right = discriminator_->score(real_features, h), s_wrong = discriminator_->score(real_features, wrong),
+                 s_fake = discriminator_->score(discriminator_->features(generator_->generate(noise(b, &g), h)), h);
+    return {{"d_loss", gan::matching_aware_discriminator_loss(s_right, s_wrong, s_fake).item()},
+            {"D(x,t)", mean(sigmoid(s_right)).item()},
+            {"D(x,t_wrong)", mean(sigmoid(s_wrong)).item()},
+            {"D(G(z),t)", mean(sigmoid(s_fake)).item()},
+            {"match_accuracy", mean(gt(s_right, s_wrong).to(DType::Float32)).item()}};
+  }
+
+  std::vector<std::pair<std::string, nn::Module*>> modules() override {
+    return {{"text_encoder", encoder_.get()}, {"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
+  }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
+    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
+  }
+
+ private:
+  // The tokens of each image's caption, worded by a variant drawn from g (nullptr: the default generator).
+  cap::Tokens tokenize_captions(const Batch& batch, Generator* g) {
+    const int64_t b = batch.images.size(0);
+    const std::vector<float> u = rand({b}, {}, g).to_vector<float>();
+    std::vector<int64_t> variants;
+    for (float v : u) variants.push_back(std::min(cap::kVariants - 1, static_cast<int64_t>(v * cap::kVariants)));
+    return to_device(cap::encode(cap::describe_batch(batch.images, batch.labels, -1, 1, variants)));
+  }
+  cap::Tokens to_device(const cap::Tokens& t) const { return {t.ids.to(device_), t.lengths.to(device_)}; }
+  // Each row's mismatched text: the next row's (rolled by one).
+  Tensor mismatched(const Tensor& phi) const {
+    const int64_t b = phi.size(0);
+    std::vector<int64_t> next;
+    for (int64_t i = 0; i < b; ++i) next.push_back((i + 1) % b);
+    return index_select(phi, 0, from_vector(next, {b}).to(device_));
+  }
+  Tensor noise(int64_t n, Generator* g) const { return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g); }
+  // −log D(G(z, φ), φ) on fresh noise (non-saturating).
+  Tensor generator_loss(const Tensor& phi) {
+    const Tensor fake = generator_->generate(noise(phi.size(0), nullptr), phi);
+    return gan::generator_loss(discriminator_->score(discriminator_->features(fake), phi),
+                               gan::GeneratorLoss::NonSaturating);
+  }
+
+  Device device_;
+  int64_t latent_;
+  double beta_, int_weight_;
+  std::shared_ptr<TextEncoder> encoder_;
+  std::shared_ptr<TextGenerator> generator_;
+  std::shared_ptr<MatchingDiscriminator> discriminator_;
+  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_text2image(const Config& c) { return std::make_unique<Text2Image>(c); }
+std::vector<OptionSpec> options_text2image() {
+  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
+  o.push_back(latent_dim_option(100));
+  o.push_back(integer_option("word_dim", 32, Range::closed(1, 4096), "size of the text encoder's word embeddings"));
+  o.push_back(integer_option("embed_dim", 64, Range::closed(1, 4096), "size of the text embedding phi(t), the GRU's state"));
+  o.push_back(integer_option("text_dim", 64, Range::closed(1, 4096), "size phi(t) is compressed to in G and D (paper: 128)"));
+  o.push_back(integer_option("g_width", 32, Range::closed(1, 1024), "G's channels g: [2g, 7, 7] -> [g, 14, 14] -> image"));
+  o.push_back(integer_option("d_width", 32, Range::closed(1, 1024), "D's channels d: image -> [d, 14, 14] -> [2d, 7, 7]"));
+  o.push_back(real_option("beta", 0.5, Range::closed(0, 1),
+                          "GAN-INT: G also learns from texts beta phi(t1) + (1 - beta) phi(t2)"));
+  o.push_back(real_option("int_weight", 1.0, Range::at_least(0), "weight of G's GAN-INT term (0: GAN-CLS alone)"));
+  return o;
+}
+
+}  // namespace loom::models
