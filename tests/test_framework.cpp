@@ -6,6 +6,7 @@
 #include <functional>
 #include <set>
 
+#include "models/classifier/classifier.h"
 #include "models/image_grid.h"
 #include "models/likelihood/likelihood.h"
 #include "tests/gradcheck.h"
@@ -327,6 +328,84 @@ const models::Registration kReplay{
     [](const models::Config& c) -> std::unique_ptr<models::Model> { return std::make_unique<Replay>(c); },
     {models::switch_option("noise", "sample uniform noise instead")}};
 }  // namespace
+
+namespace {
+// A conditional sampler whose sample of class (label, prompt "class k", or code k
+// standing for class (k + shift) mod 10) is a held-out image of that class, so
+// the accuracies `loom eval` reports are the classifier's on those images.
+class Oracle : public models::Model {
+ public:
+  explicit Oracle(const models::Config& c) : shift_(c.integer("shift")) { net_ = std::make_shared<nn::Sequential>(); }
+  models::ModelKind kind() const override { return models::ModelKind::Sampler; }
+  models::DataSpec data_spec() const override { return {.lo = 0, .hi = 1}; }
+  models::Conditions conditions() const override { return {.labels = true, .prompt = true, .codes = 10}; }
+  std::string class_prompt(int64_t k) const override { return str("class ", k); }
+  models::Losses train_step(const models::Batch&, models::Step&) override { return {{"loss", 0}}; }
+  Tensor sample(int64_t n, const models::Condition& c, Generator&) override {
+    int64_t k = 0;
+    if (c.labels.defined()) k = c.labels.to(Device::cpu()).to_vector<int64_t>()[0];
+    if (c.codes.defined()) k = (c.codes.to(Device::cpu()).to_vector<int64_t>()[0] + shift_) % 10;
+    if (!c.prompt.empty()) k = std::stoll(c.prompt.substr(6));
+    return of_class(k, n);
+  }
+  // The first n held-out images of class k (they repeat every 10: synthetic_images).
+  static Tensor of_class(int64_t k, int64_t n) {
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < n; ++i) rows.push_back(k + 10 * i);
+    return index_select(synthetic_images(data::Split::Test, 10 * n).images, 0, from_vector(rows, {n}));
+  }
+  models::Losses evaluate(const models::Batch&, const models::EvalOptions&) override { return {}; }
+  std::vector<std::pair<std::string, nn::Module*>> modules() override { return {{"net", net_.get()}}; }
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {}; }
+
+ private:
+  int64_t shift_;
+  std::shared_ptr<nn::Sequential> net_;
+};
+const models::Registration kOracle{
+    "oracle", "a test conditional sampler",
+    [](const models::Config& c) -> std::unique_ptr<models::Model> { return std::make_unique<Oracle>(c); },
+    {models::integer_option("shift", 0, models::Range::closed(0, 9), "code k samples class (k + shift) mod 10")}};
+}  // namespace
+
+TEST(Framework, EvalOfAConditionalSamplerIsTheClassifiersAccuracyOnEachCondition) {
+  TempDir dir;
+  tools::TrainOptions c = tiny_run("classifier", dir.path() + "/clf", 4, 64, 1);
+  const std::string classifier = tools::train(c).checkpoint;
+  // The reference: the classifier's own verdict on 10 held-out images of each class.
+  std::unique_ptr<models::Model> clf = tools::load_model("classifier", classifier, Device::cpu());
+  clf->train(false);
+  int64_t right = 0;
+  {
+    NoGrad ng;
+    auto& net = *dynamic_cast<models::Classifier&>(*clf).net;
+    for (int64_t k = 0; k < 10; ++k) {
+      const std::vector<int64_t> pred = argmax(net.forward(Oracle::of_class(k, 10) * 2.0 - 1.0), 1).to_vector<int64_t>();
+      right += std::count(pred.begin(), pred.end(), k);
+    }
+  }
+  auto eval = [&](int64_t shift) {
+    tools::TrainOptions o = tiny_run("", str(dir.path(), "/oracle", shift), 1, 64, 1);
+    o.registration = &kOracle;
+    o.config.set("shift", shift);
+    tools::EvalRequest r;
+    r.checkpoint = tools::train(o).checkpoint;
+    r.images = 100;  // 10 samples per class
+    r.classifier = classifier;
+    r.registration = &kOracle;
+    r.load_data = [](data::Split s) { return synthetic_images(s, 100); };
+    return tools::evaluate("", r).metrics;
+  };
+  const models::Losses plain = eval(0), shifted = eval(3);
+  EXPECT_DOUBLE_EQ(plain.at("label_accuracy"), static_cast<double>(right) / 100.0);
+  EXPECT_DOUBLE_EQ(plain.at("prompt_accuracy"), static_cast<double>(right) / 100.0);
+  // An unsupervised code is scored after the best matching of codes to classes:
+  // relabelling the codes changes nothing, and the matching does at least as well as
+  // the identity.
+  EXPECT_DOUBLE_EQ(shifted.at("code_accuracy"), plain.at("code_accuracy"));
+  EXPECT_GE(plain.at("code_accuracy"), plain.at("label_accuracy"));
+  EXPECT_DOUBLE_EQ(shifted.at("label_accuracy"), plain.at("label_accuracy"));
+}
 
 TEST(Framework, EvalOfASamplerIsTheFrechetDistanceOfItsSamples) {
   TempDir dir;
