@@ -92,3 +92,18 @@ TEST(Gan, DrawsKBatchesPerStepResumesBitExactlyAndLearns) {
   EXPECT_LT(longer.eval.at("fd_2d"), 0.5 * straight.eval.at("fd_2d"));
   EXPECT_EQ(longer.eval.count("modes_covered"), 1u);
 }
+
+TEST(Gan, LinearScheduleDecaysEveryOptimizersLearningRateToZero) {
+  // --lr-schedule linear: at step i of T each optimizer runs at lr · (1 − i/T) (optim::LRSchedule).
+  models::Config c;
+  c.set("dataset", "8gaussians").set("hidden", 8).set("latent_dim", 2).set("lr", 1e-3).set("lr_schedule", "linear");
+  const std::unique_ptr<models::Model> m = models::make_gan(models::resolve_config(models::find_model("gan"), c));
+  const Tensor x = data::make_toy_2d(data::Toy2d::EightGaussians, 16, 1);
+  for (int64_t i : {0, 3, 9}) {
+    models::Step step{.index = i, .total = 10, .next_batch = {}};
+    models::Batch b;
+    b.images = x;
+    m->train_step(b, step);
+    for (auto& [name, opt] : m->optimizers()) EXPECT_NEAR(opt->group_lr(0), 1e-3 * (1 - i / 10.0), 1e-15) << name;
+  }
+}

@@ -30,6 +30,16 @@ OptionSpec lr_schedule_option() {
                        "learning rate over the run: constant, or decayed to 0 at the last step (linear, cosine)");
 }
 
+std::vector<OptionSpec> adversarial_options(int64_t latent_dim) {
+  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
+  o.push_back(latent_dim_option(latent_dim));
+  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
+                            "generator loss: -log D(G(z)) (nonsaturating, the paper's section 3) or "
+                            "log(1 - D(G(z))) (minimax, eq. 1)"));
+  o.push_back(lr_schedule_option());
+  return o;
+}
+
 void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts) {
   if (schedule == "constant") return;
   const double f = optim::LRSchedule::parse(schedule, step.total, 0).factor(step.index);

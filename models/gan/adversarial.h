@@ -32,6 +32,10 @@ Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind);
 // CycleGAN trains (Zhu et al. 2017, §4: its second half), and what lets a GAN on
 // the 2-D mixtures settle its modes to their width once it has found them.
 OptionSpec lr_schedule_option();
+// What the GANs with one generator loss share: Adam (lr 2e-4, β₁ 0.5, β₂ 0.999: Radford
+// et al. 2016, §4, and the PyTorch examples), --latent-dim (default `latent_dim`),
+// --loss nonsaturating|minimax (parse_generator_loss) and --lr-schedule.
+std::vector<OptionSpec> adversarial_options(int64_t latent_dim);
 // Sets every optimizer's lr to its initial lr × the schedule's factor at step.index of step.total.
 void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts);
 

@@ -36,7 +36,8 @@ Tensor cycling_labels(int64_t n, int64_t run) {
 class Cgan : public Model {
  public:
   explicit Cgan(const Config& c)
-      : device_(c.device), latent_(c.integer("latent_dim")), loss_(gan::parse_generator_loss(c.text("loss"))) {
+      : device_(c.device), latent_(c.integer("latent_dim")), loss_(gan::parse_generator_loss(c.text("loss"))),
+        lr_schedule_(c.text("lr_schedule")) {
     const int64_t h = c.integer("hidden");
     auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
     generator_ = nn::mlp({latent_ + kClasses, h, 2 * h, 4 * h, 784}, leaky);
@@ -54,7 +55,8 @@ class Cgan : public Model {
     return takes;
   }
 
-  Losses train_step(const Batch& batch, Step&) override {
+  Losses train_step(const Batch& batch, Step& step) override {
+    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
     const Tensor& x = batch.images;
     const Tensor y = onehot(batch.labels);
     const int64_t b = x.size(0);
@@ -131,6 +133,7 @@ class Cgan : public Model {
   Device device_;
   int64_t latent_;
   gan::GeneratorLoss loss_;
+  std::string lr_schedule_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
   std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
@@ -139,10 +142,7 @@ class Cgan : public Model {
 
 std::unique_ptr<Model> make_cgan(const Config& c) { return std::make_unique<Cgan>(c); }
 std::vector<OptionSpec> options_cgan() {
-  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
-  o.push_back(latent_dim_option(100));
-  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
-                            "generator loss: -log D(G(z|y)|y) (nonsaturating) or log(1 - D(G(z|y)|y)) (minimax, eq. 2)"));
+  std::vector<OptionSpec> o = gan::adversarial_options(100);
   o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "width h: G is [z, y]-h-2h-4h-x, D is [x, y]-2h-h-1"));
   return o;
 }

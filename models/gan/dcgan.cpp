@@ -91,7 +91,8 @@ class Dcgan : public Model {
         size_(std::stoll(c.text("image_size"))),
         channels_(size_ == 64 ? 3 : 1),
         latent_(c.integer("latent_dim")),
-        loss_(gan::parse_generator_loss(c.text("loss"))) {
+        loss_(gan::parse_generator_loss(c.text("loss"))),
+        lr_schedule_(c.text("lr_schedule")) {
     const Architecture a = architecture(size_, c.integer("features"));
     generator_ = make_generator(latent_, channels_, a);
     discriminator_ = make_discriminator(channels_, a);
@@ -111,7 +112,8 @@ class Dcgan : public Model {
     return {};  // Fashion-MNIST, 28×28 grey, in [−1, 1]
   }
 
-  Losses train_step(const Batch& batch, Step&) override {
+  Losses train_step(const Batch& batch, Step& step) override {
+    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
     const Tensor& x = batch.images;
     const Tensor fake = generate(randn({x.size(0), latent_}, TensorOptions{DType::Float32, device_}));
     // D's update does not reach G: it sees G(z) detached.
@@ -174,6 +176,7 @@ class Dcgan : public Model {
   Device device_;
   int64_t size_, channels_, latent_;
   gan::GeneratorLoss loss_;
+  std::string lr_schedule_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
   std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
@@ -182,10 +185,7 @@ class Dcgan : public Model {
 
 std::unique_ptr<Model> make_dcgan(const Config& c) { return std::make_unique<Dcgan>(c); }
 std::vector<OptionSpec> options_dcgan() {
-  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
-  o.push_back(latent_dim_option(100));
-  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
-                            "generator loss: -log D(G(z)) (nonsaturating) or log(1 - D(G(z))) (minimax)"));
+  std::vector<OptionSpec> o = gan::adversarial_options(100);
   o.push_back(integer_option("features", 64, Range::closed(1, 1024),
                              "base width f (ngf = ndf): G's last and D's first feature maps have f channels"));
   o.push_back(choice_option("image_size", "28", {"28", "64"},

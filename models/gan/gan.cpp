@@ -129,14 +129,10 @@ class Gan : public Model {
 
 std::unique_ptr<Model> make_gan(const Config& c) { return std::make_unique<Gan>(c); }
 std::vector<OptionSpec> options_gan() {
-  std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
-  o.push_back(latent_dim_option(100));
+  std::vector<OptionSpec> o = gan::adversarial_options(100);
   o.push_back(choice_option("dataset", "fashion-mnist", {"fashion-mnist", "8gaussians", "25gaussians", "swissroll", "moons"},
                             "what to learn: Fashion-MNIST images or a 2-D toy set"));
-  o.push_back(choice_option("loss", "nonsaturating", {"nonsaturating", "minimax"},
-                            "generator loss: -log D(G(z)) (nonsaturating) or log(1 - D(G(z))) (minimax, eq. 1)"));
   o.push_back(integer_option("d_steps", 1, Range::closed(1, 100), "discriminator updates per generator update (k)"));
-  o.push_back(gan::lr_schedule_option());
   o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "width h: G is z-h-2h-4h-x, D is x-2h-h-1"));
   return o;
 }

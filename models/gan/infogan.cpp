@@ -76,7 +76,8 @@ class InfoGan : public Model {
         latent_(c.integer("latent_dim")),
         lambda_cat_(c.real("lambda_cat")),
         lambda_cont_(c.real("lambda_cont")),
-        learn_std_(c.flag("learn_std")) {
+        learn_std_(c.flag("learn_std")),
+        lr_schedule_(c.text("lr_schedule")) {
     const int64_t w = c.integer("width");
     generator_ = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
         std::make_shared<nn::Linear>(latent_ + kCategories + kContinuous, 16 * w),
@@ -104,7 +105,8 @@ class InfoGan : public Model {
     return takes;
   }
 
-  Losses train_step(const Batch& batch, Step&) override {
+  Losses train_step(const Batch& batch, Step& step) override {
+    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
     const Tensor& x = batch.images;
     const Codes c = prior(x.size(0), nullptr);
     const Tensor fake = generate(c);
@@ -234,6 +236,7 @@ class InfoGan : public Model {
   int64_t latent_;
   double lambda_cat_, lambda_cont_;
   bool learn_std_;
+  std::string lr_schedule_;
   std::shared_ptr<nn::Sequential> generator_;
   std::shared_ptr<Discriminator> discriminator_;
   std::unique_ptr<optim::Adam> g_opt_, d_opt_;
@@ -252,6 +255,7 @@ std::vector<OptionSpec> options_infogan() {
   o.push_back(real_option("lambda_cat", 1, Range::at_least(0), "lambda: weight of L_I for the categorical code c1"));
   o.push_back(real_option("lambda_cont", 1, Range::at_least(0), "lambda: weight of L_I for the continuous codes c2, c3"));
   o.push_back(switch_option("learn_std", "Q learns the std of c2, c3 per sample (default: fixed at 1)"));
+  o.push_back(gan::lr_schedule_option());
   return o;
 }
 
