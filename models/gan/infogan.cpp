@@ -42,10 +42,15 @@ namespace {
 constexpr int64_t kCategories = 10;  // c₁'s values
 constexpr int64_t kContinuous = 2;   // c₂, c₃
 
-nn::ConvOptions stride2() {
+// A layer followed by batch norm has no bias: the norm's mean subtraction cancels
+// it, so its gradient is zero but for rounding, which Adam would turn into steps of ±lr.
+constexpr bool kNoBias = false;
+
+nn::ConvOptions stride2(bool bias = true) {
   nn::ConvOptions o;
   o.params.stride = {2, 2};
   o.params.padding = {1, 1};
+  o.bias = bias;
   return o;
 }
 
@@ -56,12 +61,12 @@ class Discriminator : public nn::Module {
     auto leaky = [] { return std::make_shared<nn::LeakyReLU>(0.2); };
     trunk = register_module("trunk", std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
         std::make_shared<nn::Conv2d>(1, w, 4, stride2()), leaky(),
-        std::make_shared<nn::Conv2d>(w, 2 * w, 4, stride2()), std::make_shared<nn::BatchNorm2d>(2 * w), leaky(),
+        std::make_shared<nn::Conv2d>(w, 2 * w, 4, stride2(kNoBias)), std::make_shared<nn::BatchNorm2d>(2 * w), leaky(),
         std::make_shared<nn::Flatten>(),
-        std::make_shared<nn::Linear>(2 * w * 7 * 7, 16 * w), std::make_shared<nn::BatchNorm1d>(16 * w), leaky()}));
+        std::make_shared<nn::Linear>(2 * w * 7 * 7, 16 * w, kNoBias), std::make_shared<nn::BatchNorm1d>(16 * w), leaky()}));
     d = register_module("d", std::make_shared<nn::Linear>(16 * w, 1));
     q = register_module("q", std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
-        std::make_shared<nn::Linear>(16 * w, 2 * w), std::make_shared<nn::BatchNorm1d>(2 * w), leaky(),
+        std::make_shared<nn::Linear>(16 * w, 2 * w, kNoBias), std::make_shared<nn::BatchNorm1d>(2 * w), leaky(),
         std::make_shared<nn::Linear>(2 * w, q_outputs)}));
   }
   std::string name() const override { return "InfoGanDiscriminator"; }
@@ -80,11 +85,11 @@ class InfoGan : public Model {
         lr_schedule_(c.text("lr_schedule")) {
     const int64_t w = c.integer("width");
     generator_ = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
-        std::make_shared<nn::Linear>(latent_ + kCategories + kContinuous, 16 * w),
+        std::make_shared<nn::Linear>(latent_ + kCategories + kContinuous, 16 * w, kNoBias),
         std::make_shared<nn::BatchNorm1d>(16 * w), std::make_shared<nn::ReLU>(),
-        std::make_shared<nn::Linear>(16 * w, 2 * w * 7 * 7), std::make_shared<nn::BatchNorm1d>(2 * w * 7 * 7),
+        std::make_shared<nn::Linear>(16 * w, 2 * w * 7 * 7, kNoBias), std::make_shared<nn::BatchNorm1d>(2 * w * 7 * 7),
         std::make_shared<nn::ReLU>(), std::make_shared<nn::Unflatten>(Shape{2 * w, 7, 7}),
-        std::make_shared<nn::ConvTranspose2d>(2 * w, w, 4, stride2()), std::make_shared<nn::BatchNorm2d>(w),
+        std::make_shared<nn::ConvTranspose2d>(2 * w, w, 4, stride2(kNoBias)), std::make_shared<nn::BatchNorm2d>(w),
         std::make_shared<nn::ReLU>(), std::make_shared<nn::ConvTranspose2d>(w, 1, 4, stride2()),
         std::make_shared<nn::Tanh>()});
     discriminator_ = std::make_shared<Discriminator>(w, kCategories + kContinuous * (learn_std_ ? 2 : 1));
