@@ -499,7 +499,7 @@ std::vector<OptionSpec> options_text2image() {
   o.push_back(text_option("captions", "",
                           "your own captions for the image folder --data DIR: a file of 'name<TAB>caption' lines, "
                           "name the image's path under DIR or its file name (default: generated Fashion-MNIST captions)"));
-  o.push_back(integer_option("max_words", 4096, Range::closed(1, 1 << 20),
+  o.push_back(integer_option("max_words", 4096, Range::closed(1, 65536),
                              "with --captions: the most distinct words the captions may hold (the embedding's rows)"));
   return o;
 }
