@@ -65,6 +65,10 @@ struct Batch {
   Tensor images_b;    // float32 [B, C, H, W]: a second, unpaired domain (translation models)
   Tensor attributes;  // float32 [B, A] in {0, 1}: binary attributes (multi-domain models)
   Tensor tokens;      // int64 [B, T]: a caption as token ids (text-conditional models)
+  // int64 [B]: each image's position in its split as data::load_dataset orders it
+  // (for an image folder, data::image_folder_files): a model keeping side data per
+  // image (a user's captions) looks it up by this.
+  Tensor indices;
 };
 
 // Where training stands when train_step runs, and more data if the model wants
@@ -149,7 +153,8 @@ class Model {
   virtual LatentCodes latent_codes(const Tensor& images, Generator& g);
   // A prompt naming Fashion-MNIST class k (0-9) in words the model knows ("a
   // sneaker"): what `loom eval` conditions on for prompt_accuracy. Text-conditional
-  // models (conditions().prompt) define it; the default throws.
+  // models (conditions().prompt) define it, "" when their texts do not name
+  // Fashion-MNIST classes (no prompt_accuracy then); the default throws.
   virtual std::string class_prompt(int64_t k) const;
   // Metrics over held-out data, averaged over the batch (called in eval mode,
   // under NoGrad). Likelihood and LatentVariable models report "nll" (nats per

@@ -65,6 +65,8 @@ std::string OptionSpec::canonical(const std::string& value) const {
                  ", got '", value, "'");
       return value;
     }
+    case Kind::Text:
+      return value;
   }
   return value;
 }
@@ -80,6 +82,10 @@ OptionSpec switch_option(std::string name, std::string help) {
 }
 OptionSpec choice_option(std::string name, std::string dflt, std::vector<std::string> choices, std::string help) {
   return {std::move(name), OptionSpec::Kind::Choice, std::move(dflt), std::move(help), {}, std::move(choices)};
+}
+
+OptionSpec text_option(std::string name, std::string dflt, std::string help) {
+  return {std::move(name), OptionSpec::Kind::Text, std::move(dflt), std::move(help), {}, {}};
 }
 
 std::vector<OptionSpec> adam_options(double lr, double b1, double b2) {

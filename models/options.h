@@ -27,10 +27,10 @@ struct Range {
 };
 
 struct OptionSpec {
-  enum class Kind { Real, Integer, Switch, Choice };
+  enum class Kind { Real, Integer, Switch, Choice, Text };
   std::string name;  // "latent_dim": the flag --latent-dim and the checkpoint's metadata key
   Kind kind = Kind::Real;
-  std::string default_value;  // canonical text: "0.001", "20", "false", "gd"
+  std::string default_value;  // canonical text: "0.001", "20", "false", "gd", "" (Text: any string, itself)
   std::string help;
   Range range{};                     // Real and Integer
   std::vector<std::string> choices;  // Choice: the accepted words (which may be numbers: levels 2 or 256)
@@ -45,6 +45,8 @@ OptionSpec real_option(std::string name, double dflt, Range range, std::string h
 OptionSpec integer_option(std::string name, int64_t dflt, Range range, std::string help);
 OptionSpec switch_option(std::string name, std::string help);  // off unless given
 OptionSpec choice_option(std::string name, std::string dflt, std::vector<std::string> choices, std::string help);
+// Any text (a path, a name), stored as given; "" as a default usually means "not given".
+OptionSpec text_option(std::string name, std::string dflt, std::string help);
 
 // Adam's learning rate and betas (Kingma & Ba 2015, Algorithm 1: α, β₁, β₂) with a model's defaults.
 std::vector<OptionSpec> adam_options(double lr, double b1, double b2);

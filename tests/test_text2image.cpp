@@ -7,6 +7,7 @@
 
 #include "models/gan/adversarial.h"
 #include "models/gan/captions.h"
+#include "models/image_grid.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
@@ -270,4 +271,128 @@ TEST(Text2Image, TheDiscriminatorLearnsWhichCaptionIsTheImages) {
   const double before = run("before", 1).eval.at("match_accuracy"), after = run("after", 100).eval.at("match_accuracy");
   EXPECT_NEAR(before, 0.5, 0.1);
   EXPECT_GT(after, 0.7) << "before: " << before;
+}
+
+// ---- your own captions for an image folder (--captions FILE --data DIR) --------------------------
+namespace {
+
+// A folder with train/ and test/ splits of two kinds of 28×28 image (bright and
+// dim squares), and a captions file naming the train images by their path under
+// the folder and the test images by their file name, plus one caption of no image.
+struct CaptionedFolder {
+  std::string images, captions;
+};
+CaptionedFolder captioned_folder(const std::string& root) {
+  namespace fs = std::filesystem;
+  CaptionedFolder f{root + "/images", root + "/captions.tsv"};
+  Generator g(3);
+  fs::create_directories(root);
+  std::ofstream out(f.captions);
+  for (const char* split : {"train", "test"})
+    for (const char* kind : {"bright", "dim"}) {
+      const std::string folder = str(f.images, "/", split, "/", kind);
+      fs::create_directories(folder);
+      const bool train = std::string(split) == "train", bright = std::string(kind) == "bright";
+      for (int i = 0; i < (train ? 4 : 2); ++i) {
+        const std::string name = train ? str(i, ".png") : str(kind, "_", i, ".png");
+        const Tensor x = uniform({1, 1, 28, 28}, 0, 0.1, {}, &g) + (bright ? 0.85 : 0.3);
+        save_image_grid(x, folder + "/" + name, {0, 1}, {.nrow = 1, .padding = 0, .upscale = 1});
+        out << (train ? str(split, "/", kind, "/", name) : name) << '\t'
+            << (bright ? "a bright zorblax square" : "a dim quokka blob") << (i % 2 ? ", large" : "") << "\n";
+      }
+    }
+  out << "ghost.png\ta caption of no image\n";
+  return f;
+}
+
+tools::TrainOptions captioned_run(const CaptionedFolder& f, const std::string& out, int64_t steps) {
+  tools::TrainOptions o = tiny_text2image(out, steps);
+  o.load_data = nullptr;  // the driver reads the folder, as `loom train --data DIR`
+  o.data_dir = f.images;
+  o.config.batch_size = 4;
+  o.config.set("captions", f.captions).set("max_words", 16);
+  o.eval_size = 4;
+  return o;
+}
+
+}  // namespace
+
+TEST(Text2Image, TrainsOnYourOwnCaptionsResumesAndSamplesWithoutTheFile) {
+  TempDir dir;
+  const CaptionedFolder f = captioned_folder(dir / "data");
+  const auto [straight, resumed] = straight_and_resumed(
+      [&](const std::string& tag, int64_t steps) { return captioned_run(f, dir / tag, steps); }, 4);
+  const auto tensors = model_tensors(straight.checkpoint);
+  EXPECT_EQ(model_tensors(resumed.checkpoint), tensors);
+  EXPECT_TRUE(std::isfinite(straight.eval.at("match_accuracy")));
+  // The vocabulary: 16 rows + <pad>, <unk>; the file's 12 distinct words (the caption of
+  // no image's too) hold rows 2..13.
+  EXPECT_EQ(tensors.at("model.text_encoder.words.weight").size(), 18u * 8u);
+  const std::vector<double>& hashes = tensors.at("model.text_encoder.word_hashes");
+  ASSERT_EQ(hashes.size(), 18u);
+  for (size_t k = 0; k < 18; ++k) EXPECT_EQ(hashes[k] != 0, k >= 2 && k < 14) << "row " << k;
+  EXPECT_EQ(load_safetensors(straight.checkpoint).metadata.at("captions"), f.captions);
+
+  // The checkpoint carries its vocabulary: a prompt samples with the captions file gone.
+  std::filesystem::rename(f.captions, f.captions + ".moved");
+  std::unique_ptr<models::Model> m = tools::load_model("text2image", straight.checkpoint, Device::cpu());
+  EXPECT_EQ(m->data_spec().dataset, data::Dataset::ImageFolder);
+  EXPECT_EQ(m->class_prompt(3), "");  // no prompt_accuracy: the captions need not name Fashion-MNIST classes
+  m->train(false);
+  models::Condition c;
+  c.prompt = "zorblax";  // a word only the user's captions have
+  Generator g(5), same(5);
+  const Tensor x = m->sample(3, c, g);
+  EXPECT_EQ(x.shape(), (Shape{3, 1, 28, 28}));
+  EXPECT_EQ(m->sample(3, c, same).to_vector<float>(), x.to_vector<float>());
+  c.prompt = "quokka";  // another caption's word: another embedding
+  Generator g2(5);
+  EXPECT_NE(m->sample(3, c, g2).to_vector<float>(), x.to_vector<float>());
+  c.prompt = "an ankle boot";  // generated captions' words are not in this vocabulary
+  expect_error([&] { m->sample(2, c, g); }, {"prompt 'an ankle boot'", "no word of the captions", "12 words"});
+  expect_error([&] { m->sample(2, {}, g); }, {"captions.tsv", "cannot be read"});  // no prompt: draws from the file
+  tools::SampleCondition sc;
+  sc.prompt = "a large bright zorblax";
+  tools::sample("text2image", straight.checkpoint, 4, dir / "prompt.png", Device::cpu(), 0, data::kFashionMnistDir, sc);
+  EXPECT_TRUE(std::filesystem::exists(dir / "prompt.png"));
+  std::filesystem::rename(f.captions + ".moved", f.captions);
+  EXPECT_EQ(m->sample(2, {}, g).shape(), (Shape{2, 1, 28, 28}));
+}
+
+TEST(Text2Image, YourOwnCaptionsAreCheckedAgainstTheFolder) {
+  TempDir dir;
+  const CaptionedFolder f = captioned_folder(dir / "data");
+  auto run = [&](const std::string& captions, std::function<void(tools::TrainOptions&)> change = {}) {
+    tools::TrainOptions o = captioned_run(f, dir / "run", 1);
+    o.config.set("captions", captions);
+    o.eval_size = 0;
+    if (change) change(o);
+    tools::train(o);
+  };
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return dir / name;
+  };
+  // An image without a caption: named, with the lines that would caption it.
+  std::ifstream in(f.captions);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string partial = all.substr(all.find('\n') + 1);  // drops train/bright/0.png
+  expect_error([&] { run(write("partial.tsv", partial)); },
+               {"train/bright/0.png has no caption", "partial.tsv", "'train/bright/0.png<TAB>caption'", "'0.png<TAB>"});
+  expect_error([&] { run(dir / "nowhere.tsv"); }, {"nowhere.tsv", "cannot be read"});
+  expect_error([&] { run(write("bad.tsv", all + "no tab here\n")); }, {"bad.tsv, line 14", "no tab"});
+  expect_error([&] { run(f.captions, [](tools::TrainOptions& o) { o.config.set("max_words", 5); }); },
+               {"more distinct words than --max-words 5"});
+  expect_error([&] { run(f.captions, [](tools::TrainOptions& o) { o.data_dir = data::kFashionMnistDir; }); },
+               {"give it with --data DIR"});
+  expect_error(
+      [&] {
+        tools::TrainOptions o = tiny_text2image(dir / "generated", 1);
+        o.config.set("max_words", 100);
+        tools::train(o);
+      },
+      {"--max-words", "needs --captions FILE"});
+  // Captions match images by position: an unreadable image is an error, not passed over.
+  std::ofstream(f.images + "/train/dim/broken.png") << "not a png";
+  expect_error([&] { run(write("more.tsv", all + "broken.png\tbroken\n")); }, {"broken.png"});
 }

@@ -222,11 +222,17 @@ void restore(models::Model& m, RngState& rng, const Safetensors& file, const std
   rng.trainer.set_state(ts, toff);
 }
 
+// The positions i..j−1 of a split's images, int64 [j − i] (models::Batch::indices).
+Tensor positions(int64_t i, int64_t j) {
+  return arange(static_cast<double>(i), static_cast<double>(j), 1, TensorOptions{DType::Int64});
+}
+
 // A batch of the loader as the model sees it (data::prepare_images), on its device.
 models::Batch prepare(const data::Batch& b, const models::DataSpec& spec, Generator& g, Device device) {
   models::Batch out;
   out.images = data::prepare_images(b.inputs, spec, g).to(device);
   out.labels = b.labels.to(device);
+  out.indices = b.indices.to(device);
   return out;
 }
 
@@ -240,7 +246,7 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   const int64_t chunk = 500;
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t j = std::min(n, i + chunk);
-    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j)}, m.data_spec(), g, device);
+    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j), positions(i, j)}, m.data_spec(), g, device);
     models::Losses l = m.evaluate(b, eo);
     for (auto& [k, v] : l) totals[k] += v * static_cast<double>(j - i) / static_cast<double>(n);
   }
@@ -306,7 +312,7 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
   if (n == 0) return;
   Generator g(0);
   const models::DataSpec spec = m.data_spec();
-  models::Batch b = prepare({slice(test.images, 0, 0, n), slice(test.labels, 0, 0, n)}, spec, g, device);
+  models::Batch b = prepare({slice(test.images, 0, 0, n), slice(test.labels, 0, 0, n), positions(0, n)}, spec, g, device);
   m.train(false);
   models::LatentCodes codes;
   {
@@ -402,7 +408,7 @@ models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test,
       return c;
     });
   // Text-conditional models: samples for a prompt naming each class (Model::class_prompt).
-  if (takes.prompt)
+  if (takes.prompt && !m.class_prompt(0).empty())
     out["prompt_accuracy"] = accuracy([&](int64_t v, int64_t) {
       models::Condition c;
       c.prompt = m.class_prompt(v);
@@ -449,7 +455,9 @@ TrainResult train(const TrainOptions& o) {
              cuda_device_count() == 0 ? "this build or machine has no CUDA device" : "that device does not exist");
 
   // Resume: the stored run's options, unless the command line repeats them.
+  // The model sees the folder the driver loads (Config::data_dir).
   models::Config given = o.config;
+  given.data_dir = o.data_dir;
   std::optional<int64_t> limit = o.limit_train;
   std::optional<Safetensors> ck;
   int64_t step = 0, batches = 0;

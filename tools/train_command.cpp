@@ -71,13 +71,15 @@ std::vector<FlagSpec> model_option_flags(const models::Registration* only) {
       std::string value_name = "X", help = o.help;
       if (o.kind == models::OptionSpec::Kind::Integer) value_name = "N";
       if (o.kind == models::OptionSpec::Kind::Switch) value_name = "";
+      if (o.kind == models::OptionSpec::Kind::Text) value_name = "TEXT";
       if (o.kind == models::OptionSpec::Kind::Choice) {
         value_name.clear();
         for (const std::string& c : o.choices) value_name += (value_name.empty() ? "" : "|") + c;
       }
       if (o.kind == models::OptionSpec::Kind::Real || o.kind == models::OptionSpec::Kind::Integer)
         help += ", " + o.range.bounds();
-      if (only && o.kind != models::OptionSpec::Kind::Switch) help += " (default " + o.default_value + ")";
+      if (only && o.kind != models::OptionSpec::Kind::Switch && !o.default_value.empty())
+        help += " (default " + o.default_value + ")";
       out.push_back({o.flag(), value_name, help});
     }
   }

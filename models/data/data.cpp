@@ -267,17 +267,17 @@ std::string decode_image(const std::string& path, int64_t c, int64_t size, float
   return "";
 }
 
-}  // namespace
-
-ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o) {
+// The sub-folders of root (sorted) and the image files in each (sorted), with
+// the index of each file's folder; an Error naming root when there are none.
+struct FolderListing {
+  std::vector<std::string> classes;
+  std::vector<std::pair<std::string, int64_t>> files;  // path, label
+};
+FolderListing list_image_folder(const std::string& root) {
   const std::string what = "load_image_folder: " + root;
-  LOOM_CHECK(o.channels == 1 || o.channels == 3, what, ": channels must be 1 or 3, got ", o.channels);
-  LOOM_CHECK(o.size >= 1 && o.size <= 4096, what, ": size must be in 1..4096, got ", o.size);
   std::error_code ec;
   LOOM_CHECK(fs::is_directory(root, ec), what, ": not a directory");
-
-  ImageFolder out;
-  std::vector<std::pair<std::string, int64_t>> files;  // path, label
+  FolderListing out;
   try {
     for (const fs::path& dir : sorted_entries(root, [](const fs::directory_entry& e) { return e.is_directory(); })) {
       int64_t label = static_cast<int64_t>(out.classes.size());
@@ -285,13 +285,38 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
       auto images = sorted_entries(dir, [](const fs::directory_entry& e) {
         return e.is_regular_file() && is_image_name(e.path());
       });
-      for (const fs::path& p : images) files.emplace_back(p.string(), label);
+      for (const fs::path& p : images) out.files.emplace_back(p.string(), label);
     }
   } catch (const fs::filesystem_error& e) {
     throw Error(str(what, ": cannot list: ", e.what()));
   }
   LOOM_CHECK(!out.classes.empty(), what, ": no sub-folders; expected one sub-folder of images per class or domain");
-  LOOM_CHECK(!files.empty(), what, ": no .png/.jpg/.jpeg/.bmp files in its sub-folders");
+  LOOM_CHECK(!out.files.empty(), what, ": no .png/.jpg/.jpeg/.bmp files in its sub-folders");
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> image_folder_files(const std::string& root) {
+  std::vector<std::string> out;
+  for (auto& [path, label] : list_image_folder(root).files) out.push_back(path);
+  return out;
+}
+
+std::string image_folder_split(const std::string& dir, Split split) {
+  std::error_code ec;
+  const bool split_folders = fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
+  return split_folders ? (fs::path(dir) / (split == Split::Train ? "train" : "test")).string() : dir;
+}
+
+ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o) {
+  const std::string what = "load_image_folder: " + root;
+  LOOM_CHECK(o.channels == 1 || o.channels == 3, what, ": channels must be 1 or 3, got ", o.channels);
+  LOOM_CHECK(o.size >= 1 && o.size <= 4096, what, ": size must be in 1..4096, got ", o.size);
+  FolderListing listing = list_image_folder(root);
+  ImageFolder out;
+  out.classes = std::move(listing.classes);
+  const std::vector<std::pair<std::string, int64_t>>& files = listing.files;
 
   const int64_t c = o.channels, s = o.size, per_image = c * s * s;
   Tensor images = empty({static_cast<int64_t>(files.size()), c, s, s});
@@ -430,10 +455,8 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
     // The command line's --data defaults to the Fashion-MNIST folder, which holds IDX files, not images.
     LOOM_CHECK(!dir.empty() && fs::path(dir) != fs::path(kFashionMnistDir),
                "this model trains on an image folder: give it with --data DIR");
-    std::error_code ec;
-    const bool split_folders = fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
-    const std::string root = split_folders ? (fs::path(dir) / (train ? "train" : "test")).string() : dir;
-    ImageFolder f = load_image_folder(root, {.size = spec.size, .channels = spec.channels});
+    ImageFolder f = load_image_folder(image_folder_split(dir, split),
+                                      {.size = spec.size, .channels = spec.channels, .skip_unreadable = spec.skip_unreadable});
     return {(f.images + 1.0) * 0.5, f.labels};
   }
   LabeledImages d = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);
@@ -529,6 +552,7 @@ Batch DataLoader::make_batch(Cursor& c) const {
   b.index = c.index;
   b.inputs = gather_rows(inputs_, c.order.data() + start, count);
   if (labels_.defined()) b.labels = gather_rows(labels_, c.order.data() + start, count);
+  b.indices = from_vector(std::vector<int64_t>(c.order.begin() + start, c.order.begin() + start + count), {count});
   if (++c.index == batches_per_epoch_) {
     c.index = 0;
     c.order = epoch_order(++c.epoch);

@@ -83,6 +83,10 @@ struct ImageFolder {
 // shrink factor when downscaling, as PIL's Image.resize(BILINEAR) does, so
 // every source pixel contributes and large reductions do not alias.
 ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions& o = {});
+// Every image file under root in load_image_folder's order (readable or not,
+// without decoding any): what a model matching side data to the images by
+// their position lists. An Error naming root as load_image_folder's.
+std::vector<std::string> image_folder_files(const std::string& root);
 
 // Images to score or translate: one image file, or every image file directly in
 // a folder (sorted), resized like load_image_folder; float32 [N, channels, size,
@@ -115,7 +119,7 @@ ToyModes toy_2d_modes(Toy2d kind);
 // ---- data sets by specification ------------------------------------------------------------
 enum class Dataset {
   FashionMnist,  // the IDX files in `dir` (default kFashionMnistDir); 60000 train, 10000 test images
-  ImageFolder,   // `dir`: one sub-folder per class; its train/ and test/ sub-folders when it has both
+  ImageFolder,   // `dir`: one sub-folder per class; its train/ and test/ sub-folders when it has both (image_folder_split)
   Toy2d,         // points in the plane; no files (60000 train and 10000 test points, fixed seeds)
 };
 
@@ -127,7 +131,14 @@ struct DataSpec {
   int64_t channels = 1;            // 1 (grey) or 3 (RGB; grey images are repeated)
   double lo = -1, hi = 1;          // the pixel range the model sees and samples
   bool binarize = false;           // dynamic binarization (a fresh Bernoulli draw per batch)
+  // ImageFolder: unreadable images are passed over (true) or an Error (false: for
+  // models that match side data to images by their position, image_folder_files).
+  bool skip_unreadable = true;
 };
+
+// The folder of split in an image-folder data set dir: dir/train or dir/test
+// when dir has both sub-folders, else dir itself (both splits are then the same images).
+std::string image_folder_split(const std::string& dir, Split split);
 
 // The split of spec's data set: images float32 [N, channels, size, size] in
 // [0, 1] (Toy2d: points float32 [N, 2]) and labels int64 [N] (0 where it has none).
@@ -140,6 +151,7 @@ Tensor prepare_images(const Tensor& images01, const DataSpec& spec, Generator& g
 struct Batch {
   Tensor inputs;  // rows of the loader's inputs: [B, ...]
   Tensor labels;  // the matching rows of its labels, or undefined when it has none
+  Tensor indices;  // int64 [B]: each row's position in the loader's inputs
   int64_t epoch = 0;
   int64_t index = 0;  // the batch's number within its epoch
 };

@@ -200,12 +200,16 @@ const Vocabulary& caption_vocabulary() {
 }
 
 Tokens encode(const std::vector<std::string>& texts, const Vocabulary& v) {
+  return encode(texts, [&](const std::string& w) { return v.id(w); });
+}
+
+Tokens encode(const std::vector<std::string>& texts, const WordIds& id) {
   LOOM_CHECK(!texts.empty(), "encode: no texts");
   std::vector<std::vector<int64_t>> ids;
   size_t longest = 1;
   for (const std::string& text : texts) {
     std::vector<int64_t> row;
-    for (const std::string& w : tokenize(text)) row.push_back(v.id(w));
+    for (const std::string& w : tokenize(text)) row.push_back(id(w));
     if (row.empty()) row.push_back(Vocabulary::kUnk);
     longest = std::max(longest, row.size());
     ids.push_back(std::move(row));

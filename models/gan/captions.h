@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -110,6 +111,9 @@ struct Tokens {
   Tensor ids, lengths;
 };
 Tokens encode(const std::vector<std::string>& texts, const Vocabulary& v = caption_vocabulary());
+// The same with any word → id map (Vocabulary::kUnk for a word it does not know).
+using WordIds = std::function<int64_t(const std::string&)>;
+Tokens encode(const std::vector<std::string>& texts, const WordIds& id);
 // The tokens of a user's prompt ([1, T]): unknown words become <unk>, but a prompt
 // with no known word is an Error naming it and listing some of the known words.
 Tokens encode_prompt(const std::string& prompt, const Vocabulary& v = caption_vocabulary());

@@ -17,6 +17,27 @@
 // the image, its label and a wording variant drawn per image from the default
 // generator, so a run resumes bit-exactly).
 //
+// Your own captions (--captions FILE with --data DIR): the model trains on the
+// image folder DIR (28×28 grey; its train/ and test/ sub-folders when it has
+// both), FILE holding one `name<TAB>caption` line per image (captions::read_captions),
+// name being the image's path relative to DIR ("train/cats/001.png") or its bare
+// file name ("001.png"). The driver's batches carry each image's position in its
+// split (Batch::indices), which the model maps to its file (data::image_folder_files,
+// the loader's order: unreadable images are an Error here, not passed over) and so
+// to its caption. An image without a caption is an Error naming it; a caption of no
+// image is a warning (a caption file may cover more than a curated folder).
+// The vocabulary is the words of FILE only: the generated captions describe
+// Fashion-MNIST classes, which a user's folder need not hold. So that a checkpoint
+// samples without FILE (and a changed FILE cannot silently re-map words), the
+// vocabulary has a fixed capacity (--max-words rows of the embedding) and is stored
+// in the checkpoint as a buffer of word hashes: row k ≥ 2 holds the 64-bit FNV-1a
+// hash of its word, 0 when free. Training gives each word of FILE not yet in the
+// table the next free row, in sorted order (a resumed run with an edited FILE
+// keeps every learned row and appends new words); sampling only looks words up.
+// Without --prompt, samples are conditioned on captions drawn from FILE's lines
+// (which then must be readable); there is no prompt_accuracy (the texts need not
+// name Fashion-MNIST classes).
+//
 // Networks (DCGAN-style, Radford et al. 2016, at 28×28; the paper's §4 layout):
 //   G(z, φ(t)): φ → Linear → leaky ReLU(0.2) to --text-dim (the compressed text),
 //     concatenated with z ~ N(0, I) (--latent-dim) → Linear → BN → ReLU → [2g, 7, 7]
@@ -43,6 +64,14 @@
 // and wording), and the picture the trainer draws is one column per class, each
 // conditioned on its plain prompt ("a sneaker"). `loom eval` adds prompt_accuracy:
 // the classifier's accuracy on samples for each class's prompt.
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
 #include "models/gan/adversarial.h"
 #include "models/gan/captions.h"
 
@@ -53,19 +82,60 @@ namespace cap = captions;
 
 Tensor leaky(const Tensor& x) { return leaky_relu(x, 0.2); }
 
-// φ(t): word embeddings → GRU → its state after each caption's last word.
+// 64-bit FNV-1a of a word, never 0 (0 marks a free row of the word table).
+int64_t word_hash(const std::string& word) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char ch : word) h = (h ^ ch) * 0x100000001b3ull;
+  return h == 0 ? 1 : static_cast<int64_t>(h);
+}
+
+// φ(t): word embeddings → GRU → its state after each caption's last word. With
+// `table`, the word of each embedding row is a buffer "word_hashes" int64
+// [vocabulary] (word_hash of the row's word, 0 when free; rows 0 and 1 are <pad>
+// and <unk>), so a checkpoint carries its vocabulary (see the file header).
 class TextEncoder : public nn::Module {
  public:
-  TextEncoder(int64_t vocabulary, int64_t word_dim, int64_t embed_dim)
+  TextEncoder(int64_t vocabulary, int64_t word_dim, int64_t embed_dim, bool table)
       : words_(register_module("words", std::make_shared<nn::Embedding>(vocabulary, word_dim))),
-        gru_(register_module("gru", std::make_shared<nn::GRU>(word_dim, embed_dim))) {}
+        gru_(register_module("gru", std::make_shared<nn::GRU>(word_dim, embed_dim))) {
+    if (table) register_buffer("word_hashes", &hashes_, zeros({vocabulary}, TensorOptions{DType::Int64}));
+  }
   // ids int64 [B, T], lengths int64 [B] (captions::Tokens) → φ float32 [B, embed_dim].
   Tensor encode(const cap::Tokens& t) { return gru_->forward((*words_)(t.ids), t.lengths).h_n; }
   std::string name() const override { return "TextEncoder"; }
 
+  // The table's ids by word hash (its buffer may have been restored since the last call).
+  std::unordered_map<int64_t, int64_t> word_ids() const {
+    const std::vector<int64_t> h = hashes_.to(Device::cpu()).to_vector<int64_t>();
+    std::unordered_map<int64_t, int64_t> ids;
+    for (size_t k = 2; k < h.size(); ++k)
+      if (h[k] != 0) ids.emplace(h[k], static_cast<int64_t>(k));
+    return ids;
+  }
+  // Gives each word of `words` not yet in the table the next free row, in the
+  // order given; an Error naming `source` when the table is full.
+  void add_words(const std::vector<std::string>& words, const std::string& source) {
+    std::vector<int64_t> h = hashes_.to(Device::cpu()).to_vector<int64_t>();
+    const std::unordered_map<int64_t, int64_t> ids = word_ids();
+    size_t next = 2, added = 0;
+    for (const std::string& w : words) {
+      if (ids.count(word_hash(w))) continue;
+      while (next < h.size() && h[next] != 0) ++next;
+      LOOM_CHECK(next < h.size(), source, ": its captions hold more distinct words than --max-words ", h.size() - 2,
+                 " (raise it)");
+      h[next] = word_hash(w);
+      ++added;
+    }
+    if (added > 0) {
+      NoGrad ng;
+      hashes_.copy_(from_vector(h, {static_cast<int64_t>(h.size())}).to(hashes_.device()));
+    }
+  }
+
  private:
   std::shared_ptr<nn::Embedding> words_;
   std::shared_ptr<nn::GRU> gru_;
+  Tensor hashes_;
 };
 
 // φ(t) compressed to a few numbers: Linear → leaky ReLU (the paper's text projection, in G and in D).
@@ -142,14 +212,19 @@ class Text2Image : public Model {
         latent_(c.integer("latent_dim")),
         beta_(c.real("beta")),
         int_weight_(c.real("int_weight")),
-        encoder_(std::make_shared<TextEncoder>(cap::caption_vocabulary().size(), c.integer("word_dim"),
-                                               c.integer("embed_dim"))),
+        captions_path_(c.text("captions")),
+        data_dir_(c.data_dir),
+        encoder_(std::make_shared<TextEncoder>(
+            captions_path_.empty() ? cap::caption_vocabulary().size() : c.integer("max_words") + 2,
+            c.integer("word_dim"), c.integer("embed_dim"), !captions_path_.empty())),
         generator_(std::make_shared<TextGenerator>(latent_, c.integer("embed_dim"), c.integer("text_dim"),
                                                    c.integer("g_width"))),
         discriminator_(std::make_shared<MatchingDiscriminator>(c.integer("embed_dim"), c.integer("text_dim"),
                                                                c.integer("d_width"))) {
     LOOM_CHECK(!c.batch_size || *c.batch_size >= 2, "text2image: --batch-size must be at least 2 (an image's ",
                "mismatched text is another image's caption), got ", *c.batch_size);
+    LOOM_CHECK(!captions_path_.empty() || !c.given.count("max_words"),
+               "text2image: --max-words sizes the vocabulary of your own captions: it needs --captions FILE");
     gan::dcgan_init(*generator_);
     gan::dcgan_init(*discriminator_);
     encoder_->to(device_);
@@ -163,15 +238,33 @@ class Text2Image : public Model {
   }
 
   ModelKind kind() const override { return ModelKind::Sampler; }
+  // Generated captions: Fashion-MNIST; your own: the image folder --data DIR, 28×28 grey in [−1, 1],
+  // every image read (a skipped one would shift the positions captions are matched by).
+  DataSpec data_spec() const override {
+    DataSpec s;
+    if (!user_captions()) return s;
+    s.dataset = Dataset::ImageFolder;
+    s.skip_unreadable = false;
+    return s;
+  }
   Conditions conditions() const override {
     return {.labels = false, .prompt = true, .images = false, .interpolate = false, .codes = 0};
   }
-  std::string class_prompt(int64_t k) const override { return cap::class_prompt(k); }
+  std::string class_prompt(int64_t k) const override { return user_captions() ? "" : cap::class_prompt(k); }
 
   Losses train_step(const Batch& batch, Step&) override {
     const Tensor& x = batch.images;
     const int64_t b = x.size(0);
-    const cap::Tokens tokens = tokenize_captions(batch, nullptr);
+    if (user_captions() && !words_added_) {
+      // Every word of the file, sorted: the same rows on every run over the same file.
+      std::set<std::string> words;
+      for (const auto& [name, text] : captions_file())
+        for (std::string& w : cap::tokenize(text)) words.insert(std::move(w));
+      encoder_->add_words({words.begin(), words.end()}, "captions file " + captions_path_);
+      words_added_ = true;
+    }
+    const cap::Tokens tokens =
+        user_captions() ? encode_user(folder_captions(batch, data::Split::Train)) : tokenize_captions(batch, nullptr);
     // D (and φ) on GAN-CLS's three pairs.
     const Tensor h = encoder_->encode(tokens), wrong = mismatched(h);
     Tensor fake;
@@ -206,12 +299,22 @@ class Text2Image : public Model {
   }
 
   // Conditioned on c.prompt (an Error when it has no known word), else on captions
-  // drawn from the caption distribution; all randomness from g.
+  // drawn from the caption distribution (your own: uniformly from the captions
+  // file's lines); all randomness from g.
   Tensor sample(int64_t n, const Condition& c, Generator& g) override {
     NoGrad ng;
     if (!c.prompt.empty()) {
-      const Tensor phi = encoder_->encode(to_device(cap::encode_prompt(c.prompt)));
+      const Tensor phi = encoder_->encode(to_device(user_captions() ? encode_user_prompt(c.prompt)
+                                                                    : cap::encode_prompt(c.prompt)));
       return generator_->generate(noise(n, &g), expand(phi, {n, phi.size(1)}));
+    }
+    if (user_captions()) {
+      const std::vector<std::string>& lines = caption_lines();
+      const int64_t count = static_cast<int64_t>(lines.size());
+      std::vector<std::string> texts;
+      for (float u : rand({n}, {}, &g).to_vector<float>())
+        texts.push_back(lines[static_cast<size_t>(std::min(count - 1, static_cast<int64_t>(u * static_cast<float>(count))))]);
+      return generator_->generate(noise(n, &g), encoder_->encode(encode_user(texts)));
     }
     const std::vector<float> u = rand({n, 5}, {}, &g).to_vector<float>();
     auto pick = [&](int64_t i, int64_t j, int64_t values) {
@@ -225,10 +328,10 @@ class Text2Image : public Model {
     return generator_->generate(noise(n, &g), encoder_->encode(to_device(cap::encode(texts))));
   }
 
-  // With a prompt, n samples of it in a square grid; without, one column per
-  // class (its plain prompt, "a sneaker") and max(1, n / 10) rows.
+  // With a prompt (or your own captions), n samples in a square grid; without,
+  // one column per class (its plain prompt, "a sneaker") and max(1, n / 10) rows.
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
-    if (!c.prompt.empty()) return {sample(n, c, g), 0};
+    if (!c.prompt.empty() || user_captions()) return {sample(n, c, g), 0};
     NoGrad ng;
     const int64_t rows = std::max<int64_t>(1, n / 10);
     std::vector<std::string> texts;
@@ -243,7 +346,9 @@ class Text2Image : public Model {
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     Generator g(0);
     const int64_t b = batch.images.size(0);
-    const Tensor h = encoder_->encode(tokenize_captions(batch, &g)), wrong = mismatched(h);
+    const Tensor h = encoder_->encode(user_captions() ? encode_user(folder_captions(batch, data::Split::Test))
+                                                      : tokenize_captions(batch, &g)),
+                 wrong = mismatched(h);
     const Tensor real_features = discriminator_->features(batch.images);
     const Tensor s_right = discriminator_->score(real_features, h), s_wrong = discriminator_->score(real_features, wrong),
                  s_fake = discriminator_->score(discriminator_->features(generator_->generate(noise(b, &g), h)), h);
@@ -262,6 +367,83 @@ class Text2Image : public Model {
   }
 
  private:
+  bool user_captions() const { return !captions_path_.empty(); }
+  // The captions file, read once.
+  const std::map<std::string, std::string>& captions_file() {
+    if (!file_) {
+      file_ = cap::read_captions(captions_path_);
+      LOOM_CHECK(!file_->empty(), "captions file ", captions_path_, ": holds no caption");
+    }
+    return *file_;
+  }
+  // Its captions in file-name order (what sample() draws from without a prompt).
+  const std::vector<std::string>& caption_lines() {
+    if (lines_.empty())
+      for (const auto& [name, text] : captions_file()) lines_.push_back(text);
+    return lines_;
+  }
+  // The caption of each image of both splits of the folder, by position
+  // (data::image_folder_files); an Error naming an image without one, a warning
+  // for captions of no image.
+  void match_folder() {
+    namespace fs = std::filesystem;
+    const std::map<std::string, std::string>& file = captions_file();
+    std::set<std::string> used;
+    for (data::Split split : {data::Split::Train, data::Split::Test}) {
+      std::vector<std::string>& out = split_captions_[split == data::Split::Train ? 0 : 1];
+      for (const std::string& path : data::image_folder_files(data::image_folder_split(data_dir_, split))) {
+        const std::string relative = fs::path(path).lexically_relative(data_dir_).generic_string(),
+                          name = fs::path(path).filename().string();
+        auto it = file.find(relative);
+        if (it == file.end()) it = file.find(name);
+        LOOM_CHECK(it != file.end(), "text2image: image ", path, " has no caption in captions file ", captions_path_,
+                   " (add a line '", relative, "<TAB>caption' or '", name, "<TAB>caption')");
+        used.insert(it->first);
+        out.push_back(it->second);
+      }
+    }
+    if (used.size() < file.size()) {
+      std::string first;
+      for (const auto& [name, text] : file)
+        if (!used.count(name)) {
+          first = name;
+          break;
+        }
+      std::cerr << "text2image: warning: " << file.size() - used.size() << " caption(s) in " << captions_path_
+                << " match no image under " << data_dir_ << " (first: '" << first << "')\n";
+    }
+  }
+  // The captions of a batch's images (Batch::indices into split).
+  std::vector<std::string> folder_captions(const Batch& batch, data::Split split) {
+    if (split_captions_[0].empty()) match_folder();
+    const std::vector<std::string>& all = split_captions_[split == data::Split::Train ? 0 : 1];
+    LOOM_CHECK(batch.indices.defined(), "text2image: batches need their images' positions (Batch::indices) to find ",
+               "their captions");
+    std::vector<std::string> out;
+    for (int64_t i : batch.indices.to(Device::cpu()).to_vector<int64_t>()) {
+      LOOM_CHECK(i >= 0 && i < static_cast<int64_t>(all.size()), "text2image: image position ", i, " is outside the ",
+                 all.size(), " images of ", data::image_folder_split(data_dir_, split));
+      out.push_back(all[static_cast<size_t>(i)]);
+    }
+    return out;
+  }
+  // Texts as tokens of the word table (words it lacks become <unk>), on the device.
+  cap::Tokens encode_user(const std::vector<std::string>& texts) const {
+    const std::unordered_map<int64_t, int64_t> ids = encoder_->word_ids();
+    return to_device(cap::encode(texts, [&](const std::string& w) {
+      auto it = ids.find(word_hash(w));
+      return it == ids.end() ? cap::Vocabulary::kUnk : it->second;
+    }));
+  }
+  // A user's prompt; an Error when none of its words is in the table.
+  cap::Tokens encode_user_prompt(const std::string& prompt) const {
+    const cap::Tokens t = encode_user({prompt});
+    const std::vector<int64_t> ids = t.ids.to(Device::cpu()).to_vector<int64_t>();
+    LOOM_CHECK(std::any_of(ids.begin(), ids.end(), [](int64_t id) { return id != cap::Vocabulary::kUnk; }), "prompt '",
+               prompt, "' has no word of the captions the model was trained on (", encoder_->word_ids().size(),
+               " words, from ", captions_path_, ")");
+    return t;
+  }
   // The tokens of each image's caption, worded by a variant drawn from g (nullptr: the default generator).
   cap::Tokens tokenize_captions(const Batch& batch, Generator* g) {
     const int64_t b = batch.images.size(0);
@@ -289,6 +471,11 @@ class Text2Image : public Model {
   Device device_;
   int64_t latent_;
   double beta_, int_weight_;
+  std::string captions_path_, data_dir_;  // your own captions (empty: generated ones) and the image folder
+  std::optional<std::map<std::string, std::string>> file_;
+  std::vector<std::string> lines_;
+  std::array<std::vector<std::string>, 2> split_captions_;  // train, test: the caption of each image by position
+  bool words_added_ = false;
   std::shared_ptr<TextEncoder> encoder_;
   std::shared_ptr<TextGenerator> generator_;
   std::shared_ptr<MatchingDiscriminator> discriminator_;
@@ -309,6 +496,11 @@ std::vector<OptionSpec> options_text2image() {
   o.push_back(real_option("beta", 0.5, Range::closed(0, 1),
                           "GAN-INT: G also learns from texts beta phi(t1) + (1 - beta) phi(t2)"));
   o.push_back(real_option("int_weight", 1.0, Range::at_least(0), "weight of G's GAN-INT term (0: GAN-CLS alone)"));
+  o.push_back(text_option("captions", "",
+                          "your own captions for the image folder --data DIR: a file of 'name<TAB>caption' lines, "
+                          "name the image's path under DIR or its file name (default: generated Fashion-MNIST captions)"));
+  o.push_back(integer_option("max_words", 4096, Range::closed(1, 65536),
+                             "with --captions: the most distinct words the captions may hold (the embedding's rows)"));
   return o;
 }
 
