@@ -172,9 +172,7 @@ double Aae::reconstruction_phase(const Tensor& images) {
   const Tensor x = reshape(images, {images.size(0), kPixels});
   Tensor loss = binary_cross_entropy_with_logits(decode_logits(encode(images)), x, Reduction::Sum) /
                 static_cast<double>(images.size(0));
-  ae_opt_->zero_grad();
-  backward(loss);
-  ae_opt_->step();
+  gan::descend(*ae_opt_, loss);
   return loss.item();
 }
 
@@ -187,18 +185,14 @@ Aae::DiscriminatorStep Aae::discriminator_phase(const Tensor& images) {
   const Tensor prior = sample_aae_prior(prior_, images.size(0), latent_, device_, default_generator());
   const Tensor prior_logits = discriminate(prior), code_logits = discriminate(codes);
   Tensor loss = gan::discriminator_loss(prior_logits, code_logits);
-  d_opt_->zero_grad();
-  backward(loss);
-  d_opt_->step();
+  gan::descend(*d_opt_, loss);
   NoGrad ng;
   return {loss.item(), mean(sigmoid(prior_logits)).item(), mean(sigmoid(code_logits)).item()};
 }
 
 double Aae::generator_phase(const Tensor& images) {
   Tensor loss = gan::generator_loss(discriminate(encode(images)), gan::GeneratorLoss::NonSaturating);
-  g_opt_->zero_grad();
-  backward(loss);  // also fills D's gradients, which d_opt_ clears before its next step
-  g_opt_->step();
+  gan::descend(*g_opt_, loss);  // also fills D's gradients, which d_opt_ clears before its next step
   return loss.item();
 }
 

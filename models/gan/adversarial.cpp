@@ -25,6 +25,20 @@ Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind) {
   return kind == GeneratorLoss::Minimax ? -mean(softplus(fake_logits)) : mean(softplus(-fake_logits));
 }
 
+void descend(optim::Optimizer& opt, const Tensor& loss) {
+  opt.zero_grad();
+  backward(loss);
+  opt.step();
+}
+
+Losses adversarial_losses(double d_loss, double g_loss, const Tensor& real_logits, const Tensor& fake_logits) {
+  NoGrad ng;
+  return {{"d_loss", d_loss},
+          {"g_loss", g_loss},
+          {"D(x)", mean(sigmoid(real_logits)).item()},
+          {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+}
+
 OptionSpec lr_schedule_option() {
   return choice_option("lr_schedule", "constant", {"constant", "linear", "cosine"},
                        "learning rate over the run: constant, or decayed to 0 at the last step (linear, cosine)");

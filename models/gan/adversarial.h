@@ -26,6 +26,15 @@ Tensor discriminator_loss(const Tensor& real_logits, const Tensor& fake_logits);
 // The generator's loss on the logits D gives its samples; a scalar.
 Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind);
 
+// One update of opt on loss (a scalar): zero its gradients, backpropagate, step. The
+// backward pass also fills gradients of parameters opt does not hold (D's, on G's
+// loss); each optimizer clears its own before it steps.
+void descend(optim::Optimizer& opt, const Tensor& loss);
+// What every GAN logs each step: d_loss, g_loss, and the mean D(x) and D(G(z)) of the
+// discriminator's update (σ of its real and fake logits), which both approach 1/2 at
+// the equilibrium p_G = p_data (Goodfellow et al. 2014, Prop. 1).
+Losses adversarial_losses(double d_loss, double g_loss, const Tensor& real_logits, const Tensor& fake_logits);
+
 // The learning-rate schedule option of the adversarial models: `--lr-schedule
 // constant|linear|cosine`, the factor on each optimizer's lr going from 1 at the
 // first step to 0 at the last (optim::LRSchedule). A linear decay is how

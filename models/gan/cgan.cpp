@@ -67,18 +67,10 @@ class Cgan : public Model {
     }
     const Tensor real_logits = discriminate(x, y), fake_logits = discriminate(fake, y);
     Tensor d_loss = gan::discriminator_loss(real_logits, fake_logits);
-    d_opt_->zero_grad();
-    backward(d_loss);
-    d_opt_->step();
+    gan::descend(*d_opt_, d_loss);
     Tensor g_loss = gan::generator_loss(discriminate(generate(noise(b, nullptr), y), y), loss_);
-    g_opt_->zero_grad();
-    backward(g_loss);
-    g_opt_->step();
-    NoGrad ng;
-    return {{"d_loss", d_loss.item()},
-            {"g_loss", g_loss.item()},
-            {"D(x)", mean(sigmoid(real_logits)).item()},
-            {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+    gan::descend(*g_opt_, g_loss);
+    return gan::adversarial_losses(d_loss.item(), g_loss.item(), real_logits, fake_logits);
   }
 
   // n samples [n, 1, 28, 28] in [−1, 1]: of the classes c.labels (int64 [n], on

@@ -119,18 +119,10 @@ class Dcgan : public Model {
     // D's update does not reach G: it sees G(z) detached.
     const Tensor real_logits = discriminate(x), fake_logits = discriminate(fake.detach());
     const Tensor d_loss = gan::discriminator_loss(real_logits, fake_logits);
-    d_opt_->zero_grad();
-    backward(d_loss);
-    d_opt_->step();
+    gan::descend(*d_opt_, d_loss);
     const Tensor g_loss = gan::generator_loss(discriminate(fake), loss_);
-    g_opt_->zero_grad();
-    backward(g_loss);
-    g_opt_->step();
-    NoGrad ng;
-    return {{"d_loss", d_loss.item()},
-            {"g_loss", g_loss.item()},
-            {"D(x)", mean(sigmoid(real_logits)).item()},
-            {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+    gan::descend(*g_opt_, g_loss);
+    return gan::adversarial_losses(d_loss.item(), g_loss.item(), real_logits, fake_logits);
   }
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {

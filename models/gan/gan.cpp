@@ -61,9 +61,7 @@ class Gan : public Model {
       }
       const Tensor real_logits = discriminate(x), fake_logits = discriminate(fake);
       Tensor loss = gan::discriminator_loss(real_logits, fake_logits);
-      d_opt_->zero_grad();
-      backward(loss);
-      d_opt_->step();
+      gan::descend(*d_opt_, loss);
       NoGrad ng;
       d_loss += loss.item() / static_cast<double>(d_steps_);
       d_real = mean(sigmoid(real_logits)).item();
@@ -71,9 +69,7 @@ class Gan : public Model {
     }
     const int64_t b = batch.images.size(0);
     Tensor g_loss = gan::generator_loss(discriminate(generate(randn({b, latent_}, TensorOptions{DType::Float32, device_}))), loss_);
-    g_opt_->zero_grad();
-    backward(g_loss);
-    g_opt_->step();
+    gan::descend(*g_opt_, g_loss);
     return {{"d_loss", d_loss}, {"g_loss", g_loss.item()}, {"D(x)", d_real}, {"D(G(z))", d_fake}};
   }
 

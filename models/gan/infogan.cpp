@@ -120,16 +120,12 @@ class InfoGan : public Model {
     const Tensor fake_features = discriminator_->trunk->forward(fake.detach());
     const Tensor fake_logits = d_logits(fake_features);
     const Tensor d_loss = gan::discriminator_loss(real_logits, fake_logits);
-    d_opt_->zero_grad();
-    backward(d_loss - information(fake_features, c).weighted);
-    d_opt_->step();
+    gan::descend(*d_opt_, d_loss - information(fake_features, c).weighted);
     // G: descend −log D(G(z, c)) − λ L_I through the updated D and Q.
     const Tensor features = discriminator_->trunk->forward(fake);
     const Tensor g_loss = gan::generator_loss(d_logits(features), gan::GeneratorLoss::NonSaturating);
     const Information info = information(features, c);
-    g_opt_->zero_grad();
-    backward(g_loss - info.weighted);
-    g_opt_->step();
+    gan::descend(*g_opt_, g_loss - info.weighted);
     NoGrad ng;
     return {{"d_loss", d_loss.item()},
             {"g_loss", g_loss.item()},

@@ -276,9 +276,7 @@ class Text2Image : public Model {
     const Tensor s_right = discriminator_->score(real_features, h), s_wrong = discriminator_->score(real_features, wrong),
                  s_fake = discriminator_->score(discriminator_->features(fake), h);
     const Tensor d_loss = gan::matching_aware_discriminator_loss(s_right, s_wrong, s_fake);
-    d_opt_->zero_grad();
-    backward(d_loss);
-    d_opt_->step();
+    gan::descend(*d_opt_, d_loss);
     // G on the right texts (GAN-CLS) and on interpolated ones (GAN-INT), with the updated φ held fixed.
     Tensor hg;
     {
@@ -287,9 +285,7 @@ class Text2Image : public Model {
     }
     Tensor g_loss = generator_loss(hg);
     if (int_weight_ > 0) g_loss = g_loss + int_weight_ * generator_loss(beta_ * hg + (1 - beta_) * mismatched(hg));
-    g_opt_->zero_grad();
-    backward(g_loss);
-    g_opt_->step();
+    gan::descend(*g_opt_, g_loss);
     NoGrad ng;
     return {{"d_loss", d_loss.item()},
             {"g_loss", g_loss.item()},
