@@ -63,17 +63,18 @@ def read_safetensors(path):
 
 
 class Classifier(nn.Module):
-    """models/classifier/classifier.h: conv3x3(1→32)·ReLU·pool → conv3x3(32→64)·ReLU·pool → linear(3136→128)·ReLU."""
+    """models/classifier/classifier.h: conv3x3(1→32)·ReLU·pool → conv3x3(32→64)·ReLU·pool → linear(3136→128)·ReLU
+    = features → linear(128→10), with the weights of loom's checkpoint (tensors model.net.*)."""
 
     def __init__(self, weights):
         super().__init__()
         self.c1, self.c2 = nn.Conv2d(1, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)
-        self.fc = nn.Linear(3136, 128)
+        self.fc, self.head = nn.Linear(3136, 128), nn.Linear(128, 10)
         t = lambda k: torch.tensor(weights[k].copy())
         with torch.no_grad():
-            for mod, idx in ((self.c1, 0), (self.c2, 3), (self.fc, 7)):
-                mod.weight.copy_(t(f"model.classifier.body.{idx}.weight"))
-                mod.bias.copy_(t(f"model.classifier.body.{idx}.bias"))
+            for mod, name in ((self.c1, "body.0"), (self.c2, "body.3"), (self.fc, "body.7"), (self.head, "head")):
+                mod.weight.copy_(t(f"model.net.{name}.weight"))
+                mod.bias.copy_(t(f"model.net.{name}.bias"))
 
     def features(self, x):  # x in [-1, 1], [N, 1, 28, 28]
         x = F.max_pool2d(F.relu(self.c1(x)), 2)
@@ -90,14 +91,17 @@ def frechet(a, b):
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * root))
 
 
-def fd_against_test(classifier_path, samples01, n):
-    """FD between samples in [0, 1] [N, 1, 28, 28] and the first n test images."""
+def judge(classifier_path, samples01, n):
+    """FD between samples in [0, 1] [N, 1, 28, 28] and the first n test images, and the
+    classifier's accuracy on those test images (which must equal `loom eval classifier`'s:
+    the check that the weights were read right)."""
     clf = Classifier(read_safetensors(classifier_path)).eval()
-    test, _ = fashion("test")
+    test, labels = fashion("test")
     with torch.no_grad():
-        real = torch.cat([clf.features(test[i:i + 500] * 2 - 1) for i in range(0, n, 500)]).numpy()
-        fake = torch.cat([clf.features(samples01[i:i + 500] * 2 - 1) for i in range(0, n, 500)]).numpy()
-    return frechet(fake, real)
+        real = torch.cat([clf.features(test[i:i + 500] * 2 - 1) for i in range(0, n, 500)])
+        fake = torch.cat([clf.features(samples01[i:i + 500] * 2 - 1) for i in range(0, n, 500)])
+        accuracy = (clf.head(real).argmax(1) == labels[:n]).double().mean().item()
+    return frechet(fake.numpy(), real.numpy()), accuracy
 
 
 def mlp(sizes):
@@ -156,11 +160,18 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("-n", type=int, default=10000, help="samples (and test images) for the FD")
     p.add_argument("--classifier", default="out/classifier/checkpoint.safetensors")
+    p.add_argument("--samples", help="a .npy to save the samples to (or, when it exists, to judge instead of training)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    seconds, samples = train_gan(args)
-    print(json.dumps({"model": "torch " + args.model, "steps": args.steps, "seconds": round(seconds, 1),
-                      "threads": args.threads, "fd": fd_against_test(args.classifier, samples, args.n)}))
+    if args.samples and os.path.exists(args.samples):
+        seconds, samples = None, torch.tensor(np.load(args.samples))  # judge the samples of an earlier run
+    else:
+        seconds, samples = train_gan(args)
+        if args.samples:
+            np.save(args.samples, samples.numpy())
+    fd, accuracy = judge(args.classifier, samples, args.n)
+    print(json.dumps({"model": "torch " + args.model, "steps": args.steps, "seconds": seconds and round(seconds, 1),
+                      "threads": args.threads, "fd": fd, "classifier_test_accuracy": accuracy}))
 
 
 if __name__ == "__main__":
