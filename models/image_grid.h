@@ -26,7 +26,13 @@ struct GridOptions {
 };
 
 // images: [N, C, H, W] with C = 1 (grey PNG) or 3 (RGB PNG), any dtype or
-// device, with values in `range`. Writes path or throws a loom::Error naming it.
+// device, with values in `range`. Writes path as save_png does.
 void save_image_grid(const Tensor& images, const std::string& path, PixelRange range, const GridOptions& o = {});
+
+// Encodes h rows of w pixels of c interleaved 8-bit channels (1 grey, 3 RGB,
+// 4 RGBA) as a PNG (stb_image_write) and writes it to path atomically
+// (autograd/io/atomic_file.h): on any failure a loom::Error starting with `what`
+// and naming the cause (ENOSPC, EROFS, ...), and an existing path is left whole.
+void save_png(const std::string& path, const uint8_t* pixels, int64_t w, int64_t h, int64_t c, const std::string& what);
 
 }  // namespace loom
