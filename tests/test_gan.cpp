@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "models/gan/adversarial.h"
+#include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
 #include "tools/train.h"
@@ -105,5 +106,16 @@ TEST(Gan, LinearScheduleDecaysEveryOptimizersLearningRateToZero) {
     b.images = x;
     m->train_step(b, step);
     for (auto& [name, opt] : m->optimizers()) EXPECT_NEAR(opt->group_lr(0), 1e-3 * (1 - i / 10.0), 1e-15) << name;
+  }
+}
+
+TEST(Gan, AnUnknownLrScheduleIsAnErrorWhenTheModelIsBuilt) {
+  // --lr-schedule is read once, when the model is built: a value that got past
+  // resolve_config's check of the choices is an Error there, not at some later step.
+  for (const char* name : {"gan", "dcgan", "cgan", "infogan"}) {
+    const models::Registration& r = models::find_model(name);
+    models::Config c = models::resolve_config(r, models::Config{});
+    c.set("lr_schedule", "step");
+    expect_error([&] { r.make(c); }, {"--lr-schedule", "constant, linear or cosine", "'step'"});
   }
 }

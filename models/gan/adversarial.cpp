@@ -54,10 +54,39 @@ std::vector<OptionSpec> adversarial_options(int64_t latent_dim) {
   return o;
 }
 
-void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts) {
-  if (schedule == "constant") return;
-  const double f = optim::LRSchedule::parse(schedule, step.total, 0).factor(step.index);
-  for (optim::Optimizer* o : opts) o->scale_lr(f);
+optim::LRSchedule::Kind parse_lr_schedule(const std::string& name) {
+  if (name == "constant") return optim::LRSchedule::Kind::Constant;
+  if (name == "linear") return optim::LRSchedule::Kind::Linear;
+  if (name == "cosine") return optim::LRSchedule::Kind::Cosine;
+  throw Error(str("--lr-schedule must be constant, linear or cosine, got '", name, "'"));
+}
+
+AdversarialModel::AdversarialModel(const Config& c)
+    : device_(c.device),
+      latent_(c.integer("latent_dim")),
+      loss_(c.has("loss") ? parse_generator_loss(c.text("loss")) : GeneratorLoss::NonSaturating),
+      schedule_(c.has("lr_schedule") ? parse_lr_schedule(c.text("lr_schedule")) : optim::LRSchedule::Kind::Constant) {}
+
+void AdversarialModel::adopt(nn::Module& generator, nn::Module& discriminator, const optim::AdamOptions& g_adam,
+                             const optim::AdamOptions& d_adam, const std::vector<Tensor>& with_d) {
+  generator.to(device_);
+  discriminator.to(device_);
+  g_opt_ = std::make_unique<optim::Adam>(generator.parameters(), g_adam);
+  std::vector<Tensor> d_params = discriminator.parameters();
+  d_params.insert(d_params.end(), with_d.begin(), with_d.end());
+  d_opt_ = std::make_unique<optim::Adam>(d_params, d_adam);
+  modules_.emplace_back("generator", &generator);
+  modules_.emplace_back("discriminator", &discriminator);
+}
+
+void AdversarialModel::schedule_lr(const Step& step) {
+  using Kind = optim::LRSchedule::Kind;
+  if (schedule_ == Kind::Constant) return;
+  const optim::LRSchedule s =
+      schedule_ == Kind::Linear ? optim::LRSchedule::linear(step.total) : optim::LRSchedule::cosine(step.total);
+  const double f = s.factor(step.index);
+  g_opt_->scale_lr(f);
+  d_opt_->scale_lr(f);
 }
 
 Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g) {
