@@ -306,7 +306,9 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
 
 // For a model with a 2-D latent code (the AAE): the codes of up to 2000 test
 // images, one colour per class, beside as many draws from the prior. Nothing
-// for other models.
+// for other models. Class k is always the chart's series k, so it has the
+// palette's k-th colour whichever classes the images hold (a class with no
+// image is an empty series without a legend entry), and the prior the eleventh.
 void write_latent_codes(models::Model& m, const data::LabeledImages& test, const std::string& path, Device device) {
   const int64_t n = std::min<int64_t>(2000, test.images.size(0));
   if (n == 0) return;
@@ -329,7 +331,10 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i)
       if (labels[i] == k) rows.push_back(i);
-    if (rows.empty()) continue;
+    if (rows.empty()) {
+      chart.series.push_back({"", {}, {}, false, true});
+      continue;
+    }
     chart.series.push_back(scatter_series(std::string(data::fashion_mnist_classes()[k]),
                                           index_select(xy, 0, from_vector(rows, {static_cast<int64_t>(rows.size())}))));
   }
