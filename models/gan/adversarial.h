@@ -1,7 +1,7 @@
 // What the adversarial family shares: the GAN losses on discriminator logits, the
 // models' common frame (AdversarialModel: G, D, their optimizers and options), the
-// DCGAN weight initialization, the mode metrics of the 2-D mixtures, and spherical
-// interpolation for walks through a latent space.
+// DCGAN weight initialization, and spherical interpolation for walks through a
+// latent space.
 //
 // The value function (Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1):
 //   min_G max_D V(D, G) = E_x[log D(x)] + E_z[log(1 − D(G(z)))],  D = σ(logit).
@@ -153,15 +153,5 @@ Tensor slerp(const Tensor& a, const Tensor& b, double t);
 // slerp(z₀, z₁, j / (columns − 1)) of each walk: float32 [rows · columns,
 // latent_dim] on device, walk r's point j at row r · columns + j.
 Tensor latent_walks(int64_t rows, int64_t columns, int64_t latent_dim, Device device, Generator& g);
-
-// How well samples [N, 2] cover a Gaussian mixture's modes (Metz et al. 2017,
-// "Unrolled GANs", §3.1; Srivastava et al. 2017, VEEGAN, §5.1): a sample is of
-// high quality when it lies within 3σ of its nearest mode; a mode is covered when
-// at least 1% of the samples are high-quality samples of it.
-struct ModeCoverage {
-  double modes_covered = 0;  // out of the mixture's modes
-  double high_quality = 0;   // fraction of the samples, in [0, 1]
-};
-ModeCoverage mode_coverage(const Tensor& samples, data::Toy2d kind);
 
 }  // namespace loom::models::gan

@@ -16,7 +16,6 @@
 // reports the Fréchet distance of the samples in the plane and, on the mixtures,
 // the modes covered and the fraction of high-quality samples).
 #include "models/gan/adversarial.h"
-#include "models/metrics.h"
 
 namespace loom::models {
 namespace {
@@ -66,23 +65,13 @@ class Gan : public gan::AdversarialModel {
     return generate(noise(n, &g));
   }
 
-  // Held-out data against as many samples: the discriminator's loss; on 2-D data
-  // also the Fréchet distance in the plane and, on the mixtures, mode coverage.
-  // The samples come from a fixed stream, so every evaluation compares alike.
+  // Held-out data against as many samples from a fixed stream (so every evaluation
+  // compares alike): the discriminator's loss. On 2-D data the driver measures the
+  // samples in the plane as a whole (tools::evaluate: fd_2d, modes_covered, high_quality).
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     Generator g(0);
     const Tensor fake = sample(batch.images.size(0), {}, g);
-    Losses l{{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
-    if (toy_) {
-      l["fd_2d"] = frechet_distance(fake, batch.images);
-      const data::Toy2d kind = data::parse_toy_2d(data_);
-      if (!data::toy_2d_modes(kind).centres.empty()) {
-        const gan::ModeCoverage c = gan::mode_coverage(fake, kind);
-        l["modes_covered"] = c.modes_covered;
-        l["high_quality"] = c.high_quality;
-      }
-    }
-    return l;
+    return {{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
   }
 
  private:
