@@ -236,6 +236,28 @@ models::Batch prepare(const data::Batch& b, const models::DataSpec& spec, Genera
   return out;
 }
 
+// What a model of points in the plane (DataSpec::Toy2d) is judged by, on points
+// [n, 2] of its test split against n samples drawn in one call from a fixed
+// stream (Generator(0): every evaluation of a checkpoint compares alike), each
+// metric of the whole sample: "fd_2d", the Fréchet distance in the plane, and on
+// the Gaussian mixtures "modes_covered" (a whole number) and "high_quality"
+// (models::mode_coverage). A metric averaged over chunks of the sample would
+// count modes per chunk and report fractions of modes.
+models::Losses plane_metrics(models::Model& m, const std::string& toy, const Tensor& points) {
+  Generator g(0);
+  const Tensor fake = m.sample(points.size(0), {}, g);
+  models::Losses l{{"fd_2d", models::frechet_distance(fake, points)}};
+  const data::Toy2d kind = data::parse_toy_2d(toy);
+  if (!data::toy_2d_modes(kind).centres.empty()) {
+    const models::ModeCoverage c = models::mode_coverage(fake, kind);
+    l["modes_covered"] = c.modes_covered;
+    l["high_quality"] = c.high_quality;
+  }
+  return l;
+}
+
+// The model's held-out metrics (Model::evaluate) on the first n test images, in
+// chunks weighted by their size; for points in the plane, plane_metrics besides.
 models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64_t n, Device device, Generator& g,
                         const models::EvalOptions& eo = {}) {
   n = std::min(n, test.images.size(0));
@@ -243,13 +265,16 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   m.train(false);
   NoGrad ng;
   models::Losses totals;
+  const models::DataSpec spec = m.data_spec();
   const int64_t chunk = 500;
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t j = std::min(n, i + chunk);
-    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j), positions(i, j)}, m.data_spec(), g, device);
+    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j), positions(i, j)}, spec, g, device);
     models::Losses l = m.evaluate(b, eo);
     for (auto& [k, v] : l) totals[k] += v * static_cast<double>(j - i) / static_cast<double>(n);
   }
+  if (spec.dataset == data::Dataset::Toy2d)
+    for (auto& [k, v] : plane_metrics(m, spec.toy, slice(test.images, 0, 0, n).to(device))) totals[k] = v;
   m.train(true);
   return totals;
 }
@@ -306,7 +331,9 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
 
 // For a model with a 2-D latent code (the AAE): the codes of up to 2000 test
 // images, one colour per class, beside as many draws from the prior. Nothing
-// for other models.
+// for other models. Class k is always the chart's series k, so it has the
+// palette's k-th colour whichever classes the images hold (a class with no
+// image is an empty series without a legend entry), and the prior the eleventh.
 void write_latent_codes(models::Model& m, const data::LabeledImages& test, const std::string& path, Device device) {
   const int64_t n = std::min<int64_t>(2000, test.images.size(0));
   if (n == 0) return;
@@ -329,7 +356,10 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i)
       if (labels[i] == k) rows.push_back(i);
-    if (rows.empty()) continue;
+    if (rows.empty()) {
+      chart.series.push_back({"", {}, {}, false, true});
+      continue;
+    }
     chart.series.push_back(scatter_series(std::string(data::fashion_mnist_classes()[k]),
                                           index_select(xy, 0, from_vector(rows, {static_cast<int64_t>(rows.size())}))));
   }

@@ -94,7 +94,12 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // accuracy on samples of each class; for text-conditional models
 // "prompt_accuracy", the same on samples for a prompt naming each class
 // (Model::class_prompt); for a categorical latent code (InfoGAN)
-// "code_accuracy", the same after the best matching of codes to classes.
+// "code_accuracy", the same after the best matching of codes to classes. For
+// models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
+// call from Generator(0) against as many test points, as one set: "fd_2d", the
+// Fréchet distance in the plane, and on the Gaussian mixtures "modes_covered" (a
+// whole number) and "high_quality" (models::mode_coverage); train() reports the
+// same on its eval_size points.
 struct EvalRequest {
   std::string checkpoint;
   Device device = Device::cpu();

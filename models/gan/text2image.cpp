@@ -205,11 +205,10 @@ class MatchingDiscriminator : public nn::Module {
   std::shared_ptr<nn::Conv2d> out_;
 };
 
-class Text2Image : public Model {
+class Text2Image : public gan::AdversarialModel {
  public:
   explicit Text2Image(const Config& c)
-      : device_(c.device),
-        latent_(c.integer("latent_dim")),
+      : AdversarialModel(c),
         beta_(c.real("beta")),
         int_weight_(c.real("int_weight")),
         captions_path_(c.text("captions")),
@@ -228,16 +227,11 @@ class Text2Image : public Model {
     gan::dcgan_init(*generator_);
     gan::dcgan_init(*discriminator_);
     encoder_->to(device_);
-    generator_->to(device_);
-    discriminator_->to(device_);
-    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
     // φ learns from D's loss: the encoder's parameters are updated with D's.
-    std::vector<Tensor> d_params = discriminator_->parameters();
-    for (const Tensor& p : encoder_->parameters()) d_params.push_back(p);
-    d_opt_ = std::make_unique<optim::Adam>(d_params, adam_from(c));
+    adopt(*generator_, *discriminator_, adam_from(c), adam_from(c), encoder_->parameters());
+    add_module("text_encoder", *encoder_);
   }
 
-  ModelKind kind() const override { return ModelKind::Sampler; }
   // Generated captions: Fashion-MNIST; your own: the image folder --data DIR, 28×28 grey in [−1, 1],
   // every image read (a skipped one would shift the positions captions are matched by).
   DataSpec data_spec() const override {
@@ -365,13 +359,6 @@ class Text2Image : public Model {
             {"match_accuracy", match_accuracy(s_right, s_wrong, h, wrong)}};
   }
 
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"text_encoder", encoder_.get()}, {"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
-  }
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
-    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
-  }
-
  private:
   bool user_captions() const { return !captions_path_.empty(); }
   // The captions file, read once.
@@ -466,7 +453,6 @@ class Text2Image : public Model {
     for (int64_t i = 0; i < b; ++i) next.push_back((i + 1) % b);
     return index_select(phi, 0, from_vector(next, {b}).to(device_));
   }
-  Tensor noise(int64_t n, Generator* g) const { return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g); }
   // −log D(G(z, φ), φ) on fresh noise (non-saturating).
   Tensor generator_loss(const Tensor& phi) {
     const Tensor fake = generator_->generate(noise(phi.size(0), nullptr), phi);
@@ -474,8 +460,6 @@ class Text2Image : public Model {
                                gan::GeneratorLoss::NonSaturating);
   }
 
-  Device device_;
-  int64_t latent_;
   double beta_, int_weight_;
   std::string captions_path_, data_dir_;  // your own captions (empty: generated ones) and the image folder
   std::optional<std::map<std::string, std::string>> file_;
@@ -485,7 +469,6 @@ class Text2Image : public Model {
   std::shared_ptr<TextEncoder> encoder_;
   std::shared_ptr<TextGenerator> generator_;
   std::shared_ptr<MatchingDiscriminator> discriminator_;
-  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
 
 }  // namespace
