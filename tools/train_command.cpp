@@ -2,9 +2,10 @@
 // Flag names follow the PyTorch GAN/VAE example scripts where they exist;
 // their --n_epochs / --batch_size spellings are accepted as aliases.
 #include <algorithm>
-#include <fstream>
 #include <iostream>
+#include <sstream>
 
+#include "autograd/io/input_file.h"
 #include "autograd/io/json.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -271,8 +272,8 @@ int plot_command(const std::vector<std::string>& args) {
   if (help(a, usage)) return 0;
   if (a.positional.size() != 1) throw UsageError("plot: expected one metrics.jsonl file\n" + usage);
   const std::string path = a.positional[0];
-  std::ifstream in(path);
-  LOOM_CHECK(in, "plot: cannot open ", path);
+  // A regular file (a FIFO would block), whole: a metrics log is a few MB.
+  std::istringstream in(read_file(path, "plot", uint64_t(1) << 30));
   // One series per loss name, in order of first appearance.
   plot::Chart chart;
   chart.title = "training curves: " + path;
