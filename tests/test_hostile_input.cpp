@@ -227,3 +227,40 @@ TEST(HostileFiles, IdxSizesAreCheckedAgainstTheFileLength) {
   expect_error([&] { read_idx(dir / "lie.gz"); },
                {"need 16777216 bytes of data, more than a gzip file of " + std::to_string(gz_bytes) + " bytes can hold"});
 }
+
+// ---- shape arithmetic ----------------------------------------------------------------------------
+
+// Signed overflow is undefined behaviour (UBSan stops on it): every size the
+// engine computes from shapes and op arguments is checked, and too large is an
+// Error naming the op and the shape.
+TEST(HostileShapes, SizeArithmeticThatWouldOverflowIsAnError) {
+  constexpr int64_t kMax = INT64_MAX;
+  expect_error([] { empty({kMax, 2}); }, {"empty: shape [9223372036854775807, 2] has more elements than int64 counts"});
+  expect_error([] { randn({kMax, 100}); }, {"shape [9223372036854775807, 100]"});
+  // 2^61 float64 elements are 2^64 bytes.
+  expect_error([] { empty({int64_t(1) << 61}, TensorOptions{DType::Float64}); },
+               {"empty: a size computed for input [2305843009213693952] overflows int64"});
+  // A zero dimension makes no element, but the other axes' products must still fit.
+  expect_error([] { empty({0, int64_t(1) << 40, int64_t(1) << 40}); }, {"empty", "more elements than int64 counts"});
+  const Tensor a = empty({0, int64_t(1) << 40, 1}), b = empty({0, 1, int64_t(1) << 40});
+  expect_error([&] { add(a, b); }, {"add: shape [0, 1099511627776, 1099511627776] has more elements"});
+  expect_error([] { reshape(empty({0}), {kMax, 2, 0}); }, {"reshape: a size computed for input [0] overflows int64"});
+  expect_error([] { pad(zeros({2}), {kMax, 1}); }, {"pad: a size computed for input [2] overflows int64"});
+  expect_error([] { pad(zeros({2}), {INT64_MIN, 0}); }, {"pad: pads", "must lie in"});
+  expect_error([] { upsample_nearest2d(zeros({1, 1, 2, 2}), kMax); },
+               {"upsample_nearest2d: a size computed for input [1, 1, 2, 2] overflows int64"});
+  expect_error([] { upsample_bilinear2d(zeros({1, 1, 2, 2}), kMax); }, {"upsample_bilinear2d", "overflows int64"});
+  ConvParams huge_pad;
+  huge_pad.padding = {kMax / 2 + 1, 0};
+  expect_error([&] { conv2d(zeros({1, 1, 2, 2}), zeros({1, 1, 1, 1}), {}, huge_pad); },
+               {"conv2d: a size computed for input [1, 1, 2, 2] overflows int64"});
+  ConvParams huge_stride;
+  huge_stride.stride = {kMax, 1};
+  expect_error([&] { conv_transpose2d(zeros({1, 1, 3, 3}), zeros({1, 1, 1, 1}), {}, huge_stride); },
+               {"conv_transpose2d", "overflows int64"});
+  expect_error([] { max_pool2d(zeros({0, 1, kMax - 1, 1}), {4, 1}, {1, 1}, {2, 0}); }, {"max_pool2d", "overflows int64"});
+  expect_error([] { arange(0, 1e19); }, {"arange", "more than int64 counts"});
+  // Sizes that fit are untouched.
+  EXPECT_EQ(pad(zeros({2}), {1, 3}).shape(), (Shape{6}));
+  EXPECT_EQ(numel(Shape{0, int64_t(1) << 31, int64_t(1) << 31}), 0);
+}
