@@ -15,8 +15,11 @@
 #include "autograd/loom.h"
 #include "models/data/data.h"
 #include "models/data/image.h"
+#include "models/gan/captions.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
+#include "tests/train_fixture.h"
+#include "tools/commands.h"
 
 using namespace loom;
 using namespace loom::data;
@@ -47,6 +50,16 @@ std::vector<uint8_t> solid(int w, int h, std::vector<uint8_t> colour) {
 }
 
 void make_fifo(const std::string& path) { ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << path; }
+
+// The message of what fn throws (a loom::Error or a command line's UsageError); "" when nothing.
+std::string thrown(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace
 
@@ -190,6 +203,7 @@ TEST(HostileFiles, FifosAreRefusedNotOpened) {
   expect_error([&] { read_idx(dir / "pipe"); }, {"read_idx: " + (dir / "pipe"), "is a FIFO"});
   expect_error([&] { read_image(dir / "pipe", 3); }, {"read_image: " + (dir / "pipe"), "is a FIFO"});
   expect_error([&] { read_file(dir / "pipe", "captions", 100); }, {"captions: " + (dir / "pipe"), "is a FIFO"});
+  expect_error([&] { models::captions::read_captions(dir / "pipe"); }, {"captions file: " + (dir / "pipe"), "is a FIFO"});
   expect_error([&] { load_safetensors(dir.path()); }, {dir.path(), "is a directory, not a regular file"});
   expect_error([&] { check_directory(dir / "pipe", "load_image_folder"); }, {dir / "pipe", "not a directory"});
 
@@ -263,4 +277,59 @@ TEST(HostileShapes, SizeArithmeticThatWouldOverflowIsAnError) {
   // Sizes that fit are untouched.
   EXPECT_EQ(pad(zeros({2}), {1, 3}).shape(), (Shape{6}));
   EXPECT_EQ(numel(Shape{0, int64_t(1) << 31, int64_t(1) << 31}), 0);
+}
+
+// ---- the command line ------------------------------------------------------------------------------
+
+TEST(HostileCommandLine, NumbersAndPathsAreRefusedBeforeAnyWork) {
+  TempDir dir;
+  make_fifo(dir / "pipe");
+  const std::string out = dir / "out";
+  // --latent-dim 9223372036854775807 reached 2 * latent (signed overflow) inside the model.
+  EXPECT_EQ(thrown([&] { cli::train_command({"vae", "--steps", "1", "--latent-dim", "9223372036854775807", "--out", out}); }),
+            "train: --latent-dim must lie in [1, 65536], got 9223372036854775807");
+  // `--resume=` read as no --resume: a run from scratch, over the old one's folder.
+  EXPECT_EQ(thrown([&] { cli::train_command({"vae", "--steps", "1", "--resume=", "--out", out}); }),
+            "train: --resume needs a value (--resume CKPT), got an empty one");
+  EXPECT_EQ(thrown([&] { cli::train_command({"vae", "--steps", "1", "--out", ""}); }),
+            "train: --out needs a value (--out DIR), got an empty one");
+  EXPECT_EQ(thrown([&] { cli::train_command({"vae", "--steps", "1", "--max-image-pixels", "0"}); }),
+            "train: --max-image-pixels must lie in [1, 4294967296], got 0");
+  EXPECT_NE(thrown([&] { cli::train_command({"vae", "--steps", "1", "--resume", dir / "pipe", "--out", out}); })
+                .find("load_safetensors: " + (dir / "pipe") + ": is a FIFO"),
+            std::string::npos);
+  EXPECT_NE(thrown([&] { cli::train_command({"gan", "--steps", "1", "--data", dir / "pipe", "--out", out}); })
+                .find("load_mnist: " + (dir / "pipe") + ": not a directory"),
+            std::string::npos);
+  EXPECT_NE(thrown([&] {
+              cli::train_command({"dcgan", "--image-size", "64", "--steps", "1", "--data", dir / "pipe", "--out", out});
+            }).find("load_image_folder: " + (dir / "pipe") + ": not a directory"),
+            std::string::npos);
+  EXPECT_NE(thrown([&] { cli::sample_command({"gan", "--ckpt", dir / "pipe"}); }).find("is a FIFO"), std::string::npos);
+  EXPECT_EQ(thrown([&] { cli::score_command({"nade", "--ckpt", dir / "pipe", "--input", dir / "pipe",
+                                             "--max-image-pixels", "4294967297"}); }),
+            "score: --max-image-pixels must lie in [1, 4294967296], got 4294967297");
+
+  // With real checkpoints: a GAN (square grids) and a conditional GAN (a row per class).
+  for (const std::string model : {"gan", "cgan"}) {
+    ::testing::internal::CaptureStdout();
+    tools::train(tiny_run(model, dir / model, 1, 32, 0));
+    ::testing::internal::GetCapturedStdout();
+  }
+  const std::string gan = dir / "gan/checkpoint.safetensors", cgan = dir / "cgan/checkpoint.safetensors";
+  const std::string png = dir / "s.png";
+  // -n 9223372036854775807 overflowed numel; now the grid is measured before sampling.
+  EXPECT_EQ(thrown([&] { cli::sample_command({"gan", "--ckpt", gan, "-n", "9223372036854775807", "--out", png}); }),
+            "sample: " + png + ": a 1.8222e+11×1.8222e+11 grid of 9223372036854775807 images is too large (at most "
+            "32768 pixels on a side)");
+  // 6000 samples: a square grid of 28-pixel tiles would fit (78 × 77 tiles, 4684 pixels), but
+  // cgan's grid is 10 rows of 600: (600 · 30 + 2) · 2 = 36004 pixels wide.
+  EXPECT_EQ(thrown([&] { cli::sample_command({"cgan", "--ckpt", cgan, "-n", "6000", "--out", png}); }),
+            "sample: " + png + ": a 36004×604 grid of 6000 images is too large (at most 32768 pixels on a side)");
+  EXPECT_EQ(thrown([&] { cli::sample_command({"gan", "--ckpt", gan, "-n", "99999999999999999999"}); }),
+            "sample: -n needs a non-negative integer, got '99999999999999999999'");
+  EXPECT_FALSE(std::filesystem::exists(png));
+  // eval -n 0 printed an empty table.
+  EXPECT_EQ(thrown([&] { cli::eval_command({"gan", "--ckpt", gan, "-n", "0"}); }),
+            "eval: -n must be at least 1 (held-out images to evaluate), got 0");
 }

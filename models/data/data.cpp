@@ -146,6 +146,9 @@ std::string locate_idx(const std::string& dir, const std::string& name) {
 }  // namespace
 
 LabeledImages load_mnist(Split split, const std::string& dir, PixelRange range) {
+  // A missing folder is left to locate_idx, whose error says what to install.
+  std::error_code ec;
+  if (fs::exists(dir, ec)) check_directory(dir, "load_mnist");
   const std::string prefix = split == Split::Train ? "train" : "t10k";
   const std::string images_path = locate_idx(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = locate_idx(dir, prefix + "-labels-idx1-ubyte");
