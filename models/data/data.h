@@ -94,7 +94,8 @@ std::vector<std::string> image_folder_files(const std::string& root);
 
 // Images to score or translate: one image file, or every image file directly in
 // a folder (sorted), resized like load_image_folder; float32 [N, channels, size,
-// size] in [0, 1]. An unreadable file, or a folder without images, is an Error naming it.
+// size] in [0, 1]. An unreadable file (read_image's errors: not a regular file,
+// more than max_pixels pixels, damaged), or a folder without images, is an Error naming it.
 struct ImageFiles {
   Tensor images;
   std::vector<std::string> paths;
