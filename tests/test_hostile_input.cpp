@@ -8,8 +8,11 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <cstdio>  // before jpeglib.h, which needs FILE
 #include <cstring>
 #include <filesystem>
+
+#include <jpeglib.h>
 
 #include "autograd/io/input_file.h"
 #include "autograd/loom.h"
@@ -190,6 +193,51 @@ TEST(HostileImages, DamagedTruncatedAndUnknownFilesAreErrors) {
   put_le32(bmp, 30, 1);
   put_bytes(dir / "rle.bmp", bmp);
   expect_error([&] { read_image(dir / "rle.bmp", 3); }, {dir / "rle.bmp", "compression 1"});
+}
+
+// A progressive JPEG of a 16×16 grey square in 1 + 63 · 10 = 631 scans: the DC
+// coefficient, then each AC coefficient on its own, first at 2^-9 of its value
+// and refined one bit per scan (JPEG's spectral selection and successive
+// approximation, ITU-T T.81 G.1). Legal, and thousands of such scans take
+// libjpeg minutes.
+std::vector<uint8_t> many_scan_jpeg() {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &out, &size);
+  c.image_width = c.image_height = 16;
+  c.input_components = 1;
+  c.in_color_space = JCS_GRAYSCALE;
+  jpeg_set_defaults(&c);
+  std::vector<jpeg_scan_info> scans;
+  scans.push_back({1, {0, 0, 0, 0}, 0, 0, 0, 0});
+  for (int k = 1; k < 64; ++k) {
+    scans.push_back({1, {0, 0, 0, 0}, k, k, 0, 9});
+    for (int al = 8; al >= 0; --al) scans.push_back({1, {0, 0, 0, 0}, k, k, al + 1, al});
+  }
+  c.scan_info = scans.data();
+  c.num_scans = static_cast<int>(scans.size());
+  jpeg_start_compress(&c, TRUE);
+  std::vector<uint8_t> row(16);
+  for (int y = 0; y < 16; ++y) {
+    for (int x = 0; x < 16; ++x) row[x] = static_cast<uint8_t>(16 * x);
+    JSAMPROW r = row.data();
+    jpeg_write_scanlines(&c, &r, 1);
+  }
+  jpeg_finish_compress(&c);
+  std::vector<uint8_t> bytes(out, out + size);
+  jpeg_destroy_compress(&c);
+  std::free(out);
+  return bytes;
+}
+
+TEST(HostileImages, AJpegOfTooManyScansIsRefused) {
+  const std::vector<uint8_t> jpg = many_scan_jpeg();
+  expect_error([&] { decode_image(jpg.data(), jpg.size(), "scans.jpg", 1); },
+               {"scans.jpg: damaged JPEG: a progressive JPEG of more than 500 scans"});
 }
 
 // ---- paths that are not regular files --------------------------------------------------------
