@@ -107,6 +107,12 @@ struct SampleGrid {
   Tensor images;
   int64_t columns = 0;
 };
+// How many images a model's sample grid holds and how many go to a row (0: a
+// square grid), known before any is sampled.
+struct GridLayout {
+  int64_t count = 0;
+  int64_t columns = 0;
+};
 
 // Points of a 2-D latent code, for the scatter `loom train` draws beside the
 // prior (models whose code is 2-D: the AAE).
@@ -148,6 +154,11 @@ class Model {
   // square grid; a model may lay out its own (one row per class, a code along
   // each axis, interpolation walks).
   virtual SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) { return {sample(n, c, g), 0}; }
+  // The layout sample_grid(n, c, ·) draws, without sampling: what `loom sample`
+  // checks against the largest picture it writes before it samples. Only which
+  // conditions c gives matters (its tensors may be stand-ins). A model
+  // overriding sample_grid overrides this and lays its grid out by it.
+  virtual GridLayout grid_layout(int64_t n, const Condition& c) const { return {n, 0}; }
   // The 2-D latent codes of images and prior draws (LatentCodes); undefined
   // tensors (the default) where the model has no 2-D code.
   virtual LatentCodes latent_codes(const Tensor& images, Generator& g);

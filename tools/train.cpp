@@ -287,6 +287,14 @@ plot::Series scatter_series(const std::string& label, const Tensor& xy) {
   return out;
 }
 
+// How write_samples lays out `count` images `columns` to a row (0: square), twice their size.
+GridOptions sample_grid_options(int64_t count, int64_t columns) {
+  GridOptions go;
+  go.nrow = columns > 0 ? columns : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+  go.upscale = 2;
+  return go;
+}
+
 // Samples as a picture: the model's grid (Model::sample_grid) of n images, or
 // for points in the plane a scatter of max(n, 1000) samples over (up to 2000
 // points of) the data.
@@ -322,11 +330,7 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
     plot::write_png(chart, path);
     return;
   }
-  GridOptions go;
-  go.nrow = s.columns > 0 ? s.columns
-                          : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(s.images.size(0)))));
-  go.upscale = 2;
-  save_image_grid(s.images, path, {spec.lo, spec.hi}, go);
+  save_image_grid(s.images, path, {spec.lo, spec.hi}, sample_grid_options(s.images.size(0), s.columns));
 }
 
 // For a model with a 2-D latent code (the AAE): the codes of up to 2000 test
@@ -467,8 +471,15 @@ const models::Registration& resolve_model(const std::string& name) {
   return models::find_model(name);
 }
 
+// The model's data set as its spec says, images read within the run's pixel limit.
+data::LabeledImages load_data_set(models::DataSpec spec, data::Split split, const std::string& dir,
+                                  int64_t max_image_pixels) {
+  spec.max_image_pixels = max_image_pixels;
+  return data::load_dataset(spec, split, dir);
+}
+
 data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, data::Split split) {
-  return o.load_data ? o.load_data(split) : data::load_dataset(spec, split, o.data_dir);
+  return o.load_data ? o.load_data(split) : load_data_set(spec, split, o.data_dir, o.max_image_pixels);
 }
 
 }  // namespace
@@ -727,7 +738,7 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
   if (!sc.input.empty()) {
     LOOM_CHECK(takes.images, "sample: model '", model, "' takes no --input (it does not translate images)");
     const models::DataSpec spec = m.data_spec();
-    c.images = data::load_images(sc.input, spec.size, spec.channels).images;
+    c.images = data::load_images(sc.input, spec.size, spec.channels, sc.max_image_pixels).images;
     Generator g(0);
     c.images = data::prepare_images(c.images, spec, g);
   }
@@ -740,9 +751,28 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
             uint64_t seed, const std::string& data_dir, const SampleCondition& sc) {
   LOOM_CHECK(n > 0, "sample: -n must be positive, got ", n);
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
-  const models::Condition c = condition_for(*m, name, sc, n);
-  Generator g(seed);
   const models::DataSpec spec = m->data_spec();
+  // What would not fit the picture is an error before anything is sampled (or n labels made).
+  auto check_fits = [&](int64_t count, const models::Condition& given) {
+    const models::GridLayout layout = m->grid_layout(count, given);
+    check_grid_size(str("sample: ", out), layout.count, spec.size, spec.size,
+                    sample_grid_options(layout.count, layout.columns));
+  };
+  if (spec.dataset == data::Dataset::Toy2d) {
+    LOOM_CHECK(n <= kMaxScatterPoints, "sample: -n ", n, " is more points than a scatter takes (at most ",
+               kMaxScatterPoints, ")");
+  } else if (sc.input.empty()) {
+    // grid_layout asks only which conditions are given: one-element stand-ins for the tensors.
+    models::Condition given;
+    if (!sc.label.empty()) given.labels = zeros({1}, TensorOptions{DType::Int64});
+    if (!sc.code.empty()) given.codes = zeros({1}, TensorOptions{DType::Int64});
+    given.prompt = sc.prompt;
+    given.interpolate = sc.interpolate;
+    check_fits(n, given);
+  }
+  const models::Condition c = condition_for(*m, name, sc, n);
+  if (c.images.defined() && spec.dataset != data::Dataset::Toy2d) check_fits(c.images.size(0), c);
+  Generator g(seed);
   const Tensor data_points =
       spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
@@ -750,6 +780,7 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   const models::Registration& reg = r.registration ? *r.registration : resolve_model(name);
+  LOOM_CHECK(r.images >= 1, "eval: -n must be at least 1 (held-out images to evaluate), got ", r.images);
   std::unique_ptr<models::Model> m = load_model(reg, r.checkpoint, r.device, r.data_dir);
   LOOM_CHECK(r.options.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
              "eval: --importance-samples applies to latent-variable models, not to '", reg.name, "' (",
@@ -759,8 +790,8 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   e.parameters = m->parameter_count();
   Generator g(1);
   const models::DataSpec spec = m->data_spec();
-  const data::LabeledImages test =
-      r.load_data ? r.load_data(data::Split::Test) : data::load_dataset(spec, data::Split::Test, r.data_dir);
+  const data::LabeledImages test = r.load_data ? r.load_data(data::Split::Test)
+                                               : load_data_set(spec, data::Split::Test, r.data_dir, r.max_image_pixels);
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
   // The classifier's features exist for 28×28 grey images only (sample_metrics says so when --fd asks for more).
   const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
@@ -770,10 +801,10 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
 }
 
 std::vector<Score> score(const std::string& name, const std::string& checkpoint, Device device,
-                         const std::string& input, const models::EvalOptions& eo) {
+                         const std::string& input, const models::EvalOptions& eo, int64_t max_image_pixels) {
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data::kFashionMnistDir);
   const models::DataSpec spec = m->data_spec();
-  data::ImageFiles files = data::load_images(input, spec.size, spec.channels);
+  data::ImageFiles files = data::load_images(input, spec.size, spec.channels, max_image_pixels);
   // Scoring is deterministic: binary models see the image thresholded at 1/2.
   Tensor x = files.images;
   if (spec.binarize) x = ge(x, full(x.shape(), 0.5)).to(DType::Float32);

@@ -75,12 +75,17 @@ class Cgan : public gan::AdversarialModel {
 
   // Without labels: one row per class (0 at the top), max(1, n / 10) columns;
   // with labels: n samples of them in a square grid.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (c.labels.defined()) return {n, 0};
+    const int64_t columns = std::max<int64_t>(1, n / kClasses);
+    return {kClasses * columns, columns};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (c.labels.defined()) return {sample(n, c, g), 0};
-    const int64_t columns = std::max<int64_t>(1, n / kClasses);
+    const auto [count, columns] = grid_layout(n, c);
     Condition rows;
-    rows.labels = cycling_labels(kClasses * columns, columns);
-    return {sample(kClasses * columns, rows, g), columns};
+    rows.labels = cycling_labels(count, columns);
+    return {sample(count, rows, g), columns};
   }
 
   // The discriminator's loss on held-out (x, y) against as many samples of the

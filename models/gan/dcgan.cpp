@@ -127,10 +127,14 @@ class Dcgan : public gan::AdversarialModel {
   // With c.interpolate: ⌈n / 8⌉ rows, each G along a walk of 8 steps from one
   // z ~ N(0, I) to another by slerp (gan::latent_walks; the paper's §6.1 walks
   // in the latent space). Otherwise n independent samples.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (!c.interpolate) return Model::grid_layout(n, c);
+    return {std::max<int64_t>(1, (n + kWalkSteps - 1) / kWalkSteps) * kWalkSteps, kWalkSteps};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (!c.interpolate) return Model::sample_grid(n, c, g);
     NoGrad ng;
-    const int64_t rows = std::max<int64_t>(1, (n + kWalkSteps - 1) / kWalkSteps);
+    const int64_t rows = grid_layout(n, c).count / kWalkSteps;
     return {generate(gan::latent_walks(rows, kWalkSteps, latent_, device_, g)), kWalkSteps};
   }
 

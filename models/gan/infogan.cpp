@@ -150,9 +150,14 @@ class InfoGan : public gan::AdversarialModel {
   // from −1 to 1 along max(1, n / 10) columns (0 for one column), c₃ = 0, and one
   // z for the whole grid, so rows differ only in c₁ and columns only in c₂. With
   // codes: n samples of them in a square grid.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (c.codes.defined()) return {n, 0};
+    const int64_t columns = std::max<int64_t>(1, n / kCategories);
+    return {kCategories * columns, columns};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (c.codes.defined()) return {sample(n, c, g), 0};
-    const int64_t columns = std::max<int64_t>(1, n / kCategories), m = kCategories * columns;
+    const auto [m, columns] = grid_layout(n, c);
     std::vector<int64_t> c1;
     std::vector<float> cont;
     for (int64_t row = 0; row < kCategories; ++row)

@@ -320,13 +320,17 @@ class Text2Image : public gan::AdversarialModel {
 
   // With a prompt (or your own captions), n samples in a square grid; without,
   // one column per class (its plain prompt, "a sneaker") and max(1, n / 10) rows.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (!c.prompt.empty() || user_captions()) return {n, 0};
+    return {std::max<int64_t>(1, n / 10) * 10, 10};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (!c.prompt.empty() || user_captions()) return {sample(n, c, g), 0};
     NoGrad ng;
-    const int64_t rows = std::max<int64_t>(1, n / 10);
+    const int64_t count = grid_layout(n, c).count;
     std::vector<std::string> texts;
-    for (int64_t i = 0; i < rows * 10; ++i) texts.push_back(cap::class_prompt(i % 10));
-    return {generator_->generate(noise(rows * 10, &g), encoder_->encode(to_device(cap::encode(texts)))), 10};
+    for (int64_t i = 0; i < count; ++i) texts.push_back(cap::class_prompt(i % 10));
+    return {generator_->generate(noise(count, &g), encoder_->encode(to_device(cap::encode(texts)))), 10};
   }
 
   // Held-out images with their captions (wording from a fixed stream, so every
