@@ -3,10 +3,11 @@
 #include <stb_image_write.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <vector>
+
+#include "autograd/io/atomic_file.h"
 
 namespace loom {
 
@@ -63,10 +64,19 @@ void save_image_grid(const Tensor& images, const std::string& path, PixelRange r
         std::memcpy(&enlarged[(y * out_w + x) * c], &grid[((y / o.upscale) * grid_w + x / o.upscale) * c], c);
     pixels = enlarged.data();
   }
-  errno = 0;
-  int ok = stbi_write_png(path.c_str(), static_cast<int>(out_w), static_cast<int>(out_h), static_cast<int>(c),
-                          pixels, static_cast<int>(out_w * c));
-  LOOM_CHECK(ok, what, ": cannot write the PNG", errno ? str(": ", std::strerror(errno)) : std::string());
+  save_png(path, pixels, out_w, out_h, c, what);
+}
+
+void save_png(const std::string& path, const uint8_t* pixels, int64_t w, int64_t h, int64_t c, const std::string& what) {
+  LOOM_CHECK(w >= 1 && h >= 1 && w <= INT32_MAX / 4 && h <= INT32_MAX / (w * 4) && c >= 1 && c <= 4, what,
+             ": cannot encode a ", w, "×", h, " PNG of ", c, " channels");
+  // Encoded in memory, so that every byte reaches the disk through one checked, atomic write.
+  std::string png;
+  auto append = [](void* out, void* data, int n) { static_cast<std::string*>(out)->append(static_cast<char*>(data), n); };
+  const int ok = stbi_write_png_to_func(append, &png, static_cast<int>(w), static_cast<int>(h), static_cast<int>(c),
+                                        pixels, static_cast<int>(w * c));
+  LOOM_CHECK(ok, what, ": encoding the PNG failed (out of memory?)");
+  write_file_atomically(path, png, what);
 }
 
 }  // namespace loom

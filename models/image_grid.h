@@ -35,8 +35,14 @@ inline constexpr int64_t kMaxGridSide = 32768;
 void check_grid_size(const std::string& what, int64_t n, int64_t h, int64_t w, const GridOptions& o);
 
 // images: [N, C, H, W] with C = 1 (grey PNG) or 3 (RGB PNG), any dtype or
-// device, with values in `range`. Writes path or throws a loom::Error naming it
-// (check_grid_size's among them).
+// device, with values in `range`. Writes path as save_png does, or throws
+// check_grid_size's loom::Error.
 void save_image_grid(const Tensor& images, const std::string& path, PixelRange range, const GridOptions& o = {});
+
+// Encodes h rows of w pixels of c interleaved 8-bit channels (1 grey, 3 RGB,
+// 4 RGBA) as a PNG (stb_image_write) and writes it to path atomically
+// (autograd/io/atomic_file.h): on any failure a loom::Error starting with `what`
+// and naming the cause (ENOSPC, EROFS, ...), and an existing path is left whole.
+void save_png(const std::string& path, const uint8_t* pixels, int64_t w, int64_t h, int64_t c, const std::string& what);
 
 }  // namespace loom

@@ -80,6 +80,23 @@ TEST(ImageGrid, GreyValueRangeClampAndNaN) {
   EXPECT_EQ(p.h, 1 + 2 * 3);
 }
 
+// The full disk: samples.png was left truncated and the run went on. Now the
+// write fails whole, naming the file and the cause, and the previous grid stays.
+TEST(ImageGrid, AFailedWriteKeepsThePreviousGrid) {
+  TempDir dir;
+  const std::string path = dir / "samples.png";
+  save_image_grid(zeros({1, 1, 4, 4}), path, {0, 1});
+  const std::string before = read_bytes(path);
+  Generator g(3);
+  const Tensor noise = rand({16, 3, 28, 28}, {}, &g);  // incompressible: far more than the limit's 4 KiB
+  expect_error([&] { with_file_size_limit(4096, [&] { save_image_grid(noise, path, {0, 1}); }); },
+               {"save_image_grid: " + path, "writing", "File too large", "is untouched"});
+  EXPECT_EQ(read_bytes(path), before);
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"samples.png"});
+  Png p = read_png(path);
+  EXPECT_EQ(p.w, 4 + 2 * 2);
+}
+
 TEST(ImageGrid, RefusesBadShapesOptionsAndPaths) {
   TempDir dir;
   std::string path = dir / "x.png";
@@ -93,6 +110,7 @@ TEST(ImageGrid, RefusesBadShapesOptionsAndPaths) {
   expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {1, 1}); }, {"not a finite interval"});
   expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), path, {0, 1}, {.upscale = 100000}); }, {"too large"});
   std::string bad = dir / "missing/x.png";
-  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), bad, {0, 1}); }, {bad, "cannot write the PNG", "No such file"});
+  expect_error([&] { save_image_grid(zeros({1, 1, 3, 3}), bad, {0, 1}); },
+               {bad, "cannot create the temporary file", "No such file"});
   EXPECT_TRUE(dir.entries().empty());
 }

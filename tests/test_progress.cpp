@@ -95,7 +95,7 @@ TEST(MetricsLog, WritesOneFlushedJsonObjectPerLine) {
     log.write({.step = 2, .losses = {{"nll", NAN}, {"kl", INFINITY}, {"tiny", 1e-12}}});
   }
   {
-    MetricsLog again(path, /*append=*/true);
+    MetricsLog again(path, /*resume_step=*/2);
     again.write({.step = 3});
   }
   std::vector<std::string> lines = lines_of(read_bytes(path));
@@ -108,6 +108,28 @@ TEST(MetricsLog, WritesOneFlushedJsonObjectPerLine) {
   expect_error([&] { MetricsLog(dir / "no/dir/m.jsonl"); }, {"MetricsLog: cannot open", "no/dir/m.jsonl"});
   MetricsLog full("/dev/full");
   expect_error([&] { full.write({.step = 1}); }, {"MetricsLog: writing /dev/full failed", "No space left"});
+}
+
+// A run killed after step 5 with its checkpoint at step 3 logged steps 4 and 5 (and half of
+// 6, cut short by a full disk): resuming from step 3 drops them, so no step appears twice.
+TEST(MetricsLog, ResumeKeepsTheLinesUpToTheCheckpointsStep) {
+  TempDir dir;
+  const std::string path = dir / "metrics.jsonl";
+  std::string log;
+  for (int step = 1; step <= 5; ++step) log += str("{\"step\":", step, ",\"losses\":{\"g\":0.5}}\n");
+  write_bytes(path, log + "not json, kept for loom plot to report\n{\"step\":6,\"los");
+  {
+    MetricsLog resumed(path, /*resume_step=*/3);
+    resumed.write({.step = 4});
+  }
+  EXPECT_EQ(lines_of(read_bytes(path)),
+            (std::vector<std::string>{"{\"step\":1,\"losses\":{\"g\":0.5}}", "{\"step\":2,\"losses\":{\"g\":0.5}}",
+                                      "{\"step\":3,\"losses\":{\"g\":0.5}}", "not json, kept for loom plot to report",
+                                      "{\"step\":4,\"losses\":{}}"}));
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"metrics.jsonl"});
+  // Resuming into a folder without a log starts one.
+  MetricsLog(dir / "new.jsonl", 7).write({.step = 8});
+  EXPECT_EQ(read_bytes(dir / "new.jsonl"), "{\"step\":8,\"losses\":{}}\n");
 }
 
 TEST(MetricsLog, RecordsEveryOptimizersLearningRatePerGroupWhenTheyDiffer) {

@@ -5,6 +5,7 @@
 #include <stb_image.h>
 
 #include "tests/gradcheck.h"
+#include "tests/temp_dir.h"
 #include "tools/cli.h"
 #include "tools/plot.h"
 
@@ -100,6 +101,18 @@ TEST(Plot, WritesAPngWithTheSeriesDrawn) {
   std::filesystem::remove(path);
 }
 
+TEST(Plot, AFailedWriteKeepsThePreviousPlot) {
+  // `loom plot` on a full disk wrote 0 bytes and exited 0; now it is an error and the old plot stays.
+  TempDir dir;
+  const std::string path = dir / "curves.png";
+  write_bytes(path, "the previous plot");
+  const plot::Chart c{"t", "", "", {{"s", {1, 2, 3}, {1, 3, 2}}}};
+  expect_error([&] { with_file_size_limit(512, [&] { plot::write_png(c, path); }); },
+               {"plot: " + path, "writing", "File too large", "is untouched"});
+  EXPECT_EQ(read_bytes(path), "the previous plot");
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"curves.png"});
+}
+
 TEST(Plot, RefusesWhatItCannotDraw) {
   plot::Chart c{"t", "", "", {{"s", {1, 2}, {1}}}};
   expect_error([&] { plot::write_png(c, "/tmp/x.png"); }, {"plot", "series 's'", "2 x values", "1 y values"});
@@ -107,7 +120,8 @@ TEST(Plot, RefusesWhatItCannotDraw) {
   c.log_y = true;
   expect_error([&] { plot::write_png(c, "/tmp/x.png"); }, {"plot", "no finite point", "log axis"});
   c.series = {{"s", {1, 2}, {1, 2}}};
-  expect_error([&] { plot::write_png(c, "/nonexistent-dir/x.png"); }, {"plot", "cannot write", "/nonexistent-dir/x.png"});
+  expect_error([&] { plot::write_png(c, "/nonexistent-dir/x.png"); },
+               {"plot", "cannot create the temporary file", "/nonexistent-dir/x.png", "No such file"});
   c.width = 10;
   expect_error([&] { plot::write_png(c, "/tmp/x.png"); }, {"plot", "10x600", "too small"});
 }

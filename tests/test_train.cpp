@@ -4,7 +4,9 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <sstream>
 
+#include "autograd/io/json.h"
 #include "tests/gradcheck.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
@@ -44,6 +46,31 @@ TEST(Train, ResumeIsBitExact) {
   EXPECT_TRUE(fs::exists(straight.samples));
   EXPECT_TRUE(fs::exists(dir.path() + "/a/metrics.jsonl"));
   EXPECT_TRUE(resumed.eval.count("elbo"));
+}
+
+// kill -9 during training left checkpoint temporaries piling up, and each resume logged
+// again the steps after its checkpoint: metrics.jsonl held duplicated steps.
+TEST(Train, ResumeAfterAKillLogsEveryStepOnceAndClearsStaleTemporaries) {
+  TempDir dir;
+  const std::string out = dir / "run";
+  tools::train(tiny("vae", out, 2));
+  fs::copy_file(out + "/checkpoint.safetensors", dir / "step2.safetensors");
+  // The run went on to step 4 and was killed while writing a checkpoint...
+  tools::TrainOptions rest = tiny("vae", out, 4);
+  rest.resume = dir / "step2.safetensors";
+  tools::train(rest);
+  // A live writer's temporary: our parent's pid (ours names the files this run writes itself).
+  const std::string stale = str("checkpoint.safetensors.tmp.", dead_pid()), live = str("samples.png.tmp.", getppid());
+  write_bytes(out + "/" + stale, "partial");
+  write_bytes(out + "/" + live, "another writer's, still running");
+  // ... and is resumed from its last checkpoint, at step 2.
+  tools::train(rest);
+  std::vector<int64_t> steps;
+  std::istringstream log(read_bytes(out + "/metrics.jsonl"));
+  for (std::string line; std::getline(log, line);) steps.push_back(parse_json(line, "metrics").find("step")->integer);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_FALSE(fs::exists(out + "/" + stale));
+  EXPECT_TRUE(fs::exists(out + "/" + live));
 }
 
 TEST(Train, CheckpointRoundTripsThroughSampleAndEvalErrors) {

@@ -1,5 +1,7 @@
 // `loom`: the command line. One table of subcommands; each entry is a name, a
 // one-line summary and the function that runs it (tools/commands.h).
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 
@@ -35,6 +37,18 @@ void usage(std::ostream& os) {
   os << "\nRun 'loom <command> --help' for the arguments of a command.\n";
 }
 
+// What the command printed must have reached its destination: `loom eval --json >
+// results.json` on a full disk fails only when the buffered output is flushed,
+// after the command returned, and would otherwise exit 0 with a truncated file.
+int flush_stdout(int status) {
+  errno = 0;
+  std::cout.flush();
+  if (std::fflush(stdout) == 0 && !std::ferror(stdout) && std::cout.good()) return status;
+  std::cerr << "loom: error: writing the standard output failed" << (errno ? std::string(": ") + std::strerror(errno) : "")
+            << "\n";
+  return 1;
+}
+
 std::vector<std::string> command_names() {
   std::vector<std::string> names;
   for (const Command& c : kCommands) names.push_back(c.name);
@@ -53,7 +67,7 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     usage(std::cout);
-    return 0;
+    return flush_stdout(0);
   }
   const Command* cmd = nullptr;
   for (const Command& c : kCommands)
@@ -63,7 +77,7 @@ int main(int argc, char** argv) {
       if (name[0] == '-') throw UsageError("unknown option '" + name + "'" + loom::cli::suggestion(name, {"--help"}));
       throw UsageError("unknown command '" + name + "'" + loom::cli::suggestion(name, command_names()));
     }
-    return cmd->run(std::vector<std::string>(argv + 2, argv + argc));
+    return flush_stdout(cmd->run(std::vector<std::string>(argv + 2, argv + argc)));
   } catch (const UsageError& e) {
     std::cerr << "loom: " << e.what() << "\nRun 'loom " << (cmd ? std::string(cmd->name) + " " : "")
               << "--help' for usage.\n";

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <limits>
 
-#include <stb_image_write.h>
 // A header of static C functions, not all of which are used here.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -17,6 +16,7 @@
 #pragma GCC diagnostic pop
 
 #include "autograd/loom.h"  // loom::Error
+#include "models/image_grid.h"  // save_png
 
 namespace loom::plot {
 namespace {
@@ -123,7 +123,7 @@ class Canvas {
   }
 
   void save(const std::string& path) const {
-    LOOM_CHECK(stbi_write_png(path.c_str(), w_, h_, 3, rgb_.data(), w_ * 3) != 0, "plot: cannot write ", path);
+    save_png(path, rgb_.data(), w_, h_, 3, "plot: " + path);
   }
 
  private:

@@ -1,7 +1,8 @@
 // Line charts, histograms and scatter plots written as PNG files, drawn in memory with no
 // plotting library: anti-aliased polylines, linear or log10 axes with "nice"
 // tick labels, a title, axis labels and a legend. Text is stb_easy_font's
-// bitmap font, the file is written by stb_image_write (both from libstb-dev).
+// bitmap font, the file is encoded by stb_image_write (both from libstb-dev) and
+// written atomically by save_png (models/image_grid.h).
 // Used by `loom derive --plots DIR`; meant for `loom plot metrics.jsonl` too.
 #pragma once
 
@@ -27,8 +28,8 @@ struct Chart {
   int width = 960, height = 600;
 };
 
-// Draws `chart` and writes it to `path` (a loom::Error if it cannot, or if the
-// chart has no finite point to draw).
+// Draws `chart` and writes it to `path` as save_png does (a loom::Error naming
+// path and the cause if it cannot, or if the chart has no finite point to draw).
 void write_png(const Chart& chart, const std::string& path);
 
 // Tick positions for [lo, hi]: multiples of 1, 2 or 5 × 10^k, about `target` of them.

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "autograd/io/atomic_file.h"
 #include "autograd/io/json.h"
 #include "kernels/base.h"
 
@@ -111,8 +112,47 @@ void ProgressBar::finish() {
   }
 }
 
-MetricsLog::MetricsLog(const std::string& path, bool append) : path_(path) {
-  f_ = std::fopen(path.c_str(), append ? "a" : "w");
+namespace {
+
+// The log at path without the lines of steps after `step` and without an
+// unterminated last line. A line that does not parse is kept: it is the
+// reader's (loom plot's) to report, with its line number.
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::string text;
+  {
+    std::FILE* in = std::fopen(path.c_str(), "rb");
+    if (!in && errno == ENOENT) return;  // resuming into a new folder: a new log
+    LOOM_CHECK(in, "MetricsLog: cannot open ", path, " to resume it: ", std::strerror(errno));
+    char buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) text.append(buf, n);
+    const bool failed = std::ferror(in);
+    const int err = errno;
+    std::fclose(in);
+    LOOM_CHECK(!failed, "MetricsLog: reading ", path, " failed: ", std::strerror(err));
+  }
+  std::string kept;
+  size_t begin = 0, end;
+  while ((end = text.find('\n', begin)) != std::string::npos) {
+    const std::string_view line(text.data() + begin, end - begin);
+    bool later = false;
+    try {
+      const Json rec = parse_json(line, path);
+      const Json* s = rec.kind == Json::Kind::Object ? rec.find("step") : nullptr;
+      later = s && s->kind == Json::Kind::Integer && s->integer > step;
+    } catch (const Error&) {
+    }
+    if (!later) kept.append(line).push_back('\n');
+    begin = end + 1;
+  }
+  if (kept.size() != text.size()) write_file_atomically(path, kept, "MetricsLog: " + path);
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& path, std::optional<int64_t> resume_step) : path_(path) {
+  if (resume_step) truncate_metrics(path, *resume_step);
+  f_ = std::fopen(path.c_str(), resume_step ? "a" : "w");
   LOOM_CHECK(f_, "MetricsLog: cannot open ", path, " for writing: ", std::strerror(errno));
 }
 

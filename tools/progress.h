@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,9 +69,17 @@ struct MetricsRecord {
   int64_t device_mem_bytes = -1;  // unset when negative
 };
 
+// Every write is flushed and checked: a failure (ENOSPC, EFBIG, ...) is a
+// loom::Error naming the file and the cause.
 class MetricsLog {
  public:
-  explicit MetricsLog(const std::string& path, bool append = false);
+  // A new log at path (an existing file is emptied); with resume_step, the log
+  // of a run resumed from its checkpoint at that step: the existing file keeps
+  // its lines up to that step (lines of later steps, written after the
+  // checkpoint by the run that stopped, are dropped, as is an unterminated last
+  // line from a write cut short) and grows from there, so every step appears once.
+  // The file is rewritten atomically (write_file_atomically) when lines are dropped.
+  explicit MetricsLog(const std::string& path, std::optional<int64_t> resume_step = std::nullopt);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;
   MetricsLog& operator=(const MetricsLog&) = delete;

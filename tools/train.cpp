@@ -579,7 +579,9 @@ TrainResult train(const TrainOptions& o) {
   };
 
   fs::create_directories(o.out_dir);
-  MetricsLog metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), /*append=*/ck.has_value());
+  remove_stale_temporaries(o.out_dir);  // left by runs killed while writing a file
+  MetricsLog metrics((fs::path(o.out_dir) / "metrics.jsonl").string(),
+                     ck ? std::optional<int64_t>(step) : std::nullopt);
   ProgressBar::Options po;
   po.label = name;
   po.total = total;

@@ -7,9 +7,9 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <set>
 
+#include "autograd/io/atomic_file.h"
 #include "autograd/io/input_file.h"
 #include "autograd/io/json.h"
 
@@ -54,20 +54,6 @@ struct Fd {
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
 };
-
-// Returns 0 or the errno of the failure; a zero-byte write counts as a full disk.
-int write_all(int fd, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno;
-    if (w == 0) return ENOSPC;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return 0;
-}
 
 // Reads exactly n bytes at offset or throws (the file shrank, or an I/O error).
 std::string shape_json(const Shape& s) {
@@ -193,41 +179,11 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors, cons
   unsigned char length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(n >> (8 * i));
 
-  const std::string tmp = str(path, ".tmp.", ::getpid());
-  int raw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  LOOM_CHECK(raw >= 0, what, ": cannot create the temporary file ", tmp, ": ", errno_text(errno));
-  Fd fd(raw);
-  bool committed = false;
-  // Removes the partial temp file on every failure path, exceptions included.
-  struct Cleanup {
-    const std::string& tmp;
-    const bool& committed;
-    ~Cleanup() {
-      if (!committed) ::unlink(tmp.c_str());
-    }
-  } cleanup{tmp, committed};
-  auto fail = [&](const char* step, int err) {
-    throw Error(str(what, ": ", step, " ", tmp, " failed: ", errno_text(err), " (the previous ", path,
-                    ", if any, is untouched)"));
-  };
-
-  int err = write_all(fd.fd, length, sizeof length);
-  if (!err) err = write_all(fd.fd, header.data(), header.size());
-  for (size_t i = 0; i < host.size() && !err; ++i)
-    err = write_all(fd.fd, host[i].data_ptr(), static_cast<size_t>(host[i].numel()) * dtype_size(host[i].dtype()));
-  if (err) fail("writing", err);
-  if (::fsync(fd.fd) != 0) fail("fsync of", errno);
-  int closed = ::close(fd.fd);
-  fd.fd = -1;
-  if (closed != 0) fail("closing", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming over the target", errno);
-  committed = true;
-
-  // Make the rename itself durable. EINVAL: the file system cannot sync directories.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  Fd dfd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  LOOM_CHECK(dfd.fd >= 0 && (::fsync(dfd.fd) == 0 || errno == EINVAL), what,
-             ": written, but syncing its directory failed: ", errno_text(errno));
+  AtomicFile file(path, what);
+  file.write(length, sizeof length);
+  file.write(header);
+  for (const Tensor& t : host) file.write(t.data_ptr(), static_cast<size_t>(t.numel()) * dtype_size(t.dtype()));
+  file.commit();
 }
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,

@@ -11,9 +11,10 @@
 // (as Python does, so the data is aligned) and omits __metadata__ when empty.
 // Supported dtypes: F32, F64, I32, I64.
 //
-// Saving is atomic: the file is written to "<path>.tmp.<pid>", flushed and
-// fsynced, renamed over <path>, and the directory fsynced; on any failure the
-// temp file is removed and an existing <path> is left untouched.
+// Saving is atomic (autograd/io/atomic_file.h): the file is written to
+// "<path>.tmp.<pid>", fsynced, renamed over <path>, and the folder fsynced; on
+// any failure (a loom::Error naming the file and the cause: ENOSPC, EROFS, ...)
+// the temporary file is removed and an existing <path> is left untouched.
 //
 // Loading trusts nothing in the file: every inconsistency (truncation, a header
 // length past the end, malformed JSON, an unknown dtype, offsets out of range,
