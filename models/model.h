@@ -132,6 +132,9 @@ const char* kind_name(ModelKind k);  // "classifier", "exact likelihood", ...
 struct EvalOptions {
   int64_t importance_samples = 0;  // LatentVariable models: K for log p(x) ≈ log (1/K) Σ p(x,z_k)/q(z_k|x); 0: the model's default
 };
+// The most importance samples `loom eval` and `loom score` take: 200 times the
+// IWAE paper's 5000, already hours per test set; more would only look like a hang.
+inline constexpr int64_t kMaxImportanceSamples = 1'000'000;
 
 using Losses = std::map<std::string, double>;
 

@@ -377,6 +377,15 @@ TEST(HostileCommandLine, NumbersAndPathsAreRefusedBeforeAnyWork) {
   EXPECT_EQ(thrown([&] { cli::sample_command({"gan", "--ckpt", gan, "-n", "99999999999999999999"}); }),
             "sample: -n needs a non-negative integer, got '99999999999999999999'");
   EXPECT_FALSE(std::filesystem::exists(png));
+  // K importance samples per image, chunked: 2^63 - 1 of them would run for ever.
+  EXPECT_EQ(thrown([&] {
+              cli::eval_command({"gan", "--ckpt", gan, "--importance-samples", "9223372036854775807"});
+            }),
+            "eval: --importance-samples must lie in [0, 1000000], got 9223372036854775807");
+  EXPECT_EQ(thrown([&] {
+              cli::score_command({"gan", "--ckpt", gan, "--input", png, "--importance-samples", "1000001"});
+            }),
+            "score: --importance-samples must lie in [0, 1000000], got 1000001");
   // eval -n 0 printed an empty table.
   EXPECT_EQ(thrown([&] { cli::eval_command({"gan", "--ckpt", gan, "-n", "0"}); }),
             "eval: -n must be at least 1 (held-out images to evaluate), got 0");

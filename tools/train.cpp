@@ -478,6 +478,11 @@ data::LabeledImages load_data_set(models::DataSpec spec, data::Split split, cons
   return data::load_dataset(spec, split, dir);
 }
 
+void check_importance_samples(const char* command, const models::EvalOptions& eo) {
+  LOOM_CHECK(eo.importance_samples >= 0 && eo.importance_samples <= models::kMaxImportanceSamples, command,
+             ": --importance-samples must lie in [0, ", models::kMaxImportanceSamples, "], got ", eo.importance_samples);
+}
+
 data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, data::Split split) {
   return o.load_data ? o.load_data(split) : load_data_set(spec, split, o.data_dir, o.max_image_pixels);
 }
@@ -783,6 +788,7 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   const models::Registration& reg = r.registration ? *r.registration : resolve_model(name);
   LOOM_CHECK(r.images >= 1, "eval: -n must be at least 1 (held-out images to evaluate), got ", r.images);
+  check_importance_samples("eval", r.options);
   std::unique_ptr<models::Model> m = load_model(reg, r.checkpoint, r.device, r.data_dir);
   LOOM_CHECK(r.options.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
              "eval: --importance-samples applies to latent-variable models, not to '", reg.name, "' (",
@@ -804,6 +810,7 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
 
 std::vector<Score> score(const std::string& name, const std::string& checkpoint, Device device,
                          const std::string& input, const models::EvalOptions& eo, int64_t max_image_pixels) {
+  check_importance_samples("score", eo);
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data::kFashionMnistDir);
   const models::DataSpec spec = m->data_spec();
   data::ImageFiles files = data::load_images(input, spec.size, spec.channels, max_image_pixels);
