@@ -42,8 +42,6 @@ bool parse_safetensors_dtype(const std::string& s, DType& out) {
   return false;
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
-
 // Closes a file descriptor on every path out of a scope.
 struct Fd {
   int fd = -1;
