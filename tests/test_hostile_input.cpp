@@ -52,6 +52,40 @@ std::vector<uint8_t> solid(int w, int h, std::vector<uint8_t> colour) {
   return px;
 }
 
+// A JPEG of w × h pixels of `channels` (1 or 3) written by libjpeg at quality
+// 90: baseline, or progressive by `scans` when given. (Not stb_image_write: its
+// JPEG writer shifts negative ints left, which UBSan stops on.)
+std::vector<uint8_t> jpeg_bytes(int w, int h, int channels, const std::vector<uint8_t>& px,
+                                const std::vector<jpeg_scan_info>& scans = {}) {
+  jpeg_compress_struct c;
+  jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  unsigned char* out = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&c, &out, &size);
+  c.image_width = static_cast<JDIMENSION>(w);
+  c.image_height = static_cast<JDIMENSION>(h);
+  c.input_components = channels;
+  c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 90, TRUE);
+  if (!scans.empty()) {
+    c.scan_info = scans.data();
+    c.num_scans = static_cast<int>(scans.size());
+  }
+  jpeg_start_compress(&c, TRUE);
+  for (int y = 0; y < h; ++y) {
+    JSAMPROW row = const_cast<uint8_t*>(px.data()) + static_cast<size_t>(y) * w * channels;
+    jpeg_write_scanlines(&c, &row, 1);
+  }
+  jpeg_finish_compress(&c);
+  std::vector<uint8_t> bytes(out, out + size);
+  jpeg_destroy_compress(&c);
+  std::free(out);
+  return bytes;
+}
+
 void make_fifo(const std::string& path) { ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << path; }
 
 // The message of what fn throws (a loom::Error or a command line's UsageError); "" when nothing.
@@ -94,7 +128,7 @@ TEST(HostileImages, DecodesPngJpegAndBmpByTheirContent) {
 
   // JPEG is lossy: a solid 16×16 colour comes back within a few levels.
   const std::vector<uint8_t> colour = {200, 30, 40};
-  ASSERT_NE(stbi_write_jpg((dir / "c.jpg").c_str(), 16, 16, 3, solid(16, 16, colour).data(), 95), 0);
+  put_bytes(dir / "c.jpg", jpeg_bytes(16, 16, 3, solid(16, 16, colour)));
   const Image jpg = read_image(dir / "c.jpg", 3);
   ASSERT_EQ(jpg.width, 16);
   ASSERT_EQ(jpg.height, 16);
@@ -136,8 +170,7 @@ TEST(HostileImages, AHugeDeclaredImageIsRefusedFromItsHeader) {
   put_bytes(dir / "huge.png", png);
   expect_error([&] { read_image(dir / "huge.png", 3); }, {dir / "huge.png", "a 100000 x 100000 PNG image"});
   // A JPEG whose frame header (SOF0) declares 60000 × 60000 (libjpeg's own limit is 65500).
-  ASSERT_NE(stbi_write_jpg((dir / "x.jpg").c_str(), 8, 8, 3, px.data(), 90), 0);
-  std::vector<uint8_t> jpg = bytes_of(dir / "x.jpg");
+  std::vector<uint8_t> jpg = jpeg_bytes(8, 8, 3, px);
   size_t sof = 2;
   while (sof + 9 < jpg.size() && !(jpg[sof] == 0xFF && jpg[sof + 1] == 0xC0)) ++sof;
   ASSERT_LT(sof + 9, jpg.size());
@@ -153,8 +186,7 @@ TEST(HostileImages, AHugeDeclaredImageIsRefusedFromItsHeader) {
 
 TEST(HostileImages, DamagedTruncatedAndUnknownFilesAreErrors) {
   TempDir dir;
-  ASSERT_NE(stbi_write_jpg((dir / "x.jpg").c_str(), 32, 32, 3, solid(32, 32, {9, 99, 199}).data(), 90), 0);
-  std::vector<uint8_t> jpg = bytes_of(dir / "x.jpg");
+  std::vector<uint8_t> jpg = jpeg_bytes(32, 32, 3, solid(32, 32, {9, 99, 199}));
   jpg.resize(jpg.size() / 2);
   put_bytes(dir / "cut.jpg", jpg);
   // libjpeg would fill the missing half with grey; a cut file is not an image.
@@ -195,47 +227,21 @@ TEST(HostileImages, DamagedTruncatedAndUnknownFilesAreErrors) {
   expect_error([&] { read_image(dir / "rle.bmp", 3); }, {dir / "rle.bmp", "compression 1"});
 }
 
-// A progressive JPEG of a 16×16 grey square in 1 + 63 · 10 = 631 scans: the DC
+// A progressive JPEG of a 16×16 grey ramp in 1 + 63 · 10 = 631 scans: the DC
 // coefficient, then each AC coefficient on its own, first at 2^-9 of its value
 // and refined one bit per scan (JPEG's spectral selection and successive
 // approximation, ITU-T T.81 G.1). Legal, and thousands of such scans take
 // libjpeg minutes.
-std::vector<uint8_t> many_scan_jpeg() {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &out, &size);
-  c.image_width = c.image_height = 16;
-  c.input_components = 1;
-  c.in_color_space = JCS_GRAYSCALE;
-  jpeg_set_defaults(&c);
+TEST(HostileImages, AJpegOfTooManyScansIsRefused) {
   std::vector<jpeg_scan_info> scans;
   scans.push_back({1, {0, 0, 0, 0}, 0, 0, 0, 0});
   for (int k = 1; k < 64; ++k) {
     scans.push_back({1, {0, 0, 0, 0}, k, k, 0, 9});
     for (int al = 8; al >= 0; --al) scans.push_back({1, {0, 0, 0, 0}, k, k, al + 1, al});
   }
-  c.scan_info = scans.data();
-  c.num_scans = static_cast<int>(scans.size());
-  jpeg_start_compress(&c, TRUE);
-  std::vector<uint8_t> row(16);
-  for (int y = 0; y < 16; ++y) {
-    for (int x = 0; x < 16; ++x) row[x] = static_cast<uint8_t>(16 * x);
-    JSAMPROW r = row.data();
-    jpeg_write_scanlines(&c, &r, 1);
-  }
-  jpeg_finish_compress(&c);
-  std::vector<uint8_t> bytes(out, out + size);
-  jpeg_destroy_compress(&c);
-  std::free(out);
-  return bytes;
-}
-
-TEST(HostileImages, AJpegOfTooManyScansIsRefused) {
-  const std::vector<uint8_t> jpg = many_scan_jpeg();
+  std::vector<uint8_t> ramp;
+  for (int i = 0; i < 256; ++i) ramp.push_back(static_cast<uint8_t>(16 * (i % 16)));
+  const std::vector<uint8_t> jpg = jpeg_bytes(16, 16, 1, ramp, scans);
   expect_error([&] { decode_image(jpg.data(), jpg.size(), "scans.jpg", 1); },
                {"scans.jpg: damaged JPEG: a progressive JPEG of more than 500 scans"});
 }
