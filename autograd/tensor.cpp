@@ -191,9 +191,9 @@ std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.to_
 
 // ---- creation ------------------------------------------------------------------
 Tensor empty(const Shape& shape, TensorOptions o) {
-  for (int64_t d : shape) LOOM_CHECK(d >= 0, "empty: negative dimension in shape ", shape);
+  const int64_t bytes = checked_mul("empty", shape, numel(shape, "empty"), static_cast<int64_t>(dtype_size(o.dtype)));
   auto p = std::make_shared<TensorImpl>();
-  p->storage = std::make_shared<Storage>(o.device, numel(shape) * dtype_size(o.dtype));
+  p->storage = std::make_shared<Storage>(o.device, static_cast<size_t>(bytes));
   p->shape = shape;
   p->dtype = o.dtype;
   Tensor t(p);
@@ -218,7 +218,11 @@ Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }
 Tensor arange(double start, double stop, double step, TensorOptions o) {
   LOOM_CHECK(step != 0 && std::isfinite(start) && std::isfinite(stop) && std::isfinite(step),
              "arange: start ", start, ", stop ", stop, ", step ", step, " do not describe a finite range");
-  int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((stop - start) / step)));
+  const double count = std::ceil((stop - start) / step);
+  // Converting a double beyond int64 would be undefined behaviour.
+  LOOM_CHECK(count < 0x1p63, "arange: start ", start, ", stop ", stop, ", step ", step, " describe ", count,
+             " elements, more than int64 counts");
+  const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(count));
   Tensor t = empty({n}, o.with(o.dtype));
   KernelCtx k = kernel_ctx(o.device);
   LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, iota, k, o.dtype, t.data_ptr(), n, start, step);

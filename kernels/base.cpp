@@ -39,10 +39,29 @@ std::ostream& operator<<(std::ostream& os, const Shape& s) {
   return os << ']';
 }
 
-int64_t numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
+int64_t numel(const Shape& s, const char* op) {
+  int64_t n = 1, bound = 1;  // bound: the product with zeros counted as 1 (≥ every partial product)
+  for (int64_t d : s) {
+    LOOM_CHECK(d >= 0, op, ": negative dimension in shape ", s);
+    LOOM_CHECK(!__builtin_mul_overflow(bound, d > 0 ? d : 1, &bound), op, ": shape ", s,
+               " has more elements than int64 counts (2^63 - 1)");
+    n *= d;  // n ≤ bound: cannot overflow
+  }
   return n;
+}
+
+int64_t checked_mul(const char* op, const Shape& shape, int64_t a, int64_t b) {
+  int64_t out = 0;
+  LOOM_CHECK(!__builtin_mul_overflow(a, b, &out), op, ": a size computed for input ", shape, " overflows int64 (", a,
+             " x ", b, ")");
+  return out;
+}
+
+int64_t checked_add(const char* op, const Shape& shape, int64_t a, int64_t b) {
+  int64_t out = 0;
+  LOOM_CHECK(!__builtin_add_overflow(a, b, &out), op, ": a size computed for input ", shape, " overflows int64 (", a,
+             " + ", b, ")");
+  return out;
 }
 
 }  // namespace loom

@@ -34,7 +34,17 @@ using Shape = std::vector<int64_t>;
 // Declared before str() so that str(..., shape, ...) finds it (Shape is a std::
 // type, so argument-dependent lookup would not).
 std::ostream& operator<<(std::ostream& os, const Shape& s);
-int64_t numel(const Shape& s);
+// The number of elements of shape s, the product of its dimensions. A
+// loom::Error naming op and s when a dimension is negative or the product
+// leaves int64 (signed overflow would be undefined behaviour): checked with the
+// zero dimensions counted as 1, so that every partial product an op forms over
+// some of the axes (outer × inner sizes, strides) fits as well.
+int64_t numel(const Shape& s, const char* op = "numel");
+// a · b and a + b for sizes computed from shapes and op arguments (output
+// sizes, padded sizes): a loom::Error naming op and shape (its input) when the
+// result leaves int64, instead of undefined behaviour.
+int64_t checked_mul(const char* op, const Shape& shape, int64_t a, int64_t b);
+int64_t checked_add(const char* op, const Shape& shape, int64_t a, int64_t b);
 
 // str(a, b, c): concatenate anything streamable into a message.
 template <class... Args>

@@ -16,6 +16,7 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
                " cannot be broadcast (dimension ", i, " is ", da, " vs ", db, ")");
     out[i] = da == 1 ? db : da;
   }
+  numel(out, op);  // [n, 1] and [1, m] may broadcast to more elements than int64 counts
   return out;
 }
 

@@ -11,6 +11,19 @@
 
 namespace loom {
 
+void check_grid_size(const std::string& what, int64_t n, int64_t h, int64_t w, const GridOptions& o) {
+  LOOM_CHECK(n >= 1 && h >= 1 && w >= 1, what, ": ", n, " images of ", w, "×", h, " make no grid");
+  LOOM_CHECK(o.nrow >= 1 && o.padding >= 0 && o.upscale >= 1, what, ": nrow (", o.nrow, ") and upscale (", o.upscale,
+             ") must be positive and padding (", o.padding, ") non-negative");
+  // In double: the sizes of an absurd n would overflow int64, and only the comparison matters.
+  const double cols = static_cast<double>(std::min(o.nrow, n)), rows = std::ceil(static_cast<double>(n) / cols);
+  const double pad = static_cast<double>(o.padding), up = static_cast<double>(o.upscale);
+  const double out_w = (cols * (static_cast<double>(w) + pad) + pad) * up,
+               out_h = (rows * (static_cast<double>(h) + pad) + pad) * up;
+  LOOM_CHECK(out_w <= kMaxGridSide && out_h <= kMaxGridSide, what, ": a ", out_w, "×", out_h, " grid of ", n,
+             " images is too large (at most ", kMaxGridSide, " pixels on a side)");
+}
+
 void save_image_grid(const Tensor& images, const std::string& path, PixelRange range, const GridOptions& o) {
   const std::string what = "save_image_grid: " + path;
   LOOM_CHECK(images.defined() && images.dim() == 4 && (images.size(1) == 1 || images.size(1) == 3), what,
@@ -18,8 +31,7 @@ void save_image_grid(const Tensor& images, const std::string& path, PixelRange r
              " must be [N, C, H, W] with C = 1 or 3");
   const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
   LOOM_CHECK(n >= 1 && h >= 1 && w >= 1, what, ": images ", images.shape(), " are empty");
-  LOOM_CHECK(o.nrow >= 1 && o.padding >= 0 && o.upscale >= 1, what, ": nrow (", o.nrow, ") and upscale (", o.upscale,
-             ") must be positive and padding (", o.padding, ") non-negative");
+  check_grid_size(what, n, h, w, o);
   LOOM_CHECK(std::isfinite(range.lo) && std::isfinite(range.hi) && range.lo < range.hi, what, ": value range [",
              range.lo, ", ", range.hi, "] is not a finite interval");
 
@@ -28,7 +40,6 @@ void save_image_grid(const Tensor& images, const std::string& path, PixelRange r
   const int64_t cols = std::min(o.nrow, n), rows = (n + cols - 1) / cols;
   const int64_t grid_h = rows * (h + o.padding) + o.padding, grid_w = cols * (w + o.padding) + o.padding;
   const int64_t out_h = grid_h * o.upscale, out_w = grid_w * o.upscale;
-  LOOM_CHECK(out_h <= 32768 && out_w <= 32768, what, ": a ", out_w, "×", out_h, " grid is too large for a PNG here");
 
   std::vector<float> v = images.to_vector<float>();
   std::vector<unsigned char> grid(grid_h * grid_w * c, 0);

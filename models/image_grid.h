@@ -25,8 +25,18 @@ struct GridOptions {
   int64_t upscale = 1;     // nearest-neighbour enlargement of the whole grid, for tiny images
 };
 
+// The most pixels on a side of a grid PNG loom writes (a 32768 × 32768 RGB grid
+// is 3 GiB in memory).
+inline constexpr int64_t kMaxGridSide = 32768;
+
+// Checks that n images of h × w laid out by o make a picture of at most
+// kMaxGridSide on a side, before any of them is made: a loom::Error
+// "<what>: a W×H grid of n images is too large ..." otherwise.
+void check_grid_size(const std::string& what, int64_t n, int64_t h, int64_t w, const GridOptions& o);
+
 // images: [N, C, H, W] with C = 1 (grey PNG) or 3 (RGB PNG), any dtype or
-// device, with values in `range`. Writes path as save_png does.
+// device, with values in `range`. Writes path as save_png does, or throws
+// check_grid_size's loom::Error.
 void save_image_grid(const Tensor& images, const std::string& path, PixelRange range, const GridOptions& o = {});
 
 // Encodes h rows of w pixels of c interleaved 8-bit channels (1 grey, 3 RGB,

@@ -217,4 +217,28 @@ double matched_accuracy(const std::vector<int64_t>& predicted, const std::vector
   return static_cast<double>(best.back()) / static_cast<double>(predicted.size());
 }
 
+ModeCoverage mode_coverage(const Tensor& samples, data::Toy2d kind) {
+  const data::ToyModes modes = data::toy_2d_modes(kind);
+  LOOM_CHECK(!modes.centres.empty(), "mode_coverage: this 2-D set is not a Gaussian mixture");
+  LOOM_CHECK(samples.dim() == 2 && samples.size(1) == 2 && samples.size(0) >= 1,
+             "mode_coverage: expected samples [N, 2], got ", samples.shape());
+  const std::vector<double> xy = samples.to(Device::cpu()).to(DType::Float64).to_vector<double>();
+  const int64_t n = samples.size(0);
+  std::vector<int64_t> per_mode(modes.centres.size(), 0);
+  int64_t good = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    size_t best = 0;
+    double best_d2 = INFINITY;
+    for (size_t k = 0; k < modes.centres.size(); ++k) {
+      const double dx = xy[2 * i] - modes.centres[k][0], dy = xy[2 * i + 1] - modes.centres[k][1];
+      if (dx * dx + dy * dy < best_d2) best_d2 = dx * dx + dy * dy, best = k;
+    }
+    if (std::sqrt(best_d2) <= 3 * modes.sigma) ++good, ++per_mode[best];
+  }
+  ModeCoverage c;
+  for (int64_t count : per_mode) c.modes_covered += count >= 0.01 * static_cast<double>(n) ? 1 : 0;
+  c.high_quality = static_cast<double>(good) / static_cast<double>(n);
+  return c;
+}
+
 }  // namespace loom::models

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "autograd/loom.h"
+#include "models/data/data.h"
 
 namespace loom::models {
 
@@ -37,6 +38,18 @@ PrecisionRecall precision_recall(const Tensor& real, const Tensor& fake, int64_t
 // How InfoGAN's unsupervised categorical code is scored against the classes
 // (Chen et al. 2016, §5.1). classes ≤ 20; equal lengths ≥ 1.
 double matched_accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& truth, int64_t classes);
+
+// How well samples [N, 2] (any float dtype/device; N ≥ 1) cover the modes of a 2-D
+// Gaussian mixture (data::toy_2d_modes: 8 or 25 Gaussians) (Metz et al. 2017,
+// "Unrolled GANs", §3.1; Srivastava et al. 2017, VEEGAN, §5.1): a sample is of high
+// quality when it lies within 3σ of its nearest mode; a mode is covered when at
+// least 1% of the samples are high-quality samples of it. An Error for a set that
+// is not a mixture (swiss roll, moons) or samples of another shape.
+struct ModeCoverage {
+  double modes_covered = 0;  // out of the mixture's modes: a whole number
+  double high_quality = 0;   // fraction of the samples, in [0, 1]
+};
+ModeCoverage mode_coverage(const Tensor& samples, data::Toy2d kind);
 
 // Eigen-decomposition of a symmetric D×D matrix (cyclic Jacobi, double):
 // eigenvalues ascending, eigenvectors as the columns of `vectors` (row-major).

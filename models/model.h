@@ -107,6 +107,12 @@ struct SampleGrid {
   Tensor images;
   int64_t columns = 0;
 };
+// How many images a model's sample grid holds and how many go to a row (0: a
+// square grid), known before any is sampled.
+struct GridLayout {
+  int64_t count = 0;
+  int64_t columns = 0;
+};
 
 // Points of a 2-D latent code, for the scatter `loom train` draws beside the
 // prior (models whose code is 2-D: the AAE).
@@ -126,6 +132,9 @@ const char* kind_name(ModelKind k);  // "classifier", "exact likelihood", ...
 struct EvalOptions {
   int64_t importance_samples = 0;  // LatentVariable models: K for log p(x) ≈ log (1/K) Σ p(x,z_k)/q(z_k|x); 0: the model's default
 };
+// The most importance samples `loom eval` and `loom score` take: 200 times the
+// IWAE paper's 5000, already hours per test set; more would only look like a hang.
+inline constexpr int64_t kMaxImportanceSamples = 1'000'000;
 
 using Losses = std::map<std::string, double>;
 
@@ -148,6 +157,11 @@ class Model {
   // square grid; a model may lay out its own (one row per class, a code along
   // each axis, interpolation walks).
   virtual SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) { return {sample(n, c, g), 0}; }
+  // The layout sample_grid(n, c, ·) draws, without sampling: what `loom sample`
+  // checks against the largest picture it writes before it samples. Only which
+  // conditions c gives matters (its tensors may be stand-ins). A model
+  // overriding sample_grid overrides this and lays its grid out by it.
+  virtual GridLayout grid_layout(int64_t n, const Condition& c) const { return {n, 0}; }
   // The 2-D latent codes of images and prior draws (LatentCodes); undefined
   // tensors (the default) where the model has no 2-D code.
   virtual LatentCodes latent_codes(const Tensor& images, Generator& g);

@@ -1,8 +1,10 @@
 // The adversarial autoencoder (models/gan/aae.h): its priors against their
 // moments and closed forms, the losses evaluate() reports against hand-computed
 // values, the paper's three phases each moving only their own network, and the
-// model through the driver (bit-exact resume, learning on rectangles).
+// model through the driver (bit-exact resume, learning on rectangles, the picture
+// of its codes by class).
 #include <gtest/gtest.h>
+#include <stb_image.h>
 
 #include <cmath>
 #include <map>
@@ -297,4 +299,41 @@ TEST(Aae, ResumesBitExactlyAndLearnsThroughTheDriver) {
     EXPECT_NEAR(col_cov(z, 2, j, j), 1, 0.4);
   }
   EXPECT_NEAR(col_cov(z, 2, 0, 1), 0, 0.3);
+}
+
+// codes.png draws class k in the plot palette's k-th colour whichever classes the
+// test images hold. Here they are pullovers (2, green (44, 160, 44)) and dresses
+// (3, red (214, 39, 40)) only; a picture that passed over the empty classes would
+// draw them in the first two colours, blue (31, 119, 180) and orange (255, 127, 14).
+TEST(Aae, CodesPictureGivesEachClassItsOwnColour) {
+  TempDir dir;
+  tools::TrainOptions o = tiny_run("aae", dir.path(), 1, 64, 5);
+  o.config.set("hidden", 16);
+  o.eval_size = 64;
+  o.load_data = [](data::Split s) {
+    std::vector<int64_t> labels;
+    for (int64_t i = 0; i < 64; ++i) labels.push_back(2 + i % 2);
+    return data::LabeledImages{rectangles(64, s == data::Split::Train ? 13 : 14), from_vector(labels, {64})};
+  };
+  tools::train(o);
+  int w = 0, h = 0, channels = 0;
+  unsigned char* px = stbi_load((dir.path() + "/codes.png").c_str(), &w, &h, &channels, 3);
+  ASSERT_NE(px, nullptr);
+  // A dot is its colour c blended over white at some opacity α: 255 − pixel = α (255 − c),
+  // so a pixel shows c when its distance from white points the way c's does.
+  auto pixels_of = [&](double r, double g, double b) {
+    const double cr = 255 - r, cg = 255 - g, cb = 255 - b, cn = std::sqrt(cr * cr + cg * cg + cb * cb);
+    int64_t count = 0;
+    for (int i = 0; i < w * h; ++i) {
+      const double dr = 255.0 - px[3 * i], dg = 255.0 - px[3 * i + 1], db = 255.0 - px[3 * i + 2];
+      const double dn = std::sqrt(dr * dr + dg * dg + db * db);
+      count += dn > 60 && (dr * cr + dg * cg + db * cb) / (dn * cn) > 0.995;
+    }
+    return count;
+  };
+  EXPECT_GT(pixels_of(44, 160, 44), 0);
+  EXPECT_GT(pixels_of(214, 39, 40), 0);
+  EXPECT_EQ(pixels_of(31, 119, 180), 0);
+  EXPECT_EQ(pixels_of(255, 127, 14), 0);
+  stbi_image_free(px);
 }

@@ -166,7 +166,7 @@ TEST(Text2Image, CaptionFilesAreParsedWithErrorsNamingTheLine) {
   };
   const auto good = cap::read_captions(write("good.tsv", "a.png\ta dark dress\r\n\nb.png\tthis is a bag\n"));
   EXPECT_EQ(good, (std::map<std::string, std::string>{{"a.png", "a dark dress"}, {"b.png", "this is a bag"}}));
-  expect_error([&] { cap::read_captions(dir / "nowhere.tsv"); }, {"nowhere.tsv", "cannot be read"});
+  expect_error([&] { cap::read_captions(dir / "nowhere.tsv"); }, {"captions file: " + (dir / "nowhere.tsv"), "cannot open"});
   expect_error([&] { cap::read_captions(write("notab.tsv", "a.png\tfine\nb.png a coat\n")); },
                {"notab.tsv, line 2", "no tab", "b.png a coat"});
   expect_error([&] { cap::read_captions(write("noname.tsv", "\ta coat\n")); }, {"noname.tsv, line 1", "file name"});
@@ -350,7 +350,7 @@ TEST(Text2Image, TrainsOnYourOwnCaptionsResumesAndSamplesWithoutTheFile) {
   EXPECT_NE(m->sample(3, c, g2).to_vector<float>(), x.to_vector<float>());
   c.prompt = "an ankle boot";  // generated captions' words are not in this vocabulary
   expect_error([&] { m->sample(2, c, g); }, {"prompt 'an ankle boot'", "no word of the captions", "12 words"});
-  expect_error([&] { m->sample(2, {}, g); }, {"captions.tsv", "cannot be read"});  // no prompt: draws from the file
+  expect_error([&] { m->sample(2, {}, g); }, {"captions.tsv", "cannot open"});  // no prompt: draws from the file
   tools::SampleCondition sc;
   sc.prompt = "a large bright zorblax";
   tools::sample("text2image", straight.checkpoint, 4, dir / "prompt.png", Device::cpu(), 0, data::kFashionMnistDir, sc);
@@ -379,7 +379,7 @@ TEST(Text2Image, YourOwnCaptionsAreCheckedAgainstTheFolder) {
   const std::string partial = all.substr(all.find('\n') + 1);  // drops train/bright/0.png
   expect_error([&] { run(write("partial.tsv", partial)); },
                {"train/bright/0.png has no caption", "partial.tsv", "'train/bright/0.png<TAB>caption'", "'0.png<TAB>"});
-  expect_error([&] { run(dir / "nowhere.tsv"); }, {"nowhere.tsv", "cannot be read"});
+  expect_error([&] { run(dir / "nowhere.tsv"); }, {"captions file: " + (dir / "nowhere.tsv"), "cannot open"});
   expect_error([&] { run(write("bad.tsv", all + "no tab here\n")); }, {"bad.tsv, line 14", "no tab"});
   expect_error([&] { run(f.captions, [](tools::TrainOptions& o) { o.config.set("max_words", 5); }); },
                {"more distinct words than --max-words 5"});

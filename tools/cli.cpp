@@ -125,11 +125,15 @@ Args parse(const std::string& command, const std::vector<std::string>& args, con
     if (spec->value_name.empty()) {
       if (eq != std::string::npos) throw UsageError(command + ": " + name + " takes no value");
       out.flags[spec->name] = "";
-    } else if (eq != std::string::npos) {
-      out.flags[spec->name] = a.substr(eq + 1);
     } else {
-      if (i + 1 >= args.size()) throw UsageError(command + ": " + name + " needs a value (" + name + " " + spec->value_name + ")");
-      out.flags[spec->name] = args[++i];
+      if (eq == std::string::npos && i + 1 >= args.size())
+        throw UsageError(command + ": " + name + " needs a value (" + name + " " + spec->value_name + ")");
+      const std::string value = eq != std::string::npos ? a.substr(eq + 1) : args[++i];
+      // `--resume=` would otherwise read as not given: a run started from scratch.
+      if (value.empty())
+        throw UsageError(command + ": " + name + " needs a value (" + name + " " + spec->value_name +
+                         "), got an empty one");
+      out.flags[spec->name] = value;
     }
   }
   return out;

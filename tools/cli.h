@@ -44,7 +44,8 @@ struct Args {
 // Parses `args` (after the subcommand) against `specs`; accepts "--flag VALUE" and
 // "--flag=VALUE", any alias of a flag, and '_' for '-' inside flag names (so the
 // PyTorch example scripts' --batch_size spelling works). Values are stored under
-// the canonical name. `command` names the subcommand in error messages.
+// the canonical name; an empty value ("--resume=", "--out ''") is a UsageError,
+// never taken for a flag not given. `command` names the subcommand in error messages.
 Args parse(const std::string& command, const std::vector<std::string>& args, const std::vector<FlagSpec>& specs);
 // The flags part of a usage text, one aligned line per flag.
 std::string describe(const std::vector<FlagSpec>& specs);

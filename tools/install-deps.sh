@@ -3,7 +3,8 @@
 # (The CUDA toolkit is optional and not installed here: without nvcc loom
 # builds its CPU backend only.)
 set -euo pipefail
-pkgs=(cmake ninja-build g++ libgtest-dev libbenchmark-dev libstb-dev zlib1g-dev libopenblas-dev
+pkgs=(cmake ninja-build g++ libgtest-dev libbenchmark-dev libstb-dev zlib1g-dev libpng-dev
+      libjpeg62-turbo-dev libopenblas-dev
       libopenblas0-pthread dataset-fashion-mnist)
 # The sanitizer build of .ci/run is clang's, with libFuzzer (tests/fuzz) and libjpeg for its seeds.
 pkgs+=(clang libclang-rt-14-dev libjpeg62-turbo-dev)

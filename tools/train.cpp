@@ -236,6 +236,28 @@ models::Batch prepare(const data::Batch& b, const models::DataSpec& spec, Genera
   return out;
 }
 
+// What a model of points in the plane (DataSpec::Toy2d) is judged by, on points
+// [n, 2] of its test split against n samples drawn in one call from a fixed
+// stream (Generator(0): every evaluation of a checkpoint compares alike), each
+// metric of the whole sample: "fd_2d", the Fréchet distance in the plane, and on
+// the Gaussian mixtures "modes_covered" (a whole number) and "high_quality"
+// (models::mode_coverage). A metric averaged over chunks of the sample would
+// count modes per chunk and report fractions of modes.
+models::Losses plane_metrics(models::Model& m, const std::string& toy, const Tensor& points) {
+  Generator g(0);
+  const Tensor fake = m.sample(points.size(0), {}, g);
+  models::Losses l{{"fd_2d", models::frechet_distance(fake, points)}};
+  const data::Toy2d kind = data::parse_toy_2d(toy);
+  if (!data::toy_2d_modes(kind).centres.empty()) {
+    const models::ModeCoverage c = models::mode_coverage(fake, kind);
+    l["modes_covered"] = c.modes_covered;
+    l["high_quality"] = c.high_quality;
+  }
+  return l;
+}
+
+// The model's held-out metrics (Model::evaluate) on the first n test images, in
+// chunks weighted by their size; for points in the plane, plane_metrics besides.
 models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64_t n, Device device, Generator& g,
                         const models::EvalOptions& eo = {}) {
   n = std::min(n, test.images.size(0));
@@ -243,13 +265,16 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   m.train(false);
   NoGrad ng;
   models::Losses totals;
+  const models::DataSpec spec = m.data_spec();
   const int64_t chunk = 500;
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t j = std::min(n, i + chunk);
-    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j), positions(i, j)}, m.data_spec(), g, device);
+    models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j), positions(i, j)}, spec, g, device);
     models::Losses l = m.evaluate(b, eo);
     for (auto& [k, v] : l) totals[k] += v * static_cast<double>(j - i) / static_cast<double>(n);
   }
+  if (spec.dataset == data::Dataset::Toy2d)
+    for (auto& [k, v] : plane_metrics(m, spec.toy, slice(test.images, 0, 0, n).to(device))) totals[k] = v;
   m.train(true);
   return totals;
 }
@@ -260,6 +285,14 @@ plot::Series scatter_series(const std::string& label, const Tensor& xy) {
   plot::Series out{label, {}, {}, false, true};
   for (size_t i = 0; i + 1 < v.size(); i += 2) out.x.push_back(v[i]), out.y.push_back(v[i + 1]);
   return out;
+}
+
+// How write_samples lays out `count` images `columns` to a row (0: square), twice their size.
+GridOptions sample_grid_options(int64_t count, int64_t columns) {
+  GridOptions go;
+  go.nrow = columns > 0 ? columns : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
+  go.upscale = 2;
+  return go;
 }
 
 // Samples as a picture: the model's grid (Model::sample_grid) of n images, or
@@ -297,16 +330,14 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
     plot::write_png(chart, path);
     return;
   }
-  GridOptions go;
-  go.nrow = s.columns > 0 ? s.columns
-                          : static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(s.images.size(0)))));
-  go.upscale = 2;
-  save_image_grid(s.images, path, {spec.lo, spec.hi}, go);
+  save_image_grid(s.images, path, {spec.lo, spec.hi}, sample_grid_options(s.images.size(0), s.columns));
 }
 
 // For a model with a 2-D latent code (the AAE): the codes of up to 2000 test
 // images, one colour per class, beside as many draws from the prior. Nothing
-// for other models.
+// for other models. Class k is always the chart's series k, so it has the
+// palette's k-th colour whichever classes the images hold (a class with no
+// image is an empty series without a legend entry), and the prior the eleventh.
 void write_latent_codes(models::Model& m, const data::LabeledImages& test, const std::string& path, Device device) {
   const int64_t n = std::min<int64_t>(2000, test.images.size(0));
   if (n == 0) return;
@@ -329,7 +360,10 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < n; ++i)
       if (labels[i] == k) rows.push_back(i);
-    if (rows.empty()) continue;
+    if (rows.empty()) {
+      chart.series.push_back({"", {}, {}, false, true});
+      continue;
+    }
     chart.series.push_back(scatter_series(std::string(data::fashion_mnist_classes()[k]),
                                           index_select(xy, 0, from_vector(rows, {static_cast<int64_t>(rows.size())}))));
   }
@@ -437,8 +471,20 @@ const models::Registration& resolve_model(const std::string& name) {
   return models::find_model(name);
 }
 
+// The model's data set as its spec says, images read within the run's pixel limit.
+data::LabeledImages load_data_set(models::DataSpec spec, data::Split split, const std::string& dir,
+                                  int64_t max_image_pixels) {
+  spec.max_image_pixels = max_image_pixels;
+  return data::load_dataset(spec, split, dir);
+}
+
+void check_importance_samples(const char* command, const models::EvalOptions& eo) {
+  LOOM_CHECK(eo.importance_samples >= 0 && eo.importance_samples <= models::kMaxImportanceSamples, command,
+             ": --importance-samples must lie in [0, ", models::kMaxImportanceSamples, "], got ", eo.importance_samples);
+}
+
 data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, data::Split split) {
-  return o.load_data ? o.load_data(split) : data::load_dataset(spec, split, o.data_dir);
+  return o.load_data ? o.load_data(split) : load_data_set(spec, split, o.data_dir, o.max_image_pixels);
 }
 
 }  // namespace
@@ -699,7 +745,7 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
   if (!sc.input.empty()) {
     LOOM_CHECK(takes.images, "sample: model '", model, "' takes no --input (it does not translate images)");
     const models::DataSpec spec = m.data_spec();
-    c.images = data::load_images(sc.input, spec.size, spec.channels).images;
+    c.images = data::load_images(sc.input, spec.size, spec.channels, sc.max_image_pixels).images;
     Generator g(0);
     c.images = data::prepare_images(c.images, spec, g);
   }
@@ -712,9 +758,28 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
             uint64_t seed, const std::string& data_dir, const SampleCondition& sc) {
   LOOM_CHECK(n > 0, "sample: -n must be positive, got ", n);
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
-  const models::Condition c = condition_for(*m, name, sc, n);
-  Generator g(seed);
   const models::DataSpec spec = m->data_spec();
+  // What would not fit the picture is an error before anything is sampled (or n labels made).
+  auto check_fits = [&](int64_t count, const models::Condition& given) {
+    const models::GridLayout layout = m->grid_layout(count, given);
+    check_grid_size(str("sample: ", out), layout.count, spec.size, spec.size,
+                    sample_grid_options(layout.count, layout.columns));
+  };
+  if (spec.dataset == data::Dataset::Toy2d) {
+    LOOM_CHECK(n <= kMaxScatterPoints, "sample: -n ", n, " is more points than a scatter takes (at most ",
+               kMaxScatterPoints, ")");
+  } else if (sc.input.empty()) {
+    // grid_layout asks only which conditions are given: one-element stand-ins for the tensors.
+    models::Condition given;
+    if (!sc.label.empty()) given.labels = zeros({1}, TensorOptions{DType::Int64});
+    if (!sc.code.empty()) given.codes = zeros({1}, TensorOptions{DType::Int64});
+    given.prompt = sc.prompt;
+    given.interpolate = sc.interpolate;
+    check_fits(n, given);
+  }
+  const models::Condition c = condition_for(*m, name, sc, n);
+  if (c.images.defined() && spec.dataset != data::Dataset::Toy2d) check_fits(c.images.size(0), c);
+  Generator g(seed);
   const Tensor data_points =
       spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
@@ -722,6 +787,8 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   const models::Registration& reg = r.registration ? *r.registration : resolve_model(name);
+  LOOM_CHECK(r.images >= 1, "eval: -n must be at least 1 (held-out images to evaluate), got ", r.images);
+  check_importance_samples("eval", r.options);
   std::unique_ptr<models::Model> m = load_model(reg, r.checkpoint, r.device, r.data_dir);
   LOOM_CHECK(r.options.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
              "eval: --importance-samples applies to latent-variable models, not to '", reg.name, "' (",
@@ -731,8 +798,8 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   e.parameters = m->parameter_count();
   Generator g(1);
   const models::DataSpec spec = m->data_spec();
-  const data::LabeledImages test =
-      r.load_data ? r.load_data(data::Split::Test) : data::load_dataset(spec, data::Split::Test, r.data_dir);
+  const data::LabeledImages test = r.load_data ? r.load_data(data::Split::Test)
+                                               : load_data_set(spec, data::Split::Test, r.data_dir, r.max_image_pixels);
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
   // The classifier's features exist for 28×28 grey images only (sample_metrics says so when --fd asks for more).
   const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
@@ -742,10 +809,11 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
 }
 
 std::vector<Score> score(const std::string& name, const std::string& checkpoint, Device device,
-                         const std::string& input, const models::EvalOptions& eo) {
+                         const std::string& input, const models::EvalOptions& eo, int64_t max_image_pixels) {
+  check_importance_samples("score", eo);
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data::kFashionMnistDir);
   const models::DataSpec spec = m->data_spec();
-  data::ImageFiles files = data::load_images(input, spec.size, spec.channels);
+  data::ImageFiles files = data::load_images(input, spec.size, spec.channels, max_image_pixels);
   // Scoring is deterministic: binary models see the image thresholded at 1/2.
   Tensor x = files.images;
   if (spec.binarize) x = ge(x, full(x.shape(), 0.5)).to(DType::Float32);

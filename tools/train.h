@@ -36,6 +36,7 @@ struct TrainOptions {
   std::string resume;          // a checkpoint written by an earlier run
   std::string data_dir = data::kFashionMnistDir;
   std::optional<int64_t> limit_train;  // use only the first N >= 1 training images (unset: all)
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // image folders: larger images are unreadable
   int64_t eval_size = 2000;    // held-out images evaluated at the end (0: skip)
   bool progress = true;
   // Where the data comes from (images in [0, 1]); defaults to the model's data set,
@@ -71,6 +72,7 @@ struct SampleCondition {
   std::string input;   // an image file or a folder of images to translate
   std::string code;    // a value of the model's categorical latent code (InfoGAN), 0-based
   bool interpolate = false;  // a grid of latent-space walks instead of independent samples
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // `input`: a larger image is an Error
 };
 // The class index `label` names (parse rules of SampleCondition::label); an
 // Error listing the classes otherwise.
@@ -78,7 +80,10 @@ int64_t parse_label(const std::string& label);
 
 // Writes samples of a trained model as a PNG grid: n of them, or one per input
 // image when sc.input is given. A condition the model does not take is an Error
-// saying so.
+// saying so; so is, before anything is sampled, an n whose grid (the model's
+// grid_layout) is larger than kMaxGridSide on a side (models/image_grid.h), or
+// for points in the plane more than kMaxScatterPoints.
+inline constexpr int64_t kMaxScatterPoints = 1'000'000;
 void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
             uint64_t seed, const std::string& data_dir = data::kFashionMnistDir, const SampleCondition& sc = {});
 
@@ -94,17 +99,23 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // accuracy on samples of each class; for text-conditional models
 // "prompt_accuracy", the same on samples for a prompt naming each class
 // (Model::class_prompt); for a categorical latent code (InfoGAN)
-// "code_accuracy", the same after the best matching of codes to classes.
+// "code_accuracy", the same after the best matching of codes to classes. For
+// models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
+// call from Generator(0) against as many test points, as one set: "fd_2d", the
+// Fréchet distance in the plane, and on the Gaussian mixtures "modes_covered" (a
+// whole number) and "high_quality" (models::mode_coverage); train() reports the
+// same on its eval_size points.
 struct EvalRequest {
   std::string checkpoint;
   Device device = Device::cpu();
   std::string data_dir = data::kFashionMnistDir;
-  int64_t images = 10000;
+  int64_t images = 10000;  // >= 1 (an Error otherwise)
   models::EvalOptions options{};
   bool fd = false;
   std::string classifier = "out/classifier/checkpoint.safetensors";
   const models::Registration* registration = nullptr;  // a model of your own (TrainOptions::registration)
   std::function<data::LabeledImages(data::Split)> load_data{};  // default: the model's data set, as train
+  int64_t max_image_pixels = data::kDefaultMaxImagePixels;     // image folders: larger images are unreadable
 };
 struct Evaluation {
   models::ModelKind kind{};
@@ -122,6 +133,7 @@ struct Score {
   double bits_per_dim = 0;  // −log p(x) / (D ln 2)
 };
 std::vector<Score> score(const std::string& name, const std::string& checkpoint, Device device,
-                         const std::string& input, const models::EvalOptions& eo = {});
+                         const std::string& input, const models::EvalOptions& eo = {},
+                         int64_t max_image_pixels = data::kDefaultMaxImagePixels);
 
 }  // namespace loom::tools

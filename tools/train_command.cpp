@@ -2,9 +2,10 @@
 // Flag names follow the PyTorch GAN/VAE example scripts where they exist;
 // their --n_epochs / --batch_size spellings are accepted as aliases.
 #include <algorithm>
-#include <fstream>
 #include <iostream>
+#include <sstream>
 
+#include "autograd/io/input_file.h"
 #include "autograd/io/json.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -20,6 +21,9 @@ const FlagSpec kData{"--data", "DIR", "the model's data (default: the Fashion-MN
                                         std::string(data::kFashionMnistDir) + ")", {"--data-dir", "--dataroot"}};
 const FlagSpec kSeed{"--seed", "N", "random seed (default 0)"};
 const FlagSpec kCkpt{"--ckpt", "FILE", "a checkpoint written by loom train", {"--checkpoint"}};
+const FlagSpec kMaxImagePixels{"--max-image-pixels", "N",
+                                "refuse image files declaring more pixels (width x height; default " +
+                                    std::to_string(data::kDefaultMaxImagePixels) + " = 2^26, at most 2^32)"};
 const FlagSpec kImportanceSamples{"--importance-samples", "K",
                                   "latent-variable models: K samples per image for log p(x) (default: the model's)"};
 
@@ -49,6 +53,16 @@ int64_t count(const Args& a, const std::string& flag) {
     throw UsageError(a.command + ": " + flag + " " + a.value(flag) + " is too large (at most " +
                      std::to_string(INT64_MAX) + ")");
   return static_cast<int64_t>(v);
+}
+
+// --max-image-pixels, in [1, data::kMaxImagePixelsLimit] (the default when absent).
+int64_t max_image_pixels(const Args& a) {
+  if (!a.has(kMaxImagePixels.name)) return data::kDefaultMaxImagePixels;
+  const int64_t v = count(a, kMaxImagePixels.name);
+  if (v < 1 || v > data::kMaxImagePixelsLimit)
+    throw UsageError(a.command + ": --max-image-pixels must lie in [1, " + std::to_string(data::kMaxImagePixelsLimit) +
+                     "], got " + a.value(kMaxImagePixels.name));
+  return v;
 }
 
 std::string join_losses(const models::Losses& l) {
@@ -100,6 +114,7 @@ int train_command(const std::vector<std::string>& args) {
       {"--data", "DIR", "the model's data: the Fashion-MNIST IDX folder (default " + std::string(data::kFashionMnistDir) +
                             ") or, for image-folder models, the image folder", {"--data-dir", "--dataroot"}},
       {"--limit", "N", "train on the first N >= 1 images only"},
+      kMaxImagePixels,
       kHelp,
   };
   const size_t common = flags.size();
@@ -148,6 +163,7 @@ int train_command(const std::vector<std::string>& args) {
   o.out_dir = a.value("--out", "out/" + o.model);
   o.resume = a.value("--resume");
   if (a.has("--limit")) o.limit_train = count(a, "--limit");
+  o.max_image_pixels = max_image_pixels(a);
   tools::TrainResult r = tools::train(o);
   std::cout << "trained " << o.model << " for " << r.steps << " steps\n"
             << "  last step: " << join_losses(r.last) << "\n";
@@ -166,6 +182,7 @@ int sample_command(const std::vector<std::string>& args) {
                                     {"--input", "PATH", "translation models: an image file or a folder of images"},
                                     {"--code", "K", "models with a categorical latent code (infogan): its value"},
                                     {"--interpolate", "", "a grid of walks through the latent space (slerp)"},
+                                    kMaxImagePixels,
                                     kDevice,
                                     kSeed,
                                     kData,
@@ -176,9 +193,10 @@ int sample_command(const std::vector<std::string>& args) {
   const std::string model = model_arg(a, usage);
   if (!a.has("--ckpt")) throw UsageError("sample: --ckpt FILE is required\n" + usage);
   const std::string out = a.value("--out", "samples.png");
-  tools::sample(model, a.value("--ckpt"), static_cast<int64_t>(a.unsigned_value("-n", 64)), out, device_of(a),
+  tools::sample(model, a.value("--ckpt"), a.has("-n") ? count(a, "-n") : 64, out, device_of(a),
                 a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
-                {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate")});
+                {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate"),
+                 max_image_pixels(a)});
   std::cout << "wrote " << out << "\n";
   return 0;
 }
@@ -194,6 +212,7 @@ int eval_command(const std::vector<std::string>& args) {
       {"--json", "", "print one JSON object"},
       kDevice,
       kData,
+      kMaxImagePixels,
       kHelp};
   const std::string usage = "usage: loom eval MODEL --ckpt FILE [--json]\n\n" + describe(flags);
   Args a = parse("eval", args, flags);
@@ -209,6 +228,7 @@ int eval_command(const std::vector<std::string>& args) {
   r.options.importance_samples = count(a, "--importance-samples");
   r.fd = a.has("--fd");
   r.classifier = a.value("--classifier", r.classifier);
+  r.max_image_pixels = max_image_pixels(a);
   const tools::Evaluation e = tools::evaluate(model, r);
   if (a.has("--json")) {
     JsonObject j;
@@ -231,6 +251,7 @@ int score_command(const std::vector<std::string>& args) {
       {"--input", "PATH", "an image file or a folder of images"},
       kImportanceSamples,
       {"--json", "", "print one JSON object per image"},
+      kMaxImagePixels,
       kDevice,
       kHelp};
   const std::string usage = "usage: loom score MODEL --ckpt FILE --input PATH|DIR [--json]\n\n" + describe(flags);
@@ -240,7 +261,8 @@ int score_command(const std::vector<std::string>& args) {
   if (!a.has("--ckpt")) throw UsageError("score: --ckpt FILE is required\n" + usage);
   if (!a.has("--input")) throw UsageError("score: --input PATH|DIR is required\n" + usage);
   const std::vector<tools::Score> scores = tools::score(model, a.value("--ckpt"), device_of(a), a.value("--input"),
-                                                       {.importance_samples = count(a, "--importance-samples")});
+                                                       {.importance_samples = count(a, "--importance-samples")},
+                                                       max_image_pixels(a));
   if (a.has("--json")) {
     for (const tools::Score& s : scores)
       std::cout << JsonObject().add("path", s.path).add("log_px", s.log_px).add("bits_per_dim", s.bits_per_dim).str()
@@ -271,8 +293,8 @@ int plot_command(const std::vector<std::string>& args) {
   if (help(a, usage)) return 0;
   if (a.positional.size() != 1) throw UsageError("plot: expected one metrics.jsonl file\n" + usage);
   const std::string path = a.positional[0];
-  std::ifstream in(path);
-  LOOM_CHECK(in, "plot: cannot open ", path);
+  // A regular file (a FIFO would block), whole: a metrics log is a few MB.
+  std::istringstream in(read_file(path, "plot", uint64_t(1) << 30));
   // One series per loss name, in order of first appearance.
   plot::Chart chart;
   chart.title = "training curves: " + path;

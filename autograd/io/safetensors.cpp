@@ -1,7 +1,6 @@
 #include "autograd/io/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include <set>
 
 #include "autograd/io/atomic_file.h"
+#include "autograd/io/input_file.h"
 #include "autograd/io/json.h"
 
 namespace loom {
@@ -42,8 +42,6 @@ bool parse_safetensors_dtype(const std::string& s, DType& out) {
   return false;
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
-
 // Closes a file descriptor on every path out of a scope.
 struct Fd {
   int fd = -1;
@@ -56,19 +54,6 @@ struct Fd {
 };
 
 // Reads exactly n bytes at offset or throws (the file shrank, or an I/O error).
-void read_exact(int fd, void* data, size_t n, uint64_t offset, const std::string& what) {
-  char* p = static_cast<char*>(data);
-  while (n > 0) {
-    ssize_t r = ::pread(fd, p, n, static_cast<off_t>(offset));
-    if (r < 0 && errno == EINTR) continue;
-    LOOM_CHECK(r >= 0, what, ": read failed at byte ", offset, ": ", errno_text(errno));
-    LOOM_CHECK(r > 0, what, ": unexpected end of file at byte ", offset);
-    p += r;
-    n -= static_cast<size_t>(r);
-    offset += static_cast<uint64_t>(r);
-  }
-}
-
 std::string shape_json(const Shape& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += str(i ? "," : "", s[i]);
@@ -206,16 +191,12 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
 
 Safetensors load_safetensors(const std::string& path) {
   const std::string what = "load_safetensors: " + path;
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  LOOM_CHECK(fd.fd >= 0, what, ": cannot open: ", errno_text(errno));
-  struct stat st {};
-  LOOM_CHECK(::fstat(fd.fd, &st) == 0, what, ": cannot stat: ", errno_text(errno));
-  LOOM_CHECK(S_ISREG(st.st_mode), what, ": not a regular file");
-  const uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
+  const InputFile file(path, "load_safetensors");
+  const uint64_t file_bytes = file.size();
   LOOM_CHECK(file_bytes >= 8, what, ": the file is ", file_bytes, " bytes, too short for the 8-byte header length");
 
   unsigned char length[8];
-  read_exact(fd.fd, length, 8, 0, what);
+  file.read_at(length, 8, 0);
   uint64_t n = 0;
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(length[i]) << (8 * i);
   LOOM_CHECK(n >= 2 && n <= kMaxHeaderBytes, what, ": header length ", n, " is not plausible (a safetensors "
@@ -223,7 +204,7 @@ Safetensors load_safetensors(const std::string& path) {
   LOOM_CHECK(n <= file_bytes - 8, what, ": header length ", n, " runs past the end of the ", file_bytes,
              "-byte file (truncated?)");
   std::string text(n, '\0');
-  read_exact(fd.fd, text.data(), n, 8, what);
+  file.read_at(text.data(), n, 8);
   Json header = parse_json(text, what + ": header");
   LOOM_CHECK(header.kind == Json::Kind::Object, what, ": the header is not a JSON object");
 
@@ -248,7 +229,7 @@ Safetensors load_safetensors(const std::string& path) {
 
   for (const Entry& e : entries) {
     Tensor t = empty(e.shape, TensorOptions{e.dtype, Device::cpu()});
-    read_exact(fd.fd, t.data_ptr(), e.end - e.begin, 8 + n + e.begin, what);
+    file.read_at(t.data_ptr(), e.end - e.begin, 8 + n + e.begin);
     out.tensors.emplace_back(e.name, t);
   }
   return out;

@@ -151,7 +151,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   // OH = ⌊(H + 2p − d·(k − 1) − 1) / s⌋ + 1, needing the dilated kernel to fit the padded input.
   Shape out = {x.size(0), out_c, 0, 0};
   for (int i = 0; i < 2; ++i) {
-    const int64_t span = x.size(2 + i) + 2 * p.padding[i] - p.dilation[i] * (weight.size(2 + i) - 1) - 1;
+    // The terms are non-negative: only the sum and the products can overflow.
+    const int64_t span = checked_add(op, x.shape(), x.size(2 + i), checked_mul(op, x.shape(), 2, p.padding[i])) -
+                         checked_mul(op, x.shape(), p.dilation[i], weight.size(2 + i) - 1) - 1;
     LOOM_CHECK(span >= 0, op, ": non-positive output size: the kernel of weight ", weight.shape(), " dilated by ",
                as_shape(p.dilation), " is larger than input ", x.shape(), " padded by ", as_shape(p.padding));
     out[2 + i] = span / p.stride[i] + 1;
@@ -175,8 +177,10 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
     LOOM_CHECK(op_i >= 0 && (op_i < p.stride[i] || op_i < p.dilation[i]), op, ": output_padding ",
                as_shape(p.output_padding), " must be non-negative and smaller than stride ", as_shape(p.stride),
                " or dilation ", as_shape(p.dilation));
-    out[2 + i] = (x.size(2 + i) - 1) * p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (weight.size(2 + i) - 1) +
-                 op_i + 1;
+    const Shape& xs = x.shape();
+    out[2 + i] = checked_add(op, xs,
+                             checked_mul(op, xs, x.size(2 + i) - 1, p.stride[i]) - checked_mul(op, xs, 2, p.padding[i]),
+                             checked_add(op, xs, checked_mul(op, xs, p.dilation[i], weight.size(2 + i) - 1), op_i + 1));
     LOOM_CHECK(out[2 + i] >= 1, op, ": non-positive output size ", out[2 + i], " for input ", x.shape(),
                ", weight ", weight.shape(), ", stride ", as_shape(p.stride), ", padding ", as_shape(p.padding),
                ", dilation ", as_shape(p.dilation));

@@ -32,19 +32,21 @@ Pool2d pool_geometry(const char* op, const Tensor& x, Pair kernel, Pair stride, 
   LOOM_CHECK(stride[0] > 0 && stride[1] > 0, op, ": stride ", as_shape(stride),
              " must be positive ([0, 0] means stride = kernel; input ", x.shape(), ")");
   // PyTorch's rule too: with pad ≤ kernel/2 every window holds at least one real element.
-  LOOM_CHECK(padding[0] >= 0 && padding[1] >= 0 && 2 * padding[0] <= kernel[0] && 2 * padding[1] <= kernel[1], op,
+  LOOM_CHECK(padding[0] >= 0 && padding[1] >= 0 && padding[0] <= kernel[0] / 2 && padding[1] <= kernel[1] / 2, op,
              ": padding ", as_shape(padding), " must be non-negative and at most half the kernel ", as_shape(kernel),
              " (input ", x.shape(), ")");
   Pool2d p;
   p.planes = x.size(0) * x.size(1);
   p.h = x.size(2), p.w = x.size(3);
-  LOOM_CHECK(p.h + 2 * padding[0] >= kernel[0] && p.w + 2 * padding[1] >= kernel[1], op, ": kernel ",
-             as_shape(kernel), " is larger than the padded input ",
-             Shape{p.h + 2 * padding[0], p.w + 2 * padding[1]}, " (input ", x.shape(), ", padding ",
+  // 2 · padding ≤ kernel fits; the padded sizes may not.
+  const int64_t padded_h = checked_add(op, x.shape(), p.h, 2 * padding[0]),
+                padded_w = checked_add(op, x.shape(), p.w, 2 * padding[1]);
+  LOOM_CHECK(padded_h >= kernel[0] && padded_w >= kernel[1], op, ": kernel ", as_shape(kernel),
+             " is larger than the padded input ", Shape{padded_h, padded_w}, " (input ", x.shape(), ", padding ",
              as_shape(padding), ")");
   p.kh = kernel[0], p.kw = kernel[1], p.sh = stride[0], p.sw = stride[1], p.ph = padding[0], p.pw = padding[1];
-  p.oh = (p.h + 2 * p.ph - p.kh) / p.sh + 1;
-  p.ow = (p.w + 2 * p.pw - p.kw) / p.sw + 1;
+  p.oh = (padded_h - p.kh) / p.sh + 1;
+  p.ow = (padded_w - p.kw) / p.sw + 1;
   return p;
 }
 
@@ -113,7 +115,9 @@ Tensor upsample_nearest2d(const Tensor& x, int64_t scale) {
   check_nchw("upsample_nearest2d", x);
   LOOM_CHECK(scale >= 1, "upsample_nearest2d: scale ", scale, " must be a positive integer (input ", x.shape(), ")");
   const int64_t planes = x.size(0) * x.size(1), h = x.size(2), w = x.size(3);
-  Tensor y = empty({x.size(0), x.size(1), h * scale, w * scale}, x.options());
+  Tensor y = empty({x.size(0), x.size(1), checked_mul("upsample_nearest2d", x.shape(), h, scale),
+                    checked_mul("upsample_nearest2d", x.shape(), w, scale)},
+                   x.options());
   KernelCtx k = kernel_ctx(x.device());
   LOOM_DISPATCH(k, LOOM_CUDA_POOL, upsample_nearest2d, k, x.dtype(), x.data_ptr(), y.data_ptr(), planes, h, w, scale);
   if (needs_grad({&x})) {

@@ -42,7 +42,8 @@ Pad2d pad_geometry(const char* op, const Tensor& t, int64_t h, int64_t w, const 
   Pad2d p;
   p.planes = t.size(0) * t.size(1);
   p.h = h, p.w = w;
-  p.oh = h + pads[2] + pads[3], p.ow = w + pads[0] + pads[1];
+  p.oh = checked_add(op, t.shape(), checked_add(op, t.shape(), h, pads[2]), pads[3]);
+  p.ow = checked_add(op, t.shape(), checked_add(op, t.shape(), w, pads[0]), pads[1]);
   p.top = pads[2], p.left = pads[0];
   p.replicate = mode == PadMode::Replicate;
   return p;
@@ -111,7 +112,8 @@ Tensor upsample_bilinear2d(const Tensor& x, int64_t out_h, int64_t out_w) {
 Tensor upsample_bilinear2d(const Tensor& x, int64_t scale) {
   check_nchw("upsample_bilinear2d", x);
   LOOM_CHECK(scale >= 1, "upsample_bilinear2d: scale ", scale, " must be a positive integer (input ", x.shape(), ")");
-  return upsample_bilinear2d(x, x.size(2) * scale, x.size(3) * scale);
+  return upsample_bilinear2d(x, checked_mul("upsample_bilinear2d", x.shape(), x.size(2), scale),
+                             checked_mul("upsample_bilinear2d", x.shape(), x.size(3), scale));
 }
 
 Tensor upsample_bilinear2d_backward(const Tensor& gy, int64_t in_h, int64_t in_w) {

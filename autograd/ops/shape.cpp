@@ -189,7 +189,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
       infer = static_cast<int64_t>(i);
     } else {
       LOOM_CHECK(shape[i] >= 0, "reshape: negative dimension in ", shape);
-      known *= shape[i];
+      known = checked_mul("reshape", x.shape(), known, shape[i]);
     }
   }
   if (infer >= 0) {
@@ -440,14 +440,17 @@ Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {
   StridedView from = whole(xs);
   for (int64_t i = 0; i < pairs; ++i) {
     const int64_t d = r - 1 - i, before = pads[2 * i], after = pads[2 * i + 1];
-    out[d] = xs[d] + before + after;
+    LOOM_CHECK(before != INT64_MIN && after != INT64_MIN, "pad: pads ", pads, " must lie in [-(2^63 - 1), 2^63 - 1]");
+    out[d] = checked_add("pad", xs, checked_add("pad", xs, xs[d], before), after);
     LOOM_CHECK(out[d] >= 0, "pad: pads (", before, ", ", after, ") on axis ", d, " shrink its size ", xs[d], " to ",
                out[d], " (input ", xs, ", pads ", pads, ")");
-    from.offset += std::max<int64_t>(-before, 0) * from.strides[d];
+    // Clamped: a crop past the input leaves nothing to copy (and must not overflow the offset).
+    from.offset += std::min(std::max<int64_t>(-before, 0), xs[d]) * from.strides[d];
     kept[d] = std::max<int64_t>(0, xs[d] - std::max<int64_t>(-before, 0) - std::max<int64_t>(-after, 0));
   }
   StridedView to = whole(out);
-  for (int64_t i = 0; i < pairs; ++i) to.offset += std::max<int64_t>(pads[2 * i], 0) * to.strides[r - 1 - i];
+  for (int64_t i = 0; i < pairs; ++i)
+    to.offset += std::min(std::max<int64_t>(pads[2 * i], 0), out[r - 1 - i]) * to.strides[r - 1 - i];
   Tensor y = full(out, value, x.options());
   strided_copy(y, to, x, from, kept, "pad");
   if (needs_grad({&x})) {

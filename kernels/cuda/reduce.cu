@@ -32,8 +32,8 @@
 // output row (rows long enough to need splitting are not the use case).
 //
 // Benchmark: no CUDA benchmark harness exists yet; profile with
-//   nsys profile --stats=true ./build/tests/loom_cuda_tests \
-//     --gtest_filter='CudaOps.Reduce*:CudaOps.Softmax*:CudaOps.Cumsum*'
+//   nsys profile --stats=true ./build/tests/loom_cuda_tests
+//     --gtest_filter='CudaOps.Reduce*:CudaOps.Softmax*:CudaOps.Cumsum*'   (one command line)
 #include "kernels/reduce.h"
 
 #include <cmath>

@@ -1,6 +1,8 @@
 #include "models/data/data.h"
 
-#include <stb_image.h>
+#include "autograd/io/input_file.h"
+#include "models/data/image.h"
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -30,9 +32,11 @@ std::string hex(uint64_t v, int digits) {
 class GzReader {
  public:
   explicit GzReader(const std::string& path) : what_("read_idx: " + path) {
-    errno = 0;
-    f_ = gzopen(path.c_str(), "rb");
-    LOOM_CHECK(f_, what_, ": cannot open: ", errno ? std::strerror(errno) : "out of memory");
+    InputFile file(path, "read_idx");  // a regular file: a FIFO would block gzopen
+    file_bytes_ = file.size();
+    f_ = gzdopen(file.fd(), "rb");
+    LOOM_CHECK(f_, what_, ": cannot open: out of memory");
+    file.release();  // gzclose closes it
     gzbuffer(f_, 1 << 17);
   }
   ~GzReader() { gzclose(f_); }
@@ -59,11 +63,19 @@ class GzReader {
     return got;
   }
   const std::string& what() const { return what_; }
+  uint64_t file_bytes() const { return file_bytes_; }
+  // Whether the file is plain rather than gzip (known once something was read).
+  bool plain() const { return gzdirect(f_) == 1; }
 
  private:
   std::string what_;
   gzFile f_ = nullptr;
+  uint64_t file_bytes_ = 0;
 };
+
+// Deflate's largest expansion (zlib's technical details: 1032:1), so a gzip
+// file of b bytes holds at most 1032 b bytes of data.
+constexpr uint64_t kMaxInflation = 1032;
 
 }  // namespace
 
@@ -91,6 +103,17 @@ IdxArray read_idx(const std::string& path) {
     // Checked before multiplying: a wrapped product could pass for a small one.
     LOOM_CHECK(d <= (uint64_t(1) << 36) / total, what, ": dimensions ", out.dims, "... describe more than 64 GiB");
     total *= d;
+  }
+  // What the file's length allows, before allocating anything: a plain file
+  // holds exactly the header and the data; a gzip file cannot inflate to more.
+  const uint64_t header = 4 + 4 * static_cast<uint64_t>(ndims), bytes = in.file_bytes();
+  if (in.plain()) {
+    LOOM_CHECK(header + total <= bytes, what, ": truncated: dimensions ", out.dims, " need ", total,
+               " bytes of data, found ", bytes - header);
+    LOOM_CHECK(header + total == bytes, what, ": more data than the dimensions ", out.dims, " describe");
+  } else {
+    LOOM_CHECK(total <= kMaxInflation * bytes, what, ": truncated: dimensions ", out.dims, " need ", total,
+               " bytes of data, more than a gzip file of ", bytes, " bytes can hold");
   }
   // Grow as data arrives rather than trusting the header with one allocation.
   constexpr size_t kChunk = size_t(1) << 24;
@@ -123,6 +146,9 @@ std::string locate_idx(const std::string& dir, const std::string& name) {
 }  // namespace
 
 LabeledImages load_mnist(Split split, const std::string& dir, PixelRange range) {
+  // A missing folder is left to locate_idx, whose error says what to install.
+  std::error_code ec;
+  if (fs::exists(dir, ec)) check_directory(dir, "load_mnist");
   const std::string prefix = split == Split::Train ? "train" : "t10k";
   const std::string images_path = locate_idx(dir, prefix + "-images-idx3-ubyte");
   const std::string labels_path = locate_idx(dir, prefix + "-labels-idx1-ubyte");
@@ -194,6 +220,10 @@ bool is_image_name(const fs::path& p) {
 
 bool is_hidden(const fs::path& p) { return p.filename().string().starts_with('.'); }
 
+// Anything but a folder with an image's name: one that is not a regular file (a
+// FIFO, a broken link) is then refused by read_image, naming it, not passed over unseen.
+bool is_image_entry(const fs::directory_entry& e) { return !e.is_directory() && is_image_name(e.path()); }
+
 // Sorted entries of dir passing keep(entry).
 template <class Keep>
 std::vector<fs::path> sorted_entries(const fs::path& dir, Keep keep) {
@@ -256,15 +286,16 @@ void resize_to_planar(const unsigned char* src, int64_t h, int64_t w, int64_t c,
       }
 }
 
-// Decodes the image file at path into dst (planar [c, size, size] in [-1, 1]);
-// "" on success, else why it could not be read.
-std::string decode_image(const std::string& path, int64_t c, int64_t size, float* dst) {
-  int w = 0, h = 0, file_channels = 0;
-  unsigned char* pixels = stbi_load(path.c_str(), &w, &h, &file_channels, static_cast<int>(c));
-  if (!pixels) return stbi_failure_reason() ? stbi_failure_reason() : "unknown error";
-  resize_to_planar(pixels, h, w, c, size, dst);
-  stbi_image_free(pixels);
-  return "";
+// Reads the image file at path (read_image) into dst, planar [c, size, size] in
+// [-1, 1]; "" on success, else why it could not be read ("<path>: <reason>").
+std::string load_resized(const std::string& path, int64_t c, int64_t size, int64_t max_pixels, float* dst) {
+  try {
+    const Image img = read_image(path, c, max_pixels);
+    resize_to_planar(img.pixels.data(), img.height, img.width, c, size, dst);
+    return "";
+  } catch (const Error& e) {
+    return e.what();
+  }
 }
 
 // The sub-folders of root (sorted) and the image files in each (sorted), with
@@ -275,16 +306,13 @@ struct FolderListing {
 };
 FolderListing list_image_folder(const std::string& root) {
   const std::string what = "load_image_folder: " + root;
-  std::error_code ec;
-  LOOM_CHECK(fs::is_directory(root, ec), what, ": not a directory");
+  check_directory(root, "load_image_folder");
   FolderListing out;
   try {
     for (const fs::path& dir : sorted_entries(root, [](const fs::directory_entry& e) { return e.is_directory(); })) {
       int64_t label = static_cast<int64_t>(out.classes.size());
       out.classes.push_back(dir.filename().string());
-      auto images = sorted_entries(dir, [](const fs::directory_entry& e) {
-        return e.is_regular_file() && is_image_name(e.path());
-      });
+      auto images = sorted_entries(dir, is_image_entry);
       for (const fs::path& p : images) out.files.emplace_back(p.string(), label);
     }
   } catch (const fs::filesystem_error& e) {
@@ -322,11 +350,11 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
   Tensor images = empty({static_cast<int64_t>(files.size()), c, s, s});
   std::vector<int64_t> labels;
   for (const auto& [path, label] : files) {
-    const std::string reason =
-        decode_image(path, c, s, images.data<float>() + static_cast<int64_t>(labels.size()) * per_image);
+    const std::string reason = load_resized(path, c, s, o.max_pixels,
+                                            images.data<float>() + static_cast<int64_t>(labels.size()) * per_image);
     if (!reason.empty()) {
-      LOOM_CHECK(o.skip_unreadable, what, ": cannot read image ", path, ": ", reason);
-      out.skipped.push_back(path + ": " + reason);
+      LOOM_CHECK(o.skip_unreadable, what, ": cannot read image ", reason);
+      out.skipped.push_back(reason);
       continue;
     }
     labels.push_back(label);
@@ -346,16 +374,14 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
   return out;
 }
 
-ImageFiles load_images(const std::string& path, int64_t size, int64_t channels) {
+ImageFiles load_images(const std::string& path, int64_t size, int64_t channels, int64_t max_pixels) {
   LOOM_CHECK(channels == 1 || channels == 3, "load_images: channels must be 1 or 3, got ", channels);
   LOOM_CHECK(size >= 1 && size <= 4096, "load_images: size must be in 1..4096, got ", size);
   std::error_code ec;
   ImageFiles out;
   if (fs::is_directory(path, ec)) {
     try {
-      for (const fs::path& p : sorted_entries(path, [](const fs::directory_entry& e) {
-             return e.is_regular_file() && is_image_name(e.path());
-           }))
+      for (const fs::path& p : sorted_entries(path, is_image_entry))
         out.paths.push_back(p.string());
     } catch (const fs::filesystem_error& e) {
       throw Error(str("load_images: ", path, ": cannot list: ", e.what()));
@@ -368,8 +394,8 @@ ImageFiles load_images(const std::string& path, int64_t size, int64_t channels) 
   const int64_t n = static_cast<int64_t>(out.paths.size()), per_image = channels * size * size;
   Tensor images = empty({n, channels, size, size});
   for (int64_t i = 0; i < n; ++i) {
-    const std::string reason = decode_image(out.paths[i], channels, size, images.data<float>() + i * per_image);
-    LOOM_CHECK(reason.empty(), "load_images: cannot read image ", out.paths[i], ": ", reason);
+    const std::string reason = load_resized(out.paths[i], channels, size, max_pixels, images.data<float>() + i * per_image);
+    LOOM_CHECK(reason.empty(), "load_images: cannot read image ", reason);
   }
   out.images = (images + 1.0) * 0.5;  // [-1, 1] → [0, 1]
   return out;
@@ -455,8 +481,10 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
     // The command line's --data defaults to the Fashion-MNIST folder, which holds IDX files, not images.
     LOOM_CHECK(!dir.empty() && fs::path(dir) != fs::path(kFashionMnistDir),
                "this model trains on an image folder: give it with --data DIR");
-    ImageFolder f = load_image_folder(image_folder_split(dir, split),
-                                      {.size = spec.size, .channels = spec.channels, .skip_unreadable = spec.skip_unreadable});
+    ImageFolder f = load_image_folder(image_folder_split(dir, split), {.size = spec.size,
+                                                                       .channels = spec.channels,
+                                                                       .skip_unreadable = spec.skip_unreadable,
+                                                                       .max_pixels = spec.max_image_pixels});
     return {(f.images + 1.0) * 0.5, f.labels};
   }
   LabeledImages d = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);

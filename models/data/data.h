@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "autograd/loom.h"
+#include "models/data/image.h"
 
 namespace loom::data {
 
@@ -64,13 +65,16 @@ Tensor binarize_static(const Tensor& intensities, uint64_t seed);
 // root/<class or domain>/<image>: one sub-folder per class (or per domain, as
 // CycleGAN's trainA/trainB), both folders and files taken in sorted order so
 // labels and order are deterministic. Files ending .png, .jpg, .jpeg or .bmp
-// (any case) are images; other files and hidden entries are ignored.
+// (any case) are images, read by read_image (models/data/image.h: PNG, JPEG or
+// BMP by their content, within the pixel limit); other files and hidden entries
+// are ignored.
 struct ImageFolderOptions {
   int64_t size = 64;     // every image is resized to size × size
   int64_t channels = 3;  // 1 (grey) or 3 (RGB)
   // true: unreadable images are passed over (listed in `skipped`, counted on
   // stderr); false: the first one is a loom::Error naming it.
   bool skip_unreadable = true;
+  int64_t max_pixels = kDefaultMaxImagePixels;  // an image declaring more is unreadable (image.h)
 };
 struct ImageFolder {
   Tensor images;                     // float32 [N, channels, size, size] in [-1, 1]
@@ -90,12 +94,14 @@ std::vector<std::string> image_folder_files(const std::string& root);
 
 // Images to score or translate: one image file, or every image file directly in
 // a folder (sorted), resized like load_image_folder; float32 [N, channels, size,
-// size] in [0, 1]. An unreadable file, or a folder without images, is an Error naming it.
+// size] in [0, 1]. An unreadable file (read_image's errors: not a regular file,
+// more than max_pixels pixels, damaged), or a folder without images, is an Error naming it.
 struct ImageFiles {
   Tensor images;
   std::vector<std::string> paths;
 };
-ImageFiles load_images(const std::string& path, int64_t size, int64_t channels);
+ImageFiles load_images(const std::string& path, int64_t size, int64_t channels,
+                       int64_t max_pixels = kDefaultMaxImagePixels);
 
 // ---- 2-D toy distributions ---------------------------------------------------------------
 enum class Toy2d {
@@ -134,6 +140,8 @@ struct DataSpec {
   // ImageFolder: unreadable images are passed over (true) or an Error (false: for
   // models that match side data to images by their position, image_folder_files).
   bool skip_unreadable = true;
+  // ImageFolder: the most pixels an image may declare (--max-image-pixels; image.h).
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 // The folder of split in an image-folder data set dir: dir/train or dir/test

@@ -54,10 +54,39 @@ std::vector<OptionSpec> adversarial_options(int64_t latent_dim) {
   return o;
 }
 
-void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts) {
-  if (schedule == "constant") return;
-  const double f = optim::LRSchedule::parse(schedule, step.total, 0).factor(step.index);
-  for (optim::Optimizer* o : opts) o->scale_lr(f);
+optim::LRSchedule::Kind parse_lr_schedule(const std::string& name) {
+  if (name == "constant") return optim::LRSchedule::Kind::Constant;
+  if (name == "linear") return optim::LRSchedule::Kind::Linear;
+  if (name == "cosine") return optim::LRSchedule::Kind::Cosine;
+  throw Error(str("--lr-schedule must be constant, linear or cosine, got '", name, "'"));
+}
+
+AdversarialModel::AdversarialModel(const Config& c)
+    : device_(c.device),
+      latent_(c.integer("latent_dim")),
+      loss_(c.has("loss") ? parse_generator_loss(c.text("loss")) : GeneratorLoss::NonSaturating),
+      schedule_(c.has("lr_schedule") ? parse_lr_schedule(c.text("lr_schedule")) : optim::LRSchedule::Kind::Constant) {}
+
+void AdversarialModel::adopt(nn::Module& generator, nn::Module& discriminator, const optim::AdamOptions& g_adam,
+                             const optim::AdamOptions& d_adam, const std::vector<Tensor>& with_d) {
+  generator.to(device_);
+  discriminator.to(device_);
+  g_opt_ = std::make_unique<optim::Adam>(generator.parameters(), g_adam);
+  std::vector<Tensor> d_params = discriminator.parameters();
+  d_params.insert(d_params.end(), with_d.begin(), with_d.end());
+  d_opt_ = std::make_unique<optim::Adam>(d_params, d_adam);
+  modules_.emplace_back("generator", &generator);
+  modules_.emplace_back("discriminator", &discriminator);
+}
+
+void AdversarialModel::schedule_lr(const Step& step) {
+  using Kind = optim::LRSchedule::Kind;
+  if (schedule_ == Kind::Constant) return;
+  const optim::LRSchedule s =
+      schedule_ == Kind::Linear ? optim::LRSchedule::linear(step.total) : optim::LRSchedule::cosine(step.total);
+  const double f = s.factor(step.index);
+  g_opt_->scale_lr(f);
+  d_opt_->scale_lr(f);
 }
 
 Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g) {
@@ -131,30 +160,6 @@ Tensor latent_walks(int64_t rows, int64_t columns, int64_t latent_dim, Device de
   for (int64_t j = 0; j < columns; ++j)
     points.push_back(slerp(z0, z1, static_cast<double>(j) / static_cast<double>(columns - 1)));
   return reshape(stack(points, 1), {rows * columns, latent_dim});
-}
-
-ModeCoverage mode_coverage(const Tensor& samples, data::Toy2d kind) {
-  const data::ToyModes modes = data::toy_2d_modes(kind);
-  LOOM_CHECK(!modes.centres.empty(), "mode_coverage: this 2-D set is not a Gaussian mixture");
-  LOOM_CHECK(samples.dim() == 2 && samples.size(1) == 2 && samples.size(0) >= 1,
-             "mode_coverage: expected samples [N, 2], got ", samples.shape());
-  const std::vector<double> xy = samples.to(Device::cpu()).to(DType::Float64).to_vector<double>();
-  const int64_t n = samples.size(0);
-  std::vector<int64_t> per_mode(modes.centres.size(), 0);
-  int64_t good = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    size_t best = 0;
-    double best_d2 = INFINITY;
-    for (size_t k = 0; k < modes.centres.size(); ++k) {
-      const double dx = xy[2 * i] - modes.centres[k][0], dy = xy[2 * i + 1] - modes.centres[k][1];
-      if (dx * dx + dy * dy < best_d2) best_d2 = dx * dx + dy * dy, best = k;
-    }
-    if (std::sqrt(best_d2) <= 3 * modes.sigma) ++good, ++per_mode[best];
-  }
-  ModeCoverage c;
-  for (int64_t count : per_mode) c.modes_covered += count >= 0.01 * static_cast<double>(n) ? 1 : 0;
-  c.high_quality = static_cast<double>(good) / static_cast<double>(n);
-  return c;
 }
 
 }  // namespace loom::models::gan

@@ -1,6 +1,7 @@
 // What the adversarial family shares: the GAN losses on discriminator logits, the
-// DCGAN weight initialization, the mode metrics of the 2-D mixtures, and
-// spherical interpolation for walks through a latent space.
+// models' common frame (AdversarialModel: G, D, their optimizers and options), the
+// DCGAN weight initialization, and spherical interpolation for walks through a
+// latent space.
 //
 // The value function (Goodfellow et al. 2014, "Generative Adversarial Nets", eq. 1):
 //   min_G max_D V(D, G) = E_x[log D(x)] + E_z[log(1 − D(G(z)))],  D = σ(logit).
@@ -41,12 +42,59 @@ Losses adversarial_losses(double d_loss, double g_loss, const Tensor& real_logit
 // CycleGAN trains (Zhu et al. 2017, §4: its second half), and what lets a GAN on
 // the 2-D mixtures settle its modes to their width once it has found them.
 OptionSpec lr_schedule_option();
+// The schedule --lr-schedule names ("constant", "linear", "cosine"); an Error naming the flag otherwise.
+optim::LRSchedule::Kind parse_lr_schedule(const std::string& name);
 // What the GANs with one generator loss share: Adam (lr 2e-4, β₁ 0.5, β₂ 0.999: Radford
 // et al. 2016, §4, and the PyTorch examples), --latent-dim (default `latent_dim`),
 // --loss nonsaturating|minimax (parse_generator_loss) and --lr-schedule.
 std::vector<OptionSpec> adversarial_options(int64_t latent_dim);
-// Sets every optimizer's lr to its initial lr × the schedule's factor at step.index of step.total.
-void apply_lr_schedule(const std::string& schedule, const Step& step, std::initializer_list<optim::Optimizer*> opts);
+
+// What every GAN of the family holds (gan, dcgan, cgan, infogan, text2image): a
+// generator G and a discriminator D on one device, each with its own Adam, checkpointed
+// as the modules and the optimizers "generator" and "discriminator"; noise
+// z ~ N(0, I) of --latent-dim dimensions; the generator loss (--loss where the model
+// takes it, else non-saturating) and the learning-rate schedule (--lr-schedule where
+// the model takes it, else constant), both parsed once, here. A model builds its
+// networks in its own constructor (their initialization draws from the default
+// generator in the order it builds them) and hands them over with adopt().
+class AdversarialModel : public Model {
+ public:
+  ModelKind kind() const override { return ModelKind::Sampler; }
+  // "generator" and "discriminator" (after any module add_module() named first).
+  std::vector<std::pair<std::string, nn::Module*>> modules() override { return modules_; }
+  // "generator" and "discriminator": the Adams of adopt().
+  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
+    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
+  }
+
+ protected:
+  // c holds the model's resolved options (resolve_config); an Error for an unknown
+  // --loss or --lr-schedule.
+  explicit AdversarialModel(const Config& c);
+  // Moves G and D to the device and gives each its Adam: G's with g_adam over G's
+  // parameters, D's with d_adam over D's parameters followed by `with_d` (parameters
+  // that D's loss trains too, already on the device: text2image's text encoder).
+  void adopt(nn::Module& generator, nn::Module& discriminator, const optim::AdamOptions& g_adam,
+             const optim::AdamOptions& d_adam, const std::vector<Tensor>& with_d = {});
+  // A checkpointed module besides G and D (text2image's text encoder), listed before them.
+  void add_module(const std::string& name, nn::Module& m) { modules_.insert(modules_.begin(), {name, &m}); }
+  // Sets both optimizers' lr for this step: the initial lr × the schedule's factor at
+  // step.index of step.total (nothing for a constant lr). Called first in train_step.
+  void schedule_lr(const Step& step);
+  // z ~ N(0, I): float32 [n, latent_dim] on the device, drawn from g (nullptr: the default generator).
+  Tensor noise(int64_t n, Generator* g) const {
+    return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g);
+  }
+
+  Device device_;
+  int64_t latent_;
+  GeneratorLoss loss_;
+  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
+
+ private:
+  optim::LRSchedule::Kind schedule_;
+  std::vector<std::pair<std::string, nn::Module*>> modules_;
+};
 
 // ---- InfoGAN's mutual-information bound (Chen et al. 2016, "InfoGAN", eq. 4-6) -----------
 // For a latent code c drawn from its prior and x = G(z, c), an auxiliary
@@ -105,15 +153,5 @@ Tensor slerp(const Tensor& a, const Tensor& b, double t);
 // slerp(z₀, z₁, j / (columns − 1)) of each walk: float32 [rows · columns,
 // latent_dim] on device, walk r's point j at row r · columns + j.
 Tensor latent_walks(int64_t rows, int64_t columns, int64_t latent_dim, Device device, Generator& g);
-
-// How well samples [N, 2] cover a Gaussian mixture's modes (Metz et al. 2017,
-// "Unrolled GANs", §3.1; Srivastava et al. 2017, VEEGAN, §5.1): a sample is of
-// high quality when it lies within 3σ of its nearest mode; a mode is covered when
-// at least 1% of the samples are high-quality samples of it.
-struct ModeCoverage {
-  double modes_covered = 0;  // out of the mixture's modes
-  double high_quality = 0;   // fraction of the samples, in [0, 1]
-};
-ModeCoverage mode_coverage(const Tensor& samples, data::Toy2d kind);
 
 }  // namespace loom::models::gan

@@ -1,9 +1,11 @@
 #include "models/gan/captions.h"
 
+#include "autograd/io/input_file.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <fstream>
+#include <sstream>
 #include <set>
 
 namespace loom::models::captions {
@@ -238,8 +240,7 @@ Tokens encode_prompt(const std::string& prompt, const Vocabulary& v) {
 }
 
 std::map<std::string, std::string> read_captions(const std::string& path) {
-  std::ifstream in(path);
-  LOOM_CHECK(in, "captions file ", path, ": cannot be read (missing, or not a file)");
+  std::istringstream in(read_file(path, "captions file", kMaxCaptionsBytes));
   std::map<std::string, std::string> out;
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
@@ -253,7 +254,6 @@ std::map<std::string, std::string> read_captions(const std::string& path) {
     LOOM_CHECK(text.find_first_not_of(" \t") != std::string::npos, where, "the caption of '", name, "' is empty");
     LOOM_CHECK(out.emplace(name, text).second, where, "'", name, "' already has a caption");
   }
-  LOOM_CHECK(!in.bad(), "captions file ", path, ": read error");
   return out;
 }
 

@@ -120,8 +120,11 @@ Tokens encode_prompt(const std::string& prompt, const Vocabulary& v = caption_vo
 
 // A captions file for a folder of images: one `filename<TAB>caption` per line
 // (blank lines skipped, a trailing \r dropped). Returns caption by file name. A
-// missing or unreadable file, a line without a tab, an empty file name or caption,
-// or a file name given twice is an Error naming the file and the line number.
+// missing file, one that is not a regular file (a FIFO is refused unopened:
+// autograd/io/input_file.h) or is over kMaxCaptionsBytes, a line without a tab,
+// an empty file name or caption, or a file name given twice is an Error naming
+// the file (and the line number).
+inline constexpr uint64_t kMaxCaptionsBytes = uint64_t(1) << 30;  // 1 GiB: a few million captions
 std::map<std::string, std::string> read_captions(const std::string& path);
 
 }  // namespace loom::models::captions

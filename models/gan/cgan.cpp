@@ -33,30 +33,22 @@ Tensor cycling_labels(int64_t n, int64_t run) {
   return from_vector(y, {n});
 }
 
-class Cgan : public Model {
+class Cgan : public gan::AdversarialModel {
  public:
-  explicit Cgan(const Config& c)
-      : device_(c.device), latent_(c.integer("latent_dim")), loss_(gan::parse_generator_loss(c.text("loss"))),
-        lr_schedule_(c.text("lr_schedule")) {
+  explicit Cgan(const Config& c) : AdversarialModel(c) {
     const int64_t h = c.integer("hidden");
     auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
     generator_ = nn::mlp({latent_ + kClasses, h, 2 * h, 4 * h, 784}, leaky);
     discriminator_ = nn::mlp({784 + kClasses, 2 * h, h, 1}, leaky);
-    generator_->to(device_);
-    discriminator_->to(device_);
-    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
-    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+    adopt(*generator_, *discriminator_, adam_from(c), adam_from(c));
   }
 
-  ModelKind kind() const override { return ModelKind::Sampler; }
   Conditions conditions() const override {
-    Conditions takes;
-    takes.labels = true;
-    return takes;
+    return {.labels = true, .prompt = false, .images = false, .interpolate = false, .codes = 0};
   }
 
   Losses train_step(const Batch& batch, Step& step) override {
-    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
+    schedule_lr(step);
     const Tensor& x = batch.images;
     const Tensor y = onehot(batch.labels);
     const int64_t b = x.size(0);
@@ -83,12 +75,17 @@ class Cgan : public Model {
 
   // Without labels: one row per class (0 at the top), max(1, n / 10) columns;
   // with labels: n samples of them in a square grid.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (c.labels.defined()) return {n, 0};
+    const int64_t columns = std::max<int64_t>(1, n / kClasses);
+    return {kClasses * columns, columns};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (c.labels.defined()) return {sample(n, c, g), 0};
-    const int64_t columns = std::max<int64_t>(1, n / kClasses);
+    const auto [count, columns] = grid_layout(n, c);
     Condition rows;
-    rows.labels = cycling_labels(kClasses * columns, columns);
-    return {sample(kClasses * columns, rows, g), columns};
+    rows.labels = cycling_labels(count, columns);
+    return {sample(count, rows, g), columns};
   }
 
   // The discriminator's loss on held-out (x, y) against as many samples of the
@@ -100,15 +97,7 @@ class Cgan : public Model {
     return {{"d_loss", gan::discriminator_loss(discriminate(batch.images, y), discriminate(fake, y)).item()}};
   }
 
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
-  }
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
-    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
-  }
-
  private:
-  Tensor noise(int64_t n, Generator* g) const { return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g); }
   Tensor onehot(const Tensor& labels) const { return one_hot(labels.to(device_), kClasses); }
   Tensor labels_for(int64_t n, const Condition& c) const {
     if (!c.labels.defined()) return cycling_labels(n, 1);
@@ -122,12 +111,7 @@ class Cgan : public Model {
     return reshape((*discriminator_)(concat({flatten(x, 1), y}, 1)), {x.size(0)});
   }
 
-  Device device_;
-  int64_t latent_;
-  gan::GeneratorLoss loss_;
-  std::string lr_schedule_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
-  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
 
 }  // namespace

@@ -84,27 +84,18 @@ std::shared_ptr<nn::Sequential> make_discriminator(int64_t channels, const Archi
 // `loom sample dcgan --interpolate`: walks of this many steps, one per row.
 constexpr int64_t kWalkSteps = 8;
 
-class Dcgan : public Model {
+class Dcgan : public gan::AdversarialModel {
  public:
   explicit Dcgan(const Config& c)
-      : device_(c.device),
-        size_(std::stoll(c.text("image_size"))),
-        channels_(size_ == 64 ? 3 : 1),
-        latent_(c.integer("latent_dim")),
-        loss_(gan::parse_generator_loss(c.text("loss"))),
-        lr_schedule_(c.text("lr_schedule")) {
+      : AdversarialModel(c), size_(std::stoll(c.text("image_size"))), channels_(size_ == 64 ? 3 : 1) {
     const Architecture a = architecture(size_, c.integer("features"));
     generator_ = make_generator(latent_, channels_, a);
     discriminator_ = make_discriminator(channels_, a);
     gan::dcgan_init(*generator_);
     gan::dcgan_init(*discriminator_);
-    generator_->to(device_);
-    discriminator_->to(device_);
-    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
-    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+    adopt(*generator_, *discriminator_, adam_from(c), adam_from(c));
   }
 
-  ModelKind kind() const override { return ModelKind::Sampler; }
   DataSpec data_spec() const override {
     if (size_ == 64)
       return {.dataset = data::Dataset::ImageFolder, .toy = {}, .size = 64, .channels = 3, .lo = -1, .hi = 1,
@@ -113,9 +104,9 @@ class Dcgan : public Model {
   }
 
   Losses train_step(const Batch& batch, Step& step) override {
-    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
+    schedule_lr(step);
     const Tensor& x = batch.images;
-    const Tensor fake = generate(randn({x.size(0), latent_}, TensorOptions{DType::Float32, device_}));
+    const Tensor fake = generate(noise(x.size(0), nullptr));
     // D's update does not reach G: it sees G(z) detached.
     const Tensor real_logits = discriminate(x), fake_logits = discriminate(fake.detach());
     const Tensor d_loss = gan::discriminator_loss(real_logits, fake_logits);
@@ -127,7 +118,7 @@ class Dcgan : public Model {
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {
     NoGrad ng;
-    return generate(randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g));
+    return generate(noise(n, &g));
   }
 
   Conditions conditions() const override { return {.labels = false, .prompt = false, .images = false,
@@ -136,10 +127,14 @@ class Dcgan : public Model {
   // With c.interpolate: ⌈n / 8⌉ rows, each G along a walk of 8 steps from one
   // z ~ N(0, I) to another by slerp (gan::latent_walks; the paper's §6.1 walks
   // in the latent space). Otherwise n independent samples.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (!c.interpolate) return Model::grid_layout(n, c);
+    return {std::max<int64_t>(1, (n + kWalkSteps - 1) / kWalkSteps) * kWalkSteps, kWalkSteps};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (!c.interpolate) return Model::sample_grid(n, c, g);
     NoGrad ng;
-    const int64_t rows = std::max<int64_t>(1, (n + kWalkSteps - 1) / kWalkSteps);
+    const int64_t rows = grid_layout(n, c).count / kWalkSteps;
     return {generate(gan::latent_walks(rows, kWalkSteps, latent_, device_, g)), kWalkSteps};
   }
 
@@ -152,25 +147,14 @@ class Dcgan : public Model {
     return {{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
   }
 
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
-  }
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
-    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
-  }
-
  private:
   // z float32 [B, nz] → images [B, C, size, size] in [−1, 1].
   Tensor generate(const Tensor& z) { return (*generator_)(reshape(z, {z.size(0), latent_, 1, 1})); }
   // images [B, C, size, size] → logits [B].
   Tensor discriminate(const Tensor& x) { return reshape((*discriminator_)(x), {x.size(0)}); }
 
-  Device device_;
-  int64_t size_, channels_, latent_;
-  gan::GeneratorLoss loss_;
-  std::string lr_schedule_;
+  int64_t size_, channels_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
-  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
 
 }  // namespace

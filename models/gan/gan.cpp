@@ -16,48 +16,36 @@
 // reports the Fréchet distance of the samples in the plane and, on the mixtures,
 // the modes covered and the fraction of high-quality samples).
 #include "models/gan/adversarial.h"
-#include "models/metrics.h"
 
 namespace loom::models {
 namespace {
 
-class Gan : public Model {
+class Gan : public gan::AdversarialModel {
  public:
   explicit Gan(const Config& c)
-      : device_(c.device),
-        data_(c.text("dataset")),
-        toy_(data_ != "fashion-mnist"),
-        latent_(c.integer("latent_dim")),
-        d_steps_(c.integer("d_steps")),
-        lr_schedule_(c.text("lr_schedule")),
-        loss_(gan::parse_generator_loss(c.text("loss"))) {
+      : AdversarialModel(c), data_(c.text("dataset")), toy_(data_ != "fashion-mnist"), d_steps_(c.integer("d_steps")) {
     const int64_t h = c.integer("hidden"), out = toy_ ? 2 : 784;
     auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
     // G: z → h → 2h → 4h → x; D: x → 2h → h → logit (the PyTorch-GAN gan.py shapes at h = 256, without batch norm).
     generator_ = nn::mlp({latent_, h, 2 * h, 4 * h, out}, leaky);
     discriminator_ = nn::mlp({out, 2 * h, h, 1}, leaky);
-    generator_->to(device_);
-    discriminator_->to(device_);
-    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
-    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+    adopt(*generator_, *discriminator_, adam_from(c), adam_from(c));
   }
 
-  ModelKind kind() const override { return ModelKind::Sampler; }
   DataSpec data_spec() const override {
     if (toy_) return {.dataset = data::Dataset::Toy2d, .toy = data_};
     return {};  // Fashion-MNIST in [−1, 1]
   }
 
   Losses train_step(const Batch& batch, Step& step) override {
-    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
+    schedule_lr(step);
     double d_loss = 0, d_real = 0, d_fake = 0;
     for (int64_t k = 0; k < d_steps_; ++k) {
       const Tensor x = k == 0 ? batch.images : step.next_batch().images;
-      const int64_t b = x.size(0);
       Tensor fake;
       {
         NoGrad ng;  // D's update does not reach G
-        fake = generate(randn({b, latent_}, TensorOptions{DType::Float32, device_}));
+        fake = generate(noise(x.size(0), nullptr));
       }
       const Tensor real_logits = discriminate(x), fake_logits = discriminate(fake);
       Tensor loss = gan::discriminator_loss(real_logits, fake_logits);
@@ -67,41 +55,23 @@ class Gan : public Model {
       d_real = mean(sigmoid(real_logits)).item();
       d_fake = mean(sigmoid(fake_logits)).item();
     }
-    const int64_t b = batch.images.size(0);
-    Tensor g_loss = gan::generator_loss(discriminate(generate(randn({b, latent_}, TensorOptions{DType::Float32, device_}))), loss_);
+    Tensor g_loss = gan::generator_loss(discriminate(generate(noise(batch.images.size(0), nullptr))), loss_);
     gan::descend(*g_opt_, g_loss);
     return {{"d_loss", d_loss}, {"g_loss", g_loss.item()}, {"D(x)", d_real}, {"D(G(z))", d_fake}};
   }
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {
     NoGrad ng;
-    return generate(randn({n, latent_}, TensorOptions{DType::Float32, device_}, &g));
+    return generate(noise(n, &g));
   }
 
-  // Held-out data against as many samples: the discriminator's loss; on 2-D data
-  // also the Fréchet distance in the plane and, on the mixtures, mode coverage.
-  // The samples come from a fixed stream, so every evaluation compares alike.
+  // Held-out data against as many samples from a fixed stream (so every evaluation
+  // compares alike): the discriminator's loss. On 2-D data the driver measures the
+  // samples in the plane as a whole (tools::evaluate: fd_2d, modes_covered, high_quality).
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     Generator g(0);
     const Tensor fake = sample(batch.images.size(0), {}, g);
-    Losses l{{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
-    if (toy_) {
-      l["fd_2d"] = frechet_distance(fake, batch.images);
-      const data::Toy2d kind = data::parse_toy_2d(data_);
-      if (!data::toy_2d_modes(kind).centres.empty()) {
-        const gan::ModeCoverage c = gan::mode_coverage(fake, kind);
-        l["modes_covered"] = c.modes_covered;
-        l["high_quality"] = c.high_quality;
-      }
-    }
-    return l;
-  }
-
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
-  }
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
-    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
+    return {{"d_loss", gan::discriminator_loss(discriminate(batch.images), discriminate(fake)).item()}};
   }
 
  private:
@@ -111,14 +81,10 @@ class Gan : public Model {
   }
   Tensor discriminate(const Tensor& x) { return reshape((*discriminator_)(flatten(x, 1)), {x.size(0)}); }
 
-  Device device_;
   std::string data_;
   bool toy_;
-  int64_t latent_, d_steps_;
-  std::string lr_schedule_;
-  gan::GeneratorLoss loss_;
+  int64_t d_steps_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
-  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
 
 }  // namespace

@@ -74,15 +74,13 @@ class Discriminator : public nn::Module {
   std::shared_ptr<nn::Linear> d;
 };
 
-class InfoGan : public Model {
+class InfoGan : public gan::AdversarialModel {
  public:
   explicit InfoGan(const Config& c)
-      : device_(c.device),
-        latent_(c.integer("latent_dim")),
+      : AdversarialModel(c),
         lambda_cat_(c.real("lambda_cat")),
         lambda_cont_(c.real("lambda_cont")),
-        learn_std_(c.flag("learn_std")),
-        lr_schedule_(c.text("lr_schedule")) {
+        learn_std_(c.flag("learn_std")) {
     const int64_t w = c.integer("width");
     generator_ = std::make_shared<nn::Sequential>(std::vector<nn::ModulePtr>{
         std::make_shared<nn::Linear>(latent_ + kCategories + kContinuous, 16 * w, kNoBias),
@@ -95,23 +93,18 @@ class InfoGan : public Model {
     discriminator_ = std::make_shared<Discriminator>(w, kCategories + kContinuous * (learn_std_ ? 2 : 1));
     gan::dcgan_init(*generator_);
     gan::dcgan_init(*discriminator_);
-    generator_->to(device_);
-    discriminator_->to(device_);
     optim::AdamOptions g_adam = adam_from(c);
     g_adam.lr = c.real("g_lr");
-    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), g_adam);
-    d_opt_ = std::make_unique<optim::Adam>(discriminator_->parameters(), adam_from(c));
+    // Q's parameters are in the discriminator's optimizer (it updates trunk, D and Q together).
+    adopt(*generator_, *discriminator_, g_adam, adam_from(c));
   }
 
-  ModelKind kind() const override { return ModelKind::Sampler; }
   Conditions conditions() const override {
-    Conditions takes;
-    takes.codes = kCategories;
-    return takes;
+    return {.labels = false, .prompt = false, .images = false, .interpolate = false, .codes = kCategories};
   }
 
   Losses train_step(const Batch& batch, Step& step) override {
-    gan::apply_lr_schedule(lr_schedule_, step, {g_opt_.get(), d_opt_.get()});
+    schedule_lr(step);
     const Tensor& x = batch.images;
     const Codes c = prior(x.size(0), nullptr);
     const Tensor fake = generate(c);
@@ -144,7 +137,7 @@ class InfoGan : public Model {
     if (c.codes.defined()) {
       LOOM_CHECK(c.codes.dim() == 1 && c.codes.size(0) == n, "infogan: expected codes [", n, "], got ",
                  c.codes.shape());
-      codes.z = randn({n, latent_}, opts(), &g);
+      codes.z = noise(n, &g);
       codes.categorical = c.codes.to(device_);
       codes.continuous = uniform({n, kContinuous}, -1, 1, opts(), &g);
     } else {
@@ -157,9 +150,14 @@ class InfoGan : public Model {
   // from −1 to 1 along max(1, n / 10) columns (0 for one column), c₃ = 0, and one
   // z for the whole grid, so rows differ only in c₁ and columns only in c₂. With
   // codes: n samples of them in a square grid.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (c.codes.defined()) return {n, 0};
+    const int64_t columns = std::max<int64_t>(1, n / kCategories);
+    return {kCategories * columns, columns};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (c.codes.defined()) return {sample(n, c, g), 0};
-    const int64_t columns = std::max<int64_t>(1, n / kCategories), m = kCategories * columns;
+    const auto [m, columns] = grid_layout(n, c);
     std::vector<int64_t> c1;
     std::vector<float> cont;
     for (int64_t row = 0; row < kCategories; ++row)
@@ -189,14 +187,6 @@ class InfoGan : public Model {
             {"q_accuracy", mean(eq(argmax(slice(discriminator_->q->forward(features), 1, 0, kCategories), 1), c.categorical).to(DType::Float64)).item()}};
   }
 
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
-  }
-  // Q's parameters are in the discriminator's optimizer (it updates trunk, D and Q together).
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
-    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
-  }
-
  private:
   struct Codes {
     Tensor z;            // float32 [B, latent]
@@ -212,7 +202,7 @@ class InfoGan : public Model {
   // z, c₁, c₂, c₃ from their priors, in that order, from g (nullptr: the default generator).
   Codes prior(int64_t n, Generator* g) const {
     Codes c;
-    c.z = randn({n, latent_}, opts(), g);
+    c.z = noise(n, g);
     c.categorical = gan::uniform_codes(n, kCategories, opts(), g);
     c.continuous = uniform({n, kContinuous}, -1, 1, opts(), g);
     return c;
@@ -233,14 +223,10 @@ class InfoGan : public Model {
     return info;
   }
 
-  Device device_;
-  int64_t latent_;
   double lambda_cat_, lambda_cont_;
   bool learn_std_;
-  std::string lr_schedule_;
   std::shared_ptr<nn::Sequential> generator_;
   std::shared_ptr<Discriminator> discriminator_;
-  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
 
 }  // namespace

@@ -205,11 +205,10 @@ class MatchingDiscriminator : public nn::Module {
   std::shared_ptr<nn::Conv2d> out_;
 };
 
-class Text2Image : public Model {
+class Text2Image : public gan::AdversarialModel {
  public:
   explicit Text2Image(const Config& c)
-      : device_(c.device),
-        latent_(c.integer("latent_dim")),
+      : AdversarialModel(c),
         beta_(c.real("beta")),
         int_weight_(c.real("int_weight")),
         captions_path_(c.text("captions")),
@@ -228,16 +227,11 @@ class Text2Image : public Model {
     gan::dcgan_init(*generator_);
     gan::dcgan_init(*discriminator_);
     encoder_->to(device_);
-    generator_->to(device_);
-    discriminator_->to(device_);
-    g_opt_ = std::make_unique<optim::Adam>(generator_->parameters(), adam_from(c));
     // φ learns from D's loss: the encoder's parameters are updated with D's.
-    std::vector<Tensor> d_params = discriminator_->parameters();
-    for (const Tensor& p : encoder_->parameters()) d_params.push_back(p);
-    d_opt_ = std::make_unique<optim::Adam>(d_params, adam_from(c));
+    adopt(*generator_, *discriminator_, adam_from(c), adam_from(c), encoder_->parameters());
+    add_module("text_encoder", *encoder_);
   }
 
-  ModelKind kind() const override { return ModelKind::Sampler; }
   // Generated captions: Fashion-MNIST; your own: the image folder --data DIR, 28×28 grey in [−1, 1],
   // every image read (a skipped one would shift the positions captions are matched by).
   DataSpec data_spec() const override {
@@ -326,13 +320,17 @@ class Text2Image : public Model {
 
   // With a prompt (or your own captions), n samples in a square grid; without,
   // one column per class (its plain prompt, "a sneaker") and max(1, n / 10) rows.
+  GridLayout grid_layout(int64_t n, const Condition& c) const override {
+    if (!c.prompt.empty() || user_captions()) return {n, 0};
+    return {std::max<int64_t>(1, n / 10) * 10, 10};
+  }
   SampleGrid sample_grid(int64_t n, const Condition& c, Generator& g) override {
     if (!c.prompt.empty() || user_captions()) return {sample(n, c, g), 0};
     NoGrad ng;
-    const int64_t rows = std::max<int64_t>(1, n / 10);
+    const int64_t count = grid_layout(n, c).count;
     std::vector<std::string> texts;
-    for (int64_t i = 0; i < rows * 10; ++i) texts.push_back(cap::class_prompt(i % 10));
-    return {generator_->generate(noise(rows * 10, &g), encoder_->encode(to_device(cap::encode(texts)))), 10};
+    for (int64_t i = 0; i < count; ++i) texts.push_back(cap::class_prompt(i % 10));
+    return {generator_->generate(noise(count, &g), encoder_->encode(to_device(cap::encode(texts)))), 10};
   }
 
   // Held-out images with their captions (wording from a fixed stream, so every
@@ -363,13 +361,6 @@ class Text2Image : public Model {
             {"D(x,t_wrong)", mean(sigmoid(s_wrong)).item()},
             {"D(G(z),t)", mean(sigmoid(s_fake)).item()},
             {"match_accuracy", match_accuracy(s_right, s_wrong, h, wrong)}};
-  }
-
-  std::vector<std::pair<std::string, nn::Module*>> modules() override {
-    return {{"text_encoder", encoder_.get()}, {"generator", generator_.get()}, {"discriminator", discriminator_.get()}};
-  }
-  std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override {
-    return {{"generator", g_opt_.get()}, {"discriminator", d_opt_.get()}};
   }
 
  private:
@@ -466,7 +457,6 @@ class Text2Image : public Model {
     for (int64_t i = 0; i < b; ++i) next.push_back((i + 1) % b);
     return index_select(phi, 0, from_vector(next, {b}).to(device_));
   }
-  Tensor noise(int64_t n, Generator* g) const { return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g); }
   // −log D(G(z, φ), φ) on fresh noise (non-saturating).
   Tensor generator_loss(const Tensor& phi) {
     const Tensor fake = generator_->generate(noise(phi.size(0), nullptr), phi);
@@ -474,8 +464,6 @@ class Text2Image : public Model {
                                gan::GeneratorLoss::NonSaturating);
   }
 
-  Device device_;
-  int64_t latent_;
   double beta_, int_weight_;
   std::string captions_path_, data_dir_;  // your own captions (empty: generated ones) and the image folder
   std::optional<std::map<std::string, std::string>> file_;
@@ -485,7 +473,6 @@ class Text2Image : public Model {
   std::shared_ptr<TextEncoder> encoder_;
   std::shared_ptr<TextGenerator> generator_;
   std::shared_ptr<MatchingDiscriminator> discriminator_;
-  std::unique_ptr<optim::Adam> g_opt_, d_opt_;
 };
 
 }  // namespace

@@ -296,7 +296,7 @@ tools::TrainResult expect_driver_runs_agree(const std::string& model, const std:
     o.config.seed = kSeed;
     o.steps = steps;
     o.resume = resume;
-    o.n_samples = 4;
+    o.n_samples = 1;  // sampling is compared below (evaluate_and_sample); the driver need only write a grid
     o.eval_size = 4;  // also the classifier's sample grid: the evaluated images
     o.progress = false;
     o.load_data = synthetic_split;
@@ -340,57 +340,74 @@ models::OptionValues small_options(const std::string& model) {
 }  // namespace
 
 // Each registered model through the driver (expect_driver_runs_agree), then
-// loaded from the CPU run's checkpoint for `loom eval` and `loom sample`.
-TEST_F(CudaTraining, RegisteredModelsTrainThroughTheDriverAsOnCpu) {
-  TempDir dir;
-  for (const models::Registration& r : models::registry()) {
-    SCOPED_TRACE(r.name);
-    const tools::TrainResult cpu =
-        expect_driver_runs_agree(r.name, dir.path(), r.name, kModelTol, small_options(r.name));
-    // `loom eval` and `loom sample`: the CPU run's checkpoint loaded onto either
-    // device evaluates held-out images and then samples alike (the classifier's
-    // samples are the evaluated images, ordered by predicted class).
-    std::unique_ptr<models::Model> on_cpu = tools::load_model(r.name, cpu.checkpoint, Device::cpu()),
-                                   on_gpu = tools::load_model(r.name, cpu.checkpoint, kCuda);
-    on_cpu->train(false);
-    on_gpu->train(false);
-    NoGrad ng;
-    const data::LabeledImages held_out = synthetic_split(data::Split::Test);
-    const Tensor x = slice(held_out.images, 0, 0, 4), y = slice(held_out.labels, 0, 0, 4);
-    const auto evaluate_and_sample = [&](models::Model& m, Device d) {
-      manual_seed(kSeed);  // the VAE's importance samples
-      models::Batch b;
-      b.images = x.to(d);
-      b.labels = y.to(d);
-      models::Losses l = m.evaluate(b, {});
-      Generator g(kSeed);
-      return std::make_pair(l, m.sample(4, {}, g).to(Device::cpu()));
-    };
-    const auto [lc, sc] = evaluate_and_sample(*on_cpu, Device::cpu());
-    const auto [lg, sg] = evaluate_and_sample(*on_gpu, kCuda);
-    for (const auto& [name, v] : lc) expect_near(lg.at(name), v, kModelTol, str("loaded, held-out ", name));
-    expect_tensors_near(sg, sc, kModelTol, kModelTol);
-  }
+// loaded from the CPU run's checkpoint for `loom eval` and `loom sample`. One
+// test per model, so that ctest spreads them over the cores.
+class RegisteredModelOnCuda : public CudaTest, public ::testing::WithParamInterface<std::string> {};
+
+std::vector<std::string> registered_names() {
+  std::vector<std::string> names;
+  for (const models::Registration& r : models::registry()) names.push_back(r.name);
+  return names;
 }
 
+TEST_P(RegisteredModelOnCuda, TrainsThroughTheDriverAsOnCpu) {
+  TempDir dir;
+  const std::string& name = GetParam();
+  const tools::TrainResult cpu =
+      expect_driver_runs_agree(name, dir.path(), name, kModelTol, small_options(name));
+  // `loom eval` and `loom sample`: the CPU run's checkpoint loaded onto either
+  // device evaluates held-out images and then samples alike (the classifier's
+  // samples are the evaluated images, ordered by predicted class).
+  std::unique_ptr<models::Model> on_cpu = tools::load_model(name, cpu.checkpoint, Device::cpu()),
+                                 on_gpu = tools::load_model(name, cpu.checkpoint, kCuda);
+  on_cpu->train(false);
+  on_gpu->train(false);
+  NoGrad ng;
+  const data::LabeledImages held_out = synthetic_split(data::Split::Test);
+  const Tensor x = slice(held_out.images, 0, 0, 4), y = slice(held_out.labels, 0, 0, 4);
+  const auto evaluate_and_sample = [&](models::Model& m, Device d) {
+    manual_seed(kSeed);  // the VAE's importance samples
+    models::Batch b;
+    b.images = x.to(d);
+    b.labels = y.to(d);
+    models::Losses l = m.evaluate(b, {});
+    Generator g(kSeed);
+    return std::make_pair(l, m.sample(4, {}, g).to(Device::cpu()));
+  };
+  const auto [lc, sc] = evaluate_and_sample(*on_cpu, Device::cpu());
+  const auto [lg, sg] = evaluate_and_sample(*on_gpu, kCuda);
+  for (const auto& [metric, v] : lc) expect_near(lg.at(metric), v, kModelTol, str("loaded, held-out ", metric));
+  expect_tensors_near(sg, sc, kModelTol, kModelTol);
+}
+
+INSTANTIATE_TEST_SUITE_P(CudaTraining, RegisteredModelOnCuda, ::testing::ValuesIn(registered_names()),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
 // The VAE's variants (models/vae/vae.h) through the same driver runs: the
-// convolutional networks, −IWAE_k training (k = 1: the Monte-Carlo KL) and the
-// importance-sampled log p(x) that evaluate() adds with K = 8 ("nll"). The conv
+// convolutional networks trained on −IWAE_3 and evaluated with the
+// importance-sampled log p(x) that evaluate() adds with K = 8 ("nll"), and the
+// MLP on −IWAE_1 (the Monte-Carlo KL; the registered model covers the closed
+// form). The emulator makes conv runs the suite's slowest: one of them. The conv
 // decoder's longest sum is its last transposed conv's weight gradient over
 // 3 draws × 2 images × 28 × 28 pixels, behind about 20 ops per forward pass.
-TEST_F(CudaTraining, VaeVariantsTrainThroughTheDriverAsOnCpu) {
+struct VaeVariant {
+  std::string tag;
+  models::OptionValues options;
+  int64_t importance_samples;
+};
+void PrintTo(const VaeVariant& v, std::ostream* os) { *os << v.tag; }  // gtest's and ctest's test names
+class VaeVariantOnCuda : public CudaTest, public ::testing::WithParamInterface<VaeVariant> {};
+
+TEST_P(VaeVariantOnCuda, TrainsThroughTheDriverAsOnCpu) {
   TempDir dir;
+  const VaeVariant& v = GetParam();
   const double tol = train_tol(DType::Float32, 3 * 2 * 28 * 28, 20, 2);
-  struct Variant {
-    std::string tag;
-    models::OptionValues options;
-    int64_t importance_samples;
-  };
-  for (const Variant& v : {Variant{"conv", {{"arch", "conv"}}, 8}, Variant{"conv_iwae3", {{"arch", "conv"}, {"iwae_k", "3"}}, 0},
-                           Variant{"mlp_iwae1", {{"iwae_k", "1"}}, 8}}) {
-    SCOPED_TRACE(v.tag);
-    const tools::TrainResult r =
-        expect_driver_runs_agree("vae", dir.path(), v.tag, tol, v.options, {.importance_samples = v.importance_samples});
-    EXPECT_EQ(r.eval.count("nll"), v.importance_samples > 0 ? 1u : 0u);
-  }
+  const tools::TrainResult r =
+      expect_driver_runs_agree("vae", dir.path(), v.tag, tol, v.options, {.importance_samples = v.importance_samples});
+  EXPECT_EQ(r.eval.count("nll"), v.importance_samples > 0 ? 1u : 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(CudaTraining, VaeVariantOnCuda,
+                         ::testing::Values(VaeVariant{"conv_iwae3", {{"arch", "conv"}, {"iwae_k", "3"}}, 8},
+                                           VaeVariant{"mlp_iwae1", {{"iwae_k", "1"}}, 0}),
+                         [](const ::testing::TestParamInfo<VaeVariant>& info) { return info.param.tag; });
