@@ -40,6 +40,9 @@ TEST(Cli, MistakesAreUsageErrorsWithSuggestions) {
             std::string::npos);
   EXPECT_NE(usage_error([] { cli::parse("train", {"--lr"}, kSpecs); }).find("needs a value"), std::string::npos);
   EXPECT_NE(usage_error([] { cli::parse("train", {"--json=1"}, kSpecs); }).find("takes no value"), std::string::npos);
+  // Found by fuzz_cli: "-=x" (a one-character name before '=') read past the name's end.
+  EXPECT_NE(usage_error([] { cli::parse("train", {"-=latent-dim=20"}, kSpecs); }).find("unknown flag '-'"),
+            std::string::npos);
   cli::Args a = cli::parse("train", {"--lr", "fast", "--epochs", "-2"}, kSpecs);
   EXPECT_NE(usage_error([&] { a.number("--lr", 0); }).find("--lr needs a number, got 'fast'"), std::string::npos);
   EXPECT_NE(usage_error([&] { a.unsigned_value("--epochs", 0); }).find("non-negative integer"), std::string::npos);

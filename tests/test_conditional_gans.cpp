@@ -74,8 +74,11 @@ TEST(InfoGan, UniformCodesAreUniformOverTheirValues) {
 
 TEST(ConditionalGans, ResumeBitExactly) {
   TempDir dir;
-  for (const auto& [model, options] : {std::pair<std::string, models::OptionValues>{"cgan", {{"hidden", "16"}, {"latent_dim", "8"}}},
-                                       {"infogan", {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}}}}) {
+  for (const auto& entry : {std::pair<std::string, models::OptionValues>{"cgan", {{"hidden", "16"}, {"latent_dim", "8"}}},
+                             {"infogan", {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}}}}) {
+    // Named, not a structured binding: the lambda below captures them (clang 14 cannot capture bindings).
+    const std::string& model = entry.first;
+    const models::OptionValues& options = entry.second;
     SCOPED_TRACE(model);
     auto run = [&](const std::string& tag, int64_t steps) {
       tools::TrainOptions o = tiny_run(model, dir.path() + "/" + model + "_" + tag, steps, 64, 3);

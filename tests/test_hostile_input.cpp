@@ -149,6 +149,15 @@ TEST(HostileImages, StbsOutOfBoundsJpegIsRefusedByLibjpeg) {
   expect_error([&] { decode_image(b.data(), b.size(), "fuzz-case", 1); }, {"fuzz-case: damaged JPEG"});
 }
 
+// Found by libFuzzer: 369 bytes of JPEG declaring 32775 × 1541 pixels, its
+// entropy-coded data cut short by a marker. libjpeg warns "premature end of data
+// segment" and fills 50 megapixels with grey (the fuzz target timed out resizing
+// them); loom calls it damaged, as a file cut short.
+TEST(HostileImages, AJpegWhoseDataEndsEarlyIsDamagedNotFilledWithGrey) {
+  const std::string path = kCases + "image-jpeg-369-bytes-50-megapixels.jpg";
+  expect_error([&] { read_image(path, 3); }, {path, "damaged JPEG", "premature end of data segment"});
+}
+
 // 158 bytes declaring 16 × 16775440 pixels: refused from the header, before any
 // allocation for the pixels (it took 12 s and 2.2 GB through stb).
 TEST(HostileImages, AHugeDeclaredImageIsRefusedFromItsHeader) {

@@ -1,5 +1,8 @@
 // Progress display and the metrics log, driven by a fake clock.
+#include <sys/stat.h>
+
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include "autograd/io/json.h"
@@ -10,6 +13,7 @@
 using namespace loom;
 using namespace loom::testing;
 using namespace loom::tools;
+namespace fs = std::filesystem;
 
 namespace {
 std::vector<std::string> lines_of(const std::string& text) {
@@ -105,9 +109,23 @@ TEST(MetricsLog, WritesOneFlushedJsonObjectPerLine) {
   // Each line is JSON: the engine's strict reader (integers only) accepts step 3's.
   EXPECT_EQ(parse_json(lines[2], "metrics").find("step")->integer, 3);
 
-  expect_error([&] { MetricsLog(dir / "no/dir/m.jsonl"); }, {"MetricsLog: cannot open", "no/dir/m.jsonl"});
+  expect_error([&] { MetricsLog(dir / "no/dir/m.jsonl"); },
+               {"MetricsLog: ", "no/dir/m.jsonl", "cannot open for writing", "No such file"});
   MetricsLog full("/dev/full");
   expect_error([&] { full.write({.step = 1}); }, {"MetricsLog: writing /dev/full failed", "No space left"});
+}
+
+// A FIFO where the log goes would block the run until some reader came (and a resumed
+// run would block reading it): refused at once, as a directory is, new run or resumed.
+TEST(MetricsLog, RefusesAFifoOrADirectoryWithoutBlocking) {
+  TempDir dir;
+  const std::string fifo = dir / "metrics.jsonl";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { MetricsLog log(fifo); }, {"MetricsLog: ", fifo, "is a FIFO (named pipe)"});
+  expect_error([&] { MetricsLog log(fifo, /*resume_step=*/3); }, {"MetricsLog: ", fifo, "is a FIFO (named pipe)"});
+  const std::string sub = dir / "sub";
+  fs::create_directory(sub);
+  expect_error([&] { MetricsLog log(sub); }, {"MetricsLog: ", sub, "is a directory"});
 }
 
 // A run killed after step 5 with its checkpoint at step 3 logged steps 4 and 5 (and half of

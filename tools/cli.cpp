@@ -116,7 +116,8 @@ Args parse(const std::string& command, const std::vector<std::string>& args, con
     }
     const size_t eq = a.find('=');
     std::string name = a.substr(0, eq);
-    std::replace(name.begin() + 2, name.end(), '_', '-');
+    // '_' reads as '-' after the leading "--"; "-=x" leaves the name "-", one character.
+    std::replace(name.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(2, name.size())), name.end(), '_', '-');
     auto spec = std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) {
       return s.name == name || std::find(s.aliases.begin(), s.aliases.end(), name) != s.aliases.end();
     });

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "models/model.h"
+#include "tools/cli.h"
+
 namespace loom::cli {
 
 int derive_command(const std::vector<std::string>& args);  // tools/derive_command.cpp
@@ -15,5 +18,9 @@ int eval_command(const std::vector<std::string>& args);    // tools/train_comman
 int score_command(const std::vector<std::string>& args);   // tools/train_command.cpp
 int list_command(const std::vector<std::string>& args);    // tools/train_command.cpp
 int plot_command(const std::vector<std::string>& args);    // tools/train_command.cpp
+
+// The flag of each option of `only`, or of every registered model when null
+// (what loom train parses; an option has one kind wherever it is declared).
+std::vector<FlagSpec> model_option_flags(const models::Registration* only);  // tools/train_command.cpp
 
 }  // namespace loom::cli

@@ -6,6 +6,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ libgtest-dev libbenchmark-dev libstb-dev zlib1g-dev libpng-dev
       libjpeg62-turbo-dev libopenblas-dev
       libopenblas0-pthread dataset-fashion-mnist)
+# The sanitizer build of .ci/run is clang's, with libFuzzer (tests/fuzz).
+pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 #include "tools/progress.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "autograd/io/atomic_file.h"
+#include "autograd/io/input_file.h"
 #include "autograd/io/json.h"
 #include "kernels/base.h"
 
@@ -118,19 +120,9 @@ namespace {
 // unterminated last line. A line that does not parse is kept: it is the
 // reader's (loom plot's) to report, with its line number.
 void truncate_metrics(const std::string& path, int64_t step) {
-  std::string text;
-  {
-    std::FILE* in = std::fopen(path.c_str(), "rb");
-    if (!in && errno == ENOENT) return;  // resuming into a new folder: a new log
-    LOOM_CHECK(in, "MetricsLog: cannot open ", path, " to resume it: ", std::strerror(errno));
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, in)) > 0) text.append(buf, n);
-    const bool failed = std::ferror(in);
-    const int err = errno;
-    std::fclose(in);
-    LOOM_CHECK(!failed, "MetricsLog: reading ", path, " failed: ", std::strerror(err));
-  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return;  // resuming into a new folder: a new log
+  const std::string text = read_file(path, "MetricsLog", uint64_t{1} << 30);
   std::string kept;
   size_t begin = 0, end;
   while ((end = text.find('\n', begin)) != std::string::npos) {
@@ -152,8 +144,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
 
 MetricsLog::MetricsLog(const std::string& path, std::optional<int64_t> resume_step) : path_(path) {
   if (resume_step) truncate_metrics(path, *resume_step);
-  f_ = std::fopen(path.c_str(), resume_step ? "a" : "w");
-  LOOM_CHECK(f_, "MetricsLog: cannot open ", path, " for writing: ", std::strerror(errno));
+  f_ = open_log_file(path, "MetricsLog", resume_step.has_value());
 }
 
 MetricsLog::~MetricsLog() { std::fclose(f_); }

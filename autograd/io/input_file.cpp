@@ -81,4 +81,31 @@ void check_directory(const std::string& path, const std::string& op) {
   LOOM_CHECK(S_ISDIR(st.st_mode), op, ": ", path, ": not a directory");
 }
 
+std::FILE* open_log_file(const std::string& path, const std::string& op, bool append) {
+  // What a log cannot be: a FIFO or socket (writes block, or wait for a reader), a directory.
+  // A device is let through: /dev/null takes the lines, /dev/full reports ENOSPC on the first.
+  auto refused = [](const struct stat& st) {
+    return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISDIR(st.st_mode) ? not_regular(st) : nullptr;
+  };
+  // O_NONBLOCK: a FIFO swapped in after no check could still not block the open (it fails with ENXIO).
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK | (append ? O_APPEND : 0), 0644);
+  struct stat st {};
+  if (fd < 0) {
+    const int err = errno;
+    const char* bad = ::stat(path.c_str(), &st) == 0 ? refused(st) : nullptr;
+    throw Error(str(op, ": ", path, ": ", bad ? bad : str("cannot open for writing: ", std::strerror(err))));
+  }
+  const char* bad = ::fstat(fd, &st) == 0 ? refused(st) : "cannot stat";
+  // Emptied only once known to be a regular file.
+  if (!bad && !append && S_ISREG(st.st_mode) && ::ftruncate(fd, 0) != 0) bad = "cannot be emptied";
+  std::FILE* f = bad ? nullptr : ::fdopen(fd, append ? "a" : "w");
+  if (!f) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(str(op, ": ", path, ": ", bad ? bad : str("cannot open for writing: ", std::strerror(err))));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return f;
+}
+
 }  // namespace loom

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 
 namespace loom {
@@ -41,5 +42,11 @@ std::string read_file(const std::string& path, const std::string& op, uint64_t m
 
 // An Error "<op>: <path>: not a directory" unless path is one (or names one through links).
 void check_directory(const std::string& path, const std::string& op);
+
+// A log that a run appends to (metrics.jsonl), opened for writing: created when
+// missing, else emptied (append false) or appended to. What is there already must
+// not be a FIFO or socket (the run would block until a reader came) or a directory;
+// a device is taken (/dev/null). Errors as InputFile's, naming op and path.
+std::FILE* open_log_file(const std::string& path, const std::string& op, bool append);
 
 }  // namespace loom

@@ -109,10 +109,11 @@ JpegJob& job_of(j_common_ptr c) { return *static_cast<JpegJob*>(c->client_data);
   std::longjmp(j.jump, 1);
 }
 
-// Warnings are not printed. "Premature end of JPEG file" is an error: libjpeg
-// would fill the missing rows with grey and call the image whole.
+// Warnings are not printed. Missing image data is an error: at "Premature end of
+// JPEG file" or "premature end of data segment" libjpeg would fill the rest with
+// grey and call the image whole (a 369-byte file then decodes to 50 megapixels).
 void jpeg_warning(j_common_ptr c, int level) {
-  if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) jpeg_fail(c);
+  if (level < 0 && (c->err->msg_code == JWRN_JPEG_EOF || c->err->msg_code == JWRN_HIT_MARKER)) jpeg_fail(c);
 }
 
 void jpeg_progress(j_common_ptr c) {

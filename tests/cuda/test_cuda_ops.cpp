@@ -135,7 +135,8 @@ TEST_F(CudaOps, BinaryBroadcastMatchesCpu) {
         // Positive operands keep pow real and div away from 0.
         Tensor a = uniform_cpu(sa, 0.5, 2, dt, 1), b = uniform_cpu(sb, 0.5, 2, dt, 2);
         // The gradient of a broadcast operand sums up to 31·33 elements.
-        expect_cuda_matches_cpu([&](const std::vector<Tensor>& in) { return f(in[0], in[1]); }, {a, b},
+        // Here and below, f is init-captured: clang 14 cannot capture a structured binding itself.
+        expect_cuda_matches_cpu([&f = f](const std::vector<Tensor>& in) { return f(in[0], in[1]); }, {a, b},
                                 tol(dt, 31 * 33));
       }
 }
@@ -372,8 +373,9 @@ TEST_F(CudaOps, ReductionsMatchCpu) {
           SCOPED_TRACE(str(name, " ", name_of(dt), " ", c.shape, " axes ", Shape(c.axes), keepdim ? " keepdim" : ""));
           Tensor x = uniform_cpu(c.shape, -2, 2, dt, 21);
           const std::vector<int64_t> axes = c.axes;
-          expect_cuda_matches_cpu([&, axes, keepdim](const std::vector<Tensor>& in) { return f(in[0], axes, keepdim); },
-                                  {x}, tol(dt, reduced_count(c)));
+          expect_cuda_matches_cpu(
+              [&f = f, axes, keepdim](const std::vector<Tensor>& in) { return f(in[0], axes, keepdim); }, {x},
+              tol(dt, reduced_count(c)));
         }
 }
 
@@ -561,7 +563,7 @@ TEST_F(CudaOps, ShapeOpsMatchCpu) {
   for (DType dt : kFloatTypes)
     for (const auto& [name, shape, f] : cases) {
       SCOPED_TRACE(str(name, " ", name_of(dt), " ", shape));
-      expect_cuda_matches_cpu([&](const std::vector<Tensor>& in) { return f(in[0]); },
+      expect_cuda_matches_cpu([&f = f](const std::vector<Tensor>& in) { return f(in[0]); },
                               {uniform_cpu(shape, -1, 1, dt, 91)}, tol(dt, 31 * 5));
     }
   for (DType dt : {DType::Int32, DType::Int64}) {  // pure data movement is dtype-blind apart from the size

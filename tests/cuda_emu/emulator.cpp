@@ -17,10 +17,17 @@
 #include "cuda_runtime.h"
 #include "nvtx3/nvToolsExt.h"
 
+// GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (before 16) says so only through __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
+#define LOOM_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOOM_EMU_ASAN 1
+#endif
+#endif
+#if defined(LOOM_EMU_ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
-#define LOOM_EMU_ASAN 1
 #else
 #define LOOM_EMU_ASAN 0
 #endif
