@@ -4,10 +4,11 @@ architecture, optimizer, batch and number of steps as `loom train MODEL`, judged
 in the same feature space (loom's classifier, read from its safetensors
 checkpoint) with an independent Fréchet distance (numpy + scipy.linalg.sqrtm).
 
-    /usr/bin/python3 tools/peers/gan_twin.py gan --steps 3000 --classifier out/classifier/checkpoint.safetensors
+    /usr/bin/python3 tools/peers/gan_twin.py gan|cgan|dcgan --steps 3000 --classifier out/classifier/checkpoint.safetensors
 
 Run with Debian's python3-torch (`/usr/bin/python3`) and libopenblas0-pthread.
-Prints one JSON line: model, steps, seconds, fd.
+Prints one JSON line: model, steps, seconds, fd (and for cgan the label accuracy:
+the classifier's agreement with the requested class, samples cycling 0, 1, ..., 9).
 """
 import argparse
 import gzip
@@ -91,17 +92,20 @@ def frechet(a, b):
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(ca + cb - 2 * root))
 
 
-def judge(classifier_path, samples01, n):
-    """FD between samples in [0, 1] [N, 1, 28, 28] and the first n test images, and the
+def judge(classifier_path, samples01, n, labels_requested=None):
+    """FD between samples in [0, 1] [N, 1, 28, 28] and the first n test images, the
     classifier's accuracy on those test images (which must equal `loom eval classifier`'s:
-    the check that the weights were read right)."""
+    the check that the weights were read right), and with labels_requested the fraction of
+    samples it assigns to their requested class (None without)."""
     clf = Classifier(read_safetensors(classifier_path)).eval()
     test, labels = fashion("test")
     with torch.no_grad():
         real = torch.cat([clf.features(test[i:i + 500] * 2 - 1) for i in range(0, n, 500)])
         fake = torch.cat([clf.features(samples01[i:i + 500] * 2 - 1) for i in range(0, n, 500)])
         accuracy = (clf.head(real).argmax(1) == labels[:n]).double().mean().item()
-    return frechet(fake.numpy(), real.numpy()), accuracy
+        label_accuracy = None if labels_requested is None else \
+            (clf.head(fake).argmax(1) == labels_requested[:n]).double().mean().item()
+    return frechet(fake.numpy(), real.numpy()), accuracy, label_accuracy
 
 
 def mlp(sizes):
@@ -114,15 +118,18 @@ def mlp(sizes):
     return nn.Sequential(*layers)
 
 
-def train_gan(args):
-    """models/gan/gan.cpp on Fashion-MNIST: G z-h-2h-4h-784 (tanh), D 784-2h-h-1, non-saturating loss, Adam."""
-    torch.manual_seed(args.seed)
-    h, latent = args.hidden, args.latent_dim
-    G, D = mlp([latent, h, 2 * h, 4 * h, 784]), mlp([784, 2 * h, h, 1])
-    og = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.b1, 0.999))
-    od = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.b1, 0.999))
-    images, _ = fashion("train")
-    images = images.flatten(1) * 2 - 1
+def adam(module, args):
+    return torch.optim.Adam(module.parameters(), lr=args.lr, betas=(args.b1, 0.999))
+
+
+def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True):
+    """The step of models/gan/*.cpp: one D update on a data batch against G's samples
+    (detached), then one G update with the non-saturating loss −log D(G(z)): on fresh noise
+    (gan, cgan) or, with detach_d_fake False, on the same G(z) through the updated D (dcgan,
+    as the PyTorch DCGAN example). Returns the training seconds."""
+    od, og = adam(D, args), adam(G, args)
+    images, labels = fashion("train")
+    images = images * 2 - 1
     start = time.perf_counter()
     step, per_epoch = 0, images.shape[0] // args.batch_size
     while step < args.steps:
@@ -130,29 +137,74 @@ def train_gan(args):
         for b in range(per_epoch):
             if step == args.steps:
                 break
-            x = images[order[b * args.batch_size:(b + 1) * args.batch_size]]
-            fake = torch.tanh(G(torch.randn(x.shape[0], latent))).detach()
-            d_loss = F.softplus(-D(x)).mean() + F.softplus(D(fake)).mean()
+            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
+            x, y = images[idx], (labels[idx] if conditioned else None)
+            fake = generate(torch.randn(x.shape[0], args.latent_dim), y)
+            d_loss = F.softplus(-discriminate(x, y)).mean() + F.softplus(discriminate(fake.detach(), y)).mean()
             od.zero_grad()
             d_loss.backward()
             od.step()
-            g_loss = F.softplus(-D(torch.tanh(G(torch.randn(x.shape[0], latent))))).mean()
+            if detach_d_fake:
+                fake = generate(torch.randn(x.shape[0], args.latent_dim), y)
+            g_loss = F.softplus(-discriminate(fake, y)).mean()
             og.zero_grad()
             g_loss.backward()
             og.step()
             step += 1
-    seconds = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def build(args):
+    """(G, D, generate(z, y) -> images in [−1, 1] [B, 1, 28, 28], discriminate(x, y) -> logits [B],
+    conditioned, detach) of loom's MODEL: models/gan/gan.cpp (G z-h-2h-4h-784 tanh, D 784-2h-h-1),
+    cgan.cpp (the same with one-hot y concatenated to z and to x) or dcgan.cpp at 28×28 (G: z as
+    1×1 → 7×7 transposed conv to 2f, BN, ReLU → 4×4/2 to f, BN, ReLU → 4×4/2 to 1, tanh; D mirrored with
+    LeakyReLU 0.2, no BN on its input layer, a 7×7 conv to the logit; no biases; N(0, 0.02) weights)."""
+    h, latent = args.hidden, args.latent_dim
+    if args.model in ("gan", "cgan"):
+        extra = 10 if args.model == "cgan" else 0
+        G, D = mlp([latent + extra, h, 2 * h, 4 * h, 784]), mlp([784 + extra, 2 * h, h, 1])
+        cat = (lambda t, y: torch.cat([t, F.one_hot(y, 10).float()], 1)) if extra else (lambda t, y: t)
+        generate = lambda z, y: torch.tanh(G(cat(z, y))).view(-1, 1, 28, 28)
+        discriminate = lambda x, y: D(cat(x.flatten(1), y)).view(-1)
+        return G, D, generate, discriminate, bool(extra), True
+    f = args.features
+    G = nn.Sequential(nn.ConvTranspose2d(latent, 2 * f, 7, bias=False), nn.BatchNorm2d(2 * f), nn.ReLU(),
+                      nn.ConvTranspose2d(2 * f, f, 4, 2, 1, bias=False), nn.BatchNorm2d(f), nn.ReLU(),
+                      nn.ConvTranspose2d(f, 1, 4, 2, 1, bias=False), nn.Tanh())
+    D = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
+                      nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * f), nn.LeakyReLU(0.2),
+                      nn.Conv2d(2 * f, 1, 7, bias=False))
+    for m in list(G.modules()) + list(D.modules()):  # gan::dcgan_init, the DCGAN paper's §4
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1, 0.02)
+            nn.init.zeros_(m.bias)
+    return G, D, lambda z, y: G(z.view(-1, latent, 1, 1)), lambda x, y: D(x).view(-1), False, False
+
+
+def train_model(args):
+    """Trains the twin of args.model; returns (seconds, samples in [0, 1] [n, 1, 28, 28], their requested labels or None)."""
+    torch.manual_seed(args.seed)
+    G, D, generate, discriminate, conditioned, detach = build(args)
+    seconds = train(args, G, D, generate, discriminate, conditioned, detach)
+    G.eval()  # batch norm's running statistics, as loom samples
+    labels = torch.arange(args.n) % 10 if conditioned else None
     with torch.no_grad():
-        samples = (torch.tanh(G(torch.randn(args.n, latent))).view(-1, 1, 28, 28) + 1) / 2
-    return seconds, samples
+        samples = torch.cat([(generate(torch.randn(min(500, args.n - i), args.latent_dim),
+                                       None if labels is None else labels[i:i + 500]) + 1) / 2
+                             for i in range(0, args.n, 500)])
+    return seconds, samples, labels
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=["gan"])
+    p.add_argument("model", choices=["gan", "cgan", "dcgan"])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--features", type=int, default=64, help="dcgan's f (ngf = ndf)")
     p.add_argument("--latent-dim", type=int, default=100)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--b1", type=float, default=0.5)
@@ -163,16 +215,19 @@ def main():
     p.add_argument("--samples", help="a .npy to save the samples to (or, when it exists, to judge instead of training)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    if args.samples and os.path.exists(args.samples):
-        seconds, samples = None, torch.tensor(np.load(args.samples))  # judge the samples of an earlier run
+    if args.samples and os.path.exists(args.samples):  # judge the samples of an earlier run
+        seconds, samples = None, torch.tensor(np.load(args.samples))
+        labels = torch.arange(args.n) % 10 if args.model == "cgan" else None
     else:
-        seconds, samples = train_gan(args)
+        seconds, samples, labels = train_model(args)
         if args.samples:
             np.save(args.samples, samples.numpy())
-    fd, accuracy = judge(args.classifier, samples, args.n)
-    print(json.dumps({"model": "torch " + args.model, "steps": args.steps, "seconds": seconds and round(seconds, 1),
-                      "threads": args.threads, "fd": fd, "classifier_test_accuracy": accuracy}))
-
+    fd, accuracy, label_accuracy = judge(args.classifier, samples, args.n, labels)
+    out = {"model": "torch " + args.model, "steps": args.steps, "seconds": seconds and round(seconds, 1),
+           "threads": args.threads, "fd": fd, "classifier_test_accuracy": accuracy}
+    if label_accuracy is not None:
+        out["label_accuracy"] = label_accuracy
+    print(json.dumps(out))
 
 if __name__ == "__main__":
     main()
