@@ -31,6 +31,11 @@ bool gemm_allow_tf32();
 // "Haswell"); otherwise (a known CPU, another BLAS, OPENBLAS_CORETYPE already
 // set) nullptr. The setting takes effect only in a process started with it.
 const char* openblas_coretype_for_this_cpu();
+// The CPU backend's threads: OpenMP's (loom's loops) and OpenBLAS's GEMM pool
+// together, as OMP_NUM_THREADS and OPENBLAS_NUM_THREADS do at start-up. n >= 1
+// (an Error otherwise). cpu_threads() is OpenMP's current maximum.
+void set_cpu_threads(int n);
+int cpu_threads();
 // For a program's main(): when openblas_coretype_for_this_cpu() names a core,
 // sets OPENBLAS_CORETYPE and re-executes the program with the same argv (once:
 // the new process finds the variable set). Returns only when nothing was to be

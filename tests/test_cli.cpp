@@ -1,5 +1,13 @@
 // Command-line parsing shared by every `loom` subcommand: aliases, the
 // PyTorch scripts' underscore spellings, typed values and suggestions.
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "autograd/io/json.h"
+#include "kernels/gemm.h"
 #include "tests/gradcheck.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -93,4 +101,40 @@ TEST(Cli, TrainHelpListsTheModelsOwnOptionsWithDefaults) {
   EXPECT_EQ(all.find("--latent-dim"), std::string::npos) << all;
   // A model's option given to another model is refused by name, on the command line too.
   EXPECT_THROW(cli::train_command({"markov", "--steps", "1", "--latent-dim", "4"}), Error);
+}
+
+// `loom bench train`: the row's fields agree with each other and with the flags
+// (times are measured, so only their order is checked), and its scratch folder is gone.
+TEST(Cli, BenchTrainReportsTheTimedStepsOfTheModel) {
+  const int threads = kernels::cpu_threads();
+  std::ostringstream out;
+  std::streambuf* const old = std::cout.rdbuf(out.rdbuf());
+  try {
+    cli::bench_command({"train", "bernoulli", "--steps", "5", "--warmup", "1", "--threads", "1", "--batch-size", "32",
+                        "--json"});
+  } catch (...) {
+    std::cout.rdbuf(old);
+    kernels::set_cpu_threads(threads);
+    throw;
+  }
+  std::cout.rdbuf(old);
+  kernels::set_cpu_threads(threads);
+  const Json j = parse_json(out.str(), "bench");
+  EXPECT_EQ(j.find("model")->string, "bernoulli");
+  EXPECT_EQ(j.find("threads")->integer, 1);
+  EXPECT_EQ(j.find("batch_size")->integer, 32);
+  EXPECT_EQ(j.find("steps")->integer, 5);
+  EXPECT_EQ(j.find("warmup")->integer, 1);
+  const double median = j.find("median_ms")->number, q1 = j.find("q1_ms")->number, q3 = j.find("q3_ms")->number;
+  EXPECT_GT(j.find("min_ms")->number, 0);
+  EXPECT_LE(j.find("min_ms")->number, q1);
+  EXPECT_LE(q1, median);
+  EXPECT_LE(median, q3);
+  EXPECT_NEAR(j.find("images_per_s")->number, 32 / (median / 1e3), 1e-6 * j.find("images_per_s")->number);
+  EXPECT_GT(j.find("peak_rss_mib")->number, 0);
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::temp_directory_path() /
+                                       ("loom-bench-" + std::to_string(getpid()))));
+  EXPECT_NE(usage_error([] { cli::bench_command({"bernoulli"}); }).find("expected 'train MODEL'"), std::string::npos);
+  EXPECT_NE(usage_error([] { cli::bench_command({"train", "vae", "--steps", "0"}); }).find("--steps must lie in [1, "),
+            std::string::npos);
 }

@@ -397,3 +397,19 @@ TEST(Train, CheckpointsFromBeforeNewOptionsLoadWithTheDefaults) {
   };
   EXPECT_EQ(resume(old, "/from_old"), resume(r.checkpoint, "/from_new"));
 }
+
+// on_step sees every step once, in order, with its wall time; n_samples 0 writes no grid.
+TEST(Train, OnStepReportsEveryStepAndNoGridWithoutSamples) {
+  TempDir dir;
+  tools::TrainOptions o = tiny("vae", dir.path() + "/a", 4);
+  o.n_samples = 0;
+  std::vector<int64_t> steps;
+  o.on_step = [&](int64_t step, double seconds) {
+    steps.push_back(step);
+    EXPECT_GT(seconds, 0);
+  };
+  const tools::TrainResult r = tools::train(o);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
+  EXPECT_TRUE(r.samples.empty());
+  EXPECT_FALSE(fs::exists(dir.path() + "/a/samples.png"));
+}

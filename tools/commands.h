@@ -18,6 +18,7 @@ int eval_command(const std::vector<std::string>& args);    // tools/train_comman
 int score_command(const std::vector<std::string>& args);   // tools/train_command.cpp
 int list_command(const std::vector<std::string>& args);    // tools/train_command.cpp
 int plot_command(const std::vector<std::string>& args);    // tools/train_command.cpp
+int bench_command(const std::vector<std::string>& args);   // tools/bench_command.cpp
 
 // The flag of each option of `only`, or of every registered model when null
 // (what loom train parses; an option has one kind wherever it is declared).

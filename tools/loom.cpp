@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"score", "log p(x) of each image of a file or folder under a trained density model", loom::cli::score_command},
     {"list", "the registered models", loom::cli::list_command},
     {"plot", "loss curves of a metrics.jsonl as a PNG", loom::cli::plot_command},
+    {"bench", "time whole training steps of a model: loom bench train MODEL", loom::cli::bench_command},
     {"derive", "the theory of generative models, reproduced numerically: jsd, elbo, params",
      loom::cli::derive_command},
 };

@@ -592,6 +592,7 @@ TrainResult train(const TrainOptions& o) {
   po.total = total;
   po.initial = step;
   po.style = o.progress ? ProgressBar::Style::Auto : ProgressBar::Style::Lines;
+  po.out = o.progress_out;
   ProgressBar bar(po);
   const std::string ckpt_path = (fs::path(o.out_dir) / "checkpoint.safetensors").string();
 
@@ -625,10 +626,12 @@ TrainResult train(const TrainOptions& o) {
   const Generator frame_noise(*config.seed ^ 0xF4A3E5ull);
   model->train(true);
   while (step < total) {
+    const double started = o.on_step ? steady_seconds() : 0;
     models::Batch b = next_batch();
     models::Step info{.index = step, .total = total, .next_batch = next_batch};
     models::Losses l = model->train_step(b, info);
     ++step;
+    if (o.on_step) o.on_step(step, steady_seconds() - started);
     Losses shown(l.begin(), l.end());
     MetricsRecord r;
     r.step = step;
@@ -664,8 +667,10 @@ TrainResult train(const TrainOptions& o) {
     result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer, o.eval_options);
     write_latent_codes(*model, test, (fs::path(o.out_dir) / "codes.png").string(), config.device);
   }
-  result.samples = (fs::path(o.out_dir) / "samples.png").string();
-  write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images, o.progress);
+  if (o.n_samples > 0) {
+    result.samples = (fs::path(o.out_dir) / "samples.png").string();
+    write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images, o.progress);
+  }
   return result;
 }
 

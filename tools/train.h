@@ -3,6 +3,7 @@
 // checkpoints that resume bit-exactly.
 #pragma once
 
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,7 +32,7 @@ struct TrainOptions {
   int64_t steps = 0;
   int64_t sample_every = 0;    // write samples_<step>.png every N steps (0: only at the end), all from one fixed noise
   int64_t checkpoint_every = 0;  // also checkpoint every N steps (0: only at the end)
-  int64_t n_samples = 64;
+  int64_t n_samples = 64;      // the final sample grid's size (0: no grid)
   std::string out_dir = "out";
   std::string resume;          // a checkpoint written by an earlier run
   std::string data_dir = data::kFashionMnistDir;
@@ -39,6 +40,11 @@ struct TrainOptions {
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // image folders: larger images are unreadable
   int64_t eval_size = 2000;    // held-out images evaluated at the end (0: skip)
   bool progress = true;
+  std::FILE* progress_out = stdout;  // where the progress bar (or its plain lines) goes
+  // Called after each step with its wall-clock seconds: drawing the batch and
+  // train_step (forward, backward, optimizer). The step's losses are read back
+  // inside it, so on CUDA its kernels have finished. `loom bench train` times steps by it.
+  std::function<void(int64_t step, double seconds)> on_step;
   // Where the data comes from (images in [0, 1]); defaults to the model's data set,
   // data::load_dataset(model->data_spec(), split, data_dir).
   std::function<data::LabeledImages(data::Split)> load_data;
@@ -51,7 +57,7 @@ struct TrainResult {
   models::Losses last;       // the final step's losses
   models::Losses eval;       // held-out metrics at the end
   std::string checkpoint;    // path of the final checkpoint
-  std::string samples;       // path of the final sample grid
+  std::string samples;       // path of the final sample grid (empty when n_samples is 0)
 };
 
 TrainResult train(const TrainOptions& o);

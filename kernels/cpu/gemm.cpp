@@ -2,6 +2,7 @@
 // otherwise a cache-blocked triple loop parallel over rows of C.
 #include "kernels/gemm.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #if LOOM_HAVE_BLAS
 #include <cblas.h>
 extern "C" char* openblas_get_corename(void);  // OpenBLAS's own; not in every cblas.h
+extern "C" void openblas_set_num_threads(int);
 #endif
 
 namespace loom::kernels::cpu {
@@ -103,6 +105,15 @@ const char* openblas_coretype_for_this_cpu() {
 #endif
   return nullptr;
 }
+
+void set_cpu_threads(int n) {
+  LOOM_CHECK(n >= 1, "set_cpu_threads: expected at least 1 thread, got ", n);
+  omp_set_num_threads(n);
+#if LOOM_HAVE_BLAS
+  openblas_set_num_threads(n);
+#endif
+}
+int cpu_threads() { return omp_get_max_threads(); }
 
 void restart_with_fast_openblas(char** argv) {
   if (const char* core = openblas_coretype_for_this_cpu()) {
