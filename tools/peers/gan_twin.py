@@ -9,11 +9,14 @@ checkpoint) with an independent Fréchet distance (numpy + scipy.linalg.sqrtm).
 Run with Debian's python3-torch (`/usr/bin/python3`) and libopenblas0-pthread.
 Prints one JSON line: model, steps, seconds, fd (and for cgan the label accuracy:
 the classifier's agreement with the requested class, samples cycling 0, 1, ..., 9).
+With --bench: the row `loom bench train MODEL --json` prints, for the twin
+(tools/peers/bench_train.sh runs both, interleaved, and prints the ratio).
 """
 import argparse
 import gzip
 import json
 import os
+import resource
 import struct
 import time
 
@@ -122,11 +125,13 @@ def adam(module, args):
     return torch.optim.Adam(module.parameters(), lr=args.lr, betas=(args.b1, 0.999))
 
 
-def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True):
+def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, on_step=None):
     """The step of models/gan/*.cpp: one D update on a data batch against G's samples
     (detached), then one G update with the non-saturating loss −log D(G(z)): on fresh noise
     (gan, cgan) or, with detach_d_fake False, on the same G(z) through the updated D (dcgan,
-    as the PyTorch DCGAN example). Returns the training seconds."""
+    as the PyTorch DCGAN example). on_step(seconds) gets each step's wall time, as
+    `loom bench train` times it: drawing the batch, both updates, reading the losses.
+    Returns the training seconds."""
     od, og = adam(D, args), adam(G, args)
     images, labels = fashion("train")
     images = images * 2 - 1
@@ -137,6 +142,7 @@ def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True):
         for b in range(per_epoch):
             if step == args.steps:
                 break
+            started = time.perf_counter()
             idx = order[b * args.batch_size:(b + 1) * args.batch_size]
             x, y = images[idx], (labels[idx] if conditioned else None)
             fake = generate(torch.randn(x.shape[0], args.latent_dim), y)
@@ -150,6 +156,9 @@ def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True):
             og.zero_grad()
             g_loss.backward()
             og.step()
+            d_loss.item(), g_loss.item()  # loom's step returns its losses as numbers
+            if on_step:
+                on_step(time.perf_counter() - started)
             step += 1
     return time.perf_counter() - start
 
@@ -198,6 +207,24 @@ def train_model(args):
     return seconds, samples, labels
 
 
+def bench(args):
+    """`loom bench train MODEL --json`'s row for the twin: the median of args.steps steps
+    after args.warmup, quartiles, images per second, peak RSS (the data set included)."""
+    torch.manual_seed(args.seed)
+    G, D, generate, discriminate, conditioned, detach = build(args)
+    times = []
+    total = args.steps
+    args.steps = args.warmup + total
+    train(args, G, D, generate, discriminate, conditioned, detach, on_step=times.append)
+    t = np.array(times[args.warmup:]) * 1e3
+    median = float(np.median(t))
+    return {"model": "torch " + args.model, "device": "cpu", "threads": torch.get_num_threads(),
+            "batch_size": args.batch_size, "warmup": args.warmup, "steps": total, "median_ms": median,
+            "q1_ms": float(np.quantile(t, 0.25)), "q3_ms": float(np.quantile(t, 0.75)), "min_ms": float(t.min()),
+            "images_per_s": args.batch_size / (median / 1e3),
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", choices=["gan", "cgan", "dcgan"])
@@ -213,8 +240,14 @@ def main():
     p.add_argument("-n", type=int, default=10000, help="samples (and test images) for the FD")
     p.add_argument("--classifier", default="out/classifier/checkpoint.safetensors")
     p.add_argument("--samples", help="a .npy to save the samples to (or, when it exists, to judge instead of training)")
+    p.add_argument("--bench", action="store_true",
+                   help="time --steps steps after --warmup and print loom bench train's JSON row instead of judging")
+    p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.bench:
+        print(json.dumps(bench(args)))
+        return
     if args.samples and os.path.exists(args.samples):  # judge the samples of an earlier run
         seconds, samples = None, torch.tensor(np.load(args.samples))
         labels = torch.arange(args.n) % 10 if args.model == "cgan" else None
