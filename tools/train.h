@@ -73,6 +73,7 @@ struct SampleCondition {
   std::string code;    // a value of the model's categorical latent code (InfoGAN), 0-based
   bool interpolate = false;  // a grid of latent-space walks instead of independent samples
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // `input`: a larger image is an Error
+  std::string direction = {};  // two-domain translation models: "a2b" (A's images into B, the default) or "b2a"
 };
 // The class index `label` names (parse rules of SampleCondition::label); an
 // Error listing the classes otherwise.
