@@ -802,7 +802,9 @@ int64_t parse_label(const std::string& label) {
 
 namespace {
 
-models::Condition condition_for(models::Model& m, const std::string& model, const SampleCondition& sc, int64_t n) {
+// The condition sc asks for; `inputs` gets the files of --input, in the order of c.images.
+models::Condition condition_for(models::Model& m, const std::string& model, const SampleCondition& sc, int64_t n,
+                                std::vector<std::string>& inputs) {
   const models::Conditions takes = m.conditions();
   models::Condition c;
   if (!sc.label.empty()) {
@@ -835,11 +837,36 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
   if (!sc.input.empty()) {
     LOOM_CHECK(takes.images, "sample: model '", model, "' takes no --input (it does not translate images)");
     const models::DataSpec spec = m.data_spec();
-    c.images = data::load_images(sc.input, spec.size, spec.channels, sc.max_image_pixels).images;
+    data::ImageFiles files = data::load_images(sc.input, spec.size, spec.channels, sc.max_image_pixels);
+    c.images = files.images;
+    inputs = std::move(files.paths);
     Generator g(0);
     c.images = data::prepare_images(c.images, spec, g);
   }
   return c;
+}
+
+// A translation model's translation of each --input image as a PNG of its own:
+// <grid path without .png>/<input file name>.png beside the grid at grid_path.
+void write_translations(models::Model& m, const models::Condition& c, const std::vector<std::string>& inputs,
+                        const std::string& grid_path) {
+  const models::DataSpec spec = m.data_spec();
+  fs::path folder(grid_path);
+  folder.replace_extension();
+  fs::create_directories(folder);
+  m.train(false);
+  Generator g(0);
+  Tensor translated;
+  {
+    NoGrad ng;
+    translated = m.sample(c.images.size(0), c, g);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto row = static_cast<int64_t>(i);
+    save_image_grid(slice(translated, 0, row, row + 1),
+                    (folder / fs::path(inputs[i]).filename()).replace_extension(".png").string(), {spec.lo, spec.hi},
+                    {.nrow = 1, .padding = 0, .upscale = 1});
+  }
 }
 
 }  // namespace
@@ -867,12 +894,14 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
     given.interpolate = sc.interpolate;
     check_fits(n, given);
   }
-  const models::Condition c = condition_for(*m, name, sc, n);
+  std::vector<std::string> inputs;
+  const models::Condition c = condition_for(*m, name, sc, n, inputs);
   if (c.images.defined() && spec.dataset != data::Dataset::Toy2d) check_fits(c.images.size(0), c);
   Generator g(seed);
   const Tensor data_points =
       spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
+  if (m->conditions().directions) write_translations(*m, c, inputs, out);
 }
 
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {

@@ -80,7 +80,8 @@ struct SampleCondition {
 int64_t parse_label(const std::string& label);
 
 // Writes samples of a trained model as a PNG grid: n of them, or one per input
-// image when sc.input is given. A condition the model does not take is an Error
+// image when sc.input is given. A translation model (Conditions::directions)
+// also writes each input's translation to <out without .png>/<input name>.png. A condition the model does not take is an Error
 // saying so; so is, before anything is sampled, an n whose grid (the model's
 // grid_layout) is larger than kMaxGridSide on a side (models/image_grid.h), or
 // for points in the plane more than kMaxScatterPoints.

@@ -203,15 +203,13 @@ class CycleGan : public gan::AdversarialModel {
  public:
   explicit CycleGan(const Config& c)
       : AdversarialModel(c),
-        size_(c.integer("image_size")),
-        channels_(std::stoll(c.text("channels"))),
+        size_(std::stoll(c.text("image_size"))),
+        channels_(c.flag("rgb") ? 3 : 1),
         lambda_(c.real("lambda_cycle")),
         identity_(c.real("lambda_identity")),
         decay_start_(c.real("decay_start")),
         pool_a_(c.integer("pool"), channels_, size_),
         pool_b_(c.integer("pool"), channels_, size_) {
-    LOOM_CHECK(size_ % 4 == 0, "cyclegan: --image-size must be a multiple of 4 (the generator halves it twice), got ",
-               size_);
     spec_.dataset = data::Dataset::TwoDomains;
     spec_.size = size_;
     spec_.channels = channels_;
@@ -339,9 +337,9 @@ std::vector<OptionSpec> options_cyclegan() {
   o.push_back(integer_option("d_layers", 2, Range::closed(1, 8),
                              "stride-2 layers of the PatchGAN discriminators: 3 is the paper's 70x70 PatchGAN at 256 "
                              "px; 2 judges 34x34 patches, 1 16x16"));
-  o.push_back(integer_option("image_size", 28, Range::closed(8, 1024),
-                             "side of the square images, a multiple of 4 (the paper's 256)"));
-  o.push_back(choice_option("channels", "1", {"1", "3"}, "1: grey, 3: RGB (image folders of photos)"));
+  o.push_back(choice_option("image_size", "28", {"28", "32", "64", "128", "256"},
+                            "side of the square images (the paper's 256; Fashion-MNIST's 28 is resized to 32 and up)"));
+  o.push_back(switch_option("rgb", "RGB images (image folders of photos); grey otherwise"));
   o.push_back(real_option("lambda_cycle", 10, Range::at_least(0), "weight lambda of the cycle-consistency loss"));
   o.push_back(real_option("lambda_identity", 0.5, Range::at_least(0),
                           "weight of the identity loss, as a fraction of lambda (0: none)"));
