@@ -926,6 +926,7 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
   if (spec.dataset == data::Dataset::TwoDomains) {
     // Translation models sample nothing without an input: the classifier judges their translations.
+    LOOM_CHECK(!r.fd, "eval: --fd does not apply to '", reg.name, "': it translates images rather than sampling them");
     if (data::two_domains_from_fashion_mnist(spec, r.data_dir))
       for (auto& [k, v] : translation_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
   } else if (r.fd || (m->kind() == models::ModelKind::Sampler && fashion_shaped)) {

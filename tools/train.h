@@ -102,6 +102,11 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // "prompt_accuracy", the same on samples for a prompt naming each class
 // (Model::class_prompt); for a categorical latent code (InfoGAN)
 // "code_accuracy", the same after the best matching of codes to classes. For
+// two-domain translation models (Dataset::TwoDomains; --fd refused): "cycle_l1_A"
+// and "cycle_l1_B" (Model::evaluate), and on two Fashion-MNIST classes
+// "a2b_accuracy" and "b2a_accuracy", the classifier's verdict that a translated
+// test image is of the target class, beside "a2b_accuracy_untranslated" and
+// "b2a_accuracy_untranslated" for the images as they are. For
 // models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
 // call from Generator(0) against as many test points, as one set: "fd_2d", the
 // Fréchet distance in the plane, and on the Gaussian mixtures "modes_covered" (a
