@@ -329,10 +329,10 @@ class CycleGan : public gan::AdversarialModel {
 std::unique_ptr<Model> make_cyclegan(const Config& c) { return std::make_unique<CycleGan>(c); }
 std::vector<OptionSpec> options_cyclegan() {
   std::vector<OptionSpec> o = adam_options(2e-4, 0.5, 0.999);
-  o.push_back(integer_option("features", 16, Range::closed(1, 1024),
+  o.push_back(integer_option("features", 8, Range::closed(1, 1024),
                              "base width f of both networks (the paper's 64): the generator's first and last "
                              "feature maps and the discriminator's first have f channels"));
-  o.push_back(integer_option("blocks", 3, Range::closed(0, 64),
+  o.push_back(integer_option("blocks", 2, Range::closed(0, 64),
                              "residual blocks of the generators (the paper's 6 at 128 px, 9 at 256 px)"));
   o.push_back(integer_option("d_layers", 2, Range::closed(1, 8),
                              "stride-2 layers of the PatchGAN discriminators: 3 is the paper's 70x70 PatchGAN at 256 "

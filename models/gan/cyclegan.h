@@ -40,8 +40,9 @@ class ImagePool : public nn::Module {
   int64_t capacity_;
 };
 
-// CycleGAN's learning-rate factor at step (of total): 1 for the first
-// decay_start · total steps, then falling linearly to 0 at the last step
+// CycleGAN's learning-rate factor at step (0-based, of total): 1 for the first
+// decay_start · total steps, then falling linearly, by 1/(total − D) a step, to
+// 1/(total − D) at the last step (0 at step total, which is never taken)
 // (Zhu et al. 2017, §4: "keep the same learning rate for the first 100 epochs
 // and linearly decay the rate to zero over the next 100 epochs": decay_start 1/2).
 // With D = ⌊decay_start · total⌋: min(1, (total − step) / (total − D)); 1 when D = total.
