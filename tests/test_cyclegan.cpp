@@ -371,19 +371,13 @@ TEST(CycleGan, ResumesBitExactlyThroughTheDriver) {
 // the translations of 500 test images to their target with seeds 1, 2 and 3
 // (88-100 % after 80 steps).
 TEST(CycleGan, LearnsToTranslateSneakersIntoAnkleBoots) {
-  constexpr int64_t kSteps = 50;
   if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   TempDir dir;
-  tools::TrainOptions o;
-  o.model = "cyclegan";
-  o.out_dir = dir / "run";
-  o.steps = kSteps;
+  tools::TrainOptions o = tiny_run("cyclegan", dir / "run", 50, 0, 1);
+  o.load_data = {};  // the built-in domains
   o.limit_train = 1000;
-  o.progress = false;
   o.eval_size = 0;
-  o.n_samples = 4;
   o.config.batch_size = 8;
-  o.config.seed = 1;
   o.config.set("features", 8).set("blocks", 1).set("lambda_identity", 0.0).set("lr", 1e-3);
   const tools::TrainResult r = tools::train(o);
 
