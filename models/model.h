@@ -83,7 +83,7 @@ struct Step {
 };
 
 // ---- sampling and evaluation ---------------------------------------------------------
-// What a sample is conditioned on: `loom sample M --label sneaker | --prompt TEXT | --input PATH`.
+// What a sample is conditioned on: `loom sample M --label sneaker | --prompt TEXT | --input PATH [--direction b2a]`.
 // `loom sample M --code K` and `--interpolate` choose InfoGAN's categorical code and a walk through the latent space.
 struct Condition {
   Tensor labels;       // int64 [n]: the class of each sample
@@ -91,14 +91,18 @@ struct Condition {
   std::string prompt;  // a text prompt
   Tensor images;       // [n, C, H, W] in the data range: images to translate
   bool interpolate = false;  // rows that walk the latent space between random end points
+  // Two-domain translation models: `images` are of domain B, to be translated into A
+  // (`--direction b2a`); false: of A, into B (a2b).
+  bool b_to_a = false;
   bool empty() const {
-    return !labels.defined() && !codes.defined() && prompt.empty() && !images.defined() && !interpolate;
+    return !labels.defined() && !codes.defined() && prompt.empty() && !images.defined() && !interpolate && !b_to_a;
   }
 };
 // The kinds of condition a model's sample() takes.
 struct Conditions {
   bool labels = false, prompt = false, images = false, interpolate = false;
   int64_t codes = 0;  // the values of its categorical latent code (0: it has none)
+  bool directions = false;  // it translates both ways between two domains (Condition::b_to_a)
 };
 
 // A picture of samples: images [n, C, H, W] in the data range, `columns` to a

@@ -261,6 +261,8 @@ models::Losses plane_metrics(models::Model& m, const std::string& toy, const Ten
 models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64_t n, Device device, Generator& g,
                         const models::EvalOptions& eo = {}) {
   n = std::min(n, test.images.size(0));
+  // A second domain: as many of its images beside them (n is the smaller count).
+  if (test.images_b.defined()) n = std::min(n, test.images_b.size(0));
   if (n <= 0) return {};
   m.train(false);
   NoGrad ng;
@@ -270,6 +272,7 @@ models::Losses run_eval(models::Model& m, const data::LabeledImages& test, int64
   for (int64_t i = 0; i < n; i += chunk) {
     const int64_t j = std::min(n, i + chunk);
     models::Batch b = prepare({slice(test.images, 0, i, j), slice(test.labels, 0, i, j), positions(i, j)}, spec, g, device);
+    if (test.images_b.defined()) b.images_b = data::prepare_images(slice(test.images_b, 0, i, j), spec, g).to(device);
     models::Losses l = m.evaluate(b, eo);
     for (auto& [k, v] : l) totals[k] += v * static_cast<double>(j - i) / static_cast<double>(n);
   }
@@ -372,6 +375,63 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
   plot::write_png(chart, path);
 }
 
+// loom's classifier from its checkpoint, in eval mode, for `what` (named in the error when it is missing).
+std::unique_ptr<models::Model> load_classifier(const std::string& checkpoint, Device device, const std::string& what) {
+  std::error_code ec;
+  LOOM_CHECK(fs::exists(checkpoint, ec), "eval: ", what, " needs a trained classifier: ", checkpoint,
+             " does not exist (train one with 'loom train classifier --epochs 2', or give --classifier CKPT)");
+  std::unique_ptr<models::Model> loaded = load_model(models::find_model("classifier"), checkpoint, device);
+  loaded->train(false);
+  return loaded;
+}
+
+// Images in spec's range mapped to the classifier's [-1, 1].
+Tensor classifier_range(const Tensor& x, const models::DataSpec& spec) {
+  return (x - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0;
+}
+
+// What `loom eval` measures of a two-domain translation model on two Fashion-MNIST
+// classes (data::DataSpec::classes): for each direction, the fraction of the first n
+// test images of the source domain that loom's classifier assigns to the target
+// domain's class after translation ("a2b_accuracy", "b2a_accuracy"; Zhu et al. 2017
+// score translations with a pretrained classifier in the same way, §5.1.1's FCN
+// score) and before it ("a2b_accuracy_untranslated", ...: what translating adds).
+// Images of another size are resized to the classifier's 28 × 28 (bilinear), RGB
+// ones (Fashion-MNIST repeated) averaged to grey.
+models::Losses translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
+                                   const std::string& classifier_checkpoint, Device device, Generator& g) {
+  const models::DataSpec spec = m.data_spec();
+  std::unique_ptr<models::Model> loaded = load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
+  auto& clf = dynamic_cast<models::Classifier&>(*loaded);
+  m.train(false);
+  NoGrad ng;
+  models::Losses out;
+  for (const bool b_to_a : {false, true}) {
+    const Tensor& source = b_to_a ? test.images_b : test.images;
+    const int64_t target = spec.classes[b_to_a ? 0 : 1], count = std::min(n, source.size(0)), chunk = 500;
+    int64_t translated = 0, untranslated = 0;
+    auto hits = [&](Tensor x) {
+      if (x.size(1) != 1) x = mean(x, {1}, true);
+      if (x.size(2) != 28) x = upsample_bilinear2d(x, 28, 28);
+      const std::vector<int64_t> pred =
+          argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
+      return std::count(pred.begin(), pred.end(), target);
+    };
+    for (int64_t i = 0; i < count; i += chunk) {
+      models::Condition c;
+      c.images = data::prepare_images(slice(source, 0, i, std::min(count, i + chunk)), spec, g).to(device);
+      c.b_to_a = b_to_a;
+      translated += hits(m.sample(c.images.size(0), c, g));
+      untranslated += hits(c.images);
+    }
+    const std::string name = b_to_a ? "b2a_accuracy" : "a2b_accuracy";
+    out[name] = static_cast<double>(translated) / static_cast<double>(count);
+    out[name + "_untranslated"] = static_cast<double>(untranslated) / static_cast<double>(count);
+  }
+  m.train(true);
+  return out;
+}
+
 // What `loom eval` measures of a model's samples in the feature space of loom's
 // classifier (both sets mapped to the classifier's [-1, 1]): the Fréchet distance
 // and the improved precision and recall between n samples and the first n test
@@ -385,16 +445,11 @@ models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test,
   const models::DataSpec spec = m.data_spec();
   LOOM_CHECK(spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1,
              "eval: the Frechet distance uses the Fashion-MNIST classifier's features: it needs 28x28 grey images");
-  std::error_code ec;
-  LOOM_CHECK(fs::exists(classifier_checkpoint, ec), "eval: the Frechet distance needs a trained classifier: ",
-             classifier_checkpoint, " does not exist (train one with 'loom train classifier --epochs 2', or give "
-             "--classifier CKPT)");
-  std::unique_ptr<models::Model> loaded = load_model(models::find_model("classifier"), classifier_checkpoint, device);
+  std::unique_ptr<models::Model> loaded = load_classifier(classifier_checkpoint, device, "the Frechet distance");
   auto& clf = dynamic_cast<models::Classifier&>(*loaded);
-  clf.train(false);
   m.train(false);
   NoGrad ng;
-  auto to_classifier = [&](const Tensor& s) { return (s - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0; };
+  auto to_classifier = [&](const Tensor& s) { return classifier_range(s, spec); };
   n = std::min(n, test.images.size(0));
   LOOM_CHECK(n >= 4, "eval: the sample metrics need at least 4 images, got ", n);
   std::vector<Tensor> real, fake;
@@ -557,6 +612,11 @@ TrainResult train(const TrainOptions& o) {
     train_set.images = slice(train_set.images, 0, 0, *limit);
     train_set.labels = slice(train_set.labels, 0, 0, *limit);
   }
+  if (limit && train_set.images_b.defined() && *limit < train_set.images_b.size(0))
+    train_set.images_b = slice(train_set.images_b, 0, 0, *limit);
+  const bool two_domains = spec.dataset == data::Dataset::TwoDomains;
+  LOOM_CHECK(!two_domains || train_set.images_b.defined(), "train: model '", name,
+             "' translates between two domains, but its data has one");
   const int64_t batch_size = *config.batch_size;
   const int64_t per_epoch = train_set.images.size(0) / batch_size;  // the loader drops the last partial batch
   LOOM_CHECK(per_epoch > 0, "train: ", train_set.images.size(0), " training images do not fill one batch of ",
@@ -578,10 +638,42 @@ TrainResult train(const TrainOptions& o) {
   lo.first_epoch = batches / per_epoch;
   lo.first_batch = batches % per_epoch;
   data::DataLoader loader(train_set.images, train_set.labels, lo);
+  // A second domain has a loader of its own, one batch of it per batch of the
+  // first (so `batches` places it too), its order from its own seed.
+  std::optional<data::DataLoader> loader_b;
+  if (two_domains) {
+    const int64_t per_epoch_b = train_set.images_b.size(0) / batch_size;
+    LOOM_CHECK(per_epoch_b > 0, "train: ", train_set.images_b.size(0), " training images of domain B do not fill ",
+               "one batch of ", batch_size);
+    data::DataLoaderOptions lb = lo;
+    lb.seed = *config.seed ^ 0xB0B0B0B0ull;
+    lb.first_epoch = batches / per_epoch_b;
+    lb.first_batch = batches % per_epoch_b;
+    loader_b.emplace(train_set.images_b, Tensor(), lb);
+  }
   auto next_batch = [&] {
     ++batches;
-    return prepare(loader.next(), spec, rng.trainer, config.device);
+    data::Batch a = loader.next();
+    a.inputs = data::augment(a.inputs, spec, rng.trainer);
+    models::Batch out = prepare(a, spec, rng.trainer, config.device);
+    if (loader_b)
+      out.images_b =
+          data::prepare_images(data::augment(loader_b->next().inputs, spec, rng.trainer), spec, rng.trainer)
+              .to(config.device);
+    return out;
   };
+  // A translation model's sample grids translate the first test images (with
+  // their own generator, so that the run's draws do not depend on them).
+  std::optional<data::LabeledImages> test_set;
+  models::Condition frames;
+  if (model->conditions().images) {
+    test_set = load(o, spec, data::Split::Test);
+    Generator g(0);
+    frames.images = data::prepare_images(slice(test_set->images, 0, 0, std::min(o.n_samples, test_set->images.size(0))),
+                                         spec, g)
+                        .to(config.device);
+  }
+  const int64_t n_frames = frames.images.defined() ? frames.images.size(0) : o.n_samples;
 
   fs::create_directories(o.out_dir);
   remove_stale_temporaries(o.out_dir);  // left by runs killed while writing a file
@@ -653,7 +745,7 @@ TrainResult train(const TrainOptions& o) {
     result.last = l;
     if (o.sample_every > 0 && step % o.sample_every == 0 && step < total) {
       Generator fixed = frame_noise;  // the same noise every frame: progress, not new draws
-      write_samples(*model, o.n_samples, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), fixed, {},
+      write_samples(*model, n_frames, (fs::path(o.out_dir) / str("samples_", step, ".png")).string(), fixed, frames,
                     train_set.images, o.progress);
     }
     if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0) save();
@@ -663,13 +755,13 @@ TrainResult train(const TrainOptions& o) {
   result.steps = step;
   result.checkpoint = ckpt_path;
   if (o.eval_size > 0) {
-    data::LabeledImages test = load(o, spec, data::Split::Test);
+    const data::LabeledImages test = test_set ? *test_set : load(o, spec, data::Split::Test);
     result.eval = run_eval(*model, test, o.eval_size, config.device, rng.trainer, o.eval_options);
     write_latent_codes(*model, test, (fs::path(o.out_dir) / "codes.png").string(), config.device);
   }
   if (o.n_samples > 0) {
     result.samples = (fs::path(o.out_dir) / "samples.png").string();
-    write_samples(*model, o.n_samples, result.samples, rng.trainer, {}, train_set.images, o.progress);
+    write_samples(*model, n_frames, result.samples, rng.trainer, frames, train_set.images, o.progress);
   }
   return result;
 }
@@ -701,30 +793,25 @@ int64_t parse_label(const std::string& label) {
                " is not a class index in [0, ", names.size(), ")");
     return v;
   }
-  auto lower = [](std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    return s;
-  };
+  const int64_t k = data::fashion_mnist_class(label);
+  if (k >= 0) return k;
   std::vector<std::string> all;  // every name a class answers to, lower case
-  for (size_t i = 0; i < names.size(); ++i) {
-    // "t-shirt/top" answers to "t-shirt/top", "t-shirt" and "top".
-    const std::string name = lower(std::string(names[i]));
-    std::vector<std::string> own{name};
-    for (size_t start = 0, slash = 0; slash != std::string::npos && name.find('/') != std::string::npos; start = slash + 1) {
-      slash = name.find('/', start);
-      own.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    }
-    if (std::find(own.begin(), own.end(), lower(label)) != own.end()) return static_cast<int64_t>(i);
+  for (int64_t i = 0; i < static_cast<int64_t>(names.size()); ++i) {
+    const std::vector<std::string> own = data::fashion_mnist_class_names(i);
     all.insert(all.end(), own.begin(), own.end());
   }
-  throw Error(str("sample: --label '", label, "' is not a Fashion-MNIST class", cli::suggestion(lower(label), all),
+  std::string lower = label;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  throw Error(str("sample: --label '", label, "' is not a Fashion-MNIST class", cli::suggestion(lower, all),
                   " (names or indices 0-9: T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, "
                   "Ankle boot)"));
 }
 
 namespace {
 
-models::Condition condition_for(models::Model& m, const std::string& model, const SampleCondition& sc, int64_t n) {
+// The condition sc asks for; `inputs` gets the files of --input, in the order of c.images.
+models::Condition condition_for(models::Model& m, const std::string& model, const SampleCondition& sc, int64_t n,
+                                std::vector<std::string>& inputs) {
   const models::Conditions takes = m.conditions();
   models::Condition c;
   if (!sc.label.empty()) {
@@ -747,14 +834,46 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
     LOOM_CHECK(takes.interpolate, "sample: model '", model, "' takes no --interpolate (it has no latent noise to walk)");
     c.interpolate = true;
   }
+  if (!sc.direction.empty()) {
+    LOOM_CHECK(takes.directions, "sample: model '", model, "' takes no --direction (it does not translate between ",
+               "two domains)");
+    LOOM_CHECK(sc.direction == "a2b" || sc.direction == "b2a", "sample: --direction must be a2b or b2a, got '",
+               sc.direction, "'");
+    c.b_to_a = sc.direction == "b2a";
+  }
   if (!sc.input.empty()) {
     LOOM_CHECK(takes.images, "sample: model '", model, "' takes no --input (it does not translate images)");
     const models::DataSpec spec = m.data_spec();
-    c.images = data::load_images(sc.input, spec.size, spec.channels, sc.max_image_pixels).images;
+    data::ImageFiles files = data::load_images(sc.input, spec.size, spec.channels, sc.max_image_pixels);
+    c.images = files.images;
+    inputs = std::move(files.paths);
     Generator g(0);
     c.images = data::prepare_images(c.images, spec, g);
   }
   return c;
+}
+
+// A translation model's translation of each --input image as a PNG of its own:
+// <grid path without .png>/<input file name>.png beside the grid at grid_path.
+void write_translations(models::Model& m, const models::Condition& c, const std::vector<std::string>& inputs,
+                        const std::string& grid_path) {
+  const models::DataSpec spec = m.data_spec();
+  fs::path folder(grid_path);
+  folder.replace_extension();
+  fs::create_directories(folder);
+  m.train(false);
+  Generator g(0);
+  Tensor translated;
+  {
+    NoGrad ng;
+    translated = m.sample(c.images.size(0), c, g);
+  }
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto row = static_cast<int64_t>(i);
+    save_image_grid(slice(translated, 0, row, row + 1),
+                    (folder / fs::path(inputs[i]).filename()).replace_extension(".png").string(), {spec.lo, spec.hi},
+                    {.nrow = 1, .padding = 0, .upscale = 1});
+  }
 }
 
 }  // namespace
@@ -782,12 +901,14 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
     given.interpolate = sc.interpolate;
     check_fits(n, given);
   }
-  const models::Condition c = condition_for(*m, name, sc, n);
+  std::vector<std::string> inputs;
+  const models::Condition c = condition_for(*m, name, sc, n, inputs);
   if (c.images.defined() && spec.dataset != data::Dataset::Toy2d) check_fits(c.images.size(0), c);
   Generator g(seed);
   const Tensor data_points =
       spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
+  if (m->conditions().directions) write_translations(*m, c, inputs, out);
 }
 
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {
@@ -808,8 +929,14 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
   // The classifier's features exist for 28×28 grey images only (sample_metrics says so when --fd asks for more).
   const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
-  if (r.fd || (m->kind() == models::ModelKind::Sampler && fashion_shaped))
+  if (spec.dataset == data::Dataset::TwoDomains) {
+    // Translation models sample nothing without an input: the classifier judges their translations.
+    LOOM_CHECK(!r.fd, "eval: --fd does not apply to '", reg.name, "': it translates images rather than sampling them");
+    if (data::two_domains_from_fashion_mnist(spec, r.data_dir))
+      for (auto& [k, v] : translation_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
+  } else if (r.fd || (m->kind() == models::ModelKind::Sampler && fashion_shaped)) {
     for (auto& [k, v] : sample_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
+  }
   return e;
 }
 

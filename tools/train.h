@@ -79,13 +79,15 @@ struct SampleCondition {
   std::string code;    // a value of the model's categorical latent code (InfoGAN), 0-based
   bool interpolate = false;  // a grid of latent-space walks instead of independent samples
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // `input`: a larger image is an Error
+  std::string direction = {};  // two-domain translation models: "a2b" (A's images into B, the default) or "b2a"
 };
 // The class index `label` names (parse rules of SampleCondition::label); an
 // Error listing the classes otherwise.
 int64_t parse_label(const std::string& label);
 
 // Writes samples of a trained model as a PNG grid: n of them, or one per input
-// image when sc.input is given. A condition the model does not take is an Error
+// image when sc.input is given. A translation model (Conditions::directions)
+// also writes each input's translation to <out without .png>/<input name>.png. A condition the model does not take is an Error
 // saying so; so is, before anything is sampled, an n whose grid (the model's
 // grid_layout) is larger than kMaxGridSide on a side (models/image_grid.h), or
 // for points in the plane more than kMaxScatterPoints.
@@ -106,6 +108,11 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // "prompt_accuracy", the same on samples for a prompt naming each class
 // (Model::class_prompt); for a categorical latent code (InfoGAN)
 // "code_accuracy", the same after the best matching of codes to classes. For
+// two-domain translation models (Dataset::TwoDomains; --fd refused): "cycle_l1_A"
+// and "cycle_l1_B" (Model::evaluate), and on two Fashion-MNIST classes
+// "a2b_accuracy" and "b2a_accuracy", the classifier's verdict that a translated
+// test image is of the target class, beside "a2b_accuracy_untranslated" and
+// "b2a_accuracy_untranslated" for the images as they are. For
 // models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
 // call from Generator(0) against as many test points, as one set: "fd_2d", the
 // Fréchet distance in the plane, and on the Gaussian mixtures "modes_covered" (a

@@ -180,6 +180,8 @@ int sample_command(const std::vector<std::string>& args) {
                                     {"--label", "CLASS", "class-conditional models: the class (name or index 0-9)"},
                                     {"--prompt", "TEXT", "text-conditional models: the text"},
                                     {"--input", "PATH", "translation models: an image file or a folder of images"},
+                                    {"--direction", "a2b|b2a", "two-domain translation models (cyclegan): translate "
+                                                               "domain A's images into B (a2b, default) or B's into A"},
                                     {"--code", "K", "models with a categorical latent code (infogan): its value"},
                                     {"--interpolate", "", "a grid of walks through the latent space (slerp)"},
                                     kMaxImagePixels,
@@ -196,7 +198,7 @@ int sample_command(const std::vector<std::string>& args) {
   tools::sample(model, a.value("--ckpt"), a.has("-n") ? count(a, "-n") : 64, out, device_of(a),
                 a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
                 {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate"),
-                 max_image_pixels(a)});
+                 max_image_pixels(a), a.value("--direction")});
   std::cout << "wrote " << out << "\n";
   return 0;
 }

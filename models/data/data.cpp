@@ -186,6 +186,34 @@ const std::array<std::string_view, 10>& fashion_mnist_classes() {
   return names;
 }
 
+std::vector<std::string> fashion_mnist_class_names(int64_t k) {
+  LOOM_CHECK(k >= 0 && k < 10, "fashion_mnist_class_names: class ", k, " is not in [0, 10)");
+  std::string name(fashion_mnist_classes()[static_cast<size_t>(k)]);
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  std::vector<std::string> out{name};
+  if (name.find('/') != std::string::npos)
+    for (size_t start = 0, slash = 0; slash != std::string::npos; start = slash + 1) {
+      slash = name.find('/', start);
+      out.push_back(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    }
+  if (name.find(' ') != std::string::npos) {
+    std::replace(name.begin(), name.end(), ' ', '_');
+    out.push_back(name);
+  }
+  return out;
+}
+
+int64_t fashion_mnist_class(const std::string& name) {
+  if (name.size() == 1 && name[0] >= '0' && name[0] <= '9') return name[0] - '0';
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  for (int64_t k = 0; k < 10; ++k) {
+    const std::vector<std::string> names = fashion_mnist_class_names(k);
+    if (std::find(names.begin(), names.end(), lower) != names.end()) return k;
+  }
+  return -1;
+}
+
 // ---- binarization -------------------------------------------------------------------------
 namespace {
 void check_intensities(const char* op, const Tensor& x) {
@@ -469,6 +497,103 @@ Tensor make_toy_2d(Toy2d kind, int64_t n, uint64_t seed) {
 }
 
 // ---- data sets by specification ------------------------------------------------------------
+namespace {
+
+// Fashion-MNIST images as spec shapes them: resized (bilinear) to spec.size, grey repeated into RGB.
+Tensor fashion_mnist_shaped(Tensor images, const DataSpec& spec) {
+  NoGrad ng;
+  if (spec.size != images.size(2)) images = upsample_bilinear2d(images, spec.size, spec.size);
+  if (spec.channels == 3) images = concat({images, images, images}, 1);
+  return images;
+}
+
+// Dataset::TwoDomains (see there).
+LabeledImages load_two_domains(const DataSpec& spec, Split split, const std::string& dir) {
+  const bool train = split == Split::Train;
+  const int64_t load = spec.load_size > 0 ? spec.load_size : spec.size;
+  LOOM_CHECK(load >= spec.size, "load_dataset: load size ", load, " is smaller than the image size ", spec.size);
+  auto from_folder = [&](const std::string& folder) {
+    const Tensor x = load_images(folder, load, spec.channels, spec.max_image_pixels).images;
+    return train ? x : center_crop(x, spec.size);
+  };
+  auto domains = [&](const std::string& a, const std::string& b) {
+    LabeledImages out{from_folder(a), {}};
+    out.labels = zeros({out.images.size(0)}, TensorOptions{DType::Int64});
+    out.images_b = from_folder(b);
+    return out;
+  };
+  LOOM_CHECK(spec.dirs[0].empty() == spec.dirs[1].empty(),
+             "load_dataset: two domains need both folders (--data-a DIR --data-b DIR), got only ",
+             spec.dirs[0].empty() ? str("B's: ", spec.dirs[1]) : str("A's: ", spec.dirs[0]));
+  if (!spec.dirs[0].empty()) return domains(spec.dirs[0], spec.dirs[1]);
+  std::error_code ec;
+  if (!two_domains_from_fashion_mnist(spec, dir)) {
+    const std::string which = train ? "train" : "test";
+    for (const char* d : {"A", "B"})
+      LOOM_CHECK(fs::is_directory(fs::path(dir) / (which + d), ec), "load_dataset: ", dir,
+                 " has trainA/ but no ", which, d, "/ (the CycleGAN layout: trainA/ trainB/ testA/ testB/)");
+    return domains((fs::path(dir) / (which + "A")).string(), (fs::path(dir) / (which + "B")).string());
+  }
+  for (int64_t k : spec.classes) LOOM_CHECK(k >= 0 && k < 10, "load_dataset: Fashion-MNIST class ", k, " is not in [0, 10)");
+  LOOM_CHECK(spec.classes[0] != spec.classes[1], "load_dataset: the two domains are one class (",
+             fashion_mnist_classes()[static_cast<size_t>(spec.classes[0])], ")");
+  const LabeledImages all = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);
+  const std::vector<int64_t> labels = all.labels.to_vector<int64_t>();
+  auto of_class = [&](int64_t k) {
+    std::vector<int64_t> rows;
+    for (size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] == k) rows.push_back(static_cast<int64_t>(i));
+    LOOM_CHECK(!rows.empty(), "load_dataset: ", dir, " holds no image of class ", k);
+    const Tensor idx = from_vector(rows, {static_cast<int64_t>(rows.size())});
+    return std::make_pair(fashion_mnist_shaped(index_select(all.images, 0, idx), spec), index_select(all.labels, 0, idx));
+  };
+  auto [a, la] = of_class(spec.classes[0]);
+  LabeledImages out{a, la};
+  out.images_b = of_class(spec.classes[1]).first;
+  return out;
+}
+
+}  // namespace
+
+bool two_domains_from_fashion_mnist(const DataSpec& spec, const std::string& dir) {
+  std::error_code ec;
+  return spec.dirs[0].empty() && spec.dirs[1].empty() && (dir.empty() || !fs::is_directory(fs::path(dir) / "trainA", ec));
+}
+
+Tensor center_crop(const Tensor& images, int64_t size) {
+  LOOM_CHECK(images.dim() == 4 && size >= 1 && size <= images.size(2) && size <= images.size(3),
+             "center_crop: cannot crop ", images.shape(), " to ", size, " x ", size);
+  const int64_t top = (images.size(2) - size) / 2, left = (images.size(3) - size) / 2;
+  return slice(slice(images, 2, top, top + size), 3, left, left + size);
+}
+
+Tensor augment(const Tensor& images, const DataSpec& spec, Generator& g) {
+  const int64_t load = spec.load_size > 0 ? spec.load_size : spec.size;
+  if (load == spec.size && !spec.flip) return images;
+  LOOM_CHECK(images.dim() == 4 && images.size(2) == load && images.size(3) == load && images.device().is_cpu() &&
+                 images.dtype() == DType::Float32,
+             "augment: expected float32 CPU images [B, C, ", load, ", ", load, "], got ", images.shape());
+  const int64_t n = images.size(0), c = images.size(1), s = spec.size, offsets = load - s + 1;
+  // Three draws per image, always: the crop's row and column, and the flip.
+  const std::vector<double> u = rand({n, 3}, TensorOptions{DType::Float64}, &g).to_vector<double>();
+  const Tensor& src = images;
+  Tensor out = empty({n, c, s, s});
+  const float* from = src.data<float>();
+  float* to = out.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    // u ∈ (0, 1]: ⌊u·k⌋ ∈ [0, k], the min keeps it in [0, k).
+    auto pick = [&](int j) { return std::min<int64_t>(offsets - 1, static_cast<int64_t>(u[3 * i + j] * offsets)); };
+    const int64_t top = pick(0), left = pick(1);
+    const bool mirror = spec.flip && u[3 * i + 2] <= 0.5;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t y = 0; y < s; ++y)
+        for (int64_t x = 0; x < s; ++x)
+          to[((i * c + ch) * s + y) * s + x] =
+              from[((i * c + ch) * load + top + y) * load + left + (mirror ? s - 1 - x : x)];
+  }
+  return out;
+}
+
 LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string& dir) {
   const bool train = split == Split::Train;
   if (spec.dataset == Dataset::Toy2d) {
@@ -477,6 +602,7 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
   }
   LOOM_CHECK(spec.channels == 1 || spec.channels == 3, "load_dataset: channels must be 1 or 3, got ", spec.channels);
   LOOM_CHECK(spec.size >= 1 && spec.size <= 4096, "load_dataset: image size must be in 1..4096, got ", spec.size);
+  if (spec.dataset == Dataset::TwoDomains) return load_two_domains(spec, split, dir);
   if (spec.dataset == Dataset::ImageFolder) {
     // The command line's --data defaults to the Fashion-MNIST folder, which holds IDX files, not images.
     LOOM_CHECK(!dir.empty() && fs::path(dir) != fs::path(kFashionMnistDir),
@@ -488,9 +614,7 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
     return {(f.images + 1.0) * 0.5, f.labels};
   }
   LabeledImages d = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);
-  NoGrad ng;
-  if (spec.size != d.images.size(2)) d.images = upsample_bilinear2d(d.images, spec.size, spec.size);
-  if (spec.channels == 3) d.images = concat({d.images, d.images, d.images}, 1);
+  d.images = fashion_mnist_shaped(d.images, spec);
   return d;
 }
 

@@ -43,6 +43,9 @@ enum class PixelRange { ZeroOne, MinusOneOne };  // x / 255, or 2x / 255 − 1
 struct LabeledImages {
   Tensor images;  // float32 [N, 1, H, W]
   Tensor labels;  // int64 [N], in 0..9
+  // float32 [M, C, H, W]: the second domain of a two-domain data set
+  // (Dataset::TwoDomains; `images` is the first), unpaired with it; undefined otherwise.
+  Tensor images_b = {};
 };
 // MNIST or Fashion-MNIST (same file names and format) from dir:
 // {train,t10k}-{images-idx3,labels-idx1}-ubyte, each .gz or uncompressed.
@@ -50,6 +53,13 @@ LabeledImages load_mnist(Split split, const std::string& dir = kFashionMnistDir,
                          PixelRange range = PixelRange::ZeroOne);
 // The Fashion-MNIST class of each label value.
 const std::array<std::string_view, 10>& fashion_mnist_classes();
+// The names Fashion-MNIST class k (0-9) answers to, lower case: its own ("t-shirt/top",
+// "ankle boot"), each part of a name with a slash ("t-shirt", "top"), and each name
+// with '_' for ' ' ("ankle_boot").
+std::vector<std::string> fashion_mnist_class_names(int64_t k);
+// The class `name` denotes (any case): one of fashion_mnist_class_names(k) or the
+// index k itself ("0"-"9"); -1 when it names none.
+int64_t fashion_mnist_class(const std::string& name);
 
 // ---- binarization (for Bernoulli likelihood models) ------------------------------------
 // x_b ~ Bernoulli(x) elementwise, for intensities x in [0, 1].
@@ -127,6 +137,16 @@ enum class Dataset {
   FashionMnist,  // the IDX files in `dir` (default kFashionMnistDir); 60000 train, 10000 test images
   ImageFolder,   // `dir`: one sub-folder per class; its train/ and test/ sub-folders when it has both (image_folder_split)
   Toy2d,         // points in the plane; no files (60000 train and 10000 test points, fixed seeds)
+  // Two unpaired domains (image-to-image translation, CycleGAN): LabeledImages::images
+  // is domain A and images_b domain B, each from (the first that applies)
+  //   - the image folders DataSpec::dirs (each flat, used for both splits);
+  //   - `dir` in the layout of the public CycleGAN sets: dir/trainA, dir/trainB,
+  //     dir/testA, dir/testB, each a flat folder of images;
+  //   - else two Fashion-MNIST classes, DataSpec::classes, of the IDX files in `dir`.
+  // Images from folders are read by load_images (an unreadable one, or a folder
+  // without images, is an Error naming it) at DataSpec::load_size and, for the
+  // test split, center-cropped to `size` (augment crops training batches).
+  TwoDomains,
 };
 
 // What a model trains on.
@@ -142,7 +162,21 @@ struct DataSpec {
   bool skip_unreadable = true;
   // ImageFolder: the most pixels an image may declare (--max-image-pixels; image.h).
   int64_t max_image_pixels = kDefaultMaxImagePixels;
+  // TwoDomains: the Fashion-MNIST classes of domains A and B (0-9).
+  std::array<int64_t, 2> classes = {7, 9};  // sneaker, ankle boot
+  // TwoDomains: the image folders of domains A and B (both "": no folders).
+  std::array<std::string, 2> dirs = {};
+  // Training augmentation (augment): images are loaded at load_size × load_size
+  // (0: size) and cropped to size × size at a random position, then flipped
+  // left-right with probability 1/2 when `flip` is set (Zhu et al. 2017, §7.1:
+  // resized to 286, randomly cropped to 256, flipped).
+  int64_t load_size = 0;
+  bool flip = false;
 };
+
+// Whether a TwoDomains data set of spec in `dir` is two Fashion-MNIST classes
+// (neither DataSpec::dirs nor dir/trainA given), as load_dataset reads it.
+bool two_domains_from_fashion_mnist(const DataSpec& spec, const std::string& dir);
 
 // The folder of split in an image-folder data set dir: dir/train or dir/test
 // when dir has both sub-folders, else dir itself (both splits are then the same images).
@@ -154,6 +188,15 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
 // Images in [0, 1] as the model sees them: binarized with g when spec asks,
 // then mapped to [spec.lo, spec.hi]. Toy2d points pass unchanged.
 Tensor prepare_images(const Tensor& images01, const DataSpec& spec, Generator& g);
+// A training batch [B, C, L, L] (L = spec.load_size, or spec.size when that is 0)
+// augmented as spec asks: each image cropped to spec.size × spec.size at its own
+// position, uniform over the L − size + 1 offsets on each axis, then with
+// spec.flip mirrored left-right with probability 1/2; every draw from g. Without
+// crop or flip, images itself. CPU tensors; an Error for another side than L.
+Tensor augment(const Tensor& images, const DataSpec& spec, Generator& g);
+// The central size × size part of images [N, C, H, W] (offsets (H − size) / 2 and
+// (W − size) / 2, rounded down); an Error when size exceeds H or W.
+Tensor center_crop(const Tensor& images, int64_t size);
 
 // ---- DataLoader ---------------------------------------------------------------------------
 struct Batch {

@@ -25,6 +25,12 @@ Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind) {
   return kind == GeneratorLoss::Minimax ? -mean(softplus(fake_logits)) : mean(softplus(-fake_logits));
 }
 
+Tensor least_squares_discriminator_loss(const Tensor& real_outputs, const Tensor& fake_outputs) {
+  return 0.5 * (mean(square(real_outputs - 1.0)) + mean(square(fake_outputs)));
+}
+
+Tensor least_squares_generator_loss(const Tensor& fake_outputs) { return mean(square(fake_outputs - 1.0)); }
+
 void descend(optim::Optimizer& opt, const Tensor& loss) {
   opt.zero_grad();
   backward(loss);
@@ -63,7 +69,7 @@ optim::LRSchedule::Kind parse_lr_schedule(const std::string& name) {
 
 AdversarialModel::AdversarialModel(const Config& c)
     : device_(c.device),
-      latent_(c.integer("latent_dim")),
+      latent_(c.has("latent_dim") ? c.integer("latent_dim") : 0),
       loss_(c.has("loss") ? parse_generator_loss(c.text("loss")) : GeneratorLoss::NonSaturating),
       schedule_(c.has("lr_schedule") ? parse_lr_schedule(c.text("lr_schedule")) : optim::LRSchedule::Kind::Constant) {}
 

@@ -27,6 +27,16 @@ Tensor discriminator_loss(const Tensor& real_logits, const Tensor& fake_logits);
 // The generator's loss on the logits D gives its samples; a scalar.
 Tensor generator_loss(const Tensor& fake_logits, GeneratorLoss kind);
 
+// The least-squares GAN losses (Mao et al. 2017, "Least Squares Generative Adversarial
+// Networks", eq. 2 with the targets a = 0 for fakes, b = c = 1 for reals), on the
+// discriminator's raw outputs (no sigmoid), float of any shape, each a scalar; the
+// form CycleGAN trains with (Zhu et al. 2017, §4: more stable than the log loss).
+// The discriminator's: ½ [mean((D(x) − 1)²) + mean(D(G(z))²)] (halved, as the
+// authors' code does, "to slow down the rate at which D learns relative to G").
+Tensor least_squares_discriminator_loss(const Tensor& real_outputs, const Tensor& fake_outputs);
+// The generator's: mean((D(G(z)) − 1)²).
+Tensor least_squares_generator_loss(const Tensor& fake_outputs);
+
 // One update of opt on loss (a scalar): zero its gradients, backpropagate, step. The
 // backward pass also fills gradients of parameters opt does not hold (D's, on G's
 // loss); each optimizer clears its own before it steps.
@@ -49,10 +59,11 @@ optim::LRSchedule::Kind parse_lr_schedule(const std::string& name);
 // --loss nonsaturating|minimax (parse_generator_loss) and --lr-schedule.
 std::vector<OptionSpec> adversarial_options(int64_t latent_dim);
 
-// What every GAN of the family holds (gan, dcgan, cgan, infogan, text2image): a
-// generator G and a discriminator D on one device, each with its own Adam, checkpointed
-// as the modules and the optimizers "generator" and "discriminator"; noise
-// z ~ N(0, I) of --latent-dim dimensions; the generator loss (--loss where the model
+// What every GAN of the family holds (gan, dcgan, cgan, infogan, text2image, cyclegan):
+// a generator G and a discriminator D on one device (CycleGAN's pairs of them as one
+// module each), each with its own Adam, checkpointed as the modules and the optimizers
+// "generator" and "discriminator"; noise z ~ N(0, I) of --latent-dim dimensions (0
+// for a model without that option); the generator loss (--loss where the model
 // takes it, else non-saturating) and the learning-rate schedule (--lr-schedule where
 // the model takes it, else constant), both parsed once, here. A model builds its
 // networks in its own constructor (their initialization draws from the default

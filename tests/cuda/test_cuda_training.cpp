@@ -248,10 +248,13 @@ TEST_F(CudaTraining, SmallModelsTrainAsOnCpu) {
 
 namespace {
 
-// 16 random Fashion-MNIST-shaped images with labels 0..9: the driver needs no files.
+// 16 random Fashion-MNIST-shaped images with labels 0..9, and 16 more as a second
+// domain (which only two-domain models read): the driver needs no files.
 data::LabeledImages synthetic_split(data::Split split) {
   Generator g(split == data::Split::Train ? 1 : 2);
-  return {rand({16, 1, 28, 28}, {}, &g), from_vector(labels_for(16, 10, 0), {16})};
+  data::LabeledImages d{rand({16, 1, 28, 28}, {}, &g), from_vector(labels_for(16, 10, 0), {16})};
+  d.images_b = rand({16, 1, 28, 28}, {}, &g);
+  return d;
 }
 
 // The registered models are float32; their longest sum is the classifier's
@@ -333,6 +336,7 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "infogan") return {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}};
   if (model == "aae") return {{"hidden", "16"}, {"prior", "mixture"}};
   if (model == "dcgan") return {{"features", "4"}, {"latent_dim", "8"}};
+  if (model == "cyclegan") return {{"features", "2"}, {"blocks", "1"}, {"d_layers", "1"}, {"pool", "2"}};
   if (model == "text2image")
     return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
@@ -370,9 +374,14 @@ TEST_P(RegisteredModelOnCuda, TrainsThroughTheDriverAsOnCpu) {
     models::Batch b;
     b.images = x.to(d);
     b.labels = y.to(d);
+    models::Condition c;
+    if (m.conditions().images) {  // a translation model: the held-out images of the second domain, and translations
+      b.images_b = slice(held_out.images_b, 0, 0, 4).to(d);
+      c.images = b.images;
+    }
     models::Losses l = m.evaluate(b, {});
     Generator g(kSeed);
-    return std::make_pair(l, m.sample(4, {}, g).to(Device::cpu()));
+    return std::make_pair(l, m.sample(4, c, g).to(Device::cpu()));
   };
   const auto [lc, sc] = evaluate_and_sample(*on_cpu, Device::cpu());
   const auto [lg, sg] = evaluate_and_sample(*on_gpu, kCuda);
