@@ -8,11 +8,9 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include <cstdio>  // before jpeglib.h, which needs FILE
 #include <cstring>
 #include <filesystem>
 
-#include <jpeglib.h>
 
 #include "autograd/io/input_file.h"
 #include "autograd/loom.h"
@@ -20,6 +18,7 @@
 #include "models/data/image.h"
 #include "models/gan/captions.h"
 #include "tests/gradcheck.h"
+#include "tests/jpeg_bytes.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
 #include "tools/commands.h"
@@ -50,40 +49,6 @@ std::vector<uint8_t> solid(int w, int h, std::vector<uint8_t> colour) {
   std::vector<uint8_t> px;
   for (int i = 0; i < w * h; ++i) px.insert(px.end(), colour.begin(), colour.end());
   return px;
-}
-
-// A JPEG of w × h pixels of `channels` (1 or 3) written by libjpeg at quality
-// 90: baseline, or progressive by `scans` when given. (Not stb_image_write: its
-// JPEG writer shifts negative ints left, which UBSan stops on.)
-std::vector<uint8_t> jpeg_bytes(int w, int h, int channels, const std::vector<uint8_t>& px,
-                                const std::vector<jpeg_scan_info>& scans = {}) {
-  jpeg_compress_struct c;
-  jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&c, &out, &size);
-  c.image_width = static_cast<JDIMENSION>(w);
-  c.image_height = static_cast<JDIMENSION>(h);
-  c.input_components = channels;
-  c.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 90, TRUE);
-  if (!scans.empty()) {
-    c.scan_info = scans.data();
-    c.num_scans = static_cast<int>(scans.size());
-  }
-  jpeg_start_compress(&c, TRUE);
-  for (int y = 0; y < h; ++y) {
-    JSAMPROW row = const_cast<uint8_t*>(px.data()) + static_cast<size_t>(y) * w * channels;
-    jpeg_write_scanlines(&c, &row, 1);
-  }
-  jpeg_finish_compress(&c);
-  std::vector<uint8_t> bytes(out, out + size);
-  jpeg_destroy_compress(&c);
-  std::free(out);
-  return bytes;
 }
 
 void make_fifo(const std::string& path) { ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0) << path; }
@@ -250,7 +215,7 @@ TEST(HostileImages, AJpegOfTooManyScansIsRefused) {
   }
   std::vector<uint8_t> ramp;
   for (int i = 0; i < 256; ++i) ramp.push_back(static_cast<uint8_t>(16 * (i % 16)));
-  const std::vector<uint8_t> jpg = jpeg_bytes(16, 16, 1, ramp, scans);
+  const std::vector<uint8_t> jpg = jpeg_bytes(16, 16, 1, ramp, false, scans);
   expect_error([&] { decode_image(jpg.data(), jpg.size(), "scans.jpg", 1); },
                {"scans.jpg: damaged JPEG: a progressive JPEG of more than 500 scans"});
 }

@@ -1,20 +1,19 @@
 // Writes the fuzz targets' seed corpora, one folder per target under argv[1]:
 // small valid files of each kind, made by loom's own writers where it has them
 // (save_safetensors, save_png) and by the libraries otherwise (stb_image_write
-// for BMP, libjpeg for baseline and progressive JPEG, zlib for gzip). The fuzzer
+// for BMP, libjpeg for baseline and progressive JPEG through tests/jpeg_bytes.h, zlib for gzip). The fuzzer
 // mutates from these, so it starts past each format's magic numbers and length checks.
 #include <stb_image_write.h>
 #include <zlib.h>
 
 #include <cstdio>
 #include <cstdlib>
-// after <cstdio>: jpeglib.h uses FILE and size_t without including what declares them
-#include <jpeglib.h>
 #include <filesystem>
 #include <fstream>
 
 #include "autograd/loom.h"
 #include "models/image_grid.h"
+#include "tests/jpeg_bytes.h"
 
 namespace fs = std::filesystem;
 using namespace loom;
@@ -95,32 +94,9 @@ void idx_seeds() {
 }
 
 // A JPEG of h rows of w pixels of c (1 or 3) channels; progressive: several scans.
-// (Not stb_image_write's JPEG writer: it shifts a signed int past its range, which UBSan stops.)
 std::string jpeg(const std::vector<uint8_t>& px, int w, int h, int c, bool progressive) {
-  jpeg_compress_struct cinfo{};
-  jpeg_error_mgr err{};
-  cinfo.err = jpeg_std_error(&err);  // its default error_exit ends the process: fine for a build step
-  jpeg_create_compress(&cinfo);
-  unsigned char* out = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &out, &size);
-  cinfo.image_width = static_cast<JDIMENSION>(w);
-  cinfo.image_height = static_cast<JDIMENSION>(h);
-  cinfo.input_components = c;
-  cinfo.in_color_space = c == 1 ? JCS_GRAYSCALE : JCS_RGB;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 85, TRUE);
-  if (progressive) jpeg_simple_progression(&cinfo);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(px.data()) + static_cast<size_t>(cinfo.next_scanline) * w * c;
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  std::string bytes(reinterpret_cast<char*>(out), size);
-  jpeg_destroy_compress(&cinfo);
-  std::free(out);
-  return bytes;
+  const std::vector<uint8_t> b = testing::jpeg_bytes(w, h, c, px, progressive);
+  return std::string(b.begin(), b.end());
 }
 
 void image_seeds() {
