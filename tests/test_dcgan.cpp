@@ -9,8 +9,8 @@
 
 #include "models/gan/adversarial.h"
 #include "models/image_grid.h"
-#include "models/metrics.h"
 #include "tests/gradcheck.h"
+#include "tests/pixel_fd.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
 #include "tools/train.h"
@@ -269,17 +269,7 @@ TEST(Dcgan, ResumesBitExactlyAndTrainsOnAnImageFolderAt64) {
 
 TEST(Dcgan, LearnsFashionMnist) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
-  // The Fréchet distance between samples and held-out images in pixel space,
-  // 4×4-average-pooled to 7×7 (49 dimensions: enough images for a covariance).
-  const Tensor test = slice(data::load_mnist(data::Split::Test, data::kFashionMnistDir,
-                                             data::PixelRange::MinusOneOne).images, 0, 0, 1000);
-  const Tensor test_features = flatten(avg_pool2d(test, {4, 4}), 1);
-  auto pixel_fd = [&](models::Model& m) {
-    m.train(false);
-    NoGrad ng;
-    Generator g(11);
-    return models::frechet_distance(flatten(avg_pool2d(m.sample(1000, {}, g), {4, 4}), 1), test_features);
-  };
+  const PooledPixelFd pixel_fd;
   TempDir dir;
   tools::TrainOptions o;
   o.model = "dcgan";

