@@ -6,7 +6,11 @@
 //   - Adam with lr 1e-3, β₁ 0, β₂ 0.99 for both networks (§A.1);
 //   - equalized learning rate, pixelwise normalization in G, the minibatch
 //     standard deviation in D (progan.h);
-//   - z ~ N(0, I), pixel-normalized: a point on the sphere of radius √latent_dim.
+//   - z ~ N(0, I), pixel-normalized: a point on the sphere of radius √latent_dim;
+//   - samples (and evaluation) from an exponential moving average of G's weights
+//     (§A.1: decay 0.999; the reference code's half-life of 10k images, which is
+//     0.999 at its batch of 16): decay 0.5^(batch / --ema-half-life) per step,
+//     checkpointed as the module "generator_ema".
 // The growth is a pure function of the images shown, step index × batch size
 // (growth_at), so a checkpoint taken mid-fade resumes at the same α; the
 // generator's buffer "images" records the count, for sampling a loaded model
@@ -24,6 +28,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "models/gan/adversarial.h"
 
@@ -187,11 +192,20 @@ class Progan : public gan::AdversarialModel {
                   .fade_images = c.integer("fade_images"),
                   .stable_images = c.integer("stable_images")},
         gp_weight_(c.real("gp_weight")),
-        drift_(c.real("drift")) {
+        drift_(c.real("drift")),
+        ema_decay_(c.integer("ema_half_life") > 0
+                       ? std::pow(0.5, static_cast<double>(batch_size_) / static_cast<double>(c.integer("ema_half_life")))
+                       : 0) {
     const int64_t f = c.integer("features");
     generator_ = std::make_shared<GrowingGenerator>(latent_, channels_, schedule_.levels, f);
     discriminator_ = std::make_shared<ProDiscriminator>(channels_, schedule_.levels, f);
     adopt(*generator_, *discriminator_, adam_from(c), adam_from(c));
+    if (ema_decay_ > 0) {
+      smoothed_ = std::make_shared<GrowingGenerator>(latent_, channels_, schedule_.levels, f);
+      smoothed_->to(device_);
+      smoothed_->load_state_dict(generator_->state_dict());
+      add_module("generator_ema", *smoothed_);
+    }
   }
 
   DataSpec data_spec() const override {
@@ -215,6 +229,12 @@ class Progan : public gan::AdversarialModel {
     const Tensor g_loss = -mean(critic(fake));
     gan::descend(*g_opt_, g_loss);
     generator_->set_images((step.index + 1) * batch_size_);
+    if (smoothed_) {
+      // Built from the (possibly resumed) average at a run's first step.
+      if (!ema_) ema_.emplace(*smoothed_, ema_decay_);
+      ema_->update(*generator_);
+      ema_->copy_to(*smoothed_);
+    }
     return {{"d_loss", d_loss.item()},
             {"g_loss", g_loss.item()},
             {"wasserstein", wasserstein.item()},
@@ -225,20 +245,28 @@ class Progan : public gan::AdversarialModel {
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {
     NoGrad ng;
-    const Growth at = growth_at(generator_->images(), schedule_);
-    Tensor x = generate(noise(n, &g), at);
+    const Growth at = growth_at(sampler().images(), schedule_);
+    Tensor x = sampler().forward(noise(n, &g), at.level, at.alpha);
     if (at.resolution() < size_) x = upsample_nearest2d(x, size_ / at.resolution());
     if (size_ == 32) x = pad(x, {-kFashionPad, -kFashionPad, -kFashionPad, -kFashionPad});
     return clamp(x, -1, 1);
   }
 
-  // Held-out images against as many samples from a fixed stream, at the growth
-  // reached: the critic's estimate of the Wasserstein distance, E[D(x)] − E[D(G(z))].
+  // G and D: the average of G is no free parameter.
+  int64_t parameter_count() override {
+    int64_t n = 0;
+    for (nn::Module* m : {static_cast<nn::Module*>(generator_.get()), static_cast<nn::Module*>(discriminator_.get())})
+      for (const Tensor& p : m->parameters()) n += p.numel();
+    return n;
+  }
+
+  // Held-out images against as many samples (of the sampling generator) from a
+  // fixed stream, at the growth reached: the critic's estimate of the Wasserstein distance, E[D(x)] − E[D(G(z))].
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     Generator stream(0);
-    const Growth at = growth_at(generator_->images(), schedule_);
+    const Growth at = growth_at(sampler().images(), schedule_);
     const Tensor real = progan_reals(full_size(batch.images), at);
-    const Tensor fake = generate(noise(real.size(0), &stream), at);
+    const Tensor fake = sampler().forward(noise(real.size(0), &stream), at.level, at.alpha);
     return {{"wasserstein", (mean(discriminator_->forward(real, at.level, at.alpha)) -
                              mean(discriminator_->forward(fake, at.level, at.alpha))).item()}};
   }
@@ -264,11 +292,14 @@ class Progan : public gan::AdversarialModel {
     return size_ == 32 ? pad(x, {kFashionPad, kFashionPad, kFashionPad, kFashionPad}, -1.0) : x;
   }
   Tensor generate(const Tensor& z, const Growth& g) { return generator_->forward(z, g.level, g.alpha); }
+  // What samples: the average of G's weights, or G itself without one.
+  GrowingGenerator& sampler() { return smoothed_ ? *smoothed_ : *generator_; }
 
   int64_t size_, channels_, batch_size_;
   GrowthSchedule schedule_;
-  double gp_weight_, drift_;
-  std::shared_ptr<GrowingGenerator> generator_;
+  double gp_weight_, drift_, ema_decay_;
+  std::shared_ptr<GrowingGenerator> generator_, smoothed_;  // smoothed_: the average, when --ema-half-life > 0
+  std::optional<optim::EMA> ema_;
   std::shared_ptr<ProDiscriminator> discriminator_;
 };
 
@@ -288,6 +319,9 @@ std::vector<OptionSpec> options_progan() {
   o.push_back(integer_option("stable_images", 12800, Range::closed(1, 1e12),
                              "training images at each level once faded in (the paper's 800k); the last level trains on"));
   o.push_back(real_option("gp_weight", 10, Range::at_least(0), "WGAN-GP penalty weight lambda (Gulrajani et al. eq. 3)"));
+  o.push_back(integer_option("ema_half_life", 10000, Range::closed(0, 1e12),
+                             "samples come from an exponential moving average of G's weights with this half-life in "
+                             "training images (the reference code's 10k); 0: from G itself"));
   o.push_back(real_option("drift", 1e-3, Range::at_least(0), "drift penalty epsilon on E[D(x)^2] (ProGAN A.1)"));
   return o;
 }
