@@ -9,8 +9,9 @@
 //   - z ~ N(0, I), pixel-normalized: a point on the sphere of radius √latent_dim;
 //   - samples (and evaluation) from an exponential moving average of G's weights
 //     (§A.1: decay 0.999; the reference code's half-life of 10k images, which is
-//     0.999 at its batch of 16): decay 0.5^(batch / --ema-half-life) per step,
-//     checkpointed as the module "generator_ema".
+//     0.999 at its batch of 16): decay 0.5^(batch / --ema-half-life) per step
+//     (1000 images by default, for the CPU-sized phases), checkpointed as the
+//     module "generator_ema".
 // The growth is a pure function of the images shown, step index × batch size
 // (growth_at), so a checkpoint taken mid-fade resumes at the same α; the
 // generator's buffer "images" records the count, for sampling a loaded model
@@ -319,7 +320,10 @@ std::vector<OptionSpec> options_progan() {
   o.push_back(integer_option("stable_images", 12800, Range::closed(1, 1e12),
                              "training images at each level once faded in (the paper's 800k); the last level trains on"));
   o.push_back(real_option("gp_weight", 10, Range::at_least(0), "WGAN-GP penalty weight lambda (Gulrajani et al. eq. 3)"));
-  o.push_back(integer_option("ema_half_life", 10000, Range::closed(0, 1e12),
+  // The reference code's half-life is 10k images beside its 800k per phase; scaled
+  // with the phases it would be 160 here, hardly an average, while 10k would lag most
+  // of a phase behind G.
+  o.push_back(integer_option("ema_half_life", 1000, Range::closed(0, 1e12),
                              "samples come from an exponential moving average of G's weights with this half-life in "
                              "training images (the reference code's 10k); 0: from G itself"));
   o.push_back(real_option("drift", 1e-3, Range::at_least(0), "drift penalty epsilon on E[D(x)^2] (ProGAN A.1)"));
