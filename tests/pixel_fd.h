@@ -1,9 +1,12 @@
-// A learning check for image samplers that needs no classifier: shared by the
-// adversarial models' tests.
+// A learning check for image samplers that needs no classifier, and the short
+// run it is made on: shared by the adversarial models' tests.
 #pragma once
+
+#include <string>
 
 #include "models/metrics.h"
 #include "models/model.h"
+#include "tools/train.h"
 
 namespace loom::testing {
 
@@ -27,5 +30,21 @@ class PooledPixelFd {
   static Tensor features(const Tensor& images) { return flatten(avg_pool2d(images, {4, 4}), 1); }
   Tensor test_features_;
 };
+
+// A short run of `model` on the first 3200 Fashion-MNIST training images: 150
+// steps of 32, into out_dir, no progress bar; the caller sets the model's options.
+inline tools::TrainOptions short_fashion_run(const std::string& model, const std::string& out_dir, uint64_t seed) {
+  tools::TrainOptions o;
+  o.model = model;
+  o.config.batch_size = 32;
+  o.config.seed = seed;
+  o.limit_train = 3200;
+  o.steps = 150;
+  o.out_dir = out_dir;
+  o.n_samples = 16;
+  o.eval_size = 256;
+  o.progress = false;
+  return o;
+}
 
 }  // namespace loom::testing

@@ -271,18 +271,9 @@ TEST(Dcgan, LearnsFashionMnist) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
   const PooledPixelFd pixel_fd;
   TempDir dir;
-  tools::TrainOptions o;
-  o.model = "dcgan";
-  o.config.batch_size = 32;
-  o.config.seed = 2;
+  tools::TrainOptions o = short_fashion_run("dcgan", dir / "fmnist", 2);
   // A small DCGAN at 5x the paper's rate, to learn in 150 steps (seeds 1-3 reach 4.7-6.7 from 26.7).
   o.config.set("features", 8).set("latent_dim", 16).set("lr", 1e-3);
-  o.limit_train = 3200;
-  o.steps = 150;
-  o.out_dir = dir / "fmnist";
-  o.n_samples = 16;
-  o.eval_size = 1000;
-  o.progress = false;
   const tools::TrainResult r = tools::train(o);
   const double before = pixel_fd(*build_dcgan(o.config));
   const double after = pixel_fd(*tools::load_model("dcgan", r.checkpoint, Device::cpu()));

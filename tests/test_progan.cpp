@@ -277,17 +277,14 @@ TEST(Progan, TrainsOnAnImageFolderAt64) {
   for (int i = 0; i < 4; ++i)
     save_image_grid(rand({1, 3, 40, 48}, {}, &g), str(images, "/a/", i, ".png"), {0, 1},
                     {.nrow = 1, .padding = 0, .upscale = 1});
-  tools::TrainOptions o;
-  o.model = "progan";
+  // 4×4, then 8×8 fading in.
+  tools::TrainOptions o = tiny_run("progan", dir / "folder", 2, 0, 0);
+  o.load_data = {};  // the folder, through --data DIR
+  o.data_dir = images;
   o.config.batch_size = 4;
+  o.eval_size = 4;
   o.config.set("image_size", "64").set("features", 4).set("latent_dim", 4).set("stable_images", 4)
       .set("fade_images", 4);
-  o.steps = 2;  // 4×4, then 8×8 fading in
-  o.out_dir = dir / "folder";
-  o.data_dir = images;
-  o.n_samples = 4;
-  o.eval_size = 4;
-  o.progress = false;
   const tools::TrainResult r = tools::train(o);
   EXPECT_EQ(r.last.at("resolution"), 8);
   EXPECT_TRUE(std::isfinite(r.eval.at("wasserstein")));
@@ -304,19 +301,10 @@ TEST(Progan, LearnsFashionMnistWhileGrowingTo8x8) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
   const PooledPixelFd pixel_fd;
   TempDir dir;
-  tools::TrainOptions o;
-  o.model = "progan";
-  o.config.batch_size = 32;
-  o.config.seed = 1;
+  tools::TrainOptions o = short_fashion_run("progan", dir / "fmnist", 1);
   // 50 steps at 4×4, 50 fading in 8×8, 50 at 8×8.
   o.config.set("features", 16).set("latent_dim", 32).set("stable_images", 1600).set("fade_images", 1600)
       .set("ema_half_life", 320);
-  o.limit_train = 3200;
-  o.steps = 150;
-  o.out_dir = dir / "fmnist";
-  o.n_samples = 16;
-  o.eval_size = 256;
-  o.progress = false;
   const tools::TrainResult r = tools::train(o);
   EXPECT_EQ(r.last.at("resolution"), 8);
   const double before = pixel_fd(*build_progan(o.config));
