@@ -9,8 +9,8 @@
 
 #include "models/gan/adversarial.h"
 #include "models/image_grid.h"
-#include "models/metrics.h"
 #include "tests/gradcheck.h"
+#include "tests/pixel_fd.h"
 #include "tests/temp_dir.h"
 #include "tests/train_fixture.h"
 #include "tools/train.h"
@@ -269,30 +269,11 @@ TEST(Dcgan, ResumesBitExactlyAndTrainsOnAnImageFolderAt64) {
 
 TEST(Dcgan, LearnsFashionMnist) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
-  // The Fréchet distance between samples and held-out images in pixel space,
-  // 4×4-average-pooled to 7×7 (49 dimensions: enough images for a covariance).
-  const Tensor test = slice(data::load_mnist(data::Split::Test, data::kFashionMnistDir,
-                                             data::PixelRange::MinusOneOne).images, 0, 0, 1000);
-  const Tensor test_features = flatten(avg_pool2d(test, {4, 4}), 1);
-  auto pixel_fd = [&](models::Model& m) {
-    m.train(false);
-    NoGrad ng;
-    Generator g(11);
-    return models::frechet_distance(flatten(avg_pool2d(m.sample(1000, {}, g), {4, 4}), 1), test_features);
-  };
+  const PooledPixelFd pixel_fd;
   TempDir dir;
-  tools::TrainOptions o;
-  o.model = "dcgan";
-  o.config.batch_size = 32;
-  o.config.seed = 2;
+  tools::TrainOptions o = short_fashion_run("dcgan", dir / "fmnist", 2);
   // A small DCGAN at 5x the paper's rate, to learn in 150 steps (seeds 1-3 reach 4.7-6.7 from 26.7).
   o.config.set("features", 8).set("latent_dim", 16).set("lr", 1e-3);
-  o.limit_train = 3200;
-  o.steps = 150;
-  o.out_dir = dir / "fmnist";
-  o.n_samples = 16;
-  o.eval_size = 1000;
-  o.progress = false;
   const tools::TrainResult r = tools::train(o);
   const double before = pixel_fd(*build_dcgan(o.config));
   const double after = pixel_fd(*tools::load_model("dcgan", r.checkpoint, Device::cpu()));

@@ -118,6 +118,26 @@ Tensor gaussian_information(const Tensor& codes, const Tensor& mu, const Tensor&
   return mean(sum(gaussian_log_prob(codes, mu, log_var), {1})) + d * std::log(2.0);
 }
 
+Tensor gradient_penalty(const std::function<Tensor(const Tensor&)>& critic, const Tensor& x_hat) {
+  LOOM_CHECK(x_hat.defined() && x_hat.dim() >= 2 && x_hat.size(0) >= 1,
+             "gradient_penalty: expected points [N, ...] with N >= 1, got ", x_hat.defined() ? x_hat.shape() : Shape{});
+  const EnableGrad enable;
+  const Tensor x = x_hat.detach().requires_grad_();
+  const Tensor g = grad({sum(critic(x))}, {x}, {}, {.create_graph = true})[0];
+  return mean(square(norm(reshape(g, {g.size(0), -1}), 2, {1}) - 1.0));
+}
+
+Tensor penalty_points(const Tensor& real, const Tensor& fake, Generator* g) {
+  LOOM_CHECK(real.defined() && fake.defined() && real.shape() == fake.shape() && real.dim() >= 1 &&
+                 real.device() == fake.device(),
+             "penalty_points: expected real and fake samples of one shape and device, got ",
+             real.defined() ? real.shape() : Shape{}, " and ", fake.defined() ? fake.shape() : Shape{});
+  Shape per_sample(static_cast<size_t>(real.dim()), 1);
+  per_sample[0] = real.size(0);
+  const Tensor eps = rand(per_sample, TensorOptions{real.dtype(), real.device()}, g);
+  return eps * real.detach() + (1.0 - eps) * fake.detach();
+}
+
 void dcgan_init(nn::Module& root) {
   root.apply([](nn::Module& m) {
     auto init = [](Tensor& weight, Tensor& bias, double mean) {

@@ -9,6 +9,7 @@
 // log(1 − σ(l)) = −softplus(l), so they stay finite where D saturates.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "models/model.h"
@@ -136,6 +137,23 @@ Tensor gaussian_information(const Tensor& codes, const Tensor& mu, const Tensor&
 // mismatched text and (x̂, h) a generated image with the right text. Logits of
 // each pair, float [B] or [B, 1]; returns the batch mean of the negated sum, a scalar.
 Tensor matching_aware_discriminator_loss(const Tensor& real_right, const Tensor& real_wrong, const Tensor& fake_right);
+
+// ---- WGAN-GP (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs") -------------
+// The critic D minimizes E[D(x̃)] − E[D(x)] + λ·E_x̂[(‖∇_x̂ D(x̂)‖₂ − 1)²] (eq. 3),
+// x̂ drawn uniformly on lines between real and generated samples (Algorithm 1).
+
+// The penalty's expectation without λ: (1/N) Σ_n (‖g_n‖₂ − 1)², g = ∇_x̂ Σ_n D(x̂)_n
+// taken with create_graph (the loss's gradient reaches D's parameters through it,
+// a second derivative), g_n sample n's slice, its norm over all its elements.
+// The tape records even when called under NoGrad. x_hat float [N, ...] (N ≥ 1),
+// critic maps it to scores [N] or [N, 1]; a scalar. Where D couples samples
+// (minibatch statistics) g_n holds those cross terms too, as the ProGAN reference
+// code's gradient of the summed scores does.
+Tensor gradient_penalty(const std::function<Tensor(const Tensor&)>& critic, const Tensor& x_hat);
+// x̂ = ε·real + (1 − ε)·fake with ε ~ U(0, 1] per sample, drawn from g (nullptr: the
+// default generator) (Algorithm 1, line 6); real and fake float [N, ...] of one shape
+// and device, both detached; an Error otherwise.
+Tensor penalty_points(const Tensor& real, const Tensor& fake, Generator* g);
 
 // DCGAN's initialization (Radford et al. 2016, §4): every conv and linear weight
 // ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0.

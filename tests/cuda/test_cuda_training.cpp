@@ -337,6 +337,9 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "aae") return {{"hidden", "16"}, {"prior", "mixture"}};
   if (model == "dcgan") return {{"features", "4"}, {"latent_dim", "8"}};
   if (model == "cyclegan") return {{"features", "2"}, {"blocks", "1"}, {"d_layers", "1"}, {"pool", "2"}};
+  // Batches of 2: step 1 of the second run fades 8×8 in at α = 1/4.
+  if (model == "progan")
+    return {{"features", "4"}, {"latent_dim", "8"}, {"stable_images", "1"}, {"fade_images", "4"}};
   if (model == "text2image")
     return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
