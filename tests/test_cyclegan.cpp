@@ -391,8 +391,8 @@ TEST(CycleGan, ResumesBitExactlyThroughTheDriver) {
   EXPECT_TRUE(std::filesystem::exists(dir / "grid.png"));
   EXPECT_TRUE(std::filesystem::exists(dir / "grid/b.png"));  // the translation itself
   from_b.direction = "up";
-  expect_error([&] {
-    tools::sample("cyclegan", straight.checkpoint, 1, dir / "g.png", Device::cpu(), 0, data::kFashionMnistDir, from_b);
+  expect_error([&, checkpoint = straight.checkpoint] {  // clang 14 cannot capture a structured binding
+    tools::sample("cyclegan", checkpoint, 1, dir / "g.png", Device::cpu(), 0, data::kFashionMnistDir, from_b);
   }, {"--direction", "a2b or b2a"});
 }
 
