@@ -390,6 +390,17 @@ TEST(CycleGan, ResumesBitExactlyThroughTheDriver) {
   tools::sample("cyclegan", straight.checkpoint, 1, dir / "grid.png", Device::cpu(), 0, data::kFashionMnistDir, from_b);
   EXPECT_TRUE(std::filesystem::exists(dir / "grid.png"));
   EXPECT_TRUE(std::filesystem::exists(dir / "grid/b.png"));  // the translation itself
+  // Inputs that differ only in their extension keep their whole names: neither overwrites the other.
+  std::filesystem::create_directories(dir / "in");
+  std::filesystem::copy_file(dir / "b.png", dir / "in/c.png");
+  std::filesystem::copy_file(dir / "b.png", dir / "in/c.jpg");  // a PNG by its bytes, which is what counts
+  std::filesystem::copy_file(dir / "b.png", dir / "in/d.png");
+  from_b.input = dir / "in";
+  tools::sample("cyclegan", straight.checkpoint, 3, dir / "many.png", Device::cpu(), 0, data::kFashionMnistDir, from_b);
+  EXPECT_TRUE(std::filesystem::exists(dir / "many/c.png.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "many/c.jpg.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "many/d.png"));
+  from_b.input = dir / "b.png";
   from_b.direction = "up";
   expect_error([&, checkpoint = straight.checkpoint] {  // clang 14 cannot capture a structured binding
     tools::sample("cyclegan", checkpoint, 1, dir / "g.png", Device::cpu(), 0, data::kFashionMnistDir, from_b);

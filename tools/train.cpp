@@ -868,10 +868,15 @@ void write_translations(models::Model& m, const models::Condition& c, const std:
     NoGrad ng;
     translated = m.sample(c.images.size(0), c, g);
   }
+  // Each as NAME.png; inputs that would share that name (a.jpg and a.png) keep their whole
+  // file name (a.jpg.png, a.png.png), so none overwrites another.
+  std::map<std::string, int> uses;
+  for (const std::string& in : inputs) ++uses[fs::path(in).stem().string()];
   for (size_t i = 0; i < inputs.size(); ++i) {
     const auto row = static_cast<int64_t>(i);
-    save_image_grid(slice(translated, 0, row, row + 1),
-                    (folder / fs::path(inputs[i]).filename()).replace_extension(".png").string(), {spec.lo, spec.hi},
+    const fs::path name = fs::path(inputs[i]).filename();
+    const std::string file = uses[name.stem().string()] > 1 ? name.string() + ".png" : name.stem().string() + ".png";
+    save_image_grid(slice(translated, 0, row, row + 1), (folder / file).string(), {spec.lo, spec.hi},
                     {.nrow = 1, .padding = 0, .upscale = 1});
   }
 }

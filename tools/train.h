@@ -87,10 +87,12 @@ int64_t parse_label(const std::string& label);
 
 // Writes samples of a trained model as a PNG grid: n of them, or one per input
 // image when sc.input is given. A translation model (Conditions::directions)
-// also writes each input's translation to <out without .png>/<input name>.png. A condition the model does not take is an Error
-// saying so; so is, before anything is sampled, an n whose grid (the model's
-// grid_layout) is larger than kMaxGridSide on a side (models/image_grid.h), or
-// for points in the plane more than kMaxScatterPoints.
+// also writes each input's translation to <out without .png>/<input name>.png
+// (<input file name>.png for inputs whose names differ only in their
+// extension). A condition the model does not take is an Error saying so; so
+// is, before anything is sampled, an n whose grid (the model's grid_layout) is
+// larger than kMaxGridSide on a side (models/image_grid.h), or for points in
+// the plane more than kMaxScatterPoints.
 inline constexpr int64_t kMaxScatterPoints = 1'000'000;
 void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
             uint64_t seed, const std::string& data_dir = data::kFashionMnistDir, const SampleCondition& sc = {});
