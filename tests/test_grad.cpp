@@ -3,6 +3,7 @@
 // closed forms or float64 finite differences.
 #include <cmath>
 
+#include "models/gan/adversarial.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -178,14 +179,9 @@ TEST(Norm, ValuesAndSubgradientZeroAtTheOrigin) {
 // ---- gradient penalties ----
 
 // The WGAN-GP penalty λ·E[(‖∇x̂ D(x̂)‖₂ − 1)²] (Gulrajani et al. 2017, eq. 3) of a
-// critic D at points x̂ [N, ...], as a training step computes it.
+// critic D at points x̂ [N, ...], as the models' training steps compute it (gan::gradient_penalty).
 Tensor gradient_penalty(const std::function<Tensor(const Tensor&)>& critic, const Tensor& x_hat, double lambda) {
-  const EnableGrad enable;  // the finite differences run under NoGrad
-  Tensor xh = x_hat.detach().requires_grad_();
-  Tensor g = grad({sum(critic(xh))}, {xh}, {}, {.create_graph = true})[0];
-  std::vector<int64_t> axes;
-  for (int64_t a = 1; a < g.dim(); ++a) axes.push_back(a);
-  return lambda * mean(square(norm(g, 2, axes) - 1.0));
+  return lambda * models::gan::gradient_penalty(critic, x_hat);
 }
 
 // R1 (Mescheder et al. 2018, eq. 9): γ/2 · E[‖∇x D(x)‖²] on real data.
