@@ -576,9 +576,8 @@ Tensor augment(const Tensor& images, const DataSpec& spec, Generator& g) {
   const int64_t n = images.size(0), c = images.size(1), s = spec.size, offsets = load - s + 1;
   // Three draws per image, always: the crop's row and column, and the flip.
   const std::vector<double> u = rand({n, 3}, TensorOptions{DType::Float64}, &g).to_vector<double>();
-  const Tensor& src = images;
   Tensor out = empty({n, c, s, s});
-  const float* from = src.data<float>();
+  const float* from = images.data<float>();
   float* to = out.data<float>();
   for (int64_t i = 0; i < n; ++i) {
     // u ∈ (0, 1]: ⌊u·k⌋ ∈ [0, k], the min keeps it in [0, k).
