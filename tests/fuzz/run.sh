@@ -4,6 +4,8 @@
 # crash, leak, sanitizer report, input slower than 10 s or above 2 GB, printing
 # the input's file, which then belongs in tests/data/reliability/ with a unit test.
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [TARGET...]
+# LOOM_FUZZ_SEED=N fixes libFuzzer's random seed (CI sets it, so that a commit's
+# CI run is the same every time; a long exploratory run leaves it unset: random).
 set -euo pipefail
 build=${1:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}
 seconds=${2:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}
@@ -20,7 +22,7 @@ for t in "${targets[@]}"; do
   dirs=("$corpus" "$fuzz/seeds/$t" "$here/../data/reliability")
   echo "== fuzz_$t: ${seconds} s"
   # libFuzzer's lines per new input and new function are left out of the log; its status is the pipeline's (pipefail).
-  if ! "$fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  if ! "$fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -seed="${LOOM_FUZZ_SEED:-0}" \
     -artifact_prefix="$fuzz/crashes/$t-" "${dirs[@]}" 2>&1 | { grep -v '^#[0-9]*.*\(NEW\|REDUCE\|pulse\)\|NEW_FUNC' || true; }; then
     echo "fuzz_$t failed: the input is in $fuzz/crashes/" >&2
     exit 1
