@@ -287,6 +287,14 @@ Tensor normal(const Shape& shape, double mean, double stddev, TensorOptions o, G
 Tensor rand(const Shape& shape, TensorOptions o, Generator* g) { return uniform(shape, 0, 1, o, g); }
 Tensor randn(const Shape& shape, TensorOptions o, Generator* g) { return normal(shape, 0, 1, o, g); }
 
+Tensor randint(int64_t high, const Shape& shape, TensorOptions o, Generator* g) {
+  LOOM_CHECK(high >= 1 && high <= (int64_t(1) << 24), "randint: high must be in [1, 2^24], got ", high);
+  const Tensor u = rand(shape, TensorOptions{DType::Float32, o.device}, g);
+  const double k = static_cast<double>(high);
+  // (1 − u)·k ∈ [0, k); the clamp keeps float rounding (1 − u rounding to 1) from ever giving k.
+  return clamp((1.0 - u) * k, 0.0, k - 0.5).to(DType::Int64);
+}
+
 Tensor bernoulli(const Tensor& p, Generator* g) {
   LOOM_CHECK(is_floating(p.dtype()), "bernoulli: probabilities must be floating, got ", p.dtype());
   Tensor t = empty(p.shape(), p.options());

@@ -138,6 +138,10 @@ Tensor rand(const Shape& shape, TensorOptions o = {}, Generator* g = nullptr);  
 Tensor randn(const Shape& shape, TensorOptions o = {}, Generator* g = nullptr);  // N(0, 1)
 Tensor uniform(const Shape& shape, double lo, double hi, TensorOptions o = {}, Generator* g = nullptr);
 Tensor normal(const Shape& shape, double mean, double stddev, TensorOptions o = {}, Generator* g = nullptr);
+// Integers uniform on {0, …, high − 1}, int64 on o's device (o's dtype is ignored);
+// high >= 1, else an Error. Drawn as ⌊high·(1 − u)⌋ from float32 u ~ U(0, 1], so the
+// stream is the same on every device; fair for high up to 2^24 (float32's integers).
+Tensor randint(int64_t high, const Shape& shape, TensorOptions o = {}, Generator* g = nullptr);
 // Draws 1 with probability p (elementwise), 0 otherwise; not differentiable.
 Tensor bernoulli(const Tensor& p, Generator* g = nullptr);
 

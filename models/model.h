@@ -103,6 +103,21 @@ struct Conditions {
   bool labels = false, prompt = false, images = false, interpolate = false;
   int64_t codes = 0;  // the values of its categorical latent code (0: it has none)
   bool directions = false;  // it translates both ways between two domains (Condition::b_to_a)
+  bool sampler = false;     // it samples iteratively and takes SamplerSettings (diffusion models)
+};
+
+// int64 [n]: `run` 0s, `run` 1s, …, `run` (classes − 1)s, then 0s again: the labels of a
+// grid with one row of `run` samples per class.
+Tensor cycling_labels(int64_t n, int64_t run, int64_t classes = 10);
+
+// How an iterative sampler runs: `loom sample|eval M --sampler ddim --sample-steps 50
+// --eta 0 --guidance 3` (diffusion models). Unset fields keep the model's own options.
+struct SamplerSettings {
+  std::string sampler;                // "ancestral" or "ddim"; "": the model's
+  std::optional<int64_t> steps;       // DDIM's number of steps S
+  std::optional<double> eta;          // DDIM's η (0: deterministic)
+  std::optional<double> guidance;     // classifier-free guidance weight w
+  bool empty() const { return sampler.empty() && !steps && !eta && !guidance; }
 };
 
 // A picture of samples: images [n, C, H, W] in the data range, `columns` to a
@@ -135,6 +150,7 @@ const char* kind_name(ModelKind k);  // "classifier", "exact likelihood", ...
 
 struct EvalOptions {
   int64_t importance_samples = 0;  // LatentVariable models: K for log p(x) ≈ log (1/K) Σ p(x,z_k)/q(z_k|x); 0: the model's default
+  int64_t bound_timesteps = 0;     // diffusion models: time steps t drawn per image for the bound; 0: the model's default
 };
 // The most importance samples `loom eval` and `loom score` take: 200 times the
 // IWAE paper's 5000, already hours per test set; more would only look like a hang.
@@ -166,6 +182,14 @@ class Model {
   // conditions c gives matters (its tensors may be stand-ins). A model
   // overriding sample_grid overrides this and lays its grid out by it.
   virtual GridLayout grid_layout(int64_t n, const Condition& c) const { return {n, 0}; }
+  // Iterative samplers (conditions().sampler): how the following samples are drawn
+  // (an Error naming the setting that is out of range or does not apply). The
+  // default throws: the model has no such sampler.
+  virtual void set_sampler(const SamplerSettings& s);
+  // The reverse process as a picture: n rows, each one sample from pure noise
+  // (left) to the image (right) through `columns` evenly spaced steps. The default
+  // throws: the model has no iterative sampler.
+  virtual SampleGrid trajectory(int64_t n, int64_t columns, const Condition& c, Generator& g);
   // The 2-D latent codes of images and prior draws (LatentCodes); undefined
   // tensors (the default) where the model has no 2-D code.
   virtual LatentCodes latent_codes(const Tensor& images, Generator& g);

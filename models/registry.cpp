@@ -46,6 +46,22 @@ std::string Model::class_prompt(int64_t) const {
   throw Error("class_prompt: this model takes no text prompt");
 }
 
+void Model::set_sampler(const SamplerSettings&) {
+  throw Error("sample: this model has no iterative sampler (--sampler, --sample-steps, --eta, --guidance)");
+}
+
+SampleGrid Model::trajectory(int64_t, int64_t, const Condition&, Generator&) {
+  throw Error("sample: this model has no iterative sampler to draw the trajectory of (--save-trajectory)");
+}
+
+Tensor cycling_labels(int64_t n, int64_t run, int64_t classes) {
+  LOOM_CHECK(n >= 0 && run >= 1 && classes >= 1, "cycling_labels: need n >= 0, run >= 1 and classes >= 1, got ", n,
+             ", ", run, ", ", classes);
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = i / run % classes;
+  return from_vector(y, {n});
+}
+
 int64_t Model::parameter_count() {
   int64_t n = 0;
   for (auto& [name, m] : modules())

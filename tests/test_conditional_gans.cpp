@@ -61,17 +61,6 @@ TEST(InfoGan, GaussianInformationIsTheLogDensityPlusTheUniformEntropy) {
                {"gaussian_information", "[2, 3]"});
 }
 
-TEST(InfoGan, UniformCodesAreUniformOverTheirValues) {
-  Generator g(7);
-  const std::vector<int64_t> c = gan::uniform_codes(20000, 10, {}, &g).to_vector<int64_t>();
-  std::vector<int64_t> count(10, 0);
-  for (int64_t v : c) {
-    ASSERT_TRUE(v >= 0 && v < 10) << v;
-    ++count[static_cast<size_t>(v)];
-  }
-  for (int64_t n : count) EXPECT_NEAR(static_cast<double>(n), 2000, 5 * std::sqrt(2000 * 0.9));  // 5 binomial σ
-}
-
 TEST(ConditionalGans, ResumeBitExactly) {
   TempDir dir;
   for (const auto& entry : {std::pair<std::string, models::OptionValues>{"cgan", {{"hidden", "16"}, {"latent_dim", "8"}}},

@@ -97,7 +97,9 @@ TEST(Framework, EveryModelDeclaresWellFormedOptions) {
     std::set<std::string> names;
     for (const models::OptionSpec& o : r.options) {
       EXPECT_TRUE(names.insert(o.name).second) << "option " << o.name << " declared twice";
-      for (const char* reserved : {"model", "step", "total_steps", "batches", "batch_size", "seed", "limit_train"})
+      // The driver's metadata keys, and the flags `loom bench train` takes beside model options.
+      for (const char* reserved : {"model", "step", "total_steps", "batches", "batch_size", "seed", "limit_train", "steps",
+                                   "warmup", "threads", "device", "data", "json"})
         EXPECT_NE(o.name, reserved);
       EXPECT_EQ(o.canonical(o.default_value), o.default_value) << o.name;  // the default is in range and canonical
       EXPECT_FALSE(o.help.empty()) << o.name;

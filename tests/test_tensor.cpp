@@ -124,3 +124,18 @@ TEST(Random, MomentsMatchTheDistributions) {
   }
   EXPECT_NEAR(mb, 0.3, 5e-3);
 }
+
+TEST(Random, RandintIsUniformOverItsValues) {
+  Generator g(7);
+  const std::vector<int64_t> c = randint(10, {20000}, {}, &g).to_vector<int64_t>();
+  std::vector<int64_t> count(10, 0);
+  for (int64_t v : c) {
+    ASSERT_TRUE(v >= 0 && v < 10) << v;
+    ++count[static_cast<size_t>(v)];
+  }
+  for (int64_t n : count) EXPECT_NEAR(static_cast<double>(n), 2000, 5 * std::sqrt(2000 * 0.9));  // 5 binomial σ
+  EXPECT_EQ(randint(3, {2, 5}).shape(), (Shape{2, 5}));
+  EXPECT_EQ(randint(3, {4}).dtype(), DType::Int64);
+  expect_error([] { randint(0, {4}); }, {"randint", "high must be in [1, 2^24], got 0"});
+}
+

@@ -301,8 +301,11 @@ GridOptions sample_grid_options(int64_t count, int64_t columns) {
 // Samples as a picture: the model's grid (Model::sample_grid) of n images, or
 // for points in the plane a scatter of max(n, 1000) samples over (up to 2000
 // points of) the data.
+// With trajectory_columns > 0: the model's reverse process instead (Model::trajectory),
+// n rows of that many frames.
 void write_samples(models::Model& m, int64_t n, const std::string& path, Generator& g,
-                   const models::Condition& c = {}, const Tensor& data_points = {}, bool bar = true) {
+                   const models::Condition& c = {}, const Tensor& data_points = {}, bool bar = true,
+                   int64_t trajectory_columns = 0) {
   const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
   const bool points = spec.dataset == data::Dataset::Toy2d;
   m.train(false);
@@ -317,7 +320,8 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
   models::SampleGrid s;
   {
     NoGrad ng;
-    s = m.sample_grid(points ? std::max<int64_t>(n, 1000) : n, c, g);
+    s = trajectory_columns > 0 ? m.trajectory(n, trajectory_columns, c, g)
+                               : m.sample_grid(points ? std::max<int64_t>(n, 1000) : n, c, g);
   }
   m.set_sample_progress({});
   if (progress) progress->finish();
@@ -536,6 +540,8 @@ data::LabeledImages load_data_set(models::DataSpec spec, data::Split split, cons
 void check_importance_samples(const char* command, const models::EvalOptions& eo) {
   LOOM_CHECK(eo.importance_samples >= 0 && eo.importance_samples <= models::kMaxImportanceSamples, command,
              ": --importance-samples must lie in [0, ", models::kMaxImportanceSamples, "], got ", eo.importance_samples);
+  LOOM_CHECK(eo.bound_timesteps >= 0 && eo.bound_timesteps <= models::kMaxImportanceSamples, command,
+             ": --bound-timesteps must lie in [0, ", models::kMaxImportanceSamples, "], got ", eo.bound_timesteps);
 }
 
 data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, data::Split split) {
@@ -881,12 +887,24 @@ void write_translations(models::Model& m, const models::Condition& c, const std:
   }
 }
 
+// The sampler settings of `loom sample|eval` (--sampler, --sample-steps, --eta,
+// --guidance) given to m; an Error naming the command when m has no iterative sampler.
+void set_sampler(models::Model& m, const std::string& name, const char* command, const models::SamplerSettings& s) {
+  if (s.empty()) return;
+  LOOM_CHECK(m.conditions().sampler, command, ": model '", name,
+             "' takes no --sampler, --sample-steps, --eta or --guidance (it has no iterative sampler)");
+  m.set_sampler(s);
+}
+
 }  // namespace
 
 void sample(const std::string& name, const std::string& checkpoint, int64_t n, const std::string& out, Device device,
             uint64_t seed, const std::string& data_dir, const SampleCondition& sc) {
   LOOM_CHECK(n > 0, "sample: -n must be positive, got ", n);
   std::unique_ptr<models::Model> m = load_model(name, checkpoint, device, data_dir);
+  set_sampler(*m, name, "sample", sc.sampler);
+  LOOM_CHECK(sc.trajectory.empty() || m->conditions().sampler, "sample: model '", name,
+             "' takes no --save-trajectory (it has no iterative sampler)");
   const models::DataSpec spec = m->data_spec();
   // What would not fit the picture is an error before anything is sampled (or n labels made).
   auto check_fits = [&](int64_t count, const models::Condition& given) {
@@ -914,6 +932,13 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
       spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
   if (m->conditions().directions) write_translations(*m, c, inputs, out);
+  if (!sc.trajectory.empty()) {
+    // At most kTrajectoryRows samples, each from noise to image (their labels the first of c's).
+    const int64_t rows = std::min(n, kTrajectoryRows);
+    models::Condition first = c;
+    if (c.labels.defined()) first.labels = slice(c.labels, 0, 0, rows);
+    write_samples(*m, rows, sc.trajectory, g, first, {}, true, kTrajectoryColumns);
+  }
 }
 
 Evaluation evaluate(const std::string& name, const EvalRequest& r) {
@@ -921,9 +946,13 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   LOOM_CHECK(r.images >= 1, "eval: -n must be at least 1 (held-out images to evaluate), got ", r.images);
   check_importance_samples("eval", r.options);
   std::unique_ptr<models::Model> m = load_model(reg, r.checkpoint, r.device, r.data_dir);
-  LOOM_CHECK(r.options.importance_samples == 0 || m->kind() == models::ModelKind::LatentVariable,
+  LOOM_CHECK(r.options.importance_samples == 0 || (m->kind() == models::ModelKind::LatentVariable &&
+                                                   !m->conditions().sampler),
              "eval: --importance-samples applies to latent-variable models, not to '", reg.name, "' (",
-             models::kind_name(m->kind()), ")");
+             models::kind_name(m->kind()), m->conditions().sampler ? ": its bound takes --bound-timesteps" : "", ")");
+  LOOM_CHECK(r.options.bound_timesteps == 0 || m->conditions().sampler, "eval: --bound-timesteps applies to diffusion "
+             "models, not to '", reg.name, "'");
+  set_sampler(*m, reg.name, "eval", r.sampler);
   Evaluation e;
   e.kind = m->kind();
   e.parameters = m->parameter_count();

@@ -80,7 +80,12 @@ struct SampleCondition {
   bool interpolate = false;  // a grid of latent-space walks instead of independent samples
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // `input`: a larger image is an Error
   std::string direction = {};  // two-domain translation models: "a2b" (A's images into B, the default) or "b2a"
+  models::SamplerSettings sampler = {};  // iterative samplers (diffusion): how to sample
+  // Iterative samplers: also write this PNG of the reverse process, min(n, kTrajectoryRows)
+  // rows of kTrajectoryColumns frames from pure noise to the sample ("": none).
+  std::string trajectory = {};
 };
+inline constexpr int64_t kTrajectoryRows = 8, kTrajectoryColumns = 10;
 // The class index `label` names (parse rules of SampleCondition::label); an
 // Error listing the classes otherwise.
 int64_t parse_label(const std::string& label);
@@ -131,6 +136,7 @@ struct EvalRequest {
   const models::Registration* registration = nullptr;  // a model of your own (TrainOptions::registration)
   std::function<data::LabeledImages(data::Split)> load_data{};  // default: the model's data set, as train
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;     // image folders: larger images are unreadable
+  models::SamplerSettings sampler = {};  // iterative samplers (diffusion): how the sample metrics sample
 };
 struct Evaluation {
   models::ModelKind kind{};

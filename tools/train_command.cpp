@@ -27,6 +27,13 @@ const FlagSpec kMaxImagePixels{"--max-image-pixels", "N",
 const FlagSpec kImportanceSamples{"--importance-samples", "K",
                                   "latent-variable models: K samples per image for log p(x) (default: the model's)"};
 
+// How an iterative sampler (diffusion models) draws the samples of `loom sample` and `loom eval --fd`.
+const std::vector<FlagSpec> kSamplerFlags{
+    {"--sampler", "NAME", "diffusion models: ancestral (all T steps) or ddim (default: the model's)"},
+    {"--sample-steps", "S", "diffusion models: DDIM's number of steps"},
+    {"--eta", "ETA", "diffusion models: DDIM's eta (0: deterministic)"},
+    {"--guidance", "W", "conditional diffusion models: classifier-free guidance weight w"}};
+
 Device device_of(const Args& a) {
   const Device d = Device::parse(a.value("--device", "cpu"));
   if (d.is_cuda() && cuda_device_count() <= d.index)
@@ -53,6 +60,21 @@ int64_t count(const Args& a, const std::string& flag) {
     throw UsageError(a.command + ": " + flag + " " + a.value(flag) + " is too large (at most " +
                      std::to_string(INT64_MAX) + ")");
   return static_cast<int64_t>(v);
+}
+
+models::SamplerSettings sampler_settings(const Args& a) {
+  models::SamplerSettings s;
+  s.sampler = a.value("--sampler");
+  if (a.has("--sample-steps")) s.steps = count(a, "--sample-steps");
+  if (a.has("--eta")) s.eta = a.number("--eta", 0);
+  if (a.has("--guidance")) s.guidance = a.number("--guidance", 0);
+  return s;
+}
+
+// Flags a command takes: `base` with `more` inserted before its last entry (--help).
+std::vector<FlagSpec> with(std::vector<FlagSpec> base, const std::vector<FlagSpec>& more) {
+  base.insert(base.end() - 1, more.begin(), more.end());
+  return base;
 }
 
 // --max-image-pixels, in [1, data::kMaxImagePixelsLimit] (the default when absent).
@@ -184,13 +206,16 @@ int sample_command(const std::vector<std::string>& args) {
                                                                "domain A's images into B (a2b, default) or B's into A"},
                                     {"--code", "K", "models with a categorical latent code (infogan): its value"},
                                     {"--interpolate", "", "a grid of walks through the latent space (slerp)"},
+                                    {"--save-trajectory", "FILE", "diffusion models: also a PNG of the reverse process, "
+                                                                  "rows from pure noise to the sample"},
                                     kMaxImagePixels,
                                     kDevice,
                                     kSeed,
                                     kData,
                                     kHelp};
-  const std::string usage = "usage: loom sample MODEL --ckpt FILE [-n 64] [--out grid.png]\n\n" + describe(flags);
-  Args a = parse("sample", args, flags);
+  const std::vector<FlagSpec> all = with(flags, kSamplerFlags);
+  const std::string usage = "usage: loom sample MODEL --ckpt FILE [-n 64] [--out grid.png]\n\n" + describe(all);
+  Args a = parse("sample", args, all);
   if (help(a, usage)) return 0;
   const std::string model = model_arg(a, usage);
   if (!a.has("--ckpt")) throw UsageError("sample: --ckpt FILE is required\n" + usage);
@@ -198,7 +223,7 @@ int sample_command(const std::vector<std::string>& args) {
   tools::sample(model, a.value("--ckpt"), a.has("-n") ? count(a, "-n") : 64, out, device_of(a),
                 a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
                 {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate"),
-                 max_image_pixels(a), a.value("--direction")});
+                 max_image_pixels(a), a.value("--direction"), sampler_settings(a), a.value("--save-trajectory")});
   std::cout << "wrote " << out << "\n";
   return 0;
 }
@@ -208,6 +233,7 @@ int eval_command(const std::vector<std::string>& args) {
       kCkpt,
       {"-n", "N", "held-out images to evaluate (default all 10000)", {"--n"}},
       kImportanceSamples,
+      {"--bound-timesteps", "K", "diffusion models: time steps drawn per image for the bound (default 4; T - 1: exact)"},
       {"--fd", "", "also the Frechet distance of samples (always for models that only sample)"},
       {"--classifier", "CKPT", "the classifier whose features the Frechet distance uses (default "
                                "out/classifier/checkpoint.safetensors)"},
@@ -216,8 +242,9 @@ int eval_command(const std::vector<std::string>& args) {
       kData,
       kMaxImagePixels,
       kHelp};
-  const std::string usage = "usage: loom eval MODEL --ckpt FILE [--json]\n\n" + describe(flags);
-  Args a = parse("eval", args, flags);
+  const std::vector<FlagSpec> all = with(flags, kSamplerFlags);
+  const std::string usage = "usage: loom eval MODEL --ckpt FILE [--json]\n\n" + describe(all);
+  Args a = parse("eval", args, all);
   if (help(a, usage)) return 0;
   const std::string model = model_arg(a, usage);
   if (!a.has("--ckpt")) throw UsageError("eval: --ckpt FILE is required\n" + usage);
@@ -228,6 +255,8 @@ int eval_command(const std::vector<std::string>& args) {
   r.data_dir = a.value("--data", data::kFashionMnistDir);
   if (a.has("-n")) r.images = n;
   r.options.importance_samples = count(a, "--importance-samples");
+  r.options.bound_timesteps = count(a, "--bound-timesteps");
+  r.sampler = sampler_settings(a);
   r.fd = a.has("--fd");
   r.classifier = a.value("--classifier", r.classifier);
   r.max_image_pixels = max_image_pixels(a);

@@ -95,15 +95,6 @@ void AdversarialModel::schedule_lr(const Step& step) {
   d_opt_->scale_lr(f);
 }
 
-Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g) {
-  LOOM_CHECK(n >= 0 && values >= 1, "uniform_codes: need n >= 0 and values >= 1, got n = ", n, ", values = ", values);
-  // u ~ U(0, 1]: K·(1 − u) ∈ [0, K), truncated to {0, ..., K − 1}, each with probability 1/K. The clamp
-  // keeps float rounding (1 − u rounding to 1) from ever giving K.
-  const Tensor u = rand({n}, TensorOptions{DType::Float32, o.device}, g);
-  const double k = static_cast<double>(values);
-  return clamp((1.0 - u) * k, 0.0, k - 0.5).to(DType::Int64);
-}
-
 Tensor categorical_information(const Tensor& logits, const Tensor& codes) {
   LOOM_CHECK(logits.dim() == 2 && codes.dim() == 1 && codes.size(0) == logits.size(0),
              "categorical_information: expected logits [B, K] and codes [B], got ", logits.shape(), " and ",

@@ -116,8 +116,6 @@ class AdversarialModel : public Model {
 // batch means of L_I for the two kinds of code; both are maximized (the losses
 // subtract λ times them).
 
-// A categorical code of `values` values, uniform, drawn from g: int64 [n] on o's device.
-Tensor uniform_codes(int64_t n, int64_t values, TensorOptions o, Generator* g = nullptr);
 // L_I of a uniform categorical code with K values: log K − (1/B) Σ CE(logits_b, c_b),
 // Q(c|x) = softmax(logits); logits float [B, K], codes int64 [B] in [0, K); a
 // scalar ≤ log K = H(c), reaching it as Q puts all its mass on the true code.

@@ -26,13 +26,6 @@ namespace {
 
 constexpr int64_t kClasses = 10;  // Fashion-MNIST
 
-// int64 [n]: `run` 0s, `run` 1s, ..., `run` 9s, then 0s again.
-Tensor cycling_labels(int64_t n, int64_t run) {
-  std::vector<int64_t> y(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) y[static_cast<size_t>(i)] = i / run % kClasses;
-  return from_vector(y, {n});
-}
-
 class Cgan : public gan::AdversarialModel {
  public:
   explicit Cgan(const Config& c) : AdversarialModel(c) {

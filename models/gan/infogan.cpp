@@ -203,7 +203,7 @@ class InfoGan : public gan::AdversarialModel {
   Codes prior(int64_t n, Generator* g) const {
     Codes c;
     c.z = noise(n, g);
-    c.categorical = gan::uniform_codes(n, kCategories, opts(), g);
+    c.categorical = randint(kCategories, {n}, opts(), g);
     c.continuous = uniform({n, kContinuous}, -1, 1, opts(), g);
     return c;
   }
