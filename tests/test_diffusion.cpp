@@ -286,7 +286,7 @@ TEST(Ddpm, SamplerSettingsAreCheckedAndApplied) {
   models::Config bad = tiny();
   bad.set("guidance", 2.0);
   bad.given = {"guidance"};
-  expect_error([&] { build(bad); }, {"--guidance applies to a conditional model"});
+  expect_error([&] { build(bad); }, {"--guidance applies to a model with --condition label or text"});
   expect_error([] { build(tiny().set("mult", "1,x")); }, {"--mult", "'1,x'"});
 }
 
@@ -327,4 +327,46 @@ TEST(Ddpm, LearnsToPredictTheNoise) {
   const models::Losses before = evaluate(*fresh, x, zeros({64}, TensorOptions{DType::Int64}));
   EXPECT_GT(before.at("loss"), 0.9);
   EXPECT_LT(r.eval.at("bits_per_dim_bound"), before.at("bits_per_dim_bound") - 1);
+}
+
+TEST(Ddpm, TextConditionTrainsAndSamplesForAPrompt) {
+  // --condition text: the captions of the images through the caption encoder; a
+  // prompt at sampling, guided by the unconditional prediction (∅).
+  models::Config c = tiny();
+  c.set("condition", "text").set("word_dim", 4).set("embed_dim", 8).set("p_uncond", 0.5);
+  auto m = build(c);
+  Generator g(1);
+  const Tensor x = rand({4, 1, 28, 28}, {}, &g) * 2 - 1;
+  const models::Losses l = train_step(*m, x, from_vector(std::vector<int64_t>{5, 7, 9, 0}, {4}));
+  EXPECT_TRUE(std::isfinite(l.at("loss")));
+  EXPECT_TRUE(m->conditions().prompt);
+  EXPECT_FALSE(m->conditions().labels);
+  EXPECT_EQ(m->class_prompt(7), "a sneaker");
+  m->train(false);
+  // Weights as after some training: DDPM's zero-initialized convolutions (each block's
+  // second, and the output) would otherwise keep the condition from reaching ε_θ.
+  for (auto& [name, module] : m->modules())
+    for (auto& [pname, p] : module->named_parameters())
+      if (pname.find("conv2.weight") != std::string::npos || pname.find("output.weight") != std::string::npos) {
+        Tensor w = p;
+        nn::init::normal_(w, 0, 0.05);
+      }
+  models::Condition prompt;
+  prompt.prompt = "a light sandal";
+  m->set_sampler({.sampler = "ddim", .steps = 2, .eta = {}, .guidance = 0.0});
+  Generator g1(3), g2(3);
+  const Tensor plain = m->sample(2, prompt, g1);
+  m->set_sampler({.sampler = "", .steps = {}, .eta = {}, .guidance = 3.0});
+  const Tensor guided = m->sample(2, prompt, g2);
+  EXPECT_EQ(guided.shape(), (Shape{2, 1, 28, 28}));
+  EXPECT_GT(max(abs(guided - plain)).item(), 0);  // the same x_T, steered by w = 3
+  // Without a prompt: one row per class, each with its class's plain prompt.
+  EXPECT_EQ(m->grid_layout(20, {}).columns, 2);
+  models::Condition unknown;
+  unknown.prompt = "zzz qqq";
+  expect_error([&] { m->sample(1, unknown, g1); }, {"zzz qqq"});
+  models::Config label_only = tiny();
+  label_only.set("condition", "label").set("word_dim", 4);
+  label_only.given = {"word_dim"};
+  expect_error([&] { build(label_only); }, {"--word-dim applies to a model with --condition text"});
 }

@@ -12,11 +12,18 @@
 // paper's 0.9999 over 800k steps is 0.999 here, for runs of thousands), saved in
 // the checkpoint as the module "denoiser_ema".
 //
-// --condition label: the class embedding is added to the time embedding, and the
-// label is replaced by the null class with probability --p-uncond during training
-// (Ho & Salimans Algorithm 1), so that one network gives ε_θ(x, y) and ε_θ(x, ∅);
-// sampling mixes them with guidance weight w = --guidance (eq. 6; w = 0 is the
-// plain conditional model). Its bound is on log p(x | y) with the test label.
+// --condition label | text: the condition's embedding is added to the time
+// embedding: a learned row per class (and one for ∅), or for text the caption
+// encoder φ of the text-to-image GAN (captions::TextEncoder: word embeddings and a
+// GRU, --word-dim, --embed-dim) projected to the embedding's width, trained jointly
+// with the denoiser by its loss (as GLIDE trains its text transformer), ∅ being a
+// learned vector. Training texts are the generated Fashion-MNIST captions
+// (models/gan/captions.h: "a dark ankle boot"), one wording drawn per image. The
+// condition is replaced by ∅ with probability --p-uncond (Ho & Salimans Algorithm 1),
+// so that one network gives ε_θ(x, c) and ε_θ(x, ∅); sampling mixes them with
+// guidance weight w = --guidance (eq. 6; w = 0 is the plain conditional model). The
+// bound of a conditional model is on log p(x | c) with the test image's label or
+// its caption (wording 0).
 //
 // Sampling: ancestral (Algorithm 2, all T steps, σ_t² = β̃_t or β_t by
 // --variance) or DDIM with --sample-steps S of the T steps and --eta η; both clip
@@ -35,6 +42,7 @@
 
 #include "models/diffusion/diffusion.h"
 #include "models/diffusion/unet.h"
+#include "models/gan/captions.h"
 #include "models/model.h"
 
 namespace loom::models {
@@ -67,25 +75,50 @@ std::vector<int64_t> integer_list(const std::string& text, const char* flag) {
   return out;
 }
 
-// ε_θ(x_t, t, y): the U-Net with the class embedding (row kClasses: the null class ∅)
-// added to its time embedding when the model is label-conditional.
+enum class Conditioning { None, Label, Text };
+
+// What a batch is conditioned on: labels int64 [B] (kClasses: ∅) or texts as tokens
+// with keep float32 [B, 1] (0: ∅); nothing for an unconditional model.
+struct Cond {
+  Tensor labels;
+  captions::Tokens tokens;
+  Tensor keep;
+};
+
+// ε_θ(x_t, t, c): the U-Net with the condition's embedding (Cond) added to its time
+// embedding.
 class Denoiser : public nn::Module {
  public:
-  Denoiser(const dm::UNetOptions& o, bool conditional) {
+  Denoiser(const dm::UNetOptions& o, Conditioning kind, int64_t word_dim, int64_t embed_dim) : kind_(kind) {
     unet_ = register_module("unet", std::make_shared<dm::UNet>(o));
-    if (conditional)
-      labels_ = register_module("label_embedding", std::make_shared<nn::Embedding>(kClasses + 1, unet_->embedding_dim()));
+    const int64_t width = unet_->embedding_dim();
+    if (kind == Conditioning::Label)
+      labels_ = register_module("label_embedding", std::make_shared<nn::Embedding>(kClasses + 1, width));
+    if (kind == Conditioning::Text) {
+      text_ = register_module("text_encoder", std::make_shared<captions::TextEncoder>(
+                                                  captions::caption_vocabulary().size(), word_dim, embed_dim, false));
+      text_proj_ = register_module("text_projection", std::make_shared<nn::Linear>(embed_dim, width));
+      register_parameter("null_text", &null_text_, zeros({1, width}));
+    }
   }
-  // x [B, C, H, W], t int64 [B] (any device), labels int64 [B] in 0..kClasses (kClasses: ∅) or undefined.
-  Tensor forward(const Tensor& x, const Tensor& t, const Tensor& labels) {
-    return unet_->forward(x, t, labels_ ? labels_->forward(labels.to(x.device())) : Tensor());
-  }
-  bool conditional() const { return labels_ != nullptr; }
-  std::string name() const override { return "Denoiser"; }
+  // x [B, C, H, W], t int64 [B] (any device), c for B images.
+  Tensor forward(const Tensor& x, const Tensor& t, const Cond& c) { return unet_->forward(x, t, embed(c, x.device())); }
 
  private:
+  Tensor embed(const Cond& c, Device d) {
+    if (kind_ == Conditioning::Label) return labels_->forward(c.labels.to(d));
+    if (kind_ != Conditioning::Text) return {};
+    captions::Tokens tokens{c.tokens.ids.to(d), c.tokens.lengths.to(d)};
+    const Tensor keep = c.keep.to(d);
+    return keep * text_proj_->forward(text_->encode(tokens)) + (1.0 - keep) * null_text_;
+  }
+
+  Conditioning kind_;
   std::shared_ptr<dm::UNet> unet_;
   std::shared_ptr<nn::Embedding> labels_;
+  std::shared_ptr<captions::TextEncoder> text_;
+  std::shared_ptr<nn::Linear> text_proj_;
+  Tensor null_text_;
 };
 
 class Ddpm : public Model {
@@ -95,14 +128,21 @@ class Ddpm : public Model {
         schedule_(dm::make_schedule(dm::beta_schedule(c.text("schedule")), c.integer("timesteps"), c.real("beta_start"),
                                     c.real("beta_end"))),
         variance_(dm::reverse_variance(c.text("variance"))),
-        conditional_(c.text("condition") == "label"),
+        kind_(c.text("condition") == "label"  ? Conditioning::Label
+              : c.text("condition") == "text" ? Conditioning::Text
+                                              : Conditioning::None),
         p_uncond_(c.real("p_uncond")),
         ema_decay_(c.real("ema_decay")),
         grad_clip_(c.real("grad_clip")),
         warmup_(c.integer("lr_warmup")) {
-    for (const char* flag : {"p_uncond", "guidance"})
-      LOOM_CHECK(conditional_ || !c.given.count(flag), "ddpm: --", flag == std::string("guidance") ? "guidance" : "p-uncond",
-                 " applies to a conditional model (--condition label)");
+    for (std::string option : {"p_uncond", "guidance", "word_dim", "embed_dim"}) {
+      const bool text_only = option == "word_dim" || option == "embed_dim";
+      const bool applies = text_only ? kind_ == Conditioning::Text : kind_ != Conditioning::None;
+      std::string flag = option;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      LOOM_CHECK(applies || !c.given.count(option), "ddpm: --", flag, " applies to a model with --condition ",
+                 text_only ? "text" : "label or text");
+    }
     LOOM_CHECK(c.text("sampler") == "ddim" || (!c.given.count("sample_steps") && !c.given.count("eta")),
                "ddpm: --sample-steps and --eta apply to --sampler ddim (ancestral sampling takes all T steps)");
     settings_.sampler = c.text("sampler");
@@ -122,10 +162,11 @@ class Ddpm : public Model {
     o.heads = c.integer("heads");
     o.groups = c.integer("groups");
     o.dropout = c.real("dropout");
-    net_ = std::make_shared<Denoiser>(o, conditional_);
+    auto make = [&] { return std::make_shared<Denoiser>(o, kind_, c.integer("word_dim"), c.integer("embed_dim")); };
+    net_ = make();
     net_->to(device_);
     if (ema_decay_ > 0) {
-      ema_net_ = std::make_shared<Denoiser>(o, conditional_);
+      ema_net_ = make();
       ema_net_->to(device_);
       ema_net_->load_state_dict(net_->state_dict());
     }
@@ -136,7 +177,8 @@ class Ddpm : public Model {
   DataSpec data_spec() const override { return {}; }  // Fashion-MNIST 28×28 in [−1, 1]: the 256 levels k/127.5 − 1
   Conditions conditions() const override {
     Conditions c;
-    c.labels = conditional_;
+    c.labels = kind_ == Conditioning::Label;
+    c.prompt = kind_ == Conditioning::Text;
     c.sampler = true;
     return c;
   }
@@ -146,16 +188,17 @@ class Ddpm : public Model {
     const int64_t b = x0.size(0);
     const Tensor t = draw_timesteps(b, 1, nullptr);
     const Tensor eps = randn(x0.shape(), x0.options());
-    Tensor labels;
-    if (conditional_) {
+    Cond cond;
+    if (kind_ != Conditioning::None) {
       // ∅ with probability p_uncond (Ho & Salimans Algorithm 1, line 3).
-      std::vector<int64_t> y = batch.labels.to(Device::cpu()).to_vector<int64_t>();
       const std::vector<double> u = rand({b}, TensorOptions{DType::Float64}).to_vector<double>();  // U(0, 1]
-      for (size_t i = 0; i < y.size(); ++i)
-        if (1 - u[i] < p_uncond_) y[i] = kClasses;
-      labels = from_vector(y, {b});
+      std::vector<bool> drop(u.size());
+      for (size_t i = 0; i < u.size(); ++i) drop[i] = 1 - u[i] < p_uncond_;
+      std::vector<int64_t> variants;
+      if (kind_ == Conditioning::Text) variants = randint(captions::kVariants, {b}).to_vector<int64_t>();
+      cond = condition_of(batch, variants, drop);
     }
-    const Tensor loss = mse_loss(net_->forward(dm::q_sample(schedule_, x0, t, eps), t, labels), eps);
+    const Tensor loss = mse_loss(net_->forward(dm::q_sample(schedule_, x0, t, eps), t, cond), eps);
     if (warmup_ > 0) opt_->scale_lr(std::min(1.0, static_cast<double>(step.index + 1) / static_cast<double>(warmup_)));
     opt_->zero_grad();
     backward(loss);
@@ -188,19 +231,27 @@ class Ddpm : public Model {
     if (next.sampler == "ancestral")
       LOOM_CHECK(!s.steps && !s.eta, "ddpm: ancestral sampling takes all T = ", schedule_.steps,
                  " steps and no eta; --sample-steps and --eta apply to --sampler ddim");
-    LOOM_CHECK(!s.guidance || conditional_, "ddpm: --guidance applies to a conditional model (--condition label)");
+    LOOM_CHECK(!s.guidance || kind_ != Conditioning::None,
+               "ddpm: --guidance applies to a conditional model (--condition label or text)");
     settings_ = next;
   }
 
-  // n samples [n, 1, 28, 28] in [−1, 1]: of the classes c.labels (int64 [n]) when
-  // given; a conditional model without labels draws them uniformly from g.
+  // n samples [n, 1, 28, 28] in [−1, 1]: of the classes c.labels (int64 [n]) or for
+  // the text c.prompt when given; a conditional model without them draws classes
+  // uniformly from g (a text model: their plain prompts, "a sneaker").
   Tensor sample(int64_t n, const Condition& c, Generator& g) override {
-    return reverse(n, labels_for(n, c, g), g, 0).back();
+    return reverse(n, condition_for(n, c, g), g, 0).back();
   }
 
-  // A conditional model without labels: one row per class, max(1, n / 10) columns.
+  // Fashion-MNIST classes in words: what `loom eval` prompts a text model with.
+  std::string class_prompt(int64_t k) const override {
+    LOOM_CHECK(kind_ == Conditioning::Text, "class_prompt: this model takes no text prompt");
+    return captions::class_prompt(k);
+  }
+
+  // A conditional model without a condition: one row per class, max(1, n / 10) columns.
   GridLayout grid_layout(int64_t n, const Condition& c) const override {
-    if (!conditional_ || c.labels.defined()) return {n, 0};
+    if (kind_ == Conditioning::None || c.labels.defined() || !c.prompt.empty()) return {n, 0};
     const int64_t columns = std::max<int64_t>(1, n / kClasses);
     return {kClasses * columns, columns};
   }
@@ -215,7 +266,7 @@ class Ddpm : public Model {
   SampleGrid trajectory(int64_t n, int64_t columns, const Condition& c, Generator& g) override {
     LOOM_CHECK(n >= 1 && columns >= 2 && columns <= kTrajectoryMaxColumns, "ddpm: a trajectory needs n >= 1 rows and 2 to ",
                kTrajectoryMaxColumns, " columns, got ", n, " and ", columns);
-    const std::vector<Tensor> frames = reverse(n, labels_for(n, c, g), g, columns);
+    const std::vector<Tensor> frames = reverse(n, condition_for(n, c, g), g, columns);
     // frames[k] is [n, C, H, W]; the grid is row-major: sample i's frames side by side.
     std::vector<Tensor> expanded;
     for (const Tensor& f : frames) expanded.push_back(unsqueeze(f, 1));
@@ -227,13 +278,13 @@ class Ddpm : public Model {
     const Tensor& x0 = batch.images;
     const int64_t b = x0.size(0), T = schedule_.steps;
     const int64_t k = o.bound_timesteps > 0 ? o.bound_timesteps : kDefaultBoundSteps;
-    const Tensor labels = conditional_ ? batch.labels : Tensor();
+    const Cond cond = kind_ == Conditioning::None ? Cond{} : condition_of(batch, std::vector<int64_t>(b, 0), {});
     Denoiser& net = sampler_net();
     Generator g(0);  // the same noise and time steps at every evaluation
     const Tensor prior = dm::prior_kl(schedule_, x0);
     const Tensor one = full({b}, 1.0, TensorOptions{DType::Int64});
     const Tensor eps1 = randn(x0.shape(), x0.options(), &g), x1 = dm::q_sample(schedule_, x0, one, eps1);
-    const Tensor decoder = dm::decoder_nll(schedule_, variance_, x0, x1, net.forward(x1, one, labels));
+    const Tensor decoder = dm::decoder_nll(schedule_, variance_, x0, x1, net.forward(x1, one, cond));
     // Σ_{t=2}^{T} L_{t−1}: exactly, or (T − 1) × the mean over k uniform draws per image.
     const bool exact = k >= T - 1;
     const int64_t passes = exact ? T - 1 : k;
@@ -242,7 +293,7 @@ class Ddpm : public Model {
     for (int64_t i = 0; i < passes; ++i) {
       const Tensor t = exact ? full({b}, static_cast<double>(i + 2), TensorOptions{DType::Int64}) : draw_timesteps(b, 2, &g);
       const Tensor eps = randn(x0.shape(), x0.options(), &g), xt = dm::q_sample(schedule_, x0, t, eps);
-      const Tensor pred = net.forward(xt, t, labels);
+      const Tensor pred = net.forward(xt, t, cond);
       const Tensor kl = dm::step_kl(schedule_, variance_, x0, xt, t, pred);
       total = total + kl;
       total_sq = total_sq + square(kl);
@@ -286,30 +337,78 @@ class Ddpm : public Model {
     return from_vector(t, {b});
   }
 
-  Tensor labels_for(int64_t n, const Condition& c, Generator& g) const {
-    if (!conditional_) return {};
-    if (!c.labels.defined()) return randint(kClasses, {n}, {}, &g);
-    LOOM_CHECK(c.labels.dim() == 1 && c.labels.size(0) == n, "ddpm: expected labels [", n, "], got ", c.labels.shape());
-    return c.labels.to(Device::cpu());
+  // The condition of a batch's images: their labels, or their captions in the given
+  // wordings (captions::caption); the images of `drop` (empty: none) get ∅.
+  Cond condition_of(const Batch& batch, const std::vector<int64_t>& variants, const std::vector<bool>& drop) const {
+    const int64_t b = batch.images.size(0);
+    auto dropped = [&](int64_t i) { return !drop.empty() && drop[static_cast<size_t>(i)]; };
+    Cond c;
+    if (kind_ == Conditioning::Label) {
+      std::vector<int64_t> y = batch.labels.to(Device::cpu()).to_vector<int64_t>();
+      for (int64_t i = 0; i < b; ++i)
+        if (dropped(i)) y[static_cast<size_t>(i)] = kClasses;
+      c.labels = from_vector(y, {b});
+    } else if (kind_ == Conditioning::Text) {
+      c.tokens = captions::encode(captions::describe_batch(batch.images, batch.labels, -1, 1, variants));
+      std::vector<float> keep(static_cast<size_t>(b));
+      for (int64_t i = 0; i < b; ++i) keep[static_cast<size_t>(i)] = dropped(i) ? 0.0f : 1.0f;
+      c.keep = from_vector(keep, {b, 1});
+    }
+    return c;
+  }
+
+  // The condition of n samples: c's labels or prompt, else classes drawn from g.
+  Cond condition_for(int64_t n, const Condition& c, Generator& g) const {
+    Cond out;
+    if (kind_ == Conditioning::None) return out;
+    Tensor labels = c.labels;
+    if (labels.defined()) {
+      LOOM_CHECK(labels.dim() == 1 && labels.size(0) == n, "ddpm: expected labels [", n, "], got ", labels.shape());
+      labels = labels.to(Device::cpu());
+    } else if (c.prompt.empty()) {
+      labels = randint(kClasses, {n}, {}, &g);
+    }
+    if (kind_ == Conditioning::Label) {
+      out.labels = labels;
+      return out;
+    }
+    std::vector<std::string> texts;
+    if (!c.prompt.empty()) {
+      captions::encode_prompt(c.prompt);  // an Error for a prompt with no word the model knows
+      texts.assign(static_cast<size_t>(n), c.prompt);
+    } else {
+      for (int64_t k : labels.to_vector<int64_t>()) texts.push_back(captions::class_prompt(k));
+    }
+    out.tokens = captions::encode(texts);
+    out.keep = ones({n, 1});
+    return out;
+  }
+
+  // The unconditional twin of c for n samples: ∅ throughout.
+  Cond null_condition(const Cond& c, int64_t n) const {
+    Cond out = c;
+    if (kind_ == Conditioning::Label) out.labels = full({n}, static_cast<double>(kClasses), TensorOptions{DType::Int64});
+    if (kind_ == Conditioning::Text) out.keep = zeros({n, 1});
+    return out;
   }
 
   Denoiser& sampler_net() { return ema_net_ ? *ema_net_ : *net_; }
 
-  // ε̃ at (x, t) for every sample: ε_θ(x, t, y) mixed with ε_θ(x, t, ∅) by the
-  // guidance weight (one pass over both halves of a doubled batch) when w > 0.
-  Tensor predict(Denoiser& net, const Tensor& x, int64_t t, const Tensor& labels) {
+  // ε̃ at (x, t) for every sample: ε_θ(x, t, c) mixed with ε_θ(x, t, ∅) by the
+  // guidance weight when w > 0.
+  Tensor predict(Denoiser& net, const Tensor& x, int64_t t, const Cond& c) {
     const int64_t n = x.size(0);
     const double w = *settings_.guidance;
-    if (!labels.defined() || w == 0) return net.forward(x, full({n}, static_cast<double>(t), TensorOptions{DType::Int64}), labels);
-    const Tensor both = net.forward(concat({x, x}, 0), full({2 * n}, static_cast<double>(t), TensorOptions{DType::Int64}),
-                                    concat({labels, full({n}, static_cast<double>(kClasses), TensorOptions{DType::Int64})}, 0));
-    return dm::guided_eps(slice(both, 0, 0, n), slice(both, 0, n, 2 * n), w);
+    const Tensor steps = full({n}, static_cast<double>(t), TensorOptions{DType::Int64});
+    if (kind_ == Conditioning::None || w == 0) return net.forward(x, steps, c);
+    // Two passes (a doubled batch would need the texts' tokens padded alike).
+    return dm::guided_eps(net.forward(x, steps, c), net.forward(x, steps, null_condition(c, n)), w);
   }
 
   // The reverse process from x_T ~ N(0, I) (drawn from g) under the current
   // settings. Returns the final samples, clamped to [−1, 1], or with frames ≥ 2
   // that many snapshots evenly spaced from x_T to the end.
-  std::vector<Tensor> reverse(int64_t n, const Tensor& labels, Generator& g, int64_t frames) {
+  std::vector<Tensor> reverse(int64_t n, const Cond& cond, Generator& g, int64_t frames) {
     NoGrad ng;
     Denoiser& net = sampler_net();
     const bool ddim = settings_.sampler == "ddim";
@@ -329,7 +428,7 @@ class Ddpm : public Model {
     keep(0);
     for (int64_t i = 0; i < total; ++i) {
       const int64_t t = steps[static_cast<size_t>(i)];
-      const Tensor eps = predict(net, x, t, labels);
+      const Tensor eps = predict(net, x, t, cond);
       if (ddim) {
         const int64_t prev = i + 1 < total ? steps[static_cast<size_t>(i + 1)] : 0;
         const Tensor z = *settings_.eta > 0 ? randn(x.shape(), f32, &g) : Tensor();
@@ -349,7 +448,7 @@ class Ddpm : public Model {
   Device device_;
   dm::Schedule schedule_;
   dm::ReverseVariance variance_;
-  bool conditional_;
+  Conditioning kind_;
   double p_uncond_, ema_decay_, grad_clip_;
   int64_t warmup_;
   SamplerSettings settings_;
@@ -383,8 +482,10 @@ std::vector<OptionSpec> options_ddpm() {
                           "samples and evaluation use an EMA of the weights with this decay (Ho et al. 0.9999); 0: none"));
   o.push_back(real_option("grad_clip", 1, Range::at_least(0), "clip the gradient's norm to this (0: off)"));
   o.push_back(integer_option("lr_warmup", 100, Range::closed(0, 1e9), "linear learning-rate warm-up steps (Ho et al. 5000)"));
-  o.push_back(choice_option("condition", "none", {"none", "label"},
-                            "none, or the class label with classifier-free guidance (Ho & Salimans 2022)"));
+  o.push_back(choice_option("condition", "none", {"none", "label", "text"},
+                            "none, the class label or a caption, with classifier-free guidance (Ho & Salimans 2022)"));
+  o.push_back(integer_option("word_dim", 32, Range::closed(1, 4096), "--condition text: size of the word embeddings"));
+  o.push_back(integer_option("embed_dim", 64, Range::closed(1, 4096), "--condition text: size of the text encoding phi(t)"));
   o.push_back(real_option("p_uncond", 0.1, Range::closed(0, 1), "probability of training on the null label"));
   o.push_back(real_option("guidance", 1, Range::at_least(0), "classifier-free guidance weight w at sampling (eq. 6)"));
   o.push_back(choice_option("sampler", "ddim", {"ancestral", "ddim"},

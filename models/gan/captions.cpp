@@ -257,4 +257,44 @@ std::map<std::string, std::string> read_captions(const std::string& path) {
   return out;
 }
 
+int64_t word_hash(const std::string& word) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char ch : word) h = (h ^ ch) * 0x100000001b3ull;
+  return h == 0 ? 1 : static_cast<int64_t>(h);
+}
+
+TextEncoder::TextEncoder(int64_t vocabulary, int64_t word_dim, int64_t embed_dim, bool table)
+    : words_(register_module("words", std::make_shared<nn::Embedding>(vocabulary, word_dim))),
+      gru_(register_module("gru", std::make_shared<nn::GRU>(word_dim, embed_dim))) {
+  if (table) register_buffer("word_hashes", &hashes_, zeros({vocabulary}, TensorOptions{DType::Int64}));
+}
+
+Tensor TextEncoder::encode(const Tokens& t) { return gru_->forward((*words_)(t.ids), t.lengths).h_n; }
+
+std::unordered_map<int64_t, int64_t> TextEncoder::word_ids() const {
+  const std::vector<int64_t> h = hashes_.to(Device::cpu()).to_vector<int64_t>();
+  std::unordered_map<int64_t, int64_t> ids;
+  for (size_t k = 2; k < h.size(); ++k)
+    if (h[k] != 0) ids.emplace(h[k], static_cast<int64_t>(k));
+  return ids;
+}
+
+void TextEncoder::add_words(const std::vector<std::string>& words, const std::string& source) {
+  std::vector<int64_t> h = hashes_.to(Device::cpu()).to_vector<int64_t>();
+  const std::unordered_map<int64_t, int64_t> ids = word_ids();
+  size_t next = 2, added = 0;
+  for (const std::string& w : words) {
+    if (ids.count(word_hash(w))) continue;
+    while (next < h.size() && h[next] != 0) ++next;
+    LOOM_CHECK(next < h.size(), source, ": its captions hold more distinct words than --max-words ", h.size() - 2,
+               " (raise it)");
+    h[next] = word_hash(w);
+    ++added;
+  }
+  if (added > 0) {
+    NoGrad ng;
+    hashes_.copy_(from_vector(h, {static_cast<int64_t>(h.size())}).to(hashes_.device()));
+  }
+}
+
 }  // namespace loom::models::captions

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "autograd/loom.h"
@@ -126,5 +127,33 @@ Tokens encode_prompt(const std::string& prompt, const Vocabulary& v = caption_vo
 // the file (and the line number).
 inline constexpr uint64_t kMaxCaptionsBytes = uint64_t(1) << 30;  // 1 GiB: a few million captions
 std::map<std::string, std::string> read_captions(const std::string& path);
+
+// 64-bit FNV-1a of a word, never 0 (0 marks a free row of TextEncoder's word table).
+int64_t word_hash(const std::string& word);
+
+// The text encoder φ of the text-conditional models (text2image, ddpm --condition
+// text): word embeddings (word_dim) → GRU (embed_dim, nn::GRU masked at each text's
+// length) → its state after each text's last word. With `table`, the word of each
+// embedding row is a buffer "word_hashes" int64 [vocabulary] (word_hash of the row's
+// word, 0 when free; rows 0 and 1 are <pad> and <unk>), so that a checkpoint carries
+// the vocabulary of a user's captions (models/gan/text2image.cpp says how);
+// without, the ids are caption_vocabulary()'s.
+class TextEncoder : public nn::Module {
+ public:
+  TextEncoder(int64_t vocabulary, int64_t word_dim, int64_t embed_dim, bool table);
+  // ids int64 [B, T], lengths int64 [B] (Tokens) → φ float32 [B, embed_dim].
+  Tensor encode(const Tokens& t);
+  std::string name() const override { return "TextEncoder"; }
+  // The table's ids by word hash (its buffer may have been restored since the last call).
+  std::unordered_map<int64_t, int64_t> word_ids() const;
+  // Gives each word of `words` not yet in the table the next free row, in the
+  // order given; an Error naming `source` when the table is full.
+  void add_words(const std::vector<std::string>& words, const std::string& source);
+
+ private:
+  std::shared_ptr<nn::Embedding> words_;
+  std::shared_ptr<nn::GRU> gru_;
+  Tensor hashes_;
+};
 
 }  // namespace loom::models::captions

@@ -82,62 +82,6 @@ namespace cap = captions;
 
 Tensor leaky(const Tensor& x) { return leaky_relu(x, 0.2); }
 
-// 64-bit FNV-1a of a word, never 0 (0 marks a free row of the word table).
-int64_t word_hash(const std::string& word) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char ch : word) h = (h ^ ch) * 0x100000001b3ull;
-  return h == 0 ? 1 : static_cast<int64_t>(h);
-}
-
-// φ(t): word embeddings → GRU → its state after each caption's last word. With
-// `table`, the word of each embedding row is a buffer "word_hashes" int64
-// [vocabulary] (word_hash of the row's word, 0 when free; rows 0 and 1 are <pad>
-// and <unk>), so a checkpoint carries its vocabulary (see the file header).
-class TextEncoder : public nn::Module {
- public:
-  TextEncoder(int64_t vocabulary, int64_t word_dim, int64_t embed_dim, bool table)
-      : words_(register_module("words", std::make_shared<nn::Embedding>(vocabulary, word_dim))),
-        gru_(register_module("gru", std::make_shared<nn::GRU>(word_dim, embed_dim))) {
-    if (table) register_buffer("word_hashes", &hashes_, zeros({vocabulary}, TensorOptions{DType::Int64}));
-  }
-  // ids int64 [B, T], lengths int64 [B] (captions::Tokens) → φ float32 [B, embed_dim].
-  Tensor encode(const cap::Tokens& t) { return gru_->forward((*words_)(t.ids), t.lengths).h_n; }
-  std::string name() const override { return "TextEncoder"; }
-
-  // The table's ids by word hash (its buffer may have been restored since the last call).
-  std::unordered_map<int64_t, int64_t> word_ids() const {
-    const std::vector<int64_t> h = hashes_.to(Device::cpu()).to_vector<int64_t>();
-    std::unordered_map<int64_t, int64_t> ids;
-    for (size_t k = 2; k < h.size(); ++k)
-      if (h[k] != 0) ids.emplace(h[k], static_cast<int64_t>(k));
-    return ids;
-  }
-  // Gives each word of `words` not yet in the table the next free row, in the
-  // order given; an Error naming `source` when the table is full.
-  void add_words(const std::vector<std::string>& words, const std::string& source) {
-    std::vector<int64_t> h = hashes_.to(Device::cpu()).to_vector<int64_t>();
-    const std::unordered_map<int64_t, int64_t> ids = word_ids();
-    size_t next = 2, added = 0;
-    for (const std::string& w : words) {
-      if (ids.count(word_hash(w))) continue;
-      while (next < h.size() && h[next] != 0) ++next;
-      LOOM_CHECK(next < h.size(), source, ": its captions hold more distinct words than --max-words ", h.size() - 2,
-                 " (raise it)");
-      h[next] = word_hash(w);
-      ++added;
-    }
-    if (added > 0) {
-      NoGrad ng;
-      hashes_.copy_(from_vector(h, {static_cast<int64_t>(h.size())}).to(hashes_.device()));
-    }
-  }
-
- private:
-  std::shared_ptr<nn::Embedding> words_;
-  std::shared_ptr<nn::GRU> gru_;
-  Tensor hashes_;
-};
-
 // φ(t) compressed to a few numbers: Linear → leaky ReLU (the paper's text projection, in G and in D).
 std::shared_ptr<nn::Sequential> text_projection(int64_t embed_dim, int64_t text_dim) {
   return std::make_shared<nn::Sequential>(
@@ -213,7 +157,7 @@ class Text2Image : public gan::AdversarialModel {
         int_weight_(c.real("int_weight")),
         captions_path_(c.text("captions")),
         data_dir_(c.data_dir),
-        encoder_(std::make_shared<TextEncoder>(
+        encoder_(std::make_shared<cap::TextEncoder>(
             captions_path_.empty() ? cap::caption_vocabulary().size() : c.integer("max_words") + 2,
             c.integer("word_dim"), c.integer("embed_dim"), !captions_path_.empty())),
         generator_(std::make_shared<TextGenerator>(latent_, c.integer("embed_dim"), c.integer("text_dim"),
@@ -428,7 +372,7 @@ class Text2Image : public gan::AdversarialModel {
   cap::Tokens encode_user(const std::vector<std::string>& texts) const {
     const std::unordered_map<int64_t, int64_t> ids = encoder_->word_ids();
     return to_device(cap::encode(texts, [&](const std::string& w) {
-      auto it = ids.find(word_hash(w));
+      auto it = ids.find(cap::word_hash(w));
       return it == ids.end() ? cap::Vocabulary::kUnk : it->second;
     }));
   }
@@ -470,7 +414,7 @@ class Text2Image : public gan::AdversarialModel {
   std::vector<std::string> lines_;
   std::array<std::vector<std::string>, 2> split_captions_;  // train, test: the caption of each image by position
   bool words_added_ = false;
-  std::shared_ptr<TextEncoder> encoder_;
+  std::shared_ptr<cap::TextEncoder> encoder_;
   std::shared_ptr<TextGenerator> generator_;
   std::shared_ptr<MatchingDiscriminator> discriminator_;
 };
