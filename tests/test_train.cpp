@@ -1,4 +1,6 @@
 // The training driver: bit-exact resume, checkpoints, and its error messages.
+#include <signal.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -412,4 +414,25 @@ TEST(Train, OnStepReportsEveryStepAndNoGridWithoutSamples) {
   EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4}));
   EXPECT_TRUE(r.samples.empty());
   EXPECT_FALSE(fs::exists(dir.path() + "/a/samples.png"));
+}
+
+TEST(Train, AnInterruptCheckpointsTheStepAndStops) {
+  // SIGINT during step 2 of 6: the run stops after that step with its checkpoint,
+  // and resuming from it ends where an uninterrupted run does.
+  TempDir dir;
+  tools::TrainOptions o = tiny("vae", dir.path() + "/cut", 6);
+  o.on_step = [](int64_t step, double) {
+    if (step == 2) raise(SIGINT);
+  };
+  const std::string ckpt = dir.path() + "/cut/checkpoint.safetensors";
+  expect_error([&] { tools::train(o); },
+               {"train: interrupted at step 2 of 6; checkpoint " + ckpt + " (continue with --resume " + ckpt + ")"});
+  EXPECT_EQ(load_safetensors(ckpt).metadata.at("step"), "2");
+  // The handler is gone with the loop: the default disposition is back.
+  struct sigaction now {};
+  sigaction(SIGINT, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);
+  tools::TrainOptions rest = tiny("vae", dir.path() + "/cut", 6);
+  rest.resume = ckpt;
+  EXPECT_EQ(weights(tools::train(rest).checkpoint), weights(tools::train(tiny("vae", dir.path() + "/straight", 6)).checkpoint));
 }

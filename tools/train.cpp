@@ -1,6 +1,9 @@
 #include "tools/train.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -550,6 +553,36 @@ data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, da
 
 }  // namespace
 
+// Ctrl-C (SIGINT) or SIGTERM during training: set by the handler, read after each
+// step, which then checkpoints and stops (InterruptGuard).
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) { g_interrupted = true; }
+
+// For the life of a training loop: SIGINT and SIGTERM ask it to stop after the
+// current step; the handlers reset themselves (SA_RESETHAND), so a second signal
+// ends the process at once (every file is written atomically: nothing is torn).
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    g_interrupted = false;
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~InterruptGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
 TrainResult train(const TrainOptions& o) {
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   const models::Registration& reg = o.registration ? *o.registration : resolve_model(o.model);
@@ -723,6 +756,7 @@ TrainResult train(const TrainOptions& o) {
   TrainResult result;
   const Generator frame_noise(*config.seed ^ 0xF4A3E5ull);
   model->train(true);
+  InterruptGuard interrupts;
   while (step < total) {
     const double started = o.on_step ? steady_seconds() : 0;
     models::Batch b = next_batch();
@@ -755,6 +789,12 @@ TrainResult train(const TrainOptions& o) {
                     train_set.images, o.progress);
     }
     if (o.checkpoint_every > 0 && step % o.checkpoint_every == 0) save();
+    if (g_interrupted) {
+      bar.finish();
+      if (last_good != ckpt_path || last_good_step != step) save();
+      throw Error(str("train: interrupted at step ", step, " of ", total, "; checkpoint ", ckpt_path,
+                      " (continue with --resume ", ckpt_path, ")"));
+    }
   }
   bar.finish();
   if (last_good != ckpt_path || last_good_step != step) save();

@@ -22,6 +22,11 @@ namespace loom::tools {
 // checkpoint is due, stops training with an Error ("diverged") that names the
 // last good checkpoint: the latest one this run wrote, else the --resume file;
 // nothing is written then, and without either the message says so.
+//
+// SIGINT (Ctrl-C) or SIGTERM stops training after the step in progress: the
+// checkpoint is written and train() throws an Error "train: interrupted at step
+// N of M; checkpoint FILE (continue with --resume FILE)". A second signal ends
+// the process at once.
 struct TrainOptions {
   std::string model;
   // A model of your own, not in the registry: trained under its registration's
