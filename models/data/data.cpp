@@ -359,6 +359,8 @@ std::vector<std::string> image_folder_files(const std::string& root) {
   return out;
 }
 
+std::vector<std::string> image_folder_classes(const std::string& root) { return list_image_folder(root).classes; }
+
 std::string image_folder_split(const std::string& dir, Split split) {
   std::error_code ec;
   const bool split_folders = fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
@@ -553,6 +555,29 @@ LabeledImages load_two_domains(const DataSpec& spec, Split split, const std::str
   return out;
 }
 
+// DataSpec::domains (see there): the images of those classes, in their order in d,
+// each labelled by its class's position in `domains`.
+LabeledImages of_domains(const LabeledImages& d, const std::vector<int64_t>& domains, const std::string& dir) {
+  std::array<int64_t, 10> domain_of{};
+  domain_of.fill(-1);
+  for (size_t k = 0; k < domains.size(); ++k) {
+    const int64_t c = domains[k];
+    LOOM_CHECK(c >= 0 && c < 10, "load_dataset: Fashion-MNIST class ", c, " is not in [0, 10)");
+    LOOM_CHECK(domain_of[static_cast<size_t>(c)] < 0, "load_dataset: class ", c, " is two domains");
+    domain_of[static_cast<size_t>(c)] = static_cast<int64_t>(k);
+  }
+  std::vector<int64_t> rows, labels;
+  const std::vector<int64_t> all = d.labels.to_vector<int64_t>();
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i] >= 0 && all[i] < 10 && domain_of[static_cast<size_t>(all[i])] >= 0) {
+      rows.push_back(static_cast<int64_t>(i));
+      labels.push_back(domain_of[static_cast<size_t>(all[i])]);
+    }
+  LOOM_CHECK(!rows.empty(), "load_dataset: ", dir, " holds no image of the classes of the domains");
+  const auto n = static_cast<int64_t>(rows.size());
+  return {index_select(d.images, 0, from_vector(rows, {n})), from_vector(labels, {n})};
+}
+
 }  // namespace
 
 bool two_domains_from_fashion_mnist(const DataSpec& spec, const std::string& dir) {
@@ -613,6 +638,7 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
     return {(f.images + 1.0) * 0.5, f.labels};
   }
   LabeledImages d = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);
+  if (!spec.domains.empty()) d = of_domains(d, spec.domains, dir);
   d.images = fashion_mnist_shaped(d.images, spec);
   return d;
 }

@@ -101,6 +101,9 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
 // without decoding any): what a model matching side data to the images by
 // their position lists. An Error naming root as load_image_folder's.
 std::vector<std::string> image_folder_files(const std::string& root);
+// The sub-folder names of root in load_image_folder's order (its ImageFolder::classes),
+// without decoding any image; an Error naming root as load_image_folder's.
+std::vector<std::string> image_folder_classes(const std::string& root);
 
 // Images to score or translate: one image file, or every image file directly in
 // a folder (sorted), resized like load_image_folder; float32 [N, channels, size,
@@ -172,6 +175,10 @@ struct DataSpec {
   // resized to 286, randomly cropped to 256, flipped).
   int64_t load_size = 0;
   bool flip = false;
+  // FashionMnist: when not empty, only the images of these classes (0-9, distinct),
+  // each labelled by its class's position here: domain k is class domains[k]
+  // (multi-domain translation, StarGAN). Empty: all ten classes, labelled 0-9.
+  std::vector<int64_t> domains = {};
 };
 
 // Whether a TwoDomains data set of spec in `dir` is two Fashion-MNIST classes
