@@ -390,11 +390,13 @@ Tensor classifier_range(const Tensor& x, const models::DataSpec& spec) {
   return (x - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0;
 }
 
-// The classifier's class of each image x [n, C, H, W] in spec's range: images of
-// another size resized to its 28 × 28 (bilinear), RGB ones averaged to grey.
-std::vector<int64_t> classify(models::Classifier& clf, Tensor x, const models::DataSpec& spec) {
+// The class loom's classifier (a models::Classifier, as load_classifier gives it)
+// assigns each image x [n, C, H, W] in spec's range: images of another size resized
+// to its 28 × 28 (bilinear), RGB ones averaged to grey.
+std::vector<int64_t> classify(models::Model& classifier, Tensor x, const models::DataSpec& spec) {
   if (x.size(1) != 1) x = mean(x, {1}, true);
   if (x.size(2) != 28) x = upsample_bilinear2d(x, 28, 28);
+  auto& clf = dynamic_cast<models::Classifier&>(classifier);
   return argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
 }
 
@@ -409,8 +411,8 @@ std::vector<int64_t> classify(models::Classifier& clf, Tensor x, const models::D
 models::Losses translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
                                    const std::string& classifier_checkpoint, Device device, Generator& g) {
   const models::DataSpec spec = m.data_spec();
-  std::unique_ptr<models::Model> loaded = load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
-  auto& clf = dynamic_cast<models::Classifier&>(*loaded);
+  const std::unique_ptr<models::Model> clf =
+      load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
   m.train(false);
   NoGrad ng;
   models::Losses out;
@@ -419,7 +421,7 @@ models::Losses translation_metrics(models::Model& m, const data::LabeledImages& 
     const int64_t target = spec.classes[b_to_a ? 0 : 1], count = std::min(n, source.size(0)), chunk = 500;
     int64_t translated = 0, untranslated = 0;
     auto hits = [&](const Tensor& x) {
-      const std::vector<int64_t> pred = classify(clf, x, spec);
+      const std::vector<int64_t> pred = classify(*clf, x, spec);
       return std::count(pred.begin(), pred.end(), target);
     };
     for (int64_t i = 0; i < count; i += chunk) {
@@ -447,8 +449,8 @@ models::Losses translation_metrics(models::Model& m, const data::LabeledImages& 
 models::Losses domain_translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
                                           const std::string& classifier_checkpoint, Device device, Generator& g) {
   const models::DataSpec spec = m.data_spec();
-  std::unique_ptr<models::Model> loaded = load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
-  auto& clf = dynamic_cast<models::Classifier&>(*loaded);
+  const std::unique_ptr<models::Model> clf =
+      load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
   m.train(false);
   NoGrad ng;
   const auto domains = static_cast<int64_t>(spec.domains.size());
@@ -459,11 +461,11 @@ models::Losses domain_translation_metrics(models::Model& m, const data::LabeledI
     c.images = data::prepare_images(slice(test.images, 0, i, std::min(count, i + chunk)), spec, g).to(device);
     const int64_t rows = c.images.size(0);
     const std::vector<int64_t> source = slice(test.labels, 0, i, i + rows).to_vector<int64_t>();
-    const std::vector<int64_t> as_is = classify(clf, c.images, spec);
+    const std::vector<int64_t> as_is = classify(*clf, c.images, spec);
     for (int64_t t = 0; t < domains; ++t) {
       const int64_t target = spec.domains[static_cast<size_t>(t)];
       c.targets = full({rows}, static_cast<double>(t), TensorOptions{DType::Int64});
-      const std::vector<int64_t> pred = classify(clf, m.sample(rows, c, g), spec);
+      const std::vector<int64_t> pred = classify(*clf, m.sample(rows, c, g), spec);
       for (int64_t r = 0; r < rows; ++r) {
         if (source[static_cast<size_t>(r)] == t) continue;
         ++pairs;
