@@ -45,6 +45,25 @@ data::LabeledImages three_domains(data::Split split, int64_t n) {
   return d;
 }
 
+// An RGB PNG of w × h uniform noise drawn from g.
+void write_noise(const std::string& path, int64_t w, int64_t h, Generator& g) {
+  const std::vector<float> u = rand({w * h * 3}, {}, &g).to_vector<float>();
+  std::vector<uint8_t> px;
+  for (float v : u) px.push_back(static_cast<uint8_t>(v * 255));
+  save_png(path, px.data(), w, h, 3, "test");
+}
+
+// A 2-step run of the tiny networks into `out` on the RGB images of `data` at 32 × 32.
+tools::TrainOptions rgb_folder_run(const std::string& out, const std::string& data, int64_t batch_size) {
+  tools::TrainOptions o = tiny_run("stargan", out, 2, 0, 1);
+  o.load_data = {};
+  o.data_dir = o.config.data_dir = data;
+  o.config.batch_size = batch_size;
+  for (const auto& [k, v] : kTiny) o.config.set(k, v);
+  o.config.set("rgb", true).set("image_size", "32");
+  return o;
+}
+
 bool have_fashion_mnist() {
   return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
 }
@@ -199,21 +218,11 @@ TEST(StarGan, TrainsOnDomainFolders) {
   Generator g(5);
   for (const char* domain : {"blond", "brown", "dark"}) {
     std::filesystem::create_directories(dir / (std::string("faces/") + domain));
-    for (int i = 0; i < 2; ++i) {
-      const std::vector<float> u = rand({40 * 30 * 3}, {}, &g).to_vector<float>();
-      std::vector<uint8_t> px;
-      for (float v : u) px.push_back(static_cast<uint8_t>(v * 255));
-      save_png(dir / (std::string("faces/") + domain + "/" + std::to_string(i) + ".png"), px.data(), 40, 30, 3, "test");
-    }
+    for (int i = 0; i < 2; ++i) write_noise(dir / str("faces/", domain, "/", i, ".png"), 40, 30, g);
   }
   EXPECT_EQ(data::image_folder_classes(dir / "faces"), (std::vector<std::string>{"blond", "brown", "dark"}));
-  tools::TrainOptions o = tiny_run("stargan", dir / "run", 2, 0, 1);
-  o.load_data = {};
-  o.data_dir = o.config.data_dir = dir / "faces";
-  o.config.batch_size = 2;
+  tools::TrainOptions o = rgb_folder_run(dir / "run", dir / "faces", 2);
   o.eval_size = 4;
-  for (const auto& [k, v] : kTiny) o.config.set(k, v);
-  o.config.set("rgb", true).set("image_size", "32");
   const tools::TrainResult r = tools::train(o);
   EXPECT_EQ(r.steps, 2);
   EXPECT_GT(r.eval.at("cycle_l1"), 0);
@@ -364,4 +373,112 @@ TEST(StarGan, LearnsToTranslateBetweenFootwearClasses) {
   EXPECT_LT(b, 0.2);
   EXPECT_GT(a, 0.7);
   EXPECT_GT(r.eval.at("d_cls_accuracy"), 0.7);
+}
+
+TEST(StarGan, ReadsCelebAAttributeFiles) {
+  TempDir dir;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::FILE* f = std::fopen((dir / name).c_str(), "wb");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+    return dir / name;
+  };
+  // CelebA's layout: two spaces before a 1, one before a -1, Windows line ends allowed.
+  const data::AttributeTable t =
+      data::read_attribute_file(write("ok.txt", "3\r\nSmiling Male Young \r\na.png  1 -1  1\nb.png -1 -1  1\nc.png  1  1 -1\n\n"));
+  EXPECT_EQ(t.names, (std::vector<std::string>{"Smiling", "Male", "Young"}));
+  EXPECT_EQ(t.files, (std::vector<std::string>{"a.png", "b.png", "c.png"}));
+  EXPECT_EQ(t.values, (std::vector<uint8_t>{1, 0, 1, 0, 0, 1, 1, 1, 0}));
+  const std::vector<std::pair<std::string, std::vector<std::string>>> bad{
+      {"x\nA B\n", {"line 1", "number of images"}},
+      {"0\nA B\n", {"line 1", "number of images"}},
+      {"1\nA A\n", {"line 2", "'A' is named twice"}},
+      {"1\nA B\na.png 1 0\n", {"line 3", "1 or -1", "'0'"}},
+      {"1\nA B\na.png 1\n", {"line 3", "expected 2 values", "got 1"}},
+      {"2\nA B\na.png 1 1\na.png 1 1\n", {"line 4", "'a.png' is listed twice"}},
+      {"2\nA B\na.png 1 1\n", {"2 images declared, 1 listed"}},
+      {"1\nA B\na.png 1 1\nb.png 1 1\n", {"line 4", "more image lines than the 1 declared"}},
+      {"1\n", {"line 2", "attribute names"}},
+  };
+  for (const auto& [text, expected] : bad) {
+    SCOPED_TRACE(text);
+    const std::string path = write("bad.txt", text);
+    std::vector<std::string> parts{path};
+    parts.insert(parts.end(), expected.begin(), expected.end());
+    expect_error([&, path = path] { data::read_attribute_file(path); }, parts);
+  }
+  expect_error([&] { data::read_attribute_file(dir / "none.txt"); }, {"none.txt"});
+}
+
+TEST(StarGan, AttributeLossMatchesHandComputedValues) {
+  // Σ_a BCE / B: row 0 (logits 0, 2; attributes 1, 0): ln 2 + ln(1 + e²); row 1 (−1, 3; 0, 1): ln(1 + e⁻¹) + ln(1 + e⁻³).
+  const Tensor logits = from_vector(std::vector<float>{0, 2, -1, 3}, {2, 2});
+  const Tensor attributes = from_vector(std::vector<float>{1, 0, 0, 1}, {2, 2});
+  const double expected =
+      (std::log(2.0) + std::log1p(std::exp(2.0)) + std::log1p(std::exp(-1.0)) + std::log1p(std::exp(-3.0))) / 2;
+  EXPECT_NEAR(stargan::attribute_classification_loss(logits, attributes).item(), expected, 1e-6);
+  expect_error([&] { stargan::attribute_classification_loss(logits, zeros({2, 3})); },
+               {"attribute_classification_loss", "one shape"});
+}
+
+// Images with binary attributes (--attr-file, --attrs) through the driver: the
+// splits, the attributes as the labels, a translation that flips one, and the errors.
+TEST(StarGan, TrainsOnBinaryAttributes) {
+  TempDir dir;
+  Generator g(6);
+  std::filesystem::create_directories(dir / "img");
+  std::string table = "12\nBlond Male Young\n";
+  std::vector<std::vector<float>> chosen;  // Male, Blond of each image
+  for (int i = 0; i < 12; ++i) {
+    write_noise(dir / str("img/", i, ".png"), 20, 20, g);
+    const int blond = i % 2, male = (i / 2) % 2, young = (i / 3) % 2;
+    table += str(i, ".png ", blond ? " 1" : "-1", male ? "  1" : " -1", young ? "  1" : " -1", "\n");
+    chosen.push_back({static_cast<float>(male), static_cast<float>(blond)});
+  }
+  std::FILE* f = std::fopen((dir / "attrs.txt").c_str(), "wb");
+  std::fputs(table.c_str(), f);
+  std::fclose(f);
+
+  data::DataSpec spec;
+  spec.dataset = data::Dataset::Attributes;
+  spec.size = 16;
+  spec.channels = 3;
+  spec.attr_file = dir / "attrs.txt";
+  spec.attrs = {"Male", "Blond"};
+  // 12 images: the last ⌈12 / 10⌉ = 2 held out.
+  const data::LabeledImages train = data::load_dataset(spec, data::Split::Train, dir / "img");
+  const data::LabeledImages test = data::load_dataset(spec, data::Split::Test, dir / "img");
+  EXPECT_EQ(train.images.shape(), (Shape{10, 3, 16, 16}));
+  EXPECT_EQ(test.images.shape(), (Shape{2, 3, 16, 16}));
+  std::vector<float> expected;
+  for (int i = 10; i < 12; ++i) expected.insert(expected.end(), chosen[i].begin(), chosen[i].end());
+  EXPECT_EQ(test.labels.to_vector<float>(), expected);
+  EXPECT_EQ(slice(test.images, 0, 1, 2).to_vector<float>(),
+            data::load_images(dir / "img/11.png", 16, 3).images.to_vector<float>());
+  spec.attrs = {"Bald"};
+  expect_error([&] { data::load_dataset(spec, data::Split::Test, dir / "img"); },
+               {"attribute 'Bald'", "Blond, Male, Young"});
+
+  tools::TrainOptions o = rgb_folder_run(dir / "run", dir / "img", 4);
+  o.eval_size = 2;
+  o.config.set("attr_file", dir / "attrs.txt").set("attrs", "Male,Blond");
+  const tools::TrainResult r = tools::train(o);
+  EXPECT_EQ(r.steps, 2);
+  EXPECT_GT(r.eval.at("cycle_l1"), 0);
+  EXPECT_GE(r.eval.at("d_cls_accuracy"), 0);
+  EXPECT_LE(r.eval.at("d_cls_accuracy"), 1);
+  const auto m = tools::load_model("stargan", r.checkpoint, Device::cpu(), dir / "img");
+  EXPECT_EQ(m->conditions().domains, (std::vector<std::string>{"Male", "Blond"}));
+  EXPECT_EQ(m->data_spec().dataset, data::Dataset::Attributes);
+  tools::SampleCondition sc;
+  sc.input = dir / "img/0.png";
+  sc.target = "blond";
+  tools::sample("stargan", r.checkpoint, 1, dir / "grid.png", Device::cpu(), 0, dir / "img", sc);
+  EXPECT_TRUE(std::filesystem::exists(dir / "grid/0.png"));
+  // A batch without its attributes, and half of the two flags, are errors.
+  m->train(true);
+  expect_error([&] { train_step(*m, zeros({2, 3, 32, 32}), zeros({2}, TensorOptions{DType::Int64})); },
+               {"stargan", "2 attributes"});
+  o.config.set("attrs", "");
+  expect_error([&] { tools::train(o); }, {"--attr-file", "--attrs"});
 }

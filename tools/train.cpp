@@ -231,7 +231,8 @@ Tensor positions(int64_t i, int64_t j) {
 models::Batch prepare(const data::Batch& b, const models::DataSpec& spec, Generator& g, Device device) {
   models::Batch out;
   out.images = data::prepare_images(b.inputs, spec, g).to(device);
-  out.labels = b.labels.to(device);
+  // Binary attributes (data::Dataset::Attributes) come as float labels.
+  (b.labels.defined() && b.labels.dtype() == DType::Float32 ? out.attributes : out.labels) = b.labels.to(device);
   out.indices = b.indices.to(device);
   return out;
 }

@@ -30,13 +30,22 @@
 //
 // Data: Fashion-MNIST classes as domains (--domains, the footwear classes by
 // default; each image's domain is its class), or an image folder with one
-// sub-folder per domain (--data DIR; its train/ and test/ when it has both),
-// flipped left-right in training as the paper does.
+// sub-folder per domain (--data DIR; its train/ and test/ when it has both), or
+// images with binary attributes (--attr-file FILE --attrs A,B,.. with --data DIR:
+// CelebA's list_attr_celeba.txt format, data::Dataset::Attributes), folder images
+// flipped left-right in training as the paper does. With attributes, the label c is
+// the attribute vector itself (several may be 1), D_cls has a logit per attribute
+// trained with binary cross-entropy, and targets are the attribute vectors of the
+// batch's images in a random order (as the authors' code draws them); a
+// translation "into attribute k" flips attribute k of the image's attributes
+// (those of the data set in training and evaluation; at sampling, where an input
+// has none, those D_cls sees in it).
 #include "models/gan/stargan.h"
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 
 #include "models/gan/adversarial.h"
@@ -61,6 +70,13 @@ Tensor domain_classification_loss(const Tensor& logits, const Tensor& domains) {
              "domain_classification_loss: expected logits [B, K] and domains [B], got ", logits.shape(), " and ",
              domains.shape());
   return cross_entropy(logits, domains);
+}
+
+Tensor attribute_classification_loss(const Tensor& logits, const Tensor& attributes) {
+  LOOM_CHECK(logits.dim() == 2 && logits.shape() == attributes.shape(),
+             "attribute_classification_loss: expected logits and attributes [B, A] of one shape, got ", logits.shape(),
+             " and ", attributes.shape());
+  return binary_cross_entropy_with_logits(logits, attributes, Reduction::Sum) * (1.0 / static_cast<double>(logits.size(0)));
 }
 
 }  // namespace stargan
@@ -162,6 +178,19 @@ std::vector<int64_t> parse_domains(const std::string& text) {
   return out;
 }
 
+// --attrs: attribute names, "Black_Hair,Blond_Hair,Male".
+std::vector<std::string> parse_attrs(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string name; std::getline(in, name, ',');) {
+    LOOM_CHECK(!name.empty(), "--attrs: an empty attribute name in '", text, "'");
+    LOOM_CHECK(std::find(out.begin(), out.end(), name) == out.end(), "--attrs: '", name, "' is given twice");
+    out.push_back(name);
+  }
+  LOOM_CHECK(!out.empty() && text.back() != ',', "--attrs must name attributes of --attr-file as A,B,.., got '", text, "'");
+  return out;
+}
+
 // --data DIR is an image folder unless it holds Fashion-MNIST's IDX files (or is not given).
 bool is_image_folder(const std::string& dir) {
   if (dir.empty()) return false;
@@ -180,10 +209,21 @@ class StarGan : public gan::AdversarialModel {
         lambda_cls_(c.real("lambda_cls")),
         lambda_rec_(c.real("lambda_rec")),
         lambda_gp_(c.real("gp_weight")),
-        d_steps_(c.integer("d_steps")) {
+        d_steps_(c.integer("d_steps")),
+        attributes_(!c.text("attr_file").empty()) {
     spec_.size = size_;
     spec_.channels = channels_;
-    if (is_image_folder(c.data_dir)) {
+    LOOM_CHECK(c.text("attr_file").empty() == c.text("attrs").empty(), "stargan: give both --attr-file FILE and ",
+               "--attrs A,B,.. (the attributes of FILE to use)");
+    if (attributes_) {
+      LOOM_CHECK(!c.given.count("domains"), "stargan: --domains chooses Fashion-MNIST classes; with --attr-file ",
+                 "the --attrs are the labels");
+      spec_.dataset = data::Dataset::Attributes;
+      spec_.attr_file = c.text("attr_file");
+      spec_.attrs = parse_attrs(c.text("attrs"));
+      spec_.flip = true;
+      names_ = spec_.attrs;
+    } else if (is_image_folder(c.data_dir)) {
       LOOM_CHECK(!c.given.count("domains"), "stargan: --domains chooses Fashion-MNIST classes; an image folder's ",
                  "domains are its sub-folders");
       spec_.dataset = data::Dataset::ImageFolder;
@@ -215,15 +255,16 @@ class StarGan : public gan::AdversarialModel {
     for (int64_t k = 0; k < d_steps_; ++k) {
       const Batch b = k == 0 ? batch : step.next_batch();
       x = b.images;
-      source = checked_domains(b.labels, x);
-      target = random_domains(x.size(0), nullptr);
+      source = labels_of(b);
+      target = attributes_ ? index_select(source, 0, random_order(x.size(0)))
+                           : targets(source, random_domains(x.size(0), nullptr));
       Tensor fake;
       {
         NoGrad ng;  // D's update does not reach G
         fake = translate(x, target);
       }
       const auto [real_src, real_cls] = d_->judge(x);
-      const Tensor cls = stargan::domain_classification_loss(real_cls, source);
+      const Tensor cls = classification_loss(real_cls, source);
       adv = stargan::critic_loss(real_src, d_->forward(fake));
       const Tensor gp = gan::gradient_penalty([this](const Tensor& h) { return sum(d_->forward(h), {1, 2, 3}); },
                                               gan::penalty_points(x, fake, nullptr));
@@ -237,7 +278,7 @@ class StarGan : public gan::AdversarialModel {
     const Tensor fake = translate(x, target);
     const auto [fake_src, fake_cls] = d_->judge(fake);
     const Tensor g_adv = -mean(fake_src);
-    const Tensor g_cls = stargan::domain_classification_loss(fake_cls, target);
+    const Tensor g_cls = classification_loss(fake_cls, target);
     const Tensor g_rec = cyclegan::cycle_consistency_loss(x, translate(fake, source));
     const Tensor g_loss = g_adv + lambda_cls_ * g_cls + lambda_rec_ * g_rec;
     gan::descend(*g_opt_, g_loss);
@@ -249,17 +290,22 @@ class StarGan : public gan::AdversarialModel {
   }
 
   // The translations of c.images [n, C, H, W] into c.targets, or where none are given
-  // into domains drawn uniformly from g.
+  // into domains drawn uniformly from g (with attributes: each input's attributes as
+  // D_cls sees them, with attribute c.targets flipped).
   Tensor sample(int64_t n, const Condition& c, Generator& g) override {
     LOOM_CHECK(c.images.defined(), "stargan translates images: give them with --input PATH|DIR (and --target DOMAIN)");
     LOOM_CHECK(c.images.size(0) == n, "stargan: asked for ", n, " translations of ", c.images.size(0), " images");
     LOOM_CHECK(c.images.dim() == 4 && c.images.size(1) == channels_ && c.images.size(2) == size_ &&
                    c.images.size(3) == size_,
                "stargan: expected images [n, ", channels_, ", ", size_, ", ", size_, "], got ", c.images.shape());
-    const Tensor targets =
-        c.targets.defined() ? checked_domains(c.targets, c.images) : random_domains(n, &g);
+    const Tensor into = c.targets.defined() ? checked_domains(c.targets, c.images) : random_domains(n, &g);
     NoGrad ng;
-    return translate(c.images.to(device_), targets.to(device_));
+    const Tensor x = c.images.to(device_);
+    // An input's own attributes, as D_cls sees them (1 where its logit is positive).
+    const Tensor source = attributes_ ? gt(d_->judge(x).second, zeros({1}, TensorOptions{DType::Float32, device_}))
+                                            .to(DType::Float32)
+                                      : Tensor();
+    return translate(x, targets(source, into.to(device_)));
   }
   Conditions conditions() const override {
     return {.labels = false, .prompt = false, .images = true, .interpolate = false, .codes = 0, .directions = false,
@@ -286,29 +332,65 @@ class StarGan : public gan::AdversarialModel {
     return {reshape(stack(columns, 1), {width * n, channels_, size_, size_}), width};
   }
 
-  // On held-out images (batch.labels their domains), each translated into the
-  // domain (source + 1 + i mod (K − 1)) mod K, i its place in the batch (every other
-  // domain in turn, without a draw), and back: "cycle_l1", the mean
-  // |G(G(x, c), c') − x| in [0, 1] pixel units; "d_cls_accuracy", the fraction of the
-  // images D_cls assigns to their own domain.
+  // On held-out images (batch.labels their domains, or batch.attributes), each
+  // translated into the domain (source + 1 + i mod (K − 1)) mod K, i its place in the
+  // batch (every other domain in turn, without a draw), or with attribute i mod A
+  // flipped, and back: "cycle_l1", the mean |G(G(x, c), c') − x| in [0, 1] pixel
+  // units; "d_cls_accuracy", the fraction of the images D_cls assigns to their own
+  // domain (of the image-attribute pairs it gets right).
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
     const Tensor& x = batch.images;
-    const Tensor source = checked_domains(batch.labels, x);
-    std::vector<int64_t> target = source.to(Device::cpu()).to_vector<int64_t>();
-    for (size_t i = 0; i < target.size(); ++i)
-      target[i] = (target[i] + 1 + static_cast<int64_t>(i) % (domains_ - 1)) % domains_;
-    const Tensor back =
-        translate(translate(x, from_vector(target, {x.size(0)}, TensorOptions{DType::Int64, device_})), source);
-    const Tensor hits = eq(argmax(d_->judge(x).second, 1), source).to(DType::Float64);
+    const Tensor source = labels_of(batch);
+    std::vector<int64_t> into(static_cast<size_t>(x.size(0)));
+    const std::vector<int64_t> own =
+        attributes_ ? into : argmax(source, 1).to(Device::cpu()).to_vector<int64_t>();
+    for (size_t i = 0; i < into.size(); ++i)
+      into[i] = attributes_ ? static_cast<int64_t>(i) % domains_
+                            : (own[i] + 1 + static_cast<int64_t>(i) % (domains_ - 1)) % domains_;
+    const Tensor back = translate(
+        translate(x, targets(source, from_vector(into, {x.size(0)}, TensorOptions{DType::Int64, device_}))), source);
+    const Tensor logits = d_->judge(x).second;
+    const Tensor hits =
+        attributes_ ? eq(gt(logits, zeros({1}, TensorOptions{DType::Float32, device_})).to(DType::Float32), source)
+                    : eq(argmax(logits, 1), argmax(source, 1));
     return {{"cycle_l1", cyclegan::cycle_consistency_loss(x, back).item() / (spec_.hi - spec_.lo)},
-            {"d_cls_accuracy", mean(hits).item()}};
+            {"d_cls_accuracy", mean(hits.to(DType::Float64)).item()}};
   }
 
  private:
-  // G(x, c): images x [B, C, H, W] into domains c int64 [B].
-  Tensor translate(const Tensor& x, const Tensor& domains) {
-    const Tensor planes = stargan::tile_domains(one_hot(domains, domains_), x.size(2), x.size(3));
-    return (*g_)(concat({x, planes}, 1));
+  // G(x, c): images x [B, C, H, W] into labels c float [B, K] (one-hot domains or attributes).
+  Tensor translate(const Tensor& x, const Tensor& labels) {
+    return (*g_)(concat({x, stargan::tile_domains(labels, x.size(2), x.size(3))}, 1));
+  }
+  // The labels float [B, K] of a batch: its domains as one-hots, or its attributes.
+  Tensor labels_of(const Batch& b) const {
+    if (!attributes_) return one_hot(checked_domains(b.labels, b.images), domains_);
+    LOOM_CHECK(b.attributes.defined() && b.attributes.dim() == 2 && b.attributes.size(0) == b.images.size(0) &&
+                   b.attributes.size(1) == domains_,
+               "stargan: expected the ", domains_, " attributes of each of ", b.images.size(0), " images (float [",
+               b.images.size(0), ", ", domains_, "])");
+    return b.attributes;
+  }
+  // The target labels float [B, K] "into k" of images with labels `source`, k int64 [B]
+  // on the device: domain k as a one-hot, or source with attribute k flipped.
+  Tensor targets(const Tensor& source, const Tensor& k) const {
+    const Tensor picked = one_hot(k, domains_);
+    return attributes_ ? source + picked - 2.0 * source * picked : picked;
+  }
+  // L_cls: cross-entropy over one-hot domains, binary cross-entropy over attributes.
+  Tensor classification_loss(const Tensor& logits, const Tensor& labels) const {
+    return attributes_ ? stargan::attribute_classification_loss(logits, labels)
+                       : stargan::domain_classification_loss(logits, argmax(labels, 1));
+  }
+  // A uniformly random order of n rows, int64 [n] on the device, drawn from the
+  // default generator on the host (so every device draws alike).
+  Tensor random_order(int64_t n) const {
+    const std::vector<double> u = rand({n}, TensorOptions{DType::Float64}).to_vector<double>();
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(),
+              [&u](int64_t a, int64_t b) { return u[static_cast<size_t>(a)] < u[static_cast<size_t>(b)]; });
+    return from_vector(order, {n}, TensorOptions{DType::Int64, device_});
   }
   // Domains int64 [B] drawn uniformly from g (nullptr: the default generator) on the
   // host, so that every device draws alike: ⌊u · K⌋ of u ~ U(0, 1] (u = 1 taken as K − 1).
@@ -332,7 +414,9 @@ class StarGan : public gan::AdversarialModel {
 
   int64_t size_, channels_;
   double lambda_cls_, lambda_rec_, lambda_gp_;
-  int64_t d_steps_, domains_ = 0;
+  int64_t d_steps_;
+  bool attributes_;  // binary attributes (--attr-file) rather than one-hot domains
+  int64_t domains_ = 0;
   std::vector<std::string> names_;
   DataSpec spec_;
   std::shared_ptr<nn::Sequential> g_;
@@ -362,6 +446,10 @@ std::vector<OptionSpec> options_stargan() {
                              "discriminator updates per generator update (n_critic), each on its own batch"));
   o.push_back(text_option("domains", "sandal,sneaker,ankle_boot",
                           "the Fashion-MNIST classes translated between, at least two (names or indices 0-9)"));
+  o.push_back(text_option("attr_file", "", "an attribute file in CelebA's list_attr_celeba.txt format, its images "
+                                           "in --data DIR: binary attributes instead of domains (with --attrs)"));
+  o.push_back(text_option("attrs", "", "the attributes of --attr-file used as labels, A,B,.. (e.g. "
+                                       "Black_Hair,Blond_Hair,Male)"));
   return o;
 }
 

@@ -27,4 +27,10 @@ Tensor critic_loss(const Tensor& real_scores, const Tensor& fake_scores);
 // batch; logits float [B, K], domains int64 [B] in [0, K); a scalar, in nats.
 Tensor domain_classification_loss(const Tensor& logits, const Tensor& domains);
 
+// The same for binary attributes (§3.3 and the authors' code for CelebA): the
+// binary cross-entropy of each attribute, summed over the A attributes and averaged
+// over the batch, Σ_a −[y log σ(l) + (1 − y) log(1 − σ(l))] / B; logits float
+// [B, A], attributes float [B, A] in {0, 1}; a scalar, in nats.
+Tensor attribute_classification_loss(const Tensor& logits, const Tensor& attributes);
+
 }  // namespace loom::models::stargan
