@@ -94,8 +94,12 @@ struct Condition {
   // Two-domain translation models: `images` are of domain B, to be translated into A
   // (`--direction b2a`); false: of A, into B (a2b).
   bool b_to_a = false;
+  // Multi-domain translation models: int64 [n], the domain each of `images` is
+  // translated into (`--target DOMAIN`), an index into Conditions::domains.
+  Tensor targets;
   bool empty() const {
-    return !labels.defined() && !codes.defined() && prompt.empty() && !images.defined() && !interpolate && !b_to_a;
+    return !labels.defined() && !codes.defined() && prompt.empty() && !images.defined() && !interpolate && !b_to_a &&
+           !targets.defined();
   }
 };
 // The kinds of condition a model's sample() takes.
@@ -104,6 +108,9 @@ struct Conditions {
   int64_t codes = 0;  // the values of its categorical latent code (0: it has none)
   bool directions = false;  // it translates both ways between two domains (Condition::b_to_a)
   bool sampler = false;     // it samples iteratively and takes SamplerSettings (diffusion models)
+  // The names of the domains it translates images into (Condition::targets), in
+  // the order of their indices; empty for a model without target domains.
+  std::vector<std::string> domains = {};
 };
 
 // int64 [n]: `run` 0s, `run` 1s, …, `run` (classes − 1)s, then 0s again: the labels of a

@@ -234,7 +234,8 @@ Tensor positions(int64_t i, int64_t j) {
 models::Batch prepare(const data::Batch& b, const models::DataSpec& spec, Generator& g, Device device) {
   models::Batch out;
   out.images = data::prepare_images(b.inputs, spec, g).to(device);
-  out.labels = b.labels.to(device);
+  // Binary attributes (data::Dataset::Attributes) come as float labels.
+  (b.labels.defined() && b.labels.dtype() == DType::Float32 ? out.attributes : out.labels) = b.labels.to(device);
   out.indices = b.indices.to(device);
   return out;
 }
@@ -397,6 +398,16 @@ Tensor classifier_range(const Tensor& x, const models::DataSpec& spec) {
   return (x - spec.lo) * (2.0 / (spec.hi - spec.lo)) - 1.0;
 }
 
+// The class loom's classifier (a models::Classifier, as load_classifier gives it)
+// assigns each image x [n, C, H, W] in spec's range: images of another size resized
+// to its 28 × 28 (bilinear), RGB ones averaged to grey.
+std::vector<int64_t> classify(models::Model& classifier, Tensor x, const models::DataSpec& spec) {
+  if (x.size(1) != 1) x = mean(x, {1}, true);
+  if (x.size(2) != 28) x = upsample_bilinear2d(x, 28, 28);
+  auto& clf = dynamic_cast<models::Classifier&>(classifier);
+  return argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
+}
+
 // What `loom eval` measures of a two-domain translation model on two Fashion-MNIST
 // classes (data::DataSpec::classes): for each direction, the fraction of the first n
 // test images of the source domain that loom's classifier assigns to the target
@@ -408,8 +419,8 @@ Tensor classifier_range(const Tensor& x, const models::DataSpec& spec) {
 models::Losses translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
                                    const std::string& classifier_checkpoint, Device device, Generator& g) {
   const models::DataSpec spec = m.data_spec();
-  std::unique_ptr<models::Model> loaded = load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
-  auto& clf = dynamic_cast<models::Classifier&>(*loaded);
+  const std::unique_ptr<models::Model> clf =
+      load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
   m.train(false);
   NoGrad ng;
   models::Losses out;
@@ -417,11 +428,8 @@ models::Losses translation_metrics(models::Model& m, const data::LabeledImages& 
     const Tensor& source = b_to_a ? test.images_b : test.images;
     const int64_t target = spec.classes[b_to_a ? 0 : 1], count = std::min(n, source.size(0)), chunk = 500;
     int64_t translated = 0, untranslated = 0;
-    auto hits = [&](Tensor x) {
-      if (x.size(1) != 1) x = mean(x, {1}, true);
-      if (x.size(2) != 28) x = upsample_bilinear2d(x, 28, 28);
-      const std::vector<int64_t> pred =
-          argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
+    auto hits = [&](const Tensor& x) {
+      const std::vector<int64_t> pred = classify(*clf, x, spec);
       return std::count(pred.begin(), pred.end(), target);
     };
     for (int64_t i = 0; i < count; i += chunk) {
@@ -437,6 +445,47 @@ models::Losses translation_metrics(models::Model& m, const data::LabeledImages& 
   }
   m.train(true);
   return out;
+}
+
+// What `loom eval` measures of a multi-domain translation model on Fashion-MNIST
+// classes (data::DataSpec::domains; test.labels are the domains): each of the first
+// n test images translated into every domain t other than its own, the fraction of
+// these translations that loom's classifier assigns to t's class ("target_accuracy";
+// Choi et al. 2018 judge translations with a classifier in the same way, §5.4's
+// classification error on RaFD), and the same fraction for the images as they are
+// ("target_accuracy_untranslated": what translating adds).
+models::Losses domain_translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
+                                          const std::string& classifier_checkpoint, Device device, Generator& g) {
+  const models::DataSpec spec = m.data_spec();
+  const std::unique_ptr<models::Model> clf =
+      load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
+  m.train(false);
+  NoGrad ng;
+  const auto domains = static_cast<int64_t>(spec.domains.size());
+  const int64_t count = std::min(n, test.images.size(0)), chunk = 500;
+  int64_t translated = 0, untranslated = 0, pairs = 0;
+  for (int64_t i = 0; i < count; i += chunk) {
+    models::Condition c;
+    c.images = data::prepare_images(slice(test.images, 0, i, std::min(count, i + chunk)), spec, g).to(device);
+    const int64_t rows = c.images.size(0);
+    const std::vector<int64_t> source = slice(test.labels, 0, i, i + rows).to_vector<int64_t>();
+    const std::vector<int64_t> as_is = classify(*clf, c.images, spec);
+    for (int64_t t = 0; t < domains; ++t) {
+      const int64_t target = spec.domains[static_cast<size_t>(t)];
+      c.targets = full({rows}, static_cast<double>(t), TensorOptions{DType::Int64});
+      const std::vector<int64_t> pred = classify(*clf, m.sample(rows, c, g), spec);
+      for (int64_t r = 0; r < rows; ++r) {
+        if (source[static_cast<size_t>(r)] == t) continue;
+        ++pairs;
+        translated += pred[static_cast<size_t>(r)] == target;
+        untranslated += as_is[static_cast<size_t>(r)] == target;
+      }
+    }
+  }
+  m.train(true);
+  LOOM_CHECK(pairs > 0, "eval: no test image has a domain to be translated into");
+  return {{"target_accuracy", static_cast<double>(translated) / static_cast<double>(pairs)},
+          {"target_accuracy_untranslated", static_cast<double>(untranslated) / static_cast<double>(pairs)}};
 }
 
 // What `loom eval` measures of a model's samples in the feature space of loom's
@@ -855,6 +904,25 @@ int64_t parse_label(const std::string& label) {
 
 namespace {
 
+// The index of the domain `text` names among `domains`: its index, or its name in
+// any case with '_' for ' '; an Error listing the domains otherwise.
+int64_t parse_domain(const std::string& text, const std::vector<std::string>& domains) {
+  auto plain = [](std::string name) {
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char ch) { return ch == '_' ? ' ' : static_cast<char>(std::tolower(ch)); });
+    return name;
+  };
+  int64_t k = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), k);
+  if (ec == std::errc() && end == text.data() + text.size() && k >= 0 && k < static_cast<int64_t>(domains.size()))
+    return k;
+  for (size_t i = 0; i < domains.size(); ++i)
+    if (plain(domains[i]) == plain(text)) return static_cast<int64_t>(i);
+  std::string all;
+  for (size_t i = 0; i < domains.size(); ++i) all += str(i == 0 ? "" : ", ", i, " ", domains[i]);
+  throw Error(str("sample: --target '", text, "' is not one of the model's domains (", all, ")"));
+}
+
 // The condition sc asks for; `inputs` gets the files of --input, in the order of c.images.
 models::Condition condition_for(models::Model& m, const std::string& model, const SampleCondition& sc, int64_t n,
                                 std::vector<std::string>& inputs) {
@@ -895,6 +963,12 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
     inputs = std::move(files.paths);
     Generator g(0);
     c.images = data::prepare_images(c.images, spec, g);
+  }
+  if (!sc.target.empty()) {
+    LOOM_CHECK(!takes.domains.empty(), "sample: model '", model, "' takes no --target (it does not translate into ",
+               "named domains)");
+    c.targets = full({c.images.defined() ? c.images.size(0) : n}, static_cast<double>(parse_domain(sc.target, takes.domains)),
+                     TensorOptions{DType::Int64});
   }
   return c;
 }
@@ -971,7 +1045,7 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
   const Tensor data_points =
       spec.dataset == data::Dataset::Toy2d ? data::load_dataset(spec, data::Split::Test, data_dir).images : Tensor();
   write_samples(*m, c.images.defined() ? c.images.size(0) : n, out, g, c, data_points);
-  if (m->conditions().directions) write_translations(*m, c, inputs, out);
+  if (m->conditions().directions || c.targets.defined()) write_translations(*m, c, inputs, out);
   if (!sc.trajectory.empty()) {
     // At most kTrajectoryRows samples, each from noise to image (their labels the first of c's).
     const int64_t rows = std::min(n, kTrajectoryRows);
@@ -1003,11 +1077,13 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
   // The classifier's features exist for 28×28 grey images only (sample_metrics says so when --fd asks for more).
   const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
-  if (spec.dataset == data::Dataset::TwoDomains) {
+  if (spec.dataset == data::Dataset::TwoDomains || !m->conditions().domains.empty()) {
     // Translation models sample nothing without an input: the classifier judges their translations.
     LOOM_CHECK(!r.fd, "eval: --fd does not apply to '", reg.name, "': it translates images rather than sampling them");
-    if (data::two_domains_from_fashion_mnist(spec, r.data_dir))
+    if (spec.dataset == data::Dataset::TwoDomains && data::two_domains_from_fashion_mnist(spec, r.data_dir))
       for (auto& [k, v] : translation_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
+    if (!spec.domains.empty())
+      for (auto& [k, v] : domain_translation_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
   } else if (r.fd || (m->kind() == models::ModelKind::Sampler && fashion_shaped)) {
     for (auto& [k, v] : sample_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
   }

@@ -85,6 +85,9 @@ struct SampleCondition {
   bool interpolate = false;  // a grid of latent-space walks instead of independent samples
   int64_t max_image_pixels = data::kDefaultMaxImagePixels;  // `input`: a larger image is an Error
   std::string direction = {};  // two-domain translation models: "a2b" (A's images into B, the default) or "b2a"
+  // Multi-domain translation models (Conditions::domains): the domain to translate
+  // into, by name (any case, '_' for ' ') or index; empty: each domain in turn.
+  std::string target = {};
   models::SamplerSettings sampler = {};  // iterative samplers (diffusion): how to sample
   // Iterative samplers: also write this PNG of the reverse process, min(n, kTrajectoryRows)
   // rows of kTrajectoryColumns frames from pure noise to the sample ("": none).
@@ -124,7 +127,12 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // and "cycle_l1_B" (Model::evaluate), and on two Fashion-MNIST classes
 // "a2b_accuracy" and "b2a_accuracy", the classifier's verdict that a translated
 // test image is of the target class, beside "a2b_accuracy_untranslated" and
-// "b2a_accuracy_untranslated" for the images as they are. For
+// "b2a_accuracy_untranslated" for the images as they are. For multi-domain
+// translation models (Conditions::domains; --fd refused): "cycle_l1" and
+// "d_cls_accuracy" (Model::evaluate), and on Fashion-MNIST classes
+// (DataSpec::domains) "target_accuracy", the classifier's verdict that a test image
+// translated into another domain is of that domain's class, over every other
+// domain, beside "target_accuracy_untranslated" for the images as they are. For
 // models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
 // call from Generator(0) against as many test points, as one set: "fd_2d", the
 // Fréchet distance in the plane, and on the Gaussian mixtures "modes_covered" (a

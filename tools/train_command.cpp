@@ -204,6 +204,8 @@ int sample_command(const std::vector<std::string>& args) {
                                     {"--input", "PATH", "translation models: an image file or a folder of images"},
                                     {"--direction", "a2b|b2a", "two-domain translation models (cyclegan): translate "
                                                                "domain A's images into B (a2b, default) or B's into A"},
+                                    {"--target", "DOMAIN", "multi-domain translation models (stargan): the domain to "
+                                                           "translate into (name or index; default: a column for each)"},
                                     {"--code", "K", "models with a categorical latent code (infogan): its value"},
                                     {"--interpolate", "", "a grid of walks through the latent space (slerp)"},
                                     {"--save-trajectory", "FILE", "diffusion models: also a PNG of the reverse process, "
@@ -223,7 +225,7 @@ int sample_command(const std::vector<std::string>& args) {
   tools::sample(model, a.value("--ckpt"), a.has("-n") ? count(a, "-n") : 64, out, device_of(a),
                 a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
                 {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate"),
-                 max_image_pixels(a), a.value("--direction"), sampler_settings(a), a.value("--save-trajectory")});
+                 max_image_pixels(a), a.value("--direction"), a.value("--target"), sampler_settings(a), a.value("--save-trajectory")});
   std::cout << "wrote " << out << "\n";
   return 0;
 }

@@ -13,6 +13,8 @@
 #include <iostream>
 #include <numbers>
 #include <numeric>
+#include <set>
+#include <sstream>
 
 namespace loom::data {
 
@@ -359,6 +361,8 @@ std::vector<std::string> image_folder_files(const std::string& root) {
   return out;
 }
 
+std::vector<std::string> image_folder_classes(const std::string& root) { return list_image_folder(root).classes; }
+
 std::string image_folder_split(const std::string& dir, Split split) {
   std::error_code ec;
   const bool split_folders = fs::is_directory(fs::path(dir) / "train", ec) && fs::is_directory(fs::path(dir) / "test", ec);
@@ -553,7 +557,109 @@ LabeledImages load_two_domains(const DataSpec& spec, Split split, const std::str
   return out;
 }
 
+// DataSpec::domains (see there): the images of those classes, in their order in d,
+// each labelled by its class's position in `domains`.
+LabeledImages of_domains(const LabeledImages& d, const std::vector<int64_t>& domains, const std::string& dir) {
+  std::array<int64_t, 10> domain_of{};
+  domain_of.fill(-1);
+  for (size_t k = 0; k < domains.size(); ++k) {
+    const int64_t c = domains[k];
+    LOOM_CHECK(c >= 0 && c < 10, "load_dataset: Fashion-MNIST class ", c, " is not in [0, 10)");
+    LOOM_CHECK(domain_of[static_cast<size_t>(c)] < 0, "load_dataset: class ", c, " is two domains");
+    domain_of[static_cast<size_t>(c)] = static_cast<int64_t>(k);
+  }
+  std::vector<int64_t> rows, labels;
+  const std::vector<int64_t> all = d.labels.to_vector<int64_t>();
+  for (size_t i = 0; i < all.size(); ++i)
+    if (all[i] >= 0 && all[i] < 10 && domain_of[static_cast<size_t>(all[i])] >= 0) {
+      rows.push_back(static_cast<int64_t>(i));
+      labels.push_back(domain_of[static_cast<size_t>(all[i])]);
+    }
+  LOOM_CHECK(!rows.empty(), "load_dataset: ", dir, " holds no image of the classes of the domains");
+  const auto n = static_cast<int64_t>(rows.size());
+  return {index_select(d.images, 0, from_vector(rows, {n})), from_vector(labels, {n})};
+}
+
+// Dataset::Attributes (see there).
+LabeledImages load_attributes(const DataSpec& spec, Split split, const std::string& dir) {
+  LOOM_CHECK(!spec.attr_file.empty() && !spec.attrs.empty(), "load_dataset: attributes need an attribute file and ",
+             "the attributes to use");
+  const AttributeTable t = read_attribute_file(spec.attr_file);
+  std::vector<size_t> columns;
+  for (const std::string& name : spec.attrs) {
+    const auto at = std::find(t.names.begin(), t.names.end(), name);
+    if (at == t.names.end()) {
+      std::string all;
+      for (const std::string& n : t.names) all += (all.empty() ? "" : ", ") + n;
+      throw Error(str("load_dataset: attribute '", name, "' is not in ", spec.attr_file, " (it has ", all, ")"));
+    }
+    columns.push_back(static_cast<size_t>(at - t.names.begin()));
+  }
+  const auto n = static_cast<int64_t>(t.files.size()), a = static_cast<int64_t>(columns.size());
+  const int64_t held_out = n >= 20000 ? 2000 : (n + 9) / 10, first = split == Split::Train ? 0 : n - held_out,
+                last = split == Split::Train ? n - held_out : n;
+  LOOM_CHECK(last > first, "load_dataset: ", spec.attr_file, " lists ", n, " images: too few for a training split");
+  std::vector<Tensor> images;
+  std::vector<float> labels;
+  for (int64_t i = first; i < last; ++i) {
+    const std::string path = (fs::path(dir) / t.files[static_cast<size_t>(i)]).string();
+    LOOM_CHECK(fs::is_regular_file(path), "load_dataset: ", path, " (listed in ", spec.attr_file, ") is not an image file");
+    images.push_back(load_images(path, spec.size, spec.channels, spec.max_image_pixels).images);
+    for (size_t c : columns) labels.push_back(static_cast<float>(t.values[static_cast<size_t>(i) * t.names.size() + c]));
+  }
+  return {concat(images, 0), from_vector(labels, {last - first, a})};
+}
+
 }  // namespace
+
+AttributeTable read_attribute_file(const std::string& path) {
+  std::istringstream in(read_file(path, "attribute file", kMaxAttributeFileBytes));
+  AttributeTable t;
+  std::string line;
+  int64_t number = 0, count = 0;
+  auto next = [&] {
+    ++number;
+    if (!std::getline(in, line)) return false;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return true;
+  };
+  auto where = [&] { return str("attribute file ", path, ", line ", number, ": "); };
+  LOOM_CHECK(next(), where(), "expected the number of images, found the end of the file");
+  {
+    std::istringstream first(line);
+    std::string rest;
+    LOOM_CHECK((first >> count) && count > 0 && !(first >> rest), where(), "expected the number of images (> 0), got '",
+               line, "'");
+  }
+  LOOM_CHECK(next(), where(), "expected the attribute names, found the end of the file");
+  {
+    std::istringstream names(line);
+    for (std::string name; names >> name;) {
+      LOOM_CHECK(std::find(t.names.begin(), t.names.end(), name) == t.names.end(), where(), "attribute '", name,
+                 "' is named twice");
+      t.names.push_back(name);
+    }
+  }
+  LOOM_CHECK(!t.names.empty(), where(), "expected the attribute names, got an empty line");
+  std::set<std::string> seen;
+  while (next()) {
+    std::istringstream fields(line);
+    std::string file;
+    if (!(fields >> file)) continue;  // a blank line
+    LOOM_CHECK(static_cast<int64_t>(t.files.size()) < count, where(), "more image lines than the ", count, " declared");
+    LOOM_CHECK(seen.insert(file).second, where(), "'", file, "' is listed twice");
+    size_t values = 0;
+    for (std::string v; fields >> v; ++values) {
+      LOOM_CHECK(v == "1" || v == "-1", where(), "the values are 1 or -1, got '", v, "'");
+      t.values.push_back(v == "1" ? 1 : 0);
+    }
+    LOOM_CHECK(values == t.names.size(), where(), "expected ", t.names.size(), " values after '", file, "', got ", values);
+    t.files.push_back(file);
+  }
+  LOOM_CHECK(static_cast<int64_t>(t.files.size()) == count, "attribute file ", path, ": ", count,
+             " images declared, ", t.files.size(), " listed");
+  return t;
+}
 
 bool two_domains_from_fashion_mnist(const DataSpec& spec, const std::string& dir) {
   std::error_code ec;
@@ -602,6 +708,7 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
   LOOM_CHECK(spec.channels == 1 || spec.channels == 3, "load_dataset: channels must be 1 or 3, got ", spec.channels);
   LOOM_CHECK(spec.size >= 1 && spec.size <= 4096, "load_dataset: image size must be in 1..4096, got ", spec.size);
   if (spec.dataset == Dataset::TwoDomains) return load_two_domains(spec, split, dir);
+  if (spec.dataset == Dataset::Attributes) return load_attributes(spec, split, dir);
   if (spec.dataset == Dataset::ImageFolder) {
     // The command line's --data defaults to the Fashion-MNIST folder, which holds IDX files, not images.
     LOOM_CHECK(!dir.empty() && fs::path(dir) != fs::path(kFashionMnistDir),
@@ -613,6 +720,7 @@ LabeledImages load_dataset(const DataSpec& spec, Split split, const std::string&
     return {(f.images + 1.0) * 0.5, f.labels};
   }
   LabeledImages d = load_mnist(split, dir.empty() ? kFashionMnistDir : dir);
+  if (!spec.domains.empty()) d = of_domains(d, spec.domains, dir);
   d.images = fashion_mnist_shaped(d.images, spec);
   return d;
 }

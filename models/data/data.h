@@ -42,7 +42,7 @@ enum class PixelRange { ZeroOne, MinusOneOne };  // x / 255, or 2x / 255 − 1
 
 struct LabeledImages {
   Tensor images;  // float32 [N, 1, H, W]
-  Tensor labels;  // int64 [N], in 0..9
+  Tensor labels;  // int64 [N], in 0..9 (Dataset::Attributes: float32 [N, A] in {0, 1})
   // float32 [M, C, H, W]: the second domain of a two-domain data set
   // (Dataset::TwoDomains; `images` is the first), unpaired with it; undefined otherwise.
   Tensor images_b = {};
@@ -101,6 +101,9 @@ ImageFolder load_image_folder(const std::string& root, const ImageFolderOptions&
 // without decoding any): what a model matching side data to the images by
 // their position lists. An Error naming root as load_image_folder's.
 std::vector<std::string> image_folder_files(const std::string& root);
+// The sub-folder names of root in load_image_folder's order (its ImageFolder::classes),
+// without decoding any image; an Error naming root as load_image_folder's.
+std::vector<std::string> image_folder_classes(const std::string& root);
 
 // Images to score or translate: one image file, or every image file directly in
 // a folder (sorted), resized like load_image_folder; float32 [N, channels, size,
@@ -137,6 +140,14 @@ enum class Dataset {
   FashionMnist,  // the IDX files in `dir` (default kFashionMnistDir); 60000 train, 10000 test images
   ImageFolder,   // `dir`: one sub-folder per class; its train/ and test/ sub-folders when it has both (image_folder_split)
   Toy2d,         // points in the plane; no files (60000 train and 10000 test points, fixed seeds)
+  // Images with binary attributes (multi-domain translation, StarGAN): the images
+  // listed in the attribute file DataSpec::attr_file (read_attribute_file), each
+  // `dir`/<its file name>, read by load_images (an unreadable one is an Error naming
+  // it); `labels` float32 [N, A] in {0, 1}: the attributes DataSpec::attrs, in their
+  // order (1 where the file says 1). The test split is the last 2 000 images listed,
+  // or the last tenth (rounded up) of fewer than 20 000 (Choi et al. 2018, §4.3, hold
+  // 2 000 of CelebA's out); the training split the others.
+  Attributes,
   // Two unpaired domains (image-to-image translation, CycleGAN): LabeledImages::images
   // is domain A and images_b domain B, each from (the first that applies)
   //   - the image folders DataSpec::dirs (each flat, used for both splits);
@@ -172,7 +183,30 @@ struct DataSpec {
   // resized to 286, randomly cropped to 256, flipped).
   int64_t load_size = 0;
   bool flip = false;
+  // FashionMnist: when not empty, only the images of these classes (0-9, distinct),
+  // each labelled by its class's position here: domain k is class domains[k]
+  // (multi-domain translation, StarGAN). Empty: all ten classes, labelled 0-9.
+  std::vector<int64_t> domains = {};
+  // Attributes: the attribute file, and the names of the attributes used, at least one.
+  std::string attr_file = {};
+  std::vector<std::string> attrs = {};
 };
+
+// An attribute file in the format of CelebA's list_attr_celeba.txt: a line with
+// the number of images N, a line of the A attribute names, then N lines of an
+// image's file name and A values, each 1 or −1 (whitespace-separated; a trailing
+// \r dropped, blank lines skipped). A missing file, one that is
+// not a regular file or is over kMaxAttributeFileBytes, a count that is not a
+// positive number, a name given twice, a line with another number of values or a
+// value other than 1 and −1, fewer or more image lines than N, or a file name given
+// twice is an Error naming the file (and the line number).
+inline constexpr uint64_t kMaxAttributeFileBytes = uint64_t(1) << 30;  // 1 GiB; CelebA's is 26 MB
+struct AttributeTable {
+  std::vector<std::string> names;  // the A attribute names, in the file's order
+  std::vector<std::string> files;  // the N image file names
+  std::vector<uint8_t> values;     // N × A, row-major: 1 where the file says 1, 0 for −1
+};
+AttributeTable read_attribute_file(const std::string& path);
 
 // Whether a TwoDomains data set of spec in `dir` is two Fashion-MNIST classes
 // (neither DataSpec::dirs nor dir/trainA given), as load_dataset reads it.

@@ -337,6 +337,9 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "aae") return {{"hidden", "16"}, {"prior", "mixture"}};
   if (model == "dcgan") return {{"features", "4"}, {"latent_dim", "8"}};
   if (model == "cyclegan") return {{"features", "2"}, {"blocks", "1"}, {"d_layers", "1"}, {"pool", "2"}};
+  // Ten domains, so that every label of the synthetic data (i mod 10) is a domain; two critic updates per step.
+  if (model == "stargan")
+    return {{"features", "2"}, {"blocks", "1"}, {"d_layers", "1"}, {"d_steps", "2"}, {"domains", "0,1,2,3,4,5,6,7,8,9"}};
   // Batches of 2: step 1 of the second run fades 8×8 in at α = 1/4.
   if (model == "progan")
     return {{"features", "4"}, {"latent_dim", "8"}, {"stable_images", "1"}, {"fade_images", "4"}};

@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
   put("captions", "captions.tsv",
       "a.png\ta dark ankle boot\r\nb.png\tthis is a plain shirt that fills the frame\n\n"
       "c d.jpg\tA LARGE light pullover, with a pattern!\t(tab inside)\n");
+  put("attributes", "list_attr.txt",
+      "3\r\n5_o_Clock_Shadow Black_Hair Blond_Hair Male \r\n000001.jpg -1  1 -1  1\r\n"
+      "000002.jpg  1 -1  1 -1\n000003.jpg -1 -1 -1 -1\n\n");
   put("cli", "vae", "vae\n--steps\n100\n--latent-dim=20\n--lr\n2e-4\n--seed=3");
   put("cli", "dcgan", "dcgan\n--batch_size=128\n--n_steps\n3\n--image-size\n64\n--features=8\n--out\nout dir");
   put("cli", "infogan", "infogan\n--learn-std\n--lambda-cont\n0.5\n--iters=2000");

@@ -11,7 +11,7 @@ build=${1:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}
 seconds=${2:?usage: run.sh BUILD_DIR SECONDS [TARGET...]}
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(json safetensors idx image captions cli)
+[ ${#targets[@]} -gt 0 ] || targets=(json safetensors idx image captions attributes cli)
 here=$(cd "$(dirname "$0")" && pwd)
 fuzz=$build/tests/fuzz
 export OMP_NUM_THREADS=1  # one input at a time; loom's OpenMP loops would only add threads to wait for
