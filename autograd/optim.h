@@ -153,7 +153,12 @@ class LRSchedule {
 class EMA {
  public:
   EMA(const nn::Module& m, double decay);
+  // avg ← decay · avg + (1 − decay) · value for each parameter; buffers are copied.
   void update(const nn::Module& m);
+  // The decay of the following updates (a warm-up: TensorFlow's
+  // ExponentialMovingAverage with num_updates uses min(decay, (1 + n)/(10 + n))).
+  void set_decay(double decay);
+  double decay() const { return decay_; }
   // Writes the averaged weights into a module of the same architecture.
   void copy_to(nn::Module& m) const;
   const std::map<std::string, Tensor>& averages() const { return avg_; }

@@ -163,6 +163,12 @@ TEST(Optim, EmaAveragesParametersAndCopiesBuffers) {
   nn::Linear other(2, 1, true, f64());
   ema.copy_to(other);
   expect_tensors_near(other.weight, w0 + 0.1, 1e-12);
+  // A new decay applies to the next update: halfway from w0 + 0.1 to w0 + 1.
+  ema.set_decay(0.5);
+  EXPECT_EQ(ema.decay(), 0.5);
+  ema.update(lin);
+  expect_tensors_near(ema.averages().at("weight"), w0 + 0.55, 1e-12);
+  expect_error([&] { ema.set_decay(1.5); }, {"EMA: decay must lie in [0, 1], got 1.5"});
 }
 
 TEST(Optim, StateDictResumesExactly) {

@@ -318,6 +318,11 @@ EMA::EMA(const nn::Module& m, double decay) : decay_(decay) {
   for (auto& [name, t] : m.state_dict()) avg_[name] = t.clone();
 }
 
+void EMA::set_decay(double decay) {
+  LOOM_CHECK(decay >= 0 && decay <= 1, "EMA: decay must lie in [0, 1], got ", decay);
+  decay_ = decay;
+}
+
 void EMA::update(const nn::Module& m) {
   NoGrad ng;
   auto average_of = [&](const std::string& name, const Tensor& t) -> Tensor& {

@@ -9,8 +9,9 @@
 // it), Adam 2e-4 with a linear warm-up (--lr-warmup steps; the paper's 5000 of its
 // 800k), gradients clipped to norm --grad-clip (1, the paper's code). Samples and
 // evaluation use an exponential moving average of the weights (--ema-decay; the
-// paper's 0.9999 over 800k steps is 0.999 here, for runs of thousands), saved in
-// the checkpoint as the module "denoiser_ema".
+// paper's 0.9999 over 800k steps is 0.999 here, for runs of thousands), its decay
+// at step n min(decay, (1 + n)/(10 + n)) (TensorFlow's num_updates warm-up), saved
+// in the checkpoint as the module "denoiser_ema".
 //
 // --condition label | text: the condition's embedding is added to the time
 // embedding: a learned row per class (and one for ∅), or for text the caption
@@ -53,6 +54,7 @@ namespace dm = diffusion;
 constexpr int64_t kClasses = 10;            // Fashion-MNIST
 constexpr int64_t kDefaultBoundSteps = 4;   // evaluate()'s K
 constexpr int64_t kTrajectoryMaxColumns = 64;
+constexpr double kMaxAlphaBarT = 0.01;      // √ᾱ_T ≤ 0.1: what is left of x_0 in x_T
 
 // "1,2,2" → {1, 2, 2}; "none" or "" → {} (attention levels). An Error naming the flag.
 std::vector<int64_t> integer_list(const std::string& text, const char* flag) {
@@ -135,6 +137,12 @@ class Ddpm : public Model {
         ema_decay_(c.real("ema_decay")),
         grad_clip_(c.real("grad_clip")),
         warmup_(c.integer("lr_warmup")) {
+    // Sampling starts from x_T ~ N(0, I): the schedule must have destroyed the data by T
+    // (DDPM's ᾱ_T ≈ 4e-5; the same β range over T = 100 steps would leave ᾱ_T ≈ 0.37).
+    const double kept = schedule_.alpha_bar[static_cast<size_t>(schedule_.steps)];
+    LOOM_CHECK(kept <= kMaxAlphaBarT, "ddpm: this schedule keeps alpha_bar_T = ", kept, " of the data at t = T = ",
+               schedule_.steps, " (at most ", kMaxAlphaBarT, " for x_T to be N(0, I)); raise --beta-end or --timesteps, "
+               "or use --schedule cosine");
     for (std::string option : {"p_uncond", "guidance", "word_dim", "embed_dim"}) {
       const bool text_only = option == "word_dim" || option == "embed_dim";
       const bool applies = text_only ? kind_ == Conditioning::Text : kind_ != Conditioning::None;
@@ -207,6 +215,10 @@ class Ddpm : public Model {
     if (ema_net_) {
       // Built from the (possibly resumed) average at a run's first step.
       if (!ema_) ema_.emplace(*ema_net_, ema_decay_);
+      // Warmed up as TensorFlow's ExponentialMovingAverage(num_updates) is: the average
+      // follows the weights early on instead of holding the initialization for ~1/(1 − decay) steps.
+      const auto n = static_cast<double>(step.index);
+      ema_->set_decay(std::min(ema_decay_, (1 + n) / (10 + n)));
       ema_->update(*net_);
       ema_->copy_to(*ema_net_);
     }

@@ -344,7 +344,8 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "progan")
     return {{"features", "4"}, {"latent_dim", "8"}, {"stable_images", "1"}, {"fade_images", "4"}};
   if (model == "ddpm")
-    return {{"base", "4"}, {"groups", "2"}, {"mult", "1,2"}, {"attention", "1"}, {"timesteps", "4"}, {"condition", "label"}};
+    return {{"base", "4"}, {"groups", "2"}, {"mult", "1,2"}, {"attention", "1"}, {"timesteps", "4"},
+            {"schedule", "cosine"}, {"condition", "label"}};
   if (model == "text2image")
     return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
