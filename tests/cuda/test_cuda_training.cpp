@@ -343,9 +343,10 @@ models::OptionValues small_options(const std::string& model) {
   // Batches of 2: step 1 of the second run fades 8×8 in at α = 1/4.
   if (model == "progan")
     return {{"features", "4"}, {"latent_dim", "8"}, {"stable_images", "1"}, {"fade_images", "4"}};
+  // The label grid holds 10 samples: 2 DDIM steps each, unguided (one pass a step).
   if (model == "ddpm")
     return {{"base", "4"}, {"groups", "2"}, {"mult", "1,2"}, {"attention", "1"}, {"timesteps", "4"},
-            {"schedule", "cosine"}, {"condition", "label"}};
+            {"schedule", "cosine"}, {"condition", "label"}, {"guidance", "0"}, {"sample_steps", "2"}};
   if (model == "text2image")
     return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
