@@ -325,6 +325,7 @@ TEST(Ddpm, LearnsToPredictTheNoise) {
   o.config.options = tiny(100).options;
   o.config.set("lr", 2e-3).set("ema_decay", 0.0).set("attention", "none");
   o.eval_size = 64;
+  o.n_samples = 0;  // its samples are checked below, from the checkpoint
   o.load_data = [](data::Split s) { return labeled(rectangles(512, s == data::Split::Train ? 1 : 2)); };
   const tools::TrainResult r = tools::train(o);
   EXPECT_LT(r.eval.at("loss"), 0.25) << r.eval.at("loss");
