@@ -159,7 +159,7 @@ TEST(ConditionalGans, InfoGanSamplesHonourTheirCodes) {
 // samples it was right 55-58% of the time with seeds 1, 2 and 3 (chance: 10%).
 // The class only shows once the images do: at 400 steps the samples were still
 // judged at chance, whatever their label.
-TEST(ConditionalGans, ConditionalGanLearnsTheClasses) {
+TEST(ConditionalGansLearning, ConditionalGanLearnsTheClasses) {
   if (!std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz"))
     GTEST_SKIP() << "Fashion-MNIST is not installed";
   TempDir dir;

@@ -415,7 +415,7 @@ TEST(CycleGan, ResumesBitExactlyThroughTheDriver) {
 // 1e-3, no identity loss: 8 s of CPU) it assigned 98.8-100 % of
 // the translations of 500 test images to their target with seeds 1, 2 and 3
 // (88-100 % after 80 steps).
-TEST(CycleGan, LearnsToTranslateSneakersIntoAnkleBoots) {
+TEST(CycleGanLearning, LearnsToTranslateSneakersIntoAnkleBoots) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   TempDir dir;
   tools::TrainOptions o = tiny_run("cyclegan", dir / "run", 50, 0, 1);

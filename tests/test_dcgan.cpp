@@ -267,7 +267,7 @@ TEST(Dcgan, ResumesBitExactlyAndTrainsOnAnImageFolderAt64) {
   expect_error([&] { tools::train(o); }, {"give it with --data DIR"});
 }
 
-TEST(Dcgan, LearnsFashionMnist) {
+TEST(DcganLearning, LearnsFashionMnist) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
   const PooledPixelFd pixel_fd;
   TempDir dir;

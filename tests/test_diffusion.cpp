@@ -317,7 +317,7 @@ TEST(Ddpm, ResumesBitExactlyWithTheWeightAverage) {
   ASSERT_TRUE(tensors.count("model.denoiser_ema.label_embedding.weight"));
 }
 
-TEST(Ddpm, LearnsToPredictTheNoise) {
+TEST(DdpmLearning, LearnsToPredictTheNoise) {
   // 150 steps on rectangles (T = 100): the held-out ε-prediction loss falls from
   // about 1 (ε_θ ≡ 0 predicts E[ε] = 0) well below it, and the bound with it.
   TempDir dir;

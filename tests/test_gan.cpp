@@ -95,7 +95,7 @@ TEST(Gan, DrawsKBatchesPerStepResumesBitExactlyAndLearns) {
   EXPECT_EQ(longer.eval.count("modes_covered"), 1u);
 }
 
-TEST(Gan, NonSaturatingGanCoversSixOfEightModes) {
+TEST(GanLearning, NonSaturatingGanCoversSixOfEightModes) {
   // The learning test. A GAN drops modes of this ring (Metz et al. 2017, Fig. 1;
   // Srivastava et al. 2017, Table 1). With Adam's β₁ 0.5 (the model's default) and
   // otherwise the settings below, 3 of 46 runs (2000 or 2500 steps) fell to 0, 2 or 5

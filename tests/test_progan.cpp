@@ -297,7 +297,7 @@ TEST(Progan, TrainsOnAnImageFolderAt64) {
   EXPECT_EQ(slice(x, 3, 8, 16).to_vector<float>(), expand(slice(x, 3, 8, 9), {2, 3, 64, 8}).to_vector<float>());
 }
 
-TEST(Progan, LearnsFashionMnistWhileGrowingTo8x8) {
+TEST(ProganLearning, LearnsFashionMnistWhileGrowingTo8x8) {
   if (!fs::exists(data::kFashionMnistDir)) GTEST_SKIP() << "Fashion-MNIST is not installed";
   const PooledPixelFd pixel_fd;
   TempDir dir;

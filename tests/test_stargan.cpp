@@ -316,7 +316,7 @@ TEST(StarGan, ResumesBitExactlyThroughTheDriver) {
 // assigned 94.5-100 % of their translations to the target with seeds 1, 2 and 3
 // (96-100 % after 30 steps), and D_cls 84-85 % of the images to their own domain
 // (chance: 1/3).
-TEST(StarGan, LearnsToTranslateBetweenFootwearClasses) {
+TEST(StarGanLearning, LearnsToTranslateBetweenFootwearClasses) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   TempDir dir;
   tools::TrainOptions o = tiny_run("stargan", dir / "run", 40, 0, 1);

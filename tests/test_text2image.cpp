@@ -251,7 +251,7 @@ TEST(Text2Image, ResumesBitExactlyAndSamplesForAPrompt) {
 // It learns to match text and image: after 100 steps on 1024 Fashion-MNIST images, D
 // scores most held-out images higher with their own caption than with another's
 // (an untrained D: about half).
-TEST(Text2Image, TheDiscriminatorLearnsWhichCaptionIsTheImages) {
+TEST(Text2ImageLearning, TheDiscriminatorLearnsWhichCaptionIsTheImages) {
   if (!std::filesystem::exists(data::kFashionMnistDir)) GTEST_SKIP() << "no Fashion-MNIST at " << data::kFashionMnistDir;
   TempDir dir;
   auto run = [&](const std::string& out, int64_t steps) {
