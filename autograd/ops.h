@@ -98,6 +98,13 @@ Tensor cumsum(const Tensor& x, int64_t axis, bool reverse = false);
 // ---- linear algebra (ops/linalg.cpp) --------------------------------------------------
 // 1-D·1-D, 2-D@2-D, and batched [..., m, k] @ [..., k, n] with broadcast batch dims.
 Tensor matmul(const Tensor& a, const Tensor& b);
+// A linear layer, y = x Wᵀ + b (PyTorch's F.linear): x [..., in], weight [out, in], bias [out] or undefined;
+// y [..., out], x's dtype (float32 or float64). One GEMM that reads W transposed in place and starts from
+// the bias (no transposed copy of W, no separate add); backward: ∂x = G W, ∂W = Gᵀ x and ∂b = Σ G over the
+// rows, each one GEMM or one reduction, recorded as ops when a create_graph sweep needs them. Throws a
+// loom::Error naming linear for a weight that is not 2-D, an input whose last size is not in, a bias not [out],
+// or mixed dtypes/devices.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- shape (ops/shape.cpp) --------------------------------------------------------
 Tensor reshape(const Tensor& x, Shape shape);  // one -1 is inferred; shares storage

@@ -93,6 +93,11 @@ std::vector<OpCase> make_cases() {
       {uni({2, 1, 3, 4}, 60), uni({5, 4, 2}, 61)});
   add(OpId::Matmul, "matmul vector @ matrix", F(return matmul(in[0], in[1])), {uni({4}, 62), uni({4, 3}, 63)});
   add(OpId::Matmul, "matmul matrix @ vector", F(return matmul(in[0], in[1])), {uni({3, 4}, 64), uni({4}, 65)});
+  add(OpId::Linear, "linear [2,3,4] W [5,4] + b [5]", F(return linear(in[0], in[1], in[2])),
+      {uni({2, 3, 4}, 66), uni({5, 4}, 67), uni({5}, 68)});
+  add(OpId::Linear, "linear [7,3] W [2,3], no bias", F(return linear(in[0], in[1])), {uni({7, 3}, 69), uni({2, 3}, 59)});
+  add(OpId::Linear, "linear vector [4] W [3,4] + b", F(return linear(in[0], in[1], in[2])),
+      {uni({4}, 57), uni({3, 4}, 58), uni({3}, 56)});
   // ---- shape
   add(OpId::Reshape, "reshape", F(return reshape(in[0], {5, 12})), {uni(r, 70)});
   add(OpId::Permute, "permute {2, 0, 1}", F(return permute(in[0], {2, 0, 1})), {uni(r, 71)});

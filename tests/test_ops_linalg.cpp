@@ -140,6 +140,38 @@ TEST(OpsMatmul, Errors) {
   expect_error([&] { matmul(ints, ints); }, {"matmul", "int64"});
 }
 
+// linear(x, W, b) = x Wᵀ + b, against the reference product and hand-computed values.
+TEST(OpsLinear, MatchesTheProductWithTheTransposedWeightPlusTheBias) {
+  const Tensor w = t64({1, 2, 3, 4, 5, 6}, {2, 3}), b = t64({10, -10}, {2});
+  expect_values(linear(t64({1, 0, -1}, {3}), w, b), {1 - 3 + 10, 4 - 6 - 10}, 0);
+  expect_values(linear(t64({1, 1, 1, 2, 0, 0}, {2, 3}), w), {6, 15, 2, 8}, 0);
+  uint64_t seed = 400;
+  for (const Shape& xs : {Shape{5, 7}, Shape{2, 3, 7}, Shape{1, 7}, Shape{7}}) {
+    SCOPED_TRACE(str(xs));
+    const Tensor x = rand64(xs, -1, 1, seed++), w2 = rand64({3, 7}, -1, 1, seed++), b2 = rand64({3}, -1, 1, seed++);
+    Shape ys = xs;
+    ys.back() = 3;
+    const Tensor want = reshape(reference_matmul(reshape(x, {-1, 7}), transpose(w2, 0, 1)), ys) + b2;
+    expect_tensors_near(linear(x, w2, b2), want, 1e-14, 1e-14);
+    expect_tensors_near(linear(x.to(DType::Float32), w2.to(DType::Float32), b2.to(DType::Float32)), linear(x, w2, b2),
+                        1e-6, 1e-6);
+  }
+}
+
+TEST(OpsLinear, EmptySizesAndErrors) {
+  // in = 0: the empty sum, so y is the bias; no rows: an empty result whose weight gradient is zero.
+  expect_values(linear(zeros({2, 0}, kF64), zeros({3, 0}, kF64), t64({1, 2, 3}, {3})), {1, 2, 3, 1, 2, 3}, 0);
+  EXPECT_EQ(linear(zeros({0, 4}, kF64), ones({3, 4}, kF64)).shape(), (Shape{0, 3}));
+  expect_gradients([](const std::vector<Tensor>& in) { return linear(in[0], in[1], in[2]); },
+                   {rand64({0, 3}), rand64({2, 3}), rand64({2})});
+  expect_error([] { linear(ones({2, 3}), ones({4, 5})); }, {"linear", "[2, 3]", "3", "features", "[4, 5]"});
+  expect_error([] { linear(ones({2, 3}), ones({3})); }, {"linear", "weight", "2-D", "[3]"});
+  expect_error([] { linear(ones({2, 3}), ones({4, 3}), ones({3})); }, {"linear", "bias", "[4]", "[3]"});
+  expect_error([] { linear(ones({2, 3}), ones({4, 3}, kF64)); }, {"linear", "float32", "float64"});
+  Tensor ints = from_vector(std::vector<int64_t>{1, 2, 3, 4}, {2, 2}, TensorOptions{DType::Int64});
+  expect_error([&] { linear(ints, ints); }, {"linear", "int64"});
+}
+
 // The test binary's main (tests/main.cpp) restarts itself when OpenBLAS picked its
 // generic kernels on a CPU that has better ones: by now nothing is left to fix.
 TEST(Gemm, RunsOnTheOpenBlasKernelsTheCpuSupports) {

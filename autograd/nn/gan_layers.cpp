@@ -77,8 +77,7 @@ EqualizedLinear::EqualizedLinear(int64_t in, int64_t out, bool with_bias, double
 Tensor EqualizedLinear::forward(const Tensor& x) {
   LOOM_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "EqualizedLinear: input ", x.shape(),
              " does not end in ", weight.size(1), " features (weight ", weight.shape(), ")");
-  Tensor y = matmul(x, transpose(weight * scale, 0, 1));
-  return bias.defined() ? y + bias : y;
+  return linear(x, weight * scale, bias);
 }
 
 MaskedConv2d::MaskedConv2d(int64_t in, int64_t out, int64_t k, char mask_type, int64_t color_groups, bool with_bias,

@@ -25,8 +25,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, TensorOptions o) {
 Tensor Linear::forward(const Tensor& x) {
   LOOM_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "Linear: input ", x.shape(), " does not end in ",
              weight.size(1), " features (weight ", weight.shape(), ")");
-  Tensor y = matmul(x, transpose(weight, 0, 1));
-  return bias.defined() ? y + bias : y;
+  return linear(x, weight, bias);
 }
 
 Conv2d::Conv2d(int64_t in, int64_t out, int64_t k, ConvOptions opt) : params(opt.params) {

@@ -1,4 +1,4 @@
-// matmul: C = A @ B, batched over broadcast leading dims.
+// matmul: C = A @ B, batched over broadcast leading dims; linear: y = x Wᵀ + b.
 //   ∂L/∂A = G @ Bᵀ,  ∂L/∂B = Aᵀ @ G  (summed over broadcast batch dims)
 // Forward and backward are each one gemm call per product: the transposes are
 // the kernel's trans_a/trans_b flags, never copies, and an operand shared by every
@@ -98,6 +98,60 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (a_vec) c = squeeze(c, -2);
   if (b_vec) c = squeeze(c, -1);
   return c;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const OpRange range(OpId::Linear);
+  check_compatible("linear", {&x, &weight});
+  if (bias.defined()) check_compatible("linear", {&x, &bias});
+  check_floating("linear", x);
+  LOOM_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out, in], got ", weight.shape());
+  const int64_t out = weight.size(0), in = weight.size(1);
+  LOOM_CHECK(x.dim() >= 1 && x.size(-1) == in, "linear: input ", x.shape(), " does not end in ", in,
+             " features (weight ", weight.shape(), ")");
+  LOOM_CHECK(!bias.defined() || bias.shape() == Shape{out}, "linear: bias must be [", out, "] for weight ",
+             weight.shape(), ", got ", bias.shape());
+  const int64_t rows = prod(x.shape(), 0, x.dim() - 1);
+  Shape y_shape = x.shape();
+  y_shape.back() = out;
+  // y = 1·x Wᵀ + β·y with y starting as the bias rows (β = 1), or uninitialized (β = 0).
+  Tensor y = bias.defined() ? reshape(expand(bias.detach(), {rows, out}), y_shape) : empty(y_shape, x.options());
+  KernelCtx k = kernel_ctx(y.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_GEMM, gemm, k, y.dtype(), false, true, rows, out, in, 1.0, x.data_ptr(), in, 0,
+                weight.data_ptr(), in, 0, bias.defined() ? 1.0 : 0.0, y.data_ptr(), out, 0, 1);
+  std::vector<Tensor> inputs{x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  if (needs_grad(inputs)) {
+    // ∂x needs W and ∂W needs x: save only what a gradient will read, so that a weight converted or
+    // updated between forward and backward is refused only where its value matters.
+    std::vector<Tensor> saved{weight.requires_grad() ? x : Tensor(), x.requires_grad() ? weight : Tensor()};
+    record(OpId::Linear, inputs, {y}, std::move(saved), [x_shape = x.shape(), rows, in, out](BackwardCtx& ctx) {
+      const Tensor &x = ctx.saved[0], &w = ctx.saved[1], &g = ctx.grad_out[0];
+      const bool with_bias = ctx.needs.size() == 3;
+      std::vector<Tensor> grads(ctx.needs.size());
+      if (differentiable({&x, &w, &g})) {  // the same products through recorded ops
+        const Tensor g2 = reshape(g, {rows, out});
+        if (ctx.needs[0]) grads[0] = matmul(g, w);
+        if (ctx.needs[1]) grads[1] = matmul(transpose(g2, 0, 1), reshape(x, {rows, in}));
+        if (with_bias && ctx.needs[2]) grads[2] = sum(g2, {0});
+        return grads;
+      }
+      KernelCtx k = kernel_ctx(g.device());
+      if (ctx.needs[0]) {  // ∂L/∂x = G W: [rows, out] @ [out, in]
+        grads[0] = empty(x_shape, g.options());
+        LOOM_DISPATCH(k, LOOM_CUDA_GEMM, gemm, k, g.dtype(), false, false, rows, in, out, 1.0, g.data_ptr(), out, 0,
+                      w.data_ptr(), in, 0, 0.0, grads[0].data_ptr(), in, 0, 1);
+      }
+      if (ctx.needs[1]) {  // ∂L/∂W = Gᵀ x: [out, rows] @ [rows, in], G read transposed
+        grads[1] = empty({out, in}, g.options());
+        LOOM_DISPATCH(k, LOOM_CUDA_GEMM, gemm, k, g.dtype(), true, false, out, in, rows, 1.0, g.data_ptr(), out, 0,
+                      x.data_ptr(), in, 0, 0.0, grads[1].data_ptr(), in, 0, 1);
+      }
+      if (with_bias && ctx.needs[2]) grads[2] = sum(reshape(g, {rows, out}), {0});
+      return grads;
+    });
+  }
+  return y;
 }
 
 }  // namespace loom
