@@ -3,6 +3,7 @@
 #include "kernels/elementwise.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/elementwise_math.h"
 
@@ -39,26 +40,77 @@ void broadcast_loop(const Broadcast& bc, F&& f) {
   }
 }
 
+// f(std::integral_constant<Op, op>{}): the loops below are instantiated per op, so the switch of
+// unary_fn / unary_grad / binary_fn folds away at compile time and the simple ops (relu, add, mul, ...)
+// vectorize. With the op a run-time value, every element paid the switch and no loop vectorized:
+// ReLU's forward and backward were 23 % of a classifier step. The arithmetic is the same, so are the bits.
+#define LOOM_OP_CASE(E, name) \
+  case E::name: return f(std::integral_constant<E, E::name>{});
+template <class F>
+void with_op(UnaryOp op, F&& f) {
+  switch (op) {
+    LOOM_OP_CASE(UnaryOp, Neg) LOOM_OP_CASE(UnaryOp, Exp) LOOM_OP_CASE(UnaryOp, Log) LOOM_OP_CASE(UnaryOp, Log1p)
+    LOOM_OP_CASE(UnaryOp, Sqrt) LOOM_OP_CASE(UnaryOp, Rsqrt) LOOM_OP_CASE(UnaryOp, Tanh)
+    LOOM_OP_CASE(UnaryOp, Sigmoid) LOOM_OP_CASE(UnaryOp, Relu) LOOM_OP_CASE(UnaryOp, LeakyRelu)
+    LOOM_OP_CASE(UnaryOp, Elu) LOOM_OP_CASE(UnaryOp, Silu) LOOM_OP_CASE(UnaryOp, Softplus) LOOM_OP_CASE(UnaryOp, Abs)
+    LOOM_OP_CASE(UnaryOp, Square) LOOM_OP_CASE(UnaryOp, PowScalar) LOOM_OP_CASE(UnaryOp, Clamp)
+    LOOM_OP_CASE(UnaryOp, Sign)
+  }
+}
+template <class F>
+void with_op(BinaryOp op, F&& f) {
+  switch (op) {
+    LOOM_OP_CASE(BinaryOp, Add) LOOM_OP_CASE(BinaryOp, Sub) LOOM_OP_CASE(BinaryOp, Mul) LOOM_OP_CASE(BinaryOp, Div)
+    LOOM_OP_CASE(BinaryOp, Pow) LOOM_OP_CASE(BinaryOp, Maximum) LOOM_OP_CASE(BinaryOp, Minimum)
+    LOOM_OP_CASE(BinaryOp, Eq) LOOM_OP_CASE(BinaryOp, Ne) LOOM_OP_CASE(BinaryOp, Lt) LOOM_OP_CASE(BinaryOp, Le)
+    LOOM_OP_CASE(BinaryOp, Gt) LOOM_OP_CASE(BinaryOp, Ge)
+  }
+}
+#undef LOOM_OP_CASE
+
+// The parameters are a private copy in each thread (firstprivate): shared, they were read through the
+// OpenMP region's pointer for every element, on one side of a branch, where no compiler may hoist a load,
+// and the loop stayed scalar.
 template <class T>
 void unary_impl(UnaryOp op, const T* x, T* y, int64_t n, const UnaryParams& p) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) y[i] = unary_fn(op, x[i], p);
+  with_op(op, [&](auto c) {
+    UnaryParams q = p;
+#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
+    for (int64_t i = 0; i < n; ++i) y[i] = unary_fn(c.value, x[i], q);
+  });
 }
 
 template <class T>
 void unary_backward_impl(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, const UnaryParams& p) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * unary_grad(op, x[i], y[i], p);
+  with_op(op, [&](auto c) {
+    UnaryParams q = p;
+#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
+    for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * unary_grad(c.value, x[i], y[i], q);
+  });
 }
 
 template <class T>
 void binary_impl(BinaryOp op, const T* a, const T* b, T* out, const Broadcast& bc) {
-  broadcast_loop<2>(bc, [&](int64_t base, const int64_t* off, int64_t len, int last) {
-    const int64_t sa = bc.rank ? bc.stride[0][last] : 0, sb = bc.rank ? bc.stride[1][last] : 0;
-    const T* pa = a + off[0];
-    const T* pb = b + off[1];
-    T* po = out + base;
-    for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(op, pa[i * sa], pb[i * sb]);
+  with_op(op, [&](auto c) {
+    broadcast_loop<2>(bc, [&](int64_t base, const int64_t* off, int64_t len, int last) {
+      const int64_t sa = bc.rank ? bc.stride[0][last] : 0, sb = bc.rank ? bc.stride[1][last] : 0;
+      const T* pa = a + off[0];
+      const T* pb = b + off[1];
+      T* po = out + base;
+      // The common inner strides as loops of their own, which vectorize: both operands contiguous, or one
+      // of them a scalar along the row (a bias, a per-channel scale).
+      if (sa == 1 && sb == 1) {
+        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, pa[i], pb[i]);
+      } else if (sa == 1 && sb == 0) {
+        const T vb = *pb;
+        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, pa[i], vb);
+      } else if (sa == 0 && sb == 1) {
+        const T va = *pa;
+        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, va, pb[i]);
+      } else {
+        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, pa[i * sa], pb[i * sb]);
+      }
+    });
   });
 }
 

@@ -11,6 +11,27 @@ T* role(const TensorList& l, int r, int64_t i) {
   return static_cast<T*>(l.ptr[r][i]);
 }
 
+// One tensor's Adam update; `Decoupled` a template parameter so that each loop is branch-free. The four
+// tensors are distinct, so `simd` may vectorize: IEEE division and square root give the same bits in
+// vector lanes as in scalar ones (scalar, their latencies made this loop 40 % of a VAE step).
+template <class T, bool Decoupled>
+void adam_tensor(T* p, const T* g, T* m, T* v, int64_t n, T b1, T b2, T lr, T wd, T eps, T c1, T sqrt_c2) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    T pi = p[i], gi = g[i];
+    if constexpr (Decoupled) {
+      pi -= lr * wd * pi;  // AdamW (Loshchilov & Hutter 2019, Algorithm 2 line 12)
+    } else {
+      gi += wd * pi;  // L2 regularization in the gradient (Adam with weight decay)
+    }
+    const T mi = b1 * m[i] + (T(1) - b1) * gi, vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    // m̂ / (√v̂ + ε) with m̂ = m/c₁, √v̂ = √v/√c₂
+    p[i] = pi - lr * (mi / c1) / (std::sqrt(vi) / sqrt_c2 + eps);
+  }
+}
+
 template <class T>
 void adam_impl(const TensorList& l, const AdamHyper& h) {
   const T b1 = T(h.beta1), b2 = T(h.beta2), lr = T(h.lr), wd = T(h.weight_decay), eps = T(h.eps);
@@ -18,20 +39,8 @@ void adam_impl(const TensorList& l, const AdamHyper& h) {
     const AdamBiasCorrection bc = adam_bias_correction(h, l.step[t]);
     const T c1 = T(bc.c1), sqrt_c2 = T(bc.sqrt_c2);
     T *p = role<T>(l, 0, t), *g = role<T>(l, 1, t), *m = role<T>(l, 2, t), *v = role<T>(l, 3, t);
-    const int64_t n = l.numel[t];
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) {
-      T gi = g[i];
-      if (h.decoupled) {
-        p[i] -= lr * wd * p[i];
-      } else {
-        gi += wd * p[i];
-      }
-      m[i] = b1 * m[i] + (T(1) - b1) * gi;
-      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-      // m̂ / (√v̂ + ε) with m̂ = m/c₁, √v̂ = √v/√c₂
-      p[i] -= lr * (m[i] / c1) / (std::sqrt(v[i]) / sqrt_c2 + eps);
-    }
+    (h.decoupled ? adam_tensor<T, true> : adam_tensor<T, false>)(p, g, m, v, l.numel[t], b1, b2, lr, wd, eps, c1,
+                                                                 sqrt_c2);
   }
 }
 
