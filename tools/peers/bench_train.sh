@@ -2,8 +2,8 @@
 # loom against its PyTorch twin, whole training steps, interleaved on the same cores
 # (issue #15; docs/results/training-speed.md):
 #   tools/peers/bench_train.sh LOOM MODEL ROUNDS THREADS [STEPS]
-# LOOM is the loom binary, MODEL one gan_twin.py knows (gan, cgan, dcgan). Each round
-# runs `loom bench train` and the twin's --bench once each (alternating which goes
+# LOOM is the loom binary, MODEL one step_twins.py knows (vae, classifier, gan, cgan, dcgan). Each round
+# runs `loom bench train` and the twin (step_twins.py) once each (alternating which goes
 # first), STEPS timed steps each (default 20); prints each round's rows and ratio
 # (loom's median step time / the twin's: below 1 is loom faster), then the median
 # ratio and its range over the rounds.
@@ -18,7 +18,7 @@ export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=pa
 ratios=()
 for r in $(seq 1 "$rounds"); do
   run_loom() { "$loom" bench train "$model" --threads "$threads" --steps "$steps" --json 2>/dev/null; }
-  run_twin() { /usr/bin/python3 "$here/gan_twin.py" "$model" --bench --threads "$threads" --steps "$steps"; }
+  run_twin() { /usr/bin/python3 "$here/step_twins.py" "$model" --threads "$threads" --steps "$steps"; }
   if ((r % 2)); then l=$(run_loom); t=$(run_twin); else t=$(run_twin); l=$(run_loom); fi
   echo "$l"
   echo "$t"

@@ -9,14 +9,12 @@ checkpoint) with an independent Fréchet distance (numpy + scipy.linalg.sqrtm).
 Run with Debian's python3-torch (`/usr/bin/python3`) and libopenblas0-pthread.
 Prints one JSON line: model, steps, seconds, fd (and for cgan the label accuracy:
 the classifier's agreement with the requested class, samples cycling 0, 1, ..., 9).
-With --bench: the row `loom bench train MODEL --json` prints, for the twin
-(tools/peers/bench_train.sh runs both, interleaved, and prints the ratio).
+Timing whole steps against `loom bench train` is tools/peers/step_twins.py's, on these networks.
 """
 import argparse
 import gzip
 import json
 import os
-import resource
 import struct
 import time
 
@@ -136,31 +134,37 @@ def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, o
     images, labels = fashion("train")
     images = images * 2 - 1
     start = time.perf_counter()
-    step, per_epoch = 0, images.shape[0] // args.batch_size
-    while step < args.steps:
-        order = torch.randperm(images.shape[0])
-        for b in range(per_epoch):
-            if step == args.steps:
-                break
-            started = time.perf_counter()
-            idx = order[b * args.batch_size:(b + 1) * args.batch_size]
-            x, y = images[idx], (labels[idx] if conditioned else None)
+    for started, x, y in batches(images, labels, args.batch_size, args.steps):
+        y = y if conditioned else None
+        fake = generate(torch.randn(x.shape[0], args.latent_dim), y)
+        d_loss = F.softplus(-discriminate(x, y)).mean() + F.softplus(discriminate(fake.detach(), y)).mean()
+        od.zero_grad()
+        d_loss.backward()
+        od.step()
+        if detach_d_fake:
             fake = generate(torch.randn(x.shape[0], args.latent_dim), y)
-            d_loss = F.softplus(-discriminate(x, y)).mean() + F.softplus(discriminate(fake.detach(), y)).mean()
-            od.zero_grad()
-            d_loss.backward()
-            od.step()
-            if detach_d_fake:
-                fake = generate(torch.randn(x.shape[0], args.latent_dim), y)
-            g_loss = F.softplus(-discriminate(fake, y)).mean()
-            og.zero_grad()
-            g_loss.backward()
-            og.step()
-            d_loss.item(), g_loss.item()  # loom's step returns its losses as numbers
-            if on_step:
-                on_step(time.perf_counter() - started)
-            step += 1
+        g_loss = F.softplus(-discriminate(fake, y)).mean()
+        og.zero_grad()
+        g_loss.backward()
+        og.step()
+        d_loss.item(), g_loss.item()  # loom's step returns its losses as numbers
+        if on_step:
+            on_step(time.perf_counter() - started)
     return time.perf_counter() - start
+
+
+def batches(images, labels, batch_size, steps):
+    """(the time the step began, images, labels) for `steps` steps of shuffled full batches, epoch after
+    epoch, as loom's DataLoader serves them; the clock starts before the batch is drawn, as in
+    `loom bench train`."""
+    step, per_epoch = 0, images.shape[0] // batch_size
+    while step < steps:
+        order = torch.randperm(images.shape[0])
+        for b in range(min(per_epoch, steps - step)):
+            started = time.perf_counter()
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            yield started, images[idx], labels[idx]
+            step += 1
 
 
 def build(args):
@@ -207,24 +211,6 @@ def train_model(args):
     return seconds, samples, labels
 
 
-def bench(args):
-    """`loom bench train MODEL --json`'s row for the twin: the median of args.steps steps
-    after args.warmup, quartiles, images per second, peak RSS (the data set included)."""
-    torch.manual_seed(args.seed)
-    G, D, generate, discriminate, conditioned, detach = build(args)
-    times = []
-    total = args.steps
-    args.steps = args.warmup + total
-    train(args, G, D, generate, discriminate, conditioned, detach, on_step=times.append)
-    t = np.array(times[args.warmup:]) * 1e3
-    median = float(np.median(t))
-    return {"model": "torch " + args.model, "device": "cpu", "threads": torch.get_num_threads(),
-            "batch_size": args.batch_size, "warmup": args.warmup, "steps": total, "median_ms": median,
-            "q1_ms": float(np.quantile(t, 0.25)), "q3_ms": float(np.quantile(t, 0.75)), "min_ms": float(t.min()),
-            "images_per_s": args.batch_size / (median / 1e3),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("model", choices=["gan", "cgan", "dcgan"])
@@ -240,14 +226,8 @@ def main():
     p.add_argument("-n", type=int, default=10000, help="samples (and test images) for the FD")
     p.add_argument("--classifier", default="out/classifier/checkpoint.safetensors")
     p.add_argument("--samples", help="a .npy to save the samples to (or, when it exists, to judge instead of training)")
-    p.add_argument("--bench", action="store_true",
-                   help="time --steps steps after --warmup and print loom bench train's JSON row instead of judging")
-    p.add_argument("--warmup", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    if args.bench:
-        print(json.dumps(bench(args)))
-        return
     if args.samples and os.path.exists(args.samples):  # judge the samples of an earlier run
         seconds, samples = None, torch.tensor(np.load(args.samples))
         labels = torch.arange(args.n) % 10 if args.model == "cgan" else None
