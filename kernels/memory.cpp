@@ -3,8 +3,27 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
+#include "kernels/block_cache.h"
 #include "kernels/dispatch.h"
+
+// AddressSanitizer: a cached host block is poisoned until it is handed out again.
+#if defined(__SANITIZE_ADDRESS__)
+#define LOOM_HAS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LOOM_HAS_ASAN 1
+#endif
+#endif
+#if defined(LOOM_HAS_ASAN)
+#include <sanitizer/asan_interface.h>
+#define LOOM_ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define LOOM_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define LOOM_ASAN_POISON(p, n) ((void)(p), (void)(n))
+#define LOOM_ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 namespace loom::kernels {
 
@@ -40,17 +59,26 @@ void empty_cache(int device);
 namespace {
 std::atomic<bool> poison_allocations{false};
 
-// Host counters (the host allocator has no cache, so reserved == allocated).
-struct HostCounters {
-  std::atomic<size_t> allocated{0}, peak{0};
-  std::atomic<uint64_t> allocs{0}, frees{0};
-};
-HostCounters& host_counters() {
-  static HostCounters c;
-  return c;
+// Host blocks from this size on are cached (kernels/block_cache.h): glibc's mmap threshold.
+constexpr size_t kHostCachedFrom = size_t(128) << 10;
+
+// The host's cache and counters, leaked at exit: tensors in static storage are freed during
+// static destruction, possibly after this file's statics.
+BlockCache& host_cache() {
+  static BlockCache* c = new BlockCache;
+  return *c;
 }
-// 64-byte alignment: whole cache lines, and safe for 512-bit vector loads.
-size_t host_block_size(size_t bytes) { return bytes == 0 ? 64 : ((bytes + 63) / 64) * 64; }
+// 64-byte alignment: whole cache lines, and safe for 512-bit vector loads. Cached sizes are
+// bins (multiples of 512 bytes), the others whole cache lines.
+size_t host_block_size(size_t bytes) {
+  if (bytes >= kHostCachedFrom) return cache_bin_size(bytes);
+  return bytes == 0 ? 64 : ((bytes + 63) / 64) * 64;
+}
+// Returns a cached block to the C library (unpoisoned first: ASan checks the block free() is given).
+void free_host_block(void* p) {
+  LOOM_ASAN_UNPOISON(p, kCacheMinBlock);
+  std::free(p);
+}
 }  // namespace
 
 void set_poison_allocations(bool on) { poison_allocations = on; }
@@ -65,16 +93,26 @@ void* allocate(Device d, size_t bytes) {
     no_cuda("allocate");
 #endif
   }
-  const size_t rounded = host_block_size(bytes);
-  void* p = std::aligned_alloc(64, rounded);
-  LOOM_CHECK(p, "allocate: out of host memory asking for ", bytes, " bytes");
-  if (poison_allocations) std::memset(p, 0xFF, rounded);
-  HostCounters& c = host_counters();
-  const size_t now = c.allocated += rounded;
-  size_t peak = c.peak.load();
-  while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {
+  const size_t size = host_block_size(bytes);
+  BlockCache& c = host_cache();
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    if (size >= kHostCachedFrom && (p = c.take(size))) {
+      LOOM_ASAN_UNPOISON(p, size);
+    } else {
+      p = std::aligned_alloc(64, size);
+      if (!p && size >= kHostCachedFrom) {  // maybe the cache holds what we need: give it back, retry once
+        c.release_all(free_host_block);
+        p = std::aligned_alloc(64, size);
+      }
+      LOOM_CHECK(p, "allocate: out of host memory asking for ", bytes, " bytes (loom holds ", c.stats.allocated_bytes,
+                 " bytes in live tensors)");
+      c.obtained(size);
+    }
+    c.handed_out(size);
   }
-  ++c.allocs;
+  if (poison_allocations) std::memset(p, 0xFF, size);
   return p;
 }
 
@@ -86,10 +124,18 @@ void deallocate(Device d, void* p, size_t bytes) {
 #endif
     return;
   }
-  std::free(p);
-  HostCounters& c = host_counters();
-  c.allocated -= host_block_size(bytes);
-  ++c.frees;
+  const size_t size = host_block_size(bytes);
+  BlockCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.stats.allocated_bytes -= size;
+  if (size >= kHostCachedFrom) {
+    LOOM_ASAN_POISON(p, size);  // a use after free of a cached block is still AddressSanitizer's to report
+    c.put(size, p);
+  } else {
+    std::free(p);
+    c.stats.reserved_bytes -= size;
+    ++c.stats.device_frees;
+  }
 }
 
 void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t n) {
@@ -127,17 +173,18 @@ MemoryStats memory_stats(Device d) {
     no_cuda("memory_stats");
 #endif
   }
-  const HostCounters& c = host_counters();
-  MemoryStats s;
-  s.allocated_bytes = s.reserved_bytes = c.allocated;
-  s.peak_allocated_bytes = c.peak;
-  s.device_allocs = c.allocs;
-  s.device_frees = c.frees;
-  return s;
+  BlockCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.stats;
 }
 
 void empty_cache(Device d) {
-  if (!d.is_cuda()) return;
+  if (d.is_cpu()) {
+    BlockCache& c = host_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.release_all(free_host_block);
+    return;
+  }
 #if LOOM_WITH_CUDA
   cuda::empty_cache(d.index);
 #else

@@ -1,5 +1,5 @@
 // Raw device memory: allocation, copies between devices, device queries.
-// The CUDA implementation (kernels/cuda/memory.cu) adds the caching allocator.
+// Both backends cache freed blocks (kernels/block_cache.h); CUDA's runtime is kernels/cuda/memory.cu.
 #pragma once
 
 #include "kernels/base.h"
@@ -14,10 +14,12 @@ void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size
 int cuda_device_count();  // 0 in a CPU-only build or without a device
 void synchronize(Device d);
 
-// Allocator counters for one device. On CUDA, blocks are rounded up to size
-// bins and cached on free, so allocated ≤ reserved and device_allocs stops
-// growing once a training step has run (steady state: no cudaMalloc). The host
-// has no cache: reserved == allocated.
+// Allocator counters for one device. Blocks are rounded up to size bins and cached
+// on free (kernels/block_cache.h), so allocated ≤ reserved. On CUDA every block is
+// cached and device_allocs stops growing once a training step has run (steady state:
+// no cudaMalloc). On the host only blocks of at least 128 KiB are cached (glibc serves
+// those with mmap, a page fault per page on every reuse); smaller ones go straight to
+// aligned_alloc and free, which reuse them well, and are counted in device_allocs/frees.
 struct MemoryStats {
   size_t allocated_bytes = 0;       // blocks handed out and not yet freed (rounded sizes)
   size_t reserved_bytes = 0;        // obtained from the system: allocated + cached free blocks
@@ -26,7 +28,7 @@ struct MemoryStats {
   uint64_t device_frees = 0;        // calls to cudaFree (host: free)
 };
 MemoryStats memory_stats(Device d);
-// Returns the cached free blocks of d to the system (no-op on the host).
+// Returns the cached free blocks of d to the system.
 void empty_cache(Device d);
 // Debugging aid: fill every new allocation with 0xFF bytes (NaN for floats, -1
 // for integers), so a kernel that leaves part of its output unwritten shows up

@@ -1,16 +1,9 @@
 // The CUDA device runtime behind kernels/memory.h: the caching allocator,
 // copies between host and devices, device queries.
 //
-// Caching allocator. cudaMalloc and cudaFree cost tens of microseconds and
-// cudaFree synchronizes the device, more than most of loom's kernels take, so a
-// freed block goes to a per-device free list keyed by its size bin and is handed
-// out again to the next request of the same bin. Bins: multiples of 512 bytes up
-// to 1 MiB, then four per power of two (at most 25% waste). Blocks are never
-// split or merged, so a lookup is one hash probe; once a training step has run,
-// every bin it uses holds a block and the loop makes no cudaMalloc at all
-// (memory_stats(...).device_allocs stops growing; tests/cuda checks it).
-// When cudaMalloc fails the device's cached blocks are released and the call is
-// retried once; a second failure is a loom::Error giving the request and
+// Caching allocator: kernels/block_cache.h (the bins, the free lists, the counters), one
+// cache per device. When cudaMalloc fails the device's cached blocks are released and the
+// call is retried once; a second failure is a loom::Error giving the request and
 // cudaMemGetInfo's free/total.
 //
 // Streams: a freed block is reused at once, without waiting for the kernels
@@ -22,26 +15,15 @@
 // The allocator state is leaked at exit on purpose: tensors held in static
 // storage are freed during static destruction, possibly after this file's
 // statics, and the driver may already be tearing the context down then.
-#include <bit>
 #include <iomanip>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
+#include "kernels/block_cache.h"
 #include "kernels/cuda/launch.h"
 
 namespace loom::kernels::cuda {
 namespace {
-
-constexpr size_t kMinBlock = 512;
-constexpr size_t kSmallLimit = size_t(1) << 20;
-
-size_t bin_size(size_t bytes) {
-  if (bytes <= kMinBlock) return kMinBlock;
-  if (bytes <= kSmallLimit) return (bytes + kMinBlock - 1) / kMinBlock * kMinBlock;
-  const size_t step = std::bit_floor(bytes) / 4;
-  return (bytes + step - 1) / step * step;
-}
 
 // "1.5 GiB (1610612736 bytes)": readable, and exact.
 std::string format_bytes(size_t n) {
@@ -84,33 +66,19 @@ const Devices& devices() {
   return d;
 }
 
-struct DeviceCache {
-  std::mutex mutex;
-  std::unordered_map<size_t, std::vector<void*>> free_blocks;  // bin size → cached blocks
-  MemoryStats stats;
-};
-
-DeviceCache& cache(int device) {
-  static DeviceCache* caches = new DeviceCache[std::max(1, devices().count)];  // leaked: see the top
+BlockCache& cache(int device) {
+  static BlockCache* caches = new BlockCache[std::max(1, devices().count)];  // leaked: see the top
   return caches[device];
 }
 
 // Returns every cached block of the device to the driver. Caller holds c.mutex.
-void release_cached(int device, DeviceCache& c) {
+void release_cached(int device, BlockCache& c) {
   DeviceGuard guard(device);
-  for (auto& [size, blocks] : c.free_blocks) {
-    while (!blocks.empty()) {
-      LOOM_CUDA_CHECK(cudaFree(blocks.back()));
-      blocks.pop_back();
-      c.stats.reserved_bytes -= size;
-      ++c.stats.device_frees;
-    }
-  }
-  c.free_blocks.clear();
+  c.release_all([](void* p) { LOOM_CUDA_CHECK(cudaFree(p)); });
 }
 
 // A fresh block of `size` bytes for a request of `requested`. Caller holds c.mutex.
-void* device_malloc(int device, size_t size, size_t requested, DeviceCache& c) {
+void* device_malloc(int device, size_t size, size_t requested, BlockCache& c) {
   DeviceGuard guard(device);
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, size);
@@ -130,8 +98,7 @@ void* device_malloc(int device, size_t size, size_t requested, DeviceCache& c) {
   if (e != cudaSuccess)
     throw_cuda_error(str("cudaMalloc(", size, " bytes)"), __FILE__, __LINE__, cudaGetErrorName(e),
                      cudaGetErrorString(e));
-  c.stats.reserved_bytes += size;
-  ++c.stats.device_allocs;
+  c.obtained(size);
   return p;
 }
 
@@ -152,40 +119,33 @@ int device_count() { return devices().count; }
 
 void* allocate(int device, size_t bytes) {
   check_device(device);
-  const size_t size = bin_size(bytes);
-  DeviceCache& c = cache(device);
+  const size_t size = cache_bin_size(bytes);
+  BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
-  void* p = nullptr;
-  auto it = c.free_blocks.find(size);
-  if (it != c.free_blocks.end() && !it->second.empty()) {
-    p = it->second.back();
-    it->second.pop_back();
-  } else {
-    p = device_malloc(device, size, bytes, c);
-  }
-  c.stats.allocated_bytes += size;
-  c.stats.peak_allocated_bytes = std::max(c.stats.peak_allocated_bytes, c.stats.allocated_bytes);
+  void* p = c.take(size);
+  if (!p) p = device_malloc(device, size, bytes, c);
+  c.handed_out(size);
   return p;
 }
 
 void deallocate(int device, void* p, size_t bytes) {
-  const size_t size = bin_size(bytes);
-  DeviceCache& c = cache(device);
+  const size_t size = cache_bin_size(bytes);
+  BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
-  c.free_blocks[size].push_back(p);
+  c.put(size, p);
   c.stats.allocated_bytes -= size;
 }
 
 MemoryStats memory_stats(int device) {
   check_device(device);
-  DeviceCache& c = cache(device);
+  BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
   return c.stats;
 }
 
 void empty_cache(int device) {
   check_device(device);
-  DeviceCache& c = cache(device);
+  BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
   release_cached(device, c);
 }
