@@ -8,8 +8,31 @@
 namespace loom::kernels::cpu {
 namespace {
 
+// A sum over an axis that is not the last (inner > 1): rows of the axis added into a block of double
+// accumulators, so the loads run along memory and vectorize, where one output at a time strided through
+// r rows `inner` apart (a TLB miss per load once a row spans pages: a fifth of a NADE step). Each output
+// still adds its r values in order j = 0, 1, ..., so the result is the same bits.
+template <class T>
+void sum_inner_impl(const T* x, T* out, int64_t outer, int64_t r, int64_t inner) {
+  constexpr int64_t kBlock = 512;
+  const int64_t blocks = (inner + kBlock - 1) / kBlock;
+#pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t i0 = b * kBlock, len = std::min(kBlock, inner - i0);
+      double acc[kBlock];
+      std::fill_n(acc, len, 0.0);
+      const T* p = x + o * r * inner + i0;
+      for (int64_t j = 0; j < r; ++j, p += inner)
+        for (int64_t i = 0; i < len; ++i) acc[i] += p[i];
+      for (int64_t i = 0; i < len; ++i) out[o * inner + i0 + i] = static_cast<T>(acc[i]);
+    }
+  }
+}
+
 template <class T>
 void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, int64_t r, int64_t inner) {
+  if (op == ReduceOp::Sum && inner > 1 && !arg) return sum_inner_impl(x, out, outer, r, inner);
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
