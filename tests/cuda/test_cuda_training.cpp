@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "kernels/memory.h"
@@ -288,9 +289,10 @@ void expect_same_run(const tools::TrainResult& gpu, const tools::TrainResult& cp
 // either device, then a second from the CPU run's checkpoint on either, agree
 // within tol; the CPU's first run is returned. options are model options, eo how
 // the held-out metrics are computed; the runs write to folders dir/<tag>_*.
-tools::TrainResult expect_driver_runs_agree(const std::string& model, const std::string& dir, const std::string& tag,
-                                            double tol, const models::OptionValues& options = {},
-                                            const models::EvalOptions& eo = {}) {
+tools::TrainResult expect_driver_runs_agree(
+    const std::string& model, const std::string& dir, const std::string& tag, double tol,
+    const models::OptionValues& options = {}, const models::EvalOptions& eo = {},
+    const std::function<data::LabeledImages(data::Split)>& load_data = synthetic_split) {
   auto run = [&](Device d, int64_t steps, const std::string& resume, const std::string& out) {
     tools::TrainOptions o;
     o.model = model;
@@ -302,7 +304,7 @@ tools::TrainResult expect_driver_runs_agree(const std::string& model, const std:
     o.n_samples = 1;  // sampling is compared below (evaluate_and_sample); the driver need only write a grid
     o.eval_size = 4;  // also the classifier's sample grid: the evaluated images
     o.progress = false;
-    o.load_data = synthetic_split;
+    o.load_data = load_data;
     o.config.options = options;
     o.eval_options = eo;
     o.out_dir = str(dir, "/", tag, "_", out);
@@ -401,6 +403,26 @@ TEST_P(RegisteredModelOnCuda, TrainsThroughTheDriverAsOnCpu) {
 
 INSTANTIATE_TEST_SUITE_P(CudaTraining, RegisteredModelOnCuda, ::testing::ValuesIn(registered_names()),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+// StarGAN on binary attributes (--attr-file, --attrs: CelebA's mode) instead of one-hot domains: the
+// labels are [N, 2] attribute rows, the critic's head is trained with a BCE per attribute and the
+// targets flip attributes. The attribute file names the labels only; the synthetic images and their
+// attributes (label bits 0 and 1) come from the loader, as for every model here.
+TEST_F(CudaTest, StarGanOnBinaryAttributesTrainsAsOnCpu) {
+  TempDir dir;
+  const auto attribute_split = [](data::Split split) {
+    data::LabeledImages d = synthetic_split(split);
+    const std::vector<int64_t> labels = d.labels.to_vector<int64_t>();
+    std::vector<float> bits;
+    for (int64_t y : labels) bits.insert(bits.end(), {static_cast<float>(y & 1), static_cast<float>((y >> 1) & 1)});
+    d.labels = from_vector(bits, {static_cast<int64_t>(labels.size()), 2});
+    return d;
+  };
+  expect_driver_runs_agree("stargan", dir.path(), "stargan_attributes", kModelTol,
+                           {{"features", "2"}, {"blocks", "1"}, {"d_layers", "1"}, {"d_steps", "2"},
+                            {"attr_file", dir / "attrs.txt"}, {"attrs", "Male,Blond"}},
+                           {}, attribute_split);
+}
 
 // The VAE's variants (models/vae/vae.h) through the same driver runs: the
 // convolutional networks trained on −IWAE_3 and evaluated with the
