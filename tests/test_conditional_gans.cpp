@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numbers>
 
 #include "models/gan/adversarial.h"
@@ -63,14 +64,19 @@ TEST(InfoGan, GaussianInformationIsTheLogDensityPlusTheUniformEntropy) {
 
 TEST(ConditionalGans, ResumeBitExactly) {
   TempDir dir;
-  for (const auto& entry : {std::pair<std::string, models::OptionValues>{"cgan", {{"hidden", "16"}, {"latent_dim", "8"}}},
-                             {"infogan", {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}}}}) {
+  struct Case {
+    std::string name, model;
+    models::OptionValues options;
+  };
+  for (const Case& entry : {Case{"cgan", "cgan", {{"hidden", "16"}, {"latent_dim", "8"}}},
+                            Case{"cgan_conv", "cgan", {{"arch", "conv"}, {"features", "4"}, {"latent_dim", "8"}}},
+                            Case{"infogan", "infogan", {{"width", "4"}, {"latent_dim", "6"}, {"learn_std", "true"}}}}) {
     // Named, not a structured binding: the lambda below captures them (clang 14 cannot capture bindings).
-    const std::string& model = entry.first;
-    const models::OptionValues& options = entry.second;
-    SCOPED_TRACE(model);
+    const std::string& model = entry.model;
+    const models::OptionValues& options = entry.options;
+    SCOPED_TRACE(entry.name);
     auto run = [&](const std::string& tag, int64_t steps) {
-      tools::TrainOptions o = tiny_run(model, dir.path() + "/" + model + "_" + tag, steps, 64, 3);
+      tools::TrainOptions o = tiny_run(model, dir.path() + "/" + entry.name + "_" + tag, steps, 64, 3);
       for (const auto& [k, v] : options) o.config.set(k, v);
       return o;
     };
@@ -120,6 +126,29 @@ TEST(ConditionalGans, SamplesHonourTheirLabels) {
   EXPECT_GE(*std::min_element(px.begin(), px.end()), -1.0f);
   Generator g7(1);
   expect_error([&] { m->sample(4, sevens, g7); }, {"cgan", "labels [4]", "[20]"});
+}
+
+// --arch conv: DCGAN's 28×28 networks with y as 10 more input channels of G's 1×1 map and 10 tiled
+// planes of D's input; the label changes the samples of the same noise, and they stay in [−1, 1].
+TEST(ConditionalGans, ConvolutionalCganTakesTheLabelAsChannels) {
+  const auto m = make("cgan", {{"arch", "conv"}, {"features", "4"}, {"latent_dim", "6"}});
+  std::map<std::string, Shape> shapes;
+  for (const auto& [module, mod] : m->modules())
+    for (const auto& [name, t] : mod->state_dict()) shapes[module + "." + name] = t.shape();
+  EXPECT_EQ(shapes.at("generator.0.weight"), (Shape{6 + 10, 8, 7, 7}));  // [in, out, k, k]: z and y
+  EXPECT_EQ(shapes.at("discriminator.0.weight"), (Shape{4, 1 + 10, 4, 4}));  // the image and 10 label planes
+  m->train(false);
+  NoGrad ng;
+  Generator g1(3), g2(3);
+  models::Condition twos, sevens;
+  twos.labels = full({4}, 2, TensorOptions{DType::Int64});
+  sevens.labels = full({4}, 7, TensorOptions{DType::Int64});
+  const Tensor a = m->sample(4, twos, g1), b = m->sample(4, sevens, g2);
+  EXPECT_EQ(a.shape(), (Shape{4, 1, 28, 28}));
+  EXPECT_NE(a.to_vector<float>(), b.to_vector<float>());
+  const std::vector<float> px = a.to_vector<float>();
+  EXPECT_LE(*std::max_element(px.begin(), px.end()), 1.0f);
+  EXPECT_GE(*std::min_element(px.begin(), px.end()), -1.0f);
 }
 
 TEST(ConditionalGans, InfoGanSamplesHonourTheirCodes) {

@@ -142,6 +142,59 @@ void dcgan_init(nn::Module& root) {
   });
 }
 
+namespace {
+
+// The feature maps between z and the image: G's first is start × start, each next one twice the size;
+// D has the same widths in reverse.
+struct DcganArchitecture {
+  int64_t start;
+  std::vector<int64_t> widths;
+};
+DcganArchitecture dcgan_architecture(int64_t image_size, int64_t f) {
+  LOOM_CHECK(image_size == 28 || image_size == 64, "dcgan: image size must be 28 or 64, got ", image_size);
+  if (image_size == 64) return {4, {8 * f, 4 * f, 2 * f, f}};
+  return {7, {2 * f, f}};
+}
+
+const nn::ConvOptions kSingle{.params = {}, .bias = false, .tensors = {}};  // the k×k layer at the 1×1 end
+const nn::ConvOptions kStrided{.params = {.stride = {2, 2}, .padding = {1, 1}}, .bias = false, .tensors = {}};
+
+}  // namespace
+
+std::shared_ptr<nn::Sequential> dcgan_generator(int64_t in, int64_t out, int64_t image_size, int64_t features) {
+  using namespace nn;
+  const DcganArchitecture a = dcgan_architecture(image_size, features);
+  auto g = std::make_shared<Sequential>();
+  auto block = [&](ModulePtr layer, int64_t width) {
+    g->push_back(std::move(layer));
+    g->push_back(std::make_shared<BatchNorm2d>(width));
+    g->push_back(std::make_shared<ReLU>());
+  };
+  block(std::make_shared<ConvTranspose2d>(in, a.widths[0], a.start, kSingle), a.widths[0]);
+  for (size_t i = 1; i < a.widths.size(); ++i)
+    block(std::make_shared<ConvTranspose2d>(a.widths[i - 1], a.widths[i], 4, kStrided), a.widths[i]);
+  g->push_back(std::make_shared<ConvTranspose2d>(a.widths.back(), out, 4, kStrided));
+  g->push_back(std::make_shared<Tanh>());
+  dcgan_init(*g);
+  return g;
+}
+
+std::shared_ptr<nn::Sequential> dcgan_discriminator(int64_t in, int64_t image_size, int64_t features) {
+  using namespace nn;
+  const DcganArchitecture a = dcgan_architecture(image_size, features);
+  auto d = std::make_shared<Sequential>();
+  d->push_back(std::make_shared<Conv2d>(in, a.widths.back(), 4, kStrided));  // no batch norm on the input layer
+  d->push_back(std::make_shared<LeakyReLU>(0.2));
+  for (size_t i = a.widths.size() - 1; i > 0; --i) {
+    d->push_back(std::make_shared<Conv2d>(a.widths[i], a.widths[i - 1], 4, kStrided));
+    d->push_back(std::make_shared<BatchNorm2d>(a.widths[i - 1]));
+    d->push_back(std::make_shared<LeakyReLU>(0.2));
+  }
+  d->push_back(std::make_shared<Conv2d>(a.widths[0], 1, a.start, kSingle));
+  dcgan_init(*d);
+  return d;
+}
+
 Tensor slerp(const Tensor& a, const Tensor& b, double t) {
   LOOM_CHECK(a.shape() == b.shape() && a.dim() >= 1, "slerp: expected a and b of one shape [..., D], got ", a.shape(),
              " and ", b.shape());

@@ -157,6 +157,18 @@ Tensor penalty_points(const Tensor& real, const Tensor& fake, Generator* g);
 // ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0.
 void dcgan_init(nn::Module& m);
 
+// DCGAN's networks (Radford et al. 2016, §3 and Fig. 1; models/gan/dcgan.cpp says more), dcgan_init
+// applied, f = features, no biases, every resampling layer a 4×4 kernel with stride 2 and padding 1:
+//   image_size 28: G: in × 1 × 1 → 2f × 7 × 7 → f × 14 × 14 → out × 28 × 28;
+//                  D: in × 28 × 28 → f × 14 × 14 → 2f × 7 × 7 → 1 × 1 × 1 (a logit);
+//   image_size 64: G: in × 1 × 1 → 8f × 4 × 4 → 4f → 2f → f → out × 64 × 64; D mirrored.
+// G: transposed convs, batch norm and ReLU, tanh on the output (in [−1, 1]); D: strided convs,
+// LeakyReLU(0.2), batch norm except on the input layer. `in` is the latent size for G (the noise and
+// any condition stacked as channels of a 1 × 1 map) and the image's channels (plus any tiled condition)
+// for D. An Error for another image_size.
+std::shared_ptr<nn::Sequential> dcgan_generator(int64_t in, int64_t out, int64_t image_size, int64_t features);
+std::shared_ptr<nn::Sequential> dcgan_discriminator(int64_t in, int64_t image_size, int64_t features);
+
 // Spherical linear interpolation (Shoemake 1985; White 2016, "Sampling Generative
 // Networks", §2.1) between the rows of a and b (float [..., D], one shape and
 // device) at t: with cos Ω = ⟨a, b⟩ / (‖a‖ ‖b‖) per row,

@@ -10,9 +10,13 @@
 // of each network already multiplies the one-hot by a learned matrix, and an
 // embedding in front of it is only a second factor of that product.
 //
-// Networks: MLPs with leaky ReLU (slope 0.2), as models/gan/gan.cpp:
+// Networks (--arch): mlp, the paper's kind, MLPs with leaky ReLU (slope 0.2), as models/gan/gan.cpp:
 //   G: [z, onehot(y)] → h → 2h → 4h → 784, tanh, reshaped to [1, 28, 28] in [−1, 1];
-//   D: [flatten(x), onehot(y)] → 2h → h → 1 logit.
+//   D: [flatten(x), onehot(y)] → 2h → h → 1 logit;
+// or conv, DCGAN's 28×28 networks (gan::dcgan_generator/discriminator, f = --features) with the
+// condition concatenated the convolutional way: G's input is [z, onehot(y)] as a 1×1 map of nz + 10
+// channels, D's is the image with onehot(y) tiled into 10 more planes (as the conditional DCGANs
+// of the PyTorch examples and StarGAN's generator take a label).
 // Each step is one discriminator update on a minibatch of data (x, y) and of
 // fakes G(z|y) with the same labels y (so fakes follow the data's class
 // frequencies, eq. 2's y ~ p_data), then one generator update on fresh noise,
@@ -20,6 +24,7 @@
 // default) or eq. 2's log(1 − D(G(z|y)|y)) (--loss minimax). Adam (lr 2e-4,
 // β₁ 0.5, β₂ 0.999), as the PyTorch examples.
 #include "models/gan/adversarial.h"
+#include "models/gan/stargan.h"
 
 namespace loom::models {
 namespace {
@@ -28,11 +33,16 @@ constexpr int64_t kClasses = 10;  // Fashion-MNIST
 
 class Cgan : public gan::AdversarialModel {
  public:
-  explicit Cgan(const Config& c) : AdversarialModel(c) {
-    const int64_t h = c.integer("hidden");
-    auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
-    generator_ = nn::mlp({latent_ + kClasses, h, 2 * h, 4 * h, 784}, leaky);
-    discriminator_ = nn::mlp({784 + kClasses, 2 * h, h, 1}, leaky);
+  explicit Cgan(const Config& c) : AdversarialModel(c), conv_(c.text("arch") == "conv") {
+    if (conv_) {
+      generator_ = gan::dcgan_generator(latent_ + kClasses, 1, 28, c.integer("features"));
+      discriminator_ = gan::dcgan_discriminator(1 + kClasses, 28, c.integer("features"));
+    } else {
+      const int64_t h = c.integer("hidden");
+      auto leaky = [](const Tensor& x) { return leaky_relu(x, 0.2); };
+      generator_ = nn::mlp({latent_ + kClasses, h, 2 * h, 4 * h, 784}, leaky);
+      discriminator_ = nn::mlp({784 + kClasses, 2 * h, h, 1}, leaky);
+    }
     adopt(*generator_, *discriminator_, adam_from(c), adam_from(c));
   }
 
@@ -97,13 +107,20 @@ class Cgan : public gan::AdversarialModel {
     LOOM_CHECK(c.labels.dim() == 1 && c.labels.size(0) == n, "cgan: expected labels [", n, "], got ", c.labels.shape());
     return c.labels;
   }
+  // z [B, nz], y one-hot [B, 10] → images [B, 1, 28, 28] in [−1, 1].
   Tensor generate(const Tensor& z, const Tensor& y) {
-    return reshape(tanh((*generator_)(concat({z, y}, 1))), {z.size(0), 1, 28, 28});
+    const Tensor zy = concat({z, y}, 1);
+    if (conv_) return (*generator_)(reshape(zy, {z.size(0), latent_ + kClasses, 1, 1}));
+    return reshape(tanh((*generator_)(zy)), {z.size(0), 1, 28, 28});
   }
+  // images [B, 1, 28, 28], y one-hot [B, 10] → logits [B].
   Tensor discriminate(const Tensor& x, const Tensor& y) {
-    return reshape((*discriminator_)(concat({flatten(x, 1), y}, 1)), {x.size(0)});
+    const int64_t b = x.size(0);
+    if (conv_) return reshape((*discriminator_)(concat({x, stargan::tile_domains(y, 28, 28)}, 1)), {b});
+    return reshape((*discriminator_)(concat({flatten(x, 1), y}, 1)), {b});
   }
 
+  bool conv_;
   std::shared_ptr<nn::Sequential> generator_, discriminator_;
 };
 
@@ -112,7 +129,11 @@ class Cgan : public gan::AdversarialModel {
 std::unique_ptr<Model> make_cgan(const Config& c) { return std::make_unique<Cgan>(c); }
 std::vector<OptionSpec> options_cgan() {
   std::vector<OptionSpec> o = gan::adversarial_options(100);
-  o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "width h: G is [z, y]-h-2h-4h-x, D is [x, y]-2h-h-1"));
+  o.push_back(choice_option("arch", "mlp", {"mlp", "conv"},
+                            "networks: mlp (the paper's kind, --hidden) or conv (DCGAN's 28x28 networks, --features; "
+                            "y tiled into D's input planes)"));
+  o.push_back(integer_option("hidden", 256, Range::closed(1, 4096), "mlp's width h: G is [z, y]-h-2h-4h-x, D is [x, y]-2h-h-1"));
+  o.push_back(integer_option("features", 64, Range::closed(1, 1024), "conv's base width f, as dcgan's"));
   return o;
 }
 

@@ -30,56 +30,11 @@
 // (k = 7 or 4) and D's last a k×k convolution to 1×1. No layer has a bias, as in
 // the PyTorch example (batch normalization's shift β takes its place where it follows).
 #include <algorithm>
-#include <vector>
 
 #include "models/gan/adversarial.h"
 
 namespace loom::models {
 namespace {
-
-// The feature maps between z and the image: G's first is start × start, each
-// next one twice the size; D has the same widths in reverse.
-struct Architecture {
-  int64_t start;
-  std::vector<int64_t> widths;
-};
-Architecture architecture(int64_t image_size, int64_t f) {
-  if (image_size == 64) return {4, {8 * f, 4 * f, 2 * f, f}};
-  return {7, {2 * f, f}};
-}
-
-const nn::ConvOptions kSingle{.params = {}, .bias = false, .tensors = {}};  // the k×k layer at the 1×1 end
-const nn::ConvOptions kStrided{.params = {.stride = {2, 2}, .padding = {1, 1}}, .bias = false, .tensors = {}};
-
-std::shared_ptr<nn::Sequential> make_generator(int64_t latent, int64_t channels, const Architecture& a) {
-  using namespace nn;
-  auto g = std::make_shared<Sequential>();
-  auto block = [&](ModulePtr layer, int64_t width) {
-    g->push_back(std::move(layer));
-    g->push_back(std::make_shared<BatchNorm2d>(width));
-    g->push_back(std::make_shared<ReLU>());
-  };
-  block(std::make_shared<ConvTranspose2d>(latent, a.widths[0], a.start, kSingle), a.widths[0]);
-  for (size_t i = 1; i < a.widths.size(); ++i)
-    block(std::make_shared<ConvTranspose2d>(a.widths[i - 1], a.widths[i], 4, kStrided), a.widths[i]);
-  g->push_back(std::make_shared<ConvTranspose2d>(a.widths.back(), channels, 4, kStrided));
-  g->push_back(std::make_shared<Tanh>());
-  return g;
-}
-
-std::shared_ptr<nn::Sequential> make_discriminator(int64_t channels, const Architecture& a) {
-  using namespace nn;
-  auto d = std::make_shared<Sequential>();
-  d->push_back(std::make_shared<Conv2d>(channels, a.widths.back(), 4, kStrided));  // no batch norm on the input layer
-  d->push_back(std::make_shared<LeakyReLU>(0.2));
-  for (size_t i = a.widths.size() - 1; i > 0; --i) {
-    d->push_back(std::make_shared<Conv2d>(a.widths[i], a.widths[i - 1], 4, kStrided));
-    d->push_back(std::make_shared<BatchNorm2d>(a.widths[i - 1]));
-    d->push_back(std::make_shared<LeakyReLU>(0.2));
-  }
-  d->push_back(std::make_shared<Conv2d>(a.widths[0], 1, a.start, kSingle));
-  return d;
-}
 
 // `loom sample dcgan --interpolate`: walks of this many steps, one per row.
 constexpr int64_t kWalkSteps = 8;
@@ -88,11 +43,8 @@ class Dcgan : public gan::AdversarialModel {
  public:
   explicit Dcgan(const Config& c)
       : AdversarialModel(c), size_(std::stoll(c.text("image_size"))), channels_(size_ == 64 ? 3 : 1) {
-    const Architecture a = architecture(size_, c.integer("features"));
-    generator_ = make_generator(latent_, channels_, a);
-    discriminator_ = make_discriminator(channels_, a);
-    gan::dcgan_init(*generator_);
-    gan::dcgan_init(*discriminator_);
+    generator_ = gan::dcgan_generator(latent_, channels_, size_, c.integer("features"));
+    discriminator_ = gan::dcgan_discriminator(channels_, size_, c.integer("features"));
     adopt(*generator_, *discriminator_, adam_from(c), adam_from(c));
   }
 
