@@ -92,6 +92,9 @@ struct SampleCondition {
   // Iterative samplers: also write this PNG of the reverse process, min(n, kTrajectoryRows)
   // rows of kTrajectoryColumns frames from pure noise to the sample ("": none).
   std::string trajectory = {};
+  // Models completing images from pieces of them (Puzzle-GAN): the pieces cut from
+  // each input (`--patches K`); 0: the model's own number.
+  int64_t patches = 0;
 };
 inline constexpr int64_t kTrajectoryRows = 8, kTrajectoryColumns = 10;
 // The class index `label` names (parse rules of SampleCondition::label); an
