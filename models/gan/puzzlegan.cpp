@@ -3,7 +3,7 @@
 // positions it is not told, the generator draws the whole image ŷ and a mask M̂
 // of where the pieces belong; a discriminator judges the images.
 //
-// The generator (§3.1, "an encoder-decoder"; f = --features, h = --code-dim):
+// The generator (an encoder-decoder, as the paper's; f = --features, h = --code-dim):
 //   a part encoder E shared by the K pieces (P × P, P = --patch-size):
 //     3×3 conv C → f, LeakyReLU(0.2); 4×4 stride-2 conv f → 2f, BN, LeakyReLU(0.2); linear → h;
 //   the K codes summed (the authors' code sums the parts' encodings), then
@@ -11,11 +11,11 @@
 //   two decoders of the same form, one for the image and one for the mask:
 //     two 4×4 stride-2 transposed convs 4f → 2f → f, each BN, ReLU; a 3×3 conv to C
 //     channels and tanh (the image ŷ) or to 1 channel (the mask's logits, M̂ = σ of them).
-// The discriminator: 4×4 stride-2 convs C → f → 2f (LeakyReLU(0.2), BN on the
-// second) and a linear layer to one logit. Layers keep their default
-// initialization, as the authors' code does.
+// The discriminator sees the image alone, as in the authors' code: 4×4 stride-2
+// convs C → f → 2f (LeakyReLU(0.2), BN on the second) and a linear layer to one
+// logit. Layers keep their default initialization, as the authors' code does.
 //
-// The losses (§3.2, as the authors' code computes them):
+// The losses (the paper's three, as the authors' code computes them):
 //   spatial     L_mask = the binary cross-entropy of M̂ against M, the true mask of
 //               the pieces' squares (puzzlegan::mask_loss; the authors' code takes
 //               mean |M̂ − M|, see below);
@@ -28,12 +28,13 @@
 // The last term, a reconstruction of the whole image, is not the paper's (its
 // generator is free outside the pieces, hence "unsupervised"): λ_rec = 0 by
 // default (--lambda-rec). The authors' code uses the log loss rather than a
-// least-squares or Wasserstein one, and so does this. Adam lr 2e-4, β₁ 0.5 as in
-// DCGAN (the code's defaults are DCGAN's). λ_mask = λ_appr = 10 are this
-// implementation's choice: the authors' script sets them per run.
+// least-squares or Wasserstein one, and so does this. Adam with β₂ = 0.999 as in
+// their code, lr 2e-4 and β₁ 0.5 as DCGAN's (their values are set by a script
+// not read here); λ_mask = λ_appr = 10 are this implementation's choice (the same
+// script passes them to each step).
 //
-// Not the paper's: the pieces are squares at uniformly random positions (the paper
-// cuts them around key points found by an unsupervised part detector), and the
+// Not the paper's: the pieces are squares at uniformly random positions (the
+// paper's "key local patches" are informative regions of the object), and the
 // generator takes no noise z (the completion of given pieces is deterministic).
 // With squares anywhere, where a piece goes is uncertain, and the L1 spatial loss
 // of the authors' code is minimized by the per-pixel median: 0 wherever a pixel is
@@ -317,11 +318,11 @@ std::vector<OptionSpec> options_puzzlegan() {
   o.push_back(integer_option("patch_size", 0, Range::closed(0, 128),
                              "side P of the square pieces in pixels; 0: 2/7 of the image side (8 at 28 px)"));
   o.push_back(integer_option("features", 16, Range::closed(1, 1024),
-                             "base width f of both networks (the paper's 64): the decoders' last maps and the "
-                             "discriminator's first have f channels"));
+                             "base width f of both networks: the decoders' last maps and the discriminator's "
+                             "first have f channels"));
   o.push_back(integer_option("code_dim", 128, Range::closed(1, 4096), "width h of a piece's code (summed over the pieces)"));
   o.push_back(choice_option("image_size", "28", {"28", "32", "64"},
-                            "side of the square images (the paper's 64; Fashion-MNIST's 28 is resized to 32 and up)"));
+                            "side of the square images (Fashion-MNIST's 28 is resized to 32 and up)"));
   o.push_back(switch_option("rgb", "RGB images (image folders of photos); grey otherwise"));
   o.push_back(real_option("lambda_mask", 10, Range::at_least(0), "weight of the spatial (mask) loss"));
   o.push_back(real_option("lambda_appr", 10, Range::at_least(0), "weight of the appearance loss on the pieces"));

@@ -24,14 +24,14 @@ struct Puzzle {
 // K < 1, or a side outside [1, min(H, W)].
 Puzzle cut_pieces(const Tensor& images, int64_t pieces, int64_t side, Generator* g);
 
-// The spatial loss (§3.2) as this implementation takes it: the binary
+// The spatial loss as this implementation takes it: the binary
 // cross-entropy of the predicted mask M̂ = σ(logits) against the true mask M,
 // averaged over every pixel, −mean [M log M̂ + (1 − M) log(1 − M̂)], in nats (the
 // authors' code takes mean |M̂ − M|; models/gan/puzzlegan.cpp says why not here);
 // logits and M float of one shape; a scalar. Errors: shapes that differ.
 Tensor mask_loss(const Tensor& logits, const Tensor& truth);
 
-// The appearance loss (§3.2; the authors' code: L1 between the generated image's
+// The appearance loss (the authors' code: L1 between the generated image's
 // predicted parts and the real image's true parts): mean |ŷ ⊙ M̂ − y ⊙ M| with
 // generated ŷ, images y float [B, C, H, W] and masks M̂, M float [B, 1, H, W]
 // (broadcast over the channels); a scalar. Errors: shapes that do not match.
