@@ -237,8 +237,8 @@ TEST(PuzzleGan, ResumesBitExactlyThroughTheDriver) {
 // A short run on Fashion-MNIST learns where pieces go and what surrounds them. On
 // 500 test images (3 pieces of 8 × 8 each), against an untrained generator and
 // against the best mask that ignores the pieces (every pixel the fraction covered,
-// 0.524 nats): after 100 steps (f = 8, h = 64, batch 32, lr 1e-3: about 5 s of
-// CPU) the spatial loss fell to 0.460-0.475 nats (the untrained one's 0.67-0.73)
+// 0.524 nats): after 100 steps (f = 8, h = 64, batch 32, lr 1e-3: the whole test
+// takes about 7 s of CPU) the spatial loss fell to 0.460-0.475 nats (the untrained one's 0.67-0.73)
 // and the completions' L1 error to 0.275-0.285 from the untrained generator's
 // 0.364-0.392, with seeds 1, 2 and 3. (Pasting the pieces on the mean image scores
 // 0.172: so short a run, without --lambda-rec, does not draw the rest of the
