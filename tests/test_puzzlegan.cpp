@@ -64,7 +64,8 @@ TEST(PuzzleGan, LossesMatchHandComputedValues) {
   auto softplus = [](double l) { return std::log1p(std::exp(l)); };
   const Tensor r = from_vector(std::vector<float>{2}, {1, 1});
   const Tensor f = from_vector(std::vector<float>{-1, 0}, {2, 1});
-  const Tensor parts = from_vector(std::vector<float>{3}, {1, 1}), background = from_vector(std::vector<float>{-2}, {1});
+  const Tensor parts = from_vector(std::vector<float>{3}, {1, 1});
+  const Tensor background = from_vector(std::vector<float>{-2}, {1});
   const double d = softplus(-2) + (softplus(-1) + softplus(0)) / 2 + softplus(3) + softplus(-2);
   EXPECT_NEAR(puzzlegan::discriminator_loss(r, f, parts, background).item(), d, 1e-6);
 }
@@ -150,7 +151,8 @@ TEST(PuzzleGan, CompletionsKeepShapesAndFillTheGrid) {
       EXPECT_LE(*std::max_element(mask.begin(), mask.end()), 1.0f);
     }
     Generator again(5);
-    EXPECT_EQ(slice(grid.images, 0, 3, 4).to_vector<float>(), slice(m->sample(2, c, again), 0, 0, 1).to_vector<float>());
+    EXPECT_EQ(slice(grid.images, 0, 3, 4).to_vector<float>(),
+              slice(m->sample(2, c, again), 0, 0, 1).to_vector<float>());
     // --patches 5: five pieces a row.
     c.pieces = 5;
     EXPECT_EQ(m->grid_layout(2, c).columns, 8);

@@ -518,7 +518,8 @@ models::Losses completion_metrics(models::Model& m, const data::LabeledImages& t
   for_each_test_chunk(m, test.images, n, device, g, [&](const Tensor& x, int64_t) {
     models::Condition c;
     c.images = x;
-    const std::vector<int64_t> own = classify(*clf, x, spec), of_completion = classify(*clf, m.sample(x.size(0), c, g), spec);
+    const std::vector<int64_t> own = classify(*clf, x, spec);
+    const std::vector<int64_t> of_completion = classify(*clf, m.sample(x.size(0), c, g), spec);
     const models::Conditions takes = m.conditions();
     const Tensor mask = models::puzzlegan::cut_pieces(x, takes.pieces, takes.piece_side, &g_pieces).mask;
     const std::vector<int64_t> of_pasted = classify(*clf, mean_image * (1.0 - mask) + x * mask, spec);

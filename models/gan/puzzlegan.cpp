@@ -137,7 +137,8 @@ class PuzzleGenerator : public nn::Module {
                                               std::make_shared<LeakyReLU>(0.2),
                                               std::make_shared<Conv2d>(f, 2 * f, 4, kHalve),
                                               std::make_shared<BatchNorm2d>(2 * f), std::make_shared<LeakyReLU>(0.2),
-                                              std::make_shared<Flatten>(), std::make_shared<Linear>(2 * f * q * q, code)}));
+                                              std::make_shared<Flatten>(),
+                                              std::make_shared<Linear>(2 * f * q * q, code)}));
     trunk_ = register_module("trunk", std::make_shared<Sequential>(std::vector<ModulePtr>{
                                           std::make_shared<Linear>(code, 4 * f * s * s),
                                           std::make_shared<Unflatten>(Shape{4 * f, s, s}),
@@ -320,7 +321,8 @@ std::vector<OptionSpec> options_puzzlegan() {
   o.push_back(integer_option("features", 16, Range::closed(1, 1024),
                              "base width f of both networks: the decoders' last maps and the discriminator's "
                              "first have f channels"));
-  o.push_back(integer_option("code_dim", 128, Range::closed(1, 4096), "width h of a piece's code (summed over the pieces)"));
+  o.push_back(
+      integer_option("code_dim", 128, Range::closed(1, 4096), "width h of a piece's code (summed over the pieces)"));
   o.push_back(choice_option("image_size", "28", {"28", "32", "64"},
                             "side of the square images (Fashion-MNIST's 28 is resized to 32 and up)"));
   o.push_back(switch_option("rgb", "RGB images (image folders of photos); grey otherwise"));
