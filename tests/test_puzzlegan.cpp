@@ -22,22 +22,9 @@ namespace puzzlegan = loom::models::puzzlegan;
 
 namespace {
 
-std::unique_ptr<models::Model> make(const models::OptionValues& options, const std::string& data_dir = "") {
-  const models::Registration& r = models::find_model("puzzlegan");
-  models::Config c;
-  c.data_dir = data_dir;
-  for (const auto& [k, v] : options) {
-    c.set(k, v);
-    c.given.insert(k);
-  }
-  return r.make(models::resolve_config(r, c));
-}
+std::unique_ptr<models::Model> make(const models::OptionValues& options) { return make_model("puzzlegan", options); }
 
 const models::OptionValues kTiny{{"features", "4"}, {"code_dim", "8"}};
-
-bool have_fashion_mnist() {
-  return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
-}
 
 }  // namespace
 
