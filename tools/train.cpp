@@ -409,14 +409,6 @@ std::vector<int64_t> classify(models::Model& classifier, Tensor x, const models:
   return argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
 }
 
-// What `loom eval` measures of a two-domain translation model on two Fashion-MNIST
-// classes (data::DataSpec::classes): for each direction, the fraction of the first n
-// test images of the source domain that loom's classifier assigns to the target
-// domain's class after translation ("a2b_accuracy", "b2a_accuracy"; Zhu et al. 2017
-// score translations with a pretrained classifier in the same way, §5.1.1's FCN
-// score) and before it ("a2b_accuracy_untranslated", ...: what translating adds).
-// Images of another size are resized to the classifier's 28 × 28 (bilinear), RGB
-// ones (Fashion-MNIST repeated) averaged to grey.
 // Runs `each` on the first min(n, images.size(0)) of images (in the data set's [0, 1])
 // in chunks of at most 500, each mapped to m's data range (data::prepare_images,
 // drawing from g) on `device`, with the index of its first image; m in eval mode
@@ -434,6 +426,14 @@ void for_each_test_chunk(models::Model& m, const Tensor& images, int64_t n, Devi
   m.train(true);
 }
 
+// What `loom eval` measures of a two-domain translation model on two Fashion-MNIST
+// classes (data::DataSpec::classes): for each direction, the fraction of the first n
+// test images of the source domain that loom's classifier assigns to the target
+// domain's class after translation ("a2b_accuracy", "b2a_accuracy"; Zhu et al. 2017
+// score translations with a pretrained classifier in the same way, §5.1.1's FCN
+// score) and before it ("a2b_accuracy_untranslated", ...: what translating adds).
+// Images of another size are resized to the classifier's 28 × 28 (bilinear), RGB
+// ones (Fashion-MNIST repeated) averaged to grey.
 models::Losses translation_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
                                    const std::string& classifier_checkpoint, Device device, Generator& g) {
   const models::DataSpec spec = m.data_spec();
@@ -502,9 +502,8 @@ models::Losses domain_translation_metrics(models::Model& m, const data::LabeledI
 // What `loom eval` measures of a model completing images from pieces of them
 // (Conditions::pieces, Puzzle-GAN) on Fashion-MNIST: of the first n test images,
 // the fraction whose completion loom's classifier assigns to the class it assigns
-// to the image itself ("class_agreement"; Lee et al. 2018 judge their completions
-// by recognition in the same spirit), and the same for the pieces pasted where they
-// belong on the mean of the n images ("class_agreement_mean_image", pieces cut at
+// to the image itself ("class_agreement"), and the same for the pieces pasted where
+// they belong on the mean of the n images ("class_agreement_mean_image", pieces cut at
 // positions drawn from a Generator(0) of their own: what generating adds).
 models::Losses completion_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
                                   const std::string& classifier_checkpoint, Device device, Generator& g) {
