@@ -97,9 +97,12 @@ struct Condition {
   // Multi-domain translation models: int64 [n], the domain each of `images` is
   // translated into (`--target DOMAIN`), an index into Conditions::domains.
   Tensor targets;
+  // Models completing images from pieces of them (Conditions::pieces): how many
+  // pieces to cut from each of `images` (`--patches K`); 0: the model's own number.
+  int64_t pieces = 0;
   bool empty() const {
     return !labels.defined() && !codes.defined() && prompt.empty() && !images.defined() && !interpolate && !b_to_a &&
-           !targets.defined();
+           !targets.defined() && pieces == 0;
   }
 };
 // The kinds of condition a model's sample() takes.
@@ -111,6 +114,10 @@ struct Conditions {
   // The names of the domains it translates images into (Condition::targets), in
   // the order of their indices; empty for a model without target domains.
   std::vector<std::string> domains = {};
+  // Models completing each of Condition::images from square pieces cut from it
+  // (Puzzle-GAN): the number of pieces they cut by default (Condition::pieces
+  // chooses another) and the pieces' side in pixels; 0 for other models.
+  int64_t pieces = 0, piece_side = 0;
 };
 
 // int64 [n]: `run` 0s, `run` 1s, …, `run` (classes − 1)s, then 0s again: the labels of a

@@ -49,10 +49,6 @@ std::vector<float> fills(const Tensor& images) {
   return out;
 }
 
-bool have_fashion_mnist() {
-  return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
-}
-
 }  // namespace
 
 TEST(CycleGan, LeastSquaresLossesMatchHandComputedValues) {

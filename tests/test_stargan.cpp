@@ -24,14 +24,7 @@ namespace stargan = loom::models::stargan;
 namespace {
 
 std::unique_ptr<models::Model> make(const models::OptionValues& options, const std::string& data_dir = "") {
-  const models::Registration& r = models::find_model("stargan");
-  models::Config c;
-  c.data_dir = data_dir;
-  for (const auto& [k, v] : options) {
-    c.set(k, v);
-    c.given.insert(k);
-  }
-  return r.make(models::resolve_config(r, c));
+  return make_model("stargan", options, data_dir);
 }
 
 const models::OptionValues kTiny{{"features", "4"}, {"blocks", "1"}, {"d_layers", "2"}, {"d_steps", "2"}};
@@ -62,10 +55,6 @@ tools::TrainOptions rgb_folder_run(const std::string& out, const std::string& da
   for (const auto& [k, v] : kTiny) o.config.set(k, v);
   o.config.set("rgb", true).set("image_size", "32");
   return o;
-}
-
-bool have_fashion_mnist() {
-  return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
@@ -74,6 +75,26 @@ inline models::Losses train_step(models::Model& m, const Tensor& images, const T
   models::Step step;
   return m.train_step(batch(images, labels), step);
 }
+// The registered model `name` built with `options` (each marked as given on the
+// command line) and the rest of its defaults, its data in data_dir.
+inline std::unique_ptr<models::Model> make_model(const std::string& name, const models::OptionValues& options,
+                                                 const std::string& data_dir = "") {
+  const models::Registration& r = models::find_model(name);
+  models::Config c;
+  c.data_dir = data_dir;
+  for (const auto& [k, v] : options) {
+    c.set(k, v);
+    c.given.insert(k);
+  }
+  return r.make(models::resolve_config(r, c));
+}
+
+// Whether Fashion-MNIST's IDX files are installed (data::kFashionMnistDir): the
+// learning tests on it skip otherwise.
+inline bool have_fashion_mnist() {
+  return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
+}
+
 inline models::Losses evaluate(models::Model& m, const Tensor& images, const Tensor& labels,
                                const models::EvalOptions& o = {}) {
   return m.evaluate(batch(images, labels), o);

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "models/classifier/classifier.h"
+#include "models/gan/puzzlegan.h"
 #include "models/image_grid.h"
 #include "models/metrics.h"
 #include "tools/cli.h"
@@ -408,6 +409,23 @@ std::vector<int64_t> classify(models::Model& classifier, Tensor x, const models:
   return argmax(clf.net->forward(classifier_range(x, spec)), 1).to(Device::cpu()).to_vector<int64_t>();
 }
 
+// Runs `each` on the first min(n, images.size(0)) of images (in the data set's [0, 1])
+// in chunks of at most 500, each mapped to m's data range (data::prepare_images,
+// drawing from g) on `device`, with the index of its first image; m in eval mode
+// and under NoGrad meanwhile, back in training mode after.
+void for_each_test_chunk(models::Model& m, const Tensor& images, int64_t n, Device device, Generator& g,
+                         const std::function<void(const Tensor& x, int64_t first)>& each) {
+  const models::DataSpec spec = m.data_spec();
+  m.train(false);
+  {
+    NoGrad ng;
+    const int64_t count = std::min(n, images.size(0)), chunk = 500;
+    for (int64_t i = 0; i < count; i += chunk)
+      each(data::prepare_images(slice(images, 0, i, std::min(count, i + chunk)), spec, g).to(device), i);
+  }
+  m.train(true);
+}
+
 // What `loom eval` measures of a two-domain translation model on two Fashion-MNIST
 // classes (data::DataSpec::classes): for each direction, the fraction of the first n
 // test images of the source domain that loom's classifier assigns to the target
@@ -421,29 +439,26 @@ models::Losses translation_metrics(models::Model& m, const data::LabeledImages& 
   const models::DataSpec spec = m.data_spec();
   const std::unique_ptr<models::Model> clf =
       load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
-  m.train(false);
-  NoGrad ng;
   models::Losses out;
   for (const bool b_to_a : {false, true}) {
     const Tensor& source = b_to_a ? test.images_b : test.images;
-    const int64_t target = spec.classes[b_to_a ? 0 : 1], count = std::min(n, source.size(0)), chunk = 500;
+    const int64_t target = spec.classes[b_to_a ? 0 : 1], count = std::min(n, source.size(0));
     int64_t translated = 0, untranslated = 0;
     auto hits = [&](const Tensor& x) {
       const std::vector<int64_t> pred = classify(*clf, x, spec);
       return std::count(pred.begin(), pred.end(), target);
     };
-    for (int64_t i = 0; i < count; i += chunk) {
+    for_each_test_chunk(m, source, n, device, g, [&](const Tensor& x, int64_t) {
       models::Condition c;
-      c.images = data::prepare_images(slice(source, 0, i, std::min(count, i + chunk)), spec, g).to(device);
+      c.images = x;
       c.b_to_a = b_to_a;
-      translated += hits(m.sample(c.images.size(0), c, g));
-      untranslated += hits(c.images);
-    }
+      translated += hits(m.sample(x.size(0), c, g));
+      untranslated += hits(x);
+    });
     const std::string name = b_to_a ? "b2a_accuracy" : "a2b_accuracy";
     out[name] = static_cast<double>(translated) / static_cast<double>(count);
     out[name + "_untranslated"] = static_cast<double>(untranslated) / static_cast<double>(count);
   }
-  m.train(true);
   return out;
 }
 
@@ -459,17 +474,14 @@ models::Losses domain_translation_metrics(models::Model& m, const data::LabeledI
   const models::DataSpec spec = m.data_spec();
   const std::unique_ptr<models::Model> clf =
       load_classifier(classifier_checkpoint, device, "the target-domain accuracy");
-  m.train(false);
-  NoGrad ng;
   const auto domains = static_cast<int64_t>(spec.domains.size());
-  const int64_t count = std::min(n, test.images.size(0)), chunk = 500;
   int64_t translated = 0, untranslated = 0, pairs = 0;
-  for (int64_t i = 0; i < count; i += chunk) {
+  for_each_test_chunk(m, test.images, n, device, g, [&](const Tensor& x, int64_t i) {
     models::Condition c;
-    c.images = data::prepare_images(slice(test.images, 0, i, std::min(count, i + chunk)), spec, g).to(device);
-    const int64_t rows = c.images.size(0);
+    c.images = x;
+    const int64_t rows = x.size(0);
     const std::vector<int64_t> source = slice(test.labels, 0, i, i + rows).to_vector<int64_t>();
-    const std::vector<int64_t> as_is = classify(*clf, c.images, spec);
+    const std::vector<int64_t> as_is = classify(*clf, x, spec);
     for (int64_t t = 0; t < domains; ++t) {
       const int64_t target = spec.domains[static_cast<size_t>(t)];
       c.targets = full({rows}, static_cast<double>(t), TensorOptions{DType::Int64});
@@ -481,11 +493,42 @@ models::Losses domain_translation_metrics(models::Model& m, const data::LabeledI
         untranslated += as_is[static_cast<size_t>(r)] == target;
       }
     }
-  }
-  m.train(true);
+  });
   LOOM_CHECK(pairs > 0, "eval: no test image has a domain to be translated into");
   return {{"target_accuracy", static_cast<double>(translated) / static_cast<double>(pairs)},
           {"target_accuracy_untranslated", static_cast<double>(untranslated) / static_cast<double>(pairs)}};
+}
+
+// What `loom eval` measures of a model completing images from pieces of them
+// (Conditions::pieces, Puzzle-GAN) on Fashion-MNIST: of the first n test images,
+// the fraction whose completion loom's classifier assigns to the class it assigns
+// to the image itself ("class_agreement"), and the same for the pieces pasted where
+// they belong on the mean of the n images ("class_agreement_mean_image", pieces cut at
+// positions drawn from a Generator(0) of their own: what generating adds).
+models::Losses completion_metrics(models::Model& m, const data::LabeledImages& test, int64_t n,
+                                  const std::string& classifier_checkpoint, Device device, Generator& g) {
+  const models::DataSpec spec = m.data_spec();
+  const std::unique_ptr<models::Model> clf = load_classifier(classifier_checkpoint, device, "the class agreement");
+  const int64_t count = std::min(n, test.images.size(0));
+  Generator g_pieces(0);
+  const Tensor mean_image =
+      mean(data::prepare_images(slice(test.images, 0, 0, count), spec, g_pieces), {0}, true).to(device);
+  int64_t completed = 0, pasted = 0;
+  for_each_test_chunk(m, test.images, n, device, g, [&](const Tensor& x, int64_t) {
+    models::Condition c;
+    c.images = x;
+    const std::vector<int64_t> own = classify(*clf, x, spec);
+    const std::vector<int64_t> of_completion = classify(*clf, m.sample(x.size(0), c, g), spec);
+    const models::Conditions takes = m.conditions();
+    const Tensor mask = models::puzzlegan::cut_pieces(x, takes.pieces, takes.piece_side, &g_pieces).mask;
+    const std::vector<int64_t> of_pasted = classify(*clf, mean_image * (1.0 - mask) + x * mask, spec);
+    for (size_t r = 0; r < own.size(); ++r) {
+      completed += own[r] == of_completion[r];
+      pasted += own[r] == of_pasted[r];
+    }
+  });
+  return {{"class_agreement", static_cast<double>(completed) / static_cast<double>(count)},
+          {"class_agreement_mean_image", static_cast<double>(pasted) / static_cast<double>(count)}};
 }
 
 // What `loom eval` measures of a model's samples in the feature space of loom's
@@ -964,6 +1007,13 @@ models::Condition condition_for(models::Model& m, const std::string& model, cons
     Generator g(0);
     c.images = data::prepare_images(c.images, spec, g);
   }
+  if (sc.patches != 0) {
+    LOOM_CHECK(takes.pieces > 0, "sample: model '", model, "' takes no --patches (it does not complete images from ",
+               "pieces of them)");
+    LOOM_CHECK(sc.patches >= 1, "sample: --patches must be at least 1, got ", sc.patches);
+    LOOM_CHECK(!sc.input.empty(), "sample: --patches cuts pieces from --input images: give them with --input PATH|DIR");
+    c.pieces = sc.patches;
+  }
   if (!sc.target.empty()) {
     LOOM_CHECK(!takes.domains.empty(), "sample: model '", model, "' takes no --target (it does not translate into ",
                "named domains)");
@@ -1077,7 +1127,12 @@ Evaluation evaluate(const std::string& name, const EvalRequest& r) {
   e.metrics = run_eval(*m, test, r.images, r.device, g, r.options);
   // The classifier's features exist for 28×28 grey images only (sample_metrics says so when --fd asks for more).
   const bool fashion_shaped = spec.dataset != data::Dataset::Toy2d && spec.size == 28 && spec.channels == 1;
-  if (spec.dataset == data::Dataset::TwoDomains || !m->conditions().domains.empty()) {
+  if (m->conditions().pieces > 0) {
+    // A completion of the test images, not a sample: the classifier judges whether it keeps the image's class.
+    LOOM_CHECK(!r.fd, "eval: --fd does not apply to '", reg.name, "': it completes images rather than sampling them");
+    if (spec.dataset == data::Dataset::FashionMnist)
+      for (auto& [k, v] : completion_metrics(*m, test, r.images, r.classifier, r.device, g)) e.metrics[k] = v;
+  } else if (spec.dataset == data::Dataset::TwoDomains || !m->conditions().domains.empty()) {
     // Translation models sample nothing without an input: the classifier judges their translations.
     LOOM_CHECK(!r.fd, "eval: --fd does not apply to '", reg.name, "': it translates images rather than sampling them");
     if (spec.dataset == data::Dataset::TwoDomains && data::two_domains_from_fashion_mnist(spec, r.data_dir))

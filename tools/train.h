@@ -92,6 +92,9 @@ struct SampleCondition {
   // Iterative samplers: also write this PNG of the reverse process, min(n, kTrajectoryRows)
   // rows of kTrajectoryColumns frames from pure noise to the sample ("": none).
   std::string trajectory = {};
+  // Models completing images from pieces of them (Puzzle-GAN): the pieces cut from
+  // each input (`--patches K`); 0: the model's own number.
+  int64_t patches = 0;
 };
 inline constexpr int64_t kTrajectoryRows = 8, kTrajectoryColumns = 10;
 // The class index `label` names (parse rules of SampleCondition::label); an
@@ -133,7 +136,11 @@ void sample(const std::string& name, const std::string& checkpoint, int64_t n, c
 // (DataSpec::domains) "target_accuracy", the classifier's verdict that a test image
 // translated into another domain is of that domain's class, over every other
 // domain, beside "target_accuracy_untranslated" for the images as they are. For
-// models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
+// models completing images from pieces (Conditions::pieces; --fd refused): their
+// Model::evaluate metrics, and on Fashion-MNIST "class_agreement", the fraction of
+// test images whose completion the classifier assigns to the class it assigns to
+// the image, beside "class_agreement_mean_image" for the pieces pasted where they
+// belong on the mean test image. For models of points in the plane (DataSpec Toy2d), `images` samples drawn in one
 // call from Generator(0) against as many test points, as one set: "fd_2d", the
 // Fréchet distance in the plane, and on the Gaussian mixtures "modes_covered" (a
 // whole number) and "high_quality" (models::mode_coverage); train() reports the

@@ -206,6 +206,8 @@ int sample_command(const std::vector<std::string>& args) {
                                                                "domain A's images into B (a2b, default) or B's into A"},
                                     {"--target", "DOMAIN", "multi-domain translation models (stargan): the domain to "
                                                            "translate into (name or index; default: a column for each)"},
+                                    {"--patches", "K", "models completing images from pieces (puzzlegan): the "
+                                                       "pieces cut from each --input image (default: the model's)"},
                                     {"--code", "K", "models with a categorical latent code (infogan): its value"},
                                     {"--interpolate", "", "a grid of walks through the latent space (slerp)"},
                                     {"--save-trajectory", "FILE", "diffusion models: also a PNG of the reverse process, "
@@ -222,10 +224,13 @@ int sample_command(const std::vector<std::string>& args) {
   const std::string model = model_arg(a, usage);
   if (!a.has("--ckpt")) throw UsageError("sample: --ckpt FILE is required\n" + usage);
   const std::string out = a.value("--out", "samples.png");
+  if (a.has("--patches") && count(a, "--patches") == 0)
+    throw UsageError("sample: --patches must be at least 1\n" + usage);
   tools::sample(model, a.value("--ckpt"), a.has("-n") ? count(a, "-n") : 64, out, device_of(a),
                 a.unsigned_value("--seed", 0), a.value("--data", data::kFashionMnistDir),
                 {a.value("--label"), a.value("--prompt"), a.value("--input"), a.value("--code"), a.has("--interpolate"),
-                 max_image_pixels(a), a.value("--direction"), a.value("--target"), sampler_settings(a), a.value("--save-trajectory")});
+                 max_image_pixels(a), a.value("--direction"), a.value("--target"), sampler_settings(a),
+                 a.value("--save-trajectory"), count(a, "--patches")});
   std::cout << "wrote " << out << "\n";
   return 0;
 }

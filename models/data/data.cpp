@@ -666,6 +666,14 @@ bool two_domains_from_fashion_mnist(const DataSpec& spec, const std::string& dir
   return spec.dirs[0].empty() && spec.dirs[1].empty() && (dir.empty() || !fs::is_directory(fs::path(dir) / "trainA", ec));
 }
 
+bool is_image_folder(const std::string& dir) {
+  if (dir.empty()) return false;
+  std::error_code ec;
+  for (const char* idx : {"train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"})
+    if (fs::exists(fs::path(dir) / idx, ec)) return false;
+  return true;
+}
+
 Tensor center_crop(const Tensor& images, int64_t size) {
   LOOM_CHECK(images.dim() == 4 && size >= 1 && size <= images.size(2) && size <= images.size(3),
              "center_crop: cannot crop ", images.shape(), " to ", size, " x ", size);

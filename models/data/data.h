@@ -211,6 +211,9 @@ AttributeTable read_attribute_file(const std::string& path);
 // Whether a TwoDomains data set of spec in `dir` is two Fashion-MNIST classes
 // (neither DataSpec::dirs nor dir/trainA given), as load_dataset reads it.
 bool two_domains_from_fashion_mnist(const DataSpec& spec, const std::string& dir);
+// Whether --data DIR names an image folder: a DIR given that does not hold
+// Fashion-MNIST's IDX files (train-images-idx3-ubyte, gzipped or not).
+bool is_image_folder(const std::string& dir);
 
 // The folder of split in an image-folder data set dir: dir/train or dir/test
 // when dir has both sub-folders, else dir itself (both splits are then the same images).

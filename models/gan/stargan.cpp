@@ -44,7 +44,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <numeric>
 #include <sstream>
 
@@ -83,7 +82,6 @@ Tensor attribute_classification_loss(const Tensor& logits, const Tensor& attribu
 
 namespace {
 
-namespace fs = std::filesystem;
 using nn::ConvOptions;
 
 nn::ModulePtr instance_norm(int64_t c) { return std::make_shared<nn::InstanceNorm2d>(c, /*affine=*/true); }
@@ -191,15 +189,6 @@ std::vector<std::string> parse_attrs(const std::string& text) {
   return out;
 }
 
-// --data DIR is an image folder unless it holds Fashion-MNIST's IDX files (or is not given).
-bool is_image_folder(const std::string& dir) {
-  if (dir.empty()) return false;
-  std::error_code ec;
-  for (const char* idx : {"train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"})
-    if (fs::exists(fs::path(dir) / idx, ec)) return false;
-  return true;
-}
-
 class StarGan : public gan::AdversarialModel {
  public:
   explicit StarGan(const Config& c)
@@ -223,7 +212,7 @@ class StarGan : public gan::AdversarialModel {
       spec_.attrs = parse_attrs(c.text("attrs"));
       spec_.flip = true;
       names_ = spec_.attrs;
-    } else if (is_image_folder(c.data_dir)) {
+    } else if (data::is_image_folder(c.data_dir)) {
       LOOM_CHECK(!c.given.count("domains"), "stargan: --domains chooses Fashion-MNIST classes; an image folder's ",
                  "domains are its sub-folders");
       spec_.dataset = data::Dataset::ImageFolder;

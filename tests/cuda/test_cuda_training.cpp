@@ -349,6 +349,7 @@ models::OptionValues small_options(const std::string& model) {
   if (model == "ddpm")
     return {{"base", "4"}, {"groups", "2"}, {"mult", "1,2"}, {"attention", "1"}, {"timesteps", "4"},
             {"schedule", "cosine"}, {"condition", "label"}, {"guidance", "0"}, {"sample_steps", "2"}};
+  if (model == "puzzlegan") return {{"features", "2"}, {"code_dim", "8"}};
   if (model == "text2image")
     return {{"g_width", "4"}, {"d_width", "4"}, {"latent_dim", "8"}, {"word_dim", "8"}, {"embed_dim", "8"}, {"text_dim", "4"}};
   return {};
