@@ -4,7 +4,7 @@ times loom's (issue #15; docs/results/training-speed.md): the same networks, opt
 the median of --steps steps after --warmup, each step drawing its batch, running forward, backward and
 every optimizer update, and reading its losses back as numbers. Prints `loom bench train --json`'s row.
 
-    /usr/bin/python3 tools/peers/step_twins.py vae|classifier|gan|cgan|dcgan --threads 1 --steps 20
+    /usr/bin/python3 tools/peers/step_twins.py vae|classifier|nade|aae|gan|cgan|dcgan --threads 1 --steps 20
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -65,7 +65,64 @@ def classifier_step(args):
     return step, True
 
 
-STEPS = {"vae": vae_step, "classifier": classifier_step}
+def nade_step(args):
+    """models/likelihood/nade.cpp: W [H, n], V [n, H] uniform in [−1/n, 1/n], b, c zero, H = 500; all n
+    conditionals at once through the exclusive prefix sum of x_j W_{:,j} along the pixels ([B, n, H]);
+    Adam(1e-3) on the mean NLL; the batch dynamically binarized."""
+    n, h = 784, args.hidden_nade
+    W = nn.Parameter(torch.empty(h, n).uniform_(-1 / n, 1 / n))
+    V = nn.Parameter(torch.empty(n, h).uniform_(-1 / n, 1 / n))
+    b, c = nn.Parameter(torch.zeros(n)), nn.Parameter(torch.zeros(h))
+    opt = torch.optim.Adam([W, V, b, c], lr=1e-3)
+
+    def step(x, _):
+        x = torch.bernoulli(x).flatten(1)
+        x_prev = F.pad(x[:, :-1], (1, 0))
+        w_prev = F.pad(W.t()[:-1], (0, 0, 1, 0))
+        a = torch.cumsum(x_prev.unsqueeze(2) * w_prev, 1) + c
+        logits = (torch.sigmoid(a) * V).sum(2) + b
+        loss = -(x * logits - F.softplus(logits)).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step, False
+
+
+def aae_step(args):
+    """models/gan/aae.cpp at its defaults: encoder 784-h-h-2, decoder 2-h-h-784, code discriminator 2-h-h-1
+    (ReLU, h = 1000), N(0, I) prior; the three phases of each step: reconstruction (summed BCE per image,
+    Adam(1e-3, 0.5) on encoder and decoder), the discriminator on prior draws against detached codes, the
+    encoder as its generator (non-saturating), both Adam(1e-3, 0.5); binarized batches."""
+    h, z = args.hidden_aae, 2
+    relu_mlp = lambda sizes: nn.Sequential(*[m for i in range(len(sizes) - 1) for m in
+                                            ([nn.Linear(sizes[i], sizes[i + 1])] + ([nn.ReLU()] if i + 2 < len(sizes) else []))])
+    enc, dec, D = relu_mlp([784, h, h, z]), relu_mlp([z, h, h, 784]), relu_mlp([z, h, h, 1])
+    ae = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3, betas=(0.5, 0.999))
+    od = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    og = torch.optim.Adam(enc.parameters(), lr=1e-3, betas=(0.5, 0.999))
+
+    def descend(opt, loss):
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def step(x, _):
+        x = torch.bernoulli(x).flatten(1)
+        recon = descend(ae, F.binary_cross_entropy_with_logits(dec(enc(x)), x, reduction="sum") / x.shape[0])
+        with torch.no_grad():
+            codes = enc(x)
+        prior_logits, code_logits = D(torch.randn(x.shape[0], z)).view(-1), D(codes).view(-1)
+        d_loss = descend(od, F.softplus(-prior_logits).mean() + F.softplus(code_logits).mean())
+        with torch.no_grad():
+            torch.sigmoid(prior_logits).mean().item(), torch.sigmoid(code_logits).mean().item()
+        g_loss = descend(og, F.softplus(-D(enc(x)).view(-1)).mean())
+        return recon, d_loss, g_loss
+    return step, False
+
+
+STEPS = {"vae": vae_step, "classifier": classifier_step, "nade": nade_step, "aae": aae_step}
 
 
 def bench(args):
@@ -106,6 +163,8 @@ def main():
     p.add_argument("--latent-dim", type=int, default=None, help="default: loom's (vae 20, the GANs 100)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--b1", type=float, default=0.5)
+    p.add_argument("--hidden-nade", type=int, default=500, help="nade's H")
+    p.add_argument("--hidden-aae", type=int, default=1000, help="aae's h")
     args = p.parse_args()
     if args.latent_dim is None:
         args.latent_dim = 20 if args.model == "vae" else 100
