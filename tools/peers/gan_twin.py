@@ -109,18 +109,20 @@ def judge(classifier_path, samples01, n, labels_requested=None):
     return frechet(fake.numpy(), real.numpy()), accuracy, label_accuracy
 
 
-def mlp(sizes):
-    """nn::mlp with LeakyReLU(0.2) between layers, as models/gan/gan.cpp builds G and D."""
+def mlp(sizes, activation=lambda: nn.LeakyReLU(0.2)):
+    """nn::mlp: linear layers of the given sizes with activation() between them (LeakyReLU(0.2), as
+    models/gan/gan.cpp builds G and D, unless given)."""
     layers = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i + 2 < len(sizes):
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(activation())
     return nn.Sequential(*layers)
 
 
-def adam(module, args):
-    return torch.optim.Adam(module.parameters(), lr=args.lr, betas=(args.b1, 0.999))
+def adam(params, lr, b1=0.9, b2=0.999):
+    """torch.optim.Adam with loom's optim::Adam's defaults (eps 1e-8, no weight decay)."""
+    return torch.optim.Adam(params, lr=lr, betas=(b1, b2))
 
 
 def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, on_step=None):
@@ -130,7 +132,7 @@ def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, o
     as the PyTorch DCGAN example). on_step(seconds) gets each step's wall time, as
     `loom bench train` times it: drawing the batch, both updates, reading the losses.
     Returns the training seconds."""
-    od, og = adam(D, args), adam(G, args)
+    od, og = adam(D.parameters(), args.lr, args.b1), adam(G.parameters(), args.lr, args.b1)
     images, labels = fashion("train")
     images = images * 2 - 1
     start = time.perf_counter()

@@ -4,7 +4,10 @@ times loom's (issue #15; docs/results/training-speed.md): the same networks, opt
 the median of --steps steps after --warmup, each step drawing its batch, running forward, backward and
 every optimizer update, and reading its losses back as numbers. Prints `loom bench train --json`'s row.
 
-    /usr/bin/python3 tools/peers/step_twins.py vae|classifier|nade|aae|gan|cgan|dcgan --threads 1 --steps 20
+    /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
+
+MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, gan, cgan, dcgan (each at loom's
+default options and batch size 64). The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -22,14 +25,30 @@ import torch.nn.functional as F
 import gan_twin
 
 
+mlp, adam = gan_twin.mlp, gan_twin.adam
+
+
+def descend(opt, loss):
+    """One update of opt's parameters on loss; the loss read back as a number, as loom's steps report it."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def parameters(*modules):
+    """The trainable tensors of modules (nn.Module or lists of tensors), for the row's parameter count."""
+    return [p for m in modules for p in (m.parameters() if isinstance(m, nn.Module) else m)]
+
+
 def vae_step(args):
     """models/vae/vae.cpp, --arch mlp: encoder 784-400-2z (ReLU; μ and log σ² the two halves), decoder
     z-400-784 Bernoulli logits, the ELBO with the closed-form KL (one draw), Adam(1e-3, 0.9, 0.999);
     the batch dynamically binarized (models/data: binarize, drawn per batch as loom's loader does)."""
     z = args.latent_dim
-    enc = nn.Sequential(nn.Flatten(), nn.Linear(784, 400), nn.ReLU(), nn.Linear(400, 2 * z))
-    dec = nn.Sequential(nn.Linear(z, 400), nn.ReLU(), nn.Linear(400, 784))
-    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3)
+    enc = mlp([784, 400, 2 * z], nn.ReLU)
+    dec = mlp([z, 400, 784], nn.ReLU)
+    opt = adam(parameters(enc, dec), 1e-3)
 
     def step(x, _):
         x = torch.bernoulli(x).flatten(1)
@@ -37,12 +56,8 @@ def vae_step(args):
         kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(1)
         logits = dec(mu + (0.5 * log_var).exp() * torch.randn_like(mu))
         log_px_z = (x * logits - F.softplus(logits)).sum(1)
-        loss = -(log_px_z - kl).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item(), kl.mean().item()
-    return step, False
+        return descend(opt, -(log_px_z - kl).mean()), kl.mean().item()
+    return step, False, parameters(enc, dec)
 
 
 def classifier_step(args):
@@ -52,17 +67,136 @@ def classifier_step(args):
     net = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                         nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = adam(net.parameters(), 1e-3)
 
     def step(x, y):
         logits = net(x * 2 - 1)
-        loss = F.cross_entropy(logits, y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        loss = descend(opt, F.cross_entropy(logits, y))
         with torch.no_grad():
-            return loss.item(), (logits.argmax(1) == y).float().mean().item()
-    return step, True
+            return loss, (logits.argmax(1) == y).float().mean().item()
+    return step, True, parameters(net)
+
+
+def bernoulli_log_likelihood(x, logits):
+    """likelihood.h's Σ_j log σ(s_j z_j) = −Σ_j softplus(−s_j z_j), s = 2x − 1, over the last axis."""
+    return -F.softplus(-(2 * x - 1) * logits).sum(-1)
+
+
+def bernoulli_step(args):
+    """models/likelihood/bernoulli.cpp, --fit gd: one logit per pixel (784, float64, from zero), the mean
+    NLL of the binarized batch, Adam(3e-2, 0.9, 0.999)."""
+    logits = nn.Parameter(torch.zeros(1, 784, dtype=torch.float64))
+    opt = adam([logits], 3e-2)
+
+    def step(x, _):
+        x = torch.bernoulli(x).flatten(1).double()
+        return descend(opt, -bernoulli_log_likelihood(x, logits).mean())
+    return step, False, [logits]
+
+
+def markov_step(args):
+    """models/likelihood/markov.cpp, --fit gd: p(x_1) and p(x_i | x_{i−1}) in raster order, the logits
+    `first` [1] and `cond` [783, 2] (float64, from zero), the mean NLL of the binarized batch,
+    Adam(3e-2, 0.9, 0.999)."""
+    first = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    cond = nn.Parameter(torch.zeros(783, 2, dtype=torch.float64))
+    opt = adam([first, cond], 3e-2)
+
+    def step(x, _):
+        x = torch.bernoulli(x).flatten(1).double()
+        prev = x[:, :-1]
+        theta = prev * cond[:, 1] + (1 - prev) * cond[:, 0]  # θ_{i, x_{i−1}}
+        log_p = bernoulli_log_likelihood(x[:, :1], first) + bernoulli_log_likelihood(x[:, 1:], theta)
+        return descend(opt, -log_p.mean())
+    return step, False, [first, cond]
+
+
+class MaskedConv2d(nn.Conv2d):
+    """nn::MaskedConv2d, one colour group: a k×k convolution (padding k/2) whose weight is multiplied by
+    the mask each forward: rows above the centre and the centre row left of it open, the centre open
+    for type B only."""
+
+    def __init__(self, c_in, c_out, k, mask_type):
+        super().__init__(c_in, c_out, k, padding=k // 2)
+        mask = torch.zeros(k, k)
+        mask[:k // 2] = 1
+        mask[k // 2, :k // 2 + (mask_type == "B")] = 1
+        self.register_buffer("mask", mask.expand_as(self.weight).clone())
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+class PixelNet(nn.Module):
+    """models/likelihood/pixel_net.cpp: the 7×7 type-A layer 1 → c, the model's body, ReLU, 1×1 c → c,
+    ReLU, 1×1 c → 1 (the Bernoulli logits); log p(x) the summed −BCE of the pixels."""
+
+    def __init__(self, c, body):
+        super().__init__()
+        self.input, self.body = MaskedConv2d(1, c, 7, "A"), body
+        self.output = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 1), nn.ReLU(), nn.Conv2d(c, 1, 1))
+
+    def log_prob(self, x):
+        logits = self.output(self.body(self.input(x)))
+        return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+
+
+def pixel_step(net):
+    """The step of models/likelihood/pixel_net.cpp's density model: Adam(1e-3, 0.9, 0.999) on the mean
+    NLL of the binarized batch."""
+    opt = adam(net.parameters(), 1e-3)
+
+    def step(x, _):
+        return descend(opt, -net.log_prob(torch.bernoulli(x)).mean())
+    return step, False, parameters(net)
+
+
+class Residual(nn.Sequential):
+    """x + layers(x)."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
+
+def pixelcnn_step(args):
+    """models/likelihood/pixelcnn.cpp at its defaults (2h = 64 channels, 5 blocks, ungated, levels 2):
+    after the type-A layer, residual blocks ReLU·1×1(64→32)·ReLU·3×3 type-B(32→32)·ReLU·1×1(32→64)."""
+    c = 64
+    body = nn.Sequential(*[Residual(nn.ReLU(), nn.Conv2d(c, c // 2, 1), nn.ReLU(), MaskedConv2d(c // 2, c // 2, 3, "B"),
+                                    nn.ReLU(), nn.Conv2d(c // 2, c, 1)) for _ in range(5)])
+    return pixel_step(PixelNet(c, body))
+
+
+class RowLstm(nn.Module):
+    """pixelrnn.cpp's residual Row LSTM layer, h state channels: K_is a type-B 1×2 convolution of the
+    input [B, 2h, H, W] shifted one column right (all rows at once), K_ss a 1×3 convolution (no bias) of
+    the row above's state, the LSTM update row after row (gates i, f, g, o; c starts at zero), then
+    x + 1×1(h → 2h) of the states."""
+
+    def __init__(self, h):
+        super().__init__()
+        self.input_to_state = nn.Conv2d(2 * h, 4 * h, (1, 2))
+        self.state_to_state = nn.Conv2d(h, 4 * h, (1, 3), padding=(0, 1), bias=False)
+        self.up = nn.Conv2d(h, 2 * h, 1)
+        self.h = h
+
+    def forward(self, x):
+        from_input = self.input_to_state(F.pad(x, (1, 0)))
+        c = torch.zeros(x.shape[0], self.h, 1, x.shape[3])
+        states = []
+        for r in range(x.shape[2]):
+            gates = from_input[:, :, r:r + 1]
+            if states:
+                gates = gates + self.state_to_state(states[-1])
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            states.append(torch.sigmoid(o) * torch.tanh(c))
+        return x + self.up(torch.cat(states, 2))
+
+
+def pixelrnn_step(args):
+    """models/likelihood/pixelrnn.cpp at its defaults (h = 32, one Row LSTM layer, levels 2)."""
+    return pixel_step(PixelNet(64, RowLstm(32)))
 
 
 def nade_step(args):
@@ -73,7 +207,7 @@ def nade_step(args):
     W = nn.Parameter(torch.empty(h, n).uniform_(-1 / n, 1 / n))
     V = nn.Parameter(torch.empty(n, h).uniform_(-1 / n, 1 / n))
     b, c = nn.Parameter(torch.zeros(n)), nn.Parameter(torch.zeros(h))
-    opt = torch.optim.Adam([W, V, b, c], lr=1e-3)
+    opt = adam([W, V, b, c], 1e-3)
 
     def step(x, _):
         x = torch.bernoulli(x).flatten(1)
@@ -81,12 +215,8 @@ def nade_step(args):
         w_prev = F.pad(W.t()[:-1], (0, 0, 1, 0))
         a = torch.cumsum(x_prev.unsqueeze(2) * w_prev, 1) + c
         logits = (torch.sigmoid(a) * V).sum(2) + b
-        loss = -(x * logits - F.softplus(logits)).sum(1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step, False
+        return descend(opt, -(x * logits - F.softplus(logits)).sum(1).mean())
+    return step, False, [W, V, b, c]
 
 
 def aae_step(args):
@@ -95,18 +225,8 @@ def aae_step(args):
     Adam(1e-3, 0.5) on encoder and decoder), the discriminator on prior draws against detached codes, the
     encoder as its generator (non-saturating), both Adam(1e-3, 0.5); binarized batches."""
     h, z = args.hidden_aae, 2
-    relu_mlp = lambda sizes: nn.Sequential(*[m for i in range(len(sizes) - 1) for m in
-                                            ([nn.Linear(sizes[i], sizes[i + 1])] + ([nn.ReLU()] if i + 2 < len(sizes) else []))])
-    enc, dec, D = relu_mlp([784, h, h, z]), relu_mlp([z, h, h, 784]), relu_mlp([z, h, h, 1])
-    ae = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()), lr=1e-3, betas=(0.5, 0.999))
-    od = torch.optim.Adam(D.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    og = torch.optim.Adam(enc.parameters(), lr=1e-3, betas=(0.5, 0.999))
-
-    def descend(opt, loss):
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+    enc, dec, D = mlp([784, h, h, z], nn.ReLU), mlp([z, h, h, 784], nn.ReLU), mlp([z, h, h, 1], nn.ReLU)
+    ae, od, og = adam(parameters(enc, dec), 1e-3, 0.5), adam(D.parameters(), 1e-3, 0.5), adam(enc.parameters(), 1e-3, 0.5)
 
     def step(x, _):
         x = torch.bernoulli(x).flatten(1)
@@ -119,31 +239,35 @@ def aae_step(args):
             torch.sigmoid(prior_logits).mean().item(), torch.sigmoid(code_logits).mean().item()
         g_loss = descend(og, F.softplus(-D(enc(x)).view(-1)).mean())
         return recon, d_loss, g_loss
-    return step, False
+    return step, False, parameters(enc, dec, D)
 
 
-STEPS = {"vae": vae_step, "classifier": classifier_step, "nade": nade_step, "aae": aae_step}
+STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
+         "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step}
 
 
 def bench(args):
     """The row `loom bench train MODEL --json` prints, for the twin: the median of args.steps steps after
-    args.warmup, quartiles, images per second, peak RSS (the data set included)."""
+    args.warmup, quartiles, images per second, peak RSS (the data set included), and the number of
+    trainable parameters (loom's row has none: compare with the sizes of a checkpoint's model.* tensors)."""
     torch.manual_seed(args.seed)
     times = []
     total, args.steps = args.steps, args.warmup + args.steps
     if args.model in STEPS:
-        step, _ = STEPS[args.model](args)
+        step, _, params = STEPS[args.model](args)
         images, labels = gan_twin.fashion("train")
         for started, x, y in gan_twin.batches(images, labels, args.batch_size, args.steps):
             step(x, y)
             times.append(time.perf_counter() - started)
     else:  # the adversarial twins' own loop, which times its steps the same way
         G, D, generate, discriminate, conditioned, detach = gan_twin.build(args)
+        params = parameters(G, D)
         gan_twin.train(args, G, D, generate, discriminate, conditioned, detach, on_step=times.append)
     t = np.array(times[args.warmup:]) * 1e3
     median = float(np.median(t))
     return {"model": "torch " + args.model, "device": "cpu", "threads": torch.get_num_threads(),
-            "batch_size": args.batch_size, "warmup": args.warmup, "steps": total, "median_ms": median,
+            "batch_size": args.batch_size, "warmup": args.warmup, "steps": total,
+            "parameters": sum(p.numel() for p in params), "median_ms": median,
             "q1_ms": float(np.quantile(t, 0.25)), "q3_ms": float(np.quantile(t, 0.75)), "min_ms": float(t.min()),
             "images_per_s": args.batch_size / (median / 1e3),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
