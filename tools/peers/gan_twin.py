@@ -125,6 +125,16 @@ def adam(params, lr, b1=0.9, b2=0.999):
     return torch.optim.Adam(params, lr=lr, betas=(b1, b2))
 
 
+def dcgan_init(*modules):
+    """gan::dcgan_init, the DCGAN paper's §4: conv and linear weights ~ N(0, 0.02), batch-norm scales
+    ~ N(1, 0.02), biases 0."""
+    for m in (m for root in modules for m in root.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1 if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) else 0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, on_step=None):
     """The step of models/gan/*.cpp: one D update on a data batch against G's samples
     (detached), then one G update with the non-saturating loss −log D(G(z)): on fresh noise
@@ -190,12 +200,7 @@ def build(args):
     D = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
                       nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * f), nn.LeakyReLU(0.2),
                       nn.Conv2d(2 * f, 1, 7, bias=False))
-    for m in list(G.modules()) + list(D.modules()):  # gan::dcgan_init, the DCGAN paper's §4
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1, 0.02)
-            nn.init.zeros_(m.bias)
+    dcgan_init(G, D)
     return G, D, lambda z, y: G(z.view(-1, latent, 1, 1)), lambda x, y: D(x).view(-1), False, False
 
 

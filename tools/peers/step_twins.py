@@ -6,14 +6,15 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
 
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
-MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, gan, cgan, dcgan (each at loom's
-default options and batch size 64). The row adds the twin's trainable parameter count.
+MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, gan, cgan, dcgan (each at
+loom's default options and batch size 64). The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
 """
 import argparse
 import json
+import math
 import resource
 import time
 
@@ -242,8 +243,59 @@ def aae_step(args):
     return step, False, parameters(enc, dec, D)
 
 
+def infogan_step(args):
+    """models/gan/infogan.cpp at its defaults (w = 64, z of 62, c₁ ~ Cat(10), c₂, c₃ ~ U(−1, 1), λ 1, σ of
+    Q fixed at 1): G FC 74→1024·BN·ReLU → FC 6272·BN·ReLU → 4×4/2 upconv 64·BN·ReLU → 4×4/2 upconv 1·tanh;
+    trunk 4×4/2 conv 64·lReLU → 4×4/2 conv 128·BN·lReLU → FC 1024·BN·lReLU, D head FC 1, Q head
+    FC 128·BN·lReLU → FC 12 (layers before a BN without bias); DCGAN init; D and Q descend −V − L_I on
+    the data and detached fakes (Adam 2e-4, 0.5), then G −log D(G(z, c)) − L_I through the updated D and Q
+    (Adam 1e-3, 0.5); six losses read back."""
+    w, latent = 64, 62
+    G = nn.Sequential(nn.Linear(latent + 12, 16 * w, bias=False), nn.BatchNorm1d(16 * w), nn.ReLU(),
+                      nn.Linear(16 * w, 2 * w * 49, bias=False), nn.BatchNorm1d(2 * w * 49), nn.ReLU(),
+                      nn.Unflatten(1, (2 * w, 7, 7)),
+                      nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
+                      nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Tanh())
+    trunk = nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
+                          nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),
+                          nn.Flatten(), nn.Linear(2 * w * 49, 16 * w, bias=False), nn.BatchNorm1d(16 * w),
+                          nn.LeakyReLU(0.2))
+    d_head = nn.Linear(16 * w, 1)
+    q_head = nn.Sequential(nn.Linear(16 * w, 2 * w, bias=False), nn.BatchNorm1d(2 * w), nn.LeakyReLU(0.2),
+                           nn.Linear(2 * w, 12))
+    gan_twin.dcgan_init(G, trunk, d_head, q_head)
+    og, od = adam(G.parameters(), 1e-3, 0.5), adam(parameters(trunk, d_head, q_head), 2e-4, 0.5)
+    log_var = torch.zeros(1)  # Q's fixed σ = 1
+
+    def information(features, cat, cont):  # (λ-weighted L_I, L_I(c₁)): gan::*_information
+        q = q_head(features)
+        categorical = math.log(10) - F.cross_entropy(q[:, :10], cat)
+        log_q = -0.5 * ((log_var + math.log(2 * math.pi)) + (cont - q[:, 10:]).square() * torch.exp(-log_var))
+        return categorical + log_q.sum(1).mean() + 2 * math.log(2), categorical
+
+    def step(x, _):
+        x = x * 2 - 1
+        b = x.shape[0]
+        cat, cont = torch.randint(10, (b,)), torch.rand(b, 2) * 2 - 1
+        fake = G(torch.cat([torch.randn(b, latent), F.one_hot(cat, 10).float(), cont], 1))
+        real_logits = d_head(trunk(x)).view(-1)
+        fake_features = trunk(fake.detach())
+        fake_logits = d_head(fake_features).view(-1)
+        d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+        descend(od, d_loss - information(fake_features, cat, cont)[0])
+        features = trunk(fake)
+        g_loss = F.softplus(-d_head(features).view(-1)).mean()
+        info, info_cat = information(features, cat, cont)
+        descend(og, g_loss - info)
+        with torch.no_grad():
+            return (d_loss.item(), g_loss.item(), info.item(), info_cat.item(),
+                    torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item())
+    return step, False, parameters(G, trunk, d_head, q_head)
+
+
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
-         "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step}
+         "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
+         "infogan": infogan_step}
 
 
 def bench(args):
