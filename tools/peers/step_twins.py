@@ -6,8 +6,8 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
 
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
-MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, gan, cgan, dcgan (each at
-loom's default options and batch size 64). The row adds the twin's trainable parameter count.
+MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, gan, cgan,
+dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -293,9 +293,107 @@ def infogan_step(args):
     return step, False, parameters(G, trunk, d_head, q_head)
 
 
+# models/gan/captions.cpp: the words of each class's synonyms ("t-shirt" is two, "pair of trousers" three).
+CLASS_WORDS = [[2, 1, 1], [3, 3, 3], [1, 1, 1], [1, 1], [1, 1], [1], [1, 1], [1, 1, 1], [1, 1, 1], [2, 1]]
+
+
+def caption_tokens(labels, vocabulary):
+    """Token ids [B, T] (padded with 0 after each caption) and lengths [B] of captions as long as
+    captions.cpp's: the wording variant drawn per image (template v % 6, synonym v / 6), the attributes
+    (size, plain or patterned) uniform, the words random ids ≥ 2 of the vocabulary: only the encoder's
+    compute depends on them."""
+    variants = (torch.rand(len(labels)) * 18).long()
+    plain, size = torch.rand(len(labels)) < 0.5, torch.randint(3, (len(labels),))
+    lengths = []
+    for y, v, p, s in zip(labels.tolist(), variants.tolist(), plain.tolist(), size.tolist()):
+        words = CLASS_WORDS[y][(v // 6) % len(CLASS_WORDS[y])]
+        template = v % 6
+        lengths.append(words + [2, 4 if p else 6, 5 + (5, 4, 3)[s], 4, 5, 1][template])
+    lengths = torch.tensor(lengths)
+    ids = torch.randint(2, vocabulary, (len(labels), int(lengths.max())))
+    return ids * (torch.arange(ids.shape[1]) < lengths[:, None]), lengths
+
+
+class TextEncoder(nn.Module):
+    """captions::TextEncoder: word embeddings → nn::GRU, masked at each text's length, its last state:
+    every step's input projected at once, then per step r, z, n from the state (gates as PyTorch's)."""
+
+    def __init__(self, vocabulary, word_dim, embed_dim):
+        super().__init__()
+        self.words, self.gru = nn.Embedding(vocabulary, word_dim), nn.GRU(word_dim, embed_dim)
+
+    def forward(self, ids, lengths):
+        g = self.gru
+        gi = F.linear(self.words(ids), g.weight_ih_l0, g.bias_ih_l0).unbind(1)
+        h = torch.zeros(ids.shape[0], g.hidden_size)
+        for t, x in enumerate(gi):
+            ir, iz, i_n = x.chunk(3, 1)
+            hr, hz, hn = F.linear(h, g.weight_hh_l0, g.bias_hh_l0).chunk(3, 1)
+            r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+            n = torch.tanh(i_n + r * hn)
+            mask = (t < lengths).float()[:, None]
+            h = h + mask * ((n + z * (h - n)) - h)
+        return h
+
+
+def text2image_step(args):
+    """models/gan/text2image.cpp at its defaults (z 100, words 32, φ 64, text 64, g = d = 32, β 0.5, GAN-INT
+    weight 1) on generated captions, here random token ids of their lengths over the 50-word vocabulary
+    (caption_tokens; loom also measures each image's tone, size and texture for its caption). G: [z,
+    leaky(Linear φ→64)] → FC 3136·BN·ReLU → 4×4/2 upconv 32·BN·ReLU → 4×4/2 upconv 1·tanh; D: 4×4/2 conv
+    32·leaky → 4×4/2 conv 64·BN·leaky, the compressed text tiled 7×7 and concatenated, 1×1 conv 64·BN·leaky
+    → 7×7 conv to the logit; DCGAN init; Adam(2e-4, 0.5) for G and for D with the text encoder. D on
+    GAN-CLS's three pairs (the mismatched text the next row's), G on the right texts and the interpolated
+    ones (fresh noise each) with φ held fixed; five losses read back."""
+    latent, text, g, d, embed = 100, 64, 32, 32, 64
+    encoder = TextEncoder(50, 32, embed)
+    G_text = nn.Sequential(nn.Linear(embed, text), nn.LeakyReLU(0.2))
+    G = nn.Sequential(nn.Linear(latent + text, 2 * g * 49), nn.BatchNorm1d(2 * g * 49), nn.ReLU(),
+                      nn.Unflatten(1, (2 * g, 7, 7)), nn.ConvTranspose2d(2 * g, g, 4, 2, 1), nn.BatchNorm2d(g),
+                      nn.ReLU(), nn.ConvTranspose2d(g, 1, 4, 2, 1), nn.Tanh())
+    D_features = nn.Sequential(nn.Conv2d(1, d, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(d, 2 * d, 4, 2, 1),
+                               nn.BatchNorm2d(2 * d), nn.LeakyReLU(0.2))
+    D_text = nn.Sequential(nn.Linear(embed, text), nn.LeakyReLU(0.2))
+    D_joint = nn.Sequential(nn.Conv2d(2 * d + text, 2 * d, 1), nn.BatchNorm2d(2 * d), nn.LeakyReLU(0.2),
+                            nn.Conv2d(2 * d, 1, 7))
+    gan_twin.dcgan_init(G_text, G, D_features, D_text, D_joint)
+    og = adam(parameters(G_text, G), 2e-4, 0.5)
+    od = adam(parameters(D_features, D_text, D_joint, encoder), 2e-4, 0.5)
+
+    def generate(phi):
+        return G(torch.cat([torch.randn(phi.shape[0], latent), G_text(phi)], 1))
+
+    def score(features, phi):
+        return D_joint(torch.cat([features, D_text(phi)[:, :, None, None].expand(-1, -1, 7, 7)], 1)).view(-1)
+
+    def generator_loss(phi):  # −log D(G(z, φ), φ) on fresh noise
+        return F.softplus(-score(D_features(generate(phi)), phi)).mean()
+
+    def step(x, y):
+        x = x * 2 - 1
+        tokens = caption_tokens(y, 50)
+        mismatched = torch.arange(1, x.shape[0] + 1) % x.shape[0]
+        h = encoder(*tokens)
+        wrong = h.index_select(0, mismatched)
+        with torch.no_grad():
+            fake = generate(h)
+        real_features = D_features(x)
+        s_right, s_wrong, s_fake = score(real_features, h), score(real_features, wrong), score(D_features(fake), h)
+        d_loss = F.softplus(-s_right).mean() + 0.5 * (F.softplus(s_wrong).mean() + F.softplus(s_fake).mean())
+        descend(od, d_loss)
+        with torch.no_grad():
+            hg = encoder(*tokens)
+        g_loss = generator_loss(hg) + 1.0 * generator_loss(0.5 * hg + 0.5 * hg.index_select(0, mismatched))
+        descend(og, g_loss)
+        with torch.no_grad():
+            return (d_loss.item(), g_loss.item(), torch.sigmoid(s_right).mean().item(),
+                    torch.sigmoid(s_wrong).mean().item(), torch.sigmoid(s_fake).mean().item())
+    return step, True, parameters(encoder, G_text, G, D_features, D_text, D_joint)
+
+
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
          "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
-         "infogan": infogan_step}
+         "infogan": infogan_step, "text2image": text2image_step}
 
 
 def bench(args):
