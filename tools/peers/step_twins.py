@@ -6,8 +6,8 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
 
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
-MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, gan, cgan,
-dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
+MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan, gan,
+cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -58,7 +58,7 @@ def vae_step(args):
         logits = dec(mu + (0.5 * log_var).exp() * torch.randn_like(mu))
         log_px_z = (x * logits - F.softplus(logits)).sum(1)
         return descend(opt, -(log_px_z - kl).mean()), kl.mean().item()
-    return step, False, parameters(enc, dec)
+    return step, parameters(enc, dec)
 
 
 def classifier_step(args):
@@ -75,7 +75,7 @@ def classifier_step(args):
         loss = descend(opt, F.cross_entropy(logits, y))
         with torch.no_grad():
             return loss, (logits.argmax(1) == y).float().mean().item()
-    return step, True, parameters(net)
+    return step, parameters(net)
 
 
 def bernoulli_log_likelihood(x, logits):
@@ -92,7 +92,7 @@ def bernoulli_step(args):
     def step(x, _):
         x = torch.bernoulli(x).flatten(1).double()
         return descend(opt, -bernoulli_log_likelihood(x, logits).mean())
-    return step, False, [logits]
+    return step, [logits]
 
 
 def markov_step(args):
@@ -109,7 +109,7 @@ def markov_step(args):
         theta = prev * cond[:, 1] + (1 - prev) * cond[:, 0]  # θ_{i, x_{i−1}}
         log_p = bernoulli_log_likelihood(x[:, :1], first) + bernoulli_log_likelihood(x[:, 1:], theta)
         return descend(opt, -log_p.mean())
-    return step, False, [first, cond]
+    return step, [first, cond]
 
 
 class MaskedConv2d(nn.Conv2d):
@@ -149,7 +149,7 @@ def pixel_step(net):
 
     def step(x, _):
         return descend(opt, -net.log_prob(torch.bernoulli(x)).mean())
-    return step, False, parameters(net)
+    return step, parameters(net)
 
 
 class Residual(nn.Sequential):
@@ -217,7 +217,7 @@ def nade_step(args):
         a = torch.cumsum(x_prev.unsqueeze(2) * w_prev, 1) + c
         logits = (torch.sigmoid(a) * V).sum(2) + b
         return descend(opt, -(x * logits - F.softplus(logits)).sum(1).mean())
-    return step, False, [W, V, b, c]
+    return step, [W, V, b, c]
 
 
 def aae_step(args):
@@ -240,7 +240,7 @@ def aae_step(args):
             torch.sigmoid(prior_logits).mean().item(), torch.sigmoid(code_logits).mean().item()
         g_loss = descend(og, F.softplus(-D(enc(x)).view(-1)).mean())
         return recon, d_loss, g_loss
-    return step, False, parameters(enc, dec, D)
+    return step, parameters(enc, dec, D)
 
 
 def infogan_step(args):
@@ -290,7 +290,7 @@ def infogan_step(args):
         with torch.no_grad():
             return (d_loss.item(), g_loss.item(), info.item(), info_cat.item(),
                     torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item())
-    return step, False, parameters(G, trunk, d_head, q_head)
+    return step, parameters(G, trunk, d_head, q_head)
 
 
 # models/gan/captions.cpp: the words of each class's synonyms ("t-shirt" is two, "pair of trousers" three).
@@ -388,12 +388,92 @@ def text2image_step(args):
         with torch.no_grad():
             return (d_loss.item(), g_loss.item(), torch.sigmoid(s_right).mean().item(),
                     torch.sigmoid(s_wrong).mean().item(), torch.sigmoid(s_fake).mean().item())
-    return step, True, parameters(encoder, G_text, G, D_features, D_text, D_joint)
+    return step, parameters(encoder, G_text, G, D_features, D_text, D_joint)
+
+
+class ImagePool:
+    """cyclegan::ImagePool: up to `capacity` earlier fakes; each query draws rand([B, 2], float64) and
+    passes the batch image by image (stored while the pool fills, then with probability 1/2 swapped for a
+    stored one), gathering the returned images and the new pool from [pool; batch] with index_select."""
+
+    def __init__(self, capacity, shape):
+        self.images, self.count, self.capacity = torch.zeros(capacity, *shape), 0, capacity
+
+    def query(self, batch):
+        u = torch.rand(batch.shape[0], 2, dtype=torch.float64).tolist()
+        slot, returned = list(range(self.capacity)), []
+        for i, (u1, u2) in enumerate(u):
+            fresh = self.capacity + i
+            returned.append(fresh)
+            if self.count < self.capacity:
+                slot[self.count] = fresh
+                self.count += 1
+            elif u1 > 0.5:
+                j = min(self.capacity - 1, int(u2 * self.capacity))
+                returned[i], slot[j] = slot[j], fresh
+        every = torch.cat([self.images, batch.detach()])
+        self.images = every.index_select(0, torch.tensor(slot))
+        return every.index_select(0, torch.tensor(returned))
+
+
+def cyclegan_step(args):
+    """models/gan/cyclegan.cpp at its defaults (f = 8, 2 residual blocks, PatchGAN with 2 stride-2 layers,
+    28×28 grey, sneakers (A) and ankle boots (B) of Fashion-MNIST, one batch of each per step, λ 10,
+    identity 0.5 λ, pools of 50). G: reflect 3, 7×7 conv f·IN·ReLU → 3×3/2 convs 2f, 4f (IN, ReLU) →
+    residual blocks (reflect 1, 3×3 conv, IN, ReLU, reflect 1, 3×3 conv, IN) → 3×3/2 upconvs 2f, f (IN,
+    ReLU) → reflect 3, 7×7 conv 1, tanh; D: 4×4/2 conv f·lReLU → 4×4/2 conv 2f·IN·lReLU → 4×4 conv
+    4f·IN·lReLU → 4×4 conv 1 (IN without affine parameters, convs with biases); DCGAN init; one Adam(2e-4,
+    0.5) for both generators on the least-squares, cycle and identity losses, then one for both Ds on
+    real images against pooled fakes; eight losses read back. The lr's linear decay over the second
+    half of a run changes no step's compute and is left out."""
+    f, blocks = 8, 2
+
+    def normed(layer, width):
+        return [layer, nn.InstanceNorm2d(width), nn.ReLU()]
+
+    def generator():
+        block = lambda: Residual(nn.ReflectionPad2d(1), nn.Conv2d(4 * f, 4 * f, 3), nn.InstanceNorm2d(4 * f),
+                                 nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(4 * f, 4 * f, 3),
+                                 nn.InstanceNorm2d(4 * f))
+        return nn.Sequential(nn.ReflectionPad2d(3), *normed(nn.Conv2d(1, f, 7), f),
+                             *normed(nn.Conv2d(f, 2 * f, 3, 2, 1), 2 * f), *normed(nn.Conv2d(2 * f, 4 * f, 3, 2, 1), 4 * f),
+                             *[block() for _ in range(blocks)],
+                             *normed(nn.ConvTranspose2d(4 * f, 2 * f, 3, 2, 1, 1), 2 * f),
+                             *normed(nn.ConvTranspose2d(2 * f, f, 3, 2, 1, 1), f),
+                             nn.ReflectionPad2d(3), nn.Conv2d(f, 1, 7), nn.Tanh())
+
+    def discriminator():
+        return nn.Sequential(nn.Conv2d(1, f, 4, 2, 1), nn.LeakyReLU(0.2),
+                             nn.Conv2d(f, 2 * f, 4, 2, 1), nn.InstanceNorm2d(2 * f), nn.LeakyReLU(0.2),
+                             nn.Conv2d(2 * f, 4 * f, 4, 1, 1), nn.InstanceNorm2d(4 * f), nn.LeakyReLU(0.2),
+                             nn.Conv2d(4 * f, 1, 4, 1, 1))
+    g_ab, g_ba, d_a, d_b = generator(), generator(), discriminator(), discriminator()
+    gan_twin.dcgan_init(g_ab, g_ba, d_a, d_b)
+    og, od = adam(parameters(g_ab, g_ba), 2e-4, 0.5), adam(parameters(d_a, d_b), 2e-4, 0.5)
+    pool_a, pool_b = ImagePool(50, (1, 28, 28)), ImagePool(50, (1, 28, 28))
+    images, labels = gan_twin.fashion("train")
+    domain_b = gan_twin.batches(images[labels == 9] * 2 - 1, labels[labels == 9], args.batch_size, args.steps)
+    l1, lam, identity = F.l1_loss, 10.0, 0.5
+
+    def step(a, _):
+        a, b = a * 2 - 1, next(domain_b)[1]
+        fake_b, fake_a = g_ab(a), g_ba(b)
+        cycle_a, cycle_b = lam * l1(g_ba(fake_b), a), lam * l1(g_ab(fake_a), b)
+        adv_ab, adv_ba = (d_b(fake_b) - 1).square().mean(), (d_a(fake_a) - 1).square().mean()
+        idt_b, idt_a = identity * lam * l1(g_ab(b), b), identity * lam * l1(g_ba(a), a)
+        descend(og, adv_ab + adv_ba + cycle_a + cycle_b + idt_a + idt_b)
+        lsd = lambda real, fake: 0.5 * ((real - 1).square().mean() + fake.square().mean())
+        loss_a = lsd(d_a(a), d_a(pool_a.query(fake_a.detach())))
+        loss_b = lsd(d_b(b), d_b(pool_b.query(fake_b.detach())))
+        descend(od, loss_a + loss_b)
+        return [t.item() for t in (adv_ab, adv_ba, cycle_a, cycle_b, loss_a, loss_b, idt_a, idt_b)]
+    return step, parameters(g_ab, g_ba, d_a, d_b), (images[labels == 7], labels[labels == 7])
 
 
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
          "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
-         "infogan": infogan_step, "text2image": text2image_step}
+         "infogan": infogan_step, "text2image": text2image_step,
+         "cyclegan": cyclegan_step}
 
 
 def bench(args):
@@ -404,8 +484,8 @@ def bench(args):
     times = []
     total, args.steps = args.steps, args.warmup + args.steps
     if args.model in STEPS:
-        step, _, params = STEPS[args.model](args)
-        images, labels = gan_twin.fashion("train")
+        step, params, *data = STEPS[args.model](args)
+        images, labels = data[0] if data else gan_twin.fashion("train")
         for started, x, y in gan_twin.batches(images, labels, args.batch_size, args.steps):
             step(x, y)
             times.append(time.perf_counter() - started)
