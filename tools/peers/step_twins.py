@@ -6,8 +6,8 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
 
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
-MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan, gan,
-cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
+MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan,
+progan, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -470,10 +470,153 @@ def cyclegan_step(args):
     return step, parameters(g_ab, g_ba, d_a, d_b), (images[labels == 7], labels[labels == 7])
 
 
+class Equalized(nn.Module):
+    """nn::EqualizedConv2d (k > 0) or nn::EqualizedLinear (k = 0), ProGAN's §4.1: weights N(0, 1), bias 0,
+    the weight multiplied by gain / √fan_in on every forward."""
+
+    def __init__(self, c_in, c_out, k=0, gain=math.sqrt(2), padding=0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, k, k) if k else torch.randn(c_out, c_in))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.scale, self.padding = gain / math.sqrt(c_in * max(k, 1) ** 2), padding
+
+    def forward(self, x):
+        w = self.weight * self.scale
+        return F.conv2d(x, w, self.bias, padding=self.padding) if w.dim() == 4 else F.linear(x, w, self.bias)
+
+
+def pixel_norm(x):
+    return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-8)
+
+
+def minibatch_stddev(x, group):
+    """nn::minibatch_stddev: the mean over features of each group's standard deviation, a channel more."""
+    n, c, h, w = x.shape
+    y = x.reshape(group, n // group, c, h, w)
+    sd = torch.sqrt((y - y.mean(0, keepdim=True)).square().mean(0) + 1e-8).mean((1, 2, 3), keepdim=True)
+    return torch.cat([x, sd.reshape(1, n // group, 1, 1, 1).expand(group, -1, 1, h, w).reshape(n, 1, h, w)], 1)
+
+
+class ProGAN(nn.Module):
+    """models/gan/progan.cpp's networks, all levels up to 32×32 at width f (progan_width: f up to 32×32):
+    G pixel-norms z, an equalized dense layer (gain √2/4) to 4×4×f, 3×3 convs (level 0 one, each later
+    level ×2 nearest upsampling and two), each leaky(0.2)·pixel_norm, toRGB 1×1 (gain 1) per level; D
+    fromRGB 1×1·leaky per level, each level ≥ 1 two 3×3 convs·leaky and 2×2 average pooling, at 4×4 the
+    minibatch stddev (groups of 4), a 3×3 conv, dense to f, dense to the score (gain 1); fades blend the old
+    and new paths by α."""
+
+    def __init__(self, latent, f, levels):
+        super().__init__()
+        conv = lambda c_in: Equalized(c_in, f, 3, padding=1)
+        self.dense = Equalized(latent, 16 * f, gain=math.sqrt(2) / 4)
+        self.g_convs = nn.ModuleList([conv(f) for _ in range(2 * levels - 1)])
+        self.to_rgb = nn.ModuleList([Equalized(f, 1, 1, gain=1) for _ in range(levels)])
+        self.d_convs = nn.ModuleList([conv(f + 1)] + [conv(f) for _ in range(2 * levels - 2)])
+        self.from_rgb = nn.ModuleList([Equalized(1, f, 1) for _ in range(levels)])
+        self.d_dense, self.score = Equalized(16 * f, f), Equalized(f, 1, gain=1)
+        self.f = f
+
+    def g_block(self, level, h):
+        act = lambda x: pixel_norm(F.leaky_relu(x, 0.2))
+        if level == 0:
+            return act(self.g_convs[0](act(self.dense(pixel_norm(h)).view(-1, self.f, 4, 4))))
+        i = 2 * level - 1
+        return act(self.g_convs[i + 1](act(self.g_convs[i](F.interpolate(h, scale_factor=2)))))
+
+    def generate(self, z, level, alpha):
+        h = self.g_block(0, z)
+        for l in range(1, level):
+            h = self.g_block(l, h)
+        if level == 0:
+            return self.to_rgb[0](h)
+        image = self.to_rgb[level](self.g_block(level, h))
+        return image if alpha == 1 else fade(F.interpolate(self.to_rgb[level - 1](h), scale_factor=2), image, alpha)
+
+    def d_block(self, level, h):
+        if level == 0:
+            x = F.leaky_relu(self.d_convs[0](minibatch_stddev(h, 4)), 0.2)
+            return self.score(F.leaky_relu(self.d_dense(x.flatten(1)), 0.2)).view(-1)
+        i = 2 * level - 1
+        return F.avg_pool2d(F.leaky_relu(self.d_convs[i + 1](F.leaky_relu(self.d_convs[i](h), 0.2)), 0.2), 2)
+
+    def critic(self, x, level, alpha):
+        from_rgb = lambda l, images: F.leaky_relu(self.from_rgb[l](images), 0.2)
+        h = from_rgb(level, x)
+        if level > 0:
+            h = self.d_block(level, h)
+            if alpha < 1:
+                h = fade(from_rgb(level - 1, F.avg_pool2d(x, 2)), h, alpha)
+            for l in range(level - 1, 0, -1):
+                h = self.d_block(l, h)
+        return self.d_block(0, h)
+
+
+def fade(old, new, alpha):
+    return (1 - alpha) * old + alpha * new
+
+
+def growth_at(images, levels, fade_images=12800, stable_images=12800):
+    """progan::growth_at at the default schedule: (level, α) after `images` training images."""
+    if images < stable_images or levels == 1:
+        return 0, 1.0
+    t, period = images - stable_images, fade_images + stable_images
+    if 1 + t // period >= levels:
+        return levels - 1, 1.0
+    return 1 + t // period, (t % period) / fade_images if t % period < fade_images else 1.0
+
+
+def gradient_penalty(critic, real, fake):
+    """gan::penalty_points and gan::gradient_penalty: mean (‖∇D(x̂)‖₂ − 1)² at x̂ = ε real + (1 − ε) fake,
+    ε ~ U(0, 1) per sample, the gradient taken with create_graph (the double backward)."""
+    eps = torch.rand(real.shape[0], *[1] * (real.dim() - 1))
+    x = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_()
+    g, = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (g.flatten(1).norm(2, 1) - 1).square().mean()
+
+
+def progan_step(args):
+    """models/gan/progan.cpp at its defaults (--image-size 32: Fashion-MNIST padded to 32×32 with −1, z of
+    128, f = 32, 4 levels, 12 800 images per fade and per stable phase, so a bench from step 0 runs at 4×4
+    for its first 200 steps; the reals pooled to the resolution and faded as G's images); WGAN-GP (λ 10,
+    drift 1e-3·E[D(x)²]), one critic step then one G step, Adam(1e-3, 0, 0.99) for both; the moving
+    average of G (decay 0.5^(64/1000)) updated and copied into the sampling generator each step."""
+    levels, latent = 4, 128
+    net = ProGAN(latent, 32, levels)
+    G = list(net.dense.parameters()) + list(net.g_convs.parameters()) + list(net.to_rgb.parameters())
+    D = [p for p in net.parameters() if all(p is not q for q in G)]
+    og, od = adam(G, 1e-3, 0, 0.99), adam(D, 1e-3, 0, 0.99)
+    average = [p.detach().clone() for p in G]
+    smoothed = [p.detach().clone() for p in G]
+    decay = 0.5 ** (args.batch_size / 1000)
+    index = iter(range(1 << 62))
+
+    def step(x, _):
+        level, alpha = growth_at(next(index) * x.shape[0], levels)
+        real = F.pad(x * 2 - 1, (2, 2, 2, 2), value=-1.0)
+        k = 32 // (4 << level)  # pooled to the resolution
+        real = F.avg_pool2d(real, k) if k > 1 else real
+        if alpha < 1:
+            real = fade(F.interpolate(F.avg_pool2d(real, 2), scale_factor=2), real, alpha)
+        critic = lambda images: net.critic(images, level, alpha)
+        fake = net.generate(torch.randn(x.shape[0], latent), level, alpha)
+        real_scores, fake_scores = critic(real), critic(fake.detach())
+        wasserstein = real_scores.mean() - fake_scores.mean()
+        penalty = gradient_penalty(critic, real, fake)
+        d_loss = -wasserstein + 10 * penalty + 1e-3 * real_scores.square().mean()
+        descend(od, d_loss)
+        g_loss = descend(og, -critic(fake).mean())
+        with torch.no_grad():
+            for a, p, s in zip(average, G, smoothed):
+                a.lerp_(p, 1 - decay)
+                s.copy_(a)
+        return d_loss.item(), g_loss, wasserstein.item(), penalty.item()
+    return step, G + D
+
+
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
          "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
          "infogan": infogan_step, "text2image": text2image_step,
-         "cyclegan": cyclegan_step}
+         "cyclegan": cyclegan_step, "progan": progan_step}
 
 
 def bench(args):
