@@ -7,7 +7,7 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
 MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan,
-progan, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
+progan, ddpm, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -485,6 +485,22 @@ class Equalized(nn.Module):
         return F.conv2d(x, w, self.bias, padding=self.padding) if w.dim() == 4 else F.linear(x, w, self.bias)
 
 
+class MovingAverage:
+    """optim::EMA with its copy into the sampling network, as progan and ddpm keep one: after each step
+    avg ← decay·avg + (1 − decay)·param, then avg copied into the sampler's weights."""
+
+    def __init__(self, params):
+        self.params = list(params)
+        self.average = [p.detach().clone() for p in self.params]
+        self.sampler = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self, decay):
+        for a, p, s in zip(self.average, self.params, self.sampler):
+            a.lerp_(p, 1 - decay)
+            s.copy_(a)
+
+
 def pixel_norm(x):
     return x * torch.rsqrt(x.square().mean(1, keepdim=True) + 1e-8)
 
@@ -585,8 +601,7 @@ def progan_step(args):
     G = list(net.dense.parameters()) + list(net.g_convs.parameters()) + list(net.to_rgb.parameters())
     D = [p for p in net.parameters() if all(p is not q for q in G)]
     og, od = adam(G, 1e-3, 0, 0.99), adam(D, 1e-3, 0, 0.99)
-    average = [p.detach().clone() for p in G]
-    smoothed = [p.detach().clone() for p in G]
+    ema = MovingAverage(G)
     decay = 0.5 ** (args.batch_size / 1000)
     index = iter(range(1 << 62))
 
@@ -605,18 +620,152 @@ def progan_step(args):
         d_loss = -wasserstein + 10 * penalty + 1e-3 * real_scores.square().mean()
         descend(od, d_loss)
         g_loss = descend(og, -critic(fake).mean())
-        with torch.no_grad():
-            for a, p, s in zip(average, G, smoothed):
-                a.lerp_(p, 1 - decay)
-                s.copy_(a)
+        ema.update(decay)
         return d_loss.item(), g_loss, wasserstein.item(), penalty.item()
     return step, G + D
+
+
+class ResBlock(nn.Module):
+    """models/diffusion/unet.cpp's ResBlock: conv3×3(SiLU(GN(x))) + Linear(SiLU(emb)) per channel, then
+    conv3×3(SiLU(GN(h))) (dropout 0: none), added to x or to its 1×1 conv where the width changes."""
+
+    def __init__(self, c_in, c_out, emb, groups):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(groups, c_in), nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb_proj = nn.Linear(emb, c_out)
+        self.norm2, self.conv2 = nn.GroupNorm(groups, c_out), nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x))) + self.emb_proj(F.silu(emb))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (self.skip(x) if self.skip else x) + h
+
+
+class SelfAttention2d(nn.Module):
+    """nn::SelfAttention2d, one head: x + out_proj(softmax(q kᵀ/√C) v) over the H·W positions of GN(x),
+    q, k, v three products with the thirds of in_proj (nn::MultiheadAttention)."""
+
+    def __init__(self, c, groups):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, c)
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * c, c))
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        self.in_proj_bias, self.out_proj = nn.Parameter(torch.zeros(3 * c)), nn.Linear(c, c)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        tokens = self.norm(x).reshape(b, c, h * w).permute(0, 2, 1)
+        q, k, v = (F.linear(tokens, wi, bi) for wi, bi in zip(self.in_proj_weight.chunk(3), self.in_proj_bias.chunk(3)))
+        y = self.out_proj(torch.softmax(q @ k.transpose(1, 2) * (1 / math.sqrt(c)), -1) @ v)
+        return x + y.permute(0, 2, 1).reshape(b, c, h, w)
+
+
+class UNet(nn.Module):
+    """models/diffusion/unet.cpp at ddpm's defaults: base 32, widths ×1, ×2, ×2 at 28, 14, 7 pixels, one
+    block per level on the way down and two on the way up (skips from every block and downsampling),
+    attention at 7×7 and in the middle, GroupNorm(8), the time step's sinusoidal embedding (32) through
+    Linear·SiLU·Linear to 128; stride-2 conv down, nearest ×2 and conv up; the output conv zero."""
+
+    def __init__(self, base=32, mult=(1, 2, 2), groups=8):
+        super().__init__()
+        emb = 4 * base
+        self.time1, self.time2 = nn.Linear(base, emb), nn.Linear(emb, emb)
+        self.input = nn.Conv2d(1, base, 3, padding=1)
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        skips, width = [base], base
+        for level, m in enumerate(mult):
+            stage = nn.ModuleDict({"block": ResBlock(width, base * m, emb, groups)})
+            width = base * m
+            skips.append(width)
+            if level == len(mult) - 1:
+                stage["attention"] = SelfAttention2d(width, groups)
+            else:
+                stage["resample"] = nn.Conv2d(width, width, 3, 2, 1)
+                skips.append(width)
+            self.down.append(stage)
+        self.mid1, self.mid_attention = ResBlock(width, width, emb, groups), SelfAttention2d(width, groups)
+        self.mid2 = ResBlock(width, width, emb, groups)
+        for level in reversed(range(len(mult))):
+            blocks = nn.ModuleList()
+            for _ in range(2):
+                blocks.append(ResBlock(width + skips.pop(), base * mult[level], emb, groups))
+                width = base * mult[level]
+            stage = nn.ModuleDict({"blocks": blocks})
+            if level == len(mult) - 1:
+                stage["attention"] = nn.ModuleList([SelfAttention2d(width, groups) for _ in range(2)])
+            if level > 0:
+                stage["resample"] = nn.Conv2d(width, width, 3, padding=1)
+            self.up.append(stage)
+        self.out_norm, self.output = nn.GroupNorm(groups, width), nn.Conv2d(width, 1, 3, padding=1)
+        for zero in [self.output] + [m.conv2 for m in self.modules() if isinstance(m, ResBlock)]:
+            nn.init.zeros_(zero.weight)
+            nn.init.zeros_(zero.bias)
+        self.base = base
+
+    def forward(self, x, t):
+        half = self.base // 2
+        angle = t.double()[:, None] * torch.exp(-math.log(10000.0) * torch.arange(half).double() / half)
+        emb = self.time2(F.silu(self.time1(torch.cat([angle.sin(), angle.cos()], 1).float())))
+        h = self.input(x)
+        skips = [h]
+        for stage in self.down:
+            h = stage["block"](h, emb)
+            if "attention" in stage:
+                h = stage["attention"](h)
+            skips.append(h)
+            if "resample" in stage:
+                h = stage["resample"](h)
+                skips.append(h)
+        h = self.mid2(self.mid_attention(self.mid1(h, emb)), emb)
+        for stage in self.up:
+            for b, block in enumerate(stage["blocks"]):
+                h = block(torch.cat([h, skips.pop()], 1), emb)
+                if "attention" in stage:
+                    h = stage["attention"][b](h)
+            if "resample" in stage:
+                h = stage["resample"](F.interpolate(h, scale_factor=2))
+        return self.output(F.silu(self.out_norm(h)))
+
+
+def ddpm_step(args):
+    """models/diffusion/ddpm.cpp at its defaults (T = 1000, β linear from 1e-4 to 0.02, unconditional):
+    t ~ U{1..T}, ε ~ N(0, I), the mean squared error of the U-Net's ε at √ᾱ_t x₀ + √(1 − ᾱ_t) ε (x₀ in
+    [−1, 1]); Adam(2e-4, 0.9, 0.999) with a linear warm-up over 100 steps, the gradient's norm clipped to 1
+    (and read back); the moving average of the weights (decay min(0.999, (1 + n)/(10 + n)) at step n)
+    updated and copied into the sampling network."""
+    steps = 1000
+    beta = torch.linspace(1e-4, 0.02, steps, dtype=torch.float64)
+    alpha_bar = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - beta, 0)])
+    sqrt_ab, sqrt_one_minus = alpha_bar.sqrt().float(), (1 - alpha_bar).sqrt().float()
+    net = UNet()
+    opt = adam(net.parameters(), 2e-4)
+    ema = MovingAverage(net.parameters())
+    index = iter(range(1 << 62))
+
+    def step(x, _):
+        n = next(index)
+        x0 = x * 2 - 1
+        t = torch.randint(steps, (x.shape[0],)) + 1
+        eps = torch.randn_like(x0)
+        xt = sqrt_ab.index_select(0, t).view(-1, 1, 1, 1) * x0 + sqrt_one_minus.index_select(0, t).view(-1, 1, 1, 1) * eps
+        loss = F.mse_loss(net(xt, t), eps)
+        for group in opt.param_groups:
+            group["lr"] = 2e-4 * min(1.0, (n + 1) / 100)
+        opt.zero_grad()
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        ema.update(min(0.999, (1 + n) / (10 + n)))
+        return loss.item(), norm.item()
+    return step, parameters(net)
 
 
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
          "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
          "infogan": infogan_step, "text2image": text2image_step,
-         "cyclegan": cyclegan_step, "progan": progan_step}
+         "cyclegan": cyclegan_step, "progan": progan_step,
+         "ddpm": ddpm_step}
 
 
 def bench(args):
