@@ -7,7 +7,7 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
 MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan,
-progan, ddpm, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
+progan, ddpm, stargan, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -452,11 +452,11 @@ def cyclegan_step(args):
     og, od = adam(parameters(g_ab, g_ba), 2e-4, 0.5), adam(parameters(d_a, d_b), 2e-4, 0.5)
     pool_a, pool_b = ImagePool(50, (1, 28, 28)), ImagePool(50, (1, 28, 28))
     images, labels = gan_twin.fashion("train")
-    domain_b = gan_twin.batches(images[labels == 9] * 2 - 1, labels[labels == 9], args.batch_size, args.steps)
+    domain_b = gan_twin.batches(images[labels == 9], labels[labels == 9], args.batch_size, args.steps)
     l1, lam, identity = F.l1_loss, 10.0, 0.5
 
     def step(a, _):
-        a, b = a * 2 - 1, next(domain_b)[1]
+        a, b = a * 2 - 1, next(domain_b)[1] * 2 - 1
         fake_b, fake_a = g_ab(a), g_ba(b)
         cycle_a, cycle_b = lam * l1(g_ba(fake_b), a), lam * l1(g_ab(fake_a), b)
         adv_ab, adv_ba = (d_b(fake_b) - 1).square().mean(), (d_a(fake_a) - 1).square().mean()
@@ -761,11 +761,77 @@ def ddpm_step(args):
     return step, parameters(net)
 
 
+def stargan_step(args):
+    """models/gan/stargan.cpp at its defaults (f = 16, 2 residual blocks, 3 discriminator layers, 28×28
+    grey; the domains sandal, sneaker, ankle boot of Fashion-MNIST, each image's class its domain; λ_cls 1,
+    λ_rec 10, λ_gp 10). G on the image with the target's one-hot tiled as 3 more planes: 7×7 conv f·IN·ReLU
+    → 4×4/2 convs 2f, 4f (IN, ReLU) → residual blocks (3×3 conv, IN, ReLU, 3×3 conv, IN) → 4×4/2
+    upconvs 2f, f (IN, ReLU) → 7×7 conv 1, tanh (IN affine, no conv biases); D: 4×4/2 convs f, 2f, 4f
+    each leaky(0.01), D_src a 3×3 conv to 1, D_cls a 3×3 conv over the 3×3 map to 3 logits. Five critic
+    updates per step, each on its own batch with uniform target domains (WGAN-GP with its double
+    backward, cross-entropy on the real images' domains), then G on the last batch (adversarial, domain
+    and cycle losses); Adam(1e-4, 0.5) for both; eight losses read back."""
+    f, blocks, k_domains, d_steps = 16, 2, 3, 5
+
+    def normed(layer, width):
+        return [layer, nn.InstanceNorm2d(width, affine=True), nn.ReLU()]
+    block = lambda: Residual(nn.Conv2d(4 * f, 4 * f, 3, padding=1, bias=False), nn.InstanceNorm2d(4 * f, affine=True),
+                             nn.ReLU(), nn.Conv2d(4 * f, 4 * f, 3, padding=1, bias=False),
+                             nn.InstanceNorm2d(4 * f, affine=True))
+    G = nn.Sequential(*normed(nn.Conv2d(1 + k_domains, f, 7, padding=3, bias=False), f),
+                      *normed(nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False), 2 * f),
+                      *normed(nn.Conv2d(2 * f, 4 * f, 4, 2, 1, bias=False), 4 * f), *[block() for _ in range(blocks)],
+                      *normed(nn.ConvTranspose2d(4 * f, 2 * f, 4, 2, 1, bias=False), 2 * f),
+                      *normed(nn.ConvTranspose2d(2 * f, f, 4, 2, 1, bias=False), f),
+                      nn.Conv2d(f, 1, 7, padding=3, bias=False), nn.Tanh())
+    trunk = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1), nn.LeakyReLU(0.01), nn.Conv2d(f, 2 * f, 4, 2, 1), nn.LeakyReLU(0.01),
+                          nn.Conv2d(2 * f, 4 * f, 4, 2, 1), nn.LeakyReLU(0.01))
+    src, cls = nn.Conv2d(4 * f, 1, 3, padding=1, bias=False), nn.Conv2d(4 * f, k_domains, 3, bias=False)
+    og, od = adam(G.parameters(), 1e-4, 0.5), adam(parameters(trunk, src, cls), 1e-4, 0.5)
+    images, labels = gan_twin.fashion("train")
+    keep = (labels == 5) | (labels == 7) | (labels == 9)
+    images, labels = images[keep], labels[keep] // 2 - 2  # 5, 7, 9 → domains 0, 1, 2
+    more = gan_twin.batches(images, labels, args.batch_size, args.steps * (d_steps - 1))
+
+    def judge(x):  # (D_src's scores [B, 1, 3, 3], D_cls's logits [B, 3])
+        h = trunk(x)
+        return src(h), cls(h).flatten(1)
+
+    def translate(x, into):
+        return G(torch.cat([x, into[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1))
+
+    def step(x, y):
+        d_loss = d_cls = penalty = 0
+        for k in range(d_steps):
+            if k:
+                _, x, y = next(more)
+            x = x * 2 - 1
+            source = F.one_hot(y, k_domains).float()
+            target = F.one_hot((torch.rand(x.shape[0], dtype=torch.float64) * k_domains).long(), k_domains).float()
+            with torch.no_grad():
+                fake = translate(x, target)
+            real_src, real_cls = judge(x)
+            loss_cls = F.cross_entropy(real_cls, source.argmax(1))
+            adv = judge(fake)[0].mean() - real_src.mean()
+            gp = gradient_penalty(lambda h: judge(h)[0].sum((1, 2, 3)), x, fake)
+            loss = adv + 1.0 * loss_cls + 10.0 * gp
+            descend(od, loss)
+            d_loss, d_cls, penalty = d_loss + loss.detach(), d_cls + loss_cls.detach(), penalty + gp.detach()
+        fake = translate(x, target)
+        fake_src, fake_cls = judge(fake)
+        g_adv, g_cls = -fake_src.mean(), F.cross_entropy(fake_cls, target.argmax(1))
+        g_rec = F.l1_loss(translate(fake, source), x)
+        g_loss = g_adv + 1.0 * g_cls + 10.0 * g_rec
+        descend(og, g_loss)
+        return [t.item() for t in (d_loss, d_cls, penalty, adv, g_loss, g_adv, g_cls, g_rec)]
+    return step, parameters(G, trunk, src, cls), (images, labels)
+
+
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
          "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
          "infogan": infogan_step, "text2image": text2image_step,
          "cyclegan": cyclegan_step, "progan": progan_step,
-         "ddpm": ddpm_step}
+         "ddpm": ddpm_step, "stargan": stargan_step}
 
 
 def bench(args):
