@@ -7,7 +7,8 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
 MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan,
-progan, ddpm, stargan, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds the twin's trainable parameter count.
+progan, ddpm, stargan, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds
+the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -163,8 +164,9 @@ def pixelcnn_step(args):
     """models/likelihood/pixelcnn.cpp at its defaults (2h = 64 channels, 5 blocks, ungated, levels 2):
     after the type-A layer, residual blocks ReLU·1×1(64→32)·ReLU·3×3 type-B(32→32)·ReLU·1×1(32→64)."""
     c = 64
-    body = nn.Sequential(*[Residual(nn.ReLU(), nn.Conv2d(c, c // 2, 1), nn.ReLU(), MaskedConv2d(c // 2, c // 2, 3, "B"),
-                                    nn.ReLU(), nn.Conv2d(c // 2, c, 1)) for _ in range(5)])
+    body = nn.Sequential(*[Residual(nn.ReLU(), nn.Conv2d(c, c // 2, 1), nn.ReLU(),
+                                    MaskedConv2d(c // 2, c // 2, 3, "B"), nn.ReLU(), nn.Conv2d(c // 2, c, 1))
+                           for _ in range(5)])
     return pixel_step(PixelNet(c, body))
 
 
@@ -227,7 +229,8 @@ def aae_step(args):
     encoder as its generator (non-saturating), both Adam(1e-3, 0.5); binarized batches."""
     h, z = args.hidden_aae, 2
     enc, dec, D = mlp([784, h, h, z], nn.ReLU), mlp([z, h, h, 784], nn.ReLU), mlp([z, h, h, 1], nn.ReLU)
-    ae, od, og = adam(parameters(enc, dec), 1e-3, 0.5), adam(D.parameters(), 1e-3, 0.5), adam(enc.parameters(), 1e-3, 0.5)
+    ae = adam(parameters(enc, dec), 1e-3, 0.5)
+    od, og = adam(D.parameters(), 1e-3, 0.5), adam(enc.parameters(), 1e-3, 0.5)
 
     def step(x, _):
         x = torch.bernoulli(x).flatten(1)
@@ -316,7 +319,8 @@ def caption_tokens(labels, vocabulary):
 
 class TextEncoder(nn.Module):
     """captions::TextEncoder: word embeddings → nn::GRU, masked at each text's length, its last state:
-    every step's input projected at once, then per step r, z, n from the state (gates as PyTorch's)."""
+    every step's input projected at once, then per step r, z, n from the state (gates as PyTorch's); the
+    masked output sequence is formed too, as nn::GRU's forward does, though φ needs only the state."""
 
     def __init__(self, vocabulary, word_dim, embed_dim):
         super().__init__()
@@ -325,14 +329,16 @@ class TextEncoder(nn.Module):
     def forward(self, ids, lengths):
         g = self.gru
         gi = F.linear(self.words(ids), g.weight_ih_l0, g.bias_ih_l0).unbind(1)
-        h = torch.zeros(ids.shape[0], g.hidden_size)
+        h, outputs = torch.zeros(ids.shape[0], g.hidden_size), []
         for t, x in enumerate(gi):
             ir, iz, i_n = x.chunk(3, 1)
             hr, hz, hn = F.linear(h, g.weight_hh_l0, g.bias_hh_l0).chunk(3, 1)
             r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
             n = torch.tanh(i_n + r * hn)
-            mask = (t < lengths).float()[:, None]
-            h = h + mask * ((n + z * (h - n)) - h)
+            mask, h_next = (t < lengths).float()[:, None], n + z * (h - n)
+            h = h + mask * (h_next - h)
+            outputs.append(mask * h_next)
+        torch.stack(outputs, 1)  # the output sequence nn::GRU returns beside its last state
         return h
 
 
@@ -436,7 +442,8 @@ def cyclegan_step(args):
                                  nn.ReLU(), nn.ReflectionPad2d(1), nn.Conv2d(4 * f, 4 * f, 3),
                                  nn.InstanceNorm2d(4 * f))
         return nn.Sequential(nn.ReflectionPad2d(3), *normed(nn.Conv2d(1, f, 7), f),
-                             *normed(nn.Conv2d(f, 2 * f, 3, 2, 1), 2 * f), *normed(nn.Conv2d(2 * f, 4 * f, 3, 2, 1), 4 * f),
+                             *normed(nn.Conv2d(f, 2 * f, 3, 2, 1), 2 * f),
+                             *normed(nn.Conv2d(2 * f, 4 * f, 3, 2, 1), 4 * f),
                              *[block() for _ in range(blocks)],
                              *normed(nn.ConvTranspose2d(4 * f, 2 * f, 3, 2, 1, 1), 2 * f),
                              *normed(nn.ConvTranspose2d(2 * f, f, 3, 2, 1, 1), f),
@@ -656,7 +663,7 @@ class SelfAttention2d(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         tokens = self.norm(x).reshape(b, c, h * w).permute(0, 2, 1)
-        q, k, v = (F.linear(tokens, wi, bi) for wi, bi in zip(self.in_proj_weight.chunk(3), self.in_proj_bias.chunk(3)))
+        q, k, v = (F.linear(tokens, w, b) for w, b in zip(self.in_proj_weight.chunk(3), self.in_proj_bias.chunk(3)))
         y = self.out_proj(torch.softmax(q @ k.transpose(1, 2) * (1 / math.sqrt(c)), -1) @ v)
         return x + y.permute(0, 2, 1).reshape(b, c, h, w)
 
@@ -748,7 +755,8 @@ def ddpm_step(args):
         x0 = x * 2 - 1
         t = torch.randint(steps, (x.shape[0],)) + 1
         eps = torch.randn_like(x0)
-        xt = sqrt_ab.index_select(0, t).view(-1, 1, 1, 1) * x0 + sqrt_one_minus.index_select(0, t).view(-1, 1, 1, 1) * eps
+        at = lambda table: table.index_select(0, t).view(-1, 1, 1, 1)  # diffusion.cpp's at()
+        xt = at(sqrt_ab) * x0 + at(sqrt_one_minus) * eps
         loss = F.mse_loss(net(xt, t), eps)
         for group in opt.param_groups:
             group["lr"] = 2e-4 * min(1.0, (n + 1) / 100)
@@ -784,8 +792,8 @@ def stargan_step(args):
                       *normed(nn.ConvTranspose2d(4 * f, 2 * f, 4, 2, 1, bias=False), 2 * f),
                       *normed(nn.ConvTranspose2d(2 * f, f, 4, 2, 1, bias=False), f),
                       nn.Conv2d(f, 1, 7, padding=3, bias=False), nn.Tanh())
-    trunk = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1), nn.LeakyReLU(0.01), nn.Conv2d(f, 2 * f, 4, 2, 1), nn.LeakyReLU(0.01),
-                          nn.Conv2d(2 * f, 4 * f, 4, 2, 1), nn.LeakyReLU(0.01))
+    trunk = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1), nn.LeakyReLU(0.01), nn.Conv2d(f, 2 * f, 4, 2, 1),
+                          nn.LeakyReLU(0.01), nn.Conv2d(2 * f, 4 * f, 4, 2, 1), nn.LeakyReLU(0.01))
     src, cls = nn.Conv2d(4 * f, 1, 3, padding=1, bias=False), nn.Conv2d(4 * f, k_domains, 3, bias=False)
     og, od = adam(G.parameters(), 1e-4, 0.5), adam(parameters(trunk, src, cls), 1e-4, 0.5)
     images, labels = gan_twin.fashion("train")
