@@ -2,10 +2,11 @@
 # loom against its PyTorch twin, whole training steps, interleaved on the same cores
 # (issue #15; docs/results/training-speed.md):
 #   tools/peers/bench_train.sh LOOM MODEL ROUNDS THREADS [STEPS]
-# LOOM is the loom binary, MODEL one step_twins.py knows (vae, classifier, gan, cgan, dcgan). Each round
-# runs `loom bench train` and the twin (step_twins.py) once each (alternating which goes
-# first), STEPS timed steps each (default 20); prints each round's rows and ratio
-# (loom's median step time / the twin's: below 1 is loom faster), then the median
+# LOOM is the loom binary, MODEL one step_twins.py knows (vae, classifier, bernoulli, markov,
+# nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan, progan, ddpm, stargan, gan,
+# cgan, dcgan). Each round runs `loom bench train` and the twin (step_twins.py) once each
+# (alternating which goes first), STEPS timed steps each (default 20); prints each round's rows
+# and ratio (loom's median step time / the twin's: below 1 is loom faster), then the median
 # ratio and its range over the rounds.
 set -euo pipefail
 loom=${1:?usage: bench_train.sh LOOM MODEL ROUNDS THREADS [STEPS]}

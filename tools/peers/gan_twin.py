@@ -109,18 +109,30 @@ def judge(classifier_path, samples01, n, labels_requested=None):
     return frechet(fake.numpy(), real.numpy()), accuracy, label_accuracy
 
 
-def mlp(sizes):
-    """nn::mlp with LeakyReLU(0.2) between layers, as models/gan/gan.cpp builds G and D."""
+def mlp(sizes, activation=lambda: nn.LeakyReLU(0.2)):
+    """nn::mlp: linear layers of the given sizes with activation() between them (LeakyReLU(0.2), as
+    models/gan/gan.cpp builds G and D, unless given)."""
     layers = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i + 2 < len(sizes):
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(activation())
     return nn.Sequential(*layers)
 
 
-def adam(module, args):
-    return torch.optim.Adam(module.parameters(), lr=args.lr, betas=(args.b1, 0.999))
+def adam(params, lr, b1=0.9, b2=0.999):
+    """torch.optim.Adam with loom's optim::Adam's defaults (eps 1e-8, no weight decay)."""
+    return torch.optim.Adam(params, lr=lr, betas=(b1, b2))
+
+
+def dcgan_init(*modules):
+    """gan::dcgan_init, the DCGAN paper's §4: conv and linear weights ~ N(0, 0.02), batch-norm scales
+    ~ N(1, 0.02), biases 0."""
+    for m in (m for root in modules for m in root.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1 if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) else 0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, on_step=None):
@@ -130,7 +142,7 @@ def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, o
     as the PyTorch DCGAN example). on_step(seconds) gets each step's wall time, as
     `loom bench train` times it: drawing the batch, both updates, reading the losses.
     Returns the training seconds."""
-    od, og = adam(D, args), adam(G, args)
+    od, og = adam(D.parameters(), args.lr, args.b1), adam(G.parameters(), args.lr, args.b1)
     images, labels = fashion("train")
     images = images * 2 - 1
     start = time.perf_counter()
@@ -188,12 +200,7 @@ def build(args):
     D = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1, bias=False), nn.LeakyReLU(0.2),
                       nn.Conv2d(f, 2 * f, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * f), nn.LeakyReLU(0.2),
                       nn.Conv2d(2 * f, 1, 7, bias=False))
-    for m in list(G.modules()) + list(D.modules()):  # gan::dcgan_init, the DCGAN paper's §4
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1, 0.02)
-            nn.init.zeros_(m.bias)
+    dcgan_init(G, D)
     return G, D, lambda z, y: G(z.view(-1, latent, 1, 1)), lambda x, y: D(x).view(-1), False, False
 
 
