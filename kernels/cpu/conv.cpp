@@ -50,6 +50,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/conv_dnnl.h"
 #include "kernels/gemm.h"
 
 namespace loom::kernels::cpu {
@@ -82,6 +83,7 @@ struct Dims {
   bool shifted;              // v2
   int64_t chunk;             // images per chunk
 
+  // variant: v1, v2 or auto (v0 never gets here).
   Dims(const ConvGeometry& geo, ConvVariant variant)
       : g(geo),
         c_group(geo.in_channels / geo.groups),
@@ -91,14 +93,6 @@ struct Dims {
         p(geo.out_h * geo.out_w),
         hq((geo.in_h + 2 * geo.pad_h + geo.stride_h - 1) / geo.stride_h),
         wq((geo.in_w + 2 * geo.pad_w + geo.stride_w - 1) / geo.stride_w) {
-    LOOM_CHECK(variant != ConvVariant::V0, "conv on the CPU: variant v0 (a conv library, cuDNN) is CUDA-only; "
-               "the CPU has v1 (im2col), v2 (shifted views) and auto (set_conv_variant or LOOM_CONV)");
-    // The last tap of the last output must lie inside the padded input: out_h may be smaller than
-    // conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
-    LOOM_CHECK((geo.out_h - 1) * geo.stride_h + (geo.kernel_h - 1) * geo.dilation_h < geo.in_h + 2 * geo.pad_h &&
-                   (geo.out_w - 1) * geo.stride_w + (geo.kernel_w - 1) * geo.dilation_w < geo.in_w + 2 * geo.pad_w,
-               "conv kernels: output ", geo.out_h, "x", geo.out_w, " is larger than input ", geo.in_h, "x",
-               geo.in_w, " admits");
     shifted = variant == ConvVariant::V2 || (variant == ConvVariant::Auto && c_group >= kShiftedMinChannels && wq * 4 <= geo.out_w * 5);
     const int64_t per_image = shifted ? geo.in_channels * staged_size(1) + geo.out_channels * geo.out_h * wq
                                       : geo.in_channels * taps * p;
@@ -158,6 +152,30 @@ void stage(const Dims& d, int64_t nb, int64_t n, const T* x, T* s) {
 template <class T>
 void unstage(const Dims& d, int64_t nb, int64_t n, const T* s, T init, T* x) {
   stage_copy<T, false>(d, nb, n, x, s, init);
+}
+
+// The last tap of the last output must lie inside the padded input: out_h may be smaller than
+// conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
+void check_geometry(const ConvGeometry& g) {
+  LOOM_CHECK((g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h < g.in_h + 2 * g.pad_h &&
+                 (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w < g.in_w + 2 * g.pad_w,
+             "conv kernels: output ", g.out_h, "x", g.out_w, " is larger than input ", g.in_h, "x", g.in_w, " admits");
+}
+
+#ifdef LOOM_HAVE_DNNL
+constexpr bool kHaveDnnl = true;
+#else
+constexpr bool kHaveDnnl = false;
+#endif
+// Whether this call runs v0, oneDNN (kernels/cpu/conv_dnnl.cpp): when v0 is selected, where it must
+// be available and the data float32 (oneDNN has no float64 conv on the CPU), else a loom::Error.
+bool use_onednn(ConvVariant v, DType dt) {
+  if (v != ConvVariant::V0) return false;
+  LOOM_CHECK(kHaveDnnl, "conv on the CPU: variant v0 (oneDNN) is selected (set_conv_variant or LOOM_CONV=v0) but "
+             "this build has no oneDNN (libdnnl-dev was not found at configure time); v1, v2 and auto run loom's kernels");
+  LOOM_CHECK(dt == DType::Float32, "conv on the CPU: variant v0 (oneDNN) is float32 only, got ", dt,
+             "; select v1, v2 or auto (set_conv_variant or LOOM_CONV) for float64");
+  return true;
 }
 
 template <class T>
@@ -400,8 +418,7 @@ void shifted_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const
 // ---- entry points ---------------------------------------------------------------------------------
 
 template <class T>
-void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const Dims d(g, conv_variant());
+void forward_impl(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* w, const T* bias, T* y) {
   if (d.shifted) {
     shifted_forward(kc, dt, d, x, w, bias, y);
   } else {
@@ -410,9 +427,7 @@ void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T*
 }
 
 template <class T>
-void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* gy, const T* w, const T* bias,
-                        T* gx) {
-  const Dims d(g, conv_variant());
+void backward_data_impl(const KernelCtx& kc, DType dt, const Dims& d, const T* gy, const T* w, const T* bias, T* gx) {
   if (d.shifted) {
     shifted_backward_data(kc, dt, d, gy, w, bias, gx);
   } else {
@@ -421,10 +436,9 @@ void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, co
 }
 
 template <class T>
-void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
-  const Dims d(g, conv_variant());
-  if (g.batch == 0) {
-    std::fill(gw, gw + g.out_channels * d.k, T(0));
+void backward_weight_impl(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* gy, T* gw) {
+  if (d.g.batch == 0) {
+    std::fill(gw, gw + d.g.out_channels * d.k, T(0));
   } else if (d.shifted) {
     shifted_backward_weight(kc, dt, d, x, gy, gw);
   } else {
@@ -434,24 +448,52 @@ void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, 
 
 }  // namespace
 
+// Each entry point reads the selector once, so that a pass never mixes variants.
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y) {
+  const ConvVariant v = conv_variant();
+  check_geometry(g);
+  if (use_onednn(v, dt)) {  // never true without oneDNN: v0 is an error there
+#ifdef LOOM_HAVE_DNNL
+    return onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
+                                    static_cast<const float*>(bias), static_cast<float*>(y));
+#endif
+  }
+  const Dims d(g, v);
   LOOM_FLOAT_SWITCH(dt, T,
-                    forward_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(w),
+                    forward_impl<T>(k, dt, d, static_cast<const T*>(x), static_cast<const T*>(w),
                                     static_cast<const T*>(bias), static_cast<T*>(y)));
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
                           const void* bias, void* gx) {
+  const ConvVariant v = conv_variant();
+  check_geometry(g);
+  if (use_onednn(v, dt)) {  // never true without oneDNN: v0 is an error there
+#ifdef LOOM_HAVE_DNNL
+    return onednn::conv2d_backward_data(g, static_cast<const float*>(gy), static_cast<const float*>(w),
+                                          static_cast<const float*>(bias), static_cast<float*>(gx));
+#endif
+  }
+  const Dims d(g, v);
   LOOM_FLOAT_SWITCH(dt, T,
-                    backward_data_impl<T>(k, dt, g, static_cast<const T*>(gy), static_cast<const T*>(w),
+                    backward_data_impl<T>(k, dt, d, static_cast<const T*>(gy), static_cast<const T*>(w),
                                           static_cast<const T*>(bias), static_cast<T*>(gx)));
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
                             void* gw) {
+  const ConvVariant v = conv_variant();
+  check_geometry(g);
+  if (use_onednn(v, dt)) {  // never true without oneDNN: v0 is an error there
+#ifdef LOOM_HAVE_DNNL
+    return onednn::conv2d_backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy),
+                                            static_cast<float*>(gw));
+#endif
+  }
+  const Dims d(g, v);
   LOOM_FLOAT_SWITCH(dt, T,
-                    backward_weight_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(gy),
+                    backward_weight_impl<T>(k, dt, d, static_cast<const T*>(x), static_cast<const T*>(gy),
                                             static_cast<T*>(gw)));
 }
 
@@ -467,10 +509,13 @@ constexpr bool kHaveCudnn = true;
 constexpr bool kHaveCudnn = false;
 #endif
 
+// v0 exists when either backend has its library; running it on the backend that lacks one is the
+// kernels' error (kernels/cuda/conv.cu, use_onednn above).
 void check_available(ConvVariant v) {
-  LOOM_CHECK(v != ConvVariant::V0 || kHaveCudnn,
-             "conv: variant v0 (cuDNN) was selected (set_conv_variant or LOOM_CONV=v0) but this build has no cuDNN",
-             LOOM_WITH_CUDA ? " (libcudnn was not found at configure time)" : " (it is a CPU-only build)");
+  LOOM_CHECK(v != ConvVariant::V0 || kHaveCudnn || cpu::kHaveDnnl,
+             "conv: variant v0 (oneDNN on the CPU, cuDNN on CUDA) was selected (set_conv_variant or LOOM_CONV=v0) but "
+             "this build has neither: libdnnl-dev was not found at configure time",
+             LOOM_WITH_CUDA ? ", nor libcudnn" : " (and it is a CPU-only build)");
 }
 
 ConvVariant variant_from_env() {
@@ -506,7 +551,7 @@ const char* conv_variant_name(ConvVariant v, DeviceType backend) {
   const bool cuda = backend == DeviceType::CUDA;
   switch (v) {
     case ConvVariant::Auto: return cuda ? "auto (v2 tiled implicit GEMM)" : "auto (v1 or v2 per shape)";
-    case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 (none on the CPU)";
+    case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 oneDNN";
     case ConvVariant::V1: return cuda ? "v1 direct" : "v1 im2col";
     case ConvVariant::V2: return cuda ? "v2 tiled implicit GEMM" : "v2 shifted views";
   }
