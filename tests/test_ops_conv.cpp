@@ -323,6 +323,24 @@ TEST(OpsConv, OneDnnIsBitwiseReproducible) {
   kernels::set_cpu_threads(threads);
 }
 
+// auto (the default) runs float32 convs with at least 16 input channels per group through oneDNN and the
+// rest on loom's kernels (kernels/cpu/conv.cpp): the same bits as the variant it picks.
+TEST(OpsConv, AutoPicksOneDnnForDeepFloat32Convs) {
+  auto conv = [](kernels::ConvVariant v, int64_t c, int64_t groups, DType dt) {
+    const kernels::ConvVariantScope selected(v);
+    return conv2d(rand64({2, c, 9, 8}, -1, 1, 91).to(dt), rand64({8, c / groups, 3, 3}, -1, 1, 92).to(dt), {},
+                  {.stride = {2, 2}, .padding = {1, 1}, .groups = groups})
+        .to_vector<double>();
+  };
+  using kernels::ConvVariant;
+  EXPECT_EQ(conv(ConvVariant::Auto, 16, 1, DType::Float32), conv(ConvVariant::V0, 16, 1, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 32, 2, DType::Float32), conv(ConvVariant::V0, 32, 2, DType::Float32));
+  EXPECT_NE(conv(ConvVariant::V1, 16, 1, DType::Float32), conv(ConvVariant::V0, 16, 1, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 8, 1, DType::Float32), conv(ConvVariant::V1, 8, 1, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 32, 4, DType::Float32), conv(ConvVariant::V1, 32, 4, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 16, 1, DType::Float64), conv(ConvVariant::V1, 16, 1, DType::Float64));
+}
+
 // Through the tape: conv2d and conv_transpose2d in float32 with v0, forward and all gradients, against
 // the same functions in float64 on loom's own kernels.
 TEST(OpsConv, OneDnnThroughTheTape) {

@@ -29,8 +29,9 @@
 // finite data from neighbouring pixels, so results are exact, but a non-finite x (backward_weight)
 // or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
 //
-// ConvVariant::Auto picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else v1. A chunk is
-// as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
+// ConvVariant::Auto runs float32 with C/G ≥ kOneDnnMinChannels through v0, oneDNN (kernels/cpu/conv_dnnl.cpp), in
+// builds that have it; otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
+// v1. A chunk is as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
 //
 // Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
 // calling thread. (Parallelizing those with OpenMP made every pass slower, up to 4x: after each
@@ -63,6 +64,11 @@ constexpr int64_t kChunkElements = int64_t(1) << 19;
 // Auto uses shifted views (v2) from this many input channels per group: each tap's GEMM has depth
 // C/G, and a shallow GEMM re-reads and re-writes its whole output per tap.
 constexpr int64_t kShiftedMinChannels = 32;
+// Auto runs float32 through oneDNN (v0) from this many input channels per group. Measured one thread
+// (docs/results/cpu.md, loom-bench-cpu), each pass: oneDNN took 0.4-0.7x of loom's best time at C/G = 16, 32,
+// 64 and 128 (DCGAN's and the classifier's deep layers), but its backward_data was 6-10x slower at C/G = 1
+// (their input layers), and at C/G = 4 and 8 neither side won every pass.
+constexpr int64_t kOneDnnMinChannels = 16;
 
 // Staged positions m of phase f that hold input (not padding): 0 ≤ m·s + f − pad < len.
 struct Range {
@@ -167,9 +173,11 @@ constexpr bool kHaveDnnl = true;
 #else
 constexpr bool kHaveDnnl = false;
 #endif
-// Whether this call runs v0, oneDNN (kernels/cpu/conv_dnnl.cpp): when v0 is selected, where it must
-// be available and the data float32 (oneDNN has no float64 conv on the CPU), else a loom::Error.
-bool use_onednn(ConvVariant v, DType dt) {
+// Whether this call runs v0, oneDNN (kernels/cpu/conv_dnnl.cpp): when auto chooses it (above), and when v0
+// is selected, where it must be available and the data float32 (oneDNN has no float64 conv on the CPU), else a
+// loom::Error.
+bool use_onednn(ConvVariant v, DType dt, const ConvGeometry& g) {
+  if (v == ConvVariant::Auto) return kHaveDnnl && dt == DType::Float32 && g.in_channels / g.groups >= kOneDnnMinChannels;
   if (v != ConvVariant::V0) return false;
   LOOM_CHECK(kHaveDnnl, "conv on the CPU: variant v0 (oneDNN) is selected (set_conv_variant or LOOM_CONV=v0) but "
              "this build has no oneDNN (libdnnl-dev was not found at configure time); v1, v2 and auto run loom's kernels");
@@ -453,7 +461,7 @@ void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const v
                     const void* bias, void* y) {
   const ConvVariant v = conv_variant();
   check_geometry(g);
-  if (use_onednn(v, dt)) {  // never true without oneDNN: v0 is an error there
+  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
 #ifdef LOOM_HAVE_DNNL
     return onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
                                     static_cast<const float*>(bias), static_cast<float*>(y));
@@ -469,7 +477,7 @@ void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, c
                           const void* bias, void* gx) {
   const ConvVariant v = conv_variant();
   check_geometry(g);
-  if (use_onednn(v, dt)) {  // never true without oneDNN: v0 is an error there
+  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
 #ifdef LOOM_HAVE_DNNL
     return onednn::conv2d_backward_data(g, static_cast<const float*>(gy), static_cast<const float*>(w),
                                           static_cast<const float*>(bias), static_cast<float*>(gx));
@@ -485,7 +493,7 @@ void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g,
                             void* gw) {
   const ConvVariant v = conv_variant();
   check_geometry(g);
-  if (use_onednn(v, dt)) {  // never true without oneDNN: v0 is an error there
+  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
 #ifdef LOOM_HAVE_DNNL
     return onednn::conv2d_backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy),
                                             static_cast<float*>(gw));
@@ -550,7 +558,7 @@ ConvVariant conv_variant() { return static_cast<ConvVariant>(selected().load());
 const char* conv_variant_name(ConvVariant v, DeviceType backend) {
   const bool cuda = backend == DeviceType::CUDA;
   switch (v) {
-    case ConvVariant::Auto: return cuda ? "auto (v2 tiled implicit GEMM)" : "auto (v1 or v2 per shape)";
+    case ConvVariant::Auto: return cuda ? "auto (v2 tiled implicit GEMM)" : cpu::kHaveDnnl ? "auto (v0, v1 or v2 per shape)" : "auto (v1 or v2 per shape)";
     case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 oneDNN";
     case ConvVariant::V1: return cuda ? "v1 direct" : "v1 im2col";
     case ConvVariant::V2: return cuda ? "v2 tiled implicit GEMM" : "v2 shifted views";
