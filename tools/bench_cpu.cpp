@@ -77,7 +77,7 @@ void BM_Conv2d(benchmark::State& state) {
 }
 
 // DCGAN-28's discriminator: 1→64 on 28x28 and 64→128 on 14x14, k4 s2 p1, and 128→1 k7 on 7x7, batch 64
-// (its generator's transposed convs are the first two read backwards: their forward is backward_data);
+// (its generator's transposed convs are these read backwards, their forward is backward_data, and 128→100 k7);
 // the classifier's 1→32 on 28x28 and 32→64 on 14x14, k3 s1 p1.
 void dcgan_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "C", "O", "HW", "k", "s", "p", "v"});
@@ -90,6 +90,7 @@ void dcgan_shapes(benchmark::internal::Benchmark* b) {
     b->Args({64, 1, 64, 28, 4, 2, 1, v});
     b->Args({64, 64, 128, 14, 4, 2, 1, v});
     b->Args({64, 128, 1, 7, 7, 1, 0, v});
+    b->Args({64, 128, 100, 7, 7, 1, 0, v});  // the generator's first layer (z → 7x7), read backwards
     b->Args({64, 1, 32, 28, 3, 1, 1, v});
     b->Args({64, 32, 64, 14, 3, 1, 1, v});
   }

@@ -54,9 +54,11 @@ const char* pass_name(Pass p) {
   return "?";
 }
 
+// The engine and the cache (below) are leaked at exit, like cuBLAS's handles (kernels/cuda/gemm.cu): static
+// destructors would run in no particular order relative to each other and to oneDNN's own.
 dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
+  static auto* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *e;
 }
 
 // The memory descriptors and conv parameters of a geometry; `tag` is loom's plain layout or
@@ -173,12 +175,12 @@ std::unique_ptr<Entry> make_entry(Pass pass, const ConvGeometry& g, bool bias) {
 Entry& entry(Pass pass, const ConvGeometry& g, bool bias) {
   using Key = std::array<int64_t, 19>;
   static std::mutex mutex;
-  static std::map<Key, std::unique_ptr<Entry>> cache;
+  static auto* cache = new std::map<Key, std::unique_ptr<Entry>>;  // leaked: see engine()
   const Key key{static_cast<int64_t>(pass), bias, omp_get_max_threads(), g.batch, g.in_channels, g.in_h, g.in_w,
                 g.out_channels, g.out_h, g.out_w, g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_h, g.pad_w,
                 g.dilation_h, g.dilation_w, g.groups};
   const std::lock_guard lock(mutex);
-  std::unique_ptr<Entry>& e = cache[key];
+  std::unique_ptr<Entry>& e = (*cache)[key];
   if (!e) e = make_entry(pass, g, bias);
   return *e;
 }
