@@ -425,84 +425,53 @@ void shifted_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const
 
 // ---- entry points ---------------------------------------------------------------------------------
 
+// loom's kernels for one pass, (a, b, bias, out) as in kernels/cpu/conv_dnnl.h.
 template <class T>
-void forward_impl(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* w, const T* bias, T* y) {
-  if (d.shifted) {
-    shifted_forward(kc, dt, d, x, w, bias, y);
-  } else {
-    im2col_forward(kc, dt, d, x, w, bias, y);
+void loom_pass(ConvPass pass, const KernelCtx& kc, DType dt, const Dims& d, const T* a, const T* b, const T* bias, T* out) {
+  switch (pass) {
+    case ConvPass::Forward:
+      return d.shifted ? shifted_forward(kc, dt, d, a, b, bias, out) : im2col_forward(kc, dt, d, a, b, bias, out);
+    case ConvPass::BackwardData:
+      return d.shifted ? shifted_backward_data(kc, dt, d, a, b, bias, out)
+                       : im2col_backward_data(kc, dt, d, a, b, bias, out);
+    case ConvPass::BackwardWeight:
+      if (d.g.batch == 0) return std::fill(out, out + d.g.out_channels * d.k, T(0));
+      return d.shifted ? shifted_backward_weight(kc, dt, d, a, b, out) : im2col_backward_weight(kc, dt, d, a, b, out);
   }
 }
 
-template <class T>
-void backward_data_impl(const KernelCtx& kc, DType dt, const Dims& d, const T* gy, const T* w, const T* bias, T* gx) {
-  if (d.shifted) {
-    shifted_backward_data(kc, dt, d, gy, w, bias, gx);
-  } else {
-    im2col_backward_data(kc, dt, d, gy, w, bias, gx);
+// Runs a pass with the variant selected, read once so that a pass never mixes variants.
+void run_pass(ConvPass pass, const KernelCtx& k, DType dt, const ConvGeometry& g, const void* a, const void* b,
+              const void* bias, void* out) {
+  const ConvVariant v = conv_variant();
+  check_geometry(g);
+  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
+#ifdef LOOM_HAVE_DNNL
+    return onednn::conv2d(pass, g, static_cast<const float*>(a), static_cast<const float*>(b),
+                          static_cast<const float*>(bias), static_cast<float*>(out));
+#endif
   }
-}
-
-template <class T>
-void backward_weight_impl(const KernelCtx& kc, DType dt, const Dims& d, const T* x, const T* gy, T* gw) {
-  if (d.g.batch == 0) {
-    std::fill(gw, gw + d.g.out_channels * d.k, T(0));
-  } else if (d.shifted) {
-    shifted_backward_weight(kc, dt, d, x, gy, gw);
-  } else {
-    im2col_backward_weight(kc, dt, d, x, gy, gw);
-  }
+  const Dims d(g, v);
+  LOOM_FLOAT_SWITCH(dt, T,
+                    loom_pass<T>(pass, k, dt, d, static_cast<const T*>(a), static_cast<const T*>(b),
+                                 static_cast<const T*>(bias), static_cast<T*>(out)));
 }
 
 }  // namespace
 
-// Each entry point reads the selector once, so that a pass never mixes variants.
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y) {
-  const ConvVariant v = conv_variant();
-  check_geometry(g);
-  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
-#ifdef LOOM_HAVE_DNNL
-    return onednn::conv2d_forward(g, static_cast<const float*>(x), static_cast<const float*>(w),
-                                    static_cast<const float*>(bias), static_cast<float*>(y));
-#endif
-  }
-  const Dims d(g, v);
-  LOOM_FLOAT_SWITCH(dt, T,
-                    forward_impl<T>(k, dt, d, static_cast<const T*>(x), static_cast<const T*>(w),
-                                    static_cast<const T*>(bias), static_cast<T*>(y)));
+  run_pass(ConvPass::Forward, k, dt, g, x, w, bias, y);
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
                           const void* bias, void* gx) {
-  const ConvVariant v = conv_variant();
-  check_geometry(g);
-  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
-#ifdef LOOM_HAVE_DNNL
-    return onednn::conv2d_backward_data(g, static_cast<const float*>(gy), static_cast<const float*>(w),
-                                          static_cast<const float*>(bias), static_cast<float*>(gx));
-#endif
-  }
-  const Dims d(g, v);
-  LOOM_FLOAT_SWITCH(dt, T,
-                    backward_data_impl<T>(k, dt, d, static_cast<const T*>(gy), static_cast<const T*>(w),
-                                          static_cast<const T*>(bias), static_cast<T*>(gx)));
+  run_pass(ConvPass::BackwardData, k, dt, g, gy, w, bias, gx);
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
                             void* gw) {
-  const ConvVariant v = conv_variant();
-  check_geometry(g);
-  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
-#ifdef LOOM_HAVE_DNNL
-    return onednn::conv2d_backward_weight(g, static_cast<const float*>(x), static_cast<const float*>(gy),
-                                            static_cast<float*>(gw));
-#endif
-  }
-  const Dims d(g, v);
-  LOOM_FLOAT_SWITCH(dt, T,
-                    backward_weight_impl<T>(k, dt, d, static_cast<const T*>(x), static_cast<const T*>(gy),
-                                            static_cast<T*>(gw)));
+  run_pass(ConvPass::BackwardWeight, k, dt, g, x, gy, nullptr, gw);
 }
 
 }  // namespace loom::kernels::cpu

@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <unordered_map>
@@ -43,13 +44,11 @@ namespace {
 
 using dnnl::memory;
 
-enum class Pass : int64_t { Forward, BackwardData, BackwardWeight };
-
-const char* pass_name(Pass p) {
+const char* pass_name(ConvPass p) {
   switch (p) {
-    case Pass::Forward: return "forward";
-    case Pass::BackwardData: return "backward_data";
-    case Pass::BackwardWeight: return "backward_weight";
+    case ConvPass::Forward: return "forward";
+    case ConvPass::BackwardData: return "backward_data";
+    case ConvPass::BackwardWeight: return "backward_weight";
   }
   return "?";
 }
@@ -118,61 +117,59 @@ dnnl::primitive_attr attributes() {
   return attr;
 }
 
-std::unique_ptr<Entry> make_entry(Pass pass, const ConvGeometry& g, bool bias) {
+// One argument of a pass: its DNNL_ARG_* id, loom's layout of it, and whether the primitive writes it.
+struct ArgSpec {
+  int id;
+  memory::desc user;
+  bool output;
+};
+
+std::unique_ptr<Entry> make_entry(ConvPass pass, const ConvGeometry& g, bool bias) {
   const Descs user(g, true), any(g, false);
   const dnnl::primitive_attr attr = attributes();
   const auto direct = dnnl::algorithm::convolution_direct;
   const auto training = dnnl::prop_kind::forward_training;
   // The forward primitive descriptor: the forward pass itself, and the hint the backward passes need.
   const dnnl::convolution_forward::primitive_desc fwd(
-      bias && pass == Pass::Forward
-          ? dnnl::convolution_forward::desc(training, direct, any.x, any.w, bias_desc(g.out_channels), any.y,
-                                            any.strides, any.dilates, any.pad_l, any.pad_r)
-          : dnnl::convolution_forward::desc(training, direct, any.x, any.w, any.y, any.strides, any.dilates,
-                                            any.pad_l, any.pad_r),
+      bias ? dnnl::convolution_forward::desc(training, direct, any.x, any.w, bias_desc(g.out_channels), any.y,
+                                             any.strides, any.dilates, any.pad_l, any.pad_r)
+           : dnnl::convolution_forward::desc(training, direct, any.x, any.w, any.y, any.strides, any.dilates,
+                                             any.pad_l, any.pad_r),
       attr, engine());
-  auto e = std::make_unique<Entry>();
-  memory::desc scratchpad;
+  // The backward passes' descriptors take the same arguments: (x or gx, w or gw, gy, geometry).
+  auto backward = [&](auto primitive) {
+    using P = typename decltype(primitive)::type;
+    return typename P::primitive_desc(
+        typename P::desc(direct, any.x, any.w, any.y, any.strides, any.dilates, any.pad_l, any.pad_r), attr,
+        engine(), fwd);
+  };
+  dnnl::primitive_desc pd;
+  std::vector<ArgSpec> args;  // in the order of conv2d's (a, b, bias, out)
   switch (pass) {
-    case Pass::Forward:
-      e->primitive = dnnl::convolution_forward(fwd);
-      e->args.emplace_back(DNNL_ARG_SRC, false, user.x, fwd.src_desc());
-      e->args.emplace_back(DNNL_ARG_WEIGHTS, false, user.w, fwd.weights_desc());
-      if (bias) e->args.emplace_back(DNNL_ARG_BIAS, false, bias_desc(g.out_channels), fwd.bias_desc());
-      e->args.emplace_back(DNNL_ARG_DST, true, user.y, fwd.dst_desc());
-      scratchpad = fwd.scratchpad_desc();
+    case ConvPass::Forward:
+      pd = fwd;
+      args = {{DNNL_ARG_SRC, user.x, false}, {DNNL_ARG_WEIGHTS, user.w, false}};
+      if (bias) args.push_back({DNNL_ARG_BIAS, bias_desc(g.out_channels), false});
+      args.push_back({DNNL_ARG_DST, user.y, true});
       break;
-    case Pass::BackwardData: {
-      const dnnl::convolution_backward_data::primitive_desc pd(
-          dnnl::convolution_backward_data::desc(direct, any.x, any.w, any.y, any.strides, any.dilates, any.pad_l,
-                                                any.pad_r),
-          attr, engine(), fwd);
-      e->primitive = dnnl::convolution_backward_data(pd);
-      e->args.emplace_back(DNNL_ARG_DIFF_DST, false, user.y, pd.diff_dst_desc());
-      e->args.emplace_back(DNNL_ARG_WEIGHTS, false, user.w, pd.weights_desc());
-      e->args.emplace_back(DNNL_ARG_DIFF_SRC, true, user.x, pd.diff_src_desc());
-      scratchpad = pd.scratchpad_desc();
+    case ConvPass::BackwardData:
+      pd = backward(std::type_identity<dnnl::convolution_backward_data>{});
+      args = {{DNNL_ARG_DIFF_DST, user.y, false}, {DNNL_ARG_WEIGHTS, user.w, false}, {DNNL_ARG_DIFF_SRC, user.x, true}};
       break;
-    }
-    case Pass::BackwardWeight: {
-      const dnnl::convolution_backward_weights::primitive_desc pd(
-          dnnl::convolution_backward_weights::desc(direct, any.x, any.w, any.y, any.strides, any.dilates,
-                                                   any.pad_l, any.pad_r),
-          attr, engine(), fwd);
-      e->primitive = dnnl::convolution_backward_weights(pd);
-      e->args.emplace_back(DNNL_ARG_SRC, false, user.x, pd.src_desc());
-      e->args.emplace_back(DNNL_ARG_DIFF_DST, false, user.y, pd.diff_dst_desc());
-      e->args.emplace_back(DNNL_ARG_DIFF_WEIGHTS, true, user.w, pd.diff_weights_desc());
-      scratchpad = pd.scratchpad_desc();
+    case ConvPass::BackwardWeight:
+      pd = backward(std::type_identity<dnnl::convolution_backward_weights>{});
+      args = {{DNNL_ARG_SRC, user.x, false}, {DNNL_ARG_DIFF_DST, user.y, false}, {DNNL_ARG_DIFF_WEIGHTS, user.w, true}};
       break;
-    }
   }
-  e->scratchpad = memory(scratchpad, engine());
+  auto e = std::make_unique<Entry>();
+  e->primitive = dnnl::primitive(pd);
+  for (const ArgSpec& a : args) e->args.emplace_back(a.id, a.output, a.user, pd.query_md(dnnl::query::exec_arg_md, a.id));
+  e->scratchpad = memory(pd.scratchpad_desc(), engine());
   return e;
 }
 
 // The entry of (pass, geometry, bias, threads), created on first use.
-Entry& entry(Pass pass, const ConvGeometry& g, bool bias) {
+Entry& entry(ConvPass pass, const ConvGeometry& g, bool bias) {
   using Key = std::array<int64_t, 19>;
   static std::mutex mutex;
   static auto* cache = new std::map<Key, std::unique_ptr<Entry>>;  // leaked: see engine()
@@ -186,7 +183,7 @@ Entry& entry(Pass pass, const ConvGeometry& g, bool bias) {
 }
 
 // Runs the pass with the caller's buffers, in the order of the entry's arguments.
-void run(Pass pass, const ConvGeometry& g, bool bias, const std::vector<const void*>& buffers) {
+void run(ConvPass pass, const ConvGeometry& g, bool bias, const std::vector<const void*>& buffers) {
   try {
     Entry& e = entry(pass, g, bias);
     const std::lock_guard lock(e.mutex);
@@ -212,34 +209,26 @@ void run(Pass pass, const ConvGeometry& g, bool bias, const std::vector<const vo
 
 }  // namespace
 
-void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  if (g.batch == 0) return;
-  if (bias) {
-    run(Pass::Forward, g, true, {x, w, bias, y});
-  } else {
-    run(Pass::Forward, g, false, {x, w, y});
+void conv2d(ConvPass pass, const ConvGeometry& g, const float* a, const float* b, const float* bias, float* out) {
+  if (g.batch == 0) {  // nothing to compute, except a weight gradient: Σ over no images
+    if (pass == ConvPass::BackwardWeight)
+      std::fill(out, out + g.out_channels * (g.in_channels / g.groups) * g.kernel_h * g.kernel_w, 0.0f);
+    return;
   }
-}
-
-void conv2d_backward_data(const ConvGeometry& g, const float* gy, const float* w, const float* bias, float* gx) {
-  if (g.batch == 0) return;
-  run(Pass::BackwardData, g, false, {gy, w, gx});
-  if (!bias) return;
-  // oneDNN's backward-data primitive has no bias (conv_transpose2d's): added per input channel.
+  // oneDNN's backward-data primitive has no bias (conv_transpose2d's): added per input channel after it.
+  const bool native_bias = bias && pass == ConvPass::Forward;
+  if (native_bias) {
+    run(pass, g, true, {a, b, bias, out});
+  } else {
+    run(pass, g, false, {a, b, out});
+  }
+  if (!bias || native_bias) return;
   const int64_t plane = g.in_h * g.in_w;
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t c = 0; c < g.in_channels; ++c) {
-      float* p = gx + (n * g.in_channels + c) * plane;
+      float* p = out + (n * g.in_channels + c) * plane;
       for (int64_t q = 0; q < plane; ++q) p[q] += bias[c];
     }
-}
-
-void conv2d_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw) {
-  if (g.batch == 0) {  // Σ over no images
-    std::fill(gw, gw + g.out_channels * (g.in_channels / g.groups) * g.kernel_h * g.kernel_w, 0.0f);
-    return;
-  }
-  run(Pass::BackwardWeight, g, false, {x, gy, gw});
 }
 
 }  // namespace loom::kernels::cpu::onednn

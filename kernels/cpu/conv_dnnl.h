@@ -3,16 +3,20 @@
 // float32 only: oneDNN has no float64 convolution on the CPU.
 #pragma once
 
-#include "kernels/base.h"  // kernels/config.h: LOOM_HAVE_DNNL
+#include "kernels/conv.h"  // and kernels/config.h: LOOM_HAVE_DNNL
+
+namespace loom::kernels::cpu {
+// The three passes of kernels/conv.h. Each takes (a, b, bias, out):
+//   Forward         x, w, bias over y's channels (or null) → y
+//   BackwardData    gy, w, bias over gx's channels (or null) → gx
+//   BackwardWeight  x, gy, null → gw
+enum class ConvPass { Forward, BackwardData, BackwardWeight };
 
 #ifdef LOOM_HAVE_DNNL
-#include "kernels/conv.h"
-
-namespace loom::kernels::cpu::onednn {
-// The same contracts as conv2d_forward, conv2d_backward_data and conv2d_backward_weight (kernels/conv.h),
-// with float32 pointers. A failure inside oneDNN is a loom::Error naming the pass and oneDNN's status.
-void conv2d_forward(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y);
-void conv2d_backward_data(const ConvGeometry& g, const float* gy, const float* w, const float* bias, float* gx);
-void conv2d_backward_weight(const ConvGeometry& g, const float* x, const float* gy, float* gw);
-}  // namespace loom::kernels::cpu::onednn
+namespace onednn {
+// The pass with the contract of its kernels/conv.h entry point, on float32 data. A failure inside oneDNN
+// is a loom::Error naming the pass, the shapes and oneDNN's status.
+void conv2d(ConvPass pass, const ConvGeometry& g, const float* a, const float* b, const float* bias, float* out);
+}  // namespace onednn
 #endif
+}  // namespace loom::kernels::cpu
