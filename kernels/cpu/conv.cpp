@@ -427,7 +427,8 @@ void shifted_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const
 
 // loom's kernels for one pass, (a, b, bias, out) as in kernels/cpu/conv_dnnl.h.
 template <class T>
-void loom_pass(ConvPass pass, const KernelCtx& kc, DType dt, const Dims& d, const T* a, const T* b, const T* bias, T* out) {
+void loom_pass(ConvPass pass, const KernelCtx& kc, DType dt, const Dims& d, const T* a, const T* b, const T* bias,
+               T* out) {
   switch (pass) {
     case ConvPass::Forward:
       return d.shifted ? shifted_forward(kc, dt, d, a, b, bias, out) : im2col_forward(kc, dt, d, a, b, bias, out);
@@ -527,7 +528,9 @@ ConvVariant conv_variant() { return static_cast<ConvVariant>(selected().load());
 const char* conv_variant_name(ConvVariant v, DeviceType backend) {
   const bool cuda = backend == DeviceType::CUDA;
   switch (v) {
-    case ConvVariant::Auto: return cuda ? "auto (v2 tiled implicit GEMM)" : cpu::kHaveDnnl ? "auto (v0, v1 or v2 per shape)" : "auto (v1 or v2 per shape)";
+    case ConvVariant::Auto:
+      if (cuda) return "auto (v2 tiled implicit GEMM)";
+      return cpu::kHaveDnnl ? "auto (v0, v1 or v2 per shape)" : "auto (v1 or v2 per shape)";
     case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 oneDNN";
     case ConvVariant::V1: return cuda ? "v1 direct" : "v1 im2col";
     case ConvVariant::V2: return cuda ? "v2 tiled implicit GEMM" : "v2 shifted views";

@@ -34,10 +34,11 @@
 #include <memory>
 #include <mutex>
 #include <type_traits>
-#include <oneapi/dnnl/dnnl.hpp>
-#include <oneapi/dnnl/dnnl_debug.h>
 #include <unordered_map>
 #include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_debug.h>
 
 namespace loom::kernels::cpu::onednn {
 namespace {
@@ -60,7 +61,7 @@ dnnl::engine& engine() {
   return *e;
 }
 
-// The memory descriptors and conv parameters of a geometry; `tag` is loom's plain layout or
+// The memory descriptors and conv parameters of a geometry, in loom's layouts (`plain`) or as
 // format_tag::any (the primitive's choice).
 struct Descs {
   memory::desc x, w, y;
@@ -72,8 +73,9 @@ struct Descs {
     x = memory::desc({g.batch, g.in_channels, g.in_h, g.in_w}, f32, plain ? tag::nchw : tag::any);
     y = memory::desc({g.batch, g.out_channels, g.out_h, g.out_w}, f32, plain ? tag::nchw : tag::any);
     const int64_t c_group = g.in_channels / g.groups, o_group = g.out_channels / g.groups;
-    w = g.groups == 1 ? memory::desc({g.out_channels, c_group, g.kernel_h, g.kernel_w}, f32, plain ? tag::oihw : tag::any)
-                      : memory::desc({g.groups, o_group, c_group, g.kernel_h, g.kernel_w}, f32, plain ? tag::goihw : tag::any);
+    w = g.groups == 1
+            ? memory::desc({g.out_channels, c_group, g.kernel_h, g.kernel_w}, f32, plain ? tag::oihw : tag::any)
+            : memory::desc({g.groups, o_group, c_group, g.kernel_h, g.kernel_w}, f32, plain ? tag::goihw : tag::any);
     strides = {g.stride_h, g.stride_w};
     dilates = {g.dilation_h - 1, g.dilation_w - 1};
     pad_l = {g.pad_h, g.pad_w};
@@ -163,7 +165,8 @@ std::unique_ptr<Entry> make_entry(ConvPass pass, const ConvGeometry& g, bool bia
   }
   auto e = std::make_unique<Entry>();
   e->primitive = dnnl::primitive(pd);
-  for (const ArgSpec& a : args) e->args.emplace_back(a.id, a.output, a.user, pd.query_md(dnnl::query::exec_arg_md, a.id));
+  for (const ArgSpec& a : args)
+    e->args.emplace_back(a.id, a.output, a.user, pd.query_md(dnnl::query::exec_arg_md, a.id));
   e->scratchpad = memory(pd.scratchpad_desc(), engine());
   return e;
 }
