@@ -1,5 +1,5 @@
-// CPU convolution (kernels/conv.h): every pass is GEMMs through kernels/gemm.h (OpenBLAS), fed
-// by one of two layouts of the input. Let K = (C/G)·kh·kw, P = OH·OW, and write a tap t = (a, b).
+// CPU convolution (kernels/conv.h). v0 is oneDNN (kernels/cpu/conv_dnnl.cpp); loom's own variants, here,
+// run every pass as GEMMs through kernels/gemm.h (OpenBLAS), fed by one of two layouts of the input. Let K = (C/G)·kh·kw, P = OH·OW, and write a tap t = (a, b).
 //
 // Staging. Taps read the input through a staged copy: zero-padded to hp × wp and split by phase
 // modulo the stride, so that the pixels one tap reads for consecutive outputs are consecutive.
@@ -37,7 +37,7 @@
 // calling thread. (Parallelizing those with OpenMP made every pass slower, up to 4x: after each
 // parallel region libgomp's idle workers spin, OMP_WAIT_POLICY unset, on the very cores the pthread
 // OpenBLAS then needs for the GEMM.) Arithmetic is plain FP32/FP64, no reduced precision, and loom's
-// own loops add in a fixed order.
+// own loops add in a fixed order. (v0 runs on oneDNN's own OpenMP threads, as many as loom's.)
 //
 // Benchmark: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./build/tools/loom-bench-cpu (tools/bench_cpu.cpp).
 #include "kernels/conv.h"
