@@ -323,6 +323,19 @@ TEST(OpsConv, OneDnnIsBitwiseReproducible) {
   kernels::set_cpu_threads(threads);
 }
 
+// An empty batch under v0 as under loom's kernels (EmptyBatch): no output, and a weight gradient of zeros.
+TEST(OpsConv, OneDnnEmptyBatch) {
+  const kernels::ConvVariantScope selected(kernels::ConvVariant::V0);
+  const TensorOptions f32{DType::Float32};
+  Tensor w = rand64({3, 2, 3, 3}).to(DType::Float32).detach();
+  w.requires_grad_();
+  Tensor y = conv2d(zeros({0, 2, 5, 5}, f32), w, rand64({3}).to(DType::Float32), {.padding = {1, 1}});
+  EXPECT_EQ(y.shape(), (Shape{0, 3, 5, 5}));
+  backward(sum(y));
+  expect_values(w.grad(), std::vector<double>(54, 0.0));
+  EXPECT_EQ(conv_transpose2d(zeros({0, 3, 2, 2}, f32), w, {}, {.stride = {2, 2}}).shape(), (Shape{0, 2, 5, 5}));
+}
+
 // auto (the default) runs float32 convs with at least 16 input channels per group through oneDNN and the
 // rest on loom's kernels (kernels/cpu/conv.cpp): the same bits as the variant it picks.
 TEST(OpsConv, AutoPicksOneDnnForDeepFloat32Convs) {
