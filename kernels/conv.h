@@ -52,17 +52,21 @@ namespace loom::kernels {
 // baseline, v1 the naive (readable, reference) version, higher numbers are tuned:
 //
 //          CPU (kernels/cpu/conv.cpp)                CUDA (kernels/cuda/conv.cu)
-//   v0     none: the CPU has no conv library,       cuDNN's legacy API (kernels/cuda/conv_cudnn.cu), the
-//          so a CPU conv with v0 selected is         baseline to beat; only in builds that found cuDNN
-//          a loom::Error
+//   v0     oneDNN 2.x (kernels/cpu/conv_dnnl.cpp),   cuDNN's legacy API (kernels/cuda/conv_cudnn.cu), the
+//          PyTorch's CPU conv; float32 only, in      baseline to beat; only in builds that found cuDNN
+//          builds that found libdnnl
 //   v1     im2col + a GEMM per image                 direct: one thread per output element
 //   v2     shifted views: an implicit GEMM, one      tiled implicit GEMM
 //          GEMM per kernel tap, no im2col
-//   auto   v1 or v2, chosen per shape (default)      v2 (default)
+//   auto   v0 for float32 with C/G ≥ 16 (where it    v2 (default)
+//          was measured faster), else v1 or v2 per
+//          shape (default)
 //
-// Every variant computes the same function. One process-wide selector for both backends:
-// set_conv_variant, or the environment variable LOOM_CONV=auto|v0|v1|v2 (read once, at first use).
-// Never silent: selecting v0 in a build without cuDNN, running a CPU conv while v0 is selected, and an
+// Every variant computes the same function; v1 is the reference the tests hold the others to. One
+// process-wide selector for both backends: set_conv_variant, or the environment variable
+// LOOM_CONV=auto|v0|v1|v2 (read once, at first use). Never silent: selecting v0 in a build with neither
+// library, running a conv with v0 selected on a backend whose library this build lacks, a float64 CPU
+// conv with v0 selected (oneDNN has no float64 conv; auto runs float64 on loom's kernels), and an
 // unknown LOOM_CONV value are each a loom::Error.
 enum class ConvVariant : int8_t { Auto = -1, V0 = 0, V1 = 1, V2 = 2 };
 void set_conv_variant(ConvVariant v);

@@ -1,11 +1,14 @@
 // conv2d and conv_transpose2d: forward against a direct 7-loop convolution written here (the
 // independent reference, no im2col), conv_transpose2d against a direct scatter and against the
 // adjoint identity <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>, each CPU kernel variant's three
-// passes against the same loops, gradients by central differences, and every error path.
+// passes against the same loops (v0, oneDNN, where the build has it), gradients by central
+// differences, and every error path.
 #include <cmath>
 #include <tuple>
+#include <utility>
 
 #include "kernels/conv.h"
+#include "kernels/gemm.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -134,15 +137,25 @@ ConvParams transposed_params(const Shape& xs, const Shape& ys, const Shape& ws, 
   return p;
 }
 
-// Runs CPU kernel variant `variant` (kernels/conv.h) for all three passes on float64 x, w, bias and checks each against the
-// direct loops: forward = naive_conv2d, backward_data = the scatter (+ a bias over x's channels),
-// backward_weight = naive_conv2d_weight_grad.
-void expect_variant_matches_loops(kernels::ConvVariant variant, const Shape& xs, const Shape& ws, const ConvParams& p,
-                                  uint64_t seed) {
-  SCOPED_TRACE(str(kernels::conv_variant_name(variant, DeviceType::CPU), ", x ", xs, ", w ", ws));
+// Runs CPU kernel variant `variant` (kernels/conv.h) for all three passes on x, w, bias of type `dt` and checks
+// each against the direct loops, computed in double on the same (for float32, rounded) values: forward =
+// naive_conv2d, backward_data = the scatter (+ a bias over x's channels), backward_weight =
+// naive_conv2d_weight_grad. float32 allows its rounding: about 1e-7 relative per term of sums of up to
+// a few thousand terms of size 1.
+void expect_variant_matches_loops(kernels::ConvVariant variant, DType dt, const Shape& xs, const Shape& ws,
+                                  const ConvParams& p, uint64_t seed) {
+  SCOPED_TRACE(str(kernels::conv_variant_name(variant, DeviceType::CPU), ", ", dt, ", x ", xs, ", w ", ws));
   const kernels::ConvVariantScope selected(variant);
-  Tensor x = rand64(xs, -1, 1, seed), w = rand64(ws, -1, 1, seed + 1), b = rand64({ws[0]}, -1, 1, seed + 2);
-  Tensor expected_y = naive_conv2d(x, w, b, p);
+  const double tol = dt == DType::Float64 ? 1e-11 : 2e-5;
+  // Random values in `dt`, and the same values as float64 for the loops.
+  auto inputs = [dt](const Shape& shape, uint64_t s) {
+    Tensor t = rand64(shape, -1, 1, s).to(dt);
+    return std::pair{t, t.to(DType::Float64)};
+  };
+  const auto [x, x64] = inputs(xs, seed);
+  const auto [w, w64] = inputs(ws, seed + 1);
+  const auto [b, b64] = inputs({ws[0]}, seed + 2);
+  Tensor expected_y = naive_conv2d(x64, w64, b64, p);
   const Shape& ys = expected_y.shape();
   const ConvGeometry g{.batch = xs[0], .in_channels = xs[1], .in_h = xs[2], .in_w = xs[3],
                        .out_channels = ys[1], .out_h = ys[2], .out_w = ys[3],
@@ -151,19 +164,23 @@ void expect_variant_matches_loops(kernels::ConvVariant variant, const Shape& xs,
                        .dilation_h = p.dilation[0], .dilation_w = p.dilation[1], .groups = p.groups};
   const KernelCtx cpu{};
   // Outputs start as NaN, so an element the kernel fails to write cannot pass.
-  Tensor y = full(ys, NAN, f64());
-  kernels::cpu::conv2d_forward(cpu, DType::Float64, g, x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr());
-  expect_tensors_near(y, expected_y, 1e-11, 1e-11);
+  Tensor y = full(ys, NAN, TensorOptions{dt});
+  kernels::cpu::conv2d_forward(cpu, dt, g, x.data_ptr(), w.data_ptr(), b.data_ptr(), y.data_ptr());
+  expect_tensors_near(y, expected_y, tol, tol);
+  // Without a bias (a separate oneDNN primitive).
+  y = full(ys, NAN, TensorOptions{dt});
+  kernels::cpu::conv2d_forward(cpu, dt, g, x.data_ptr(), w.data_ptr(), nullptr, y.data_ptr());
+  expect_tensors_near(y, naive_conv2d(x64, w64, {}, p), tol, tol);
 
-  Tensor gy = rand64(ys, -1, 1, seed + 3), bx = rand64({xs[1]}, -1, 1, seed + 4);
-  Tensor gx = full(xs, NAN, f64());
-  kernels::cpu::conv2d_backward_data(cpu, DType::Float64, g, gy.data_ptr(), w.data_ptr(), bx.data_ptr(),
-                                     gx.data_ptr());
-  expect_tensors_near(gx, naive_conv_transpose2d(gy, w, bx, transposed_params(xs, ys, ws, p)), 1e-11, 1e-11);
+  const auto [gy, gy64] = inputs(ys, seed + 3);
+  const auto [bx, bx64] = inputs({xs[1]}, seed + 4);
+  Tensor gx = full(xs, NAN, TensorOptions{dt});
+  kernels::cpu::conv2d_backward_data(cpu, dt, g, gy.data_ptr(), w.data_ptr(), bx.data_ptr(), gx.data_ptr());
+  expect_tensors_near(gx, naive_conv_transpose2d(gy64, w64, bx64, transposed_params(xs, ys, ws, p)), tol, tol);
 
-  Tensor gw = full(ws, NAN, f64());  // overwritten, not accumulated
-  kernels::cpu::conv2d_backward_weight(cpu, DType::Float64, g, x.data_ptr(), gy.data_ptr(), gw.data_ptr());
-  expect_tensors_near(gw, naive_conv2d_weight_grad(x, gy, ws, p), 1e-10, 1e-11);
+  Tensor gw = full(ws, NAN, TensorOptions{dt});  // overwritten, not accumulated
+  kernels::cpu::conv2d_backward_weight(cpu, dt, g, x.data_ptr(), gy.data_ptr(), gw.data_ptr());
+  expect_tensors_near(gw, naive_conv2d_weight_grad(x64, gy64, ws, p), 10 * tol, tol);
 }
 
 }  // namespace
@@ -230,12 +247,23 @@ TEST(OpsConv, ConvTranspose2dIsTheAdjointAndMatchesScatter) {
   expect_tensors_near(conv_transpose2d(x, w, b, p), naive_conv_transpose2d(x, w, b, p), 1e-12, 1e-12);
 }
 
+// The variants and types each CPU conv runs: v1 and v2 in float64 (and so float32: the same templates),
+// v0 (oneDNN, float32 only) where the build has it.
+std::vector<std::pair<kernels::ConvVariant, DType>> cpu_variants() {
+  std::vector<std::pair<kernels::ConvVariant, DType>> v{{kernels::ConvVariant::V1, DType::Float64},
+                                                        {kernels::ConvVariant::V2, DType::Float64}};
+#ifdef LOOM_HAVE_DNNL
+  v.emplace_back(kernels::ConvVariant::V0, DType::Float32);
+#endif
+  return v;
+}
+
 TEST(OpsConv, EveryKernelVariantMatchesDirectLoops) {
   uint64_t seed = 500;
   for (const Case& k : awkward_cases())
-    for (kernels::ConvVariant variant : {kernels::ConvVariant::V1, kernels::ConvVariant::V2}) {
+    for (const auto& [variant, dt] : cpu_variants()) {
       SCOPED_TRACE(describe(k));
-      expect_variant_matches_loops(variant, {k.n, k.c, k.h, k.w}, {k.o, k.c / k.p.groups, k.kh, k.kw}, k.p, seed);
+      expect_variant_matches_loops(variant, dt, {k.n, k.c, k.h, k.w}, {k.o, k.c / k.p.groups, k.kh, k.kw}, k.p, seed);
       seed += 10;
     }
 }
@@ -245,10 +273,114 @@ TEST(OpsConv, KernelVariantsAcrossChunks) {
   // elements: per image C·kh·kw·OH·OW of im2col (v1), about C·(H + 2ph)·(W + 2pw) of staged
   // input (v2). Each case here needs between 1/3 and 1/2 of that per image, so its batch of 3
   // runs as two chunks (2 images, then 1) and the weight gradient accumulates across chunks.
-  expect_variant_matches_loops(kernels::ConvVariant::V1, {3, 16, 30, 50}, {2, 16, 3, 3}, {.padding = {1, 2}, .dilation = {1, 2}}, 11);
-  expect_variant_matches_loops(kernels::ConvVariant::V2, {3, 64, 51, 52}, {2, 32, 1, 3},
+  expect_variant_matches_loops(kernels::ConvVariant::V1, DType::Float64, {3, 16, 30, 50}, {2, 16, 3, 3},
+                               {.padding = {1, 2}, .dilation = {1, 2}}, 11);
+  expect_variant_matches_loops(kernels::ConvVariant::V2, DType::Float64, {3, 64, 51, 52}, {2, 32, 1, 3},
                                {.stride = {2, 1}, .padding = {1, 1}, .dilation = {1, 2}, .groups = 2}, 21);
 }
+
+#ifdef LOOM_HAVE_DNNL
+// oneDNN (v0) on the shapes loom's models run (kernels/cpu/conv_dnnl.cpp reorders them into its
+// blocked layouts, 16 channels a block on AVX-512): DCGAN's 1→64 and 64→128 k4 s2 p1 layers and
+// its generator's 128→64 transposed one (that is backward_data), with channel counts that leave a
+// partial block, against the loops.
+TEST(OpsConv, OneDnnOnModelShapes) {
+  expect_variant_matches_loops(kernels::ConvVariant::V0, DType::Float32, {2, 1, 28, 28}, {64, 1, 4, 4},
+                               {.stride = {2, 2}, .padding = {1, 1}}, 41);
+  expect_variant_matches_loops(kernels::ConvVariant::V0, DType::Float32, {2, 64, 14, 14}, {128, 64, 4, 4},
+                               {.stride = {2, 2}, .padding = {1, 1}}, 51);
+  expect_variant_matches_loops(kernels::ConvVariant::V0, DType::Float32, {3, 20, 9, 11}, {38, 10, 3, 3},
+                               {.stride = {2, 1}, .padding = {1, 1}, .groups = 2}, 61);
+}
+
+// For a fixed thread count, oneDNN's results are bitwise reproducible, as loom's resume tests need:
+// each pass, run twice (with another geometry's primitives in between), gives the same bits; also with
+// two threads (a primitive of its own: the thread count is part of the cache key).
+TEST(OpsConv, OneDnnIsBitwiseReproducible) {
+  const kernels::ConvVariantScope selected(kernels::ConvVariant::V0);
+  auto rand32 = [](const Shape& shape, uint64_t seed) { return rand64(shape, -1, 1, seed).to(DType::Float32); };
+  const Tensor x = rand32({4, 64, 14, 14}, 71), w = rand32({128, 64, 4, 4}, 72), b = rand32({128}, 73),
+               gy = rand32({4, 128, 7, 7}, 74);
+  // y (forward), x's gradient (backward_data) and w's (backward_weight).
+  auto passes = [&] {
+    Tensor xg = x.detach().clone(), wg = w.detach().clone();
+    xg.requires_grad_();
+    wg.requires_grad_();
+    Tensor y = conv2d(xg, wg, b, {.stride = {2, 2}, .padding = {1, 1}});
+    backward(y, gy);
+    return std::vector<std::vector<float>>{y.to_vector<float>(), xg.grad().to_vector<float>(),
+                                           wg.grad().to_vector<float>()};
+  };
+  const int threads = kernels::cpu_threads();
+  for (int t : {1, 2}) {
+    SCOPED_TRACE(str(t, " threads"));
+    kernels::set_cpu_threads(t);
+    const auto first = passes();
+    conv2d(rand32({1, 3, 5, 7}, 76), rand32({5, 3, 3, 3}, 77));
+    const auto second = passes();
+    for (size_t i = 0; i < first.size(); ++i) EXPECT_TRUE(first[i] == second[i]) << "pass " << i;
+  }
+  kernels::set_cpu_threads(threads);
+}
+
+// An empty batch under v0 as under loom's kernels (EmptyBatch): no output, and a weight gradient of zeros.
+TEST(OpsConv, OneDnnEmptyBatch) {
+  const kernels::ConvVariantScope selected(kernels::ConvVariant::V0);
+  const TensorOptions f32{DType::Float32};
+  Tensor w = rand64({3, 2, 3, 3}).to(DType::Float32).detach();
+  w.requires_grad_();
+  Tensor y = conv2d(zeros({0, 2, 5, 5}, f32), w, rand64({3}).to(DType::Float32), {.padding = {1, 1}});
+  EXPECT_EQ(y.shape(), (Shape{0, 3, 5, 5}));
+  backward(sum(y));
+  expect_values(w.grad(), std::vector<double>(54, 0.0));
+  EXPECT_EQ(conv_transpose2d(zeros({0, 3, 2, 2}, f32), w, {}, {.stride = {2, 2}}).shape(), (Shape{0, 2, 5, 5}));
+}
+
+// auto (the default) runs float32 convs with at least 16 input channels per group through oneDNN and the
+// rest on loom's kernels (kernels/cpu/conv.cpp): the same bits as the variant it picks.
+TEST(OpsConv, AutoPicksOneDnnForDeepFloat32Convs) {
+  auto conv = [](kernels::ConvVariant v, int64_t c, int64_t groups, DType dt) {
+    const kernels::ConvVariantScope selected(v);
+    return conv2d(rand64({2, c, 9, 8}, -1, 1, 91).to(dt), rand64({8, c / groups, 3, 3}, -1, 1, 92).to(dt), {},
+                  {.stride = {2, 2}, .padding = {1, 1}, .groups = groups})
+        .to_vector<double>();
+  };
+  using kernels::ConvVariant;
+  EXPECT_EQ(conv(ConvVariant::Auto, 16, 1, DType::Float32), conv(ConvVariant::V0, 16, 1, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 32, 2, DType::Float32), conv(ConvVariant::V0, 32, 2, DType::Float32));
+  EXPECT_NE(conv(ConvVariant::V1, 16, 1, DType::Float32), conv(ConvVariant::V0, 16, 1, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 8, 1, DType::Float32), conv(ConvVariant::V1, 8, 1, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 32, 4, DType::Float32), conv(ConvVariant::V1, 32, 4, DType::Float32));
+  EXPECT_EQ(conv(ConvVariant::Auto, 16, 1, DType::Float64), conv(ConvVariant::V1, 16, 1, DType::Float64));
+}
+
+// Through the tape: conv2d and conv_transpose2d in float32 with v0, forward and all gradients, against
+// the same functions in float64 on loom's own kernels.
+TEST(OpsConv, OneDnnThroughTheTape) {
+  const ConvParams pt{.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}, .groups = 2};
+  const ConvParams pc{.stride = {2, 1}, .padding = {1, 1}, .groups = 2};
+  const std::vector<Tensor> inputs{rand64({2, 6, 5, 4}, -1, 1, 81), rand64({6, 3, 4, 4}, -1, 1, 82),
+                                   rand64({6}, -1, 1, 83), rand64({4, 3, 3, 3}, -1, 1, 84)};
+  // x [2, 6, 5, 4] → conv_transpose2d → [2, 6, 11, 9] → conv2d → [2, 4, 6, 9], and the gradients of all four.
+  auto run = [&](DType dt) {
+    std::vector<Tensor> in;
+    for (const Tensor& t : inputs) in.push_back(t.to(dt).detach());
+    for (Tensor& t : in) t.requires_grad_();
+    Tensor y = conv2d(conv_transpose2d(in[0], in[1], in[2], pt), in[3], {}, pc);
+    backward(sum(y * y));
+    std::vector<Tensor> out{y.detach()};
+    for (const Tensor& t : in) out.push_back(t.grad());
+    return out;
+  };
+  const std::vector<Tensor> expected = run(DType::Float64);
+  const kernels::ConvVariantScope selected(kernels::ConvVariant::V0);
+  const std::vector<Tensor> got = run(DType::Float32);
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE(str("output ", i));
+    expect_tensors_near(got[i].to(DType::Float64), expected[i], 1e-3, 1e-4);
+  }
+}
+#endif
 
 TEST(OpsConv, ShiftedViewsThroughTheTape) {
   // 64 input channels, k4 s2 p1 on 14x14 (DCGAN's second layer, fewer images and outputs): the
@@ -388,13 +520,21 @@ TEST(OpsConv, ConvVariantSelector) {
     EXPECT_EQ(kernels::conv_variant(), ConvVariant::V2);
   }
   EXPECT_EQ(kernels::conv_variant(), ConvVariant::V1);
-#ifndef LOOM_HAVE_CUDNN
-  expect_error([] { kernels::set_conv_variant(ConvVariant::V0); }, {"conv", "v0", "cuDNN", "this build has no cuDNN"});
+#if !defined(LOOM_HAVE_CUDNN) && !defined(LOOM_HAVE_DNNL)
+  expect_error([] { kernels::set_conv_variant(ConvVariant::V0); }, {"conv", "v0", "oneDNN", "cuDNN", "has neither"});
   EXPECT_EQ(kernels::conv_variant(), ConvVariant::V1);
-#else
+#elif !defined(LOOM_HAVE_DNNL)  // v0 exists for CUDA only
   {
     const kernels::ConvVariantScope scope(ConvVariant::V0);
-    expect_error([] { conv2d(rand64({1, 1, 3, 3}), rand64({1, 1, 2, 2})); }, {"conv", "CPU", "v0", "CUDA-only"});
+    expect_error([] { conv2d(rand64({1, 1, 3, 3}).to(DType::Float32), rand64({1, 1, 2, 2}).to(DType::Float32)); },
+                 {"conv", "CPU", "v0", "no oneDNN"});
+  }
+#else  // oneDNN is float32 only: float64 under v0 is an error, not a silent switch to loom's kernels
+  {
+    const kernels::ConvVariantScope scope(ConvVariant::V0);
+    expect_error([] { conv2d(rand64({1, 1, 3, 3}), rand64({1, 1, 2, 2})); },
+                 {"conv", "CPU", "v0", "oneDNN", "float32 only", "float64"});
+    expect_values(conv2d(ones({1, 1, 3, 3}), ones({1, 1, 2, 2})).to(DType::Float64), {4, 4, 4, 4});
   }
 #endif
   EXPECT_EQ(kernels::parse_conv_variant("auto"), ConvVariant::Auto);

@@ -1,5 +1,5 @@
-// CPU kernel benchmark: GFLOP/s of GEMM and of the three conv2d passes on the DCGAN-28
-// discriminator's shapes, float32. tools/torch_cpu_bench.py times the same shapes in PyTorch;
+// CPU kernel benchmark: GFLOP/s of GEMM and of the three conv2d passes on the shapes of DCGAN-28
+// and of the classifier, float32. tools/torch_cpu_bench.py times the same shapes in PyTorch;
 // docs/results/cpu.md compares them.
 //
 //   OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./build/tools/loom-bench-cpu
@@ -45,7 +45,8 @@ BENCHMARK(BM_Gemm)->Arg(512)->UseRealTime()->Unit(benchmark::kMillisecond);
 enum class Pass { Forward, BackwardData, BackwardWeight };
 
 // Args: batch, in channels, out channels, input size (square), kernel, stride, padding, and the
-// kernel variant (kernels/conv.h: -1 auto, the per-shape choice the ops use; 1 v1 im2col; 2 v2 shifted views).
+// kernel variant (kernels/conv.h: -1 auto, the per-shape choice the ops use; 0 v0 oneDNN, in builds that have it;
+// 1 v1 im2col; 2 v2 shifted views).
 template <Pass pass>
 void BM_Conv2d(benchmark::State& state) {
   ConvGeometry g{.batch = state.range(0), .in_channels = state.range(1), .in_h = state.range(3),
@@ -75,12 +76,23 @@ void BM_Conv2d(benchmark::State& state) {
   set_flops(state, 2.0 * g.batch * g.out_channels * g.out_h * g.out_w * g.in_channels * g.kernel_h * g.kernel_w);
 }
 
-// DCGAN-28's discriminator: 1→64 on 28x28 and 64→128 on 14x14, k4 s2 p1, batch 64.
+// DCGAN-28's discriminator: 1→64 on 28x28 and 64→128 on 14x14, k4 s2 p1, and 128→1 k7 on 7x7, batch 64
+// (its generator's transposed convs are these read backwards, their forward is backward_data, and 128→100 k7);
+// the classifier's 1→32 on 28x28 and 32→64 on 14x14, k3 s1 p1.
 void dcgan_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "C", "O", "HW", "k", "s", "p", "v"});
-  for (int64_t v : {-1, 1, 2}) {  // auto, v1, v2 (v0 is CUDA-only)
+#ifdef LOOM_HAVE_DNNL
+  const std::vector<int64_t> variants{-1, 0, 1, 2};
+#else
+  const std::vector<int64_t> variants{-1, 1, 2};  // v0 (oneDNN) is not in this build
+#endif
+  for (int64_t v : variants) {
     b->Args({64, 1, 64, 28, 4, 2, 1, v});
     b->Args({64, 64, 128, 14, 4, 2, 1, v});
+    b->Args({64, 128, 1, 7, 7, 1, 0, v});
+    b->Args({64, 128, 100, 7, 7, 1, 0, v});  // the generator's first layer (z → 7x7), read backwards
+    b->Args({64, 1, 32, 28, 3, 1, 1, v});
+    b->Args({64, 32, 64, 14, 3, 1, 1, v});
   }
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }

@@ -314,7 +314,8 @@ void bench_conv(const ConvShape& shape, Run& run, Ratios& ratios) {
   if (run.timer) gpu.emplace(g, kCuda);
   for (Pass pass : {Pass::Forward, Pass::BackwardData, Pass::BackwardWeight}) {
     const Tensor reference = [&] {
-      const kernels::ConvVariantScope cpu_default(ConvVariant::Auto);  // the selector is for both backends
+      // The selector is for both backends: loom's own CPU kernels (v1) are the reference, not oneDNN.
+      const kernels::ConvVariantScope cpu_reference(ConvVariant::V1);
       return run_pass(pass, small, cpu);
     }();
     double cudnn_ms = 0;

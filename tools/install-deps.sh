@@ -6,6 +6,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ libgtest-dev libbenchmark-dev libstb-dev zlib1g-dev libpng-dev
       libjpeg62-turbo-dev libopenblas-dev
       libopenblas0-pthread dataset-fashion-mnist)
+# oneDNN 2.x: conv variant v0 on the CPU (kernels/cpu/conv_dnnl.cpp); loom builds without it.
+pkgs+=(libdnnl-dev)
 # The sanitizer build of .ci/run is clang's, with libFuzzer (tests/fuzz).
 pkgs+=(clang libclang-rt-14-dev)
 missing=()

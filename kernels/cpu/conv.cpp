@@ -1,5 +1,5 @@
-// CPU convolution (kernels/conv.h): every pass is GEMMs through kernels/gemm.h (OpenBLAS), fed
-// by one of two layouts of the input. Let K = (C/G)·kh·kw, P = OH·OW, and write a tap t = (a, b).
+// CPU convolution (kernels/conv.h). v0 is oneDNN (kernels/cpu/conv_dnnl.cpp); loom's own variants, here,
+// run every pass as GEMMs through kernels/gemm.h (OpenBLAS), fed by one of two layouts of the input. Let K = (C/G)·kh·kw, P = OH·OW, and write a tap t = (a, b).
 //
 // Staging. Taps read the input through a staged copy: zero-padded to hp × wp and split by phase
 // modulo the stride, so that the pixels one tap reads for consecutive outputs are consecutive.
@@ -29,14 +29,15 @@
 // finite data from neighbouring pixels, so results are exact, but a non-finite x (backward_weight)
 // or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
 //
-// ConvVariant::Auto picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else v1. A chunk is
-// as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
+// ConvVariant::Auto runs float32 with C/G ≥ kOneDnnMinChannels through v0, oneDNN (kernels/cpu/conv_dnnl.cpp), in
+// builds that have it; otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
+// v1. A chunk is as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
 //
 // Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
 // calling thread. (Parallelizing those with OpenMP made every pass slower, up to 4x: after each
 // parallel region libgomp's idle workers spin, OMP_WAIT_POLICY unset, on the very cores the pthread
 // OpenBLAS then needs for the GEMM.) Arithmetic is plain FP32/FP64, no reduced precision, and loom's
-// own loops add in a fixed order.
+// own loops add in a fixed order. (v0 runs on oneDNN's own OpenMP threads, as many as loom's.)
 //
 // Benchmark: OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 ./build/tools/loom-bench-cpu (tools/bench_cpu.cpp).
 #include "kernels/conv.h"
@@ -50,6 +51,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/conv_dnnl.h"
 #include "kernels/gemm.h"
 
 namespace loom::kernels::cpu {
@@ -62,6 +64,11 @@ constexpr int64_t kChunkElements = int64_t(1) << 19;
 // Auto uses shifted views (v2) from this many input channels per group: each tap's GEMM has depth
 // C/G, and a shallow GEMM re-reads and re-writes its whole output per tap.
 constexpr int64_t kShiftedMinChannels = 32;
+// Auto runs float32 through oneDNN (v0) from this many input channels per group. Measured one thread
+// (docs/results/cpu.md, loom-bench-cpu), each pass: oneDNN took 0.4-0.7x of loom's best time at C/G = 16, 32,
+// 64 and 128 (DCGAN's and the classifier's deep layers), but its backward_data was 6-10x slower at C/G = 1
+// (their input layers), and at C/G = 4 and 8 neither side won every pass.
+constexpr int64_t kOneDnnMinChannels = 16;
 
 // Staged positions m of phase f that hold input (not padding): 0 ≤ m·s + f − pad < len.
 struct Range {
@@ -82,6 +89,7 @@ struct Dims {
   bool shifted;              // v2
   int64_t chunk;             // images per chunk
 
+  // variant: v1, v2 or auto (v0 never gets here).
   Dims(const ConvGeometry& geo, ConvVariant variant)
       : g(geo),
         c_group(geo.in_channels / geo.groups),
@@ -91,14 +99,6 @@ struct Dims {
         p(geo.out_h * geo.out_w),
         hq((geo.in_h + 2 * geo.pad_h + geo.stride_h - 1) / geo.stride_h),
         wq((geo.in_w + 2 * geo.pad_w + geo.stride_w - 1) / geo.stride_w) {
-    LOOM_CHECK(variant != ConvVariant::V0, "conv on the CPU: variant v0 (a conv library, cuDNN) is CUDA-only; "
-               "the CPU has v1 (im2col), v2 (shifted views) and auto (set_conv_variant or LOOM_CONV)");
-    // The last tap of the last output must lie inside the padded input: out_h may be smaller than
-    // conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
-    LOOM_CHECK((geo.out_h - 1) * geo.stride_h + (geo.kernel_h - 1) * geo.dilation_h < geo.in_h + 2 * geo.pad_h &&
-                   (geo.out_w - 1) * geo.stride_w + (geo.kernel_w - 1) * geo.dilation_w < geo.in_w + 2 * geo.pad_w,
-               "conv kernels: output ", geo.out_h, "x", geo.out_w, " is larger than input ", geo.in_h, "x",
-               geo.in_w, " admits");
     shifted = variant == ConvVariant::V2 || (variant == ConvVariant::Auto && c_group >= kShiftedMinChannels && wq * 4 <= geo.out_w * 5);
     const int64_t per_image = shifted ? geo.in_channels * staged_size(1) + geo.out_channels * geo.out_h * wq
                                       : geo.in_channels * taps * p;
@@ -158,6 +158,32 @@ void stage(const Dims& d, int64_t nb, int64_t n, const T* x, T* s) {
 template <class T>
 void unstage(const Dims& d, int64_t nb, int64_t n, const T* s, T init, T* x) {
   stage_copy<T, false>(d, nb, n, x, s, init);
+}
+
+// The last tap of the last output must lie inside the padded input: out_h may be smaller than
+// conv2d's ⌊(hp − dh·(kh − 1) − 1) / sh⌋ + 1 (conv_transpose2d's output_padding), never larger.
+void check_geometry(const ConvGeometry& g) {
+  LOOM_CHECK((g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h < g.in_h + 2 * g.pad_h &&
+                 (g.out_w - 1) * g.stride_w + (g.kernel_w - 1) * g.dilation_w < g.in_w + 2 * g.pad_w,
+             "conv kernels: output ", g.out_h, "x", g.out_w, " is larger than input ", g.in_h, "x", g.in_w, " admits");
+}
+
+#ifdef LOOM_HAVE_DNNL
+constexpr bool kHaveDnnl = true;
+#else
+constexpr bool kHaveDnnl = false;
+#endif
+// Whether this call runs v0, oneDNN (kernels/cpu/conv_dnnl.cpp): when auto chooses it (above), and when v0
+// is selected, where it must be available and the data float32 (oneDNN has no float64 conv on the CPU), else a
+// loom::Error.
+bool use_onednn(ConvVariant v, DType dt, const ConvGeometry& g) {
+  if (v == ConvVariant::Auto) return kHaveDnnl && dt == DType::Float32 && g.in_channels / g.groups >= kOneDnnMinChannels;
+  if (v != ConvVariant::V0) return false;
+  LOOM_CHECK(kHaveDnnl, "conv on the CPU: variant v0 (oneDNN) is selected (set_conv_variant or LOOM_CONV=v0) but "
+             "this build has no oneDNN (libdnnl-dev was not found at configure time); v1, v2 and auto run loom's kernels");
+  LOOM_CHECK(dt == DType::Float32, "conv on the CPU: variant v0 (oneDNN) is float32 only, got ", dt,
+             "; select v1, v2 or auto (set_conv_variant or LOOM_CONV) for float64");
+  return true;
 }
 
 template <class T>
@@ -399,60 +425,54 @@ void shifted_backward_weight(const KernelCtx& kc, DType dt, const Dims& d, const
 
 // ---- entry points ---------------------------------------------------------------------------------
 
+// loom's kernels for one pass, (a, b, bias, out) as in kernels/cpu/conv_dnnl.h.
 template <class T>
-void forward_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  const Dims d(g, conv_variant());
-  if (d.shifted) {
-    shifted_forward(kc, dt, d, x, w, bias, y);
-  } else {
-    im2col_forward(kc, dt, d, x, w, bias, y);
+void loom_pass(ConvPass pass, const KernelCtx& kc, DType dt, const Dims& d, const T* a, const T* b, const T* bias,
+               T* out) {
+  switch (pass) {
+    case ConvPass::Forward:
+      return d.shifted ? shifted_forward(kc, dt, d, a, b, bias, out) : im2col_forward(kc, dt, d, a, b, bias, out);
+    case ConvPass::BackwardData:
+      return d.shifted ? shifted_backward_data(kc, dt, d, a, b, bias, out)
+                       : im2col_backward_data(kc, dt, d, a, b, bias, out);
+    case ConvPass::BackwardWeight:
+      if (d.g.batch == 0) return std::fill(out, out + d.g.out_channels * d.k, T(0));
+      return d.shifted ? shifted_backward_weight(kc, dt, d, a, b, out) : im2col_backward_weight(kc, dt, d, a, b, out);
   }
 }
 
-template <class T>
-void backward_data_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* gy, const T* w, const T* bias,
-                        T* gx) {
-  const Dims d(g, conv_variant());
-  if (d.shifted) {
-    shifted_backward_data(kc, dt, d, gy, w, bias, gx);
-  } else {
-    im2col_backward_data(kc, dt, d, gy, w, bias, gx);
+// Runs a pass with the variant selected, read once so that a pass never mixes variants.
+void run_pass(ConvPass pass, const KernelCtx& k, DType dt, const ConvGeometry& g, const void* a, const void* b,
+              const void* bias, void* out) {
+  const ConvVariant v = conv_variant();
+  check_geometry(g);
+  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
+#ifdef LOOM_HAVE_DNNL
+    return onednn::conv2d(pass, g, static_cast<const float*>(a), static_cast<const float*>(b),
+                          static_cast<const float*>(bias), static_cast<float*>(out));
+#endif
   }
-}
-
-template <class T>
-void backward_weight_impl(const KernelCtx& kc, DType dt, const ConvGeometry& g, const T* x, const T* gy, T* gw) {
-  const Dims d(g, conv_variant());
-  if (g.batch == 0) {
-    std::fill(gw, gw + g.out_channels * d.k, T(0));
-  } else if (d.shifted) {
-    shifted_backward_weight(kc, dt, d, x, gy, gw);
-  } else {
-    im2col_backward_weight(kc, dt, d, x, gy, gw);
-  }
+  const Dims d(g, v);
+  LOOM_FLOAT_SWITCH(dt, T,
+                    loom_pass<T>(pass, k, dt, d, static_cast<const T*>(a), static_cast<const T*>(b),
+                                 static_cast<const T*>(bias), static_cast<T*>(out)));
 }
 
 }  // namespace
 
 void conv2d_forward(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* w,
                     const void* bias, void* y) {
-  LOOM_FLOAT_SWITCH(dt, T,
-                    forward_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(w),
-                                    static_cast<const T*>(bias), static_cast<T*>(y)));
+  run_pass(ConvPass::Forward, k, dt, g, x, w, bias, y);
 }
 
 void conv2d_backward_data(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* gy, const void* w,
                           const void* bias, void* gx) {
-  LOOM_FLOAT_SWITCH(dt, T,
-                    backward_data_impl<T>(k, dt, g, static_cast<const T*>(gy), static_cast<const T*>(w),
-                                          static_cast<const T*>(bias), static_cast<T*>(gx)));
+  run_pass(ConvPass::BackwardData, k, dt, g, gy, w, bias, gx);
 }
 
 void conv2d_backward_weight(const KernelCtx& k, DType dt, const ConvGeometry& g, const void* x, const void* gy,
                             void* gw) {
-  LOOM_FLOAT_SWITCH(dt, T,
-                    backward_weight_impl<T>(k, dt, g, static_cast<const T*>(x), static_cast<const T*>(gy),
-                                            static_cast<T*>(gw)));
+  run_pass(ConvPass::BackwardWeight, k, dt, g, x, gy, nullptr, gw);
 }
 
 }  // namespace loom::kernels::cpu
@@ -467,10 +487,13 @@ constexpr bool kHaveCudnn = true;
 constexpr bool kHaveCudnn = false;
 #endif
 
+// v0 exists when either backend has its library; running it on the backend that lacks one is the
+// kernels' error (kernels/cuda/conv.cu, use_onednn above).
 void check_available(ConvVariant v) {
-  LOOM_CHECK(v != ConvVariant::V0 || kHaveCudnn,
-             "conv: variant v0 (cuDNN) was selected (set_conv_variant or LOOM_CONV=v0) but this build has no cuDNN",
-             LOOM_WITH_CUDA ? " (libcudnn was not found at configure time)" : " (it is a CPU-only build)");
+  LOOM_CHECK(v != ConvVariant::V0 || kHaveCudnn || cpu::kHaveDnnl,
+             "conv: variant v0 (oneDNN on the CPU, cuDNN on CUDA) was selected (set_conv_variant or LOOM_CONV=v0) but "
+             "this build has neither: libdnnl-dev was not found at configure time",
+             LOOM_WITH_CUDA ? ", nor libcudnn" : " (and it is a CPU-only build)");
 }
 
 ConvVariant variant_from_env() {
@@ -505,8 +528,10 @@ ConvVariant conv_variant() { return static_cast<ConvVariant>(selected().load());
 const char* conv_variant_name(ConvVariant v, DeviceType backend) {
   const bool cuda = backend == DeviceType::CUDA;
   switch (v) {
-    case ConvVariant::Auto: return cuda ? "auto (v2 tiled implicit GEMM)" : "auto (v1 or v2 per shape)";
-    case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 (none on the CPU)";
+    case ConvVariant::Auto:
+      if (cuda) return "auto (v2 tiled implicit GEMM)";
+      return cpu::kHaveDnnl ? "auto (v0, v1 or v2 per shape)" : "auto (v1 or v2 per shape)";
+    case ConvVariant::V0: return cuda ? "v0 cuDNN" : "v0 oneDNN";
     case ConvVariant::V1: return cuda ? "v1 direct" : "v1 im2col";
     case ConvVariant::V2: return cuda ? "v2 tiled implicit GEMM" : "v2 shifted views";
   }

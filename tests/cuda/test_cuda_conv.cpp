@@ -112,7 +112,9 @@ void check_case(const Case& c, DType dt) {
   Tensor y_shape = c.transpose ? conv_transpose2d(x, w, b, c.p) : conv2d(x, w, b, c.p);
   Tensor r = uniform(y_shape.shape(), -1, 1, o, &gen);
   const Result cpu = [&] {
-    const kernels::ConvVariantScope cpu_default(ConvVariant::Auto);  // the selector is for both backends
+    // The selector is for both backends: loom's own CPU kernels (v1) are the reference, not oneDNN (auto's
+    // choice for deep float32 convs).
+    const kernels::ConvVariantScope cpu_reference(ConvVariant::V1);
     return run(c, x, w, b, r);
   }();
   // |cuda − cpu| ≤ t + t·|cpu|, t growing with √(sum length): rounding errors of a sum walk randomly.
