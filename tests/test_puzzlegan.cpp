@@ -232,6 +232,35 @@ TEST(PuzzleGan, ResumesBitExactlyThroughTheDriver) {
 // 0.364-0.392, with seeds 1, 2 and 3. (Pasting the pieces on the mean image scores
 // 0.172: so short a run, without --lambda-rec, does not draw the rest of the
 // image that well yet; docs/results/translation.md has a long one.)
+// Any image folder (--data DIR, --image-size, --rgb): photos of other sizes are resized to 32 × 32
+// RGB, trained on, evaluated and completed from their pieces with `loom sample --input DIR`.
+TEST(PuzzleGan, TrainsOnAnRgbImageFolderAndCompletesItsImages) {
+  TempDir dir;
+  Generator g(7);
+  std::filesystem::create_directories(dir / "photos/all");
+  for (int i = 0; i < 12; ++i) write_noise(dir / str("photos/all/", i, ".png"), 40, 30, g);
+  tools::TrainOptions o = tiny_run("puzzlegan", dir / "run", 2, 0, 1);
+  o.load_data = {};
+  o.data_dir = o.config.data_dir = dir / "photos";
+  o.config.batch_size = 4;
+  o.eval_size = 4;
+  for (const auto& [k, v] : kTiny) o.config.set(k, v);
+  o.config.set("rgb", true).set("image_size", "32");
+  const tools::TrainResult r = tools::train(o);
+  EXPECT_EQ(r.steps, 2);
+  EXPECT_GT(r.eval.at("completion_l1"), 0);
+  EXPECT_LT(r.eval.at("completion_l1"), 1);
+  const auto m = tools::load_model("puzzlegan", r.checkpoint, Device::cpu(), dir / "photos");
+  EXPECT_EQ(m->data_spec().dataset, data::Dataset::ImageFolder);
+  EXPECT_EQ(m->data_spec().channels, 3);
+  EXPECT_EQ(m->data_spec().size, 32);
+  tools::SampleCondition sc;
+  sc.input = dir / "photos/all";
+  sc.patches = 2;
+  tools::sample("puzzlegan", r.checkpoint, 2, dir / "grid.png", Device::cpu(), 0, dir / "photos", sc);
+  EXPECT_TRUE(std::filesystem::exists(dir / "grid.png"));
+}
+
 TEST(PuzzleGanLearning, LearnsWherePiecesGoOnFashionMnist) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST is not installed";
   TempDir dir;

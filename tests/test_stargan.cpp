@@ -38,14 +38,6 @@ data::LabeledImages three_domains(data::Split split, int64_t n) {
   return d;
 }
 
-// An RGB PNG of w × h uniform noise drawn from g.
-void write_noise(const std::string& path, int64_t w, int64_t h, Generator& g) {
-  const std::vector<float> u = rand({w * h * 3}, {}, &g).to_vector<float>();
-  std::vector<uint8_t> px;
-  for (float v : u) px.push_back(static_cast<uint8_t>(v * 255));
-  save_png(path, px.data(), w, h, 3, "test");
-}
-
 // A 2-step run of the tiny networks into `out` on the RGB images of `data` at 32 × 32.
 tools::TrainOptions rgb_folder_run(const std::string& out, const std::string& data, int64_t batch_size) {
   tools::TrainOptions o = tiny_run("stargan", out, 2, 0, 1);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "models/image_grid.h"
 #include "tools/train.h"
 
 namespace loom::testing {
@@ -91,6 +92,14 @@ inline std::unique_ptr<models::Model> make_model(const std::string& name, const 
 
 // Whether Fashion-MNIST's IDX files are installed (data::kFashionMnistDir): the
 // learning tests on it skip otherwise.
+// An RGB PNG of w × h uniform noise drawn from g: images for the image-folder tests.
+inline void write_noise(const std::string& path, int64_t w, int64_t h, Generator& g) {
+  const std::vector<float> u = rand({w * h * 3}, {}, &g).to_vector<float>();
+  std::vector<uint8_t> px;
+  for (float v : u) px.push_back(static_cast<uint8_t>(v * 255));
+  save_png(path, px.data(), w, h, 3, "test");
+}
+
 inline bool have_fashion_mnist() {
   return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
 }
