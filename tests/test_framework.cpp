@@ -437,7 +437,7 @@ TEST(Framework, EvalOfASamplerIsTheFrechetDistanceOfItsSamples) {
   r.load_data = [](data::Split s) { return synthetic_images(s, 64); };
   EXPECT_EQ(error_of([&] { tools::evaluate("", r); }),
             str("eval: the Frechet distance needs a trained classifier: ", dir.path(),
-                "/none.safetensors does not exist (train one with 'loom train classifier --epochs 2', or give "
+                "/none.safetensors does not exist (train one with 'loom train classifier --epochs 3', or give "
                 "--classifier CKPT)"));
   // --importance-samples belongs to latent-variable models.
   tools::TrainOptions b = tiny_run("bernoulli", dir.path() + "/bern", 1, 32, 1);

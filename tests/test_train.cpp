@@ -426,7 +426,8 @@ TEST(Train, AnInterruptCheckpointsTheStepAndStops) {
   };
   const std::string ckpt = dir.path() + "/cut/checkpoint.safetensors";
   expect_error([&] { tools::train(o); },
-               {"train: interrupted at step 2 of 6; checkpoint " + ckpt + " (continue with --resume " + ckpt + ")"});
+               {"train: interrupted at step 2 of 6; checkpoint " + ckpt + " (continue with --resume " + ckpt +
+                " --steps 6 --out " + dir.path() + "/cut)"});
   EXPECT_EQ(load_safetensors(ckpt).metadata.at("step"), "2");
   // The handler is gone with the loop: the default disposition is back.
   struct sigaction now {};

@@ -388,7 +388,7 @@ void write_latent_codes(models::Model& m, const data::LabeledImages& test, const
 std::unique_ptr<models::Model> load_classifier(const std::string& checkpoint, Device device, const std::string& what) {
   std::error_code ec;
   LOOM_CHECK(fs::exists(checkpoint, ec), "eval: ", what, " needs a trained classifier: ", checkpoint,
-             " does not exist (train one with 'loom train classifier --epochs 2', or give --classifier CKPT)");
+             " does not exist (train one with 'loom train classifier --epochs 3', or give --classifier CKPT)");
   std::unique_ptr<models::Model> loaded = load_model(models::find_model("classifier"), checkpoint, device);
   loaded->train(false);
   return loaded;
@@ -884,8 +884,10 @@ TrainResult train(const TrainOptions& o) {
     if (g_interrupted) {
       bar.finish();
       if (last_good != ckpt_path || last_good_step != step) save();
+      // The whole continuation: a resumed run needs its length again, and writes to --out (default
+      // out/MODEL), which need not be this run's folder.
       throw Error(str("train: interrupted at step ", step, " of ", total, "; checkpoint ", ckpt_path,
-                      " (continue with --resume ", ckpt_path, ")"));
+                      " (continue with --resume ", ckpt_path, " --steps ", total, " --out ", o.out_dir, ")"));
     }
   }
   bar.finish();
