@@ -52,6 +52,47 @@ TEST(OpsPool, MaxPoolNaNPropagates) {
   expect_values(max_pool2d(x, {2, 2}), {NAN});
 }
 
+// 2 × 2, stride 2, no padding (the kernel's own loop for it): every window against a reference written
+// here, on odd sizes (the last row and column dropped), with ties (the first maximum wins, and takes the
+// gradient) and NaNs (the first NaN wins, whatever follows).
+TEST(OpsPool, MaxPool2x2MatchesTheRuleOnTiesAndNaNs) {
+  const int64_t h = 5, w = 7;
+  std::vector<double> v(static_cast<size_t>(2 * h * w));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>((i * 7) % 5);  // many ties
+  v[1] = NAN;                          // plane 0, window (0, 0): second position
+  v[w + 2] = NAN;                      // window (0, 1): third position
+  v[w + 3] = NAN;                      // and its fourth, after the first NaN
+  v[h * w + 3 * w + 5] = INFINITY;     // plane 1, window (1, 2)
+  const Tensor x = from_vector(v, {1, 2, h, w});
+  const Tensor y = max_pool2d(x, {2, 2});
+  ASSERT_EQ(y.shape(), (Shape{1, 2, 2, 3}));
+  const std::vector<double> got = y.to_vector<double>();
+  std::vector<double> g_want(v.size(), 0.0);
+  for (int64_t pl = 0; pl < 2; ++pl)
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j) {
+        double best = NAN;
+        int64_t at = -1;
+        for (int64_t a = 0; a < 2 && !(at >= 0 && std::isnan(best)); ++a)
+          for (int64_t b = 0; b < 2; ++b) {
+            const int64_t k = pl * h * w + (2 * i + a) * w + 2 * j + b;
+            if (at < 0 || std::isnan(v[k]) || v[k] > best) best = v[k], at = k;
+            if (std::isnan(best)) break;
+          }
+        const double y_ij = got[static_cast<size_t>((pl * 2 + i) * 3 + j)];
+        if (std::isnan(best)) {
+          EXPECT_TRUE(std::isnan(y_ij)) << pl << " " << i << " " << j;
+        } else {
+          EXPECT_EQ(y_ij, best) << pl << " " << i << " " << j;
+        }
+        g_want[static_cast<size_t>(at)] += 1;
+      }
+  Tensor xg = x.clone();
+  xg.requires_grad_();
+  backward(sum(max_pool2d(xg, {2, 2})));
+  EXPECT_EQ(xg.grad().to_vector<double>(), g_want);
+}
+
 TEST(OpsPool, AvgPoolCountsPaddingAsZeros) {
   Tensor x = from_vector(std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
   // kernel 3, stride 1, padding 1: every window divides by 9, padded or not.
