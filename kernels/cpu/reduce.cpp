@@ -32,17 +32,15 @@ void sum_inner_impl(const T* x, T* out, int64_t outer, int64_t r, int64_t inner)
 
 template <class T>
 void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, int64_t r, int64_t inner) {
-  if (op == ReduceOp::Sum && inner > 1 && !arg) return sum_inner_impl(x, out, outer, r, inner);
+  if (op == ReduceOp::Sum && inner > 1) return sum_inner_impl(x, out, outer, r, inner);
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
       const T* p = x + o * r * inner + i;
       double acc = 0;
       int64_t best = 0;
-      if (op == ReduceOp::Sum && inner > 1) {  // only with arg given; sum_inner_impl takes the others
-        for (int64_t j = 0; j < r; ++j) acc += p[j * inner];
-      } else if (op == ReduceOp::Sum) {
-        // A contiguous row: eight partial sums combined pairwise. One running sum was a chain of
+      if (op == ReduceOp::Sum) {
+        // inner == 1 here (sum_inner_impl takes the rest), so the row is contiguous: eight partial sums combined pairwise. One running sum was a chain of
         // dependent adds, four cycles an element (a batch-norm statistic over 64 × 14 × 14 values per
         // channel); eight independent ones vectorize. (Pairwise combination is also the more accurate order.)
         double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
