@@ -7,8 +7,9 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
 MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan,
-progan, ddpm, stargan, gan, cgan, dcgan, each at loom's default options and batch size 64. The row adds
-the twin's trainable parameter count.
+progan, ddpm, stargan, gan, cgan, dcgan, each at loom's default options and batch size 64 (the networks
+of the adversarial ones, aae and infogan included, are tools/peers/gan_twin.py's, which trains them to an
+FD). The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
@@ -27,20 +28,7 @@ import torch.nn.functional as F
 import gan_twin
 
 
-mlp, adam = gan_twin.mlp, gan_twin.adam
-
-
-def descend(opt, loss):
-    """One update of opt's parameters on loss; the loss read back as a number, as loom's steps report it."""
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return loss.item()
-
-
-def parameters(*modules):
-    """The trainable tensors of modules (nn.Module or lists of tensors), for the row's parameter count."""
-    return [p for m in modules for p in (m.parameters() if isinstance(m, nn.Module) else m)]
+mlp, adam, descend, parameters = gan_twin.mlp, gan_twin.adam, gan_twin.descend, gan_twin.parameters
 
 
 def vae_step(args):
@@ -220,80 +208,6 @@ def nade_step(args):
         logits = (torch.sigmoid(a) * V).sum(2) + b
         return descend(opt, -(x * logits - F.softplus(logits)).sum(1).mean())
     return step, [W, V, b, c]
-
-
-def aae_step(args):
-    """models/gan/aae.cpp at its defaults: encoder 784-h-h-2, decoder 2-h-h-784, code discriminator 2-h-h-1
-    (ReLU, h = 1000), N(0, I) prior; the three phases of each step: reconstruction (summed BCE per image,
-    Adam(1e-3, 0.5) on encoder and decoder), the discriminator on prior draws against detached codes, the
-    encoder as its generator (non-saturating), both Adam(1e-3, 0.5); binarized batches."""
-    h, z = args.hidden_aae, 2
-    enc, dec, D = mlp([784, h, h, z], nn.ReLU), mlp([z, h, h, 784], nn.ReLU), mlp([z, h, h, 1], nn.ReLU)
-    ae = adam(parameters(enc, dec), 1e-3, 0.5)
-    od, og = adam(D.parameters(), 1e-3, 0.5), adam(enc.parameters(), 1e-3, 0.5)
-
-    def step(x, _):
-        x = torch.bernoulli(x).flatten(1)
-        recon = descend(ae, F.binary_cross_entropy_with_logits(dec(enc(x)), x, reduction="sum") / x.shape[0])
-        with torch.no_grad():
-            codes = enc(x)
-        prior_logits, code_logits = D(torch.randn(x.shape[0], z)).view(-1), D(codes).view(-1)
-        d_loss = descend(od, F.softplus(-prior_logits).mean() + F.softplus(code_logits).mean())
-        with torch.no_grad():
-            torch.sigmoid(prior_logits).mean().item(), torch.sigmoid(code_logits).mean().item()
-        g_loss = descend(og, F.softplus(-D(enc(x)).view(-1)).mean())
-        return recon, d_loss, g_loss
-    return step, parameters(enc, dec, D)
-
-
-def infogan_step(args):
-    """models/gan/infogan.cpp at its defaults (w = 64, z of 62, c₁ ~ Cat(10), c₂, c₃ ~ U(−1, 1), λ 1, σ of
-    Q fixed at 1): G FC 74→1024·BN·ReLU → FC 6272·BN·ReLU → 4×4/2 upconv 64·BN·ReLU → 4×4/2 upconv 1·tanh;
-    trunk 4×4/2 conv 64·lReLU → 4×4/2 conv 128·BN·lReLU → FC 1024·BN·lReLU, D head FC 1, Q head
-    FC 128·BN·lReLU → FC 12 (layers before a BN without bias); DCGAN init; D and Q descend −V − L_I on
-    the data and detached fakes (Adam 2e-4, 0.5), then G −log D(G(z, c)) − L_I through the updated D and Q
-    (Adam 1e-3, 0.5); six losses read back."""
-    w, latent = 64, 62
-    G = nn.Sequential(nn.Linear(latent + 12, 16 * w, bias=False), nn.BatchNorm1d(16 * w), nn.ReLU(),
-                      nn.Linear(16 * w, 2 * w * 49, bias=False), nn.BatchNorm1d(2 * w * 49), nn.ReLU(),
-                      nn.Unflatten(1, (2 * w, 7, 7)),
-                      nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),
-                      nn.ConvTranspose2d(w, 1, 4, 2, 1), nn.Tanh())
-    trunk = nn.Sequential(nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
-                          nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2),
-                          nn.Flatten(), nn.Linear(2 * w * 49, 16 * w, bias=False), nn.BatchNorm1d(16 * w),
-                          nn.LeakyReLU(0.2))
-    d_head = nn.Linear(16 * w, 1)
-    q_head = nn.Sequential(nn.Linear(16 * w, 2 * w, bias=False), nn.BatchNorm1d(2 * w), nn.LeakyReLU(0.2),
-                           nn.Linear(2 * w, 12))
-    gan_twin.dcgan_init(G, trunk, d_head, q_head)
-    og, od = adam(G.parameters(), 1e-3, 0.5), adam(parameters(trunk, d_head, q_head), 2e-4, 0.5)
-    log_var = torch.zeros(1)  # Q's fixed σ = 1
-
-    def information(features, cat, cont):  # (λ-weighted L_I, L_I(c₁)): gan::*_information
-        q = q_head(features)
-        categorical = math.log(10) - F.cross_entropy(q[:, :10], cat)
-        log_q = -0.5 * ((log_var + math.log(2 * math.pi)) + (cont - q[:, 10:]).square() * torch.exp(-log_var))
-        return categorical + log_q.sum(1).mean() + 2 * math.log(2), categorical
-
-    def step(x, _):
-        x = x * 2 - 1
-        b = x.shape[0]
-        cat, cont = torch.randint(10, (b,)), torch.rand(b, 2) * 2 - 1
-        fake = G(torch.cat([torch.randn(b, latent), F.one_hot(cat, 10).float(), cont], 1))
-        real_logits = d_head(trunk(x)).view(-1)
-        fake_features = trunk(fake.detach())
-        fake_logits = d_head(fake_features).view(-1)
-        d_loss = F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-        descend(od, d_loss - information(fake_features, cat, cont)[0])
-        features = trunk(fake)
-        g_loss = F.softplus(-d_head(features).view(-1)).mean()
-        info, info_cat = information(features, cat, cont)
-        descend(og, g_loss - info)
-        with torch.no_grad():
-            return (d_loss.item(), g_loss.item(), info.item(), info_cat.item(),
-                    torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item())
-    return step, parameters(G, trunk, d_head, q_head)
 
 
 # models/gan/captions.cpp: the words of each class's synonyms ("t-shirt" is two, "pair of trousers" three).
@@ -836,8 +750,9 @@ def stargan_step(args):
 
 
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
-         "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step, "aae": aae_step,
-         "infogan": infogan_step, "text2image": text2image_step,
+         "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step,
+         "aae": lambda args: gan_twin.aae(args.hidden_aae)[:2], "infogan": lambda args: gan_twin.infogan()[:2],
+         "text2image": text2image_step,
          "cyclegan": cyclegan_step, "progan": progan_step,
          "ddpm": ddpm_step, "stargan": stargan_step}
 
