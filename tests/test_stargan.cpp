@@ -65,21 +65,6 @@ TEST(StarGan, LossesMatchHandComputedValues) {
                {"domain_classification_loss", "[B, K]"});
 }
 
-TEST(StarGan, TilesTheTargetDomainIntoInputPlanes) {
-  const Tensor labels = from_vector(std::vector<float>{1, 0, 0, 0, 0.5f, 1}, {2, 3});
-  const Tensor planes = stargan::tile_domains(labels, 2, 3);
-  ASSERT_EQ(planes.shape(), (Shape{2, 3, 2, 3}));
-  const std::vector<float> v = planes.to_vector<float>();
-  for (int64_t b = 0; b < 2; ++b)
-    for (int64_t k = 0; k < 3; ++k)
-      for (int64_t p = 0; p < 6; ++p)
-        EXPECT_EQ(v[static_cast<size_t>((b * 3 + k) * 6 + p)], b == 0 ? (k == 0 ? 1.0f : 0.0f) : 0.5f * static_cast<float>(k))
-            << b << " " << k << " " << p;
-  expect_error([&] { stargan::tile_domains(from_vector(std::vector<float>{1, 0}, {2}), 2, 2); },
-               {"tile_domains", "[B, K]"});
-  expect_error([&] { stargan::tile_domains(labels, 0, 2); }, {"tile_domains", "side"});
-}
-
 TEST(StarGan, TranslationsKeepShapesAndRangesAndFillTheDomainGrid) {
   for (const auto& [size, channels] : {std::pair<int64_t, int64_t>{28, 1}, {32, 3}}) {
     SCOPED_TRACE(size);

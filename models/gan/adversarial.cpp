@@ -195,6 +195,13 @@ std::shared_ptr<nn::Sequential> dcgan_discriminator(int64_t in, int64_t image_si
   return d;
 }
 
+Tensor tile_labels(const Tensor& labels, int64_t height, int64_t width) {
+  LOOM_CHECK(labels.dim() == 2, "tile_labels: expected labels [B, K], got ", labels.shape());
+  LOOM_CHECK(height >= 1 && width >= 1, "tile_labels: expected a side >= 1, got ", height, " x ", width);
+  return expand(reshape(labels, {labels.size(0), labels.size(1), 1, 1}),
+                {labels.size(0), labels.size(1), height, width});
+}
+
 Tensor slerp(const Tensor& a, const Tensor& b, double t) {
   LOOM_CHECK(a.shape() == b.shape() && a.dim() >= 1, "slerp: expected a and b of one shape [..., D], got ", a.shape(),
              " and ", b.shape());

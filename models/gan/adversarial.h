@@ -169,6 +169,14 @@ void dcgan_init(nn::Module& m);
 std::shared_ptr<nn::Sequential> dcgan_generator(int64_t in, int64_t out, int64_t image_size, int64_t features);
 std::shared_ptr<nn::Sequential> dcgan_discriminator(int64_t in, int64_t image_size, int64_t features);
 
+// A condition as extra input planes of an image network: labels float [B, K] (a
+// one-hot class or domain, or binary attributes) → float [B, K, height, width] with
+// plane k of sample b filled with labels[b, k], to be concatenated after the image's
+// channels. StarGAN's generator takes its target domain so (Choi et al. 2018, §3.1,
+// "we spatially replicate the target domain label"), cgan's convolutional
+// discriminator its label. Errors: labels not [B, K], or a side < 1.
+Tensor tile_labels(const Tensor& labels, int64_t height, int64_t width);
+
 // Spherical linear interpolation (Shoemake 1985; White 2016, "Sampling Generative
 // Networks", §2.1) between the rows of a and b (float [..., D], one shape and
 // device) at t: with cos Ω = ⟨a, b⟩ / (‖a‖ ‖b‖) per row,

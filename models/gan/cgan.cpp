@@ -24,7 +24,6 @@
 // default) or eq. 2's log(1 − D(G(z|y)|y)) (--loss minimax). Adam (lr 2e-4,
 // β₁ 0.5, β₂ 0.999), as the PyTorch examples.
 #include "models/gan/adversarial.h"
-#include "models/gan/stargan.h"
 
 namespace loom::models {
 namespace {
@@ -116,7 +115,7 @@ class Cgan : public gan::AdversarialModel {
   // images [B, 1, 28, 28], y one-hot [B, 10] → logits [B].
   Tensor discriminate(const Tensor& x, const Tensor& y) {
     const int64_t b = x.size(0);
-    if (conv_) return reshape((*discriminator_)(concat({x, stargan::tile_domains(y, 28, 28)}, 1)), {b});
+    if (conv_) return reshape((*discriminator_)(concat({x, gan::tile_labels(y, 28, 28)}, 1)), {b});
     return reshape((*discriminator_)(concat({flatten(x, 1), y}, 1)), {b});
   }
 

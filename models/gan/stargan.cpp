@@ -53,13 +53,6 @@
 namespace loom::models {
 namespace stargan {
 
-Tensor tile_domains(const Tensor& labels, int64_t height, int64_t width) {
-  LOOM_CHECK(labels.dim() == 2, "tile_domains: expected labels [B, K], got ", labels.shape());
-  LOOM_CHECK(height >= 1 && width >= 1, "tile_domains: expected a side >= 1, got ", height, " x ", width);
-  return expand(reshape(labels, {labels.size(0), labels.size(1), 1, 1}),
-                {labels.size(0), labels.size(1), height, width});
-}
-
 Tensor critic_loss(const Tensor& real_scores, const Tensor& fake_scores) {
   return mean(fake_scores) - mean(real_scores);
 }
@@ -349,7 +342,7 @@ class StarGan : public gan::AdversarialModel {
  private:
   // G(x, c): images x [B, C, H, W] into labels c float [B, K] (one-hot domains or attributes).
   Tensor translate(const Tensor& x, const Tensor& labels) {
-    return (*g_)(concat({x, stargan::tile_domains(labels, x.size(2), x.size(3))}, 1));
+    return (*g_)(concat({x, gan::tile_labels(labels, x.size(2), x.size(3))}, 1));
   }
   // The labels float [B, K] of a batch: its domains as one-hots, or its attributes.
   Tensor labels_of(const Batch& b) const {

@@ -9,13 +9,6 @@
 
 namespace loom::models::stargan {
 
-// The generator's condition as extra input planes (§3.1, "we spatially replicate the
-// target domain label"; the authors' code concatenates them after the image's
-// channels): labels float [B, K] (a one-hot domain, or binary attributes) → float
-// [B, K, height, width] with plane k of sample b filled with labels[b, k].
-// Errors: labels not [B, K], or a side < 1.
-Tensor tile_domains(const Tensor& labels, int64_t height, int64_t width);
-
 // The critic's side of the WGAN-GP adversarial loss without its penalty (eq. 1 in
 // the Wasserstein form of §4, "Improved GAN Training"): mean D_src(x̃) − mean D_src(x),
 // each mean over every sample and every patch; real and fake scores float of any
