@@ -1,6 +1,7 @@
 // Tensor basics: creation, conversion, views, printing, the Philox generator.
 #include <cmath>
 
+#include "kernels/philox.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -94,6 +95,40 @@ TEST(Random, PhiloxIsDeterministicAndSeeded) {
   std::vector<float> both = rand({2000}, {}, &d).to_vector<float>();
   std::vector<float> first(both.begin(), both.begin() + 1000);
   EXPECT_EQ(first, x.to_vector<float>());
+}
+
+// The CPU kernels compute each Philox block once for all the values it holds; the streams are still
+// the ones kernels/philox.h defines element by element (as the CUDA kernels compute them): uniform,
+// normal (Box-Muller pairs) and bernoulli, float and double, at sizes that end inside a block and one
+// past the size where the loops go parallel, from a generator already advanced.
+template <class T>
+void expect_philox_streams(int64_t n) {
+  SCOPED_TRACE(::testing::Message() << n << (sizeof(T) == 4 ? " float" : " double"));
+  const TensorOptions o{sizeof(T) == 4 ? DType::Float32 : DType::Float64};
+  Generator g(1234);
+  g.advance(3);
+  const uint64_t seed = g.seed();
+  uint64_t offset = g.offset();
+  const std::vector<T> u = uniform({n}, -2.0, 3.0, o, &g).template to_vector<T>();
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(u[i], T(-2.0) + T(5.0) * philox::uniform<T>(seed, offset, static_cast<uint64_t>(i))) << i;
+  offset = g.offset();
+  const std::vector<T> z = normal({n}, 1.0, 2.0, o, &g).template to_vector<T>();
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(z[i], T(1.0) + T(2.0) * philox::normal<T>(seed, offset, static_cast<uint64_t>(i))) << i;
+  const Tensor p = rand({n}, o, &g);
+  const std::vector<T> pv = p.template to_vector<T>();
+  offset = g.offset();
+  const std::vector<T> b = bernoulli(p, &g).template to_vector<T>();
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(b[i], philox::uniform<T>(seed, offset, static_cast<uint64_t>(i)) <= pv[i] ? T(1) : T(0)) << i;
+}
+
+TEST(Random, StreamsAreThePhiloxDefinitionElementByElement) {
+  for (int64_t n : {1, 2, 3, 5, 7, 1001, 65537}) {
+    expect_philox_streams<float>(n);
+    expect_philox_streams<double>(n);
+  }
 }
 
 TEST(Random, MomentsMatchTheDistributions) {

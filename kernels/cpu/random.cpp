@@ -1,27 +1,57 @@
 // CPU reference for the random family (kernels/random.h).
 #include "kernels/random.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/philox.h"
 
 namespace loom::kernels::cpu {
 namespace {
 
-template <class T>
-void uniform_impl(T* o, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
+// Each Philox block is computed once, for the per_block<T> uniforms it holds: f(i, len, u) gets
+// elements i .. i + len − 1 of the stream in u. philox::uniform(seed, offset, i) defines element i
+// alone and computes its whole block, so the element-wise loops paid a block per value (four times the
+// work for float; Box-Muller's two uniforms per value twice that): the binarization of the batch was a
+// fifth of a `bernoulli` step. The same numbers (tests/test_random.cpp checks them against philox::).
+template <class T, class F>
+void by_block(int64_t n, uint64_t seed, uint64_t offset, F&& f) {
+  constexpr int64_t k = philox::per_block<T>;
+  const int64_t blocks = (n + k - 1) / k;
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) o[i] = T(lo) + T(hi - lo) * philox::uniform<T>(seed, offset, i);
+  for (int64_t b = 0; b < blocks; ++b) {
+    const philox::U4 r = philox::block(seed, offset + static_cast<uint64_t>(b));
+    T u[k];
+    for (int64_t j = 0; j < k; ++j) u[j] = philox::unit_from_block<T>(r, static_cast<uint32_t>(j));
+    f(b * k, std::min(k, n - b * k), u);
+  }
 }
 
 template <class T>
+void uniform_impl(T* o, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi) {
+  by_block<T>(n, seed, offset, [&](int64_t i, int64_t len, const T* u) {
+    for (int64_t j = 0; j < len; ++j) o[i + j] = T(lo) + T(hi - lo) * u[j];
+  });
+}
+
+// Element i is Box-Muller on the pair of uniforms (2⌊i/2⌋, 2⌊i/2⌋ + 1), which share i's block
+// (philox::normal); r = √(−2 log u₁) is computed once for the pair's cosine and sine.
+template <class T>
 void normal_impl(T* o, int64_t n, uint64_t seed, uint64_t offset, double mean, double stddev) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) o[i] = T(mean) + T(stddev) * philox::normal<T>(seed, offset, i);
+  by_block<T>(n, seed, offset, [&](int64_t i, int64_t len, const T* u) {
+    for (int64_t j = 0; j < len; j += 2) {
+      const T r = std::sqrt(T(-2) * std::log(u[j])), theta = T(6.283185307179586476925) * u[j + 1];
+      o[i + j] = T(mean) + T(stddev) * (r * std::cos(theta));
+      if (j + 1 < len) o[i + j + 1] = T(mean) + T(stddev) * (r * std::sin(theta));
+    }
+  });
 }
 
 template <class T>
 void bernoulli_impl(const T* p, T* o, int64_t n, uint64_t seed, uint64_t offset) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) o[i] = philox::uniform<T>(seed, offset, i) <= p[i] ? T(1) : T(0);
+  by_block<T>(n, seed, offset, [&](int64_t i, int64_t len, const T* u) {
+    for (int64_t j = 0; j < len; ++j) o[i + j] = u[j] <= p[i + j] ? T(1) : T(0);
+  });
 }
 
 }  // namespace
