@@ -170,6 +170,14 @@ Tensor upsample_bilinear2d(const Tensor& x, int64_t scale);
 Tensor upsample_bilinear2d_backward(const Tensor& gy, int64_t in_h, int64_t in_w);
 
 // ---- normalization (ops/norm.cpp) -----------------------------------------------------
+// x standardized over its axes from `axis` on: every slice x[i₀, …, i_{axis−1}, …] becomes
+// (x − μ) / √(σ² + ε), μ and the biased σ² of the slice's elements; x float32 or float64, y of
+// x's shape and dtype. The core of group, instance and layer norm, as one op with one kernel
+// each way (a CPU pass over the statistics, one over the values, in double; backward
+// ∂x = s·(g − mean(g) − y·mean(g·y)), s = 1/√(σ² + ε), recorded as ops in a create_graph
+// sweep). Throws a loom::Error naming standardize for an integer x, an axis outside
+// [−rank, rank), slices with no elements, or ε negative or not finite.
+Tensor standardize(const Tensor& x, int64_t axis, double eps = 1e-5);
 // x [N, C, ...]. training: normalize by the batch statistics (biased variance) and
 // update running_mean/var in place (unbiased variance, PyTorch's convention) when
 // they are defined; eval: normalize by the running statistics.

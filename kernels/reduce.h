@@ -7,6 +7,10 @@
 //   softmax:      y_j = exp(x_j - m) / Σ exp(x_k - m), along r, same shape as x
 //   log_softmax:  y_j = x_j - logsumexp(x)
 //   cumsum:       y_j = Σ_{k ≤ j} x_k (reverse: Σ_{k ≥ j} x_k), along r, same shape as x
+//   standardize:  each of `rows` contiguous rows of r values (the [outer, r, 1] view):
+//                 y_j = (x_j − μ) · s, μ = Σ_j x_j / r, s = 1/√(σ² + ε), σ² = Σ_j (x_j − μ)² / r
+//                 (biased, about μ: no cancellation), s also written per row; group, instance
+//                 and layer norm standardize the trailing axes, which are such rows
 // Sums accumulate in double on the CPU (the reference is the accurate side).
 #pragma once
 
@@ -27,6 +31,12 @@ enum class ReduceOp : uint8_t { Sum, Max, Min, LogSumExp };
   void softmax_backward(const KernelCtx& k, DType dt, const void* y, const void* gy, void* gx,   \
                         int64_t outer, int64_t r, int64_t inner, bool log);                    \
   void cumsum(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer, int64_t r,    \
-              int64_t inner, bool reverse);
+              int64_t inner, bool reverse);                                                       \
+  /* rstd: the rows' s, in x's dtype */                                                           \
+  void standardize(const KernelCtx& k, DType dt, const void* x, void* y, void* rstd, int64_t rows,  \
+                   int64_t r, double eps);                                                        \
+  /* gx = s · (gy − Σ_j gy_j / r − y · Σ_j gy_j y_j / r), from y and s */                          \
+  void standardize_backward(const KernelCtx& k, DType dt, const void* y, const void* rstd,        \
+                            const void* gy, void* gx, int64_t rows, int64_t r);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_REDUCE, LOOM_REDUCE_API)

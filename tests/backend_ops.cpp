@@ -166,6 +166,7 @@ std::vector<OpCase> make_cases() {
   // ---- composites: the layers and losses the models are made of
   add(std::nullopt, "batch_norm (training)",
       F(return batch_norm(in[0], in[1], in[2], {}, {}, true)), {uni({4, 3, 2, 2}, 120), uni({3}, 121), uni({3}, 122)});
+  add(OpId::Standardize, "standardize from axis 1", F(return standardize(in[0], 1)), {uni({3, 4, 5}, 119)});
   add(std::nullopt, "layer_norm", F(return layer_norm(in[0], {2, 5}, in[1], in[2])),
       {uni({3, 2, 5}, 123), uni({2, 5}, 124), uni({2, 5}, 125)});
   add(std::nullopt, "group_norm 2 groups", F(return group_norm(in[0], 2, in[1], in[2])),

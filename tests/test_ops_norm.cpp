@@ -1,7 +1,7 @@
 // Normalization ops (autograd/ops/norm.cpp): batch_norm against a hand-rolled
 // mean/variance, its running statistics against PyTorch's update formulas,
-// group/layer norm statistics, gradients through the composed tape, and every
-// refused shape.
+// group/layer norm statistics, standardize (their shared op) by hand and by finite differences,
+// gradients through the tape, and every refused shape.
 #include <cmath>
 
 #include "tests/gradcheck.h"
@@ -168,6 +168,43 @@ TEST(OpsNorm, LayerNormGradients) {
   expect_gradients([](const std::vector<Tensor>& in) { return layer_norm(in[0], {3, 4}, in[1], in[2]); },
                    {rand64({2, 3, 4}), rand64({3, 4}, 0.5, 2, 51), rand64({3, 4}, -1, 1, 52)});
   expect_gradients([](const std::vector<Tensor>& in) { return layer_norm(in[0], {5}); }, {rand64({5})});
+}
+
+// standardize, the op group, instance and layer norm share: hand values, the statistics of each
+// slice, float32 against float64, ε, first and second derivatives by central differences.
+TEST(OpsNorm, StandardizeOverTrailingAxes) {
+  // Rows [1, 2, 3, 6] and [−1, −1, −1, −1]: μ = 3, σ² = 3.5; a constant row is 0 (its σ² is 0, ε > 0).
+  Tensor x = from_vector(std::vector<double>{1, 2, 3, 6, -1, -1, -1, -1}, {2, 4}, f64());
+  const double s = 1 / std::sqrt(3.5 + 1e-5);
+  expect_values(standardize(x, 1), {-2 * s, -s, 0, 3 * s, 0, 0, 0, 0}, 1e-15, 1e-13);
+  expect_values(standardize(x, -1, 0.5), {-2 / 2.0, -1 / 2.0, 0, 3 / 2.0, 0, 0, 0, 0}, 1e-15, 1e-13);
+  // From axis 0: the whole tensor, μ = 1, σ² = 46 / 8 (biased, over 8 values).
+  const double w = 1 / std::sqrt(5.75);
+  expect_values(standardize(x, 0, 0), {0, w, 2 * w, 5 * w, -2 * w, -2 * w, -2 * w, -2 * w}, 1e-15, 1e-13);
+  Tensor x4 = rand64({3, 2, 5, 7}, -4, 9, 61);
+  expect_standardized_blocks(standardize(x4, 1, 0), 70);
+  expect_standardized_blocks(standardize(x4, 2, 0), 35);
+  expect_standardized_blocks(standardize(x4, 3, 0), 7);
+  // Float32 computes its statistics in double: as close to float64's as float32 rounds.
+  Tensor y32 = standardize(x4.to(DType::Float32), 2);
+  EXPECT_EQ(y32.dtype(), DType::Float32);
+  expect_tensors_near(y32.to(DType::Float64), standardize(x4, 2), 1e-6, 1e-6);
+  // An empty batch is fine; empty slices, integers, bad axes and ε are errors.
+  EXPECT_EQ(standardize(zeros({0, 3}), 1).shape(), (Shape{0, 3}));
+  expect_error([] { standardize(zeros({2, 0}), 1); }, {"standardize", "no elements", "[2, 0]"});
+  expect_error([] { standardize(zeros({2, 3}, TensorOptions{DType::Int64}), 1); }, {"standardize", "int64"});
+  expect_error([] { standardize(zeros({2, 3}), 2); }, {"standardize"});
+  expect_error([] { standardize(zeros({2, 3}), 1, -1); }, {"standardize", "eps", "-1"});
+  expect_error([] { standardize(zeros({2, 3}), 1, NAN); }, {"standardize", "eps"});
+}
+
+TEST(OpsNorm, StandardizeGradients) {
+  for (int64_t axis : {0, 1, 2}) {
+    SCOPED_TRACE(axis);
+    auto f = [axis](const std::vector<Tensor>& in) { return standardize(in[0], axis); };
+    expect_gradients(f, {rand64({3, 4, 5}, -2, 2, 62 + axis)});
+    expect_second_gradients(f, {rand64({2, 3, 4}, -2, 2, 65 + axis)});
+  }
 }
 
 TEST(OpsNorm, RefusesBadShapes) {

@@ -1,5 +1,4 @@
-// Normalization layers, composed from differentiable ops (mean, sub, square,
-// rsqrt, mul, reshape) so that the tape derives their backward:
+// Normalization layers:
 //
 //   x̂ = (x − μ) · 1/√(σ² + ε),   μ = mean(x),  σ² = mean((x − μ)²)  (biased)
 //   y = x̂ · γ + β                  (γ, β optional)
@@ -9,7 +8,15 @@
 //   group_norm: per sample and group of C/G channels, over those channels and the spatial dims
 //   layer_norm: per leading index, over the trailing `normalized_shape` dims
 //   instance_norm: per sample and channel, over the spatial dims (group_norm with G = C)
+// Where that set is the trailing axes of a view (group, instance and layer norm), x̂ is the op
+// `standardize`, one kernel each way: composed of mean, sub, square, rsqrt and mul it took nine
+// passes over x forward and as many backward, and kept five tensors of x's size for the backward
+// (a sixth of a DDPM step). Batch norm's set is not contiguous and stays a composition; γ and β
+// are a multiply and an add.
+#include <cmath>
+
 #include "autograd/ops/common.h"
+#include "kernels/reduce.h"
 
 namespace loom {
 using namespace detail;
@@ -53,6 +60,39 @@ Shape channel_shape(const Tensor& x) {
 }
 
 }  // namespace
+
+Tensor standardize(const Tensor& x, int64_t axis, double eps) {
+  const OpRange range(OpId::Standardize);
+  check_floating("standardize", x);
+  const int64_t ax = wrap_axis("standardize", axis, x.dim());
+  const int64_t outer = prod(x.shape(), 0, ax), r = prod(x.shape(), ax, x.dim());
+  LOOM_CHECK(r > 0 || outer == 0, "standardize: the slices from axis ", ax, " of x ", x.shape(), " have no elements");
+  LOOM_CHECK(std::isfinite(eps) && eps >= 0, "standardize: eps must be finite and >= 0, got ", eps);
+  Tensor y = empty(x.shape(), x.options()), rstd = empty({outer}, x.options());
+  KernelCtx k = kernel_ctx(x.device());
+  if (x.numel() > 0)
+    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize, k, x.dtype(), x.data_ptr(), y.data_ptr(), rstd.data_ptr(), outer,
+                  r, eps);
+  if (needs_grad({&x}))
+    record(OpId::Standardize, {x}, {y}, {x, y, rstd}, [ax, eps, outer, r](BackwardCtx& c) {
+      const Tensor &x = c.saved[0], &y = c.saved[1], &rstd = c.saved[2], &gy = c.grad_out[0];
+      // ∂x = s·(g − mean(g) − y·mean(g·y)) over each slice; recorded, with s recomputed from x
+      // through ops, so that a create_graph sweep can differentiate it again (y through this op).
+      if (differentiable({&x, &y, &gy})) {
+        std::vector<int64_t> axes;
+        for (int64_t a = ax; a < x.dim(); ++a) axes.push_back(a);
+        const Tensor s = rsqrt(mean(square(x - mean(x, axes, true)), axes, true) + eps);
+        return std::vector<Tensor>{s * (gy - mean(gy, axes, true) - y * mean(gy * y, axes, true))};
+      }
+      Tensor gx = empty(y.shape(), y.options());
+      KernelCtx k = kernel_ctx(y.device());
+      if (y.numel() > 0)
+        LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize_backward, k, y.dtype(), y.data_ptr(), rstd.data_ptr(),
+                      gy.data_ptr(), gx.data_ptr(), outer, r);
+      return std::vector<Tensor>{gx};
+    });
+  return y;
+}
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum, double eps) {
@@ -102,7 +142,7 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
   check_param("group_norm", "bias", bias, {channels}, x, "one per channel");
   // [N, C, ...] → [N, G, (C/G)·spatial]: each group's elements are contiguous.
   const Shape grouped = {x.size(0), groups, (channels / groups) * prod(x.shape(), 2, x.dim())};
-  Tensor xhat = reshape(normalize(reshape(x, grouped), {2}, eps).y, x.shape());
+  Tensor xhat = reshape(standardize(reshape(x, grouped), 2, eps), x.shape());
   return affine(xhat, weight, bias, channel_shape(x));
 }
 
@@ -114,10 +154,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
              "layer_norm: normalized_shape ", normalized_shape, " does not match the trailing dims of x ", x.shape());
   check_param("layer_norm", "weight", weight, normalized_shape, x, "normalized_shape");
   check_param("layer_norm", "bias", bias, normalized_shape, x, "normalized_shape");
-  std::vector<int64_t> axes;
-  for (int64_t a = lead; a < x.dim(); ++a) axes.push_back(a);
   // γ and β are shaped like the trailing dims, so they broadcast as they are.
-  return affine(normalize(x, axes, eps).y, weight, bias, normalized_shape);
+  return affine(standardize(x, lead, eps), weight, bias, normalized_shape);
 }
 
 // Ulyanov et al. 2016; CycleGAN, StarGAN (declared in ops.h).

@@ -138,6 +138,42 @@ void cumsum_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool
   }
 }
 
+// Each row standardized in two passes over its statistics (the mean, then the biased variance about
+// it: no cancellation, as in the composition of mean, sub and square this replaces) and one over its
+// values, in double.
+template <class T>
+void standardize_impl(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double eps) {
+#pragma omp parallel for schedule(static) if (rows * r > 65536)
+  for (int64_t o = 0; o < rows; ++o) {
+    const T* p = x + o * r;
+    T* q = y + o * r;
+    double sum = 0;
+    for (int64_t j = 0; j < r; ++j) sum += double(p[j]);
+    const double mu = sum / double(r);
+    double ss = 0;
+    for (int64_t j = 0; j < r; ++j) ss += (double(p[j]) - mu) * (double(p[j]) - mu);
+    const double s = 1 / std::sqrt(ss / double(r) + eps);
+    for (int64_t j = 0; j < r; ++j) q[j] = static_cast<T>((double(p[j]) - mu) * s);
+    rstd[o] = static_cast<T>(s);
+  }
+}
+
+template <class T>
+void standardize_backward_impl(const T* y, const T* rstd, const T* gy, T* gx, int64_t rows, int64_t r) {
+#pragma omp parallel for schedule(static) if (rows * r > 65536)
+  for (int64_t o = 0; o < rows; ++o) {
+    const T *yo = y + o * r, *go = gy + o * r;
+    double a = 0, b = 0;
+    for (int64_t j = 0; j < r; ++j) {
+      a += double(go[j]);
+      b += double(go[j]) * double(yo[j]);
+    }
+    const double s = double(rstd[o]), mean_g = a / double(r), mean_gy = b / double(r);
+    for (int64_t j = 0; j < r; ++j)
+      gx[o * r + j] = static_cast<T>(s * (double(go[j]) - mean_g - double(yo[j]) * mean_gy));
+  }
+}
+
 }  // namespace
 
 void reduce(const KernelCtx&, ReduceOp op, DType dt, const void* x, void* out, int64_t* arg, int64_t outer,
@@ -159,6 +195,20 @@ void softmax_backward(const KernelCtx&, DType dt, const void* y, const void* gy,
 void cumsum(const KernelCtx&, DType dt, const void* x, void* y, int64_t outer, int64_t r, int64_t inner,
             bool reverse) {
   LOOM_FLOAT_SWITCH(dt, T, cumsum_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, r, inner, reverse));
+}
+
+void standardize(const KernelCtx&, DType dt, const void* x, void* y, void* rstd, int64_t rows, int64_t r,
+                 double eps) {
+  LOOM_FLOAT_SWITCH(dt, T,
+                    standardize_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), static_cast<T*>(rstd), rows, r,
+                                        eps));
+}
+
+void standardize_backward(const KernelCtx&, DType dt, const void* y, const void* rstd, const void* gy, void* gx,
+                          int64_t rows, int64_t r) {
+  LOOM_FLOAT_SWITCH(dt, T,
+                    standardize_backward_impl<T>(static_cast<const T*>(y), static_cast<const T*>(rstd),
+                                                 static_cast<const T*>(gy), static_cast<T*>(gx), rows, r));
 }
 
 }  // namespace loom::kernels::cpu

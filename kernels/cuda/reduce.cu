@@ -7,11 +7,14 @@
 //   softmax    y_j = exp(x_j − m) / s (log: (x_j − m) − log s), m and s as above
 //   softmax_backward   gx = y·(gy − Σ gy·y)   (log: gx = gy − exp(y)·Σ gy)
 //   cumsum     y_j = Σ_{k ≤ j} x_k (reverse: Σ_{k ≥ j} x_k), along r
+//   standardize        rows: y_j = (x_j − μ)·s, s = 1/√(σ² + ε): the mean, then the
+//              biased variance about it, then the values (the CPU's three passes)
+//   standardize_backward   rows: gx = s·(gy − Σ gy / r − y·Σ gy·y / r)
 // Accumulation is in double for float32 and float64 alike, as the CPU reference
 // does (on sm_90 double arithmetic is not the bottleneck of a bandwidth-bound
 // reduction), and every formula is the CPU's, in the same precision.
 //
-// Thread layout (one kernel each for reduce, softmax, softmax_backward):
+// Thread layout (one kernel each for reduce, softmax, softmax_backward, standardize and its backward):
 //   rows     inner == 1: the r elements of an output are contiguous. A warp per
 //            output when r ≤ 1024 (eight per block), a 256-thread block per
 //            output otherwise; lanes stride over j (coalesced), then combine by
@@ -279,6 +282,50 @@ __global__ void softmax_backward_kernel(const T* y, const T* gy, T* gx, int64_t 
   }
 }
 
+// Rows only (inner = 1): a warp or a block per row, as softmax's rows.
+template <class T>
+__global__ void standardize_kernel(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double eps) {
+  const int64_t units = unit_count(rows, 1);
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const Slot s = slot(u, rows, r, 1);
+    double sum = 0, ss = 0;
+    if (s.valid)
+      for (int64_t j = s.lane; j < r; j += s.group) sum += double(x[s.base + j]);
+    const double mu = group_allreduce(sum, PlusOp{}, true) / double(r);
+    if (s.valid)
+      for (int64_t j = s.lane; j < r; j += s.group) ss += (double(x[s.base + j]) - mu) * (double(x[s.base + j]) - mu);
+    const double scale = 1 / sqrt(group_allreduce(ss, PlusOp{}, true) / double(r) + eps);
+    if (s.valid) {
+      for (int64_t j = s.lane; j < r; j += s.group)
+        y[s.base + j] = static_cast<T>((double(x[s.base + j]) - mu) * scale);
+      if (s.lane == 0) rstd[s.q] = static_cast<T>(scale);
+    }
+  }
+}
+
+template <class T>
+__global__ void standardize_backward_kernel(const T* y, const T* rstd, const T* gy, T* gx, int64_t rows, int64_t r) {
+  const int64_t units = unit_count(rows, 1);
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const Slot s = slot(u, rows, r, 1);
+    double a = 0, b = 0;
+    if (s.valid)
+      for (int64_t j = s.lane; j < r; j += s.group) {
+        a += double(gy[s.base + j]);
+        b += double(gy[s.base + j]) * double(y[s.base + j]);
+      }
+    const double mean_g = group_allreduce(a, PlusOp{}, true) / double(r);
+    const double mean_gy = group_allreduce(b, PlusOp{}, true) / double(r);
+    if (s.valid) {
+      const double scale = double(rstd[s.q]);
+      for (int64_t j = s.lane; j < r; j += s.group) {
+        const int64_t t = s.base + j;
+        gx[t] = static_cast<T>(scale * (double(gy[t]) - mean_g - double(y[t]) * mean_gy));
+      }
+    }
+  }
+}
+
 template <class T>
 __global__ void cumsum_kernel(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool reverse) {
   const int64_t lines = outer * inner, stride = int64_t(gridDim.x) * blockDim.x;
@@ -398,6 +445,28 @@ void cumsum(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer,
   LOOM_FLOAT_SWITCH(dt, T, {
     s.launch(cumsum_kernel<T>, s.blocks(outer * inner), kThreads, static_cast<const T*>(x), static_cast<T*>(y), outer,
              r, inner, reverse);
+  });
+}
+
+void standardize(const KernelCtx& k, DType dt, const void* x, void* y, void* rstd, int64_t rows, int64_t r,
+                 double eps) {
+  if (rows * r == 0) return;
+  LaunchScope s(k, "standardize");
+  const Layout L = layout(rows, r, 1);
+  LOOM_FLOAT_SWITCH(dt, T, {
+    s.launch(standardize_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(x), static_cast<T*>(y),
+             static_cast<T*>(rstd), rows, r, eps);
+  });
+}
+
+void standardize_backward(const KernelCtx& k, DType dt, const void* y, const void* rstd, const void* gy, void* gx,
+                          int64_t rows, int64_t r) {
+  if (rows * r == 0) return;
+  LaunchScope s(k, "standardize_backward");
+  const Layout L = layout(rows, r, 1);
+  LOOM_FLOAT_SWITCH(dt, T, {
+    s.launch(standardize_backward_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(y),
+             static_cast<const T*>(rstd), static_cast<const T*>(gy), static_cast<T*>(gx), rows, r);
   });
 }
 
