@@ -7,7 +7,7 @@ every optimizer update, and reading its losses back as numbers. Prints `loom ben
     /usr/bin/python3 tools/peers/step_twins.py MODEL --threads 1 --steps 20
 
 MODEL: vae, classifier, bernoulli, markov, nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan,
-progan, ddpm, stargan, gan, cgan, dcgan, each at loom's default options and batch size 64 (the networks
+progan, ddpm, stargan, puzzlegan, gan, cgan, dcgan, each at loom's default options and batch size 64 (the networks
 of the adversarial ones, aae and infogan included, are tools/peers/gan_twin.py's, which trains them to an
 FD). The row adds the twin's trainable parameter count.
 
@@ -749,12 +749,70 @@ def stargan_step(args):
     return step, parameters(G, trunk, src, cls), (images, labels)
 
 
+def puzzlegan_step(args):
+    """models/gan/puzzlegan.cpp at its defaults (K = 3 pieces of P = 8 at 28 px, f = 16, h = 128, λ_mask =
+    λ_appr = 10, λ_rec 0, Adam(2e-4, 0.5, 0.999) for both, every layer's default initialization): the pieces
+    cut at uniform positions (puzzlegan::cut_pieces, a slice per piece), the shared encoder 3×3 conv f·leaky →
+    4×4/2 conv 2f·BN·leaky → linear h, the codes summed, the trunk linear → 4f × 7 × 7·BN·ReLU, two decoders
+    4×4/2 upconvs 2f, f (BN, ReLU) → 3×3 conv to the image (tanh) or the mask's logits; D 4×4/2 convs f, 2f
+    (leaky, BN on the second) → linear 1. D's log loss on the real images, the detached completions and the
+    two part swaps with the next image of the batch, then G on −log D(ŷ) + λ_mask BCE(M̂, M) + λ_appr
+    mean |ŷ ⊙ M̂ − y ⊙ M|; eight losses read back."""
+    f, h, k, side, size = 16, 128, 3, 8, 28
+    q, s = (side + 2 - 4) // 2 + 1, size // 4
+
+    def decoder(out, *last):
+        layers = []
+        for width in (2 * f, f):
+            layers += [nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Conv2d(f, out, 3, padding=1), *last)
+    encoder = nn.Sequential(nn.Conv2d(1, f, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(f, 2 * f, 4, 2, 1),
+                            nn.BatchNorm2d(2 * f), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * f * q * q, h))
+    trunk = nn.Sequential(nn.Linear(h, 4 * f * s * s), nn.Unflatten(1, (4 * f, s, s)), nn.BatchNorm2d(4 * f),
+                          nn.ReLU())
+    image, mask = decoder(1, nn.Tanh()), decoder(1)
+    D = nn.Sequential(nn.Conv2d(1, f, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(f, 2 * f, 4, 2, 1), nn.BatchNorm2d(2 * f),
+                      nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * f * s * s, 1))
+    og, od = adam(parameters(encoder, trunk, image, mask), 2e-4, 0.5), adam(D.parameters(), 2e-4, 0.5)
+
+    def cut(y):  # pieces [B, K, 1, P, P] and the mask [B, 1, S, S] of their squares
+        positions = size - side + 1
+        at = (torch.rand(y.shape[0] * k, 2, dtype=torch.float64) * positions).long().clamp(max=positions - 1)
+        pieces, m = [], torch.zeros(y.shape[0], 1, size, size)
+        for i, (top, left) in enumerate(at.tolist()):
+            pieces.append(y[i // k, :, top:top + side, left:left + side])
+            m[i // k, :, top:top + side, left:left + side] = 1
+        return torch.stack(pieces).view(y.shape[0], k, 1, side, side), m
+
+    def step(x, _):
+        y = x * 2 - 1
+        b = y.shape[0]
+        pieces, m = cut(y)
+        t = trunk(encoder(pieces.view(b * k, 1, side, side)).view(b, k, h).sum(1))
+        generated, mask_logits = image(t), mask(t)
+        other = y.roll(-1, 0)  # each image's partner in the swaps: the next one
+        real_logits, fake_logits = D(y), D(generated.detach())
+        d_loss = (F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+                  + F.softplus(D(other * m + y * (1 - m))).mean() + F.softplus(D(y * m + other * (1 - m))).mean())
+        descend(od, d_loss)
+        g_adv = F.softplus(-D(generated)).mean()
+        l_mask = F.binary_cross_entropy_with_logits(mask_logits, m)
+        l_appr = (generated * torch.sigmoid(mask_logits) - y * m).abs().mean()
+        l_rec = (generated - y).abs().mean()
+        g_loss = g_adv + 10 * l_mask + 10 * l_appr
+        descend(og, g_loss)
+        with torch.no_grad():
+            return (d_loss.item(), g_loss.item(), torch.sigmoid(real_logits).mean().item(),
+                    torch.sigmoid(fake_logits).mean().item(), g_adv.item(), l_mask.item(), l_appr.item(), l_rec.item())
+    return step, parameters(encoder, trunk, image, mask, D)
+
+
 STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_step, "markov": markov_step,
          "nade": nade_step, "pixelcnn": pixelcnn_step, "pixelrnn": pixelrnn_step,
          "aae": lambda args: gan_twin.aae(args.hidden_aae)[:2], "infogan": lambda args: gan_twin.infogan()[:2],
          "text2image": text2image_step,
          "cyclegan": cyclegan_step, "progan": progan_step,
-         "ddpm": ddpm_step, "stargan": stargan_step}
+         "ddpm": ddpm_step, "stargan": stargan_step, "puzzlegan": puzzlegan_step}
 
 
 def bench(args):
