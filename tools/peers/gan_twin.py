@@ -10,7 +10,9 @@ aae trains as `loom train aae --prior mixture --hidden 256` (the results row's; 
 defaults are the N(0, I) prior and h 1000): its samples are the decoder's Bernoulli means
 of prior draws, as `loom eval aae` judges them. infogan trains at loom's defaults.
 
-Run with Debian's python3-torch (`/usr/bin/python3`) and libopenblas0-pthread.
+Run with Debian's python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, with
+OPENBLAS_NUM_THREADS equal to --threads: OpenBLAS otherwise starts a thread per core when torch loads
+it, and on a busy machine they fight torch's own (a 25 ms transposed convolution took 2 s).
 Prints one JSON line: model, steps, seconds, fd, and for cgan the label accuracy
 (the classifier's agreement with the requested class, samples cycling 0, 1, ..., 9),
 for infogan the code accuracy (the same with c₁ cycling 0, ..., 9 in place of the class,

@@ -12,7 +12,8 @@ of the adversarial ones, aae and infogan included, are tools/peers/gan_twin.py's
 FD). The row adds the twin's trainable parameter count.
 
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
-python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it.
+python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it and
+OPENBLAS_NUM_THREADS as --threads (bench_train.sh sets both; see tools/peers/gan_twin.py).
 """
 import argparse
 import json
