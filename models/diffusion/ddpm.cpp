@@ -104,6 +104,7 @@ class Denoiser : public nn::Module {
     }
   }
   // x [B, C, H, W], t int64 [B] (any device), c for B images.
+  using nn::Module::forward;
   Tensor forward(const Tensor& x, const Tensor& t, const Cond& c) { return unet_->forward(x, t, embed(c, x.device())); }
 
  private:

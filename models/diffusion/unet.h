@@ -30,6 +30,7 @@ struct UNetOptions {
 class ResBlock : public nn::Module {
  public:
   ResBlock(int64_t in, int64_t out, int64_t emb_dim, int64_t groups, double dropout);
+  using nn::Module::forward;  // the one-input form stays visible (and refuses: a block needs its embedding)
   Tensor forward(const Tensor& x, const Tensor& emb);
   std::string name() const override { return "ResBlock"; }
 
@@ -47,6 +48,7 @@ class ResBlock : public nn::Module {
 class UNet : public nn::Module {
  public:
   explicit UNet(UNetOptions o);
+  using nn::Module::forward;
   Tensor forward(const Tensor& x, const Tensor& t, const Tensor& cond = {});
   std::string name() const override { return "UNet"; }
   int64_t embedding_dim() const { return 4 * o_.base; }
