@@ -3,7 +3,7 @@
 # (issue #15; docs/results/training-speed.md):
 #   tools/peers/bench_train.sh LOOM MODEL ROUNDS THREADS [STEPS]
 # LOOM is the loom binary, MODEL one step_twins.py knows (vae, classifier, bernoulli, markov,
-# nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan, progan, ddpm, stargan, gan,
+# nade, pixelcnn, pixelrnn, aae, infogan, text2image, cyclegan, progan, ddpm, stargan, puzzlegan, gan,
 # cgan, dcgan). Each round runs `loom bench train` and the twin (step_twins.py) once each
 # (alternating which goes first), STEPS timed steps each (default 20); prints each round's rows
 # and ratio (loom's median step time / the twin's: below 1 is loom faster), then the median
