@@ -30,6 +30,19 @@ void sum_inner_impl(const T* x, T* out, int64_t outer, int64_t r, int64_t inner)
   }
 }
 
+// Σ_{j < r} f(j) in double, in eight partial sums combined pairwise. One running sum is a chain of
+// dependent adds, four cycles an element (a batch-norm statistic over 64 × 14 × 14 values per
+// channel); eight independent ones vectorize. (Pairwise combination is also the more accurate order.)
+template <class F>
+double row_sum(int64_t r, F&& f) {
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= r; j += 8)
+    for (int k = 0; k < 8; ++k) part[k] += f(j + k);
+  for (int k = 0; j < r; ++j, ++k) part[k] += f(j);
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
+
 template <class T>
 void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, int64_t r, int64_t inner) {
   if (op == ReduceOp::Sum && inner > 1) return sum_inner_impl(x, out, outer, r, inner);
@@ -40,15 +53,7 @@ void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, i
       double acc = 0;
       int64_t best = 0;
       if (op == ReduceOp::Sum) {
-        // inner == 1 here (sum_inner_impl takes the rest), so the row is contiguous: eight partial sums combined pairwise. One running sum was a chain of
-        // dependent adds, four cycles an element (a batch-norm statistic over 64 × 14 × 14 values per
-        // channel); eight independent ones vectorize. (Pairwise combination is also the more accurate order.)
-        double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t j = 0;
-        for (; j + 8 <= r; j += 8)
-          for (int k = 0; k < 8; ++k) part[k] += p[j + k];
-        for (int k = 0; j < r; ++j, ++k) part[k] += p[j];
-        acc = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+        acc = row_sum(r, [p](int64_t j) { return double(p[j]); });  // inner == 1: sum_inner_impl takes the rest
       } else if (op == ReduceOp::Max || op == ReduceOp::Min) {
         acc = p[0];
         for (int64_t j = 1; j < r; ++j) {
@@ -147,11 +152,8 @@ void standardize_impl(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double
   for (int64_t o = 0; o < rows; ++o) {
     const T* p = x + o * r;
     T* q = y + o * r;
-    double sum = 0;
-    for (int64_t j = 0; j < r; ++j) sum += double(p[j]);
-    const double mu = sum / double(r);
-    double ss = 0;
-    for (int64_t j = 0; j < r; ++j) ss += (double(p[j]) - mu) * (double(p[j]) - mu);
+    const double mu = row_sum(r, [p](int64_t j) { return double(p[j]); }) / double(r);
+    const double ss = row_sum(r, [p, mu](int64_t j) { return (double(p[j]) - mu) * (double(p[j]) - mu); });
     const double s = 1 / std::sqrt(ss / double(r) + eps);
     for (int64_t j = 0; j < r; ++j) q[j] = static_cast<T>((double(p[j]) - mu) * s);
     rstd[o] = static_cast<T>(s);
@@ -163,11 +165,8 @@ void standardize_backward_impl(const T* y, const T* rstd, const T* gy, T* gx, in
 #pragma omp parallel for schedule(static) if (rows * r > 65536)
   for (int64_t o = 0; o < rows; ++o) {
     const T *yo = y + o * r, *go = gy + o * r;
-    double a = 0, b = 0;
-    for (int64_t j = 0; j < r; ++j) {
-      a += double(go[j]);
-      b += double(go[j]) * double(yo[j]);
-    }
+    const double a = row_sum(r, [go](int64_t j) { return double(go[j]); });
+    const double b = row_sum(r, [go, yo](int64_t j) { return double(go[j]) * double(yo[j]); });
     const double s = double(rstd[o]), mean_g = a / double(r), mean_gy = b / double(r);
     for (int64_t j = 0; j < r; ++j)
       gx[o * r + j] = static_cast<T>(s * (double(go[j]) - mean_g - double(yo[j]) * mean_gy));
