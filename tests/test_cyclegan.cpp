@@ -321,19 +321,9 @@ TEST(CycleGan, TrainsOnTheFolderLayout) {
   Generator g(5);
   for (const char* sub : {"trainA", "trainB", "testA", "testB"}) {
     std::filesystem::create_directories(dir / sub);
-    for (int i = 0; i < 3; ++i) {
-      const std::vector<float> u = rand({40 * 30 * 3}, {}, &g).to_vector<float>();
-      std::vector<uint8_t> px;
-      for (float v : u) px.push_back(static_cast<uint8_t>(v * 255));
-      save_png(dir / (std::string(sub) + "/" + std::to_string(i) + ".png"), px.data(), 40, 30, 3, "test");
-    }
+    for (int i = 0; i < 3; ++i) write_noise(dir / (std::string(sub) + "/" + std::to_string(i) + ".png"), 40, 30, g);
   }
-  tools::TrainOptions o = tiny_run("cyclegan", dir / "run", 2, 0, 1);
-  o.load_data = {};
-  o.data_dir = dir.path();
-  o.config.batch_size = 2;
-  for (const auto& [k, v] : kTiny) o.config.set(k, v);
-  o.config.set("rgb", true).set("image_size", "32");
+  tools::TrainOptions o = rgb_folder_run("cyclegan", kTiny, dir / "run", dir.path(), 2);
   const tools::TrainResult r = tools::train(o);
   EXPECT_EQ(r.steps, 2);
   EXPECT_GT(r.eval.at("cycle_l1_A"), 0);

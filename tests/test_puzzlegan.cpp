@@ -239,13 +239,8 @@ TEST(PuzzleGan, TrainsOnAnRgbImageFolderAndCompletesItsImages) {
   Generator g(7);
   std::filesystem::create_directories(dir / "photos/all");
   for (int i = 0; i < 12; ++i) write_noise(dir / str("photos/all/", i, ".png"), 40, 30, g);
-  tools::TrainOptions o = tiny_run("puzzlegan", dir / "run", 2, 0, 1);
-  o.load_data = {};
-  o.data_dir = o.config.data_dir = dir / "photos";
-  o.config.batch_size = 4;
+  tools::TrainOptions o = rgb_folder_run("puzzlegan", kTiny, dir / "run", dir / "photos", 4);
   o.eval_size = 4;
-  for (const auto& [k, v] : kTiny) o.config.set(k, v);
-  o.config.set("rgb", true).set("image_size", "32");
   const tools::TrainResult r = tools::train(o);
   EXPECT_EQ(r.steps, 2);
   EXPECT_GT(r.eval.at("completion_l1"), 0);

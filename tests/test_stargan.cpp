@@ -38,17 +38,6 @@ data::LabeledImages three_domains(data::Split split, int64_t n) {
   return d;
 }
 
-// A 2-step run of the tiny networks into `out` on the RGB images of `data` at 32 × 32.
-tools::TrainOptions rgb_folder_run(const std::string& out, const std::string& data, int64_t batch_size) {
-  tools::TrainOptions o = tiny_run("stargan", out, 2, 0, 1);
-  o.load_data = {};
-  o.data_dir = o.config.data_dir = data;
-  o.config.batch_size = batch_size;
-  for (const auto& [k, v] : kTiny) o.config.set(k, v);
-  o.config.set("rgb", true).set("image_size", "32");
-  return o;
-}
-
 }  // namespace
 
 TEST(StarGan, LossesMatchHandComputedValues) {
@@ -187,7 +176,7 @@ TEST(StarGan, TrainsOnDomainFolders) {
     for (int i = 0; i < 2; ++i) write_noise(dir / str("faces/", domain, "/", i, ".png"), 40, 30, g);
   }
   EXPECT_EQ(data::image_folder_classes(dir / "faces"), (std::vector<std::string>{"blond", "brown", "dark"}));
-  tools::TrainOptions o = rgb_folder_run(dir / "run", dir / "faces", 2);
+  tools::TrainOptions o = rgb_folder_run("stargan", kTiny, dir / "run", dir / "faces", 2);
   o.eval_size = 4;
   const tools::TrainResult r = tools::train(o);
   EXPECT_EQ(r.steps, 2);
@@ -425,7 +414,7 @@ TEST(StarGan, TrainsOnBinaryAttributes) {
   expect_error([&] { data::load_dataset(spec, data::Split::Test, dir / "img"); },
                {"attribute 'Bald'", "Blond, Male, Young"});
 
-  tools::TrainOptions o = rgb_folder_run(dir / "run", dir / "img", 4);
+  tools::TrainOptions o = rgb_folder_run("stargan", kTiny, dir / "run", dir / "img", 4);
   o.eval_size = 2;
   o.config.set("attr_file", dir / "attrs.txt").set("attrs", "Male,Blond");
   const tools::TrainResult r = tools::train(o);

@@ -65,6 +65,19 @@ inline tools::TrainOptions tiny_run(const std::string& model, const std::string&
   return o;
 }
 
+// A 2-step run of `model` with the options `tiny` into `out` on the RGB images of the folder `data`
+// at 32 × 32 (the image-folder tests of the translation models).
+inline tools::TrainOptions rgb_folder_run(const std::string& model, const models::OptionValues& tiny,
+                                          const std::string& out, const std::string& data, int64_t batch_size) {
+  tools::TrainOptions o = tiny_run(model, out, 2, 0, 1);
+  o.load_data = {};
+  o.data_dir = o.config.data_dir = data;
+  o.config.batch_size = batch_size;
+  for (const auto& [k, v] : tiny) o.config.set(k, v);
+  o.config.set("rgb", true).set("image_size", "32");
+  return o;
+}
+
 // One train_step / evaluate of m on (images, labels), outside the driver.
 inline models::Batch batch(const Tensor& images, const Tensor& labels) {
   models::Batch b;
@@ -90,8 +103,6 @@ inline std::unique_ptr<models::Model> make_model(const std::string& name, const 
   return r.make(models::resolve_config(r, c));
 }
 
-// Whether Fashion-MNIST's IDX files are installed (data::kFashionMnistDir): the
-// learning tests on it skip otherwise.
 // An RGB PNG of w × h uniform noise drawn from g: images for the image-folder tests.
 inline void write_noise(const std::string& path, int64_t w, int64_t h, Generator& g) {
   const std::vector<float> u = rand({w * h * 3}, {}, &g).to_vector<float>();
@@ -100,6 +111,8 @@ inline void write_noise(const std::string& path, int64_t w, int64_t h, Generator
   save_png(path, px.data(), w, h, 3, "test");
 }
 
+// Whether Fashion-MNIST's IDX files are installed (data::kFashionMnistDir): the
+// learning tests on it skip otherwise.
 inline bool have_fashion_mnist() {
   return std::filesystem::exists(std::string(data::kFashionMnistDir) + "/train-images-idx3-ubyte.gz");
 }
