@@ -1,6 +1,7 @@
 #include "autograd/tape.h"
 
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -82,13 +83,19 @@ void record(OpId op, const std::vector<Tensor>& inputs, const std::vector<Tensor
   node->op = op;
   node->seq = t.next_seq++;
   for (const Tensor& in : inputs) {
-    node->inputs.push_back(in.defined() && in.requires_grad() ? in.impl_ptr() : nullptr);
+    Edge& e = node->inputs.emplace_back();
+    if (in.defined() && in.requires_grad()) {
+      if (in.is_leaf()) e.leaf = in.impl_ptr();
+      else e = {in.impl().node, in.impl().output_nr, nullptr};
+    }
     node->input_shapes.push_back(in.defined() ? in.shape() : Shape{});
   }
-  for (const Tensor& out : outputs) {
-    node->outputs.push_back(out.impl_ptr());
-    out.impl().requires_grad = true;
-    out.impl().node = node;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    TensorImpl& out = outputs[i].impl();
+    node->outputs.push_back({out.shape, out.dtype, out.storage->device});
+    out.requires_grad = true;
+    out.node = node;
+    out.output_nr = static_cast<uint32_t>(i);
   }
   for (Tensor& s : saved) {
     node->saved_versions.push_back(s.defined() ? s.impl().storage->version : 0);
@@ -127,6 +134,16 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g, bool create_graph) {
     Tensor(leaf.grad).add_(g);
   }
 }
+
+// A tensor's place on the tape, as gradients are routed: its producing entry and
+// output index, or for a leaf the tensor itself.
+constexpr uint32_t kLeaf = UINT32_MAX;
+using Key = std::pair<const void*, uint32_t>;
+Key key_of(const Tensor& t) {
+  return t.is_leaf() ? Key{t.impl_ptr().get(), kLeaf} : Key{t.impl().node.get(), t.impl().output_nr};
+}
+Key key_of(const Edge& e) { return e.node ? Key{e.node.get(), e.output_nr} : Key{e.leaf.get(), kLeaf}; }
+bool needed(const Edge& e) { return e.node || e.leaf; }
 
 // Counts a sweep in progress: a create_graph sweep appends entries to the tape it
 // walks by index, so compaction (which moves entries) waits until it ends.
@@ -172,8 +189,8 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
   std::optional<NoGrad> no_grad;
   if (!create_graph) no_grad.emplace();
 
-  // What the sweep is after: target index by tensor (grad()).
-  std::unordered_map<const TensorImpl*, size_t> target_index;
+  // What the sweep is after: target index by place (grad()); a tensor given twice gets one slot.
+  std::map<Key, size_t> target_index;
   std::vector<Tensor> captured;
   if (targets) {
     captured.resize(targets->size());
@@ -182,24 +199,40 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
       LOOM_CHECK(in.defined(), fn, ": input ", i, " is an undefined tensor");
       LOOM_CHECK(in.requires_grad(), fn, ": input ", i, " (shape ", in.shape(),
                  ") does not require grad, so no output can depend on it through the tape");
-      target_index.emplace(in.impl_ptr().get(), i);
+      target_index.emplace(key_of(in), i);
     }
   }
-  auto capture = [&](const TensorImpl* impl, const Tensor& g) {
-    auto it = target_index.find(impl);
+  auto capture = [&](const Key& key, const Tensor& g) {
+    auto it = target_index.find(key);
     if (it == target_index.end()) return;
     Tensor& slot = captured[it->second];
     slot = slot.defined() ? slot + g : g;
   };
+  auto result = [&] {
+    if (targets)
+      for (size_t i = 0; i < targets->size(); ++i) captured[i] = captured[target_index.at(key_of((*targets)[i]))];
+    return captured;
+  };
 
-  std::unordered_map<const TensorImpl*, Tensor> grads;
+  // The gradients arrived so far at each entry's outputs (the entry is held until swept).
+  struct Pending {
+    std::shared_ptr<Node> node;
+    std::vector<Tensor> grads;
+  };
+  std::unordered_map<const Node*, Pending> pending;
+  auto add_grad = [&](const std::shared_ptr<Node>& node, uint32_t output, const Tensor& g) {
+    Pending& p = pending[node.get()];
+    if (!p.node) p = {node, std::vector<Tensor>(node->outputs.size())};
+    Tensor& slot = p.grads.at(output);
+    slot = slot.defined() ? slot + g : g;
+  };
   uint64_t last = 0;
   bool any_node = false;
   std::vector<std::shared_ptr<Node>> starts;
   for (size_t r = 0; r < roots.size(); ++r) {
     const Tensor& root = roots[r];
     if (root.is_leaf()) {
-      if (targets) capture(root.impl_ptr().get(), seeds[r]);
+      if (targets) capture(key_of(root), seeds[r]);
       else accumulate_leaf(root.impl(), seeds[r], create_graph);
       continue;
     }
@@ -207,13 +240,12 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
     LOOM_CHECK(!start->consumed, fn, ": the tape entry '", op_name(start->op),
                "' that produced this tensor was already consumed by an earlier backward; run the forward "
                "again, or pass retain_graph = true to the earlier sweep");
-    auto [slot, fresh] = grads.try_emplace(root.impl_ptr().get(), seeds[r]);
-    if (!fresh) slot->second = slot->second + seeds[r];
+    add_grad(start, root.impl().output_nr, seeds[r]);
     last = any_node ? std::max(last, start->seq) : start->seq;
     any_node = true;
     starts.push_back(start);
   }
-  if (!any_node) return captured;
+  if (!any_node) return result();
 
   // Entries after the last root's cannot contribute; start at its position.
   const size_t end = static_cast<size_t>(
@@ -225,8 +257,8 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
   // An entry leads to a target when one of its inputs is a target or was made by
   // an entry that does; entries are in execution order, so one forward pass finds them.
   std::unordered_set<const Node*> leads;
-  auto input_leads = [&](const std::shared_ptr<TensorImpl>& in) {
-    return in && (target_index.count(in.get()) || (in->node && leads.count(in->node.get())));
+  auto input_leads = [&](const Edge& in) {
+    return needed(in) && (target_index.count(key_of(in)) || (in.node && leads.count(in.node.get())));
   };
   if (targets)
     for (size_t i = 0; i < end; ++i)
@@ -245,15 +277,14 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
     // Gather the gradients flowing into this entry's outputs.
     std::vector<Tensor> gout(node->outputs.size());
     bool any = false;
-    for (size_t i = 0; i < node->outputs.size(); ++i) {
-      auto out = node->outputs[i].lock();
-      if (!out) continue;
-      auto g = grads.find(out.get());
-      if (g == grads.end()) continue;
-      gout[i] = std::move(g->second);
-      grads.erase(g);
-      if (targets) capture(out.get(), gout[i]);
-      any = true;
+    if (auto p = pending.find(node.get()); p != pending.end()) {
+      gout = std::move(p->second.grads);
+      pending.erase(p);
+      for (size_t i = 0; i < gout.size(); ++i)
+        if (gout[i].defined()) {
+          if (targets) capture({node.get(), static_cast<uint32_t>(i)}, gout[i]);
+          any = true;
+        }
     }
     if (!any || (targets && !leads.count(node.get()))) continue;
     LOOM_CHECK(!node->consumed, consumed_message(node->op));
@@ -265,9 +296,8 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
                  " -> ", s.impl().storage->version, "); clone it before writing to it");
     }
     for (size_t i = 0; i < gout.size(); ++i) {
-      if (gout[i].defined()) continue;
-      auto out = node->outputs[i].lock();
-      gout[i] = out ? zeros_like(Tensor(out)) : Tensor();
+      const OutputMeta& m = node->outputs[i];
+      if (!gout[i].defined()) gout[i] = zeros(m.shape, TensorOptions{}.with(m.dtype).on(m.device));
     }
     // A recording sweep differentiates through the saved values too: hand the backward
     // the tensors with their history (a saved output's is this entry), not the detached copies.
@@ -275,37 +305,40 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
     if (create_graph) {
       saved_live = node->saved;
       for (size_t i = 0; i < saved_live.size(); ++i) {
-        std::shared_ptr<TensorImpl> live = node->saved_source[i];
         if (const int o = node->saved_output[i]; o >= 0) {
-          live = node->outputs[o].lock();
-          LOOM_CHECK(live, "backward: internal error in '", op_name(node->op), "': saved output ", o, " is gone");
+          auto live = std::make_shared<TensorImpl>(saved_live[i].impl());  // the same view of the same storage
+          live->requires_grad = true;
+          live->node = node;
+          live->output_nr = static_cast<uint32_t>(o);
+          saved_live[i] = Tensor(live);
+          continue;
         }
         // The same storage as when saved: a tensor converted in place since (Module::to) keeps its copy.
+        const std::shared_ptr<TensorImpl>& live = node->saved_source[i];
         if (live && live->storage == saved_live[i].impl().storage) saved_live[i] = Tensor(live);
       }
       saved = &saved_live;
     }
     BackwardCtx ctx{std::move(gout), *saved, {}};
-    for (auto& in : node->inputs) ctx.needs.push_back(targets ? input_leads(in) : in != nullptr);
+    for (const Edge& in : node->inputs) ctx.needs.push_back(targets ? input_leads(in) : needed(in));
     std::vector<Tensor> gin;
     {
       const OpRange range(node->op, true);
       gin = node->backward(ctx);
     }
     for (size_t i = 0; i < node->inputs.size(); ++i) {
-      const auto& in = node->inputs[i];
+      const Edge& in = node->inputs[i];
       if (!ctx.needs[i]) continue;
       const Tensor& g = gin.at(i);
       LOOM_CHECK(g.defined() && g.shape() == node->input_shapes[i],
                  "backward: internal error in '", op_name(node->op), "': gradient for input ", i,
                  " has shape ", (g.defined() ? g.shape() : Shape{}), ", expected ", node->input_shapes[i]);
-      if (!in->node) {
-        if (targets) capture(in.get(), g);
-        else accumulate_leaf(*in, g, create_graph);
+      if (in.leaf) {
+        if (targets) capture(key_of(in), g);
+        else accumulate_leaf(*in.leaf, g, create_graph);
       } else {
-        LOOM_CHECK(!in->node->consumed, consumed_message(in->node->op));
-        auto [slot, fresh] = grads.try_emplace(in.get(), g);
-        if (!fresh) slot->second = slot->second + g;
+        LOOM_CHECK(!in.node->consumed, consumed_message(in.node->op));
+        add_grad(in.node, in.output_nr, g);
       }
     }
     if (!retain_graph) {
@@ -317,7 +350,7 @@ std::vector<Tensor> sweep(const char* fn, const std::vector<Tensor>& roots, cons
   }
   LOOM_CHECK(starts.empty(), fn, ": the entry that produced the root is no longer on this thread's tape "
                              "(the tape was cleared, or the tensor comes from another thread)");
-  return captured;
+  return result();
 }
 
 }  // namespace

@@ -2,10 +2,15 @@
 // recording. Entries are appended in execution order, so the list is already
 // topologically sorted and backward is one reverse loop, no recursion, no sort.
 //
-// Ownership: a tensor holds its producing Node; a Node holds (strongly) the
-// inputs that need a gradient and the values its backward reads, and (weakly)
-// its outputs. The tape itself holds Nodes weakly, so history that nobody can
-// reach any more (an eval pass run without NoGrad) frees itself.
+// Ownership: a tensor holds its producing Node (and knows which of its outputs it
+// is); a Node holds, for each input that needs a gradient, where that gradient
+// goes: the producing Node and output index, or the leaf tensor itself; plus the
+// values its backward reads. It does not hold its inputs' tensors, so an
+// intermediate that no backward reads (the product in x·γ + β, a residual
+// branch's sum) is freed as soon as the forward drops it, as in PyTorch; of its
+// outputs a Node keeps only their shape, dtype and device. The tape itself holds
+// Nodes weakly, so history that nobody can reach any more (an eval pass run
+// without NoGrad) frees itself.
 #pragma once
 
 #include <functional>
@@ -59,18 +64,32 @@ using BackwardFn = std::function<std::vector<Tensor>(BackwardCtx&)>;
 // recorded ops so that it can be differentiated again.
 bool differentiable(std::initializer_list<const Tensor*> xs);
 
+// Where the gradient of one input goes: output `output_nr` of `node`, or the
+// leaf `leaf` (accumulated into its .grad()); neither where none is needed.
+struct Edge {
+  std::shared_ptr<Node> node;
+  uint32_t output_nr = 0;
+  std::shared_ptr<TensorImpl> leaf;
+};
+
+struct OutputMeta {
+  Shape shape;
+  DType dtype;
+  Device device;
+};
+
 struct Node {
   OpId op;
   uint64_t seq = 0;
-  std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where no gradient is needed
+  std::vector<Edge> inputs;
   std::vector<Shape> input_shapes;
-  std::vector<std::weak_ptr<TensorImpl>> outputs;
+  std::vector<OutputMeta> outputs;  // a zero gradient for an output nobody used is made from these
   // Saved values are stored detached (a handle of their own on the same storage,
   // which what the caller later does to its tensor cannot change). A create_graph
   // sweep differentiates through them, so it needs their history too: for an
-  // input-side value that is saved_source[i] (the tensor as it was passed); for an
-  // output of this very entry (saved_output[i] ≥ 0, its index) it is re-attached
-  // from `outputs`, since an output holds its Node and a strong handle would be a cycle.
+  // input-side value that is saved_source[i] (the tensor as it was passed); an
+  // output of this very entry (saved_output[i] ≥ 0, its index) is re-attached to
+  // this Node, since an output holds its Node and a strong handle would be a cycle.
   std::vector<Tensor> saved;
   std::vector<uint64_t> saved_versions;
   std::vector<std::shared_ptr<TensorImpl>> saved_source;

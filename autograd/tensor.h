@@ -35,6 +35,7 @@ struct TensorImpl {
   DType dtype = DType::Float32;
   bool requires_grad = false;
   std::shared_ptr<Node> node;          // the tape entry that produced it; null for leaves
+  uint32_t output_nr = 0;              // which of node's outputs it is (gradients are routed by node and index)
   std::shared_ptr<TensorImpl> grad;    // accumulated gradient of a leaf
 };
 

@@ -57,6 +57,25 @@ TEST(Grad, WithRespectToIntermediateAndSeveralOutputs) {
   expect_values(g[1], {3 * (2 * 3 + 1), 3 * (2 * 6 + 1)});  // through h = 3x
 }
 
+TEST(Grad, AnInputGivenTwiceGetsItsGradientTwice) {
+  Tensor x = leaf({1, 2}, {2});
+  Tensor h = x * 3.0;
+  std::vector<Tensor> g = grad({sum(h * h)}, {h, x, Tensor(h.impl_ptr()), x});
+  for (int i : {0, 2}) expect_values(g[i], {6, 12});  // 2h, also through a second handle on h
+  for (int i : {1, 3}) expect_values(g[i], {18, 36});
+}
+
+TEST(Grad, CreateGraphReattachesASavedOutputWhoseTensorIsGone) {
+  // exp keeps only its output y for y' = y; the tensor y itself is dropped at once
+  // (the sum's + 1 reads nothing). A create_graph sweep rebuilds y with its history
+  // from the entry, so the first derivative e^x can be differentiated again.
+  Tensor x = leaf({0.5, -1}, {2});
+  Tensor g = grad({sum(exp(x) + 1.0)}, {x}, {}, {.create_graph = true})[0];
+  expect_values(g, {std::exp(0.5), std::exp(-1.0)});
+  Tensor gg = grad({sum(g * g)}, {x})[0];  // ∂/∂x Σ e^{2x} = 2 e^{2x}
+  expect_values(gg, {2 * std::exp(1.0), 2 * std::exp(-2.0)});
+}
+
 TEST(Grad, GradOutputsWeightNonScalarOutputs) {
   Tensor x = leaf({1, 2, 3}, {3});
   Tensor g = grad({x * x}, {x}, {t64({1, 0, -1}, {3})})[0];
