@@ -21,6 +21,35 @@ struct UnaryParams {
   double a = 0, b = 0;
 };
 
+// Which of x and y = f(x) unary_backward reads (unary_grad, kernels/elementwise_math.h):
+// the tape keeps only that one alive and passes it in the other's place. ReLU, leaky
+// ReLU and ELU test x > 0, which for a slope or α ≥ 0 is y > 0, and ELU's y + α reads
+// y: they keep y, as PyTorch does for ReLU (the next layer saves y anyway, and x is freed).
+enum class GradReads { None, X, Y };
+inline GradReads unary_grad_reads(UnaryOp op, const UnaryParams& p) {
+  switch (op) {
+    case UnaryOp::Neg:
+    case UnaryOp::Sign: return GradReads::None;
+    case UnaryOp::Exp:
+    case UnaryOp::Sqrt:
+    case UnaryOp::Rsqrt:
+    case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid:
+    case UnaryOp::Relu: return GradReads::Y;
+    case UnaryOp::LeakyRelu:
+    case UnaryOp::Elu: return p.a >= 0 ? GradReads::Y : GradReads::X;
+    case UnaryOp::Log:
+    case UnaryOp::Log1p:
+    case UnaryOp::Silu:
+    case UnaryOp::Softplus:
+    case UnaryOp::Abs:
+    case UnaryOp::Square:
+    case UnaryOp::PowScalar:
+    case UnaryOp::Clamp: return GradReads::X;
+  }
+  return GradReads::X;
+}
+
 enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge };
 
 }  // namespace loom
@@ -28,7 +57,7 @@ enum class BinaryOp : uint8_t { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, N
 #define LOOM_ELEMENTWISE_API                                                                     \
   void unary(const KernelCtx& k, UnaryOp op, DType dt, const void* x, void* y, int64_t n,       \
              UnaryParams p);                                                                     \
-  /* gx = gy * f'(x); reads x and/or y = f(x) as the op needs (both are given). */               \
+  /* gx = gy * f'(x); reads x or y = f(x) as unary_grad_reads says (both are given). */          \
   void unary_backward(const KernelCtx& k, UnaryOp op, DType dt, const void* x, const void* y,   \
                       const void* gy, void* gx, int64_t n, UnaryParams p);                      \
   /* out = a op b over bc (operands 0 = a, 1 = b); comparisons write 1 or 0. */                  \

@@ -137,3 +137,64 @@ TEST(Tape, GanStyleLoopDStepThenGStep) {
   expect_values(g.grad(), {-0.5 * 3});
   expect_values(dw.grad(), {-1});
 }
+
+TEST(Tape, AnIntermediateNoBackwardReadsIsFreedBeforeBackward) {
+  // The tape routes gradients by (producing entry, output index), not by holding the
+  // tensors: s = w + 1 is read by no backward (add needs nothing, relu keeps its
+  // output), so its storage goes when the forward drops it; the gradient still
+  // reaches w through it. ∂/∂w Σ relu(w + 1) · 2 = 2·[w + 1 > 0].
+  Tensor w = from_vector(std::vector<double>{-3, 0.5, 2}, {3}, f64());
+  w.requires_grad_();
+  std::weak_ptr<Storage> s_storage, r_storage;
+  Tensor loss;
+  {
+    Tensor s = w + 1.0;
+    Tensor r = relu(s);
+    s_storage = s.impl().storage;
+    r_storage = r.impl().storage;
+    loss = sum(r + r);
+  }
+  EXPECT_TRUE(s_storage.expired()) << "no backward reads w + 1";
+  EXPECT_FALSE(r_storage.expired()) << "relu keeps its output for its backward";
+  backward(loss);
+  expect_values(w.grad(), {0, 2, 2});
+  EXPECT_TRUE(r_storage.expired()) << "backward frees what it consumed";
+}
+
+TEST(Tape, ActivationsKeepOnlyTheValueTheirDerivativeReads) {
+  // Which of x and y = f(x) the entry holds, for ops whose f' needs only y (exp,
+  // sigmoid, tanh, relu), only x (silu, softplus, log) or neither (neg); the
+  // derivative is still right when computed from the one kept value.
+  Tensor w = from_vector(std::vector<double>{-0.7, 0.2, 1.3}, {3}, f64());
+  w.requires_grad_();
+  struct Case {
+    const char* name;
+    std::function<Tensor(const Tensor&)> f;
+    bool keeps_x, keeps_y;
+  };
+  const std::vector<Case> cases = {
+      {"exp", [](const Tensor& x) { return exp(x); }, false, true},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, false, true},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, false, true},
+      {"relu", [](const Tensor& x) { return relu(x); }, false, true},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); }, false, true},
+      {"elu", [](const Tensor& x) { return elu(x, 1.0); }, false, true},
+      {"silu", [](const Tensor& x) { return silu(x); }, true, false},
+      {"softplus", [](const Tensor& x) { return softplus(x); }, true, false},
+      {"neg", [](const Tensor& x) { return neg(x); }, false, false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Tensor x = w * 2.0;
+    Tensor y = c.f(x);
+    const std::vector<Tensor>& saved = y.impl().node->saved;
+    EXPECT_EQ(saved.size(), (c.keeps_x || c.keeps_y) ? 1u : 0u);
+    for (const Tensor& s : saved) {
+      EXPECT_EQ(s.impl().storage == x.impl().storage, c.keeps_x);
+      EXPECT_EQ(s.impl().storage == y.impl().storage, c.keeps_y);
+    }
+    const Fn f = [&](const std::vector<Tensor>& in) { return c.f(in[0] * 2.0); };
+    expect_gradients(f, {w.detach()});
+    expect_second_gradients(f, {w.detach()});
+  }
+}

@@ -15,7 +15,8 @@ namespace {
 
 // ∂L/∂x = ∂L/∂y · f'(x) through recorded ops: the form a create_graph sweep
 // differentiates again. The same f' as kernels/elementwise_math.h's unary_grad,
-// which the fast path runs fused; masks of comparisons are constants.
+// which the fast path runs fused; masks of comparisons are constants. x and y are
+// the one value the tape kept (unary_grad_reads), standing in for both.
 Tensor unary_backward_recorded(UnaryOp kop, const Tensor& x, const Tensor& y, const Tensor& gy, UnaryParams p) {
   Tensor zero = zeros({}, x.options());
   switch (kop) {
@@ -51,16 +52,21 @@ Tensor unary_op(OpId id, UnaryOp kop, const Tensor& x, UnaryParams p = {}, const
   Tensor y = empty(x.shape(), x.options());
   KernelCtx k = kernel_ctx(x.device());
   LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, unary, k, kop, x.dtype(), x.data_ptr(), y.data_ptr(), x.numel(), p);
-  if (needs_grad({&x}))
-    record(id, {x}, {y}, {x, y}, [kop, p](BackwardCtx& c) {
-      const Tensor &x = c.saved[0], &y = c.saved[1], &gy = c.grad_out[0];
-      if (differentiable({&x, &y, &gy})) return std::vector<Tensor>{unary_backward_recorded(kop, x, y, gy, p)};
-      Tensor gx = empty(x.shape(), x.options());
-      KernelCtx k = kernel_ctx(x.device());
-      LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, unary_backward, k, kop, x.dtype(), x.data_ptr(), y.data_ptr(),
-                    gy.data_ptr(), gx.data_ptr(), x.numel(), p);
+  if (needs_grad({&x})) {
+    // Only the value f' reads is kept; it stands in for the other (f' ignores that one).
+    const GradReads reads = unary_grad_reads(kop, p);
+    std::vector<Tensor> saved;
+    if (reads != GradReads::None) saved.push_back(reads == GradReads::Y ? y : x);
+    record(id, {x}, {y}, std::move(saved), [kop, p](BackwardCtx& c) {
+      const Tensor &gy = c.grad_out[0], &v = c.saved.empty() ? gy : c.saved[0];
+      if (differentiable({&v, &gy})) return std::vector<Tensor>{unary_backward_recorded(kop, v, v, gy, p)};
+      Tensor gx = empty(gy.shape(), gy.options());
+      KernelCtx k = kernel_ctx(gy.device());
+      LOOM_DISPATCH(k, LOOM_CUDA_ELEMENTWISE, unary_backward, k, kop, gy.dtype(), v.data_ptr(), v.data_ptr(),
+                    gy.data_ptr(), gx.data_ptr(), gy.numel(), p);
       return std::vector<Tensor>{gx};
     });
+  }
   return y;
 }
 
