@@ -9,6 +9,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/memory.h"
 #include "tests/gradcheck.h"
 
 using namespace loom;
@@ -321,6 +322,22 @@ TEST(OpsConv, OneDnnIsBitwiseReproducible) {
     for (size_t i = 0; i < first.size(); ++i) EXPECT_TRUE(first[i] == second[i]) << "pass " << i;
   }
   kernels::set_cpu_threads(threads);
+}
+
+// oneDNN's layouts and scratchpad are per call, from loom's host allocator and back to it (they are as
+// large as the activations: kept per geometry they were most of a U-Net's memory): after a pass only
+// its output is left live, and a second pass of the same geometry takes its blocks from the allocator's
+// cache, so what the allocator holds from the system (reserved) does not grow.
+TEST(OpsConv, OneDnnBuffersArePerCallAndCached) {
+  const kernels::ConvVariantScope selected(kernels::ConvVariant::V0);
+  const Tensor x = rand64({8, 32, 14, 14}).to(DType::Float32), w = rand64({64, 32, 3, 3}).to(DType::Float32);
+  conv2d(x, w, {}, {.padding = {1, 1}});  // creates the primitive and fills the cache's bins
+  const kernels::MemoryStats before = kernels::memory_stats(Device::cpu());
+  Tensor y = conv2d(x, w, {}, {.padding = {1, 1}});
+  const kernels::MemoryStats after = kernels::memory_stats(Device::cpu());
+  EXPECT_LE(after.allocated_bytes - before.allocated_bytes, static_cast<size_t>(y.numel()) * sizeof(float) * 5 / 4)
+      << "only the output stays live";
+  EXPECT_EQ(after.reserved_bytes, before.reserved_bytes) << "the second pass held on to new memory";
 }
 
 // An empty batch under v0 as under loom's kernels (EmptyBatch): no output, and a weight gradient of zeros.

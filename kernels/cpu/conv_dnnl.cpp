@@ -12,9 +12,12 @@
 // out_h, out_w come out; it is negative when the stride skips the last rows (conv2d rounding down) or
 // when out_h is conv_transpose2d's (output_padding), both of which oneDNN accepts.
 // Cache: creating a primitive (choosing and JIT-compiling a kernel) takes milliseconds, more than a
-// small conv, so each (pass, geometry, bias, thread count) keeps its primitive, its reorders, the
-// buffers in the primitive's layouts and its scratchpad for the life of the process (a process sees a
-// handful of geometries). The entry's mutex is held while it runs, since the buffers are shared.
+// small conv, so each (pass, geometry, bias, thread count) keeps its primitive and its reorders for the
+// life of the process (a process sees a handful of geometries). The buffers in the primitive's layouts
+// and its scratchpad are not kept: they are as large as the activations, one set per entry was most
+// of a U-Net's memory (ddpm: 600 MiB), so each call takes them from loom's host allocator and gives
+// them back, and its cache of freed blocks hands the same pages to the next call. The entry's mutex
+// is held while it runs, since its memory objects are rebound to each call's buffers.
 // Threads: this oneDNN build runs on OpenMP (libgomp, the runtime loom's own loops use), so it takes
 // as many threads as omp_get_max_threads() says, i.e. kernels::set_cpu_threads / --threads /
 // OMP_NUM_THREADS. The count is part of the cache key because oneDNN divides the work for it when the
@@ -39,6 +42,8 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 #include <oneapi/dnnl/dnnl_debug.h>
+
+#include "kernels/memory.h"
 
 namespace loom::kernels::cpu::onednn {
 namespace {
@@ -88,8 +93,8 @@ struct Descs {
 memory::desc bias_desc(int64_t channels) { return {{channels}, memory::data_type::f32, memory::format_tag::a}; }
 
 // One tensor argument of a primitive: `user` wraps the caller's buffer (rebound at every call); when
-// the primitive wants another layout, `inner` holds it and `reorder` converts, into `inner` for an
-// input, out of it for an output.
+// the primitive wants another layout, `inner` describes it (its buffer is the call's) and `reorder`
+// converts, into `inner` for an input, out of it for an output.
 struct Arg {
   int id;  // DNNL_ARG_*
   bool output;
@@ -99,7 +104,7 @@ struct Arg {
   Arg(int arg_id, bool is_output, const memory::desc& user_md, const memory::desc& inner_md)
       : id(arg_id), output(is_output), user(user_md, engine(), DNNL_MEMORY_NONE) {
     if (inner_md == user_md) return;
-    inner = memory(inner_md, engine());
+    inner = memory(inner_md, engine(), DNNL_MEMORY_NONE);
     reorder = output ? dnnl::reorder(inner, user) : dnnl::reorder(user, inner);
   }
   const memory& operand() const { return inner ? inner : user; }
@@ -167,7 +172,7 @@ std::unique_ptr<Entry> make_entry(ConvPass pass, const ConvGeometry& g, bool bia
   e->primitive = dnnl::primitive(pd);
   for (const ArgSpec& a : args)
     e->args.emplace_back(a.id, a.output, a.user, pd.query_md(dnnl::query::exec_arg_md, a.id));
-  e->scratchpad = memory(pd.scratchpad_desc(), engine());
+  e->scratchpad = memory(pd.scratchpad_desc(), engine(), DNNL_MEMORY_NONE);
   return e;
 }
 
@@ -185,15 +190,39 @@ Entry& entry(ConvPass pass, const ConvGeometry& g, bool bias) {
   return *e;
 }
 
+// Host blocks from loom's allocator for one call, given back when it ends (or throws).
+class CallBuffers {
+ public:
+  CallBuffers() = default;
+  CallBuffers(const CallBuffers&) = delete;
+  CallBuffers& operator=(const CallBuffers&) = delete;
+  ~CallBuffers() {
+    for (auto [p, bytes] : blocks_) deallocate(Device::cpu(), p, bytes);
+  }
+  // Points m at a fresh block of its size (nothing for an empty descriptor).
+  void bind(memory& m) {
+    const size_t bytes = m.get_desc().get_size();
+    if (bytes == 0) return;
+    blocks_.emplace_back(allocate(Device::cpu(), bytes), bytes);
+    m.set_data_handle(blocks_.back().first);
+  }
+
+ private:
+  std::vector<std::pair<void*, size_t>> blocks_;
+};
+
 // Runs the pass with the caller's buffers, in the order of the entry's arguments.
 void run(ConvPass pass, const ConvGeometry& g, bool bias, const std::vector<const void*>& buffers) {
   try {
     Entry& e = entry(pass, g, bias);
     const std::lock_guard lock(e.mutex);
     dnnl::stream stream(engine());
+    CallBuffers call;
+    call.bind(e.scratchpad);
     std::unordered_map<int, memory> args{{DNNL_ARG_SCRATCHPAD, e.scratchpad}};
     for (size_t i = 0; i < e.args.size(); ++i) {
       Arg& a = e.args[i];
+      if (a.inner) call.bind(a.inner);
       // oneDNN takes a non-const handle for inputs too; it only reads them.
       a.user.set_data_handle(const_cast<void*>(buffers[i]));
       if (!a.output && a.inner) a.reorder.execute(stream, a.user, a.inner);
