@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "kernels/cpu/clones.h"
 #include "kernels/elementwise_math.h"
 
 namespace loom::kernels::cpu {
@@ -68,25 +69,47 @@ void with_op(BinaryOp op, F&& f) {
 }
 #undef LOOM_OP_CASE
 
-// The parameters are a private copy in each thread (firstprivate): shared, they were read through the
+// The loops are functions of their own, compiled per instruction set (kernels/cpu/clones.h). The
+// parameters are a private copy in each thread (firstprivate): shared, they were read through the
 // OpenMP region's pointer for every element, on one side of a branch, where no compiler may hoist a load,
 // and the loop stayed scalar.
+template <class T, class Op>
+LOOM_CPU_CLONES void unary_loop(Op, const T* x, T* y, int64_t n, UnaryParams q) {
+#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
+  for (int64_t i = 0; i < n; ++i) y[i] = unary_fn(Op::value, x[i], q);
+}
+
+template <class T, class Op>
+LOOM_CPU_CLONES void unary_backward_loop(Op, const T* x, const T* y, const T* gy, T* gx, int64_t n, UnaryParams q) {
+#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
+  for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * unary_grad(Op::value, x[i], y[i], q);
+}
+
+// One row of a binary op: the common inner strides as loops of their own, which vectorize: both
+// operands contiguous, or one of them a scalar along the row (a bias, a per-channel scale).
+template <class T, class Op>
+LOOM_CPU_CLONES void binary_row(Op, const T* pa, int64_t sa, const T* pb, int64_t sb, T* po, int64_t len) {
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(Op::value, pa[i], pb[i]);
+  } else if (sa == 1 && sb == 0) {
+    const T vb = *pb;
+    for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(Op::value, pa[i], vb);
+  } else if (sa == 0 && sb == 1) {
+    const T va = *pa;
+    for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(Op::value, va, pb[i]);
+  } else {
+    for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(Op::value, pa[i * sa], pb[i * sb]);
+  }
+}
+
 template <class T>
 void unary_impl(UnaryOp op, const T* x, T* y, int64_t n, const UnaryParams& p) {
-  with_op(op, [&](auto c) {
-    UnaryParams q = p;
-#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
-    for (int64_t i = 0; i < n; ++i) y[i] = unary_fn(c.value, x[i], q);
-  });
+  with_op(op, [&](auto c) { unary_loop(c, x, y, n, p); });
 }
 
 template <class T>
 void unary_backward_impl(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, const UnaryParams& p) {
-  with_op(op, [&](auto c) {
-    UnaryParams q = p;
-#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
-    for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * unary_grad(c.value, x[i], y[i], q);
-  });
+  with_op(op, [&](auto c) { unary_backward_loop(c, x, y, gy, gx, n, p); });
 }
 
 template <class T>
@@ -94,22 +117,7 @@ void binary_impl(BinaryOp op, const T* a, const T* b, T* out, const Broadcast& b
   with_op(op, [&](auto c) {
     broadcast_loop<2>(bc, [&](int64_t base, const int64_t* off, int64_t len, int last) {
       const int64_t sa = bc.rank ? bc.stride[0][last] : 0, sb = bc.rank ? bc.stride[1][last] : 0;
-      const T* pa = a + off[0];
-      const T* pb = b + off[1];
-      T* po = out + base;
-      // The common inner strides as loops of their own, which vectorize: both operands contiguous, or one
-      // of them a scalar along the row (a bias, a per-channel scale).
-      if (sa == 1 && sb == 1) {
-        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, pa[i], pb[i]);
-      } else if (sa == 1 && sb == 0) {
-        const T vb = *pb;
-        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, pa[i], vb);
-      } else if (sa == 0 && sb == 1) {
-        const T va = *pa;
-        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, va, pb[i]);
-      } else {
-        for (int64_t i = 0; i < len; ++i) po[i] = binary_fn(c.value, pa[i * sa], pb[i * sb]);
-      }
+      binary_row(c, a + off[0], sa, b + off[1], sb, out + base, len);
     });
   });
 }

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "kernels/cpu/clones.h"
+
 namespace loom::kernels::cpu {
 namespace {
 
@@ -15,7 +17,7 @@ T* role(const TensorList& l, int r, int64_t i) {
 // tensors are distinct, so `simd` may vectorize: IEEE division and square root give the same bits in
 // vector lanes as in scalar ones (scalar, their latencies made this loop 40 % of a VAE step).
 template <class T, bool Decoupled>
-void adam_tensor(T* p, const T* g, T* m, T* v, int64_t n, T b1, T b2, T lr, T wd, T eps, T c1, T sqrt_c2) {
+LOOM_CPU_CLONES void adam_tensor(T* p, const T* g, T* m, T* v, int64_t n, T b1, T b2, T lr, T wd, T eps, T c1, T sqrt_c2) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     T pi = p[i], gi = g[i];

@@ -1,9 +1,12 @@
 // CPU reference for the reduce family (kernels/reduce.h). Accumulates in
-// double: the reference is the accurate side of every CUDA comparison.
+// double: the reference is the accurate side of every CUDA comparison. The
+// loops are compiled per instruction set (kernels/cpu/clones.h).
 #include "kernels/reduce.h"
 
 #include <algorithm>
 #include <cmath>
+
+#include "kernels/cpu/clones.h"
 
 namespace loom::kernels::cpu {
 namespace {
@@ -13,7 +16,7 @@ namespace {
 // r rows `inner` apart (a TLB miss per load once a row spans pages: a fifth of a NADE step). Each output
 // still adds its r values in order j = 0, 1, ..., so the result is the same bits.
 template <class T>
-void sum_inner_impl(const T* x, T* out, int64_t outer, int64_t r, int64_t inner) {
+LOOM_CPU_CLONES void sum_inner_impl(const T* x, T* out, int64_t outer, int64_t r, int64_t inner) {
   constexpr int64_t kBlock = 512;
   const int64_t blocks = (inner + kBlock - 1) / kBlock;
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
@@ -44,7 +47,7 @@ double row_sum(int64_t r, F&& f) {
 }
 
 template <class T>
-void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, int64_t r, int64_t inner) {
+LOOM_CPU_CLONES void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, int64_t r, int64_t inner) {
   if (op == ReduceOp::Sum && inner > 1) return sum_inner_impl(x, out, outer, r, inner);
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
   for (int64_t o = 0; o < outer; ++o) {
@@ -79,7 +82,7 @@ void reduce_impl(ReduceOp op, const T* x, T* out, int64_t* arg, int64_t outer, i
 }
 
 template <class T>
-void softmax_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool log) {
+LOOM_CPU_CLONES void softmax_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool log) {
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
@@ -101,7 +104,7 @@ void softmax_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, boo
 }
 
 template <class T>
-void softmax_backward_impl(const T* y, const T* gy, T* gx, int64_t outer, int64_t r, int64_t inner, bool log) {
+LOOM_CPU_CLONES void softmax_backward_impl(const T* y, const T* gy, T* gx, int64_t outer, int64_t r, int64_t inner, bool log) {
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
@@ -125,7 +128,7 @@ void softmax_backward_impl(const T* y, const T* gy, T* gx, int64_t outer, int64_
 constexpr int64_t kScanTile = 64;
 
 template <class T>
-void cumsum_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool reverse) {
+LOOM_CPU_CLONES void cumsum_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool reverse) {
   const int64_t tiles = (inner + kScanTile - 1) / kScanTile;
 #pragma omp parallel for collapse(2) schedule(static) if (outer * inner * r > 65536)
   for (int64_t o = 0; o < outer; ++o) {
@@ -147,7 +150,7 @@ void cumsum_impl(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool
 // it: no cancellation, as in the composition of mean, sub and square this replaces) and one over its
 // values, in double.
 template <class T>
-void standardize_impl(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double eps) {
+LOOM_CPU_CLONES void standardize_impl(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double eps) {
 #pragma omp parallel for schedule(static) if (rows * r > 65536)
   for (int64_t o = 0; o < rows; ++o) {
     const T* p = x + o * r;
@@ -161,7 +164,7 @@ void standardize_impl(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double
 }
 
 template <class T>
-void standardize_backward_impl(const T* y, const T* rstd, const T* gy, T* gx, int64_t rows, int64_t r) {
+LOOM_CPU_CLONES void standardize_backward_impl(const T* y, const T* rstd, const T* gy, T* gx, int64_t rows, int64_t r) {
 #pragma omp parallel for schedule(static) if (rows * r > 65536)
   for (int64_t o = 0; o < rows; ++o) {
     const T *yo = y + o * r, *go = gy + o * r;
