@@ -29,8 +29,6 @@ import struct
 import time
 
 import numpy as np
-import scipy.linalg
-import scipy.optimize
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -97,6 +95,7 @@ class Classifier(nn.Module):
 
 def frechet(a, b):
     """Heusel et al. 2017: ‖μa − μb‖² + Tr(Σa + Σb − 2(Σa Σb)^½), in float64."""
+    import scipy.linalg  # here, not at the top: step_twins.py imports the networks and needs only torch
     a, b = a.astype(np.float64), b.astype(np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
@@ -122,6 +121,7 @@ def matched_accuracy(codes, classes, k=10):
     """The fraction of samples whose class equals their code after the best one-to-one matching of the k
     codes to the k classes (the assignment problem, scipy.optimize.linear_sum_assignment), as
     models/metrics.h's matched_accuracy scores InfoGAN's c₁ (Chen et al. 2016, §5.1)."""
+    import scipy.optimize
     counts = np.zeros((k, k))
     np.add.at(counts, (np.asarray(codes), np.asarray(classes)), 1)
     rows, cols = scipy.optimize.linear_sum_assignment(counts, maximize=True)
