@@ -93,6 +93,52 @@ TEST(OpsPool, MaxPool2x2MatchesTheRuleOnTiesAndNaNs) {
   EXPECT_EQ(xg.grad().to_vector<double>(), g_want);
 }
 
+// The CPU kernel computes the windows the padding does not clip sideways a row at a time (vectorized)
+// and the clipped ones one by one; both must keep the rule (the first NaN, else the first maximum, in
+// row-major order): against a window-by-window reference for geometries with and without padding,
+// strides 1 to 3, on float32 data full of ties and with NaNs.
+TEST(OpsPool, MaxPoolMatchesTheRuleForEveryGeometry) {
+  struct Geometry {
+    int64_t h, w, k, s, p;
+  };
+  for (const Geometry g : {Geometry{9, 11, 3, 1, 1}, Geometry{8, 13, 2, 2, 0}, Geometry{10, 10, 3, 2, 1},
+                           Geometry{7, 17, 4, 3, 2}, Geometry{5, 4, 5, 1, 2}, Geometry{6, 9, 3, 3, 0}}) {
+    SCOPED_TRACE(str("h ", g.h, " w ", g.w, " k ", g.k, " s ", g.s, " p ", g.p));
+    const int64_t planes = 3, n = planes * g.h * g.w;
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[i] = static_cast<double>((i * 37) % 11) - 5;  // ties
+    for (int64_t i = 5; i < n; i += 23) v[i] = NAN;
+    const Tensor x = from_vector(v, {1, planes, g.h, g.w}).to(DType::Float32);
+    Tensor xg = x.clone();
+    xg.requires_grad_();
+    const Tensor y = max_pool2d(xg, {g.k, g.k}, {g.s, g.s}, {g.p, g.p});
+    const int64_t oh = y.size(2), ow = y.size(3);
+    std::vector<double> r(static_cast<size_t>(y.numel()));
+    for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<double>(i % 7 + 1);
+    backward(sum(y * from_vector(r, y.shape()).to(DType::Float32)));
+    const std::vector<double> got = y.to_vector<double>(), grad = xg.grad().to_vector<double>();
+    std::vector<double> want_grad(static_cast<size_t>(n), 0.0);
+    for (int64_t pl = 0; pl < planes; ++pl)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          int64_t at = -1;
+          for (int64_t a = std::max<int64_t>(i * g.s - g.p, 0); a < std::min(i * g.s - g.p + g.k, g.h); ++a)
+            for (int64_t b = std::max<int64_t>(j * g.s - g.p, 0); b < std::min(j * g.s - g.p + g.k, g.w); ++b) {
+              const int64_t idx = pl * g.h * g.w + a * g.w + b;
+              if (at < 0 || (!std::isnan(v[at]) && (std::isnan(v[idx]) || v[idx] > v[at]))) at = idx;
+            }
+          const size_t o = static_cast<size_t>((pl * oh + i) * ow + j);
+          if (std::isnan(v[at])) {
+            EXPECT_TRUE(std::isnan(got[o])) << pl << " " << i << " " << j;
+          } else {
+            EXPECT_EQ(got[o], v[at]) << pl << " " << i << " " << j;
+          }
+          want_grad[static_cast<size_t>(at)] += r[o];
+        }
+    EXPECT_EQ(grad, want_grad);
+  }
+}
+
 TEST(OpsPool, AvgPoolCountsPaddingAsZeros) {
   Tensor x = from_vector(std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8, 9}, {1, 1, 3, 3});
   // kernel 3, stride 1, padding 1: every window divides by 9, padded or not.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/clones.h"
+
 namespace loom::kernels::cpu {
 namespace {
 
@@ -20,30 +22,63 @@ Window window(const Pool2d& p, int64_t i, int64_t j) {
 // Parallel over planes once there is enough work to pay for the threads.
 bool parallel(const Pool2d& p) { return p.planes * p.oh * p.ow * p.kh * p.kw > 65536; }
 
+// The first NaN wins, else the first maximum, in the window's row-major order. Selects, not a branch:
+// on activations the comparison goes either way about half the time, and mispredicted branches made
+// this loop 17 % of a classifier step.
+template <class T>
+inline void take_max(T v, int64_t idx, T& best, int64_t& at) {
+  const bool take = (best == best) & ((v > best) | (v != v));
+  best = take ? v : best;
+  at = take ? idx : at;
+}
+
+// Output row i, columns [jlo, jhi), whose windows the padding does not clip sideways: all of them at
+// once, the loop over j innermost (it vectorizes), each window still visited in row-major order from
+// its first element, so the same maximum and index win as one window at a time.
+template <class T>
+LOOM_CPU_CLONES void max_pool2d_row(const T* __restrict xp, T* __restrict y, int64_t* __restrict argmax,
+                                    const Pool2d& p, int64_t i, int64_t jlo, int64_t jhi) {
+  // Locals, not p's fields: a store through y could change p for all the compiler knows.
+  const int64_t w = p.w, sw = p.sw, pw = p.pw, kw = p.kw;
+  const int64_t r0 = std::max<int64_t>(i * p.sh - p.ph, 0), r1 = std::min(i * p.sh - p.ph + p.kh, p.h);
+  for (int64_t j = jlo; j < jhi; ++j) {
+    argmax[j] = r0 * w + j * sw - pw;
+    y[j] = xp[argmax[j]];
+  }
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < kw; ++c) {
+      const int64_t base = r * w + c - pw;
+      for (int64_t j = jlo; j < jhi; ++j) {
+        T best = y[j];
+        int64_t at = argmax[j];
+        take_max(xp[base + j * sw], base + j * sw, best, at);
+        y[j] = best;
+        argmax[j] = at;
+      }
+    }
+}
+
 template <class T>
 void max_pool2d_impl(const T* x, T* y, int64_t* argmax, const Pool2d& p) {
+  // The columns whose windows lie within [0, w): j·sw − pw ≥ 0 and j·sw − pw + kw ≤ w.
+  const int64_t jlo = std::min(p.ow, (p.pw + p.sw - 1) / p.sw);
+  const int64_t jhi = p.w + p.pw - p.kw < 0 ? jlo : std::clamp((p.w + p.pw - p.kw) / p.sw + 1, jlo, p.ow);
 #pragma omp parallel for schedule(static) if (parallel(p))
   for (int64_t pl = 0; pl < p.planes; ++pl) {
     const T* xp = x + pl * p.h * p.w;
     for (int64_t i = 0; i < p.oh; ++i) {
+      const int64_t o = (pl * p.oh + i) * p.ow;
+      max_pool2d_row(xp, y + o, argmax + o, p, i, jlo, jhi);
       for (int64_t j = 0; j < p.ow; ++j) {
+        if (j == jlo) j = jhi;  // done above
+        if (j >= p.ow) break;
         const Window win = window(p, i, j);
         int64_t at = win.r0 * p.w + win.c0;
         T best = xp[at];
-        for (int64_t r = win.r0; r < win.r1; ++r) {
-          for (int64_t c = win.c0; c < win.c1; ++c) {
-            // The first NaN wins, else the first maximum. Selects, not a branch: on activations the
-            // comparison goes either way about half the time, and mispredicted branches made this loop
-            // 17 % of a classifier step.
-            const T v = xp[r * p.w + c];
-            const bool take = (best == best) & ((v > best) | (v != v));
-            best = take ? v : best;
-            at = take ? r * p.w + c : at;
-          }
-        }
-        const int64_t o = (pl * p.oh + i) * p.ow + j;
-        y[o] = best;
-        argmax[o] = at;
+        for (int64_t r = win.r0; r < win.r1; ++r)
+          for (int64_t c = win.c0; c < win.c1; ++c) take_max(xp[r * p.w + c], r * p.w + c, best, at);
+        y[o + j] = best;
+        argmax[o + j] = at;
       }
     }
   }
