@@ -303,6 +303,20 @@ GridOptions sample_grid_options(int64_t count, int64_t columns) {
   return go;
 }
 
+// The progress of a sampler's steps (Model::set_sample_progress) in `bar`, a bar per batch it
+// draws: made at a batch's first step, which it counts as done before it started (else the rate
+// shown would be that of one step in no time).
+models::SampleProgress sample_bar(std::optional<ProgressBar>& bar, ProgressBar::Style style, std::FILE* out) {
+  return [&bar, style, out](int64_t done, int64_t total) {
+    if (done == 1 || !bar) {
+      if (bar) bar->finish();
+      bar.emplace(ProgressBar::Options{.label = "sampling", .total = total, .initial = done, .out = out, .style = style});
+      return;
+    }
+    bar->update(done);
+  };
+}
+
 // Samples as a picture: the model's grid (Model::sample_grid) of n images, or
 // for points in the plane a scatter of max(n, 1000) samples over (up to 2000
 // points of) the data.
@@ -316,12 +330,7 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
   m.train(false);
   // A model that samples step by step (a pass per pixel) shows a bar with it/s.
   std::optional<ProgressBar> progress;
-  m.set_sample_progress([&](int64_t done, int64_t total) {
-    if (!progress)
-      progress.emplace(ProgressBar::Options{.label = "sampling", .total = total,
-                                            .style = bar ? ProgressBar::Style::Auto : ProgressBar::Style::Lines});
-    progress->update(done);
-  });
+  m.set_sample_progress(sample_bar(progress, bar ? ProgressBar::Style::Auto : ProgressBar::Style::Lines, stdout));
   models::SampleGrid s;
   {
     NoGrad ng;
@@ -548,6 +557,18 @@ models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test,
   auto& clf = dynamic_cast<models::Classifier&>(*loaded);
   m.train(false);
   NoGrad ng;
+  // A sampler that takes minutes (a diffusion model's 1 000 steps per batch) shows progress on stderr
+  // (stdout carries the result): a bar on a terminal, plain lines otherwise, one per batch drawn.
+  std::optional<ProgressBar> progress;
+  m.set_sample_progress(sample_bar(progress, ProgressBar::Style::Auto, stderr));
+  struct StopProgress {
+    models::Model& m;
+    std::optional<ProgressBar>& bar;
+    ~StopProgress() {
+      m.set_sample_progress({});
+      if (bar) bar->finish();
+    }
+  } stop_progress{m, progress};
   auto to_classifier = [&](const Tensor& s) { return classifier_range(s, spec); };
   n = std::min(n, test.images.size(0));
   LOOM_CHECK(n >= 4, "eval: the sample metrics need at least 4 images, got ", n);
