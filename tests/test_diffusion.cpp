@@ -317,6 +317,29 @@ TEST(Ddpm, ResumesBitExactlyWithTheWeightAverage) {
   ASSERT_TRUE(tensors.count("model.denoiser_ema.label_embedding.weight"));
 }
 
+// `loom eval --fd` of a sampler that takes minutes (an ancestral DDPM: 1 000 steps a batch) shows its
+// progress on stderr, a line per step here (not a terminal), while the result is returned as before.
+TEST(Ddpm, EvalWithFdShowsTheSamplingProgressOnStderr) {
+  TempDir dir;
+  tools::TrainOptions o = tiny_run("ddpm", dir / "ddpm", 1, 32, 3);
+  o.config.options = tiny().options;
+  o.config.set("sample_steps", 3);
+  const tools::TrainResult model = tools::train(o);
+  const tools::TrainResult judge = tools::train(tiny_run("classifier", dir / "classifier", 1, 32, 3));
+  tools::EvalRequest er;
+  er.checkpoint = model.checkpoint;
+  er.images = 8;
+  er.fd = true;
+  er.classifier = judge.checkpoint;
+  er.load_data = [](data::Split s) { return synthetic_images(s, 32); };
+  ::testing::internal::CaptureStderr();
+  const tools::Evaluation e = tools::evaluate("ddpm", er);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(std::isfinite(e.metrics.at("fd")));
+  EXPECT_NE(err.find("sampling 2/3"), std::string::npos) << err;
+  EXPECT_NE(err.find("sampling 3/3 (100%)"), std::string::npos) << err;
+}
+
 TEST(DdpmLearning, LearnsToPredictTheNoise) {
   // 150 steps on rectangles (T = 100): the held-out ε-prediction loss falls from
   // about 1 (ε_θ ≡ 0 predicts E[ε] = 0) well below it, and the bound with it.
