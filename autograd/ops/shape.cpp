@@ -369,19 +369,8 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
   // instead scatter each into its own x-sized zeros for the tape to sum: k
   // times the memory and traffic for the same result.
   if (needs_grad({&x})) {
-    const Shape xs = x.shape();
-    const TensorOptions o = x.options();
-    record(OpId::Split, {x}, pieces, {}, [xs, o, ax, sizes](BackwardCtx& c) {
-      // A piece nobody kept alive arrives undefined (one merely unused arrives as
-      // zeros): either way it contributed nothing.
-      for (size_t i = 0; i < sizes.size(); ++i)
-        if (!c.grad_out[i].defined()) {
-          Shape ps = xs;
-          ps[ax] = sizes[i];
-          c.grad_out[i] = zeros(ps, o);
-        }
-      return std::vector<Tensor>{concat(c.grad_out, ax)};
-    });
+    // A piece nobody used arrives as zeros (the tape makes them from the piece's shape).
+    record(OpId::Split, {x}, pieces, {}, [ax](BackwardCtx& c) { return std::vector<Tensor>{concat(c.grad_out, ax)}; });
   }
   return pieces;
 }
