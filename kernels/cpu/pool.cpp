@@ -69,9 +69,8 @@ void max_pool2d_impl(const T* x, T* y, int64_t* argmax, const Pool2d& p) {
     for (int64_t i = 0; i < p.oh; ++i) {
       const int64_t o = (pl * p.oh + i) * p.ow;
       max_pool2d_row(xp, y + o, argmax + o, p, i, jlo, jhi);
-      for (int64_t j = 0; j < p.ow; ++j) {
-        if (j == jlo) j = jhi;  // done above
-        if (j >= p.ow) break;
+      // The columns the padding clips, one window at a time.
+      auto clipped = [&](int64_t j) {
         const Window win = window(p, i, j);
         int64_t at = win.r0 * p.w + win.c0;
         T best = xp[at];
@@ -79,7 +78,9 @@ void max_pool2d_impl(const T* x, T* y, int64_t* argmax, const Pool2d& p) {
           for (int64_t c = win.c0; c < win.c1; ++c) take_max(xp[r * p.w + c], r * p.w + c, best, at);
         y[o + j] = best;
         argmax[o + j] = at;
-      }
+      };
+      for (int64_t j = 0; j < jlo; ++j) clipped(j);
+      for (int64_t j = jhi; j < p.ow; ++j) clipped(j);
     }
   }
 }
