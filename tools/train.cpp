@@ -303,19 +303,33 @@ GridOptions sample_grid_options(int64_t count, int64_t columns) {
   return go;
 }
 
-// The progress of a sampler's steps (Model::set_sample_progress) in `bar`, a bar per batch it
-// draws: made at a batch's first step, which it counts as done before it started (else the rate
-// shown would be that of one step in no time).
-models::SampleProgress sample_bar(std::optional<ProgressBar>& bar, ProgressBar::Style style, std::FILE* out) {
-  return [&bar, style, out](int64_t done, int64_t total) {
-    if (done == 1 || !bar) {
-      if (bar) bar->finish();
-      bar.emplace(ProgressBar::Options{.label = "sampling", .total = total, .initial = done, .out = out, .style = style});
-      return;
-    }
-    bar->update(done);
-  };
-}
+// The progress of a sampler's steps (Model::set_sample_progress) for the life of this object, a bar
+// per batch it draws: made at a batch's first step, which it counts as done before it started (else
+// the rate shown would be that of one step in no time). The model's callback is removed at the end.
+class SampleBar {
+ public:
+  SampleBar(models::Model& m, ProgressBar::Style style, std::FILE* out) : m_(m) {
+    m_.set_sample_progress([this, style, out](int64_t done, int64_t total) {
+      if (done == 1 || !bar_) {
+        if (bar_) bar_->finish();
+        bar_.emplace(ProgressBar::Options{.label = "sampling", .total = total, .initial = done, .out = out,
+                                          .style = style});
+        return;
+      }
+      bar_->update(done);
+    });
+  }
+  ~SampleBar() {
+    m_.set_sample_progress({});
+    if (bar_) bar_->finish();
+  }
+  SampleBar(const SampleBar&) = delete;
+  SampleBar& operator=(const SampleBar&) = delete;
+
+ private:
+  models::Model& m_;
+  std::optional<ProgressBar> bar_;
+};
 
 // Samples as a picture: the model's grid (Model::sample_grid) of n images, or
 // for points in the plane a scatter of max(n, 1000) samples over (up to 2000
@@ -328,17 +342,14 @@ void write_samples(models::Model& m, int64_t n, const std::string& path, Generat
   const models::DataSpec spec = m.data_spec();  // samples come in the range of the data the model sees
   const bool points = spec.dataset == data::Dataset::Toy2d;
   m.train(false);
-  // A model that samples step by step (a pass per pixel) shows a bar with it/s.
-  std::optional<ProgressBar> progress;
-  m.set_sample_progress(sample_bar(progress, bar ? ProgressBar::Style::Auto : ProgressBar::Style::Lines, stdout));
   models::SampleGrid s;
   {
+    // A model that samples step by step (a pass per pixel) shows a bar with it/s.
+    const SampleBar progress(m, bar ? ProgressBar::Style::Auto : ProgressBar::Style::Lines, stdout);
     NoGrad ng;
     s = trajectory_columns > 0 ? m.trajectory(n, trajectory_columns, c, g)
                                : m.sample_grid(points ? std::max<int64_t>(n, 1000) : n, c, g);
   }
-  m.set_sample_progress({});
-  if (progress) progress->finish();
   m.train(true);
   if (points) {
     plot::Chart chart;
@@ -559,16 +570,7 @@ models::Losses sample_metrics(models::Model& m, const data::LabeledImages& test,
   NoGrad ng;
   // A sampler that takes minutes (a diffusion model's 1 000 steps per batch) shows progress on stderr
   // (stdout carries the result): a bar on a terminal, plain lines otherwise, one per batch drawn.
-  std::optional<ProgressBar> progress;
-  m.set_sample_progress(sample_bar(progress, ProgressBar::Style::Auto, stderr));
-  struct StopProgress {
-    models::Model& m;
-    std::optional<ProgressBar>& bar;
-    ~StopProgress() {
-      m.set_sample_progress({});
-      if (bar) bar->finish();
-    }
-  } stop_progress{m, progress};
+  const SampleBar progress(m, ProgressBar::Style::Auto, stderr);
   auto to_classifier = [&](const Tensor& s) { return classifier_range(s, spec); };
   n = std::min(n, test.images.size(0));
   LOOM_CHECK(n >= 4, "eval: the sample metrics need at least 4 images, got ", n);
