@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autograd/functional.h"
+#include "autograd/graph.h"
 #include "autograd/io/atomic_file.h"
 #include "autograd/io/safetensors.h"
 #include "autograd/nn.h"

@@ -4,9 +4,11 @@
 #include <iomanip>
 #include <sstream>
 
+#include "autograd/graph.h"
 #include "autograd/ops.h"
 #include "autograd/tape.h"
 #include "kernels/elementwise.h"
+#include "kernels/graph.h"
 #include "kernels/memory.h"
 #include "kernels/philox.h"
 #include "kernels/random.h"
@@ -16,7 +18,7 @@ namespace loom {
 Storage::Storage(Device d, size_t n) : device(d), data(kernels::allocate(d, n)), nbytes(n) {}
 Storage::~Storage() { kernels::deallocate(device, data, nbytes); }
 
-KernelCtx kernel_ctx(Device d) { return KernelCtx{d, nullptr}; }
+KernelCtx kernel_ctx(Device d) { return KernelCtx{d, kernels::current_stream(d)}; }
 int cuda_device_count() { return kernels::cuda_device_count(); }
 
 TensorImpl& Tensor::impl() const {
@@ -250,11 +252,18 @@ Generator& default_generator() {
 }
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
 
-static uint64_t reserve(Generator* g, DType dt, int64_t n, bool normal_dist) {
+// Reserves the Philox blocks of n values from g (the default generator when null) for a
+// fill on device d. During a CUDA graph capture of d the offset travels in a device word
+// the graph rewrites before each replay (autograd/graph.h), so every replay draws anew.
+static PhiloxOffset reserve(Generator* g, DType dt, int64_t n, bool normal_dist, Device d) {
   Generator& gen = g ? *g : default_generator();
   uint64_t blocks = dt == DType::Float32 ? philox::blocks_for<float>(n, normal_dist)
                                          : philox::blocks_for<double>(n, normal_dist);
-  return gen.advance(blocks);
+  const uint64_t offset = gen.advance(blocks);
+  if (!kernels::capturing(d)) return offset;
+  CudaGraph* graph = CudaGraph::capturing();
+  LOOM_CHECK(graph, "random fill on ", d, " during a CUDA graph capture that is not a loom::CudaGraph's");
+  return PhiloxOffset(0, graph->random_offset(gen, offset, blocks));
 }
 
 // A fresh tensor filled by a Philox kernel: fill(ctx, t, seed, offset) launches it
@@ -266,20 +275,20 @@ static Tensor random_tensor(const char* op, const Shape& shape, TensorOptions o,
   const bool rg = o.requires_grad;
   o.requires_grad = false;
   Tensor t = empty(shape, o);
-  const uint64_t off = reserve(g, o.dtype, t.numel(), normal_dist);
+  const PhiloxOffset off = reserve(g, o.dtype, t.numel(), normal_dist, o.device);
   fill(kernel_ctx(o.device), t, (g ? *g : default_generator()).seed(), off);
   if (rg) t.requires_grad_();
   return t;
 }
 
 Tensor uniform(const Shape& shape, double lo, double hi, TensorOptions o, Generator* g) {
-  return random_tensor("uniform", shape, o, g, false, [&](const KernelCtx& k, Tensor& t, uint64_t seed, uint64_t off) {
+  return random_tensor("uniform", shape, o, g, false, [&](const KernelCtx& k, Tensor& t, uint64_t seed, PhiloxOffset off) {
     LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, uniform, k, t.dtype(), t.data_ptr(), t.numel(), seed, off, lo, hi);
   });
 }
 
 Tensor normal(const Shape& shape, double mean, double stddev, TensorOptions o, Generator* g) {
-  return random_tensor("normal", shape, o, g, true, [&](const KernelCtx& k, Tensor& t, uint64_t seed, uint64_t off) {
+  return random_tensor("normal", shape, o, g, true, [&](const KernelCtx& k, Tensor& t, uint64_t seed, PhiloxOffset off) {
     LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, normal, k, t.dtype(), t.data_ptr(), t.numel(), seed, off, mean, stddev);
   });
 }
@@ -298,7 +307,7 @@ Tensor randint(int64_t high, const Shape& shape, TensorOptions o, Generator* g) 
 Tensor bernoulli(const Tensor& p, Generator* g) {
   LOOM_CHECK(is_floating(p.dtype()), "bernoulli: probabilities must be floating, got ", p.dtype());
   Tensor t = empty(p.shape(), p.options());
-  uint64_t off = reserve(g, p.dtype(), t.numel(), false);
+  const PhiloxOffset off = reserve(g, p.dtype(), t.numel(), false, p.device());
   uint64_t seed = (g ? *g : default_generator()).seed();
   KernelCtx k = kernel_ctx(p.device());
   LOOM_DISPATCH(k, LOOM_CUDA_RANDOM, bernoulli, k, p.dtype(), p.data_ptr(), t.data_ptr(), t.numel(), seed, off);

@@ -7,6 +7,7 @@
 
 #include "kernels/block_cache.h"
 #include "kernels/dispatch.h"
+#include "kernels/graph.h"
 
 // AddressSanitizer: a cached host block is poisoned until it is handed out again.
 #if defined(__SANITIZE_ADDRESS__)
@@ -191,5 +192,22 @@ void empty_cache(Device d) {
   no_cuda("empty_cache");
 #endif
 }
+
+#if !LOOM_WITH_CUDA
+// CUDA graphs (kernels/graph.h) without a CUDA backend: nothing is ever captured.
+struct DeviceGraph {};
+void begin_capture(Device) { no_cuda("CUDA graph capture"); }
+std::shared_ptr<DeviceGraph> end_capture(Device) { no_cuda("CUDA graph capture"); }
+void abandon_capture(Device) noexcept {}
+bool capturing(Device) { return false; }
+void* current_stream(Device) { return nullptr; }
+std::pair<uint64_t*, const uint64_t*> capture_word(Device) { no_cuda("CUDA graph capture"); }
+void replay(DeviceGraph&, const std::function<void()>&) { no_cuda("CUDA graph replay"); }
+void synchronize(DeviceGraph&) { no_cuda("CUDA graph replay"); }
+RestageScope::RestageScope(DeviceGraph& g) : g_(g) { no_cuda("CUDA graph replay"); }
+RestageScope::~RestageScope() = default;
+size_t RestageScope::done() const { return 0; }
+size_t RestageScope::captured() const { return 0; }
+#endif
 
 }  // namespace loom::kernels

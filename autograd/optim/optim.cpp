@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "autograd/graph.h"
 #include "kernels/optim.h"
 
 namespace loom::optim {
@@ -104,6 +105,16 @@ void Optimizer::for_each_fused_call(
     int n_state_roles, const std::function<void(const KernelCtx&, DType, const TensorList&, size_t)>& update) {
   if (state_.empty()) state_.assign(n_state_roles, std::vector<Tensor>(params_.size()));
   NoGrad ng;
+  if (CudaGraph* graph = CudaGraph::capturing()) {
+    // In a CUDA graph: the capture puts the counters back when it ends, and every replay
+    // runs step() again on the host to restage the learning rate and bias corrections.
+    graph->optimizer_step(
+        this, [this, steps = steps_, param_steps = param_steps_] {
+          steps_ = steps;
+          param_steps_ = param_steps;
+        },
+        [this] { step(); });
+  }
   for (size_t i = 0; i < params_.size(); ++i) {  // checked before any state changes
     const Tensor& p = params_[i];
     LOOM_CHECK(!p.grad().defined() || (p.grad().dtype() == p.dtype() && p.grad().device() == p.device()),
@@ -123,7 +134,12 @@ void Optimizer::for_each_fused_call(
       steps.push_back(++param_steps_[i]);
       for (int r = 0; r < n_state_roles; ++r) {
         Tensor& st = state_[r][i];
-        if (!st.defined()) st = zeros_like(p.detach());
+        if (!st.defined()) {
+          // Zeroing it inside a graph would zero it again on every replay.
+          LOOM_CHECK(!CudaGraph::capturing(), "optimizer: parameter ", i, " has no ", role_names_[r],
+                     " state yet; run one step eagerly before capturing a CUDA graph");
+          st = zeros_like(p.detach());
+        }
         // The parameter was moved or converted since (Module::to): its state follows.
         if (st.dtype() != p.dtype() || st.device() != p.device()) st = st.to(p.device()).to(p.dtype());
         states[r].push_back(st);

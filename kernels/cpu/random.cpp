@@ -56,18 +56,26 @@ void bernoulli_impl(const T* p, T* o, int64_t n, uint64_t seed, uint64_t offset)
 
 }  // namespace
 
-void uniform(const KernelCtx&, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
+// Host tensors are never part of a CUDA graph: the offset has no device shift.
+static uint64_t host_offset(PhiloxOffset o, const char* op) {
+  LOOM_CHECK(o.shift == nullptr, op, ": a device-shifted Philox offset (CUDA graphs) on the CPU");
+  return o.offset;
+}
+
+void uniform(const KernelCtx&, DType dt, void* out, int64_t n, uint64_t seed, PhiloxOffset offset, double lo,
              double hi) {
-  LOOM_FLOAT_SWITCH(dt, T, uniform_impl<T>(static_cast<T*>(out), n, seed, offset, lo, hi));
+  LOOM_FLOAT_SWITCH(dt, T, uniform_impl<T>(static_cast<T*>(out), n, seed, host_offset(offset, "uniform"), lo, hi));
 }
 
-void normal(const KernelCtx&, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+void normal(const KernelCtx&, DType dt, void* out, int64_t n, uint64_t seed, PhiloxOffset offset, double mean,
             double stddev) {
-  LOOM_FLOAT_SWITCH(dt, T, normal_impl<T>(static_cast<T*>(out), n, seed, offset, mean, stddev));
+  LOOM_FLOAT_SWITCH(dt, T,
+                    normal_impl<T>(static_cast<T*>(out), n, seed, host_offset(offset, "normal"), mean, stddev));
 }
 
-void bernoulli(const KernelCtx&, DType dt, const void* p, void* out, int64_t n, uint64_t seed, uint64_t offset) {
-  LOOM_FLOAT_SWITCH(dt, T, bernoulli_impl<T>(static_cast<const T*>(p), static_cast<T*>(out), n, seed, offset));
+void bernoulli(const KernelCtx&, DType dt, const void* p, void* out, int64_t n, uint64_t seed, PhiloxOffset offset) {
+  LOOM_FLOAT_SWITCH(dt, T, bernoulli_impl<T>(static_cast<const T*>(p), static_cast<T*>(out), n, seed,
+                                             host_offset(offset, "bernoulli")));
 }
 
 }  // namespace loom::kernels::cpu

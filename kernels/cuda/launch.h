@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include <cuda_runtime.h>
@@ -23,6 +24,34 @@ void check_device(int device);  // a loom::Error naming the device unless cuda:<
 int sm_count(int device);       // streaming multiprocessors (cached)
 
 constexpr int kThreads = 256;  // threads per block of the one-dimensional kernels
+
+// Graph capture (kernels/graph.h), defined in graph.cu. The memory pool of a
+// capture is memory.cu's (GraphPool): while a pool is open on a device, its
+// allocations come from the pool and its frees go to it.
+struct GraphPool;
+std::shared_ptr<GraphPool> open_graph_pool(int device);
+void close_graph_pool(int device);
+bool capturing(int device);
+// True while a RestageScope is alive on this thread (launches are refused then,
+// but for the optimizer's restaging).
+bool restaging();
+// The pinned staging buffer of an optimizer call: during a capture of `device`
+// a new one the graph owns; during a RestageScope the captured call's own
+// (an Error if `op` or `bytes` differ from the captured call's); else null.
+void* graph_staging(int device, size_t bytes, const char* op);
+
+// Lets this thread make calls a strict capture forbids (cudaMalloc, cudaMallocHost)
+// while its scope lives: the allocator's own, which are not part of the graph.
+class RelaxedCaptureMode {
+ public:
+  RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  ~RelaxedCaptureMode() { cudaThreadExchangeStreamCaptureMode(&mode_); }
+  RelaxedCaptureMode(const RelaxedCaptureMode&) = delete;
+  RelaxedCaptureMode& operator=(const RelaxedCaptureMode&) = delete;
+
+ private:
+  cudaStreamCaptureMode mode_ = cudaStreamCaptureModeRelaxed;
+};
 
 // Makes cuda:<device> current for the guard's lifetime (restoring the previous
 // device on exit), after checking that it exists.
@@ -75,6 +104,9 @@ class LaunchScope {
   // Faults inside a kernel are asynchronous and surface at the next synchronizing call.
   template <class... Params, class... Args>
   void launch(void (*kernel)(Params...), dim3 grid, dim3 block, Args&&... args) const {
+    if (restaging())
+      throw Error(str(name_, ": a kernel launch while a CUDA graph's optimizer calls are restaged (only the "
+                             "optimizer's step() may run in a replay's refresh)"));
     cudaLaunchConfig_t config{};
     config.gridDim = grid;
     config.blockDim = block;

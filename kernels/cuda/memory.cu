@@ -7,20 +7,31 @@
 // cudaMemGetInfo's free/total.
 //
 // Streams: a freed block is reused at once, without waiting for the kernels
-// that last used it, because every loom launch goes to one stream (ctx.stream,
-// today the default stream): the next user's kernels queue behind them. Work on
+// that last used it, because every loom launch goes to one stream (ctx.stream:
+// the default stream, or during a graph capture the capture stream, a blocking
+// stream ordered with it): the next user's kernels queue behind them. Work on
 // several streams would need per-block stream tracking (PyTorch's
 // recordStream) before it could share this cache.
+//
+// Graph pools (kernels/graph.h): while a device is captured, its allocations
+// come from the capture's pool (its own free lists, or cudaMalloc in relaxed
+// capture mode) and every block freed meanwhile joins the pool, wherever it
+// came from: the graph may read or write it on every replay. A pool block freed
+// later goes back to its pool while the pool lives; a pool dies with its graph
+// and gives its free blocks to the device's cache (those still held by tensors
+// go there when they are freed).
 //
 // The allocator state is leaked at exit on purpose: tensors held in static
 // storage are freed during static destruction, possibly after this file's
 // statics, and the driver may already be tearing the context down then.
 #include <iomanip>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/block_cache.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/graph.h"
 
 namespace loom::kernels::cuda {
 namespace {
@@ -71,6 +82,17 @@ BlockCache& cache(int device) {
   return caches[device];
 }
 
+// Per device, guarded by its cache's mutex: the pool being filled by a capture,
+// and the owner of every block that belongs to a pool.
+struct Pools {
+  GraphPool* open = nullptr;
+  std::unordered_map<void*, GraphPool*> owner;
+};
+Pools& pools(int device) {
+  static Pools* all = new Pools[std::max(1, devices().count)];  // leaked: see the top
+  return all[device];
+}
+
 // Returns every cached block of the device to the driver. Caller holds c.mutex.
 void release_cached(int device, BlockCache& c) {
   DeviceGuard guard(device);
@@ -80,6 +102,7 @@ void release_cached(int device, BlockCache& c) {
 // A fresh block of `size` bytes for a request of `requested`. Caller holds c.mutex.
 void* device_malloc(int device, size_t size, size_t requested, BlockCache& c) {
   DeviceGuard guard(device);
+  RelaxedCaptureMode relaxed;  // an allocation during a capture is the graph pool's, not part of the graph
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, size);
   if (e == cudaErrorMemoryAllocation) {  // maybe the cache holds what we need: give it back, retry once
@@ -104,6 +127,49 @@ void* device_malloc(int device, size_t size, size_t requested, BlockCache& c) {
 
 }  // namespace
 
+struct GraphPool {
+  int device;
+  BlockCache free;  // its free blocks by bin (only the lists: the counters are the device cache's)
+  ~GraphPool() {
+    BlockCache& c = cache(device);
+    std::lock_guard<std::mutex> lock(c.mutex);
+    Pools& ps = pools(device);
+    for (auto it = ps.owner.begin(); it != ps.owner.end();)
+      it = it->second == this ? ps.owner.erase(it) : std::next(it);
+    for (auto& [size, blocks] : free.free_blocks)
+      for (void* p : blocks) c.put(size, p);
+  }
+};
+
+std::shared_ptr<GraphPool> open_graph_pool(int device) {
+  BlockCache& c = cache(device);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  Pools& ps = pools(device);
+  LOOM_CHECK(!ps.open, "CUDA graph capture: cuda:", device, " already has a memory pool open");
+  auto pool = std::make_shared<GraphPool>();
+  pool->device = device;
+  ps.open = pool.get();
+  return pool;
+}
+
+void close_graph_pool(int device) {
+  BlockCache& c = cache(device);
+  std::lock_guard<std::mutex> lock(c.mutex);
+  pools(device).open = nullptr;
+}
+
+namespace {
+cudaStream_t stream_of(int device) { return static_cast<cudaStream_t>(current_stream(Device::cuda(device))); }
+
+// What a graph cannot hold, refused before CUDA would invalidate the capture.
+void refuse_during_capture(int device, const char* what) {
+  if (capturing(device))
+    throw Error(str(what, " on cuda:", device, " during CUDA graph capture: a captured step cannot ",
+                    "read device values on the host (item(), to_vector(), printing), copy host data in "
+                    "(a new batch, from_vector) or wait for the device; do that outside the captured step"));
+}
+}  // namespace
+
 void check_device(int device) {
   const Devices& d = devices();
   if (device >= 0 && device < d.count) return;
@@ -122,8 +188,16 @@ void* allocate(int device, size_t bytes) {
   const size_t size = cache_bin_size(bytes);
   BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
-  void* p = c.take(size);
-  if (!p) p = device_malloc(device, size, bytes, c);
+  Pools& ps = pools(device);
+  void* p = nullptr;
+  if (ps.open) {
+    p = ps.open->free.take(size);
+    if (!p) p = device_malloc(device, size, bytes, c);
+    ps.owner[p] = ps.open;
+  } else {
+    p = c.take(size);
+    if (!p) p = device_malloc(device, size, bytes, c);
+  }
   c.handed_out(size);
   return p;
 }
@@ -132,8 +206,20 @@ void deallocate(int device, void* p, size_t bytes) {
   const size_t size = cache_bin_size(bytes);
   BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
-  c.put(size, p);
   c.stats.allocated_bytes -= size;
+  Pools& ps = pools(device);
+  if (ps.owner.empty() && !ps.open) {  // no graph: the common case
+    c.put(size, p);
+    return;
+  }
+  const auto it = ps.owner.find(p);
+  GraphPool* pool = it != ps.owner.end() ? it->second : ps.open;
+  if (!pool) {
+    c.put(size, p);
+    return;
+  }
+  ps.owner[p] = pool;  // a block freed during a capture joins its pool
+  pool->free.put(size, p);
 }
 
 MemoryStats memory_stats(int device) {
@@ -145,18 +231,24 @@ MemoryStats memory_stats(int device) {
 
 void empty_cache(int device) {
   check_device(device);
+  refuse_during_capture(device, "empty_cache");
   BlockCache& c = cache(device);
   std::lock_guard<std::mutex> lock(c.mutex);
   release_cached(device, c);
 }
 
+
 void fill_bytes(int device, void* p, int value, size_t n) {
   DeviceGuard guard(device);
-  LOOM_CUDA_CHECK(cudaMemsetAsync(p, value, n, nullptr));
+  LOOM_CUDA_CHECK(cudaMemsetAsync(p, value, n, stream_of(device)));
 }
 
 void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t n) {
+  if (dst_dev.is_cuda() && !src_dev.is_cuda()) refuse_during_capture(dst_dev.index, "a copy from the host");
+  if (src_dev.is_cuda() && !dst_dev.is_cuda()) refuse_during_capture(src_dev.index, "a copy to the host");
   if (dst_dev.is_cuda() && src_dev.is_cuda() && dst_dev.index != src_dev.index) {
+    refuse_during_capture(dst_dev.index, "a copy between devices");
+    refuse_during_capture(src_dev.index, "a copy between devices");
     check_device(dst_dev.index);
     check_device(src_dev.index);
     // Serialized with all work on both devices, so it sees src complete.
@@ -165,8 +257,8 @@ void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size
   }
   DeviceGuard guard(dst_dev.is_cuda() ? dst_dev.index : src_dev.index);
   if (dst_dev.is_cuda() && src_dev.is_cuda()) {
-    // Same device: queued on the default stream behind the kernels that wrote src.
-    LOOM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, nullptr));
+    // Same device: queued on loom's stream behind the kernels that wrote src.
+    LOOM_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_of(dst_dev.index)));
   } else {
     // Pageable host memory: cudaMemcpy runs after the default stream's queued work
     // and returns once the host buffer may be read (device → host) or reused
@@ -176,6 +268,7 @@ void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size
 }
 
 void synchronize(int device) {
+  refuse_during_capture(device, "a synchronization");
   DeviceGuard guard(device);
   LOOM_CUDA_CHECK(cudaDeviceSynchronize());
 }

@@ -16,6 +16,11 @@
 // event recorded after its copy. A slot is rewritten only after its event
 // completed, so the host never overwrites bytes a queued copy has yet to read,
 // and the host runs ahead of the GPU by up to kStagingSlots calls.
+// In a CUDA graph (kernels/graph.h) each call stages into a pinned buffer the
+// graph owns, which its copy node reads on every replay; the per-call values
+// (the learning rate, EMA's decay) travel there too, not as kernel arguments,
+// so that a replay's restaging (the optimizer's step() on the host, launching
+// nothing) gives them anew.
 //
 // Arithmetic is the CPU reference's, in T, with add_rn/mul_rn wherever nvcc
 // could fuse a multiply-add: the update equals the CPU's bit for bit.
@@ -88,11 +93,12 @@ __device__ T* at(const DeviceList& l, int r, int64_t t) {
   return static_cast<T*>(l.ptr[r][t]);
 }
 
+// l.scalar: the learning rate, then each tensor's bias corrections (c₁, √c₂).
 template <class T>
 __global__ void adam_multi_tensor_kernel(DeviceList l, AdamHyper h) {
-  const T b1 = T(h.beta1), b2 = T(h.beta2), lr = T(h.lr), wd = T(h.weight_decay), eps = T(h.eps);
+  const T b1 = T(h.beta1), b2 = T(h.beta2), lr = T(l.scalar[0]), wd = T(h.weight_decay), eps = T(h.eps);
   for_each_element(l, [&](int64_t t, int64_t i) {
-    const T c1 = T(l.scalar[2 * t]), sqrt_c2 = T(l.scalar[2 * t + 1]);  // tensor t's own bias corrections
+    const T c1 = T(l.scalar[1 + 2 * t]), sqrt_c2 = T(l.scalar[2 + 2 * t]);  // tensor t's own bias corrections
     T *p = at<T>(l, 0, t), *g = at<T>(l, 1, t), *m = at<T>(l, 2, t), *v = at<T>(l, 3, t);
     T gi = g[i], pi = p[i];
     if (h.decoupled) {
@@ -109,16 +115,17 @@ __global__ void adam_multi_tensor_kernel(DeviceList l, AdamHyper h) {
   });
 }
 
+// l.scalar: the learning rate, then each tensor's own step.
 template <class T>
 __global__ void sgd_multi_tensor_kernel(DeviceList l, SgdHyper h) {
-  const T mu = T(h.momentum), lr = T(h.lr), wd = T(h.weight_decay), damp = T(h.dampening);
+  const T mu = T(h.momentum), lr = T(l.scalar[0]), wd = T(h.weight_decay), damp = T(h.dampening);
   const bool has_buffer = h.momentum != 0;
   for_each_element(l, [&](int64_t t, int64_t i) {
     T *p = at<T>(l, 0, t), *g = at<T>(l, 1, t);
     T gi = add_rn(g[i], mul_rn(wd, p[i]));
     if (has_buffer) {
       T* b = at<T>(l, 2, t);
-      const bool first_step = l.scalar[t] == 1;  // the scalar is tensor t's own step
+      const bool first_step = l.scalar[1 + t] == 1;
       const T bi = first_step ? gi : add_rn(mul_rn(mu, b[i]), mul_rn(T(1) - damp, gi));
       b[i] = bi;
       gi = h.nesterov ? add_rn(gi, mul_rn(mu, bi)) : bi;
@@ -135,8 +142,10 @@ __global__ void scale_multi_tensor_kernel(DeviceList l, T s) {
   });
 }
 
+// l.scalar: decay and 1 − decay, as T rounds them.
 template <class T>
-__global__ void lerp_to_multi_tensor_kernel(DeviceList l, T decay, T one_minus_decay) {
+__global__ void lerp_to_multi_tensor_kernel(DeviceList l) {
+  const T decay = T(l.scalar[0]), one_minus_decay = T(l.scalar[1]);
   for_each_element(l, [&](int64_t t, int64_t i) {
     T* a = at<T>(l, 0, t);
     const T* x = at<T>(l, 1, t);
@@ -175,6 +184,12 @@ __global__ void sum_squares_fold_kernel(const double* partial, int n, double* ou
   if (threadIdx.x == 0) *out = total;
 }
 
+int64_t total_numel(const TensorList& l) {
+  int64_t n = 0;
+  for (int64_t t = 0; t < l.count; ++t) n += l.numel[t];
+  return n;
+}
+
 // The pinned staging ring of one device (see the top).
 struct Staging {
   std::mutex mutex;
@@ -193,41 +208,52 @@ Staging& staging(int device) {
 }
 
 // A TensorList on the device for one launch on s's stream, with `scalars`
-// (a whole number of doubles per tensor, or none); the workspace holds the
-// arrays until the kernels queued behind the copy have run.
+// (the call's values, then a whole number of doubles per tensor, or none); the
+// workspace holds the arrays until the kernels queued behind the copy have run.
+// While a graph's optimizer calls are restaged (RestageScope), it only rewrites
+// the captured call's pinned buffer: restaged() is true and nothing may launch.
 class StagedList {
  public:
-  StagedList(const LaunchScope& s, const TensorList& l, int roles, const std::vector<double>& scalars = {})
-      : bytes_((roles * l.count + l.count + 1 + scalars.size()) * sizeof(int64_t)), device_(s.device(), bytes_) {
+  StagedList(const LaunchScope& s, const char* op, const TensorList& l, int roles,
+             const std::vector<double>& scalars = {})
+      : bytes_((roles * l.count + l.count + 1 + scalars.size()) * sizeof(int64_t)) {
     static_assert(sizeof(void*) == sizeof(int64_t) && sizeof(double) == sizeof(int64_t),
                   "pointers, offsets and scalars share one 8-byte-slot buffer");
-    Staging& st = staging(s.device());
-    std::lock_guard<std::mutex> lock(st.mutex);
-    Staging::Slot& slot = st.slots[st.next];
-    st.next = (st.next + 1) % kStagingSlots;
-    if (slot.copied) LOOM_CUDA_CHECK(cudaEventSynchronize(slot.copied));  // its previous copy has read the bytes
-    if (slot.bytes < bytes_) {
-      if (slot.host) LOOM_CUDA_CHECK(cudaFreeHost(slot.host));
-      slot.bytes = std::max<size_t>(bytes_, 4096);
-      LOOM_CUDA_CHECK(cudaMallocHost(&slot.host, slot.bytes));
+    restaged_ = restaging();
+    void* host = graph_staging(s.device(), bytes_, op);  // a graph's own buffer, or null
+    if (restaged_) {
+      pack(static_cast<int64_t*>(host), l, roles, scalars);
+      return;
     }
-    if (!slot.copied) LOOM_CUDA_CHECK(cudaEventCreateWithFlags(&slot.copied, cudaEventDisableTiming));
-    auto* words = static_cast<int64_t*>(slot.host);
-    for (int r = 0; r < roles; ++r) std::memcpy(words + r * l.count, l.ptr[r], l.count * sizeof(void*));
-    int64_t* offset = words + roles * l.count;
-    offset[0] = 0;
-    for (int64_t t = 0; t < l.count; ++t) offset[t + 1] = offset[t] + l.numel[t];
-    if (!scalars.empty())  // memcpy from an empty vector's null data() is undefined even for 0 bytes
-      std::memcpy(offset + l.count + 1, scalars.data(), scalars.size() * sizeof(double));
-    LOOM_CUDA_CHECK(cudaMemcpyAsync(device_.as<int64_t>(), words, bytes_, cudaMemcpyHostToDevice, s.stream()));
-    LOOM_CUDA_CHECK(cudaEventRecord(slot.copied, s.stream()));
-    auto* dev = device_.as<int64_t>();
+    device_ = std::make_unique<Workspace>(s.device(), bytes_);
+    if (host) {
+      // Captured: the copy node reads this buffer on every replay; no event, no ring.
+      pack(static_cast<int64_t*>(host), l, roles, scalars);
+      LOOM_CUDA_CHECK(cudaMemcpyAsync(device_->as<int64_t>(), host, bytes_, cudaMemcpyHostToDevice, s.stream()));
+    } else {
+      Staging& st = staging(s.device());
+      std::lock_guard<std::mutex> lock(st.mutex);
+      Staging::Slot& slot = st.slots[st.next];
+      st.next = (st.next + 1) % kStagingSlots;
+      if (slot.copied) LOOM_CUDA_CHECK(cudaEventSynchronize(slot.copied));  // its previous copy has read the bytes
+      if (slot.bytes < bytes_) {
+        if (slot.host) LOOM_CUDA_CHECK(cudaFreeHost(slot.host));
+        slot.bytes = std::max<size_t>(bytes_, 4096);
+        LOOM_CUDA_CHECK(cudaMallocHost(&slot.host, slot.bytes));
+      }
+      if (!slot.copied) LOOM_CUDA_CHECK(cudaEventCreateWithFlags(&slot.copied, cudaEventDisableTiming));
+      pack(static_cast<int64_t*>(slot.host), l, roles, scalars);
+      LOOM_CUDA_CHECK(cudaMemcpyAsync(device_->as<int64_t>(), slot.host, bytes_, cudaMemcpyHostToDevice, s.stream()));
+      LOOM_CUDA_CHECK(cudaEventRecord(slot.copied, s.stream()));
+    }
+    auto* dev = device_->as<int64_t>();
     for (int r = 0; r < kRoles; ++r) list_.ptr[r] = r < roles ? reinterpret_cast<void* const*>(dev + r * l.count) : nullptr;
     list_.offset = dev + roles * l.count;
     list_.scalar = scalars.empty() ? nullptr : reinterpret_cast<const double*>(list_.offset + l.count + 1);
     list_.count = l.count;
-    list_.total = offset[l.count];
+    list_.total = total_numel(l);
   }
+  bool restaged() const { return restaged_; }
   const DeviceList& list() const { return list_; }
   // Blocks for the chunked grid-stride loop: one per chunk, capped at one full wave
   // (2048 resident threads per SM).
@@ -237,16 +263,20 @@ class StagedList {
   }
 
  private:
+  // The words the device reads: each role's pointers, the prefix sums of the sizes, the scalars.
+  static void pack(int64_t* words, const TensorList& l, int roles, const std::vector<double>& scalars) {
+    for (int r = 0; r < roles; ++r) std::memcpy(words + r * l.count, l.ptr[r], l.count * sizeof(void*));
+    int64_t* offset = words + roles * l.count;
+    offset[0] = 0;
+    for (int64_t t = 0; t < l.count; ++t) offset[t + 1] = offset[t] + l.numel[t];
+    if (!scalars.empty())  // memcpy from an empty vector's null data() is undefined even for 0 bytes
+      std::memcpy(offset + l.count + 1, scalars.data(), scalars.size() * sizeof(double));
+  }
   size_t bytes_;
-  Workspace device_;
+  bool restaged_ = false;
+  std::unique_ptr<Workspace> device_;
   DeviceList list_{};
 };
-
-int64_t total_numel(const TensorList& l) {
-  int64_t n = 0;
-  for (int64_t t = 0; t < l.count; ++t) n += l.numel[t];
-  return n;
-}
 
 // s.launch of a kernel with kThreads threads per block, counted for optim_launch_count().
 template <class... Params, class... Args>
@@ -262,19 +292,23 @@ uint64_t optim_launch_count() { return g_launches.load(std::memory_order_relaxed
 void adam_step(const KernelCtx& k, DType dt, const TensorList& l, const AdamHyper& h) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "adam_step");
-  std::vector<double> bias_corrections;
+  std::vector<double> scalars{h.lr};
   for (int64_t t = 0; t < l.count; ++t) {
     const AdamBiasCorrection bc = adam_bias_correction(h, l.step[t]);
-    bias_corrections.insert(bias_corrections.end(), {bc.c1, bc.sqrt_c2});
+    scalars.insert(scalars.end(), {bc.c1, bc.sqrt_c2});
   }
-  StagedList d(s, l, 4, bias_corrections);
+  StagedList d(s, "adam_step", l, 4, scalars);
+  if (d.restaged()) return;
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, adam_multi_tensor_kernel<T>, d.blocks(s), d.list(), h));
 }
 
 void sgd_step(const KernelCtx& k, DType dt, const TensorList& l, const SgdHyper& h) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "sgd_step");
-  StagedList d(s, l, h.momentum != 0 ? 3 : 2, std::vector<double>(l.step, l.step + l.count));
+  std::vector<double> scalars{h.lr};
+  scalars.insert(scalars.end(), l.step, l.step + l.count);
+  StagedList d(s, "sgd_step", l, h.momentum != 0 ? 3 : 2, scalars);
+  if (d.restaged()) return;
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, sgd_multi_tensor_kernel<T>, d.blocks(s), d.list(), h));
 }
 
@@ -282,7 +316,9 @@ void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out)
   *out = 0;
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "sum_squares");
-  StagedList d(s, l, 1);
+  LOOM_CHECK(!restaging() && !capturing(s.device()),
+             "sum_squares (clip_grad_norm): returns a value to the host, which a CUDA graph cannot");
+  StagedList d(s, "sum_squares", l, 1);
   const unsigned blocks = d.blocks(s);
   Workspace partial(s.device(), (blocks + 1) * sizeof(double));  // the partials, then the total
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, sum_squares_partials_kernel<T>, blocks, d.list(), partial.as<double>()));
@@ -295,16 +331,17 @@ void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out)
 void scale(const KernelCtx& k, DType dt, const TensorList& l, double factor) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "scale");
-  StagedList d(s, l, 1);
+  StagedList d(s, "scale", l, 1);
+  if (d.restaged()) return;
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, scale_multi_tensor_kernel<T>, d.blocks(s), d.list(), T(factor)));
 }
 
 void lerp_to(const KernelCtx& k, DType dt, const TensorList& l, double decay) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "lerp_to");
-  StagedList d(s, l, 2);
-  LOOM_FLOAT_SWITCH(dt, T,
-                    counted_launch(s, lerp_to_multi_tensor_kernel<T>, d.blocks(s), d.list(), T(decay), T(1 - decay)));
+  StagedList d(s, "lerp_to", l, 2, {decay, 1 - decay});
+  if (d.restaged()) return;
+  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, lerp_to_multi_tensor_kernel<T>, d.blocks(s), d.list()));
 }
 
 }  // namespace loom::kernels::cuda

@@ -30,9 +30,12 @@ enum class Dist { Uniform, Normal, Bernoulli };
 
 // Thread t handles block t of the stream: elements [t·P, t·P + P), P = per_block<T>.
 // a, b: (lo, hi − lo) for Uniform, (mean, stddev) for Normal; p: Bernoulli's probabilities.
+// offset + *shift (shift: a CUDA graph's device word, null outside graphs) is block 0's.
 template <class T, Dist D>
-__global__ void random_kernel(T* out, const T* p, int64_t n, uint64_t seed, uint64_t offset, T a, T b) {
+__global__ void random_kernel(T* out, const T* p, int64_t n, uint64_t seed, uint64_t offset, const uint64_t* shift,
+                              T a, T b) {
   constexpr uint32_t P = philox::per_block<T>;
+  if (shift) offset += *shift;
   const int64_t blocks = (n + P - 1) / P;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; t < blocks; t += stride) {
@@ -55,33 +58,33 @@ __global__ void random_kernel(T* out, const T* p, int64_t n, uint64_t seed, uint
 }
 
 template <class T, Dist D>
-void launch(const KernelCtx& k, const char* name, T* out, const T* p, int64_t n, uint64_t seed, uint64_t offset,
+void launch(const KernelCtx& k, const char* name, T* out, const T* p, int64_t n, uint64_t seed, PhiloxOffset offset,
             T a, T b) {
   if (n == 0) return;
   LaunchScope s(k, name);
   const int64_t blocks = (n + philox::per_block<T> - 1) / philox::per_block<T>;
-  s.launch(random_kernel<T, D>, s.blocks(blocks), kThreads, out, p, n, seed, offset, a, b);
+  s.launch(random_kernel<T, D>, s.blocks(blocks), kThreads, out, p, n, seed, offset.offset, offset.shift, a, b);
 }
 
 }  // namespace
 
 // The CPU computes T(lo) + T(hi - lo) * u and T(mean) + T(stddev) * z: the same
 // T-rounded coefficients are passed here.
-void uniform(const KernelCtx& k, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double lo,
+void uniform(const KernelCtx& k, DType dt, void* out, int64_t n, uint64_t seed, PhiloxOffset offset, double lo,
              double hi) {
   LOOM_FLOAT_SWITCH(dt, T,
                     launch<T, Dist::Uniform>(k, "uniform", static_cast<T*>(out), nullptr, n, seed, offset, T(lo),
                                              T(hi - lo)));
 }
 
-void normal(const KernelCtx& k, DType dt, void* out, int64_t n, uint64_t seed, uint64_t offset, double mean,
+void normal(const KernelCtx& k, DType dt, void* out, int64_t n, uint64_t seed, PhiloxOffset offset, double mean,
             double stddev) {
   LOOM_FLOAT_SWITCH(dt, T,
                     launch<T, Dist::Normal>(k, "normal", static_cast<T*>(out), nullptr, n, seed, offset, T(mean),
                                             T(stddev)));
 }
 
-void bernoulli(const KernelCtx& k, DType dt, const void* p, void* out, int64_t n, uint64_t seed, uint64_t offset) {
+void bernoulli(const KernelCtx& k, DType dt, const void* p, void* out, int64_t n, uint64_t seed, PhiloxOffset offset) {
   LOOM_FLOAT_SWITCH(dt, T,
                     launch<T, Dist::Bernoulli>(k, "bernoulli", static_cast<T*>(out), static_cast<const T*>(p), n,
                                                seed, offset, T(0), T(0)));

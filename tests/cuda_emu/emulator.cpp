@@ -5,6 +5,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,21 @@
 #include "cublas_v2.h"
 #include "cuda_runtime.h"
 #include "nvtx3/nvToolsExt.h"
+
+// Streams and graphs (see cuda_runtime.h): a graph is the list of work its
+// capture recorded; an instantiated graph a copy of it.
+struct CUgraph_st {
+  std::vector<std::function<cudaError_t()>> work;
+};
+struct CUgraphExec_st {
+  std::vector<std::function<cudaError_t()>> work;
+};
+struct CUstream_st {
+  bool capturing = false;
+  bool invalidated = false;
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  std::vector<std::function<cudaError_t()>> recorded;
+};
 
 // GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (before 16) says so only through __has_feature.
 #if defined(__SANITIZE_ADDRESS__)
@@ -93,6 +109,58 @@ struct Memory {
 Memory& memory() {
   static Memory* m = new Memory;  // leaked: device memory may be freed during static destruction
   return *m;
+}
+
+// ---- pinned host memory (cudaMallocHost): the only host memory a captured copy may read or write --
+struct Pinned {
+  std::mutex mutex;
+  std::map<const char*, size_t> blocks;
+};
+Pinned& pinned() {
+  static Pinned* p = new Pinned;
+  return *p;
+}
+bool is_pinned_range(const void* p, size_t bytes) {
+  Pinned& m = pinned();
+  std::lock_guard<std::mutex> lock(m.mutex);
+  const char* c = static_cast<const char*>(p);
+  auto it = m.blocks.upper_bound(c);
+  if (it == m.blocks.begin()) return false;
+  --it;
+  return c >= it->first && c + bytes <= it->first + it->second;
+}
+
+// ---- capture -----------------------------------------------------------------
+// The captures under way (at most one per stream); a capture not begun in
+// relaxed mode forbids unsafe calls to every thread not switched to relaxed.
+struct Captures {
+  std::mutex mutex;
+  int strict = 0;  // captures begun in global or thread-local mode
+};
+Captures& captures() {
+  static Captures* c = new Captures;
+  return *c;
+}
+thread_local cudaStreamCaptureMode thread_mode = cudaStreamCaptureModeGlobal;
+std::vector<CUstream_st*>& capturing_streams() {
+  static std::vector<CUstream_st*>* v = new std::vector<CUstream_st*>;
+  return *v;
+}
+void invalidate_all_captures() {
+  std::lock_guard<std::mutex> lock(captures().mutex);
+  for (CUstream_st* s : capturing_streams()) s->invalidated = true;
+}
+// An unsafe call (a synchronization, cudaMemcpy, cudaMalloc, ...) while a strict
+// capture is under way: the capture is invalidated and the call fails, as on a GPU.
+bool unsafe_now(const char* call) {
+  if (thread_mode == cudaStreamCaptureModeRelaxed) return false;
+  {
+    std::lock_guard<std::mutex> lock(captures().mutex);
+    if (captures().strict == 0) return false;
+  }
+  std::fprintf(stderr, "cuda emulator: %s during stream capture: the capture is invalidated\n", call);
+  invalidate_all_captures();
+  return true;
 }
 
 // ---- fibers ----------------------------------------------------------------
@@ -422,9 +490,14 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->multiProcessorCount = loom_emu::kMultiprocessors;
   return cudaSuccess;
 }
-// Launches and copies finish before they return: there is nothing to wait for.
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+// Launches and copies finish before they return: there is nothing to wait for
+// (but waiting is one of the things a capture forbids).
+cudaError_t cudaDeviceSynchronize() {
+  return loom_emu::unsafe_now("cudaDeviceSynchronize") ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return loom_emu::unsafe_now("cudaStreamSynchronize") ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+}
 cudaError_t cudaGetLastError() {
   const cudaError_t e = loom_emu::last_error;
   loom_emu::last_error = cudaSuccess;
@@ -441,6 +514,9 @@ const char* cudaGetErrorName(cudaError_t error) {
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
   }
   return "cudaErrorUnknown";
 }
@@ -454,12 +530,18 @@ const char* cudaGetErrorString(cudaError_t error) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorLaunchFailure: return "unspecified launch failure (emulated; the reason is on stderr)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+      return "operation would make the legacy stream depend on a capturing blocking stream";
   }
   return "unknown error";
 }
 
 // ---- memory ----------------------------------------------------------------
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  *p = nullptr;
+  if (loom_emu::unsafe_now("cudaMalloc")) return fail(cudaErrorStreamCaptureUnsupported);
   loom_emu::Memory& m = loom_emu::memory();
   std::lock_guard<std::mutex> lock(m.mutex);
   *p = nullptr;
@@ -477,6 +559,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 }
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  if (loom_emu::unsafe_now("cudaFree")) return fail(cudaErrorStreamCaptureUnsupported);
   loom_emu::Memory& m = loom_emu::memory();
   std::lock_guard<std::mutex> lock(m.mutex);
   auto it = m.blocks.find(static_cast<const char*>(p));
@@ -487,10 +570,21 @@ cudaError_t cudaFree(void* p) {
   return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  *p = nullptr;
+  if (loom_emu::unsafe_now("cudaMallocHost")) return fail(cudaErrorStreamCaptureUnsupported);
   *p = std::malloc(std::max<size_t>(bytes, 1));
-  return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+  if (!*p) return fail(cudaErrorMemoryAllocation);
+  loom_emu::Pinned& m = loom_emu::pinned();
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.blocks[static_cast<const char*>(*p)] = bytes;
+  return cudaSuccess;
 }
 cudaError_t cudaFreeHost(void* p) {
+  if (!p) return cudaSuccess;
+  if (loom_emu::unsafe_now("cudaFreeHost")) return fail(cudaErrorStreamCaptureUnsupported);
+  loom_emu::Pinned& m = loom_emu::pinned();
+  std::lock_guard<std::mutex> lock(m.mutex);
+  if (m.blocks.erase(static_cast<const char*>(p)) == 0) return fail(cudaErrorInvalidValue);
   std::free(p);
   return cudaSuccess;
 }
@@ -502,9 +596,10 @@ cudaError_t cudaMemGetInfo(size_t* free, size_t* total) {
   return cudaSuccess;
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  if (bytes == 0) return cudaSuccess;
-  using loom_emu::is_device_range;
+namespace loom_emu {
+namespace {
+// The pointers of a copy are where its kind says (checked when it is issued and when it runs).
+cudaError_t copy_now(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   const bool dst_ok = is_device_range(dst, bytes) == (kind != cudaMemcpyDeviceToHost);
   const bool src_ok = is_device_range(src, bytes) == (kind != cudaMemcpyHostToDevice);
   if (!dst_ok || !src_ok) {
@@ -515,17 +610,136 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+}  // namespace
+}  // namespace loom_emu
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (loom_emu::unsafe_now("cudaMemcpy")) return fail(cudaErrorStreamCaptureUnsupported);
+  if (bytes == 0) return cudaSuccess;
+  return loom_emu::copy_now(dst, src, bytes, kind);
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  if (bytes == 0) return cudaSuccess;
+  // A graph's copy node reads and writes host memory when it runs: pinned memory only.
+  const void* host = kind == cudaMemcpyHostToDevice ? src : kind == cudaMemcpyDeviceToHost ? dst : nullptr;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (stream) cudaStreamIsCapturing(stream, &status);
+  if (host && status == cudaStreamCaptureStatusActive && !loom_emu::is_pinned_range(host, bytes)) {
+    std::fprintf(stderr, "cuda emulator: cudaMemcpyAsync from or to pageable host memory during stream capture\n");
+    loom_emu::invalidate_all_captures();
+    return fail(cudaErrorStreamCaptureUnsupported);
+  }
+  return loom_emu::issue(stream, [=] { return loom_emu::copy_now(dst, src, bytes, kind); });
 }
 cudaError_t cudaMemcpyPeer(void* dst, int dst_device, const void* src, int src_device, size_t bytes) {
   if (dst_device != 0 || src_device != 0) return fail(cudaErrorInvalidDevice);
   return cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice);
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return cudaSuccess;
   if (!loom_emu::is_device_range(p, bytes)) return fail(cudaErrorInvalidValue);
-  std::memset(p, value, bytes);
+  return loom_emu::issue(stream, [=] {
+    if (!loom_emu::is_device_range(p, bytes)) return fail(cudaErrorInvalidValue);
+    std::memset(p, value, bytes);
+    return cudaSuccess;
+  });
+}
+
+// ---- streams and graphs ------------------------------------------------------
+namespace loom_emu {
+
+cudaError_t issue(cudaStream_t stream, std::function<cudaError_t()> work) {
+  if (stream && stream->capturing) {
+    if (stream->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
+    stream->recorded.push_back(std::move(work));
+    return cudaSuccess;
+  }
+  if (!stream) {
+    // The legacy stream waits for every blocking stream, a capturing one too: that
+    // dependency cannot be captured, so the capture is invalidated.
+    bool any = false;
+    {
+      std::lock_guard<std::mutex> lock(captures().mutex);
+      any = !capturing_streams().empty();
+    }
+    if (any) {
+      std::fprintf(stderr, "cuda emulator: work on the legacy default stream during stream capture\n");
+      invalidate_all_captures();
+      return fail(cudaErrorStreamCaptureImplicit);
+    }
+  }
+  return work();
+}
+
+}  // namespace loom_emu
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) {
+  *stream = new CUstream_st;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (!stream || stream->capturing) return fail(cudaErrorInvalidResourceHandle);
+  delete stream;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+  if (!stream || stream->capturing) return fail(cudaErrorInvalidValue);  // the legacy stream cannot be captured
+  stream->capturing = true;
+  stream->invalidated = false;
+  stream->mode = mode;
+  stream->recorded.clear();
+  std::lock_guard<std::mutex> lock(loom_emu::captures().mutex);
+  loom_emu::capturing_streams().push_back(stream);
+  if (mode != cudaStreamCaptureModeRelaxed) ++loom_emu::captures().strict;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+  *graph = nullptr;
+  if (!stream || !stream->capturing) return fail(cudaErrorInvalidValue);
+  {
+    std::lock_guard<std::mutex> lock(loom_emu::captures().mutex);
+    auto& v = loom_emu::capturing_streams();
+    v.erase(std::find(v.begin(), v.end(), stream));
+    if (stream->mode != cudaStreamCaptureModeRelaxed) --loom_emu::captures().strict;
+  }
+  stream->capturing = false;
+  std::vector<std::function<cudaError_t()>> work = std::move(stream->recorded);
+  stream->recorded.clear();
+  if (stream->invalidated) return fail(cudaErrorStreamCaptureInvalidated);
+  *graph = new CUgraph_st{std::move(work)};
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+  *status = !stream || !stream->capturing ? cudaStreamCaptureStatusNone
+            : stream->invalidated         ? cudaStreamCaptureStatusInvalidated
+                                          : cudaStreamCaptureStatusActive;
+  return cudaSuccess;
+}
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode) {
+  std::swap(*mode, loom_emu::thread_mode);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (!graph) return fail(cudaErrorInvalidValue);
+  *exec = new CUgraphExec_st{graph->work};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+  if (!exec) return fail(cudaErrorInvalidResourceHandle);
+  return loom_emu::issue(stream, [exec] {
+    for (auto& w : exec->work)
+      if (const cudaError_t e = w(); e != cudaSuccess) return e;
+    return cudaSuccess;
+  });
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  if (!exec) return fail(cudaErrorInvalidResourceHandle);
+  delete exec;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  if (!graph) return fail(cudaErrorInvalidResourceHandle);
+  delete graph;
   return cudaSuccess;
 }
 
@@ -542,14 +756,17 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
   *event = new CUevent_st{!(flags & cudaEventDisableTiming)};
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!event) return fail(cudaErrorInvalidResourceHandle);
-  event->recorded = true;
-  event->at = std::chrono::steady_clock::now();
-  return cudaSuccess;
+  return loom_emu::issue(stream, [event] {
+    event->recorded = true;
+    event->at = std::chrono::steady_clock::now();
+    return cudaSuccess;
+  });
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  return event ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+  if (!event) return fail(cudaErrorInvalidResourceHandle);
+  return loom_emu::unsafe_now("cudaEventSynchronize") ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!start || !end || !start->timing || !end->timing || !start->recorded || !end->recorded)
@@ -564,13 +781,17 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 }
 
 // ---- cuBLAS ----------------------------------------------------------------
-struct cublasContext {};
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
 cublasStatus_t cublasCreate(cublasHandle_t* handle) {
   *handle = new cublasContext;
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t) {
-  return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+  if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+  handle->stream = stream;
+  return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t) {
   return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
@@ -598,25 +819,33 @@ cublasStatus_t gemm_strided_batched(cublasHandle_t handle, cublasOperation_t ta,
   if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < std::max(1, ta == CUBLAS_OP_N ? m : k) ||
       ldb < std::max(1, tb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m))
     return CUBLAS_STATUS_INVALID_VALUE;
-  using loom_emu::is_device_range;
-  for (int i = 0; i < batch; ++i) {
-    const T* ai = a + i * sa;
-    const T* bi = b + i * sb;
-    T* ci = c + i * sc;
-    if (!is_device_range(ci, sizeof(T)) || (k > 0 && (!is_device_range(ai, sizeof(T)) || !is_device_range(bi, sizeof(T)))))
-      return CUBLAS_STATUS_EXECUTION_FAILED;  // a GPU faults on a host pointer
-    for (int col = 0; col < n; ++col)
-      for (int row = 0; row < m; ++row) {
-        double acc = 0;
-        for (int p = 0; p < k; ++p) {
-          const T av = ta == CUBLAS_OP_N ? ai[row + int64_t(p) * lda] : ai[p + int64_t(row) * lda];
-          const T bv = tb == CUBLAS_OP_N ? bi[p + int64_t(col) * ldb] : bi[col + int64_t(p) * ldb];
-          acc += double(av) * double(bv);
+  // Issued on the handle's stream (recorded under capture); α and β are read now,
+  // as cuBLAS reads host scalars when it is called.
+  const T alpha_v = *alpha, beta_v = *beta;
+  const cudaError_t e = loom_emu::issue(handle->stream, [=]() {
+    using loom_emu::is_device_range;
+    for (int i = 0; i < batch; ++i) {
+      const T* ai = a + i * sa;
+      const T* bi = b + i * sb;
+      T* ci = c + i * sc;
+      if (!is_device_range(ci, sizeof(T)) ||
+          (k > 0 && (!is_device_range(ai, sizeof(T)) || !is_device_range(bi, sizeof(T)))))
+        return cudaErrorInvalidDevicePointer;  // a GPU faults on a host pointer
+      for (int col = 0; col < n; ++col)
+        for (int row = 0; row < m; ++row) {
+          double acc = 0;
+          for (int p = 0; p < k; ++p) {
+            const T av = ta == CUBLAS_OP_N ? ai[row + int64_t(p) * lda] : ai[p + int64_t(row) * lda];
+            const T bv = tb == CUBLAS_OP_N ? bi[p + int64_t(col) * ldb] : bi[col + int64_t(p) * ldb];
+            acc += double(av) * double(bv);
+          }
+          T& out = ci[row + int64_t(col) * ldc];
+          out = beta_v == T(0) ? T(alpha_v * T(acc)) : T(alpha_v * T(acc) + beta_v * out);
         }
-        T& out = ci[row + int64_t(col) * ldc];
-        out = *beta == T(0) ? T(*alpha * T(acc)) : T(*alpha * T(acc) + *beta * out);
-      }
-  }
+    }
+    return cudaSuccess;
+  });
+  if (e != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <thread>
 #include <vector>
@@ -179,6 +180,93 @@ TEST(CudaEmulator, LoomKernelsLaunchInsideTheNvtxRangeOfTheirOp) {
   EXPECT_EQ(ranges.front(), "add") << "the op's range, outermost";
   EXPECT_EQ(ranges.back(), "binary") << "the launcher's range, innermost";
   EXPECT_EQ(sum(c.to(Device::cpu())).item(), 30.0);
+}
+
+// x[i] += *add for every i: reads a device word a copy node fills.
+__global__ void add_word(float* x, int n, const float* add) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) x[i] += *add;
+}
+
+TEST(CudaEmulator, ACapturedStreamRecordsWorkAndAGraphLaunchRunsItAgainReadingPinnedMemoryAnew) {
+  constexpr int n = 37;
+  float* x = device_array<float>(n);
+  float* word = device_array<float>(1);
+  ASSERT_EQ(cudaMemsetAsync(x, 0, n * sizeof(float)), cudaSuccess);
+  void* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(&pinned, sizeof(float)), cudaSuccess);
+  float* host_word = static_cast<float*>(pinned);
+  *host_word = 1;
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&s), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  cudaStreamCaptureStatus status{};
+  ASSERT_EQ(cudaStreamIsCapturing(s, &status), cudaSuccess);
+  EXPECT_EQ(status, cudaStreamCaptureStatusActive);
+  ASSERT_EQ(cudaMemcpyAsync(word, host_word, sizeof(float), cudaMemcpyHostToDevice, s), cudaSuccess);
+  const cudaLaunchConfig_t c{dim3(2), dim3(32), 0, s, nullptr, 0};
+  const int64_t launches = loom_emu::launches();
+  ASSERT_EQ(cudaLaunchKernelEx(&c, add_word, x, n, static_cast<const float*>(word)), cudaSuccess);
+  EXPECT_EQ(loom_emu::launches(), launches) << "a captured launch runs nothing";
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  std::vector<float> got(n);
+  ASSERT_EQ(cudaMemcpy(got.data(), x, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(got, std::vector<float>(n, 0.0f)) << "nothing ran during the capture";
+  for (float v : {1.0f, 10.0f, 100.0f}) {  // each launch copies the pinned word as it is then
+    *host_word = v;
+    ASSERT_EQ(cudaGraphLaunch(exec, s), cudaSuccess);
+  }
+  ASSERT_EQ(cudaMemcpy(got.data(), x, n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(got, std::vector<float>(n, 111.0f));
+  ASSERT_EQ(cudaGraphExecDestroy(exec), cudaSuccess);
+  ASSERT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  ASSERT_EQ(cudaFreeHost(pinned), cudaSuccess);
+  ASSERT_EQ(cudaFree(x), cudaSuccess);
+  ASSERT_EQ(cudaFree(word), cudaSuccess);
+}
+
+TEST(CudaEmulator, WhatAGraphCannotHoldInvalidatesTheCaptureAsOnAGpu) {
+  float* x = device_array<float>(4);
+  float host[4] = {};
+  cudaStream_t s = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&s), cudaSuccess);
+  cudaGraph_t graph = nullptr;
+  // Each of these, during a strict capture, fails and invalidates it.
+  const std::vector<std::pair<const char*, std::function<cudaError_t()>>> forbidden = {
+      {"cudaMalloc", [] { void* p = nullptr; return cudaMalloc(&p, 16); }},
+      {"cudaMemcpy", [&] { return cudaMemcpy(host, x, sizeof host, cudaMemcpyDeviceToHost); }},
+      {"cudaDeviceSynchronize", [] { return cudaDeviceSynchronize(); }},
+      {"a copy from pageable memory", [&] { return cudaMemcpyAsync(x, host, sizeof host, cudaMemcpyHostToDevice, s); }},
+      {"the legacy stream", [&] { return cudaMemsetAsync(x, 0, sizeof host, nullptr); }},
+  };
+  for (const auto& [what, call] : forbidden) {
+    ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+    EXPECT_NE(call(), cudaSuccess) << what;
+    cudaStreamCaptureStatus status{};
+    ASSERT_EQ(cudaStreamIsCapturing(s, &status), cudaSuccess);
+    EXPECT_EQ(status, cudaStreamCaptureStatusInvalidated) << what;
+    EXPECT_EQ(cudaStreamEndCapture(s, &graph), cudaErrorStreamCaptureInvalidated) << what;
+    EXPECT_EQ(graph, nullptr);
+    cudaGetLastError();
+  }
+  // A thread switched to relaxed mode may allocate (the allocator's own cudaMalloc).
+  ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal), cudaSuccess);
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  ASSERT_EQ(cudaThreadExchangeStreamCaptureMode(&mode), cudaSuccess);
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, 16), cudaSuccess);
+  ASSERT_EQ(cudaThreadExchangeStreamCaptureMode(&mode), cudaSuccess);
+  EXPECT_EQ(mode, cudaStreamCaptureModeRelaxed);
+  ASSERT_EQ(cudaStreamEndCapture(s, &graph), cudaSuccess);
+  ASSERT_EQ(cudaGraphDestroy(graph), cudaSuccess);
+  EXPECT_EQ(cudaFree(p), cudaSuccess) << "after the capture, everything is allowed again";
+  EXPECT_EQ(cudaMemcpy(host, x, sizeof host, cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaStreamDestroy(s), cudaSuccess);
+  ASSERT_EQ(cudaFree(x), cudaSuccess);
 }
 
 }  // namespace

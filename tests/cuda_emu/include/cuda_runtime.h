@@ -21,12 +21,25 @@
 // as a failed launch. "Device memory" is host memory from cudaMalloc, tracked,
 // so a kernel argument or a copy that mixes up host and device pointers fails
 // as it would on a GPU instead of silently working.
+//
+// Streams and graphs: work on a stream runs when it is issued (there is nothing
+// to overlap), except on a stream under capture (cudaStreamBeginCapture): there
+// kernels, copies, fills and cuBLAS calls are recorded, in order, into the
+// graph cudaStreamEndCapture returns, and cudaGraphLaunch runs them again,
+// reading their arguments and host source buffers as they are then. What a
+// capture forbids on a GPU fails here too: using the legacy default stream,
+// synchronizing, cudaMemcpy, cudaMalloc/cudaFree (unless the thread switched
+// to cudaStreamCaptureModeRelaxed) and asynchronous copies from pageable host
+// memory invalidate the capture (cudaErrorStreamCaptureUnsupported /
+// cudaErrorStreamCaptureImplicit, then cudaErrorStreamCaptureInvalidated).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <cmath>
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -119,6 +132,9 @@ enum cudaError_t {
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureImplicit = 906,
 };
 using cudaError = cudaError_t;
 
@@ -141,8 +157,23 @@ constexpr unsigned cudaEventDisableTiming = 2;
 
 struct CUstream_st;
 struct CUevent_st;
+struct CUgraph_st;
+struct CUgraphExec_st;
 using cudaStream_t = CUstream_st*;
 using cudaEvent_t = CUevent_st*;
+using cudaGraph_t = CUgraph_st*;
+using cudaGraphExec_t = CUgraphExec_st*;
+
+enum cudaStreamCaptureMode {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaStreamCaptureStatus {
+  cudaStreamCaptureStatusNone = 0,
+  cudaStreamCaptureStatusActive = 1,
+  cudaStreamCaptureStatusInvalidated = 2,
+};
 
 struct cudaLaunchAttribute;
 struct cudaLaunchConfig_t {
@@ -176,6 +207,17 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 cudaError_t cudaMemcpyPeer(void* dst, int dst_device, const void* src, int src_device, size_t bytes);
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t stream = nullptr);
 
+cudaError_t cudaStreamCreate(cudaStream_t* stream);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+
 cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
@@ -190,6 +232,11 @@ namespace loom_emu {
 
 // True when [p, p + bytes) lies inside one live cudaMalloc block.
 bool is_device_range(const void* p, size_t bytes);
+
+// Issues work on `stream`: runs it now, or records it when the stream is being
+// captured (a graph launch runs it again); an error when the capture rules
+// forbid it (see the top).
+cudaError_t issue(cudaStream_t stream, std::function<cudaError_t()> work);
 
 // Runs `body(closure)` once per thread of every block (see the top). Returns
 // cudaErrorInvalidConfiguration for a launch a GPU would refuse, and
@@ -221,12 +268,18 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(
   struct Closure {
     void (*kernel)(Params...);
     std::tuple<std::decay_t<Params>...>* params;
-  } closure{kernel, &params};
-  return loom_emu::run_grid(
-      *config,
-      [](void* c) {
-        auto* self = static_cast<Closure*>(c);
-        std::apply(self->kernel, *self->params);  // by-value parameters: each thread copies them
-      },
-      &closure);
+  };
+  // Shared with a graph that records the launch: a replay runs it with the same arguments.
+  auto held = std::make_shared<std::tuple<std::decay_t<Params>...>>(std::move(params));
+  const cudaLaunchConfig_t c = *config;
+  return loom_emu::issue(c.stream, [c, kernel, held] {
+    Closure closure{kernel, held.get()};
+    return loom_emu::run_grid(
+        c,
+        [](void* p) {
+          auto* self = static_cast<Closure*>(p);
+          std::apply(self->kernel, *self->params);  // by-value parameters: each thread copies them
+        },
+        &closure);
+  });
 }

@@ -1,0 +1,98 @@
+// A whole step on one CUDA device captured once as a CUDA graph and replayed
+// (issue #15 §3): the kernels, copies and fills of the step, with their
+// arguments and addresses, become one launch. The small models loom trains are
+// bound by launch overhead on a GPU; a replay pays one launch per step.
+// (CUDA C++ Programming Guide, "CUDA Graphs" / stream capture; PyTorch's
+// torch.cuda.CUDAGraph is the same idea.)
+//
+//   loom::CudaGraph graph;
+//   step();                                  // once eagerly: optimizer state, handles, caches
+//   graph.capture(Device::cuda(), step);     // records step(); runs nothing, changes no state
+//   for (...) { static_x.copy_(next_batch); graph.replay(); read(static_loss); }
+//
+// What a replay equals: one eager call of step() — the same kernels on the same
+// tensors, the generators' streams continuing where they stand (each replay
+// draws fresh numbers, as an eager step would), each optimizer's step counts
+// and learning rate as they stand (a schedule's set_lr between replays takes
+// effect). Parameters, their optimizer state and every tensor the step
+// created and still referenced after the capture (its losses, the gradients)
+// are updated in place by each replay: read them after replay(). A replay does
+// not wait for the device; the next copy to the host (item()) does.
+//
+// What a captured step may not do (each a loom::Error naming it, and the
+// capture is dropped): read a device value on the host (item(), to_vector,
+// printing), copy host data in (a new batch: copy it into a tensor of the
+// step's before replay() instead), synchronize, clip_grad_norm (its norm
+// goes to the host), use another CUDA device. What no check can see, and a
+// captured step must therefore not do: take a branch on host state that
+// changes between steps (the step index, a schedule computed inside step()),
+// or work on host tensors it expects to be redone. Shapes are fixed by the
+// capture. The generators and optimizers step() uses must outlive the graph.
+//
+// Bits: a replay gives what the eager step gives, bit for bit (the same kernels
+// on the same inputs); tests/cuda checks it in the CUDA emulator.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "autograd/tensor.h"
+
+namespace loom {
+
+namespace kernels {
+struct DeviceGraph;
+}
+namespace optim {
+class Optimizer;
+}
+
+class CudaGraph {
+ public:
+  CudaGraph();
+  ~CudaGraph();
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+
+  // Captures step() on device d (a CUDA device; an Error otherwise, in a build
+  // without CUDA, when another capture is under way on this thread, or when this
+  // graph already holds one). The host state step() changes in generators and
+  // optimizers is put back afterwards, so capturing is not a step.
+  void capture(Device d, const std::function<void()>& step);
+  // Runs the captured step once (an Error before capture()).
+  void replay();
+  // Waits until the last replay has finished on the device.
+  void synchronize();
+  bool captured() const { return graph_ != nullptr; }
+
+  // The capture under way on this thread, or null: how random fills and
+  // optimizer steps join it (autograd/tensor.cpp, autograd/optim/optim.cpp).
+  static CudaGraph* capturing();
+  // A random fill of `blocks` Philox blocks from g starting at `offset` (what
+  // g.advance returned): the device word its kernel adds to a zero offset.
+  const uint64_t* random_offset(Generator& g, uint64_t offset, uint64_t blocks);
+  // An optimizer's step() during the capture: `restore` puts its counters back
+  // at the capture's end (called once per optimizer, the first time); on every
+  // replay `restep` runs in call order (the optimizer's step() again, restaging).
+  void optimizer_step(const optim::Optimizer* opt, std::function<void()> restore, std::function<void()> restep);
+
+ private:
+  struct RandomFill {
+    Generator* generator;
+    uint64_t relative;  // its offset minus the generator's offset at its first fill in the capture
+    uint64_t* word;     // pinned: the absolute offset, written before each replay
+  };
+  struct GeneratorUse {
+    Generator* generator;
+    uint64_t seed, start, end;  // its seed, and its offsets at its first fill and after its last
+  };
+  Device device_;
+  std::shared_ptr<kernels::DeviceGraph> graph_;
+  std::vector<RandomFill> fills_;
+  std::vector<GeneratorUse> generators_;
+  std::vector<const optim::Optimizer*> optimizers_;
+  std::vector<std::function<void()>> restores_, resteps_;
+};
+
+}  // namespace loom
