@@ -73,15 +73,36 @@ void with_op(BinaryOp op, F&& f) {
 // parameters are a private copy in each thread (firstprivate): shared, they were read through the
 // OpenMP region's pointer for every element, on one side of a branch, where no compiler may hoist a load,
 // and the loop stayed scalar.
+//
+// Elements from which a unary loop is split between threads. Waking a sleeping OpenMP thread
+// (OMP_WAIT_POLICY=passive) costs tens of microseconds: worth it from ~64 K elements of a cheap
+// op, but from ~8 K of one that calls libm's scalar exp/log/log1p/tanh/pow (10–20 ns an element).
+// A `bernoulli` step's float64 softplus over 64 × 784 elements ran on one thread of two. Each
+// element is computed alone, so the split changes no result.
+constexpr int64_t parallel_from(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Exp:
+    case UnaryOp::Log:
+    case UnaryOp::Log1p:
+    case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid:
+    case UnaryOp::Elu:
+    case UnaryOp::Silu:
+    case UnaryOp::Softplus:
+    case UnaryOp::PowScalar: return 8192;
+    default: return 65536;
+  }
+}
+
 template <class T, class Op>
 LOOM_CPU_CLONES void unary_loop(Op, const T* x, T* y, int64_t n, UnaryParams q) {
-#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
+#pragma omp parallel for schedule(static) if (n > parallel_from(Op::value)) firstprivate(q)
   for (int64_t i = 0; i < n; ++i) y[i] = unary_fn(Op::value, x[i], q);
 }
 
 template <class T, class Op>
 LOOM_CPU_CLONES void unary_backward_loop(Op, const T* x, const T* y, const T* gy, T* gx, int64_t n, UnaryParams q) {
-#pragma omp parallel for schedule(static) if (n > 65536) firstprivate(q)
+#pragma omp parallel for schedule(static) if (n > parallel_from(Op::value)) firstprivate(q)
   for (int64_t i = 0; i < n; ++i) gx[i] = gy[i] * unary_grad(Op::value, x[i], y[i], q);
 }
 
