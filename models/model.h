@@ -172,6 +172,14 @@ inline constexpr int64_t kMaxImportanceSamples = 1'000'000;
 
 using Losses = std::map<std::string, double>;
 
+// A training step's losses from device scalars (0-d tensors): their values (item()). While
+// the step is being captured as a CUDA graph (loom train --cuda-graph; loom::CudaGraph,
+// autograd/graph.h) no value exists yet: it returns nothing and keeps the tensors for the
+// driver (take_captured_losses), which reads them after each replay of the graph.
+Losses step_losses(const std::vector<std::pair<std::string, Tensor>>& scalars);
+// The tensors step_losses kept during the capture under way on this thread, handed over once.
+std::vector<std::pair<std::string, Tensor>> take_captured_losses();
+
 // Progress of a long sample() (the autoregressive models: one network pass per
 // pixel): steps done of total.
 using SampleProgress = std::function<void(int64_t done, int64_t total)>;
@@ -183,6 +191,14 @@ class Model {
   virtual DataSpec data_spec() const { return {}; }
   // One training step (one or more optimizer updates) on batch.
   virtual Losses train_step(const Batch& batch, Step& step) = 0;
+  // Whether train_step can be captured once as a CUDA graph and replayed (`loom train
+  // --cuda-graph`): it reports its losses through step_losses, draws no batch beyond the
+  // one given, reads no device value on the host, and keeps no host state that changes
+  // from step to step but its optimizers', its generators' and what before_replay redoes.
+  virtual bool cuda_graph_capable() const { return false; }
+  // The host side of train_step that must run again before each replay of its graph (a
+  // learning rate set from the step index); nothing by default.
+  virtual void before_replay(const Step& step) {}
   // n samples [n, C, H, W] in the data range (Toy2d: [n, 2]), given c; c is
   // empty or of a kind conditions() names (the driver checks).
   virtual Tensor sample(int64_t n, const Condition& c, Generator& g) = 0;

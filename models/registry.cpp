@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "models/model.h"
 
@@ -53,6 +54,23 @@ void Model::set_sampler(const SamplerSettings&) {
 SampleGrid Model::trajectory(int64_t, int64_t, const Condition&, Generator&) {
   throw Error("sample: this model has no iterative sampler to draw the trajectory of (--save-trajectory)");
 }
+
+namespace {
+thread_local std::vector<std::pair<std::string, Tensor>> g_captured_losses;
+}
+
+Losses step_losses(const std::vector<std::pair<std::string, Tensor>>& scalars) {
+  if (CudaGraph::capturing()) {
+    g_captured_losses.clear();
+    for (const auto& [name, t] : scalars) g_captured_losses.emplace_back(name, t.detach());
+    return {};
+  }
+  Losses out;
+  for (const auto& [name, t] : scalars) out[name] = t.item();
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> take_captured_losses() { return std::exchange(g_captured_losses, {}); }
 
 Tensor cycling_labels(int64_t n, int64_t run, int64_t classes) {
   LOOM_CHECK(n >= 0 && run >= 1 && classes >= 1, "cycling_labels: need n >= 0, run >= 1 and classes >= 1, got ", n,

@@ -57,6 +57,7 @@ int bench_command(const std::vector<std::string>& args) {
       {"--threads", "N", "CPU threads for loom's loops and OpenBLAS (default: OMP_NUM_THREADS, else every core)"},
       {"--seed", "N", "random seed (default 0)"},
       {"--data", "DIR", "the model's data (default " + std::string(data::kFashionMnistDir) + ")", {"--data-dir"}},
+      kCudaGraph,
       {"--json", "", "print one JSON object instead of the table"},
       {"--help", "", "show this help", {"-h"}},
   };
@@ -93,6 +94,7 @@ int bench_command(const std::vector<std::string>& args) {
   if (a.has("--seed")) o.config.seed = a.unsigned_value("--seed", 0);
   o.config.data_dir = o.data_dir = a.value("--data", data::kFashionMnistDir);
   o.steps = warmup + timed;
+  o.cuda_graph = a.has("--cuda-graph");
   o.eval_size = 0;
   o.n_samples = 0;
   o.progress_out = stderr;  // stdout carries the result

@@ -20,6 +20,10 @@ int list_command(const std::vector<std::string>& args);    // tools/train_comman
 int plot_command(const std::vector<std::string>& args);    // tools/train_command.cpp
 int bench_command(const std::vector<std::string>& args);   // tools/bench_command.cpp
 
+// `--cuda-graph` of loom train and loom bench train (tools::TrainOptions::cuda_graph).
+inline const FlagSpec kCudaGraph{"--cuda-graph", "",
+                                 "CUDA: capture the step once as a CUDA graph and replay it (models that allow it)"};
+
 // The flag of each option of `only`, or of every registered model when null
 // (what loom train parses; an option has one kind wherever it is declared).
 std::vector<FlagSpec> model_option_flags(const models::Registration* only);  // tools/train_command.cpp

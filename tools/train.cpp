@@ -666,6 +666,62 @@ data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, da
   return o.load_data ? o.load_data(split) : load_data_set(spec, split, o.data_dir, o.max_image_pixels);
 }
 
+// --cuda-graph (TrainOptions::cuda_graph): train_step captured once as a CUDA graph on
+// batch tensors of its own, then per step: the batch copied in, the model's host-side
+// per-step work (before_replay), a replay, the losses read from the step's device scalars.
+class GraphedSteps {
+ public:
+  GraphedSteps(models::Model& model, const std::string& name, Device device)
+      : model_(model), name_(name), device_(device) {
+    LOOM_CHECK(device.is_cuda(), "train: --cuda-graph needs a CUDA device (--device cuda), got ", device);
+    LOOM_CHECK(model.cuda_graph_capable(), "train: --cuda-graph: ", name,
+               "'s train_step cannot be captured as a CUDA graph (it reads values on the host, draws more "
+               "batches or keeps per-step host state); the models that can: vae, dcgan");
+  }
+
+  models::Losses step(const models::Batch& b, const models::Step& info) {
+    if (!graph_.captured()) capture(b, info);
+    copy_in(b);
+    model_.before_replay(info);
+    graph_.replay();
+    models::Losses out;
+    for (const auto& [k, t] : losses_) out[k] = t.item();
+    return out;
+  }
+
+ private:
+  static constexpr Tensor models::Batch::*kFields[] = {&models::Batch::images,     &models::Batch::labels,
+                                                        &models::Batch::images_b,   &models::Batch::attributes,
+                                                        &models::Batch::tokens,     &models::Batch::indices};
+  void capture(const models::Batch& b, const models::Step& info) {
+    for (auto field : kFields)
+      if ((b.*field).defined()) batch_.*field = (b.*field).clone();
+    models::Step captured{.index = info.index, .total = info.total, .next_batch = [this]() -> models::Batch {
+                            throw Error(str("train: --cuda-graph: ", name_, " draws another batch inside its step"));
+                          }};
+    graph_.capture(device_, [&] { model_.train_step(batch_, captured); });
+    losses_ = models::take_captured_losses();
+    LOOM_CHECK(!losses_.empty(), "train: --cuda-graph: ", name_, "'s step reported no losses through step_losses");
+  }
+  void copy_in(const models::Batch& b) {
+    for (auto field : kFields) {
+      const Tensor &from = b.*field, &to = batch_.*field;
+      LOOM_CHECK(from.defined() == to.defined() && (!from.defined() || from.shape() == to.shape()),
+                 "train: --cuda-graph: every batch must have the captured one's fields and shapes (",
+                 to.defined() ? str(to.shape()) : std::string("none"), "), got ",
+                 from.defined() ? str(from.shape()) : std::string("none"));
+      if (to.defined()) (batch_.*field).copy_(from);
+    }
+  }
+
+  models::Model& model_;
+  std::string name_;
+  Device device_;
+  CudaGraph graph_;
+  models::Batch batch_;
+  std::vector<std::pair<std::string, Tensor>> losses_;
+};
+
 }  // namespace
 
 // Ctrl-C (SIGINT) or SIGTERM during training: set by the handler, read after each
@@ -871,12 +927,16 @@ TrainResult train(const TrainOptions& o) {
   TrainResult result;
   const Generator frame_noise(*config.seed ^ 0xF4A3E5ull);
   model->train(true);
+  std::optional<GraphedSteps> graphed;
+  if (o.cuda_graph) graphed.emplace(*model, name, config.device);
+  const int64_t first_step = step;
   InterruptGuard interrupts;
   while (step < total) {
     const double started = o.on_step ? steady_seconds() : 0;
     models::Batch b = next_batch();
     models::Step info{.index = step, .total = total, .next_batch = next_batch};
-    models::Losses l = model->train_step(b, info);
+    // --cuda-graph: the run's first step eagerly (it creates the optimizers' state), then replays.
+    models::Losses l = graphed && step > first_step ? graphed->step(b, info) : model->train_step(b, info);
     ++step;
     if (o.on_step) o.on_step(step, steady_seconds() - started);
     Losses shown(l.begin(), l.end());

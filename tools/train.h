@@ -55,6 +55,12 @@ struct TrainOptions {
   std::function<data::LabeledImages(data::Split)> load_data;
   // How the held-out metrics at the end are computed (importance samples K).
   models::EvalOptions eval_options{};
+  // `--cuda-graph`: the run's first step runs eagerly; the second is captured as a CUDA
+  // graph of train_step on batch tensors of the graph's own (loom::CudaGraph), and it and
+  // every later step copy their batch in and replay it: one launch a step. The results
+  // are the eager run's, bit for bit. Needs a CUDA device and a model whose train_step
+  // can be captured (Model::cuda_graph_capable; an Error naming the model otherwise).
+  bool cuda_graph = false;
 };
 
 struct TrainResult {

@@ -137,6 +137,7 @@ int train_command(const std::vector<std::string>& args) {
                             ") or, for image-folder models, the image folder", {"--data-dir", "--dataroot"}},
       {"--limit", "N", "train on the first N >= 1 images only"},
       kMaxImagePixels,
+      kCudaGraph,
       kHelp,
   };
   const size_t common = flags.size();
@@ -186,6 +187,7 @@ int train_command(const std::vector<std::string>& args) {
   o.resume = a.value("--resume");
   if (a.has("--limit")) o.limit_train = count(a, "--limit");
   o.max_image_pixels = max_image_pixels(a);
+  o.cuda_graph = a.has("--cuda-graph");
   tools::TrainResult r = tools::train(o);
   std::cout << "trained " << o.model << " for " << r.steps << " steps\n"
             << "  last step: " << join_losses(r.last) << "\n";

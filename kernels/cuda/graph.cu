@@ -109,6 +109,20 @@ void* graph_staging(int device, size_t bytes, const char* op) {
 
 using cuda::active;
 
+// Ends the bookkeeping of d's capture (its stream no longer current, its pool closed) and
+// hands over the graph being filled; the caller ends the CUDA capture itself.
+static std::unique_ptr<DeviceGraph> take_capture(Device d) {
+  cuda::Active& a = active(d.index);
+  std::unique_ptr<DeviceGraph> g;
+  {
+    std::lock_guard<std::mutex> lock(a.mutex);
+    g = std::move(a.graph);
+    a.stream = nullptr;
+  }
+  cuda::close_graph_pool(d.index);
+  return g;
+}
+
 void begin_capture(Device d) {
   LOOM_CHECK(d.is_cuda(), "CUDA graph capture: needs a CUDA device, got ", d);
   cuda::check_device(d.index);
@@ -133,14 +147,7 @@ void begin_capture(Device d) {
 
 std::shared_ptr<DeviceGraph> end_capture(Device d) {
   LOOM_CHECK(capturing(d), "CUDA graph capture: ", d, " is not being captured");
-  cuda::Active& a = active(d.index);
-  std::unique_ptr<DeviceGraph> g;
-  {
-    std::lock_guard<std::mutex> lock(a.mutex);
-    g = std::move(a.graph);
-    a.stream = nullptr;
-  }
-  cuda::close_graph_pool(d.index);
+  std::unique_ptr<DeviceGraph> g = take_capture(d);
   cuda::DeviceGuard guard(d.index);
   cudaGraph_t graph = nullptr;
   const cudaError_t e = cudaStreamEndCapture(g->stream, &graph);
@@ -157,14 +164,7 @@ std::shared_ptr<DeviceGraph> end_capture(Device d) {
 
 void abandon_capture(Device d) noexcept {
   if (!capturing(d)) return;
-  cuda::Active& a = active(d.index);
-  std::unique_ptr<DeviceGraph> g;
-  {
-    std::lock_guard<std::mutex> lock(a.mutex);
-    g = std::move(a.graph);
-    a.stream = nullptr;
-  }
-  cuda::close_graph_pool(d.index);
+  std::unique_ptr<DeviceGraph> g = take_capture(d);
   cudaGraph_t graph = nullptr;
   if (cudaStreamEndCapture(g->stream, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
   cudaGetLastError();

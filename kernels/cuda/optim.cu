@@ -211,7 +211,8 @@ Staging& staging(int device) {
 // (the call's values, then a whole number of doubles per tensor, or none); the
 // workspace holds the arrays until the kernels queued behind the copy have run.
 // While a graph's optimizer calls are restaged (RestageScope), it only rewrites
-// the captured call's pinned buffer: restaged() is true and nothing may launch.
+// the values (`scalars`) in the captured call's pinned buffer: restaged() is true
+// and nothing may launch.
 class StagedList {
  public:
   StagedList(const LaunchScope& s, const char* op, const TensorList& l, int roles,
@@ -222,7 +223,12 @@ class StagedList {
     restaged_ = restaging();
     void* host = graph_staging(s.device(), bytes_, op);  // a graph's own buffer, or null
     if (restaged_) {
-      pack(static_cast<int64_t*>(host), l, roles, scalars);
+      // Only the values: the pointers are the capture's, which the graph's kernels use. (At a
+      // replay's refresh a gradient may be another tensor than it was at this call in the capture:
+      // a later backward of the step may have replaced it.)
+      if (!scalars.empty())
+        std::memcpy(static_cast<int64_t*>(host) + roles * l.count + l.count + 1, scalars.data(),
+                    scalars.size() * sizeof(double));
       return;
     }
     device_ = std::make_unique<Workspace>(s.device(), bytes_);

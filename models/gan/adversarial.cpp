@@ -37,12 +37,13 @@ void descend(optim::Optimizer& opt, const Tensor& loss) {
   opt.step();
 }
 
-Losses adversarial_losses(double d_loss, double g_loss, const Tensor& real_logits, const Tensor& fake_logits) {
+Losses adversarial_losses(const Tensor& d_loss, const Tensor& g_loss, const Tensor& real_logits,
+                          const Tensor& fake_logits) {
   NoGrad ng;
-  return {{"d_loss", d_loss},
-          {"g_loss", g_loss},
-          {"D(x)", mean(sigmoid(real_logits)).item()},
-          {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+  return step_losses({{"d_loss", d_loss},
+                      {"g_loss", g_loss},
+                      {"D(x)", mean(sigmoid(real_logits))},
+                      {"D(G(z))", mean(sigmoid(fake_logits))}});
 }
 
 OptionSpec lr_schedule_option() {

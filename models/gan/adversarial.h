@@ -42,10 +42,11 @@ Tensor least_squares_generator_loss(const Tensor& fake_outputs);
 // backward pass also fills gradients of parameters opt does not hold (D's, on G's
 // loss); each optimizer clears its own before it steps.
 void descend(optim::Optimizer& opt, const Tensor& loss);
-// What every GAN logs each step: d_loss, g_loss, and the mean D(x) and D(G(z)) of the
-// discriminator's update (σ of its real and fake logits), which both approach 1/2 at
-// the equilibrium p_G = p_data (Goodfellow et al. 2014, Prop. 1).
-Losses adversarial_losses(double d_loss, double g_loss, const Tensor& real_logits, const Tensor& fake_logits);
+// What every GAN logs each step: d_loss, g_loss (scalars), and the mean D(x) and D(G(z))
+// of the discriminator's update (σ of its real and fake logits), which both approach 1/2
+// at the equilibrium p_G = p_data (Goodfellow et al. 2014, Prop. 1); through step_losses.
+Losses adversarial_losses(const Tensor& d_loss, const Tensor& g_loss, const Tensor& real_logits,
+                          const Tensor& fake_logits);
 
 // The learning-rate schedule option of the adversarial models: `--lr-schedule
 // constant|linear|cosine`, the factor on each optimizer's lr going from 1 at the
@@ -91,8 +92,10 @@ class AdversarialModel : public Model {
   // A checkpointed module besides G and D (text2image's text encoder), listed before them.
   void add_module(const std::string& name, nn::Module& m) { modules_.insert(modules_.begin(), {name, &m}); }
   // Sets both optimizers' lr for this step: the initial lr × the schedule's factor at
-  // step.index of step.total (nothing for a constant lr). Called first in train_step.
+  // step.index of step.total (nothing for a constant lr). Called first in train_step,
+  // and before each replay of a captured step.
   void schedule_lr(const Step& step);
+  void before_replay(const Step& step) override { schedule_lr(step); }
   // z ~ N(0, I): float32 [n, latent_dim] on the device, drawn from g (nullptr: the default generator).
   Tensor noise(int64_t n, Generator* g) const {
     return randn({n, latent_}, TensorOptions{DType::Float32, device_}, g);

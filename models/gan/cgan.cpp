@@ -64,7 +64,7 @@ class Cgan : public gan::AdversarialModel {
     gan::descend(*d_opt_, d_loss);
     Tensor g_loss = gan::generator_loss(discriminate(generate(noise(b, nullptr), y), y), loss_);
     gan::descend(*g_opt_, g_loss);
-    return gan::adversarial_losses(d_loss.item(), g_loss.item(), real_logits, fake_logits);
+    return gan::adversarial_losses(d_loss, g_loss, real_logits, fake_logits);
   }
 
   // n samples [n, 1, 28, 28] in [−1, 1]: of the classes c.labels (int64 [n], on

@@ -55,6 +55,8 @@ class Dcgan : public gan::AdversarialModel {
     return {};  // Fashion-MNIST, 28×28 grey, in [−1, 1]
   }
 
+  // Capturable: one batch, device tensors only, the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
   Losses train_step(const Batch& batch, Step& step) override {
     schedule_lr(step);
     const Tensor& x = batch.images;
@@ -65,7 +67,7 @@ class Dcgan : public gan::AdversarialModel {
     gan::descend(*d_opt_, d_loss);
     const Tensor g_loss = gan::generator_loss(discriminate(fake), loss_);
     gan::descend(*g_opt_, g_loss);
-    return gan::adversarial_losses(d_loss.item(), g_loss.item(), real_logits, fake_logits);
+    return gan::adversarial_losses(d_loss, g_loss, real_logits, fake_logits);
   }
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {

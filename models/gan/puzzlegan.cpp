@@ -226,7 +226,7 @@ class PuzzleGan : public gan::AdversarialModel {
     if (lambda_rec_ > 0) g_loss = g_loss + lambda_rec_ * l_rec;
     gan::descend(*g_opt_, g_loss);
     // The losses are read back only now, so a CUDA step waits for its kernels once, at its end.
-    Losses out = gan::adversarial_losses(d_loss.item(), g_loss.item(), real_logits, fake_logits);
+    Losses out = gan::adversarial_losses(d_loss, g_loss, real_logits, fake_logits);
     out["g_adv"] = g_adv.item();
     out["mask_bce"] = l_mask.item();
     out["appearance_l1"] = l_appr.item();

@@ -86,7 +86,7 @@ Losses Vae::train_step(const Batch& batch, Step&) {
   backward(loss);
   opt_->step();
   NoGrad ng;
-  return {{"loss", loss.item()}, {"kl", mean(kl).item()}};
+  return step_losses({{"loss", loss}, {"kl", mean(kl)}});
 }
 
 Losses Vae::evaluate(const Batch& batch, const EvalOptions& o) {

@@ -57,6 +57,8 @@ class Vae : public Model {
   // One Adam step on the loss --iwae-k selects. Returns "loss" (the batch mean of
   // −ELBO or −IWAE_k, nats) and "kl" (the batch mean of the closed-form KL(q(z|x) ‖ p(z))).
   Losses train_step(const Batch& batch, Step& step) override;
+  // Capturable as a CUDA graph: one batch, device tensors only, no per-step host state.
+  bool cuda_graph_capable() const override { return true; }
   // Batch means, in nats, from 16 draws per image from the default generator: "elbo" (closed-form
   // KL), "iwae16", "kl"; with o.importance_samples = K > 0 also "nll" = −log p̂(x) (the K-sample
   // importance estimate, importance_log_likelihood) and "bits_per_dim" = nll / (784 ln 2).

@@ -120,14 +120,18 @@ Pinned& pinned() {
   static Pinned* p = new Pinned;
   return *p;
 }
+// True when [p, p + bytes) lies inside one of `blocks` (start → bytes).
+bool inside_one(const std::map<const char*, size_t>& blocks, const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  auto it = blocks.upper_bound(c);
+  if (it == blocks.begin()) return false;
+  --it;
+  return c >= it->first && c + bytes <= it->first + it->second;
+}
 bool is_pinned_range(const void* p, size_t bytes) {
   Pinned& m = pinned();
   std::lock_guard<std::mutex> lock(m.mutex);
-  const char* c = static_cast<const char*>(p);
-  auto it = m.blocks.upper_bound(c);
-  if (it == m.blocks.begin()) return false;
-  --it;
-  return c >= it->first && c + bytes <= it->first + it->second;
+  return inside_one(m.blocks, p, bytes);
 }
 
 // ---- capture -----------------------------------------------------------------
@@ -443,11 +447,7 @@ cudaError_t run_grid(const cudaLaunchConfig_t& config, void (*body)(void*), void
 bool is_device_range(const void* p, size_t bytes) {
   Memory& m = memory();
   std::lock_guard<std::mutex> lock(m.mutex);
-  const char* c = static_cast<const char*>(p);
-  auto it = m.blocks.upper_bound(c);
-  if (it == m.blocks.begin()) return false;
-  --it;
-  return c >= it->first && c + bytes <= it->first + it->second;
+  return inside_one(m.blocks, p, bytes);
 }
 
 void range_push(const char* name) { ranges().emplace_back(name); }
