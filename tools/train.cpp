@@ -676,7 +676,7 @@ class GraphedSteps {
     LOOM_CHECK(device.is_cuda(), "train: --cuda-graph needs a CUDA device (--device cuda), got ", device);
     LOOM_CHECK(model.cuda_graph_capable(), "train: --cuda-graph: ", name,
                "'s train_step cannot be captured as a CUDA graph (it reads values on the host, draws more "
-               "batches or keeps per-step host state); the models that can: vae, dcgan");
+               "batches or keeps per-step host state; the README's CUDA section lists the models that can)");
   }
 
   models::Losses step(const models::Batch& b, const models::Step& info) {

@@ -53,6 +53,8 @@ class Bernoulli : public DensityModel {
 
   DataSpec data_spec() const override { return {.lo = 0, .hi = 1, .binarize = levels_ == 2}; }
 
+  // Gradient descent is capturable; the counts fit accumulates its counts on the host.
+  bool cuda_graph_capable() const override { return !counts_fit_; }
   Losses train_step(const Batch& batch, Step&) override {
     const Tensor& labels = batch.labels;
     const Tensor x = flat_pixels(batch.images, n_, "bernoulli");

@@ -157,12 +157,13 @@ inline std::unique_ptr<optim::Adam> make_adam(std::vector<Tensor> params, const 
   return std::make_unique<optim::Adam>(std::move(params), adam_from(c));
 }
 
-// One gradient-descent step on a batch's mean NLL (nats per image): the step's losses.
+// One gradient-descent step on a batch's mean NLL (nats per image): the step's losses
+// (through step_losses: a CUDA graph of the step reads them after each replay).
 inline Losses descend(optim::Optimizer& opt, const Tensor& nll) {
   opt.zero_grad();
   backward(nll);
   opt.step();
-  return {{"nll", nll.item()}};
+  return step_losses({{"nll", nll}});
 }
 
 // The shape of `count` sampled images of n pixels: square [count, 1, side, side]

@@ -42,6 +42,8 @@ class Markov : public DensityModel {
 
   DataSpec data_spec() const override { return kBinarizedFashionMnist; }
 
+  // Gradient descent is capturable; the counts fit accumulates its counts on the host.
+  bool cuda_graph_capable() const override { return !counts_fit_; }
   Losses train_step(const Batch& batch, Step&) override {
     const Tensor x = flat_pixels(batch.images, n_, "markov");
     if (counts_fit_) {

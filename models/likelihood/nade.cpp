@@ -47,6 +47,7 @@ class Nade : public DensityModel {
 
   DataSpec data_spec() const override { return kBinarizedFashionMnist; }
 
+  bool cuda_graph_capable() const override { return true; }  // one batch, device tensors only
   Losses train_step(const Batch& batch, Step&) override {
     return descend(*opt_, -mean(log_prob_flat(pixels(batch.images))));
   }

@@ -114,6 +114,7 @@ class PixelDensityModel : public DensityModel {
 
   DataSpec data_spec() const override { return {.lo = 0, .hi = 1, .binarize = net_->levels() == 2}; }
 
+  bool cuda_graph_capable() const override { return true; }  // one batch, device tensors only
   Losses train_step(const Batch& batch, Step&) override { return descend(*opt_, -mean(net_->log_prob(batch.images))); }
 
   Losses evaluate(const Batch& batch, const EvalOptions&) override {
