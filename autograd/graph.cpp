@@ -29,21 +29,30 @@ void CudaGraph::capture(Device d, const std::function<void()>& step) {
     for (auto& restore : restores_) restore();
     restores_.clear();
   };
+  // A failed capture leaves nothing behind: this graph can capture again.
+  auto forget = [&] {
+    fills_.clear();
+    generators_.clear();
+    optimizers_.clear();
+    resteps_.clear();
+  };
   try {
     step();
   } catch (...) {
     g_capturing = nullptr;
     kernels::abandon_capture(d);
     put_back();
-    fills_.clear();
-    generators_.clear();
-    optimizers_.clear();
-    resteps_.clear();
+    forget();
     throw;
   }
   g_capturing = nullptr;
   put_back();
-  graph_ = kernels::end_capture(d);
+  try {
+    graph_ = kernels::end_capture(d);
+  } catch (...) {
+    forget();
+    throw;
+  }
 }
 
 const uint64_t* CudaGraph::random_offset(Generator& g, uint64_t offset, uint64_t blocks) {
