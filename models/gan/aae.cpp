@@ -162,18 +162,18 @@ Aae::Aae(const Config& c)
 }
 
 Losses Aae::train_step(const Batch& batch, Step&) {
-  const double recon = reconstruction_phase(batch.images);
+  const Tensor recon = reconstruction_phase(batch.images);
   const DiscriminatorStep d = discriminator_phase(batch.images);
-  const double g = generator_phase(batch.images);
-  return {{"recon", recon}, {"d_loss", d.loss}, {"g_loss", g}, {"D(p)", d.d_prior}, {"D(q)", d.d_codes}};
+  const Tensor g = generator_phase(batch.images);
+  return step_losses({{"recon", recon}, {"d_loss", d.loss}, {"g_loss", g}, {"D(p)", d.d_prior}, {"D(q)", d.d_codes}});
 }
 
-double Aae::reconstruction_phase(const Tensor& images) {
+Tensor Aae::reconstruction_phase(const Tensor& images) {
   const Tensor x = reshape(images, {images.size(0), kPixels});
   Tensor loss = binary_cross_entropy_with_logits(decode_logits(encode(images)), x, Reduction::Sum) /
                 static_cast<double>(images.size(0));
   gan::descend(*ae_opt_, loss);
-  return loss.item();
+  return loss.detach();
 }
 
 Aae::DiscriminatorStep Aae::discriminator_phase(const Tensor& images) {
@@ -187,13 +187,13 @@ Aae::DiscriminatorStep Aae::discriminator_phase(const Tensor& images) {
   Tensor loss = gan::discriminator_loss(prior_logits, code_logits);
   gan::descend(*d_opt_, loss);
   NoGrad ng;
-  return {loss.item(), mean(sigmoid(prior_logits)).item(), mean(sigmoid(code_logits)).item()};
+  return {loss.detach(), mean(sigmoid(prior_logits)), mean(sigmoid(code_logits))};
 }
 
-double Aae::generator_phase(const Tensor& images) {
+Tensor Aae::generator_phase(const Tensor& images) {
   Tensor loss = gan::generator_loss(discriminate(encode(images)), gan::GeneratorLoss::NonSaturating);
   gan::descend(*g_opt_, loss);  // also fills D's gradients, which d_opt_ clears before its next step
-  return loss.item();
+  return loss.detach();
 }
 
 Tensor Aae::sample(int64_t n, const Condition&, Generator& g) {

@@ -67,6 +67,9 @@ class Aae : public Model {
   // generator_phase. Returns "recon" (nats per image), "d_loss", "g_loss", and
   // "D(p)" and "D(q)", D's mean probability that prior draws and codes are prior draws.
   Losses train_step(const Batch& batch, Step& step) override;
+  // Capturable as a CUDA graph with the Gaussian prior (drawn on the device); the 2-D
+  // priors are drawn on the host and copied in.
+  bool cuda_graph_capable() const override { return prior_ == AaePrior::Gaussian; }
   // n Bernoulli means sigmoid(f(z)) of prior draws z (drawn from g): [n, 1, 28, 28] in [0, 1].
   Tensor sample(int64_t n, const Condition& c, Generator& g) override;
   // With latent_dim 2: the codes of images [B, 1, 28, 28] and B prior draws from g; else nothing.
@@ -82,18 +85,19 @@ class Aae : public Model {
   std::vector<std::pair<std::string, nn::Module*>> modules() override;
   std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override;
 
-  // The three phases of §2, each one Adam step of its own optimizer, returning its loss.
+  // The three phases of §2, each one Adam step of its own optimizer, returning its loss
+  // (a scalar on the device).
   // (1) Reconstruction: encoder and decoder descend −log p(x | z = q(x)), nats per image.
-  double reconstruction_phase(const Tensor& images);
+  Tensor reconstruction_phase(const Tensor& images);
   // (2) Regularization, discriminator: D descends gan::discriminator_loss with
   //     prior draws (default generator) as real and the codes q(x) as fake.
   struct DiscriminatorStep {
-    double loss, d_prior, d_codes;  // the loss; mean D(z) on prior draws and on codes
+    Tensor loss, d_prior, d_codes;  // the loss; mean D(z) on prior draws and on codes
   };
   DiscriminatorStep discriminator_phase(const Tensor& images);
   // (3) Regularization, generator: the encoder descends the non-saturating
   //     gan::generator_loss, −log D(q(x)), to make its codes pass for prior draws.
-  double generator_phase(const Tensor& images);
+  Tensor generator_phase(const Tensor& images);
 
   // The code z = q(x) of images [B, 1, 28, 28]: [B, latent_dim]. An Error for another shape.
   Tensor encode(const Tensor& images);
