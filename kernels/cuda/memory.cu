@@ -237,7 +237,6 @@ void empty_cache(int device) {
   release_cached(device, c);
 }
 
-
 void fill_bytes(int device, void* p, int value, size_t n) {
   DeviceGuard guard(device);
   LOOM_CUDA_CHECK(cudaMemsetAsync(p, value, n, stream_of(device)));
