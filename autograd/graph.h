@@ -16,18 +16,27 @@
 // and learning rate as they stand (a schedule's set_lr between replays takes
 // effect). Parameters, their optimizer state and every tensor the step
 // created and still referenced after the capture (its losses, the gradients)
-// are updated in place by each replay: read them after replay(). A replay does
-// not wait for the device; the next copy to the host (item()) does.
+// are updated in place by each replay: read them after replay(). replay() returns
+// once the graph is launched; it first waits for the previous replay to finish
+// (that one reads the pinned memory the next rewrites), so replays do not queue up.
+// The tensors step() assigns during the capture (its loss, the gradients) hold the
+// graph's memory, unwritten until the first replay.
 //
 // What a captured step may not do (each a loom::Error naming it, and the
 // capture is dropped): read a device value on the host (item(), to_vector,
 // printing), copy host data in (a new batch: copy it into a tensor of the
-// step's before replay() instead), synchronize, clip_grad_norm (its norm
-// goes to the host), use another CUDA device. What no check can see, and a
-// captured step must therefore not do: take a branch on host state that
-// changes between steps (the step index, a schedule computed inside step()),
-// or work on host tensors it expects to be redone. Shapes are fixed by the
-// capture. The generators and optimizers step() uses must outlive the graph.
+// step's before replay() instead), copy between devices, synchronize,
+// clip_grad_norm (its norm goes to the host), EMA::update. What no check can
+// see, and a captured step must therefore not do: take a branch on host state
+// that changes between steps (the step index, a schedule computed inside
+// step()), draw on the host or work on host tensors it expects to be redone,
+// work on another device. Shapes are fixed by the capture.
+//
+// What must hold while the graph lives: every tensor the step reads or writes
+// stays where it is (new data goes in with copy_, never by rebinding a tensor;
+// no load_state_dict, Module::to or optimizer state replaced), since the graph
+// holds their addresses; the generators and optimizers step() uses outlive it;
+// and during the capture one thread alone uses the device.
 //
 // Bits: a replay gives what the eager step gives, bit for bit (the same kernels
 // on the same inputs); tests/cuda checks it in the CUDA emulator.

@@ -75,6 +75,9 @@ class Optimizer {
   std::vector<int64_t> param_steps_;        // [param]: updates it has had (PyTorch's state["step"])
   std::vector<std::string> role_names_;
   int64_t steps_ = 0;
+  // While a CUDA graph's replay restages a captured step() (autograd/graph.h): which
+  // parameters the captured call updated. Null otherwise.
+  const std::vector<char>* restaging_ = nullptr;
 
  private:
   struct Group {

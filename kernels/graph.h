@@ -17,7 +17,7 @@
 //   - reading device memory from the host, copying host memory to the device
 //     (pageable: a batch, from_vector) and synchronizing are refused with a
 //     loom::Error naming the call: a graph cannot contain them.
-// CPU-only builds: every entry point but capturing() throws (capturing() is false).
+// CPU-only builds: capture and replay throw; capturing() is false, current_stream() null.
 #pragma once
 
 #include <cstdint>

@@ -105,16 +105,14 @@ void Optimizer::for_each_fused_call(
     int n_state_roles, const std::function<void(const KernelCtx&, DType, const TensorList&, size_t)>& update) {
   if (state_.empty()) state_.assign(n_state_roles, std::vector<Tensor>(params_.size()));
   NoGrad ng;
-  if (CudaGraph* graph = CudaGraph::capturing()) {
-    // In a CUDA graph: the capture puts the counters back when it ends, and every replay
-    // runs step() again on the host to restage the learning rate and bias corrections.
-    graph->optimizer_step(
-        this, [this, steps = steps_, param_steps = param_steps_] {
-          steps_ = steps;
-          param_steps_ = param_steps;
-        },
-        [this] { step(); });
-  }
+  CudaGraph* const graph = CudaGraph::capturing();
+  const int64_t steps_before = steps_;
+  const std::vector<int64_t> param_steps_before = graph ? param_steps_ : std::vector<int64_t>{};
+  // The parameters this call updates: those with a gradient, or, when a replay of a CUDA graph
+  // restages this call, the ones the captured call updated (whatever gradients exist by then).
+  std::vector<char> updated(params_.size(), 0);
+  for (size_t i = 0; i < params_.size(); ++i)
+    updated[i] = restaging_ ? (*restaging_)[i] : char(params_[i].grad().defined());
   for (size_t i = 0; i < params_.size(); ++i) {  // checked before any state changes
     const Tensor& p = params_[i];
     LOOM_CHECK(!p.grad().defined() || (p.grad().dtype() == p.dtype() && p.grad().device() == p.device()),
@@ -128,9 +126,11 @@ void Optimizer::for_each_fused_call(
     std::vector<std::vector<Tensor>> states(n_state_roles);
     for (size_t i = groups_[g].begin; i < groups_[g].end; ++i) {
       const Tensor& p = params_[i];
-      if (!p.grad().defined()) continue;
+      if (!updated[i]) continue;
       params.push_back(p);
-      grads.push_back(p.grad());
+      // Restaging writes only the call's values (kernels/graph.h): the pointers of a gradient
+      // replaced or dropped since the capture are not read, the parameter stands in for it.
+      grads.push_back(p.grad().defined() ? p.grad() : p);
       steps.push_back(++param_steps_[i]);
       for (int r = 0; r < n_state_roles; ++r) {
         Tensor& st = state_[r][i];
@@ -151,6 +151,26 @@ void Optimizer::for_each_fused_call(
       FusedList fused(roles, idx, &steps);
       update(kernel_ctx(d), dt, fused.list(), g);
     });
+  }
+  if (graph) {
+    // In a CUDA graph: the capture puts the counters back when it ends, and every replay runs
+    // step() again on the host over the same parameters, to restage the learning rate and the
+    // bias corrections (nothing launches then).
+    graph->optimizer_step(
+        this, [this, steps_before, param_steps_before] {
+          steps_ = steps_before;
+          param_steps_ = param_steps_before;
+        },
+        [this, updated] {
+          restaging_ = &updated;
+          try {
+            step();
+          } catch (...) {
+            restaging_ = nullptr;
+            throw;
+          }
+          restaging_ = nullptr;
+        });
   }
 }
 
@@ -340,6 +360,9 @@ void EMA::set_decay(double decay) {
 }
 
 void EMA::update(const nn::Module& m) {
+  // Its decay is staged per call like a learning rate, but nothing restages it at a replay.
+  LOOM_CHECK(!CudaGraph::capturing(),
+             "EMA::update during a CUDA graph capture is not supported: update the average outside the captured step");
   NoGrad ng;
   auto average_of = [&](const std::string& name, const Tensor& t) -> Tensor& {
     auto it = avg_.find(name);

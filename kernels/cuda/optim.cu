@@ -18,9 +18,10 @@
 // and the host runs ahead of the GPU by up to kStagingSlots calls.
 // In a CUDA graph (kernels/graph.h) each call stages into a pinned buffer the
 // graph owns, which its copy node reads on every replay; the per-call values
-// (the learning rate, EMA's decay) travel there too, not as kernel arguments,
-// so that a replay's restaging (the optimizer's step() on the host, launching
-// nothing) gives them anew.
+// (the learning rate; EMA's decay likewise) travel there too, not as kernel
+// arguments, so that a replay's restaging (the optimizer's step() on the host,
+// launching nothing) gives them anew. (EMA::update refuses a capture: nothing
+// restages it.)
 //
 // Arithmetic is the CPU reference's, in T, with add_rn/mul_rn wherever nvcc
 // could fuse a multiply-add: the update equals the CPU's bit for bit.

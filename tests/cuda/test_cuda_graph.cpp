@@ -35,12 +35,14 @@ struct Net {
     opt = std::make_unique<optim::Adam>(mlp->parameters(), optim::AdamOptions{.lr = 1e-2});
   }
   // One step on (x, y): zero_grad, forward with noise, backward, Adam; returns the loss tensor.
-  Tensor step(const Tensor& x, const Tensor& y) {
-    opt->zero_grad();
+  // clear_after: zero_grad after Adam instead of before (no gradient left when a replay restages).
+  Tensor step(const Tensor& x, const Tensor& y, bool clear_after = false) {
+    if (!clear_after) opt->zero_grad();
     const Tensor noisy = x + randn(x.shape(), TensorOptions{DType::Float32, kCuda}, &noise) * 0.1;
     Tensor loss = mse_loss((*mlp)(noisy), y);
     backward(loss);
     opt->step();
+    if (clear_after) opt->zero_grad();
     return loss.detach();
   }
 };
@@ -104,6 +106,28 @@ TEST_F(CudaGraphTest, ReplaysEqualEagerStepsBitForBit) {
     else EXPECT_EQ(sg.at(name).to_vector<int64_t>(), t.to_vector<int64_t>()) << name;
 }
 
+// The restaging of a replay updates the parameters the captured call updated, whatever
+// gradients exist when it runs (here none: the step clears them after Adam).
+TEST_F(CudaGraphTest, AStepThatClearsItsGradientsAfterwardsReplaysAsEagerly) {
+  const Shape xs{8, 6}, ys{8, 3};
+  Net eager(11), graphed(11);
+  manual_seed(11);
+  for (int k = 0; k < kSteps; ++k) eager.step(batch(k, xs).to(kCuda), batch(100 + k, ys).to(kCuda), true);
+  manual_seed(11);
+  Tensor x = batch(0, xs).to(kCuda), y = batch(100, ys).to(kCuda);
+  graphed.step(x, y, true);
+  CudaGraph graph;
+  graph.capture(kCuda, [&] { graphed.step(x, y, true); });
+  for (int k = 1; k < kSteps; ++k) {
+    x.copy_(batch(k, xs));
+    y.copy_(batch(100 + k, ys));
+    graph.replay();
+  }
+  const auto pe = eager.mlp->named_parameters(), pg = graphed.mlp->named_parameters();
+  for (size_t i = 0; i < pe.size(); ++i) expect_same_bits(pg[i].second, pe[i].second, pe[i].first);
+  EXPECT_EQ(graphed.opt->state_dict().at("step.0").item(), eager.opt->state_dict().at("step.0").item());
+}
+
 TEST_F(CudaGraphTest, ReadingAValueOnTheHostDuringCaptureIsRefusedAndLoomStaysUsable) {
   Net net(3);
   Tensor x = batch(0, {4, 6}).to(kCuda), y = batch(1, {4, 3}).to(kCuda);
@@ -141,6 +165,9 @@ TEST_F(CudaGraphTest, MisuseIsAnErrorNamingIt) {
   fresh.step(x, y);
   expect_error([&] { graph.capture(kCuda, [&] { fresh.step(batch(2, {4, 6}).to(kCuda), y); }); },
                {"copy from the host", "CUDA graph capture"});
+  // An EMA update, whose decay no replay would restage.
+  optim::EMA ema(*fresh.mlp, 0.9);
+  expect_error([&] { graph.capture(kCuda, [&] { ema.update(*fresh.mlp); }); }, {"EMA::update", "CUDA graph"});
   // Nested captures.
   expect_error([&] { graph.capture(kCuda, [&] { CudaGraph inner; inner.capture(kCuda, [] {}); }); },
                {"another capture is under way"});
