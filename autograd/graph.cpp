@@ -97,9 +97,4 @@ void CudaGraph::replay() {
   });
 }
 
-void CudaGraph::synchronize() {
-  LOOM_CHECK(graph_, "CudaGraph::synchronize: nothing captured yet");
-  kernels::synchronize(*graph_);
-}
-
 }  // namespace loom

@@ -71,8 +71,6 @@ class CudaGraph {
   void capture(Device d, const std::function<void()>& step);
   // Runs the captured step once (an Error before capture()).
   void replay();
-  // Waits until the last replay has finished on the device.
-  void synchronize();
   bool captured() const { return graph_ != nullptr; }
 
   // The capture under way on this thread, or null: how random fills and

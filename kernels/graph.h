@@ -54,8 +54,6 @@ std::pair<uint64_t*, const uint64_t*> capture_word(Device d);
 // pinned memory it reads must not change under it), then runs refresh() on the
 // host (rewrite pinned words), then launches. Returns without waiting.
 void replay(DeviceGraph& g, const std::function<void()>& refresh);
-// Waits for the graph's last launch.
-void synchronize(DeviceGraph& g);
 
 // The optimizer entry points (kernels/optim.h) stage their per-call values
 // (pointers, step counts' bias corrections, learning rate) in pinned memory

@@ -203,7 +203,6 @@ bool capturing(Device) { return false; }
 void* current_stream(Device) { return nullptr; }
 std::pair<uint64_t*, const uint64_t*> capture_word(Device) { no_cuda("CUDA graph capture"); }
 void replay(DeviceGraph&, const std::function<void()>&) { no_cuda("CUDA graph replay"); }
-void synchronize(DeviceGraph&) { no_cuda("CUDA graph replay"); }
 RestageScope::RestageScope(DeviceGraph& g) : g_(g) { no_cuda("CUDA graph replay"); }
 RestageScope::~RestageScope() = default;
 size_t RestageScope::done() const { return 0; }

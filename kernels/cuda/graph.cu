@@ -199,11 +199,6 @@ void replay(DeviceGraph& g, const std::function<void()>& refresh) {
   LOOM_CUDA_CHECK(cudaGraphLaunch(g.exec, g.stream));
 }
 
-void synchronize(DeviceGraph& g) {
-  cuda::DeviceGuard guard(g.device);
-  LOOM_CUDA_CHECK(cudaStreamSynchronize(g.stream));
-}
-
 RestageScope::RestageScope(DeviceGraph& g) : g_(g) {
   LOOM_CHECK(!cuda::restage.graph, "RestageScope: one is already alive on this thread");
   cuda::restage = {&g, 0};

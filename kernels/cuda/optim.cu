@@ -35,6 +35,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -232,7 +233,7 @@ class StagedList {
                     scalars.size() * sizeof(double));
       return;
     }
-    device_ = std::make_unique<Workspace>(s.device(), bytes_);
+    device_.emplace(s.device(), bytes_);
     if (host) {
       // Captured: the copy node reads this buffer on every replay; no event, no ring.
       pack(static_cast<int64_t*>(host), l, roles, scalars);
@@ -281,7 +282,7 @@ class StagedList {
   }
   size_t bytes_;
   bool restaged_ = false;
-  std::unique_ptr<Workspace> device_;
+  std::optional<Workspace> device_;
   DeviceList list_{};
 };
 
