@@ -1,5 +1,5 @@
-// A program built on loom from outside its tree (tests/consumer/run.cmake builds it against an
-// installed loom and through add_subdirectory): the README's fit_line example, one call into each
+// A program built on loom from outside its tree (tests/consumer/run.cmake builds it through
+// add_subdirectory and against an install of loom): the README's fit_line example, one call into each
 // part of loom::models that links something of its own (metrics; image grids, through stb).
 #include <cmath>
 #include <cstdio>

@@ -1,14 +1,15 @@
-# Builds and runs tests/consumer (a project outside loom's tree) against loom, CPU backend only:
-#   cmake -DMODE=package|subdirectory -DLOOM_SOURCE_DIR=... -DWORK_DIR=... [-DGENERATOR=Ninja]
-#         [-DCXX_COMPILER=...] [-DC_COMPILER=...] [-DJOBS=2] -P run.cmake
-# package:      configure loom alone (-DLOOM_CUDA=OFF, no tests/benchmarks/tools), build it,
-#               `cmake --install` it into WORK_DIR/prefix, then find_package(loom) from the consumer.
-# subdirectory: the consumer add_subdirectory()s loom's source tree, with loom's defaults for a
-#               subproject (no LOOM_* options given: they must already mean CPU only, no tests).
-# Either way loom is compiled from scratch once (at -O0, CMAKE_BUILD_TYPE=None, to stay fast): this is
-# the slow part, about a minute on 2 cores. Then the consumer program runs and must print "ok".
+# Builds and runs tests/consumer (a project outside loom's tree) against loom both ways, CPU backend only:
+#   cmake -DLOOM_SOURCE_DIR=... -DWORK_DIR=... [-DGENERATOR=Ninja] [-DCXX_COMPILER=...] [-DC_COMPILER=...]
+#         [-DJOBS=2] -P run.cmake
+# 1. add_subdirectory: the consumer add_subdirectory()s loom's source tree with loom's defaults for a
+#    subproject (the only LOOM_* option given is LOOM_INSTALL, so that step 2 can install this build: the
+#    others must already mean CPU only, no tests, benchmarks or tools). loom is compiled here, once, at -O0
+#    (no build type), the slow part: about a minute on 2 cores.
+# 2. find_package: that build of loom is installed (`cmake --install` of its folder) into WORK_DIR/prefix
+#    and a second consumer build finds it with find_package(loom); only main.cpp is compiled.
+# Each consumer program must print "ok" and no CUDA backend.
 cmake_minimum_required(VERSION 3.25)
-foreach(v MODE LOOM_SOURCE_DIR WORK_DIR)
+foreach(v LOOM_SOURCE_DIR WORK_DIR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run.cmake: -D${v}=... is required")
   endif()
@@ -26,7 +27,6 @@ endif()
 if(C_COMPILER)
   list(APPEND compilers -DCMAKE_C_COMPILER=${C_COMPILER})
 endif()
-set(common -G ${GENERATOR} ${compilers} -DCMAKE_BUILD_TYPE=None)
 set(consumer_src ${CMAKE_CURRENT_LIST_DIR})
 
 function(step name)
@@ -36,41 +36,40 @@ function(step name)
   string(TIMESTAMP t1 "%s")
   math(EXPR dt "${t1} - ${t0}")
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "consumer (${MODE}): ${name} failed (${rc}) after ${dt} s:\n${out}")
+    message(FATAL_ERROR "consumer: ${name} failed (${rc}) after ${dt} s:\n${out}")
   endif()
-  message(STATUS "consumer (${MODE}): ${name} ok (${dt} s)")
+  message(STATUS "consumer: ${name} ok (${dt} s)")
   set(step_output "${out}" PARENT_SCOPE)
+endfunction()
+
+function(run_consumer way build)
+  step("${way}: run consumer" ${build}/consumer)
+  message(STATUS "${step_output}")
+  if(NOT step_output MATCHES "loom consumer: ok" OR NOT step_output MATCHES "cuda backend = 0")
+    message(FATAL_ERROR "consumer (${way}): unexpected output:\n${step_output}")
+  endif()
 endfunction()
 
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 
-if(MODE STREQUAL "package")
-  step("configure loom" ${CMAKE_COMMAND} -S ${LOOM_SOURCE_DIR} -B ${WORK_DIR}/loom-build ${common} -DLOOM_CUDA=OFF
-       -DLOOM_BUILD_TESTS=OFF -DLOOM_BUILD_BENCH=OFF -DLOOM_BUILD_TOOLS=OFF)
-  step("build loom" ${CMAKE_COMMAND} --build ${WORK_DIR}/loom-build -j ${JOBS})
-  step("install loom" ${CMAKE_COMMAND} --install ${WORK_DIR}/loom-build --prefix ${WORK_DIR}/prefix)
-  foreach(f lib/cmake/loom/loomConfig.cmake lib/cmake/loom/loomConfigVersion.cmake include/loom/autograd/loom.h
-          include/loom/kernels/config.h include/loom/models/metrics.h)
-    if(NOT EXISTS ${WORK_DIR}/prefix/${f})
-      file(GLOB_RECURSE installed RELATIVE ${WORK_DIR}/prefix ${WORK_DIR}/prefix/*)
-      message(FATAL_ERROR "consumer (package): the install has no ${f}; it has:\n${installed}")
-    endif()
-  endforeach()
-  step("configure consumer" ${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build ${common}
-       -DLOOM_CONSUMER_MODE=package -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
-elseif(MODE STREQUAL "subdirectory")
-  step("configure consumer" ${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/consumer-build -G ${GENERATOR}
-       ${compilers}
-       -DLOOM_CONSUMER_MODE=subdirectory -DLOOM_SOURCE_DIR=${LOOM_SOURCE_DIR})  # no build type: the parent's, empty
-else()
-  message(FATAL_ERROR "run.cmake: MODE must be package or subdirectory, not '${MODE}'")
-endif()
+set(sub ${WORK_DIR}/subdirectory-build)
+step("add_subdirectory: configure consumer" ${CMAKE_COMMAND} -S ${consumer_src} -B ${sub} -G ${GENERATOR} ${compilers}
+     -DLOOM_CONSUMER_MODE=subdirectory -DLOOM_SOURCE_DIR=${LOOM_SOURCE_DIR} -DLOOM_INSTALL=ON)  # no build type
+step("add_subdirectory: build consumer and loom" ${CMAKE_COMMAND} --build ${sub} -j ${JOBS})
+run_consumer(add_subdirectory ${sub})
 
-step("build consumer (and loom)" ${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build -j ${JOBS})
-step("run consumer" ${WORK_DIR}/consumer-build/consumer)
-message(STATUS "${step_output}")
-if(NOT step_output MATCHES "loom consumer: ok" OR NOT step_output MATCHES "cuda backend = 0")
-  message(FATAL_ERROR "consumer (${MODE}): unexpected output:\n${step_output}")
-endif()
+step("find_package: install loom" ${CMAKE_COMMAND} --install ${sub}/loom --prefix ${WORK_DIR}/prefix)
+foreach(f lib/cmake/loom/loomConfig.cmake lib/cmake/loom/loomConfigVersion.cmake include/loom/autograd/loom.h
+        include/loom/kernels/config.h include/loom/models/metrics.h)
+  if(NOT EXISTS ${WORK_DIR}/prefix/${f})
+    file(GLOB_RECURSE installed RELATIVE ${WORK_DIR}/prefix ${WORK_DIR}/prefix/*)
+    message(FATAL_ERROR "consumer (find_package): the install has no ${f}; it has:\n${installed}")
+  endif()
+endforeach()
+set(pkg ${WORK_DIR}/package-build)
+step("find_package: configure consumer" ${CMAKE_COMMAND} -S ${consumer_src} -B ${pkg} -G ${GENERATOR} ${compilers}
+     -DLOOM_CONSUMER_MODE=package -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+step("find_package: build consumer" ${CMAKE_COMMAND} --build ${pkg} -j ${JOBS})
+run_consumer(find_package ${pkg})
 file(REMOVE_RECURSE ${WORK_DIR})  # kept only when something failed, to look at
