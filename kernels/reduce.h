@@ -11,6 +11,9 @@
 //                 y_j = (x_j − μ) · s, μ = Σ_j x_j / r, s = 1/√(σ² + ε), σ² = Σ_j (x_j − μ)² / r
 //                 (biased, about μ: no cancellation), s also written per row; group, instance
 //                 and layer norm standardize the trailing axes, which are such rows
+//   batch_norm:   x [n, c, inner] standardized per channel over its n·inner values (the n runs
+//                 x[i, ch, :]), as standardize does a row, then y = x̂·γ + β in the same pass;
+//                 the channels' μ and s written (batch norm's training forward, γ and β fused)
 // Sums accumulate in double on the CPU (the reference is the accurate side).
 #pragma once
 
@@ -37,6 +40,14 @@ enum class ReduceOp : uint8_t { Sum, Max, Min, LogSumExp };
                    int64_t r, double eps);                                                        \
   /* gx = s · (gy − Σ_j gy_j / r − y · Σ_j gy_j y_j / r), from y and s */                          \
   void standardize_backward(const KernelCtx& k, DType dt, const void* y, const void* rstd,        \
-                            const void* gy, void* gx, int64_t rows, int64_t r);
+                            const void* gy, void* gx, int64_t rows, int64_t r);                         \
+  /* weight (γ), bias (β) [c] may be null (1 and 0); mean and rstd [c] receive μ and s, in x's dtype */  \
+  void batch_norm(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* bias, void* y, \
+                  void* mean, void* rstd, int64_t n, int64_t c, int64_t inner, double eps);             \
+  /* per channel, with x̂ = (x − μ)·s, m = n·inner: gbias = Σ gy, gweight = Σ gy·x̂ and                   \
+     gx = γ·s·(gy − Σ gy / m − x̂ · Σ gy·x̂ / m); gx, gweight, gbias may each be null (not wanted) */     \
+  void batch_norm_backward(const KernelCtx& k, DType dt, const void* x, const void* weight,            \
+                           const void* mean, const void* rstd, const void* gy, void* gx, void* gweight, \
+                           void* gbias, int64_t n, int64_t c, int64_t inner);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_REDUCE, LOOM_REDUCE_API)

@@ -164,8 +164,12 @@ std::vector<OpCase> make_cases() {
   // ---- dropout: the same Philox stream on every device
   add(OpId::Dropout, "dropout p=0.3", F(Generator g(11); return dropout(in[0], 0.3, true, &g)), {uni(u, 110)});
   // ---- composites: the layers and losses the models are made of
-  add(std::nullopt, "batch_norm (training)",
-      F(return batch_norm(in[0], in[1], in[2], {}, {}, true)), {uni({4, 3, 2, 2}, 120), uni({3}, 121), uni({3}, 122)});
+  add(OpId::BatchNorm, "batch_norm (training), affine",
+      F(return batch_norm(in[0], in[1], in[2], {}, {}, true)), {uni({5, 3, 3, 2}, 120), uni({3}, 121), uni({3}, 122)});
+  add(OpId::BatchNorm, "batch_norm (training) [N, C], gamma only",
+      F(return batch_norm(in[0], in[1], {}, {}, {}, true)), {uni({7, 4}, 161), uni({4}, 162)});
+  add(OpId::BatchNorm, "batch_norm (training), no affine", F(return batch_norm(in[0], {}, {}, {}, {}, true)),
+      {uni({3, 2, 5}, 163)});
   add(OpId::Standardize, "standardize from axis 1", F(return standardize(in[0], 1)), {uni({3, 4, 5}, 119)});
   add(std::nullopt, "layer_norm", F(return layer_norm(in[0], {2, 5}, in[1], in[2])),
       {uni({3, 2, 5}, 123), uni({2, 5}, 124), uni({2, 5}, 125)});

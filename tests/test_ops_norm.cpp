@@ -1,5 +1,6 @@
-// Normalization ops (autograd/ops/norm.cpp): batch_norm against a hand-rolled
-// mean/variance, its running statistics against PyTorch's update formulas,
+// Normalization ops (autograd/ops/norm.cpp): batch_norm (its training forward one op) against a
+// hand-rolled mean/variance, its running statistics against PyTorch's update formulas, its first and
+// second derivatives by central differences,
 // group/layer norm statistics, standardize (their shared op) by hand and by finite differences,
 // gradients through the tape, and every refused shape.
 #include <cmath>
@@ -66,6 +67,11 @@ TEST(OpsNorm, BatchNormTrainingMatchesManualStatistics) {
   Tensor x2 = rand64({5, 3}, 0, 10, 3);
   Tensor y2 = batch_norm(x2, {}, {}, {}, {}, true, 0.1, 0);
   expect_standardized_blocks(transpose(y2, 0, 1), 5);
+  // Float32 takes its statistics in double: as close to float64's as float32 rounds.
+  Tensor y32 = batch_norm(x.to(DType::Float32), w.to(DType::Float32), b.to(DType::Float32), {}, {}, true, 0.1, eps);
+  EXPECT_EQ(y32.dtype(), DType::Float32);
+  expect_tensors_near(y32.to(DType::Float64), y, 1e-6, 1e-6);
+  expect_error([&] { batch_norm(x, w, b, {}, {}, true, 0.1, -1); }, {"batch_norm", "eps", "-1"});
 }
 
 TEST(OpsNorm, BatchNormRunningStatisticsFollowPyTorch) {
@@ -118,6 +124,14 @@ TEST(OpsNorm, BatchNormGradients) {
   Tensor rm = zeros({3}, f64()), rv = ones({3}, f64());
   expect_gradients([&](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], rm, rv, true); },
                    {rand64({3, 3, 2}), w, b});
+  // γ and β alone (x a constant): the backward kernel writes their sums and no ∂x.
+  Tensor xc = rand64({3, 3, 2, 2}, -1, 1, 35);
+  expect_gradients([&](const std::vector<Tensor>& in) { return batch_norm(xc, in[0], in[1], {}, {}, true); }, {w, b});
+  // Second derivatives (a gradient penalty through a batch-normed critic): the backward recorded through ops.
+  expect_second_gradients([](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], {}, {}, true); },
+                          {rand64({3, 3, 2}, -1, 1, 36), w, b});
+  expect_second_gradients([](const std::vector<Tensor>& in) { return batch_norm(in[0], {}, {}, {}, {}, true); },
+                          {rand64({4, 2}, -1, 1, 37)});
   // Eval: an affine map of x.
   Tensor erm = rand64({3}, -1, 1, 33), erv = rand64({3}, 0.5, 2, 34);
   expect_gradients([&](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], erm, erv, false); },

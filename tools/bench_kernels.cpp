@@ -399,15 +399,17 @@ std::vector<MemoryBench> memory_benches() {
                        y.data_ptr(), nullptr, x.size(0), x.size(1), 1);
        },
        [](const Shape& s) { return 4 * numel(s); }},
-      // BatchNorm's statistics as its op computes them (ops var and mean over {0, 2, 3}, several kernels);
-      // the rate counts one read of x, the least any implementation needs.
-      {"BatchNorm stats var+mean [128,64,32,32]", {128, 64, 32, 32}, {4, 64, 5, 7},
-       [](const Shape& s) { return Shape{2, s[1]}; },
-       [](const KernelCtx&, const Tensor& x, Tensor& y) {
-         NoGrad no_grad;
-         y = stack({var(x, {0, 2, 3}), mean(x, {0, 2, 3})}, 0);
+      // BatchNorm's training forward, the op batch_norm's kernel (statistics and y = x̂·γ + β, no γ, β here;
+      // a block per channel). The rate counts one read and one write of x, the least any implementation
+      // needs: the kernel reads x three times (μ, then σ² about it, then y), so 50% of the copy bandwidth
+      // is its ceiling.
+      {"batch_norm forward [128,64,32,32]", {128, 64, 32, 32}, {4, 67, 5, 7}, same,
+       [](const KernelCtx& k, const Tensor& x, Tensor& y) {
+         Tensor mean = empty({x.size(1)}, x.options()), rstd = empty({x.size(1)}, x.options());
+         LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, DType::Float32, x.data_ptr(), nullptr, nullptr, y.data_ptr(),
+                       mean.data_ptr(), rstd.data_ptr(), x.size(0), x.size(1), x.size(2) * x.size(3), 1e-5);
        },
-       [](const Shape& s) { return 4 * numel(s); }},
+       [](const Shape& s) { return 8 * numel(s); }},
   };
 }
 

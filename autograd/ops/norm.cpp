@@ -11,8 +11,10 @@
 // Where that set is the trailing axes of a view (group, instance and layer norm), x̂ is the op
 // `standardize`, one kernel each way: composed of mean, sub, square, rsqrt and mul it took nine
 // passes over x forward and as many backward, and kept several tensors of x's size for it (a DDPM
-// step is a tenth faster with the op). Batch norm's set is not contiguous and stays a composition;
-// γ and β are a multiply and an add.
+// step is a tenth faster with the op); their γ and β are a multiply and an add. Batch norm's set is
+// not contiguous (N and the spatial dims of a channel): its training forward is the op `batch_norm`,
+// one kernel each way with γ and β fused (x̂ recomputed from x, μ and s in the backward, as PyTorch's
+// kernels do, so that nothing of x's size is kept but x itself); eval mode is an affine map of x.
 #include <cmath>
 
 #include "autograd/ops/common.h"
@@ -22,18 +24,6 @@ namespace loom {
 using namespace detail;
 
 namespace {
-
-struct Normalized {
-  Tensor y;          // x̂
-  Tensor mean, var;  // μ and the biased σ², reduced axes kept as size 1
-};
-
-Normalized normalize(const Tensor& x, const std::vector<int64_t>& axes, double eps) {
-  Tensor mu = mean(x, axes, true);
-  Tensor centered = x - mu;  // shared by σ² and x̂
-  Tensor var = mean(square(centered), axes, true);
-  return {centered * rsqrt(var + eps), mu, var};
-}
 
 // An optional per-feature parameter (γ, β, running statistics): undefined, or
 // `expected` shaped with x's dtype and device.
@@ -106,30 +96,70 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   LOOM_CHECK(running_mean.defined() == running_var.defined(),
              "batch_norm: running_mean and running_var must be given together (input ", x.shape(), ")");
   const Shape param_shape = channel_shape(x);
-  Tensor xhat;
-  if (training) {
-    const int64_t count = x.numel() / channels;
-    LOOM_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ", x.shape());
-    std::vector<int64_t> axes = {0};
-    for (int64_t a = 2; a < x.dim(); ++a) axes.push_back(a);
-    Normalized n = normalize(x, axes, eps);
-    if (running_mean.defined()) {
-      // PyTorch's update, r ← (1 − m)·r + m·s, where the running variance takes
-      // the unbiased batch variance σ²·n/(n − 1) while x̂ used the biased one.
-      // The handles are const, the storage they share with the caller is not.
-      NoGrad no_grad;
-      Tensor rm = running_mean, rv = running_var;
-      rm.mul_(1 - momentum).add_(reshape(n.mean, {channels}), momentum);
-      rv.mul_(1 - momentum).add_(reshape(n.var, {channels}),
-                                 momentum * static_cast<double>(count) / static_cast<double>(count - 1));
-    }
-    xhat = n.y;
-  } else {
+  if (!training) {
     LOOM_CHECK(running_mean.defined(), "batch_norm: eval mode normalizes by the running statistics, but "
                                        "running_mean and running_var are undefined (input ", x.shape(), ")");
-    xhat = (x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps);
+    return affine((x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps), weight,
+                  bias, param_shape);
   }
-  return affine(xhat, weight, bias, param_shape);
+  const int64_t count = x.numel() / channels;
+  LOOM_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ", x.shape());
+  LOOM_CHECK(std::isfinite(eps) && eps >= 0, "batch_norm: eps must be finite and >= 0, got ", eps);
+  const OpRange range(OpId::BatchNorm);
+  const int64_t n = x.size(0), inner = prod(x.shape(), 2, x.dim());
+  Tensor y = empty(x.shape(), x.options()), mu = empty({channels}, x.options()), rstd = empty({channels}, x.options());
+  const auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
+  KernelCtx k = kernel_ctx(x.device());
+  if (x.numel() > 0)
+    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
+                  mu.data_ptr(), rstd.data_ptr(), n, channels, inner, eps);
+  if (running_mean.defined()) {
+    // PyTorch's update, r ← (1 − m)·r + m·s, where the running variance takes the unbiased batch
+    // variance σ²·n/(n − 1) while x̂ used the biased one, σ² = 1/s² − ε. The handles are const, the
+    // storage they share with the caller is not.
+    NoGrad no_grad;
+    Tensor rm = running_mean, rv = running_var;
+    rm.mul_(1 - momentum).add_(mu, momentum);
+    rv.mul_(1 - momentum).add_(1.0 / square(rstd) - eps,
+                               momentum * static_cast<double>(count) / static_cast<double>(count - 1));
+  }
+  std::vector<Tensor> inputs{x};
+  const int64_t wi = weight.defined() ? static_cast<int64_t>(inputs.size()) : -1;
+  if (weight.defined()) inputs.push_back(weight);
+  const int64_t bi = bias.defined() ? static_cast<int64_t>(inputs.size()) : -1;
+  if (bias.defined()) inputs.push_back(bias);
+  if (!needs_grad(inputs)) return y;
+  // γ is read by ∂x only: saved only then (a weight updated before the backward matters only there).
+  std::vector<Tensor> saved{x, x.requires_grad() ? weight : Tensor(), mu, rstd};
+  record(OpId::BatchNorm, inputs, {y}, std::move(saved), [n, channels, inner, eps, wi, bi](BackwardCtx& c) {
+    const Tensor &x = c.saved[0], &w = c.saved[1], &mu = c.saved[2], &rstd = c.saved[3], &gy = c.grad_out[0];
+    std::vector<Tensor> grads(c.needs.size());
+    if (differentiable({&x, &w, &gy})) {
+      // The same formulas through recorded ops (x̂ recomputed from x), for a create_graph sweep:
+      // ∂x = γ·s·(g − mean(g) − x̂·mean(g·x̂)), ∂γ = Σ g·x̂, ∂β = Σ g over N and the spatial dims.
+      std::vector<int64_t> axes = {0};
+      for (int64_t a = 2; a < x.dim(); ++a) axes.push_back(a);
+      const Tensor xc = x - mean(x, axes, true), s = rsqrt(mean(square(xc), axes, true) + eps), xhat = xc * s;
+      if (c.needs[0]) {
+        const Tensor g = w.defined() ? gy * reshape(w, channel_shape(x)) : gy;
+        grads[0] = s * (g - mean(g, axes, true) - xhat * mean(g * xhat, axes, true));
+      }
+      if (wi >= 0 && c.needs[wi]) grads[wi] = reshape(sum(gy * xhat, axes), {channels});
+      if (bi >= 0 && c.needs[bi]) grads[bi] = reshape(sum(gy, axes), {channels});
+      return grads;
+    }
+    if (c.needs[0]) grads[0] = empty(x.shape(), x.options());
+    if (wi >= 0 && c.needs[wi]) grads[wi] = empty({channels}, x.options());
+    if (bi >= 0 && c.needs[bi]) grads[bi] = empty({channels}, x.options());
+    const auto out = [&](int64_t i) { return i >= 0 && grads[i].defined() ? grads[i].data_ptr() : nullptr; };
+    KernelCtx k = kernel_ctx(x.device());
+    if (x.numel() > 0)
+      LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm_backward, k, x.dtype(), x.data_ptr(),
+                    w.defined() ? w.data_ptr() : nullptr, mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0),
+                    out(wi), out(bi), n, channels, inner);
+    return grads;
+  });
+  return y;
 }
 
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {

@@ -179,6 +179,65 @@ LOOM_CPU_CLONES void standardize_backward_impl(const T* y, const T* rstd, const 
   }
 }
 
+// Batch norm over x [n, c, inner], a channel at a time (a channel's n runs of `inner` values are its
+// set); the statistics as standardize takes them (the mean, then the biased variance about it, in double).
+// Channels are split across threads: each is written by one thread, in one order, whatever the count.
+template <class T>
+LOOM_CPU_CLONES void batch_norm_impl(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n, int64_t c,
+                                     int64_t inner, double eps) {
+  const double m = double(n * inner);
+#pragma omp parallel for schedule(static) if (n * c * inner > 65536)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double sum = 0, ss = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T* p = x + (i * c + ch) * inner;
+      sum += row_sum(inner, [p](int64_t j) { return double(p[j]); });
+    }
+    const double mu = sum / m;
+    for (int64_t i = 0; i < n; ++i) {
+      const T* p = x + (i * c + ch) * inner;
+      ss += row_sum(inner, [p, mu](int64_t j) { return (double(p[j]) - mu) * (double(p[j]) - mu); });
+    }
+    const double s = 1 / std::sqrt(ss / m + eps), scale = s * (w ? double(w[ch]) : 1.0), shift = b ? double(b[ch]) : 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const T* p = x + (i * c + ch) * inner;
+      T* q = y + (i * c + ch) * inner;
+      for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>((double(p[j]) - mu) * scale + shift);
+    }
+    mean[ch] = static_cast<T>(mu);
+    rstd[ch] = static_cast<T>(s);
+  }
+}
+
+template <class T>
+LOOM_CPU_CLONES void batch_norm_backward_impl(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx,
+                                              T* gw, T* gb, int64_t n, int64_t c, int64_t inner) {
+  const double m = double(n * inner);
+#pragma omp parallel for schedule(static) if (n * c * inner > 65536)
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double mu = double(mean[ch]), s = double(rstd[ch]);
+    double a = 0, bsum = 0;  // Σ gy and Σ gy·x̂ over the channel
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t off = (i * c + ch) * inner;
+      const T *p = x + off, *g = gy + off;
+      a += row_sum(inner, [g](int64_t j) { return double(g[j]); });
+      bsum += row_sum(inner, [p, g, mu, s](int64_t j) { return double(g[j]) * ((double(p[j]) - mu) * s); });
+    }
+    if (gx) {
+      const double scale = s * (w ? double(w[ch]) : 1.0), mean_g = a / m, mean_gy = bsum / m;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t off = (i * c + ch) * inner;
+        const T *p = x + off, *g = gy + off;
+        T* q = gx + off;
+        for (int64_t j = 0; j < inner; ++j)
+          q[j] = static_cast<T>(scale * (double(g[j]) - mean_g - (double(p[j]) - mu) * s * mean_gy));
+      }
+    }
+    if (gw) gw[ch] = static_cast<T>(bsum);
+    if (gb) gb[ch] = static_cast<T>(a);
+  }
+}
+
 }  // namespace
 
 void reduce(const KernelCtx&, ReduceOp op, DType dt, const void* x, void* out, int64_t* arg, int64_t outer,
@@ -214,6 +273,24 @@ void standardize_backward(const KernelCtx&, DType dt, const void* y, const void*
   LOOM_FLOAT_SWITCH(dt, T,
                     standardize_backward_impl<T>(static_cast<const T*>(y), static_cast<const T*>(rstd),
                                                  static_cast<const T*>(gy), static_cast<T*>(gx), rows, r));
+}
+
+void batch_norm(const KernelCtx&, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,
+                void* rstd, int64_t n, int64_t c, int64_t inner, double eps) {
+  LOOM_FLOAT_SWITCH(dt, T,
+                    batch_norm_impl<T>(static_cast<const T*>(x), static_cast<const T*>(weight),
+                                       static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(mean),
+                                       static_cast<T*>(rstd), n, c, inner, eps));
+}
+
+void batch_norm_backward(const KernelCtx&, DType dt, const void* x, const void* weight, const void* mean,
+                         const void* rstd, const void* gy, void* gx, void* gweight, void* gbias, int64_t n, int64_t c,
+                         int64_t inner) {
+  LOOM_FLOAT_SWITCH(dt, T,
+                    batch_norm_backward_impl<T>(static_cast<const T*>(x), static_cast<const T*>(weight),
+                                                static_cast<const T*>(mean), static_cast<const T*>(rstd),
+                                                static_cast<const T*>(gy), static_cast<T*>(gx), static_cast<T*>(gweight),
+                                                static_cast<T*>(gbias), n, c, inner));
 }
 
 }  // namespace loom::kernels::cpu

@@ -10,11 +10,15 @@
 //   standardize        rows: y_j = (x_j − μ)·s, s = 1/√(σ² + ε): the mean, then the
 //              biased variance about it, then the values (the CPU's three passes)
 //   standardize_backward   rows: gx = s·(gy − Σ gy / r − y·Σ gy·y / r)
+//   batch_norm         per channel of x [n, c, inner]: standardize's statistics over its n·inner
+//              values, then y = x̂·γ + β in the same kernel
+//   batch_norm_backward    per channel: Σ gy, Σ gy·x̂ and gx = γ·s·(gy − Σ gy / m − x̂·Σ gy·x̂ / m)
 // Accumulation is in double for float32 and float64 alike, as the CPU reference
 // does (on sm_90 double arithmetic is not the bottleneck of a bandwidth-bound
 // reduction), and every formula is the CPU's, in the same precision.
 //
-// Thread layout (one kernel each for reduce, softmax, softmax_backward, standardize and its backward):
+// Thread layout (one kernel each for reduce, softmax, softmax_backward, standardize and its backward;
+// batch_norm and its backward take a row block per channel, the channel's elements strided in x):
 //   rows     inner == 1: the r elements of an output are contiguous. A warp per
 //            output when r ≤ 1024 (eight per block), a 256-thread block per
 //            output otherwise; lanes stride over j (coalesced), then combine by
@@ -326,6 +330,65 @@ __global__ void standardize_backward_kernel(const T* y, const T* rstd, const T* 
   }
 }
 
+// Batch norm: a block of kBlockRowThreads per channel (blocks stride over channels); the channel's
+// element j of m = n·inner sits at ((j / inner)·c + ch)·inner + j % inner. Statistics as standardize's.
+__device__ int64_t channel_offset(int64_t j, int64_t ch, int64_t c, int64_t inner) {
+  return ((j / inner) * c + ch) * inner + j % inner;
+}
+
+template <class T>
+__global__ void batch_norm_kernel(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n, int64_t c,
+                                  int64_t inner, double eps) {
+  const int64_t m = n * inner;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    double sum = 0, ss = 0;
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) sum += double(x[channel_offset(j, ch, c, inner)]);
+    const double mu = group_allreduce(sum, PlusOp{}, true) / double(m);
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+      const double d = double(x[channel_offset(j, ch, c, inner)]) - mu;
+      ss += d * d;
+    }
+    const double sd = 1 / sqrt(group_allreduce(ss, PlusOp{}, true) / double(m) + eps);
+    const double scale = sd * (w ? double(w[ch]) : 1.0), shift = b ? double(b[ch]) : 0.0;
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+      const int64_t t = channel_offset(j, ch, c, inner);
+      y[t] = static_cast<T>((double(x[t]) - mu) * scale + shift);
+    }
+    if (threadIdx.x == 0) {
+      mean[ch] = static_cast<T>(mu);
+      rstd[ch] = static_cast<T>(sd);
+    }
+  }
+}
+
+template <class T>
+__global__ void batch_norm_backward_kernel(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx,
+                                           T* gw, T* gb, int64_t n, int64_t c, int64_t inner) {
+  const int64_t m = n * inner;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    const double mu = double(mean[ch]), sd = double(rstd[ch]);
+    double a = 0, bsum = 0;
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+      const int64_t t = channel_offset(j, ch, c, inner);
+      a += double(gy[t]);
+      bsum += double(gy[t]) * ((double(x[t]) - mu) * sd);
+    }
+    a = group_allreduce(a, PlusOp{}, true);
+    bsum = group_allreduce(bsum, PlusOp{}, true);
+    if (gx) {
+      const double scale = sd * (w ? double(w[ch]) : 1.0), mean_g = a / double(m), mean_gy = bsum / double(m);
+      for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
+        const int64_t t = channel_offset(j, ch, c, inner);
+        gx[t] = static_cast<T>(scale * (double(gy[t]) - mean_g - (double(x[t]) - mu) * sd * mean_gy));
+      }
+    }
+    if (threadIdx.x == 0) {
+      if (gw) gw[ch] = static_cast<T>(bsum);
+      if (gb) gb[ch] = static_cast<T>(a);
+    }
+  }
+}
+
 template <class T>
 __global__ void cumsum_kernel(const T* x, T* y, int64_t outer, int64_t r, int64_t inner, bool reverse) {
   const int64_t lines = outer * inner, stride = int64_t(gridDim.x) * blockDim.x;
@@ -467,6 +530,30 @@ void standardize_backward(const KernelCtx& k, DType dt, const void* y, const voi
   LOOM_FLOAT_SWITCH(dt, T, {
     s.launch(standardize_backward_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(y),
              static_cast<const T*>(rstd), static_cast<const T*>(gy), static_cast<T*>(gx), rows, r);
+  });
+}
+
+void batch_norm(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,
+                void* rstd, int64_t n, int64_t c, int64_t inner, double eps) {
+  if (n * c * inner == 0) return;
+  LaunchScope s(k, "batch_norm");
+  LOOM_FLOAT_SWITCH(dt, T, {
+    s.launch(batch_norm_kernel<T>, grid_for(s, c), dim3(kBlockRowThreads), static_cast<const T*>(x),
+             static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(mean),
+             static_cast<T*>(rstd), n, c, inner, eps);
+  });
+}
+
+void batch_norm_backward(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* mean,
+                         const void* rstd, const void* gy, void* gx, void* gweight, void* gbias, int64_t n, int64_t c,
+                         int64_t inner) {
+  if (n * c * inner == 0) return;
+  LaunchScope s(k, "batch_norm_backward");
+  LOOM_FLOAT_SWITCH(dt, T, {
+    s.launch(batch_norm_backward_kernel<T>, grid_for(s, c), dim3(kBlockRowThreads), static_cast<const T*>(x),
+             static_cast<const T*>(weight), static_cast<const T*>(mean), static_cast<const T*>(rstd),
+             static_cast<const T*>(gy), static_cast<T*>(gx), static_cast<T*>(gweight), static_cast<T*>(gbias), n, c,
+             inner);
   });
 }
 

@@ -379,6 +379,28 @@ TEST_F(CudaOps, ReductionsMatchCpu) {
         }
 }
 
+// batch_norm's kernels (a block per channel, blocks striding over channels): more channels than the
+// emulator's grid (4 SMs × 8 blocks), channels of more values than a block has threads, and [N, C]
+// inputs whose channel is a column; the output, ∂x, ∂γ, ∂β and the running statistics.
+TEST_F(CudaOps, BatchNormMatchesCpu) {
+  for (DType dt : kFloatTypes)
+    for (const Shape& shape : {Shape{3, 40, 11, 9}, Shape{33, 70}, Shape{2, 1, 300}}) {
+      SCOPED_TRACE(str(name_of(dt), " ", shape));
+      const int64_t c = shape[1];
+      Tensor x = uniform_cpu(shape, -2, 3, dt, 61), w = uniform_cpu({c}, 0.5, 2, dt, 62), b = uniform_cpu({c}, -1, 1, dt, 63);
+      const int64_t count = x.numel() / c;
+      expect_cuda_matches_cpu(
+          [](const std::vector<Tensor>& in) { return batch_norm(in[0], in[1], in[2], {}, {}, true); }, {x, w, b},
+          tol(dt, count));
+      Tensor rm = zeros({c}, TensorOptions{dt}), rv = ones({c}, TensorOptions{dt});
+      Tensor rm_gpu = rm.to(kCuda), rv_gpu = rv.to(kCuda);
+      batch_norm(x, w, b, rm, rv, true, 0.1);
+      batch_norm(x.to(kCuda), w.to(kCuda), b.to(kCuda), rm_gpu, rv_gpu, true, 0.1);
+      expect_tensors_near(rm_gpu, rm, tol(dt, count).atol, tol(dt, count).rtol);
+      expect_tensors_near(rv_gpu, rv, tol(dt, count).atol, tol(dt, count).rtol);
+    }
+}
+
 TEST_F(CudaOps, ExtremaAndLogSumExpFollowTheCpuNanAndTieRules) {
   // Rows: a tie for the max (the first wins), a NaN in the middle (the first NaN
   // wins and sticks), all NaN, all −inf, +inf with a NaN, -0 against +0.
