@@ -35,6 +35,7 @@ void CudaGraph::capture(Device d, const std::function<void()>& step) {
     generators_.clear();
     optimizers_.clear();
     resteps_.clear();
+    checks_.clear();
   };
   try {
     step();
@@ -95,6 +96,9 @@ void CudaGraph::replay() {
     LOOM_CHECK(restage.done() == restage.captured(), "CudaGraph::replay: the optimizers restaged ", restage.done(),
                " calls, the capture made ", restage.captured());
   });
+  for (auto& check : checks_) check();
 }
+
+void CudaGraph::check_after_replay(std::function<void()> check) { checks_.push_back(std::move(check)); }
 
 }  // namespace loom

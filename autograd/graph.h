@@ -32,6 +32,13 @@
 // step()), draw on the host or work on host tensors it expects to be redone,
 // work on another device. Shapes are fixed by the capture.
 //
+// Index checks (the labels of cross_entropy and one_hot, the indices of gather,
+// index_select, scatter_add) run on the device: during the capture each becomes
+// a kernel writing the first bad position to a word of the graph's, and replay()
+// reads those words after the step, throwing the Error the eager step would have
+// (the op, the value, its position). A graph holding such checks therefore waits
+// for its replay to finish; when one fails, what that replay wrote is undefined.
+//
 // What must hold while the graph lives: every tensor the step reads or writes
 // stays where it is (new data goes in with copy_, never by rebinding a tensor;
 // no load_state_dict, Module::to or optimizer state replaced), since the graph
@@ -83,6 +90,9 @@ class CudaGraph {
   // at the capture's end (called once per optimizer, the first time); on every
   // replay `restep` runs in call order (the optimizer's step() again, restaging).
   void optimizer_step(const optim::Optimizer* opt, std::function<void()> restore, std::function<void()> restep);
+  // An index check during the capture (autograd/ops/shape.cpp): `check` reads its
+  // device word and throws; replay() runs every check after the launch, in order.
+  void check_after_replay(std::function<void()> check);
 
  private:
   struct RandomFill {
@@ -99,7 +109,7 @@ class CudaGraph {
   std::vector<RandomFill> fills_;
   std::vector<GeneratorUse> generators_;
   std::vector<const optim::Optimizer*> optimizers_;
-  std::vector<std::function<void()>> restores_, resteps_;
+  std::vector<std::function<void()>> restores_, resteps_, checks_;
 };
 
 }  // namespace loom

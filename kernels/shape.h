@@ -24,6 +24,10 @@
               int64_t outer, int64_t n, int64_t m, int64_t inner);                                \
   /* out[o, idx[o, j, i], i] += src[o, j, i] (out pre-filled) */                                   \
   void scatter_add(const KernelCtx& k, DType dt, const void* src, const int64_t* idx, void* out, \
-                   int64_t outer, int64_t n, int64_t m, int64_t inner);
+                   int64_t outer, int64_t n, int64_t m, int64_t inner);                          \
+  /* The index ops' range check without reading idx [n] on the host: *first (in memory on the   \
+     kernel's device, set to n by the caller) becomes the least position j with idx[j] outside   \
+     [0, bound), and stays n when there is none. */                                               \
+  void find_bad_index(const KernelCtx& k, const int64_t* idx, int64_t n, int64_t bound, int64_t* first);
 
 LOOM_DECLARE_KERNELS(LOOM_CUDA_SHAPE, LOOM_SHAPE_API)

@@ -82,10 +82,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction r) {
              n, "] for logits ", logits.shape(), ", got ", labels.dtype(), " ", labels.shape());
   LOOM_CHECK(labels.device() == logits.device(), "cross_entropy: labels on ", labels.device(), " but logits ",
              logits.shape(), " on ", logits.device());
-  const std::vector<int64_t> host = labels.to_vector<int64_t>();
-  for (int64_t i = 0; i < n; ++i)
-    LOOM_CHECK(host[i] >= 0 && host[i] < classes, "cross_entropy: label ", host[i], " at position ", i,
-               " is outside [0, ", classes, ") for logits ", logits.shape());
+  check_index_values("cross_entropy", labels, classes, str("[0, ", classes, ") (the classes of logits ", logits.shape(), ")"),
+                     "label");
   Tensor class_index = arange(0, static_cast<double>(classes), 1, logits.options());  // [C]
   Tensor mask = eq(class_index, reshape(labels.to(logits.dtype()), {n, 1}));          // [N, C]
   return apply_reduction(-sum(where_weight_nonzero(mask, log_softmax(logits, 1)), {1}), r);

@@ -14,15 +14,17 @@
 //   to_device (Tensor::to(Device)): g moved back      cast (Tensor::to(DType)): g cast back
 //   clone: g
 //
-// Index tensors are int64 and are read back to the host and checked before any
-// kernel runs: an index outside its axis would make a kernel read or write
-// outside its buffer, so it is a loom::Error naming the op, the value and the
-// axis instead. Backward reuses the validated (saved, version-checked) index
-// through the raw kernels below without checking it again.
+// Index tensors are int64 and are checked before any kernel uses them
+// (check_index_values): an index outside its axis would make a kernel read or
+// write outside its buffer, so it is a loom::Error naming the op, the value, its
+// position and the axis instead. Backward reuses the validated (saved,
+// version-checked) index through the raw kernels below without checking it again.
 #include <algorithm>
 #include <numeric>
 
+#include "autograd/graph.h"
 #include "autograd/ops/common.h"
+#include "kernels/graph.h"
 #include "kernels/memory.h"
 #include "kernels/shape.h"
 
@@ -118,12 +120,6 @@ void check_index_matches_outside_axis(const char* op, const Tensor& index, const
              " on every axis but ", axis);
 }
 
-// Every index in [0, bound); `what` names the indexed axis in the message.
-void check_index_values(const char* op, const Tensor& index, int64_t bound, const std::string& what) {
-  for (int64_t v : index.to_vector<int64_t>())
-    LOOM_CHECK(v >= 0 && v < bound, op, ": index ", v, " is out of range for ", what);
-}
-
 std::string axis_name(int64_t axis, const Shape& s) {
   return str("axis ", axis, " of size ", s[axis], " (input shape ", s, ")");
 }
@@ -179,6 +175,38 @@ Tensor slice_backward_recorded(const Tensor& g, const Shape& xs, int64_t ax, int
 }
 
 }  // namespace
+
+namespace detail {
+
+void check_index_values(const char* op, const Tensor& index, int64_t bound, const std::string& what,
+                        const char* noun) {
+  if (index.numel() == 0) return;
+  const auto message = [=](int64_t value, int64_t position) {
+    return str(op, ": ", noun, " ", value, " at position ", position, " is out of range for ", what);
+  };
+  if (!index.device().is_cuda()) {
+    const std::vector<int64_t> v = index.to_vector<int64_t>();
+    for (size_t j = 0; j < v.size(); ++j)
+      LOOM_CHECK(v[j] >= 0 && v[j] < bound, message(v[j], static_cast<int64_t>(j)));
+    return;
+  }
+  // On the device: one word comes back, not the indices (the least bad position, or n).
+  const Tensor idx = index.detach();  // data is always contiguous
+  const int64_t n = idx.numel();
+  Tensor first = full({1}, static_cast<double>(n), TensorOptions{DType::Int64, idx.device()});
+  KernelCtx k = kernel_ctx(idx.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_SHAPE, find_bad_index, k, idx.data<int64_t>(), n, bound, first.data<int64_t>());
+  const auto read = [idx, first, n, message] {
+    const int64_t j = first.to_vector<int64_t>()[0];
+    if (j < n) throw Error(message(reshape(idx, {n}).to_vector<int64_t>()[static_cast<size_t>(j)], j));
+  };
+  // A captured step cannot read the device: the graph reads the word after each replay.
+  CudaGraph* graph = CudaGraph::capturing();
+  if (graph && kernels::capturing(idx.device())) return graph->check_after_replay(read);
+  read();
+}
+
+}  // namespace detail
 
 Tensor reshape(const Tensor& x, Shape shape) {
   const OpRange range(OpId::Reshape);

@@ -110,4 +110,12 @@ void scatter_add(const KernelCtx&, DType dt, const void* src, const int64_t* idx
                   scatter_add_impl<T>(static_cast<const T*>(src), idx, static_cast<T*>(out), outer, n, m, inner));
 }
 
+void find_bad_index(const KernelCtx&, const int64_t* idx, int64_t n, int64_t bound, int64_t* first) {
+  for (int64_t j = 0; j < n; ++j)
+    if (idx[j] < 0 || idx[j] >= bound) {
+      *first = j;
+      return;
+    }
+}
+
 }  // namespace loom::kernels::cpu

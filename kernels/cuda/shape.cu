@@ -49,6 +49,14 @@ __global__ void copy_strided_kernel(E* dst, const E* src, Broadcast bc, int64_t 
   }
 }
 
+// Threads with an index outside [0, bound) race to the least position through atomicMin.
+__global__ void find_bad_index_kernel(const int64_t* idx, int64_t n, int64_t bound, int64_t* first) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t j = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; j < n; j += stride)
+    if (idx[j] < 0 || idx[j] >= bound)
+      atomicMin(reinterpret_cast<long long*>(first), static_cast<long long>(j));
+}
+
 template <class E>
 __global__ void index_select_kernel(const E* x, const int64_t* idx, E* out, int64_t outer, int64_t n_src,
                                     int64_t n_idx, int64_t inner) {
@@ -164,6 +172,12 @@ void scatter_add(const KernelCtx& k, DType dt, const void* src, const int64_t* i
     s.launch(add_at_kernel<T>, s.blocks(total), kThreads, static_cast<const T*>(src), idx, static_cast<T*>(out), outer,
              n, m, inner, false);
   });
+}
+
+void find_bad_index(const KernelCtx& k, const int64_t* idx, int64_t n, int64_t bound, int64_t* first) {
+  if (n == 0) return;
+  LaunchScope s(k, "find_bad_index");
+  s.launch(find_bad_index_kernel, s.blocks(n), kThreads, idx, n, bound, first);
 }
 
 }  // namespace loom::kernels::cuda

@@ -37,8 +37,8 @@ Losses Classifier::train_step(const Batch& batch, Step&) {
   backward(loss);
   opt->step();
   NoGrad ng;
-  const double acc = mean(eq(argmax(logits, 1).to(DType::Float32), labels.to(DType::Float32))).item();
-  return {{"loss", loss.item()}, {"acc", acc}};
+  const Tensor acc = mean(eq(argmax(logits, 1).to(DType::Float32), labels.to(DType::Float32)));
+  return step_losses({{"loss", loss}, {"acc", acc}});
 }
 
 Losses Classifier::evaluate(const Batch& batch, const EvalOptions&) {

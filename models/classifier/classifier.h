@@ -25,6 +25,7 @@ class Classifier : public Model {
   explicit Classifier(const Config& c);
   ModelKind kind() const override { return ModelKind::Classifier; }
   Losses train_step(const Batch& batch, Step& step) override;
+  bool cuda_graph_capable() const override { return true; }  // one batch; its labels checked on the device
   // A classifier has nothing to sample: the grid shows held-out images sorted by
   // predicted class, which is what a person wants to look at.
   Tensor sample(int64_t n, const Condition& c, Generator& g) override;

@@ -153,6 +153,44 @@ TEST_F(CudaGraphTest, ReadingAValueOnTheHostDuringCaptureIsRefusedAndLoomStaysUs
   EXPECT_TRUE(std::isfinite(loss.item()));
 }
 
+// Labels and indices are checked on the device: eagerly (the op's Error, with the bad value's
+// position), and inside a graph after each replay, which throws that Error for the replay whose
+// batch held the bad label and works again with good ones (the graph resets its word each time).
+TEST_F(CudaGraphTest, IndexChecksRunOnTheDeviceAndAfterEachReplay) {
+  Tensor table = batch(0, {5, 3}).to(kCuda);
+  const auto labels = [](std::vector<int64_t> v) { return from_vector(v, {static_cast<int64_t>(v.size())}); };
+  expect_error([&] { index_select(table, 0, labels({0, 4, 5, 7}).to(kCuda)); },
+               {"index_select", "index 5 at position 2", "axis 0 of size 5"});
+  expect_error([&] { one_hot(labels({-3, 1}).to(kCuda), 5); }, {"one_hot", "index -3 at position 0", "5 classes"});
+  expect_error([&] { cross_entropy(table, labels({1, 2, 3, 4, 3}).to(kCuda)); },
+               {"cross_entropy", "label 3 at position 2", "[0, 3)"});
+  EXPECT_EQ(one_hot(labels({4, 0}).to(kCuda), 5).to(Device::cpu()).to_vector<float>(),
+            one_hot(labels({4, 0}), 5).to_vector<float>());
+
+  // A classifier's step: cross_entropy and one_hot of the batch's labels, captured.
+  Net net(7);
+  Tensor x = batch(1, {4, 6}).to(kCuda), y = labels({0, 2, 1, 2}).to(kCuda);
+  const auto step = [&] {
+    net.opt->zero_grad();
+    Tensor logits = (*net.mlp)(x);
+    Tensor loss = cross_entropy(logits, y) + mean(square(one_hot(y, 3) - softmax(logits, 1)));
+    backward(loss);
+    net.opt->step();
+    return loss.detach();
+  };
+  step();
+  Tensor loss;
+  CudaGraph graph;
+  graph.capture(kCuda, [&] { loss = step(); });
+  graph.replay();
+  EXPECT_TRUE(std::isfinite(loss.item()));
+  y.copy_(labels({0, 2, 7, 1}).to(kCuda));
+  expect_error([&] { graph.replay(); }, {"cross_entropy", "label 7 at position 2", "[0, 3)"});
+  y.copy_(labels({1, 1, 0, 2}).to(kCuda));
+  graph.replay();
+  EXPECT_TRUE(std::isfinite(loss.item()));
+}
+
 TEST_F(CudaGraphTest, MisuseIsAnErrorNamingIt) {
   CudaGraph graph;
   expect_error([&] { graph.replay(); }, {"nothing captured yet"});

@@ -99,6 +99,12 @@ T atomicAdd(T* address, T v) {
   *address = old + v;
   return old;
 }
+template <class T>
+T atomicMin(T* address, T v) {
+  const T old = *address;
+  *address = v < old ? v : old;
+  return old;
+}
 
 // CUDA declares the float overloads of the math functions in the global
 // namespace (::sqrt(float) is single precision on a GPU); so do we.
