@@ -49,6 +49,8 @@ class Cgan : public gan::AdversarialModel {
     return {.labels = true, .prompt = false, .images = false, .interpolate = false, .codes = 0};
   }
 
+  // Capturable: one batch, its labels checked on the device, the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
   Losses train_step(const Batch& batch, Step& step) override {
     schedule_lr(step);
     const Tensor& x = batch.images;

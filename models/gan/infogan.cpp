@@ -103,6 +103,8 @@ class InfoGan : public gan::AdversarialModel {
     return {.labels = false, .prompt = false, .images = false, .interpolate = false, .codes = kCategories};
   }
 
+  // Capturable: one batch, the codes drawn on the device, the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
   Losses train_step(const Batch& batch, Step& step) override {
     schedule_lr(step);
     const Tensor& x = batch.images;
@@ -120,12 +122,12 @@ class InfoGan : public gan::AdversarialModel {
     const Information info = information(features, c);
     gan::descend(*g_opt_, g_loss - info.weighted);
     NoGrad ng;
-    return {{"d_loss", d_loss.item()},
-            {"g_loss", g_loss.item()},
-            {"L_I", info.weighted.item()},
-            {"L_I(c1)", info.categorical.item()},
-            {"D(x)", mean(sigmoid(real_logits)).item()},
-            {"D(G(z))", mean(sigmoid(fake_logits)).item()}};
+    return step_losses({{"d_loss", d_loss},
+                        {"g_loss", g_loss},
+                        {"L_I", info.weighted},
+                        {"L_I(c1)", info.categorical},
+                        {"D(x)", mean(sigmoid(real_logits))},
+                        {"D(G(z))", mean(sigmoid(fake_logits))}});
   }
 
   // n samples [n, 1, 28, 28] in [−1, 1]; c₁ = c.codes (int64 [n] in [0, 10), on
