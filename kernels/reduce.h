@@ -41,9 +41,10 @@ enum class ReduceOp : uint8_t { Sum, Max, Min, LogSumExp };
   /* gx = s · (gy − Σ_j gy_j / r − y · Σ_j gy_j y_j / r), from y and s */                          \
   void standardize_backward(const KernelCtx& k, DType dt, const void* y, const void* rstd,        \
                             const void* gy, void* gx, int64_t rows, int64_t r);                         \
-  /* weight (γ), bias (β) [c] may be null (1 and 0); mean and rstd [c] receive μ and s, in x's dtype */  \
+  /* weight (γ), bias (β) [c] may be null (1 and 0); mean, var and rstd [c] receive μ, the biased σ²  \
+     and s, in x's dtype (var may be null) */                                                            \
   void batch_norm(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* bias, void* y, \
-                  void* mean, void* rstd, int64_t n, int64_t c, int64_t inner, double eps);             \
+                  void* mean, void* var, void* rstd, int64_t n, int64_t c, int64_t inner, double eps);  \
   /* per channel, with x̂ = (x − μ)·s, m = n·inner: gbias = Σ gy, gweight = Σ gy·x̂ and                   \
      gx = γ·s·(gy − Σ gy / m − x̂ · Σ gy·x̂ / m); gx, gweight, gbias may each be null (not wanted) */     \
   void batch_norm_backward(const KernelCtx& k, DType dt, const void* x, const void* weight,            \

@@ -192,10 +192,15 @@ class Model {
   // One training step (one or more optimizer updates) on batch.
   virtual Losses train_step(const Batch& batch, Step& step) = 0;
   // Whether train_step can be captured once as a CUDA graph and replayed (`loom train
-  // --cuda-graph`): it reports its losses through step_losses, draws no batch beyond the
-  // one given, reads no device value on the host, and keeps no host state that changes
+  // --cuda-graph`): it reports its losses through step_losses, draws batches_per_step() − 1
+  // batches beyond the one given, reads no device value on the host, and keeps no host state that changes
   // from step to step but its optimizers', its generators' and what before_replay redoes.
   virtual bool cuda_graph_capable() const { return false; }
+  // How many batches one train_step uses: the one it is given, and batches_per_step() − 1 it
+  // draws with Step::next_batch (the GAN's k discriminator batches). A capturable step must draw
+  // exactly that many; the CUDA-graph driver draws them before each replay, into tensors of the
+  // graph's own, in the order the eager step would have drawn them.
+  virtual int64_t batches_per_step() const { return 1; }
   // The host side of train_step that must run again before each replay of its graph (a
   // learning rate set from the step index); nothing by default.
   virtual void before_replay(const Step& step) {}

@@ -93,6 +93,13 @@ TEST(OpsNorm, BatchNormRunningStatisticsFollowPyTorch) {
   }
   expect_values(rm, em, 1e-12, 1e-12);
   expect_values(rv, ev, 1e-12, 1e-12);
+  // A constant channel's batch variance is 0 up to μ's rounding, never below (the kernel's σ², not one
+  // recovered from 1/√(σ² + ε), which could come out negative).
+  Tensor rv0 = ones({1}, f64()), rm0 = zeros({1}, f64());
+  batch_norm(full({3, 1, 2}, 0.7, f64()), {}, {}, rm0, rv0, true, 1.0);
+  EXPECT_GE(rv0.item(), 0.0);
+  expect_values(rv0, {0.0}, 1e-30, 0);
+  expect_values(rm0, {0.7}, 0, 1e-15);
 }
 
 TEST(OpsNorm, BatchNormEvalUsesRunningStatistics) {
@@ -230,6 +237,7 @@ TEST(OpsNorm, RefusesBadShapes) {
   expect_error([&] { batch_norm(x, {}, {}, c2, c3, true); }, {"batch_norm", "running_var", "[3]", "[2]"});
   expect_error([&] { batch_norm(x, {}, {}, c2, {}, true); }, {"batch_norm", "running_mean and running_var"});
   expect_error([&] { batch_norm(x, {}, {}, {}, {}, false); }, {"batch_norm", "eval", "running", "[4, 2, 3]"});
+  expect_error([] { batch_norm(zeros({2, 0, 3}), {}, {}, {}, {}, true); }, {"batch_norm", "no channels", "[2, 0, 3]"});
   expect_error([] { batch_norm(zeros({1, 2}), {}, {}, {}, {}, true); },
                {"batch_norm", "more than one value per channel", "[1, 2]"});
   expect_error([&] { batch_norm(x, ones({2}), {}, {}, {}, true); }, {"batch_norm", "dtype", "float32", "float64"});

@@ -407,7 +407,7 @@ std::vector<MemoryBench> memory_benches() {
        [](const KernelCtx& k, const Tensor& x, Tensor& y) {
          Tensor mean = empty({x.size(1)}, x.options()), rstd = empty({x.size(1)}, x.options());
          LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, DType::Float32, x.data_ptr(), nullptr, nullptr, y.data_ptr(),
-                       mean.data_ptr(), rstd.data_ptr(), x.size(0), x.size(1), x.size(2) * x.size(3), 1e-5);
+                       mean.data_ptr(), nullptr, rstd.data_ptr(), x.size(0), x.size(1), x.size(2) * x.size(3), 1e-5);
        },
        [](const Shape& s) { return 8 * numel(s); }},
   };

@@ -675,13 +675,20 @@ class GraphedSteps {
       : model_(model), name_(name), device_(device) {
     LOOM_CHECK(device.is_cuda(), "train: --cuda-graph needs a CUDA device (--device cuda), got ", device);
     LOOM_CHECK(model.cuda_graph_capable(), "train: --cuda-graph: ", name,
-               "'s train_step cannot be captured as a CUDA graph (it reads values on the host, draws more "
-               "batches or keeps per-step host state; the README's CUDA section lists the models that can)");
+               "'s train_step cannot be captured as a CUDA graph (it reads values or draws on the host, or keeps "
+               "per-step host state; the README's CUDA section lists the models that can)");
   }
 
   models::Losses step(const models::Batch& b, const models::Step& info) {
-    if (!graph_.captured()) capture(b, info);
-    copy_in(b);
+    if (!graph_.captured()) {
+      // The step's other batches, drawn as the eager step would (after b, in order), into the
+      // graph's own tensors; the captured step's next_batch hands them out.
+      for (int64_t k = 1; k < model_.batches_per_step(); ++k) extra_.push_back(clone_of(info.next_batch()));
+      capture(b, info);
+    } else {
+      for (models::Batch& slot : extra_) copy_in(slot, info.next_batch());
+    }
+    copy_in(batch_, b);
     model_.before_replay(info);
     graph_.replay();
     models::Losses out;
@@ -693,24 +700,35 @@ class GraphedSteps {
   static constexpr Tensor models::Batch::*kFields[] = {&models::Batch::images,     &models::Batch::labels,
                                                         &models::Batch::images_b,   &models::Batch::attributes,
                                                         &models::Batch::tokens,     &models::Batch::indices};
-  void capture(const models::Batch& b, const models::Step& info) {
+  static models::Batch clone_of(const models::Batch& b) {
+    models::Batch c;
     for (auto field : kFields)
-      if ((b.*field).defined()) batch_.*field = (b.*field).clone();
-    models::Step captured{.index = info.index, .total = info.total, .next_batch = [this]() -> models::Batch {
-                            throw Error(str("train: --cuda-graph: ", name_, " draws another batch inside its step"));
+      if ((b.*field).defined()) c.*field = (b.*field).clone();
+    return c;
+  }
+  void capture(const models::Batch& b, const models::Step& info) {
+    batch_ = clone_of(b);
+    size_t drawn = 0;
+    models::Step captured{.index = info.index, .total = info.total, .next_batch = [this, &drawn]() -> models::Batch {
+                            LOOM_CHECK(drawn < extra_.size(), "train: --cuda-graph: ", name_,
+                                       " draws more batches inside its step than its batches_per_step() = ",
+                                       model_.batches_per_step());
+                            return extra_[drawn++];
                           }};
     graph_.capture(device_, [&] { model_.train_step(batch_, captured); });
+    LOOM_CHECK(drawn == extra_.size(), "train: --cuda-graph: ", name_, " drew ", drawn + 1,
+               " batches in its step, not its batches_per_step() = ", model_.batches_per_step());
     losses_ = models::take_captured_losses();
     LOOM_CHECK(!losses_.empty(), "train: --cuda-graph: ", name_, "'s step reported no losses through step_losses");
   }
-  void copy_in(const models::Batch& b) {
+  static void copy_in(models::Batch& slot, const models::Batch& b) {
     for (auto field : kFields) {
-      const Tensor &from = b.*field, &to = batch_.*field;
+      const Tensor &from = b.*field, &to = slot.*field;
       LOOM_CHECK(from.defined() == to.defined() && (!from.defined() || from.shape() == to.shape()),
                  "train: --cuda-graph: every batch must have the captured one's fields and shapes (",
                  to.defined() ? str(to.shape()) : std::string("none"), "), got ",
                  from.defined() ? str(from.shape()) : std::string("none"));
-      if (to.defined()) (batch_.*field).copy_(from);
+      if (to.defined()) (slot.*field).copy_(from);
     }
   }
 
@@ -719,6 +737,7 @@ class GraphedSteps {
   Device device_;
   CudaGraph graph_;
   models::Batch batch_;
+  std::vector<models::Batch> extra_;  // the batches after the first, for a model drawing several a step
   std::vector<std::pair<std::string, Tensor>> losses_;
 };
 

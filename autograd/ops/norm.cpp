@@ -102,26 +102,28 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     return affine((x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps), weight,
                   bias, param_shape);
   }
+  LOOM_CHECK(channels > 0, "batch_norm: input ", x.shape(), " has no channels");
   const int64_t count = x.numel() / channels;
   LOOM_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ", x.shape());
   LOOM_CHECK(std::isfinite(eps) && eps >= 0, "batch_norm: eps must be finite and >= 0, got ", eps);
   const OpRange range(OpId::BatchNorm);
   const int64_t n = x.size(0), inner = prod(x.shape(), 2, x.dim());
-  Tensor y = empty(x.shape(), x.options()), mu = empty({channels}, x.options()), rstd = empty({channels}, x.options());
+  const TensorOptions o = x.options();
+  Tensor y = empty(x.shape(), o), mu = empty({channels}, o), rstd = empty({channels}, o);
+  Tensor var = running_var.defined() ? empty({channels}, o) : Tensor();  // the biased σ², for the running statistics
   const auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
   KernelCtx k = kernel_ctx(x.device());
   if (x.numel() > 0)
     LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
-                  mu.data_ptr(), rstd.data_ptr(), n, channels, inner, eps);
+                  mu.data_ptr(), ptr(var), rstd.data_ptr(), n, channels, inner, eps);
   if (running_mean.defined()) {
     // PyTorch's update, r ← (1 − m)·r + m·s, where the running variance takes the unbiased batch
-    // variance σ²·n/(n − 1) while x̂ used the biased one, σ² = 1/s² − ε. The handles are const, the
-    // storage they share with the caller is not.
+    // variance σ²·n/(n − 1) while x̂ used the biased one. The handles are const, the storage they
+    // share with the caller is not.
     NoGrad no_grad;
     Tensor rm = running_mean, rv = running_var;
     rm.mul_(1 - momentum).add_(mu, momentum);
-    rv.mul_(1 - momentum).add_(1.0 / square(rstd) - eps,
-                               momentum * static_cast<double>(count) / static_cast<double>(count - 1));
+    rv.mul_(1 - momentum).add_(var, momentum * static_cast<double>(count) / static_cast<double>(count - 1));
   }
   std::vector<Tensor> inputs{x};
   const int64_t wi = weight.defined() ? static_cast<int64_t>(inputs.size()) : -1;

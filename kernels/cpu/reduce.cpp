@@ -183,8 +183,8 @@ LOOM_CPU_CLONES void standardize_backward_impl(const T* y, const T* rstd, const 
 // set); the statistics as standardize takes them (the mean, then the biased variance about it, in double).
 // Channels are split across threads: each is written by one thread, in one order, whatever the count.
 template <class T>
-LOOM_CPU_CLONES void batch_norm_impl(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n, int64_t c,
-                                     int64_t inner, double eps) {
+LOOM_CPU_CLONES void batch_norm_impl(const T* x, const T* w, const T* b, T* y, T* mean, T* var, T* rstd, int64_t n,
+                                     int64_t c, int64_t inner, double eps) {
   const double m = double(n * inner);
 #pragma omp parallel for schedule(static) if (n * c * inner > 65536)
   for (int64_t ch = 0; ch < c; ++ch) {
@@ -205,6 +205,7 @@ LOOM_CPU_CLONES void batch_norm_impl(const T* x, const T* w, const T* b, T* y, T
       for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>((double(p[j]) - mu) * scale + shift);
     }
     mean[ch] = static_cast<T>(mu);
+    if (var) var[ch] = static_cast<T>(ss / m);
     rstd[ch] = static_cast<T>(s);
   }
 }
@@ -276,11 +277,11 @@ void standardize_backward(const KernelCtx&, DType dt, const void* y, const void*
 }
 
 void batch_norm(const KernelCtx&, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,
-                void* rstd, int64_t n, int64_t c, int64_t inner, double eps) {
+                void* var, void* rstd, int64_t n, int64_t c, int64_t inner, double eps) {
   LOOM_FLOAT_SWITCH(dt, T,
                     batch_norm_impl<T>(static_cast<const T*>(x), static_cast<const T*>(weight),
                                        static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(mean),
-                                       static_cast<T*>(rstd), n, c, inner, eps));
+                                       static_cast<T*>(var), static_cast<T*>(rstd), n, c, inner, eps));
 }
 
 void batch_norm_backward(const KernelCtx&, DType dt, const void* x, const void* weight, const void* mean,

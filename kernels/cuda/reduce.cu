@@ -331,31 +331,48 @@ __global__ void standardize_backward_kernel(const T* y, const T* rstd, const T* 
 }
 
 // Batch norm: a block of kBlockRowThreads per channel (blocks stride over channels); the channel's
-// element j of m = n·inner sits at ((j / inner)·c + ch)·inner + j % inner. Statistics as standardize's.
-__device__ int64_t channel_offset(int64_t j, int64_t ch, int64_t c, int64_t inner) {
-  return ((j / inner) * c + ch) * inner + j % inner;
-}
+// element j of m = n·inner sits at ((j / inner)·c + ch)·inner + j % inner. A thread walks its
+// elements j, j + blockDim, … keeping (j / inner, j % inner) up to date without dividing.
+// Statistics as standardize's.
+struct ChannelWalk {
+  int64_t i, t;        // j / inner and j % inner of the thread's current element
+  int64_t di, dt;      // blockDim / inner and blockDim % inner
+  int64_t c, ch, inner;
+  __device__ ChannelWalk(int64_t c_, int64_t ch_, int64_t inner_)
+      : i(threadIdx.x / inner_), t(threadIdx.x % inner_), di(blockDim.x / inner_), dt(blockDim.x % inner_), c(c_),
+        ch(ch_), inner(inner_) {}
+  __device__ int64_t offset() const { return (i * c + ch) * inner + t; }
+  __device__ void next() {
+    i += di;
+    t += dt;
+    if (t >= inner) t -= inner, ++i;
+  }
+};
 
 template <class T>
-__global__ void batch_norm_kernel(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t n, int64_t c,
-                                  int64_t inner, double eps) {
+__global__ void batch_norm_kernel(const T* x, const T* w, const T* b, T* y, T* mean, T* var, T* rstd, int64_t n,
+                                  int64_t c, int64_t inner, double eps) {
   const int64_t m = n * inner;
   for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
     double sum = 0, ss = 0;
-    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) sum += double(x[channel_offset(j, ch, c, inner)]);
+    ChannelWalk p(c, ch, inner);
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x, p.next()) sum += double(x[p.offset()]);
     const double mu = group_allreduce(sum, PlusOp{}, true) / double(m);
-    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
-      const double d = double(x[channel_offset(j, ch, c, inner)]) - mu;
+    p = ChannelWalk(c, ch, inner);
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x, p.next()) {
+      const double d = double(x[p.offset()]) - mu;
       ss += d * d;
     }
-    const double sd = 1 / sqrt(group_allreduce(ss, PlusOp{}, true) / double(m) + eps);
+    const double sigma2 = group_allreduce(ss, PlusOp{}, true) / double(m), sd = 1 / sqrt(sigma2 + eps);
     const double scale = sd * (w ? double(w[ch]) : 1.0), shift = b ? double(b[ch]) : 0.0;
-    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
-      const int64_t t = channel_offset(j, ch, c, inner);
+    p = ChannelWalk(c, ch, inner);
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x, p.next()) {
+      const int64_t t = p.offset();
       y[t] = static_cast<T>((double(x[t]) - mu) * scale + shift);
     }
     if (threadIdx.x == 0) {
       mean[ch] = static_cast<T>(mu);
+      if (var) var[ch] = static_cast<T>(sigma2);
       rstd[ch] = static_cast<T>(sd);
     }
   }
@@ -368,8 +385,9 @@ __global__ void batch_norm_backward_kernel(const T* x, const T* w, const T* mean
   for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
     const double mu = double(mean[ch]), sd = double(rstd[ch]);
     double a = 0, bsum = 0;
-    for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
-      const int64_t t = channel_offset(j, ch, c, inner);
+    ChannelWalk p(c, ch, inner);
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x, p.next()) {
+      const int64_t t = p.offset();
       a += double(gy[t]);
       bsum += double(gy[t]) * ((double(x[t]) - mu) * sd);
     }
@@ -377,8 +395,9 @@ __global__ void batch_norm_backward_kernel(const T* x, const T* w, const T* mean
     bsum = group_allreduce(bsum, PlusOp{}, true);
     if (gx) {
       const double scale = sd * (w ? double(w[ch]) : 1.0), mean_g = a / double(m), mean_gy = bsum / double(m);
-      for (int64_t j = threadIdx.x; j < m; j += blockDim.x) {
-        const int64_t t = channel_offset(j, ch, c, inner);
+      p = ChannelWalk(c, ch, inner);
+      for (int64_t j = threadIdx.x; j < m; j += blockDim.x, p.next()) {
+        const int64_t t = p.offset();
         gx[t] = static_cast<T>(scale * (double(gy[t]) - mean_g - (double(x[t]) - mu) * sd * mean_gy));
       }
     }
@@ -534,13 +553,13 @@ void standardize_backward(const KernelCtx& k, DType dt, const void* y, const voi
 }
 
 void batch_norm(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,
-                void* rstd, int64_t n, int64_t c, int64_t inner, double eps) {
+                void* var, void* rstd, int64_t n, int64_t c, int64_t inner, double eps) {
   if (n * c * inner == 0) return;
   LaunchScope s(k, "batch_norm");
   LOOM_FLOAT_SWITCH(dt, T, {
     s.launch(batch_norm_kernel<T>, grid_for(s, c), dim3(kBlockRowThreads), static_cast<const T*>(x),
              static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(mean),
-             static_cast<T*>(rstd), n, c, inner, eps);
+             static_cast<T*>(var), static_cast<T*>(rstd), n, c, inner, eps);
   });
 }
 

@@ -37,9 +37,12 @@ class Gan : public gan::AdversarialModel {
     return {};  // Fashion-MNIST in [−1, 1]
   }
 
+  // Capturable: k batches a step (batches_per_step), losses on the device, the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
+  int64_t batches_per_step() const override { return d_steps_; }
   Losses train_step(const Batch& batch, Step& step) override {
     schedule_lr(step);
-    double d_loss = 0, d_real = 0, d_fake = 0;
+    Tensor d_loss, d_real, d_fake;  // the mean of the k critic losses; D(x) and D(G(z)) of the last
     for (int64_t k = 0; k < d_steps_; ++k) {
       const Tensor x = k == 0 ? batch.images : step.next_batch().images;
       Tensor fake;
@@ -51,13 +54,14 @@ class Gan : public gan::AdversarialModel {
       Tensor loss = gan::discriminator_loss(real_logits, fake_logits);
       gan::descend(*d_opt_, loss);
       NoGrad ng;
-      d_loss += loss.item() / static_cast<double>(d_steps_);
-      d_real = mean(sigmoid(real_logits)).item();
-      d_fake = mean(sigmoid(fake_logits)).item();
+      const Tensor part = loss.detach() / static_cast<double>(d_steps_);
+      d_loss = k == 0 ? part : d_loss + part;
+      d_real = mean(sigmoid(real_logits));
+      d_fake = mean(sigmoid(fake_logits));
     }
     Tensor g_loss = gan::generator_loss(discriminate(generate(noise(batch.images.size(0), nullptr))), loss_);
     gan::descend(*g_opt_, g_loss);
-    return {{"d_loss", d_loss}, {"g_loss", g_loss.item()}, {"D(x)", d_real}, {"D(G(z))", d_fake}};
+    return step_losses({{"d_loss", d_loss}, {"g_loss", g_loss}, {"D(x)", d_real}, {"D(G(z))", d_fake}});
   }
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {
