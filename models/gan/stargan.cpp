@@ -231,6 +231,10 @@ class StarGan : public gan::AdversarialModel {
   // without λ_gp), wasserstein (mean D_src(x) − mean D_src(G(x, c)) of the last D
   // update), g_loss (L_G), g_adv (−mean D_src(G(x, c))), g_cls (L_cls^f) and
   // g_rec (L_rec, without λ_rec).
+  // Capturable with one-hot domains (the attributes' random order is drawn on the host): d_steps
+  // batches a step, every draw on the device, the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return !attributes_; }
+  int64_t batches_per_step() const override { return d_steps_; }
   Losses train_step(const Batch& batch, Step& step) override {
     schedule_lr(step);
     Tensor x, source, target, d_loss, d_cls, penalty, adv;
@@ -264,11 +268,13 @@ class StarGan : public gan::AdversarialModel {
     const Tensor g_rec = cyclegan::cycle_consistency_loss(x, translate(fake, source));
     const Tensor g_loss = g_adv + lambda_cls_ * g_cls + lambda_rec_ * g_rec;
     gan::descend(*g_opt_, g_loss);
-    // The losses are read back only now, so a CUDA step waits for its kernels once, at its end.
+    // The losses stay on the device until the step's end (step_losses), so a CUDA step waits for its
+    // kernels once, and a captured one not at all.
+    NoGrad ng;
     const auto steps = static_cast<double>(d_steps_);
-    return {{"d_loss", d_loss.item() / steps}, {"d_cls", d_cls.item() / steps},
-            {"gradient_penalty", penalty.item() / steps}, {"wasserstein", -adv.item()},
-            {"g_loss", g_loss.item()}, {"g_adv", g_adv.item()}, {"g_cls", g_cls.item()}, {"g_rec", g_rec.item()}};
+    return step_losses({{"d_loss", d_loss / steps}, {"d_cls", d_cls / steps}, {"gradient_penalty", penalty / steps},
+                        {"wasserstein", -adv.detach()}, {"g_loss", g_loss.detach()}, {"g_adv", g_adv.detach()},
+                        {"g_cls", g_cls.detach()}, {"g_rec", g_rec.detach()}});
   }
 
   // The translations of c.images [n, C, H, W] into c.targets, or where none are given
@@ -346,7 +352,7 @@ class StarGan : public gan::AdversarialModel {
   }
   // The labels float [B, K] of a batch: its domains as one-hots, or its attributes.
   Tensor labels_of(const Batch& b) const {
-    if (!attributes_) return one_hot(checked_domains(b.labels, b.images), domains_);
+    if (!attributes_) return one_hot(checked_domains(b.labels, b.images, !CudaGraph::capturing()), domains_);
     LOOM_CHECK(b.attributes.defined() && b.attributes.dim() == 2 && b.attributes.size(0) == b.images.size(0) &&
                    b.attributes.size(1) == domains_,
                "stargan: expected the ", domains_, " attributes of each of ", b.images.size(0), " images (float [",
@@ -374,19 +380,21 @@ class StarGan : public gan::AdversarialModel {
               [&u](int64_t a, int64_t b) { return u[static_cast<size_t>(a)] < u[static_cast<size_t>(b)]; });
     return from_vector(order, {n}, TensorOptions{DType::Int64, device_});
   }
-  // Domains int64 [B] drawn uniformly from g (nullptr: the default generator) on the
-  // host, so that every device draws alike: ⌊u · K⌋ of u ~ U(0, 1] (u = 1 taken as K − 1).
+  // Domains int64 [B] drawn uniformly from g (nullptr: the default generator) on the model's
+  // device: ⌊u · K⌋ of u ~ U(0, 1] in float64 (u = 1 taken as K − 1; the cast truncates). The
+  // Philox numbers are the same on every device, so every device draws alike.
   Tensor random_domains(int64_t n, Generator* g) const {
-    const std::vector<double> u = rand({n}, TensorOptions{DType::Float64}, g).to_vector<double>();
-    std::vector<int64_t> out;
-    for (double v : u) out.push_back(std::min(domains_ - 1, static_cast<int64_t>(v * static_cast<double>(domains_))));
-    return from_vector(out, {n}, TensorOptions{DType::Int64, device_});
+    const Tensor u = rand({n}, TensorOptions{DType::Float64, device_}, g);
+    return clamp(u * static_cast<double>(domains_), 0.0, static_cast<double>(domains_ - 1)).to(DType::Int64);
   }
-  // domains, checked to be int64 [B] in [0, K) for images [B, ...].
-  Tensor checked_domains(const Tensor& domains, const Tensor& images) const {
+  // domains, checked to be int64 [B] for images [B, ...], and in [0, K) when `values` (a
+  // step being captured as a CUDA graph leaves the values to one_hot's check, on the device:
+  // it cannot read them on the host).
+  Tensor checked_domains(const Tensor& domains, const Tensor& images, bool values = true) const {
     LOOM_CHECK(domains.defined() && domains.dtype() == DType::Int64 && domains.dim() == 1 &&
                    domains.size(0) == images.size(0),
                "stargan: expected the domain of each of ", images.size(0), " images (int64 [", images.size(0), "])");
+    if (!values) return domains;
     const std::vector<int64_t> v = domains.to(Device::cpu()).to_vector<int64_t>();
     for (int64_t k : v)
       LOOM_CHECK(k >= 0 && k < domains_, "stargan: domain ", k, " is not one of the ", domains_, " domains [0, ",

@@ -497,8 +497,8 @@ TEST_P(CudaGraphTraining, ReplayedStepsGiveTheEagerRunBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(CudaTraining, CudaGraphTraining,
-                         ::testing::Values("classifier", "vae", "gan", "dcgan", "cgan", "infogan", "aae", "bernoulli",
-                                           "markov", "nade", "pixelcnn", "pixelrnn"),
+                         ::testing::Values("classifier", "vae", "gan", "dcgan", "cgan", "infogan", "stargan", "aae",
+                                           "bernoulli", "markov", "nade", "pixelcnn", "pixelrnn"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST_F(CudaTest, CudaGraphTrainingRefusesWhatItCannotCapture) {
