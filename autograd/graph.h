@@ -32,8 +32,8 @@
 // step()), draw on the host or work on host tensors it expects to be redone,
 // work on another device. Shapes are fixed by the capture.
 //
-// Index checks (the labels of cross_entropy and one_hot, the indices of gather,
-// index_select, scatter_add) run on the device: during the capture each becomes
+// Index checks (check_indices: the labels of cross_entropy and one_hot, the indices of
+// gather, index_select, scatter_add) run on the device: during the capture each becomes
 // a kernel writing the first bad position to a word of the graph's, and replay()
 // reads those words after the step, throwing the Error the eager step would have
 // (the op, the value, its position). A graph holding such checks therefore waits

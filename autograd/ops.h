@@ -128,6 +128,12 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& index);        // ind
 // x with src added at index along axis: out[.., index[..j..], ..] += src[..j..].
 Tensor scatter_add(const Tensor& x, int64_t axis, const Tensor& index, const Tensor& src);
 Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype = DType::Float32);
+// The range check the index ops run: every value of index (int64, any shape) in [0, bound), else a
+// loom::Error "<op>: <noun> v at position j is out of range for <what>" (j the flat position of the
+// first bad value). A kernel finds it on the index's device, so one word comes back, not the indices;
+// during a CUDA graph capture the check is recorded and CudaGraph::replay throws after the step.
+void check_indices(const char* op, const Tensor& index, int64_t bound, const std::string& what,
+                   const char* noun = "index");
 
 // ---- vision (ops/conv.cpp, ops/pool.cpp) -------------------------------------------
 using Pair = std::array<int64_t, 2>;

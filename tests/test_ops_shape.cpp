@@ -552,6 +552,11 @@ TEST(ShapeOps, OneHot) {
 TEST(ShapeOps, OneHotErrors) {
   expect_error([] { one_hot(idx({0, 3}), 3); }, {"one_hot", "index 3", "3 classes"});
   expect_error([] { one_hot(idx({-1}), 3); }, {"one_hot", "index -1"});
+  // The check itself, public for a model's own indices: the first bad value at its flat position.
+  check_indices("mine", reshape(idx({0, 2, 1, 2}), {2, 2}), 3, "three rows");
+  expect_error([] { check_indices("mine", reshape(idx({0, 2, 5, -1}), {2, 2}), 3, "three rows", "row"); },
+               {"mine: row 5 at position 2 is out of range for three rows"});
+  expect_error([] { check_indices("mine", zeros({2}), 3, "three rows"); }, {"mine", "int64", "float32"});
   expect_error([] { one_hot(from_vector(std::vector<double>{0, 1}, {2}), 3); }, {"one_hot", "int64", "float32"});
   expect_error([] { one_hot(idx({0}), 0); }, {"one_hot", "positive", "got 0"});
 }

@@ -19,10 +19,5 @@ int64_t wrap_axis(const char* op, int64_t axis, int64_t rank);
 Tensor sum_to(const Tensor& g, const Shape& shape);
 // Product of shape[begin, end).
 int64_t prod(const Shape& s, int64_t begin, int64_t end);
-// Every index (int64) in [0, bound), else a loom::Error "<op>: <noun> v at position j is out of range for
-// <what>". A CUDA index is checked by a kernel (one word comes back, not the indices); during a CUDA graph
-// capture the check is recorded and the graph reads its word after each replay (CudaGraph::check_after_replay).
-void check_index_values(const char* op, const Tensor& index, int64_t bound, const std::string& what,
-                        const char* noun = "index");
 
 }  // namespace loom::detail

@@ -82,7 +82,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction r) {
              n, "] for logits ", logits.shape(), ", got ", labels.dtype(), " ", labels.shape());
   LOOM_CHECK(labels.device() == logits.device(), "cross_entropy: labels on ", labels.device(), " but logits ",
              logits.shape(), " on ", logits.device());
-  check_index_values("cross_entropy", labels, classes, str("[0, ", classes, ") (the classes of logits ", logits.shape(), ")"),
+  check_indices("cross_entropy", labels, classes, str("[0, ", classes, ") (the classes of logits ", logits.shape(), ")"),
                      "label");
   Tensor class_index = arange(0, static_cast<double>(classes), 1, logits.options());  // [C]
   Tensor mask = eq(class_index, reshape(labels.to(logits.dtype()), {n, 1}));          // [N, C]

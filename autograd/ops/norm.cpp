@@ -113,9 +113,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   Tensor var = running_var.defined() ? empty({channels}, o) : Tensor();  // the biased σ², for the running statistics
   const auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
   KernelCtx k = kernel_ctx(x.device());
-  if (x.numel() > 0)
-    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
-                  mu.data_ptr(), ptr(var), rstd.data_ptr(), n, channels, inner, eps);
+  LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
+                mu.data_ptr(), ptr(var), rstd.data_ptr(), n, channels, inner, eps);  // count > 1: x is not empty
   if (running_mean.defined()) {
     // PyTorch's update, r ← (1 − m)·r + m·s, where the running variance takes the unbiased batch
     // variance σ²·n/(n − 1) while x̂ used the biased one. The handles are const, the storage they
@@ -155,10 +154,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     if (bi >= 0 && c.needs[bi]) grads[bi] = empty({channels}, x.options());
     const auto out = [&](int64_t i) { return i >= 0 && grads[i].defined() ? grads[i].data_ptr() : nullptr; };
     KernelCtx k = kernel_ctx(x.device());
-    if (x.numel() > 0)
-      LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm_backward, k, x.dtype(), x.data_ptr(),
-                    w.defined() ? w.data_ptr() : nullptr, mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0),
-                    out(wi), out(bi), n, channels, inner);
+    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm_backward, k, x.dtype(), x.data_ptr(),
+                  w.defined() ? w.data_ptr() : nullptr, mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0), out(wi),
+                  out(bi), n, channels, inner);
     return grads;
   });
   return y;

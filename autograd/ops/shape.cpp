@@ -15,7 +15,7 @@
 //   clone: g
 //
 // Index tensors are int64 and are checked before any kernel uses them
-// (check_index_values): an index outside its axis would make a kernel read or
+// (check_indices): an index outside its axis would make a kernel read or
 // write outside its buffer, so it is a loom::Error naming the op, the value, its
 // position and the axis instead. Backward reuses the validated (saved,
 // version-checked) index through the raw kernels below without checking it again.
@@ -176,37 +176,26 @@ Tensor slice_backward_recorded(const Tensor& g, const Shape& xs, int64_t ax, int
 
 }  // namespace
 
-namespace detail {
-
-void check_index_values(const char* op, const Tensor& index, int64_t bound, const std::string& what,
-                        const char* noun) {
-  if (index.numel() == 0) return;
-  const auto message = [=](int64_t value, int64_t position) {
-    return str(op, ": ", noun, " ", value, " at position ", position, " is out of range for ", what);
-  };
-  if (!index.device().is_cuda()) {
-    const std::vector<int64_t> v = index.to_vector<int64_t>();
-    for (size_t j = 0; j < v.size(); ++j)
-      LOOM_CHECK(v[j] >= 0 && v[j] < bound, message(v[j], static_cast<int64_t>(j)));
-    return;
-  }
-  // On the device: one word comes back, not the indices (the least bad position, or n).
-  const Tensor idx = index.detach();  // data is always contiguous
-  const int64_t n = idx.numel();
-  Tensor first = full({1}, static_cast<double>(n), TensorOptions{DType::Int64, idx.device()});
-  KernelCtx k = kernel_ctx(idx.device());
-  LOOM_DISPATCH(k, LOOM_CUDA_SHAPE, find_bad_index, k, idx.data<int64_t>(), n, bound, first.data<int64_t>());
-  const auto read = [idx, first, n, message] {
+void check_indices(const char* op, const Tensor& index, int64_t bound, const std::string& what, const char* noun) {
+  LOOM_CHECK(index.defined() && index.dtype() == DType::Int64, op, ": ", noun, "s must be int64, got ",
+             index.defined() ? str(index.dtype(), " ", index.shape()) : std::string("an undefined tensor"));
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  // The least bad position, or n: on the CPU a plain read, on a GPU one word copied back.
+  Tensor first = full({1}, static_cast<double>(n), TensorOptions{DType::Int64, index.device()});
+  KernelCtx k = kernel_ctx(index.device());
+  LOOM_DISPATCH(k, LOOM_CUDA_SHAPE, find_bad_index, k, index.data<int64_t>(), n, bound, first.data<int64_t>());
+  const auto read = [op, noun, what, bound, idx = index.detach(), first, n] {
     const int64_t j = first.to_vector<int64_t>()[0];
-    if (j < n) throw Error(message(reshape(idx, {n}).to_vector<int64_t>()[static_cast<size_t>(j)], j));
+    if (j < n)
+      throw Error(str(op, ": ", noun, " ", slice(reshape(idx, {n}), 0, j, j + 1).to_vector<int64_t>()[0],
+                      " at position ", j, " is out of range for ", what));
   };
   // A captured step cannot read the device: the graph reads the word after each replay.
   CudaGraph* graph = CudaGraph::capturing();
-  if (graph && kernels::capturing(idx.device())) return graph->check_after_replay(read);
+  if (graph && kernels::capturing(index.device())) return graph->check_after_replay(read);
   read();
 }
-
-}  // namespace detail
 
 Tensor reshape(const Tensor& x, Shape shape) {
   const OpRange range(OpId::Reshape);
@@ -485,7 +474,7 @@ Tensor index_select(const Tensor& x, int64_t axis, const Tensor& index) {
   const int64_t ax = axis_of("index_select", x, axis);
   check_index_tensor("index_select", index, x);
   LOOM_CHECK(index.dim() == 1, "index_select: index must be 1-D, got shape ", index.shape());
-  check_index_values("index_select", index, x.shape()[ax], axis_name(ax, x.shape()));
+  check_indices("index_select", index, x.shape()[ax], axis_name(ax, x.shape()));
   Shape out = x.shape();
   out[ax] = index.numel();
   Tensor y = empty(out, x.options());
@@ -519,7 +508,7 @@ Tensor gather(const Tensor& x, int64_t axis, const Tensor& index) {
   const int64_t ax = axis_of("gather", x, axis);
   check_index_tensor("gather", index, x);
   check_index_matches_outside_axis("gather", index, x, ax);
-  check_index_values("gather", index, x.shape()[ax], axis_name(ax, x.shape()));
+  check_indices("gather", index, x.shape()[ax], axis_name(ax, x.shape()));
   Tensor y = gather_raw(x, ax, index);
   if (needs_grad({&x})) {
     const Shape xs = x.shape();
@@ -542,7 +531,7 @@ Tensor scatter_add(const Tensor& x, int64_t axis, const Tensor& index, const Ten
   LOOM_CHECK(index.shape() == src.shape(), "scatter_add: index shape ", index.shape(), " and src shape ", src.shape(),
              " must be equal");
   check_index_matches_outside_axis("scatter_add", index, x, ax);
-  check_index_values("scatter_add", index, x.shape()[ax], axis_name(ax, x.shape()));
+  check_indices("scatter_add", index, x.shape()[ax], axis_name(ax, x.shape()));
   Tensor y = x.detach().clone();
   scatter_add_into(y, ax, index, src);
   if (needs_grad({&x, &src}))
@@ -560,7 +549,7 @@ Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype) {
   LOOM_CHECK(labels.dtype() == DType::Int64, "one_hot: labels must be int64, got ", labels.dtype(), " ",
              labels.shape());
   LOOM_CHECK(num_classes > 0, "one_hot: num_classes must be positive, got ", num_classes);
-  check_index_values("one_hot", labels, num_classes, str(num_classes, " classes (labels shape ", labels.shape(), ")"));
+  check_indices("one_hot", labels, num_classes, str(num_classes, " classes (labels shape ", labels.shape(), ")"));
   // y[..., c] = 1 where c = labels[...]: a scatter_add of ones along the new last
   // axis, with the labels as a [..., 1] index. Not differentiable.
   Shape out = labels.shape();

@@ -352,7 +352,7 @@ class StarGan : public gan::AdversarialModel {
   }
   // The labels float [B, K] of a batch: its domains as one-hots, or its attributes.
   Tensor labels_of(const Batch& b) const {
-    if (!attributes_) return one_hot(checked_domains(b.labels, b.images, !CudaGraph::capturing()), domains_);
+    if (!attributes_) return one_hot(checked_domains(b.labels, b.images), domains_);
     LOOM_CHECK(b.attributes.defined() && b.attributes.dim() == 2 && b.attributes.size(0) == b.images.size(0) &&
                    b.attributes.size(1) == domains_,
                "stargan: expected the ", domains_, " attributes of each of ", b.images.size(0), " images (float [",
@@ -387,18 +387,13 @@ class StarGan : public gan::AdversarialModel {
     const Tensor u = rand({n}, TensorOptions{DType::Float64, device_}, g);
     return clamp(u * static_cast<double>(domains_), 0.0, static_cast<double>(domains_ - 1)).to(DType::Int64);
   }
-  // domains, checked to be int64 [B] for images [B, ...], and in [0, K) when `values` (a
-  // step being captured as a CUDA graph leaves the values to one_hot's check, on the device:
-  // it cannot read them on the host).
-  Tensor checked_domains(const Tensor& domains, const Tensor& images, bool values = true) const {
+  // domains, checked to be int64 [B] in [0, K) for images [B, ...] (the values on their device,
+  // so a step captured as a CUDA graph is checked at each replay).
+  Tensor checked_domains(const Tensor& domains, const Tensor& images) const {
     LOOM_CHECK(domains.defined() && domains.dtype() == DType::Int64 && domains.dim() == 1 &&
                    domains.size(0) == images.size(0),
                "stargan: expected the domain of each of ", images.size(0), " images (int64 [", images.size(0), "])");
-    if (!values) return domains;
-    const std::vector<int64_t> v = domains.to(Device::cpu()).to_vector<int64_t>();
-    for (int64_t k : v)
-      LOOM_CHECK(k >= 0 && k < domains_, "stargan: domain ", k, " is not one of the ", domains_, " domains [0, ",
-                 domains_, ")");
+    check_indices("stargan", domains, domains_, str("the ", domains_, " domains [0, ", domains_, ")"), "domain");
     return domains;
   }
 
