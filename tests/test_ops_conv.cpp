@@ -353,22 +353,40 @@ TEST(OpsConv, OneDnnEmptyBatch) {
   EXPECT_EQ(conv_transpose2d(zeros({0, 3, 2, 2}, f32), w, {}, {.stride = {2, 2}}).shape(), (Shape{0, 2, 5, 5}));
 }
 
-// auto (the default) runs float32 convs with at least 16 input channels per group through oneDNN and the
-// rest on loom's kernels (kernels/cpu/conv.cpp): the same bits as the variant it picks.
-TEST(OpsConv, AutoPicksOneDnnForDeepFloat32Convs) {
-  auto conv = [](kernels::ConvVariant v, int64_t c, int64_t groups, DType dt) {
-    const kernels::ConvVariantScope selected(v);
-    return conv2d(rand64({2, c, 9, 8}, -1, 1, 91).to(dt), rand64({8, c / groups, 3, 3}, -1, 1, 92).to(dt), {},
-                  {.stride = {2, 2}, .padding = {1, 1}, .groups = groups})
-        .to_vector<double>();
-  };
+// Auto's rule (kernels/cpu/conv.cpp), pass by pass, told apart by the bits: oneDNN (v0) forward and for the
+// weights from 3 input channels per group, for the data from 16, or from 8 with 8 or more output channels per
+// group; loom's kernels (v1 at these widths) otherwise, and always for float64. Each pass's result under auto
+// must equal exactly one of v0's and v1's.
+TEST(OpsConv, AutoPicksOneDnnPerPass) {
   using kernels::ConvVariant;
-  EXPECT_EQ(conv(ConvVariant::Auto, 16, 1, DType::Float32), conv(ConvVariant::V0, 16, 1, DType::Float32));
-  EXPECT_EQ(conv(ConvVariant::Auto, 32, 2, DType::Float32), conv(ConvVariant::V0, 32, 2, DType::Float32));
-  EXPECT_NE(conv(ConvVariant::V1, 16, 1, DType::Float32), conv(ConvVariant::V0, 16, 1, DType::Float32));
-  EXPECT_EQ(conv(ConvVariant::Auto, 8, 1, DType::Float32), conv(ConvVariant::V1, 8, 1, DType::Float32));
-  EXPECT_EQ(conv(ConvVariant::Auto, 32, 4, DType::Float32), conv(ConvVariant::V1, 32, 4, DType::Float32));
-  EXPECT_EQ(conv(ConvVariant::Auto, 16, 1, DType::Float64), conv(ConvVariant::V1, 16, 1, DType::Float64));
+  // y, ∂x and ∂w of a strided conv, as {forward, backward_data, backward_weight}.
+  auto passes = [](ConvVariant v, int64_t c, int64_t o, int64_t groups, DType dt) {
+    const kernels::ConvVariantScope selected(v);
+    Tensor x = rand64({4, c, 17, 16}, -1, 1, 91).to(dt).requires_grad_();
+    Tensor w = rand64({o, c / groups, 7, 7}, -1, 1, 92).to(dt).requires_grad_();
+    Tensor y = conv2d(x, w, {}, {.stride = {2, 2}, .padding = {3, 3}, .groups = groups});
+    backward(sum(y * rand64(y.shape(), -1, 1, 93).to(dt)));
+    return std::vector{y.detach().to_vector<double>(), x.grad().to_vector<double>(), w.grad().to_vector<double>()};
+  };
+  auto picks = [&](int64_t c, int64_t o, int64_t groups, DType dt = DType::Float32) {
+    const auto a = passes(ConvVariant::Auto, c, o, groups, dt), v0 = passes(ConvVariant::V0, c, o, groups, DType::Float32),
+               v1 = passes(ConvVariant::V1, c, o, groups, dt);
+    std::string out;
+    for (size_t p = 0; p < a.size(); ++p) {
+      const bool is0 = dt == DType::Float32 && a[p] == v0[p], is1 = a[p] == v1[p];
+      out += std::string(out.empty() ? "" : " ") + (is0 && is1 ? "both" : is0 ? "v0" : is1 ? "v1" : "neither");
+    }
+    return out;
+  };
+  EXPECT_EQ(picks(16, 8, 1), "v0 v0 v0");
+  EXPECT_EQ(picks(32, 8, 2), "v0 v0 v0");
+  EXPECT_EQ(picks(8, 8, 1), "v0 v0 v0");
+  EXPECT_EQ(picks(8, 3, 1), "v0 v1 v0");
+  EXPECT_EQ(picks(3, 8, 1), "v0 v1 v0");
+  EXPECT_EQ(picks(2, 8, 1), "v1 v1 v1");
+  EXPECT_EQ(picks(16, 16, 4), "v0 v1 v0");
+  EXPECT_EQ(picks(1, 8, 1), "v1 v1 v1");
+  EXPECT_EQ(picks(16, 8, 1, DType::Float64), "v1 v1 v1");
 }
 
 // Through the tape: conv2d and conv_transpose2d in float32 with v0, forward and all gradients, against

@@ -93,6 +93,13 @@ void dcgan_shapes(benchmark::internal::Benchmark* b) {
     b->Args({64, 128, 100, 7, 7, 1, 0, v});  // the generator's first layer (z → 7x7), read backwards
     b->Args({64, 1, 32, 28, 3, 1, 1, v});
     b->Args({64, 32, 64, 14, 3, 1, 1, v});
+    // CycleGAN-28 at its default width f = 8: the generator's 3→8 and 8→3 k7 (reflection-padded 34x34),
+    // its 8→16 k3 s2 p1 on 28x28; the discriminator's 3→8 and 8→16 k4 s2 p1
+    b->Args({64, 3, 8, 34, 7, 1, 0, v});
+    b->Args({64, 8, 3, 34, 7, 1, 0, v});
+    b->Args({64, 8, 16, 28, 3, 2, 1, v});
+    b->Args({64, 3, 8, 28, 4, 2, 1, v});
+    b->Args({64, 8, 16, 14, 4, 2, 1, v});
   }
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }

@@ -29,8 +29,9 @@
 // finite data from neighbouring pixels, so results are exact, but a non-finite x (backward_weight)
 // or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
 //
-// ConvVariant::Auto runs float32 with C/G ≥ kOneDnnMinChannels through v0, oneDNN (kernels/cpu/conv_dnnl.cpp), in
-// builds that have it; otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
+// ConvVariant::Auto runs float32 through v0, oneDNN (kernels/cpu/conv_dnnl.cpp), in builds that have it, where it
+// measured faster (from 3 input channels per group forward and for the weights, from 8 or 16 for the data:
+// kOneDnnMinChannels*); otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
 // v1. A chunk is as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
 //
 // Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
@@ -64,11 +65,16 @@ constexpr int64_t kChunkElements = int64_t(1) << 19;
 // Auto uses shifted views (v2) from this many input channels per group: each tap's GEMM has depth
 // C/G, and a shallow GEMM re-reads and re-writes its whole output per tap.
 constexpr int64_t kShiftedMinChannels = 32;
-// Auto runs float32 through oneDNN (v0) from this many input channels per group. Measured one thread
-// (docs/results/cpu.md, loom-bench-cpu), each pass: oneDNN took 0.4-0.7x of loom's best time at C/G = 16, 32,
-// 64 and 128 (DCGAN's and the classifier's deep layers), but its backward_data was 6-10x slower at C/G = 1
-// (their input layers), and at C/G = 4 and 8 neither side won every pass.
+// Auto runs float32 through oneDNN (v0) per pass, by the channels per group, C/G in and O/G out. Measured
+// (docs/results/cpu.md, loom-bench-cpu, each pass at 1 and 2 threads): at C/G = 16, 32, 64 and 128 (DCGAN's
+// and the classifier's deep layers) oneDNN took 0.4-0.7x of loom's best time in every pass. Forward and
+// backward_weight from C/G = 3 (CycleGAN's RGB and width-8 layers): 0.2-0.8x of loom's time at 1 thread, 0.25-0.5x
+// at 2, where loom's im2col runs on one thread; at C/G = 1 its forward took up to 1.75x loom's. backward_data,
+// which writes the C/G channels: from C/G = 16, or 8 when it reads O/G ≥ 8 (0.5x at 2 threads, 0.5-1.2x at 1);
+// it took 2-9x loom's time at C/G = 1 and 3, and at 8 → 3.
 constexpr int64_t kOneDnnMinChannels = 16;
+constexpr int64_t kOneDnnMinChannelsFwdWeight = 3;
+constexpr int64_t kOneDnnMinChannelsData = 8;  // with O/G ≥ this too
 
 // Staged positions m of phase f that hold input (not padding): 0 ≤ m·s + f − pad < len.
 struct Range {
@@ -173,11 +179,16 @@ constexpr bool kHaveDnnl = true;
 #else
 constexpr bool kHaveDnnl = false;
 #endif
-// Whether this call runs v0, oneDNN (kernels/cpu/conv_dnnl.cpp): when auto chooses it (above), and when v0
+// Whether this pass runs v0, oneDNN (kernels/cpu/conv_dnnl.cpp): when auto chooses it (above), and when v0
 // is selected, where it must be available and the data float32 (oneDNN has no float64 conv on the CPU), else a
 // loom::Error.
-bool use_onednn(ConvVariant v, DType dt, const ConvGeometry& g) {
-  if (v == ConvVariant::Auto) return kHaveDnnl && dt == DType::Float32 && g.in_channels / g.groups >= kOneDnnMinChannels;
+bool use_onednn(ConvVariant v, DType dt, const ConvGeometry& g, ConvPass pass) {
+  if (v == ConvVariant::Auto) {
+    if (!kHaveDnnl || dt != DType::Float32) return false;
+    const int64_t c = g.in_channels / g.groups, o = g.out_channels / g.groups;
+    if (pass != ConvPass::BackwardData) return c >= kOneDnnMinChannelsFwdWeight;
+    return c >= kOneDnnMinChannels || (c >= kOneDnnMinChannelsData && o >= kOneDnnMinChannelsData);
+  }
   if (v != ConvVariant::V0) return false;
   LOOM_CHECK(kHaveDnnl, "conv on the CPU: variant v0 (oneDNN) is selected (set_conv_variant or LOOM_CONV=v0) but "
              "this build has no oneDNN (libdnnl-dev was not found at configure time); v1, v2 and auto run loom's kernels");
@@ -446,7 +457,7 @@ void run_pass(ConvPass pass, const KernelCtx& k, DType dt, const ConvGeometry& g
               const void* bias, void* out) {
   const ConvVariant v = conv_variant();
   check_geometry(g);
-  if (use_onednn(v, dt, g)) {  // never true without oneDNN: v0 is an error there
+  if (use_onednn(v, dt, g, pass)) {  // never true without oneDNN: v0 is an error there
 #ifdef LOOM_HAVE_DNNL
     return onednn::conv2d(pass, g, static_cast<const float*>(a), static_cast<const float*>(b),
                           static_cast<const float*>(bias), static_cast<float*>(out));
