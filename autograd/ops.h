@@ -178,9 +178,9 @@ Tensor upsample_bilinear2d_backward(const Tensor& gy, int64_t in_h, int64_t in_w
 // ---- normalization (ops/norm.cpp) -----------------------------------------------------
 // x standardized over its axes from `axis` on: every slice x[i₀, …, i_{axis−1}, …] becomes
 // (x − μ) / √(σ² + ε), μ and the biased σ² of the slice's elements; x float32 or float64, y of
-// x's shape and dtype. The core of group, instance and layer norm, as one op with one kernel
-// each way (a CPU pass over the statistics, one over the values, in double; backward
-// ∂x = s·(g − mean(g) − y·mean(g·y)), s = 1/√(σ² + ε), recorded as ops in a create_graph
+// x's shape and dtype. Layer norm's core, one op with one kernel each way (a CPU pass over the
+// statistics, one over the values, in double; backward ∂x = s·(g − mean(g) − x̂·mean(g·x̂)),
+// s = 1/√(σ² + ε), x̂ recomputed from x and the saved μ and s; recorded as ops in a create_graph
 // sweep). Throws a loom::Error naming standardize for an integer x, an axis outside
 // [−rank, rank), slices with no elements, or ε negative or not finite.
 Tensor standardize(const Tensor& x, int64_t axis, double eps = 1e-5);
@@ -189,12 +189,18 @@ Tensor standardize(const Tensor& x, int64_t axis, double eps = 1e-5);
 // they are defined; eval: normalize by the running statistics.
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                   const Tensor& running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+// Group normalization (Wu & He 2018, "Group Normalization", §3.1): x [N, C, ...] float32/float64 standardized over each
+// sample's groups of C/groups channels (with their spatial dims), then y = x̂·γ_c + β_c, γ and β [C]
+// optional: one op, one kernel each way (γ and β fused, x̂ recomputed from x in the backward, whose
+// ∂x = s·(g' − mean(g') − x̂·mean(g'·x̂)) per group, g' = ∂y·γ). Throws a loom::Error naming group_norm
+// for an integer x, fewer than 2 dims, groups not dividing C, γ or β not [C], groups with no
+// elements, or ε negative or not finite.
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = {}, const Tensor& bias = {},
                   double eps = 1e-5);
 // Instance normalization (Ulyanov et al. 2016, "Instance Normalization: The Missing
 // Ingredient for Fast Stylization"; CycleGAN, StarGAN): x [N, C, ...] normalized per
-// sample and channel over the spatial dims, i.e. group_norm with groups = C (a
-// composition, ops/norm.cpp). use_input_stats (PyTorch's training or no
+// sample and channel over the spatial dims, i.e. group_norm with groups = C (its one
+// kernel each way, γ and β included). use_input_stats (PyTorch's training or no
 // running statistics): normalize by each instance's statistics (biased variance) and,
 // when running_mean/var are defined, update them with the batch mean of the
 // per-instance mean and unbiased variance; otherwise normalize by the running ones.

@@ -173,9 +173,12 @@ std::vector<OpCase> make_cases() {
   add(OpId::Standardize, "standardize from axis 1", F(return standardize(in[0], 1)), {uni({3, 4, 5}, 119)});
   add(std::nullopt, "layer_norm", F(return layer_norm(in[0], {2, 5}, in[1], in[2])),
       {uni({3, 2, 5}, 123), uni({2, 5}, 124), uni({2, 5}, 125)});
-  add(std::nullopt, "group_norm 2 groups", F(return group_norm(in[0], 2, in[1], in[2])),
+  add(OpId::GroupNorm, "group_norm 2 groups", F(return group_norm(in[0], 2, in[1], in[2])),
       {uni({2, 4, 3, 2}, 126), uni({4}, 127), uni({4}, 128)});
-  add(std::nullopt, "instance_norm, affine", F(return instance_norm(in[0], in[1], in[2])),
+  add(OpId::GroupNorm, "group_norm 2 groups of 3, gamma only, [N, C]", F(return group_norm(in[0], 2, in[1])),
+      {uni({3, 6}, 164), uni({6}, 165)});
+  add(OpId::GroupNorm, "group_norm 1 group, no affine", F(return group_norm(in[0], 1)), {uni({2, 3, 5}, 166)});
+  add(OpId::GroupNorm, "instance_norm, affine", F(return instance_norm(in[0], in[1], in[2])),
       {uni({2, 3, 3, 4}, 142), uni({3}, 143), uni({3}, 144)});
   add(std::nullopt, "pixel_norm", F(return nn::pixel_norm(in[0])), {uni({2, 4, 3, 2}, 145)});
   add(std::nullopt, "minibatch_stddev", F(return nn::minibatch_stddev(in[0], 2)), {uni({4, 2, 3, 3}, 146)});

@@ -1,7 +1,8 @@
 // Normalization ops (autograd/ops/norm.cpp): batch_norm (its training forward one op) against a
 // hand-rolled mean/variance, its running statistics against PyTorch's update formulas, its first and
 // second derivatives by central differences,
-// group/layer norm statistics, standardize (their shared op) by hand and by finite differences,
+// group/layer norm statistics, group_norm's fused γ and β, standardize (layer norm's op) by hand and by
+// finite differences,
 // gradients through the tape, and every refused shape.
 #include <cmath>
 
@@ -165,6 +166,39 @@ TEST(OpsNorm, GroupNormGradients) {
   expect_gradients([](const std::vector<Tensor>& in) { return group_norm(in[0], 4); }, {rand64({1, 4, 2, 2})});
   expect_gradients([](const std::vector<Tensor>& in) { return group_norm(in[0], 1, in[1]); },
                    {rand64({3, 4}), rand64({4}, 0.5, 2, 45)});
+  // Second derivatives: a create_graph sweep records the backward as ops, γ and β included.
+  expect_second_gradients([](const std::vector<Tensor>& in) { return group_norm(in[0], 2, in[1], in[2]); },
+                          {rand64({2, 4, 3}, -2, 2, 46), rand64({4}, 0.5, 2, 47), rand64({4}, -1, 1, 48)});
+  expect_second_gradients([](const std::vector<Tensor>& in) { return group_norm(in[0], 3, in[1]); },
+                          {rand64({2, 3, 2, 2}, -2, 2, 49), rand64({3}, 0.5, 2, 50)});
+}
+
+// group_norm's one kernel each way: float32 (statistics in double) as close to float64 as float32 rounds, in
+// the output and every gradient; an empty batch gives γ and β gradients of zeros; refused inputs.
+TEST(OpsNorm, GroupNormFloat32EmptyBatchAndErrors) {
+  const std::vector<Tensor> in64{rand64({3, 8, 5, 7}, -4, 9, 67), rand64({8}, 0.5, 2, 68), rand64({8}, -1, 1, 69)};
+  auto run = [&](DType dt) {
+    std::vector<Tensor> in;
+    for (const Tensor& t : in64) in.push_back(t.to(dt).detach().requires_grad_());
+    Tensor y = group_norm(in[0], 4, in[1], in[2]);
+    backward(sum(y * y * y));
+    return std::vector<Tensor>{y.detach(), in[0].grad(), in[1].grad(), in[2].grad()};
+  };
+  const std::vector<Tensor> want = run(DType::Float64), got = run(DType::Float32);
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].dtype(), DType::Float32);
+    expect_tensors_near(got[i].to(DType::Float64), want[i], 1e-4, 1e-5);
+  }
+  Tensor w = ones({4}, f64()).requires_grad_(), b = ones({4}, f64()).requires_grad_();
+  Tensor y = group_norm(zeros({0, 4, 3}, f64()), 2, w, b);
+  EXPECT_EQ(y.shape(), (Shape{0, 4, 3}));
+  backward(sum(y));
+  expect_values(w.grad(), {0, 0, 0, 0});
+  expect_values(b.grad(), {0, 0, 0, 0});
+  expect_error([] { group_norm(zeros({2, 4, 0}), 2); }, {"group_norm", "no elements", "[2, 4, 0]"});
+  expect_error([] { group_norm(zeros({2, 4, 3}), 2, {}, {}, -1); }, {"group_norm", "eps", "-1"});
+  expect_error([] { group_norm(zeros({2, 4, 3}, TensorOptions{DType::Int64}), 2); }, {"group_norm", "int64"});
 }
 
 TEST(OpsNorm, LayerNormStandardizesTrailingDims) {
@@ -191,7 +225,7 @@ TEST(OpsNorm, LayerNormGradients) {
   expect_gradients([](const std::vector<Tensor>& in) { return layer_norm(in[0], {5}); }, {rand64({5})});
 }
 
-// standardize, the op group, instance and layer norm share: hand values, the statistics of each
+// standardize, layer norm's op (group norm's kernels without γ and β): hand values, the statistics of each
 // slice, float32 against float64, ε, first and second derivatives by central differences.
 TEST(OpsNorm, StandardizeOverTrailingAxes) {
   // Rows [1, 2, 3, 6] and [−1, −1, −1, −1]: μ = 3, σ² = 3.5; a constant row is 0 (its σ² is 0, ε > 0).

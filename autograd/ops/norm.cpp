@@ -8,13 +8,14 @@
 //   group_norm: per sample and group of C/G channels, over those channels and the spatial dims
 //   layer_norm: per leading index, over the trailing `normalized_shape` dims
 //   instance_norm: per sample and channel, over the spatial dims (group_norm with G = C)
-// Where that set is the trailing axes of a view (group, instance and layer norm), x̂ is the op
-// `standardize`, one kernel each way: composed of mean, sub, square, rsqrt and mul it took nine
-// passes over x forward and as many backward, and kept several tensors of x's size for it (a DDPM
-// step is a tenth faster with the op); their γ and β are a multiply and an add. Batch norm's set is
-// not contiguous (N and the spatial dims of a channel): its training forward is the op `batch_norm`,
-// one kernel each way with γ and β fused (x̂ recomputed from x, μ and s in the backward, as PyTorch's
-// kernels do, so that nothing of x's size is kept but x itself); eval mode is an affine map of x.
+// Where that set is the trailing axes of a view (group, instance and layer norm), x̂ is one kernel each
+// way, the op `standardize` (layer norm, whose γ and β are a multiply and an add) or `group_norm` (group
+// and instance norm, γ and β per channel fused into it): composed of mean, sub, square, rsqrt and mul it
+// took nine passes over x forward and as many backward, and kept several tensors of x's size for it (a
+// DDPM step is a tenth faster with the op). Batch norm's set is not contiguous (N and the spatial dims of
+// a channel): its training forward is the op `batch_norm`, one kernel each way with γ and β fused. Each
+// backward recomputes x̂ from x, μ and s, as PyTorch's kernels do, so that nothing of x's size is kept
+// but x itself; batch norm's eval mode is an affine map of x.
 #include <cmath>
 
 #include "autograd/ops/common.h"
@@ -51,37 +52,74 @@ Shape channel_shape(const Tensor& x) {
 
 }  // namespace
 
+namespace {
+
+// The op standardize and group_norm are: x viewed [n, groups, cpg, inner], each (sample, group) row of
+// r = cpg·inner values standardized, then y = x̂·γ + β per channel (γ, β [groups·cpg], optional), one kernel
+// each way; the backward recomputes x̂ from x, μ and s (nothing of x's size kept but x).
+Tensor standardize_rows(OpId id, const char* op, const Tensor& x, int64_t n, int64_t groups, int64_t cpg,
+                        int64_t inner, const Tensor& weight, const Tensor& bias, double eps) {
+  const OpRange range(id);
+  LOOM_CHECK(std::isfinite(eps) && eps >= 0, op, ": eps must be finite and >= 0, got ", eps);
+  const int64_t rows = n * groups;
+  const TensorOptions o = x.options();
+  Tensor y = empty(x.shape(), o), mu = empty({rows}, o), rstd = empty({rows}, o);
+  const auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
+  KernelCtx k = kernel_ctx(x.device());
+  if (x.numel() > 0)
+    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
+                  mu.data_ptr(), rstd.data_ptr(), rows, groups, cpg, inner, eps);
+  std::vector<Tensor> inputs{x};
+  const int64_t wi = weight.defined() ? static_cast<int64_t>(inputs.size()) : -1;
+  if (weight.defined()) inputs.push_back(weight);
+  const int64_t bi = bias.defined() ? static_cast<int64_t>(inputs.size()) : -1;
+  if (bias.defined()) inputs.push_back(bias);
+  if (!needs_grad(inputs)) return y;
+  // γ is read by ∂x only: saved only then.
+  std::vector<Tensor> saved{x, x.requires_grad() ? weight : Tensor(), mu, rstd};
+  record(id, inputs, {y}, std::move(saved), [n, groups, cpg, inner, eps, wi, bi](BackwardCtx& c) {
+    const Tensor &x = c.saved[0], &w = c.saved[1], &mu = c.saved[2], &rstd = c.saved[3], &gy = c.grad_out[0];
+    const int64_t channels = groups * cpg;
+    std::vector<Tensor> grads(c.needs.size());
+    if (differentiable({&x, &w, &gy})) {
+      // The same formulas through recorded ops (x̂ recomputed from x), for a create_graph sweep: per row,
+      // ∂x = s·(g' − mean(g') − x̂·mean(g'·x̂)) with g' = gy·γ; ∂γ = Σ gy·x̂, ∂β = Σ gy over samples and `inner`.
+      const Shape by_row = {n, groups, cpg * inner}, by_channel = {n, channels, inner};
+      const Tensor xr = reshape(x, by_row), xc = xr - mean(xr, {2}, true);
+      const Tensor s = rsqrt(mean(square(xc), {2}, true) + eps), xhat = xc * s;
+      if (c.needs[0]) {
+        const Tensor g = reshape(w.defined() ? reshape(gy, by_channel) * reshape(w, {1, channels, 1}) : gy, by_row);
+        grads[0] = reshape(s * (g - mean(g, {2}, true) - xhat * mean(g * xhat, {2}, true)), x.shape());
+      }
+      const Tensor g3 = reshape(gy, by_channel);
+      if (wi >= 0 && c.needs[wi]) grads[wi] = sum(g3 * reshape(xhat, by_channel), {0, 2});
+      if (bi >= 0 && c.needs[bi]) grads[bi] = sum(g3, {0, 2});
+      return grads;
+    }
+    if (c.needs[0]) grads[0] = empty(x.shape(), x.options());
+    // An empty batch: γ's and β's gradients are sums of nothing, which the kernels do not write.
+    const auto param = [&] { return x.numel() > 0 ? empty({channels}, x.options()) : zeros({channels}, x.options()); };
+    if (wi >= 0 && c.needs[wi]) grads[wi] = param();
+    if (bi >= 0 && c.needs[bi]) grads[bi] = param();
+    const auto out = [&](int64_t i) { return i >= 0 && grads[i].defined() ? grads[i].data_ptr() : nullptr; };
+    KernelCtx k = kernel_ctx(x.device());
+    if (x.numel() > 0)
+      LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize_backward, k, x.dtype(), x.data_ptr(),
+                    w.defined() ? w.data_ptr() : nullptr, mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0),
+                    out(wi), out(bi), n * groups, groups, cpg, inner);
+    return grads;
+  });
+  return y;
+}
+
+}  // namespace
+
 Tensor standardize(const Tensor& x, int64_t axis, double eps) {
-  const OpRange range(OpId::Standardize);
   check_floating("standardize", x);
   const int64_t ax = wrap_axis("standardize", axis, x.dim());
   const int64_t outer = prod(x.shape(), 0, ax), r = prod(x.shape(), ax, x.dim());
   LOOM_CHECK(r > 0 || outer == 0, "standardize: the slices from axis ", ax, " of x ", x.shape(), " have no elements");
-  LOOM_CHECK(std::isfinite(eps) && eps >= 0, "standardize: eps must be finite and >= 0, got ", eps);
-  Tensor y = empty(x.shape(), x.options()), rstd = empty({outer}, x.options());
-  KernelCtx k = kernel_ctx(x.device());
-  if (x.numel() > 0)
-    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize, k, x.dtype(), x.data_ptr(), y.data_ptr(), rstd.data_ptr(), outer,
-                  r, eps);
-  if (needs_grad({&x}))
-    record(OpId::Standardize, {x}, {y}, {x, y, rstd}, [ax, eps, outer, r](BackwardCtx& c) {
-      const Tensor &x = c.saved[0], &y = c.saved[1], &rstd = c.saved[2], &gy = c.grad_out[0];
-      // ∂x = s·(g − mean(g) − y·mean(g·y)) over each slice; recorded, with s recomputed from x
-      // through ops, so that a create_graph sweep can differentiate it again (y through this op).
-      if (differentiable({&x, &y, &gy})) {
-        std::vector<int64_t> axes;
-        for (int64_t a = ax; a < x.dim(); ++a) axes.push_back(a);
-        const Tensor s = rsqrt(mean(square(x - mean(x, axes, true)), axes, true) + eps);
-        return std::vector<Tensor>{s * (gy - mean(gy, axes, true) - y * mean(gy * y, axes, true))};
-      }
-      Tensor gx = empty(y.shape(), y.options());
-      KernelCtx k = kernel_ctx(y.device());
-      if (y.numel() > 0)
-        LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize_backward, k, y.dtype(), y.data_ptr(), rstd.data_ptr(),
-                      gy.data_ptr(), gx.data_ptr(), outer, r);
-      return std::vector<Tensor>{gx};
-    });
-  return y;
+  return standardize_rows(OpId::Standardize, "standardize", x, outer, 1, 1, r, {}, {}, eps);
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
@@ -170,10 +208,11 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
              " channels of x ", x.shape());
   check_param("group_norm", "weight", weight, {channels}, x, "one per channel");
   check_param("group_norm", "bias", bias, {channels}, x, "one per channel");
-  // [N, C, ...] → [N, G, (C/G)·spatial]: each group's elements are contiguous.
-  const Shape grouped = {x.size(0), groups, (channels / groups) * prod(x.shape(), 2, x.dim())};
-  Tensor xhat = reshape(standardize(reshape(x, grouped), 2, eps), x.shape());
-  return affine(xhat, weight, bias, channel_shape(x));
+  LOOM_CHECK(prod(x.shape(), 1, x.dim()) > 0 || x.size(0) == 0, "group_norm: the groups of x ", x.shape(),
+             " have no elements");
+  // [N, C, ...] as [N, G, C/G, spatial]: each group's elements are contiguous, its channels' runs in them.
+  return standardize_rows(OpId::GroupNorm, "group_norm", x, x.size(0), groups, channels / groups,
+                          prod(x.shape(), 2, x.dim()), weight, bias, eps);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
@@ -204,7 +243,7 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   if (use_input_stats) {
     const int64_t count = prod(x.shape(), 2, x.dim());
     LOOM_CHECK(count > 1, "instance_norm: needs more than one spatial element per channel, got input ", x.shape());
-    y = group_norm(x, channels, {}, {}, eps);
+    y = group_norm(x, channels, weight, bias, eps);  // γ and β applied in group_norm's kernel
     if (running_mean.defined()) {
       NoGrad no_grad;
       std::vector<int64_t> spatial;
@@ -217,9 +256,10 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   } else {
     LOOM_CHECK(running_mean.defined(), "instance_norm: normalizing by running statistics, but running_mean and "
                                        "running_var are undefined (input ", x.shape(), ")");
-    y = (x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps);
+    y = affine((x - reshape(running_mean, param_shape)) * rsqrt(reshape(running_var, param_shape) + eps), weight,
+               bias, param_shape);
   }
-  return affine(y, weight, bias, param_shape);
+  return y;
 }
 
 }  // namespace loom

@@ -185,7 +185,7 @@ void check_indices(const char* op, const Tensor& index, int64_t bound, const std
   Tensor first = full({1}, static_cast<double>(n), TensorOptions{DType::Int64, index.device()});
   KernelCtx k = kernel_ctx(index.device());
   LOOM_DISPATCH(k, LOOM_CUDA_SHAPE, find_bad_index, k, index.data<int64_t>(), n, bound, first.data<int64_t>());
-  const auto read = [op, noun, what, bound, idx = index.detach(), first, n] {
+  const auto read = [op, noun, what, idx = index.detach(), first, n] {
     const int64_t j = first.to_vector<int64_t>()[0];
     if (j < n)
       throw Error(str(op, ": ", noun, " ", slice(reshape(idx, {n}), 0, j, j + 1).to_vector<int64_t>()[0],

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/clones.h"
 
@@ -151,31 +152,69 @@ LOOM_CPU_CLONES void cumsum_impl(const T* x, T* y, int64_t outer, int64_t r, int
 
 // Each row standardized in two passes over its statistics (the mean, then the biased variance about
 // it: no cancellation, as in the composition of mean, sub and square this replaces) and one over its
-// values, in double.
+// values, in double, with γ and β applied channel by channel in that pass.
 template <class T>
-LOOM_CPU_CLONES void standardize_impl(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double eps) {
+LOOM_CPU_CLONES void standardize_impl(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
+                                      int64_t groups, int64_t cpg, int64_t inner, double eps) {
+  const int64_t r = cpg * inner;
 #pragma omp parallel for schedule(static) if (rows * r > 65536)
   for (int64_t o = 0; o < rows; ++o) {
     const T* p = x + o * r;
-    T* q = y + o * r;
     const double mu = row_sum(r, [p](int64_t j) { return double(p[j]); }) / double(r);
     const double ss = row_sum(r, [p, mu](int64_t j) { return (double(p[j]) - mu) * (double(p[j]) - mu); });
     const double s = 1 / std::sqrt(ss / double(r) + eps);
-    for (int64_t j = 0; j < r; ++j) q[j] = static_cast<T>((double(p[j]) - mu) * s);
+    const int64_t c0 = (o % groups) * cpg;
+    for (int64_t k = 0; k < cpg; ++k) {
+      const double scale = s * (w ? double(w[c0 + k]) : 1.0), shift = b ? double(b[c0 + k]) : 0.0;
+      const T* pk = p + k * inner;
+      T* q = y + o * r + k * inner;
+      for (int64_t j = 0; j < inner; ++j) q[j] = static_cast<T>((double(pk[j]) - mu) * scale + shift);
+    }
+    mean[o] = static_cast<T>(mu);
     rstd[o] = static_cast<T>(s);
   }
 }
 
+// A row's sums are its channels' (Σ gy and Σ gy·x̂ over each channel's `inner` values, weighted by γ); with γ's or
+// β's gradient wanted, the channels' sums are kept per row and added over each channel's rows in row order
+// afterwards, so that x and gy are read twice in all (sums, then gx) and the result is the same for any thread count.
 template <class T>
-LOOM_CPU_CLONES void standardize_backward_impl(const T* y, const T* rstd, const T* gy, T* gx, int64_t rows, int64_t r) {
+LOOM_CPU_CLONES void standardize_backward_impl(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx,
+                                               T* gw, T* gb, int64_t rows, int64_t groups, int64_t cpg, int64_t inner) {
+  const int64_t r = cpg * inner;
+  std::vector<double> part(gw || gb ? rows * cpg * 2 : 0);  // [rows, cpg, (Σ gy, Σ gy·x̂)]
 #pragma omp parallel for schedule(static) if (rows * r > 65536)
   for (int64_t o = 0; o < rows; ++o) {
-    const T *yo = y + o * r, *go = gy + o * r;
-    const double a = row_sum(r, [go](int64_t j) { return double(go[j]); });
-    const double b = row_sum(r, [go, yo](int64_t j) { return double(go[j]) * double(yo[j]); });
-    const double s = double(rstd[o]), mean_g = a / double(r), mean_gy = b / double(r);
-    for (int64_t j = 0; j < r; ++j)
-      gx[o * r + j] = static_cast<T>(s * (double(go[j]) - mean_g - double(yo[j]) * mean_gy));
+    const double mu = double(mean[o]), s = double(rstd[o]);
+    const int64_t c0 = (o % groups) * cpg;
+    double a = 0, bsum = 0;  // Σ g' and Σ g'·x̂ over the row, g' = gy·γ
+    for (int64_t k = 0; k < cpg; ++k) {
+      const T *p = x + o * r + k * inner, *g = gy + o * r + k * inner;
+      const double ak = row_sum(inner, [g](int64_t j) { return double(g[j]); });
+      const double bk = row_sum(inner, [p, g, mu, s](int64_t j) { return double(g[j]) * ((double(p[j]) - mu) * s); });
+      const double wk = w ? double(w[c0 + k]) : 1.0;
+      a += wk * ak;
+      bsum += wk * bk;
+      if (!part.empty()) part[(o * cpg + k) * 2] = ak, part[(o * cpg + k) * 2 + 1] = bk;
+    }
+    if (!gx) continue;
+    const double mean_g = a / double(r), mean_gx = bsum / double(r);
+    for (int64_t k = 0; k < cpg; ++k) {
+      const double wk = w ? double(w[c0 + k]) : 1.0;
+      const T *p = x + o * r + k * inner, *g = gy + o * r + k * inner;
+      T* q = gx + o * r + k * inner;
+      for (int64_t j = 0; j < inner; ++j)
+        q[j] = static_cast<T>(s * (wk * double(g[j]) - mean_g - (double(p[j]) - mu) * s * mean_gx));
+    }
+  }
+  for (int64_t c = 0; c < groups * cpg && !part.empty(); ++c) {
+    double a = 0, bsum = 0;
+    for (int64_t o = c / cpg; o < rows; o += groups) {
+      a += part[(o * cpg + c % cpg) * 2];
+      bsum += part[(o * cpg + c % cpg) * 2 + 1];
+    }
+    if (gw) gw[c] = static_cast<T>(bsum);
+    if (gb) gb[c] = static_cast<T>(a);
   }
 }
 
@@ -262,18 +301,22 @@ void cumsum(const KernelCtx&, DType dt, const void* x, void* y, int64_t outer, i
   LOOM_FLOAT_SWITCH(dt, T, cumsum_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), outer, r, inner, reverse));
 }
 
-void standardize(const KernelCtx&, DType dt, const void* x, void* y, void* rstd, int64_t rows, int64_t r,
-                 double eps) {
+void standardize(const KernelCtx&, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,
+                 void* rstd, int64_t rows, int64_t groups, int64_t cpg, int64_t inner, double eps) {
   LOOM_FLOAT_SWITCH(dt, T,
-                    standardize_impl<T>(static_cast<const T*>(x), static_cast<T*>(y), static_cast<T*>(rstd), rows, r,
-                                        eps));
+                    standardize_impl<T>(static_cast<const T*>(x), static_cast<const T*>(weight),
+                                        static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(mean),
+                                        static_cast<T*>(rstd), rows, groups, cpg, inner, eps));
 }
 
-void standardize_backward(const KernelCtx&, DType dt, const void* y, const void* rstd, const void* gy, void* gx,
-                          int64_t rows, int64_t r) {
+void standardize_backward(const KernelCtx&, DType dt, const void* x, const void* weight, const void* mean,
+                          const void* rstd, const void* gy, void* gx, void* gweight, void* gbias, int64_t rows,
+                          int64_t groups, int64_t cpg, int64_t inner) {
   LOOM_FLOAT_SWITCH(dt, T,
-                    standardize_backward_impl<T>(static_cast<const T*>(y), static_cast<const T*>(rstd),
-                                                 static_cast<const T*>(gy), static_cast<T*>(gx), rows, r));
+                    standardize_backward_impl<T>(static_cast<const T*>(x), static_cast<const T*>(weight),
+                                                 static_cast<const T*>(mean), static_cast<const T*>(rstd),
+                                                 static_cast<const T*>(gy), static_cast<T*>(gx), static_cast<T*>(gweight),
+                                                 static_cast<T*>(gbias), rows, groups, cpg, inner));
 }
 
 void batch_norm(const KernelCtx&, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,

@@ -7,9 +7,10 @@
 //   softmax    y_j = exp(x_j − m) / s (log: (x_j − m) − log s), m and s as above
 //   softmax_backward   gx = y·(gy − Σ gy·y)   (log: gx = gy − exp(y)·Σ gy)
 //   cumsum     y_j = Σ_{k ≤ j} x_k (reverse: Σ_{k ≥ j} x_k), along r
-//   standardize        rows: y_j = (x_j − μ)·s, s = 1/√(σ² + ε): the mean, then the
+//   standardize        rows: y_j = (x_j − μ)·s·γ_c + β_c, s = 1/√(σ² + ε): the mean, then the
 //              biased variance about it, then the values (the CPU's three passes)
-//   standardize_backward   rows: gx = s·(gy − Σ gy / r − y·Σ gy·y / r)
+//   standardize_backward   rows: gx = s·(g' − Σ g' / r − x̂·Σ g'·x̂ / r), g' = gy·γ_c; then, for γ's and
+//              β's gradients, a block per channel as batch norm's: Σ gy·x̂ and Σ gy over its rows
 //   batch_norm         per channel of x [n, c, inner]: standardize's statistics over its n·inner
 //              values, then y = x̂·γ + β in the same kernel
 //   batch_norm_backward    per channel: Σ gy, Σ gy·x̂ and gx = γ·s·(gy − Σ gy / m − x̂·Σ gy·x̂ / m)
@@ -286,10 +287,25 @@ __global__ void softmax_backward_kernel(const T* y, const T* gy, T* gx, int64_t 
   }
 }
 
-// Rows only (inner = 1): a warp or a block per row, as softmax's rows.
+// A lane's elements j = lane, lane + group, … of a row of cpg channels of `inner` values, with its channel
+// k = j / inner and t = j % inner kept up to date without dividing (as ChannelWalk below for batch norm).
+struct RowWalk {
+  int64_t k, t, dk, dt, inner;
+  __device__ RowWalk(int64_t lane, int64_t group, int64_t inner_)
+      : k(lane / inner_), t(lane % inner_), dk(group / inner_), dt(group % inner_), inner(inner_) {}
+  __device__ void next() {
+    k += dk;
+    t += dt;
+    if (t >= inner) t -= inner, ++k;
+  }
+};
+
+// Rows only (inner = 1 in the layout's sense): a warp or a block per row, as softmax's rows; γ and β by the
+// channel (row mod groups)·cpg + k.
 template <class T>
-__global__ void standardize_kernel(const T* x, T* y, T* rstd, int64_t rows, int64_t r, double eps) {
-  const int64_t units = unit_count(rows, 1);
+__global__ void standardize_kernel(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows,
+                                   int64_t groups, int64_t cpg, int64_t inner, double eps) {
+  const int64_t r = cpg * inner, units = unit_count(rows, 1);
   for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
     const Slot s = slot(u, rows, r, 1);
     double sum = 0, ss = 0;
@@ -298,33 +314,49 @@ __global__ void standardize_kernel(const T* x, T* y, T* rstd, int64_t rows, int6
     const double mu = group_allreduce(sum, PlusOp{}, true) / double(r);
     if (s.valid)
       for (int64_t j = s.lane; j < r; j += s.group) ss += (double(x[s.base + j]) - mu) * (double(x[s.base + j]) - mu);
-    const double scale = 1 / sqrt(group_allreduce(ss, PlusOp{}, true) / double(r) + eps);
+    const double sd = 1 / sqrt(group_allreduce(ss, PlusOp{}, true) / double(r) + eps);
     if (s.valid) {
-      for (int64_t j = s.lane; j < r; j += s.group)
-        y[s.base + j] = static_cast<T>((double(x[s.base + j]) - mu) * scale);
-      if (s.lane == 0) rstd[s.q] = static_cast<T>(scale);
+      const int64_t c0 = (s.q % groups) * cpg;
+      RowWalk p(s.lane, s.group, inner);
+      for (int64_t j = s.lane; j < r; j += s.group, p.next()) {
+        const double scale = sd * (w ? double(w[c0 + p.k]) : 1.0), shift = b ? double(b[c0 + p.k]) : 0.0;
+        y[s.base + j] = static_cast<T>((double(x[s.base + j]) - mu) * scale + shift);
+      }
+      if (s.lane == 0) {
+        mean[s.q] = static_cast<T>(mu);
+        rstd[s.q] = static_cast<T>(sd);
+      }
     }
   }
 }
 
+// gx per row, x̂ recomputed from x, μ and s; γ's and β's gradients in standardize_param_grad_kernel.
 template <class T>
-__global__ void standardize_backward_kernel(const T* y, const T* rstd, const T* gy, T* gx, int64_t rows, int64_t r) {
-  const int64_t units = unit_count(rows, 1);
+__global__ void standardize_backward_kernel(const T* x, const T* w, const T* mean, const T* rstd, const T* gy, T* gx,
+                                            int64_t rows, int64_t groups, int64_t cpg, int64_t inner) {
+  const int64_t r = cpg * inner, units = unit_count(rows, 1);
   for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
     const Slot s = slot(u, rows, r, 1);
-    double a = 0, b = 0;
-    if (s.valid)
-      for (int64_t j = s.lane; j < r; j += s.group) {
-        a += double(gy[s.base + j]);
-        b += double(gy[s.base + j]) * double(y[s.base + j]);
-      }
-    const double mean_g = group_allreduce(a, PlusOp{}, true) / double(r);
-    const double mean_gy = group_allreduce(b, PlusOp{}, true) / double(r);
+    double a = 0, bsum = 0, mu = 0, sd = 0;  // Σ g' and Σ g'·x̂ over the row, g' = gy·γ
+    int64_t c0 = 0;
     if (s.valid) {
-      const double scale = double(rstd[s.q]);
-      for (int64_t j = s.lane; j < r; j += s.group) {
+      mu = double(mean[s.q]), sd = double(rstd[s.q]), c0 = (s.q % groups) * cpg;
+      RowWalk p(s.lane, s.group, inner);
+      for (int64_t j = s.lane; j < r; j += s.group, p.next()) {
         const int64_t t = s.base + j;
-        gx[t] = static_cast<T>(scale * (double(gy[t]) - mean_g - double(y[t]) * mean_gy));
+        const double g = double(gy[t]) * (w ? double(w[c0 + p.k]) : 1.0);
+        a += g;
+        bsum += g * ((double(x[t]) - mu) * sd);
+      }
+    }
+    const double mean_g = group_allreduce(a, PlusOp{}, true) / double(r);
+    const double mean_gx = group_allreduce(bsum, PlusOp{}, true) / double(r);
+    if (s.valid) {
+      RowWalk p(s.lane, s.group, inner);
+      for (int64_t j = s.lane; j < r; j += s.group, p.next()) {
+        const int64_t t = s.base + j;
+        const double g = double(gy[t]) * (w ? double(w[c0 + p.k]) : 1.0);
+        gx[t] = static_cast<T>(sd * (g - mean_g - (double(x[t]) - mu) * sd * mean_gx));
       }
     }
   }
@@ -401,6 +433,31 @@ __global__ void batch_norm_backward_kernel(const T* x, const T* w, const T* mean
         gx[t] = static_cast<T>(scale * (double(gy[t]) - mean_g - (double(x[t]) - mu) * sd * mean_gy));
       }
     }
+    if (threadIdx.x == 0) {
+      if (gw) gw[ch] = static_cast<T>(bsum);
+      if (gb) gb[ch] = static_cast<T>(a);
+    }
+  }
+}
+
+// γ's and β's gradients of standardize: a block per channel ch of the groups·cpg, over its rows' `inner` runs
+// (row i·groups + ch / cpg of each sample i: the channel's elements sit as batch norm's do, ChannelWalk), with each
+// row's μ and s.
+template <class T>
+__global__ void standardize_param_grad_kernel(const T* x, const T* mean, const T* rstd, const T* gy, T* gw, T* gb,
+                                              int64_t rows, int64_t groups, int64_t cpg, int64_t inner) {
+  const int64_t c = groups * cpg, m = rows / groups * inner;
+  for (int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
+    const int64_t g = ch / cpg;
+    double a = 0, bsum = 0;
+    ChannelWalk p(c, ch, inner);
+    for (int64_t j = threadIdx.x; j < m; j += blockDim.x, p.next()) {
+      const int64_t t = p.offset(), o = p.i * groups + g;
+      a += double(gy[t]);
+      bsum += double(gy[t]) * ((double(x[t]) - double(mean[o])) * double(rstd[o]));
+    }
+    a = group_allreduce(a, PlusOp{}, true);
+    bsum = group_allreduce(bsum, PlusOp{}, true);
     if (threadIdx.x == 0) {
       if (gw) gw[ch] = static_cast<T>(bsum);
       if (gb) gb[ch] = static_cast<T>(a);
@@ -530,25 +587,35 @@ void cumsum(const KernelCtx& k, DType dt, const void* x, void* y, int64_t outer,
   });
 }
 
-void standardize(const KernelCtx& k, DType dt, const void* x, void* y, void* rstd, int64_t rows, int64_t r,
-                 double eps) {
+void standardize(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* bias, void* y, void* mean,
+                 void* rstd, int64_t rows, int64_t groups, int64_t cpg, int64_t inner, double eps) {
+  const int64_t r = cpg * inner;
   if (rows * r == 0) return;
   LaunchScope s(k, "standardize");
   const Layout L = layout(rows, r, 1);
   LOOM_FLOAT_SWITCH(dt, T, {
-    s.launch(standardize_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(x), static_cast<T*>(y),
-             static_cast<T*>(rstd), rows, r, eps);
+    s.launch(standardize_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(x),
+             static_cast<const T*>(weight), static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(mean),
+             static_cast<T*>(rstd), rows, groups, cpg, inner, eps);
   });
 }
 
-void standardize_backward(const KernelCtx& k, DType dt, const void* y, const void* rstd, const void* gy, void* gx,
-                          int64_t rows, int64_t r) {
+void standardize_backward(const KernelCtx& k, DType dt, const void* x, const void* weight, const void* mean,
+                          const void* rstd, const void* gy, void* gx, void* gweight, void* gbias, int64_t rows,
+                          int64_t groups, int64_t cpg, int64_t inner) {
+  const int64_t r = cpg * inner;
   if (rows * r == 0) return;
   LaunchScope s(k, "standardize_backward");
   const Layout L = layout(rows, r, 1);
   LOOM_FLOAT_SWITCH(dt, T, {
-    s.launch(standardize_backward_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(y),
-             static_cast<const T*>(rstd), static_cast<const T*>(gy), static_cast<T*>(gx), rows, r);
+    if (gx)
+      s.launch(standardize_backward_kernel<T>, grid_for(s, L.units), L.block, static_cast<const T*>(x),
+               static_cast<const T*>(weight), static_cast<const T*>(mean), static_cast<const T*>(rstd),
+               static_cast<const T*>(gy), static_cast<T*>(gx), rows, groups, cpg, inner);
+    if (gweight || gbias)
+      s.launch(standardize_param_grad_kernel<T>, grid_for(s, groups * cpg), dim3(kBlockRowThreads),
+               static_cast<const T*>(x), static_cast<const T*>(mean), static_cast<const T*>(rstd),
+               static_cast<const T*>(gy), static_cast<T*>(gweight), static_cast<T*>(gbias), rows, groups, cpg, inner);
   });
 }
 
