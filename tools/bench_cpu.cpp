@@ -100,6 +100,9 @@ void dcgan_shapes(benchmark::internal::Benchmark* b) {
     b->Args({64, 8, 16, 28, 3, 2, 1, v});
     b->Args({64, 3, 8, 28, 4, 2, 1, v});
     b->Args({64, 8, 16, 14, 4, 2, 1, v});
+    // ProGAN's from-RGB 1x1 3→32 at its first and last stages (4x4, 32x32)
+    b->Args({64, 3, 32, 4, 1, 1, 0, v});
+    b->Args({64, 3, 32, 32, 1, 1, 0, v});
   }
   b->UseRealTime()->Unit(benchmark::kMillisecond);
 }

@@ -30,8 +30,8 @@
 // or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
 //
 // ConvVariant::Auto runs float32 through v0, oneDNN (kernels/cpu/conv_dnnl.cpp), in builds that have it, where it
-// measured faster (from 3 input channels per group forward and for the weights, from 8 or 16 for the data:
-// kOneDnnMinChannels*); otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
+// measured faster (from 16 input channels per group; with a kernel larger than 1x1 from 3 forward and for the
+// weights, from 8 in and out for the data: kOneDnnMinChannels*); otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
 // v1. A chunk is as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
 //
 // Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
@@ -71,7 +71,8 @@ constexpr int64_t kShiftedMinChannels = 32;
 // backward_weight from C/G = 3 (CycleGAN's RGB and width-8 layers): 0.2-0.8x of loom's time at 1 thread, 0.25-0.5x
 // at 2, where loom's im2col runs on one thread; at C/G = 1 its forward took up to 1.75x loom's. backward_data,
 // which writes the C/G channels: from C/G = 16, or 8 when it reads O/G ≥ 8 (0.5x at 2 threads, 0.5-1.2x at 1);
-// it took 2-9x loom's time at C/G = 1 and 3, and at 8 → 3.
+// it took 2-9x loom's time at C/G = 1 and 3, and at 8 → 3. Below 16 only for kernels larger than 1x1: a 1x1
+// conv has no im2col to save, and oneDNN took 1.7-4x loom's time on ProGAN's 3→32 from-RGB layers.
 constexpr int64_t kOneDnnMinChannels = 16;
 constexpr int64_t kOneDnnMinChannelsFwdWeight = 3;
 constexpr int64_t kOneDnnMinChannelsData = 8;  // with O/G ≥ this too
@@ -186,8 +187,10 @@ bool use_onednn(ConvVariant v, DType dt, const ConvGeometry& g, ConvPass pass) {
   if (v == ConvVariant::Auto) {
     if (!kHaveDnnl || dt != DType::Float32) return false;
     const int64_t c = g.in_channels / g.groups, o = g.out_channels / g.groups;
+    if (c >= kOneDnnMinChannels) return true;
+    if (g.kernel_h * g.kernel_w == 1) return false;  // no im2col to save: loom's 1x1 is one GEMM
     if (pass != ConvPass::BackwardData) return c >= kOneDnnMinChannelsFwdWeight;
-    return c >= kOneDnnMinChannels || (c >= kOneDnnMinChannelsData && o >= kOneDnnMinChannelsData);
+    return c >= kOneDnnMinChannelsData && o >= kOneDnnMinChannelsData;
   }
   if (v != ConvVariant::V0) return false;
   LOOM_CHECK(kHaveDnnl, "conv on the CPU: variant v0 (oneDNN) is selected (set_conv_variant or LOOM_CONV=v0) but "
