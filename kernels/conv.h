@@ -58,9 +58,11 @@ namespace loom::kernels {
 //   v1     im2col + a GEMM per image                 direct: one thread per output element
 //   v2     shifted views: an implicit GEMM, one      tiled implicit GEMM
 //          GEMM per kernel tap, no im2col
-//   auto   v0 for float32 with C/G ≥ 16 (where it    v2 (default)
-//          was measured faster), else v1 or v2 per
-//          shape (default)
+//   auto   v0 for float32 passes where it was        v2 (default)
+//          measured faster (C/G ≥ 16; kernels
+//          larger than 1x1 also forward/weight from
+//          C/G ≥ 3, data from C/G, O/G ≥ 8), else
+//          v1 or v2 per shape (default)
 //
 // Every variant computes the same function; v1 is the reference the tests hold the others to. One
 // process-wide selector for both backends: set_conv_variant, or the environment variable

@@ -38,12 +38,14 @@ void descend(optim::Optimizer& opt, const Tensor& loss) {
 }
 
 Losses adversarial_losses(const Tensor& d_loss, const Tensor& g_loss, const Tensor& real_logits,
-                          const Tensor& fake_logits) {
+                          const Tensor& fake_logits, std::vector<std::pair<std::string, Tensor>> more) {
   NoGrad ng;
-  return step_losses({{"d_loss", d_loss},
-                      {"g_loss", g_loss},
-                      {"D(x)", mean(sigmoid(real_logits))},
-                      {"D(G(z))", mean(sigmoid(fake_logits))}});
+  std::vector<std::pair<std::string, Tensor>> scalars = {{"d_loss", d_loss},
+                                                         {"g_loss", g_loss},
+                                                         {"D(x)", mean(sigmoid(real_logits))},
+                                                         {"D(G(z))", mean(sigmoid(fake_logits))}};
+  scalars.insert(scalars.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  return step_losses(scalars);
 }
 
 OptionSpec lr_schedule_option() {

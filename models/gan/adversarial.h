@@ -11,6 +11,8 @@
 
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "models/model.h"
 
@@ -44,9 +46,10 @@ Tensor least_squares_generator_loss(const Tensor& fake_outputs);
 void descend(optim::Optimizer& opt, const Tensor& loss);
 // What every GAN logs each step: d_loss, g_loss (scalars), and the mean D(x) and D(G(z))
 // of the discriminator's update (σ of its real and fake logits), which both approach 1/2
-// at the equilibrium p_G = p_data (Goodfellow et al. 2014, Prop. 1); through step_losses.
+// at the equilibrium p_G = p_data (Goodfellow et al. 2014, Prop. 1); then a model's `more`
+// scalars (0-d tensors), all through one step_losses.
 Losses adversarial_losses(const Tensor& d_loss, const Tensor& g_loss, const Tensor& real_logits,
-                          const Tensor& fake_logits);
+                          const Tensor& fake_logits, std::vector<std::pair<std::string, Tensor>> more = {});
 
 // The learning-rate schedule option of the adversarial models: `--lr-schedule
 // constant|linear|cosine`, the factor on each optimizer's lr going from 1 at the

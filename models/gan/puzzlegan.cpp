@@ -61,25 +61,28 @@ Puzzle cut_pieces(const Tensor& images, int64_t pieces, int64_t side, Generator*
   LOOM_CHECK(pieces >= 1, "cut_pieces: expected at least one piece, got ", pieces);
   LOOM_CHECK(side >= 1 && side <= std::min(height, width), "cut_pieces: a piece's side must be in [1, ",
              std::min(height, width), "] for ", height, " x ", width, " images, got ", side);
-  const std::vector<double> u = rand({batch * pieces, 2}, TensorOptions{DType::Float64}, g).to_vector<double>();
-  auto place = [&](double v, int64_t extent) {
-    const int64_t positions = extent - side + 1;
-    return std::min(positions - 1, static_cast<int64_t>(v * static_cast<double>(positions)));
+  // On the images' device, so that a CUDA step reads nothing back (and can be captured as a graph): the corners
+  // ⌊u · positions⌋ (the cast truncates u·p ≥ 0), clamped for u = 1; then each piece's pixels gathered by their
+  // flat index (top + r)·W + left + c, and the mask scattered from the same indices.
+  const TensorOptions i64{DType::Int64, images.device()};
+  const Tensor u = rand({batch, pieces, 2}, TensorOptions{DType::Float64, images.device()}, g);
+  auto place = [&](int64_t coordinate, int64_t extent) {
+    const auto positions = static_cast<double>(extent - side + 1);
+    return reshape(clamp(slice(u, 2, coordinate, coordinate + 1) * positions, 0.0, positions - 1).to(DType::Int64),
+                   {batch, pieces, 1, 1});
   };
-  std::vector<Tensor> cut;
-  std::vector<float> mask(static_cast<size_t>(batch * height * width), 0.0f);
-  for (int64_t b = 0; b < batch; ++b) {
-    const Tensor image = slice(images, 0, b, b + 1);
-    for (int64_t k = 0; k < pieces; ++k) {
-      const auto i = static_cast<size_t>(2 * (b * pieces + k));
-      const int64_t top = place(u[i], height), left = place(u[i + 1], width);
-      cut.push_back(slice(slice(image, 2, top, top + side), 3, left, left + side));
-      for (int64_t r = top; r < top + side; ++r)
-        std::fill_n(mask.begin() + (b * height + r) * width + left, side, 1.0f);
-    }
-  }
-  return {reshape(concat(cut, 0), {batch, pieces, images.size(1), side, side}),
-          from_vector(mask, {batch, 1, height, width}).to(images.device())};
+  const Tensor offsets = arange(0, static_cast<double>(side), 1, i64);
+  const Tensor index = (place(0, height) + reshape(offsets, {1, 1, side, 1})) * width + place(1, width) +
+                       reshape(offsets, {1, 1, 1, side});  // [B, K, side, side]
+  const int64_t channels = images.size(1), per_image = pieces * side * side;
+  const Tensor flat = reshape(index, {batch, 1, per_image});
+  const Tensor cut = gather(reshape(images, {batch, channels, height * width}), 2,
+                            expand(flat, {batch, channels, per_image}));
+  const TensorOptions f32{DType::Float32, images.device()};
+  const Tensor covered =
+      scatter_add(zeros({batch, height * width}, f32), 1, reshape(flat, {batch, per_image}), ones({batch, per_image}, f32));
+  return {permute(reshape(cut, {batch, channels, pieces, side, side}), {0, 2, 1, 3, 4}),
+          reshape(clamp(covered, 0.0, 1.0), {batch, 1, height, width})};
 }
 
 Tensor mask_loss(const Tensor& logits, const Tensor& truth) {
@@ -208,10 +211,8 @@ class PuzzleGan : public gan::AdversarialModel {
     const puzzlegan::Puzzle p = puzzlegan::cut_pieces(y, pieces_, side_, nullptr);
     const auto [generated, mask_logits] = g_->complete(p.pieces);
     const Tensor generated_mask = sigmoid(mask_logits);
-    // Each image's partner in the swaps: the next one of the batch.
-    std::vector<int64_t> next(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) next[static_cast<size_t>(i)] = (i + 1) % n;
-    const Tensor other = index_select(y, 0, from_vector(next, {n}, TensorOptions{DType::Int64, y.device()}));
+    // Each image's partner in the swaps: the next one of the batch (image i + 1 mod n).
+    const Tensor other = concat({slice(y, 0, 1, n), slice(y, 0, 0, 1)}, 0);
     const Tensor& m = p.mask;
     const Tensor real_logits = (*d_)(y), fake_logits = (*d_)(generated.detach());
     const Tensor d_loss = puzzlegan::discriminator_loss(real_logits, fake_logits, (*d_)(other * m + y * (1.0 - m)),
@@ -225,14 +226,13 @@ class PuzzleGan : public gan::AdversarialModel {
     Tensor g_loss = g_adv + lambda_mask_ * l_mask + lambda_appr_ * l_appr;
     if (lambda_rec_ > 0) g_loss = g_loss + lambda_rec_ * l_rec;
     gan::descend(*g_opt_, g_loss);
-    // The losses are read back only now, so a CUDA step waits for its kernels once, at its end.
-    Losses out = gan::adversarial_losses(d_loss, g_loss, real_logits, fake_logits);
-    out["g_adv"] = g_adv.item();
-    out["mask_bce"] = l_mask.item();
-    out["appearance_l1"] = l_appr.item();
-    out["completion_l1"] = l_rec.item();
-    return out;
+    // The losses are read back only now (step_losses), so a CUDA step waits for its kernels once, at its end.
+    return gan::adversarial_losses(d_loss, g_loss, real_logits, fake_logits,
+                                   {{"g_adv", g_adv}, {"mask_bce", l_mask}, {"appearance_l1", l_appr},
+                                    {"completion_l1", l_rec}});
   }
+  // Capturable: one batch, the pieces drawn and cut on the device, the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
 
   // The completions ŷ of c.images [n, C, S, S] from c.pieces (0: --patches) pieces
   // of each, cut at positions drawn from g.

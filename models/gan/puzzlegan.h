@@ -17,10 +17,11 @@ struct Puzzle {
 
 // Cuts `pieces` (K ≥ 1) squares of side `side` from each of images [B, C, H, W]
 // (on any device; H, W ≥ side ≥ 1), each square's top-left corner drawn
-// uniformly on the host from g (nullptr: the default generator): row ⌊u · (H −
-// side + 1)⌋, then column likewise, for piece 0 of image 0, piece 1 of image 0, …
-// (u ~ U(0, 1), u = 1 taken as the last position). Squares may overlap. The
-// pieces and the mask are on the images' device. Errors: images not [B, C, H, W],
+// uniformly from g (nullptr: the default generator) on the images' device: row
+// ⌊u · (H − side + 1)⌋, then column likewise, for piece 0 of image 0, piece 1 of
+// image 0, … (u ~ U(0, 1), u = 1 taken as the last position). Squares may
+// overlap. The pieces and the mask are on the images' device; nothing is read
+// back to the host (a CUDA step can be captured as a graph). Errors: images not [B, C, H, W],
 // K < 1, or a side outside [1, min(H, W)].
 Puzzle cut_pieces(const Tensor& images, int64_t pieces, int64_t side, Generator* g);
 

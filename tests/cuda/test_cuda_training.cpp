@@ -498,7 +498,7 @@ TEST_P(CudaGraphTraining, ReplayedStepsGiveTheEagerRunBitForBit) {
 
 INSTANTIATE_TEST_SUITE_P(CudaTraining, CudaGraphTraining,
                          ::testing::Values("classifier", "vae", "gan", "dcgan", "cgan", "infogan", "stargan", "aae",
-                                           "bernoulli", "markov", "nade", "pixelcnn", "pixelrnn"),
+                                           "bernoulli", "markov", "nade", "pixelcnn", "pixelrnn", "puzzlegan"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST_F(CudaTest, CudaGraphTrainingRefusesWhatItCannotCapture) {
