@@ -59,8 +59,8 @@ namespace loom::kernels {
 //   v2     shifted views: an implicit GEMM, one      tiled implicit GEMM
 //          GEMM per kernel tap, no im2col
 //   auto   v0 for float32 passes where it was        v2 (default)
-//          measured faster (C/G ≥ 16; kernels
-//          larger than 1x1 also forward/weight from
+//          measured faster (C/G ≥ 16; but for a
+//          plain 1x1 also forward/weight from
 //          C/G ≥ 3, data from C/G, O/G ≥ 8), else
 //          v1 or v2 per shape (default)
 //

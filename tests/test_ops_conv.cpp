@@ -354,24 +354,26 @@ TEST(OpsConv, OneDnnEmptyBatch) {
 }
 
 // Auto's rule (kernels/cpu/conv.cpp), pass by pass, told apart by the bits: oneDNN (v0) from 16 input channels
-// per group; with a kernel larger than 1x1 also forward and for the weights from 3, for the data from 8 with 8 or
-// more output channels per group; loom's kernels (v1 at these widths) otherwise, and always for float64. Each pass's result under auto
+// per group; but for a 1x1 conv at stride 1 without padding also forward and for the weights from 3, for the
+// data from 8 with 8 or more output channels per group; loom's kernels (v1 at these widths) otherwise, and
+// always for float64. Each pass's result under auto
 // must equal exactly one of v0's and v1's.
 TEST(OpsConv, AutoPicksOneDnnPerPass) {
   using kernels::ConvVariant;
   // y, ∂x and ∂w of a strided conv, as {forward, backward_data, backward_weight}.
-  auto passes = [](ConvVariant v, int64_t c, int64_t o, int64_t groups, DType dt, int64_t kernel) {
+  auto passes = [](ConvVariant v, int64_t c, int64_t o, int64_t groups, DType dt, int64_t kernel, int64_t stride) {
     const kernels::ConvVariantScope selected(v);
     Tensor x = rand64({4, c, 17, 16}, -1, 1, 91).to(dt).requires_grad_();
     Tensor w = rand64({o, c / groups, kernel, kernel}, -1, 1, 92).to(dt).requires_grad_();
-    Tensor y = conv2d(x, w, {}, {.stride = {2, 2}, .padding = {kernel / 2, kernel / 2}, .groups = groups});
+    Tensor y = conv2d(x, w, {}, {.stride = {stride, stride}, .padding = {kernel / 2, kernel / 2}, .groups = groups});
     backward(sum(y * rand64(y.shape(), -1, 1, 93).to(dt)));
     return std::vector{y.detach().to_vector<double>(), x.grad().to_vector<double>(), w.grad().to_vector<double>()};
   };
-  auto picks = [&](int64_t c, int64_t o, int64_t groups, DType dt = DType::Float32, int64_t kernel = 7) {
-    const auto a = passes(ConvVariant::Auto, c, o, groups, dt, kernel),
-               v0 = passes(ConvVariant::V0, c, o, groups, DType::Float32, kernel),
-               v1 = passes(ConvVariant::V1, c, o, groups, dt, kernel);
+  auto picks = [&](int64_t c, int64_t o, int64_t groups, DType dt = DType::Float32, int64_t kernel = 7,
+                   int64_t stride = 2) {
+    const auto a = passes(ConvVariant::Auto, c, o, groups, dt, kernel, stride),
+               v0 = passes(ConvVariant::V0, c, o, groups, DType::Float32, kernel, stride),
+               v1 = passes(ConvVariant::V1, c, o, groups, dt, kernel, stride);
     std::string out;
     for (size_t p = 0; p < a.size(); ++p) {
       const bool is0 = dt == DType::Float32 && a[p] == v0[p], is1 = a[p] == v1[p];
@@ -388,10 +390,12 @@ TEST(OpsConv, AutoPicksOneDnnPerPass) {
   EXPECT_EQ(picks(16, 16, 4), "v0 v1 v0");
   EXPECT_EQ(picks(1, 8, 1), "v1 v1 v1");
   EXPECT_EQ(picks(16, 8, 1, DType::Float64), "v1 v1 v1");
-  // 1x1: loom's one GEMM below 16 channels. Its forward and data passes sum 8 or 16 products in the same order
-  // on both sides (the same bits); the weights' sums over the batch and pixels tell them apart.
-  EXPECT_EQ(picks(8, 8, 1, DType::Float32, 1), "both both v1");
-  EXPECT_EQ(picks(16, 8, 1, DType::Float32, 1), "both both v0");
+  // A 1x1 conv at stride 1: loom's one GEMM below 16 channels. Its forward and data passes sum 8 or 16 products
+  // in the same order on both sides (the same bits); the weights' sums over the batch and pixels tell them
+  // apart. At stride 2 the input is staged, and the narrow rule applies.
+  EXPECT_EQ(picks(8, 8, 1, DType::Float32, 1, 1), "both both v1");
+  EXPECT_EQ(picks(16, 8, 1, DType::Float32, 1, 1), "both both v0");
+  EXPECT_EQ(picks(8, 8, 1, DType::Float32, 1, 2), "both both v0");
 }
 
 // Through the tape: conv2d and conv_transpose2d in float32 with v0, forward and all gradients, against

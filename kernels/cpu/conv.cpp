@@ -30,8 +30,8 @@
 // or w (backward_data) can leak NaN = 0·inf into a neighbouring tap's sum.
 //
 // ConvVariant::Auto runs float32 through v0, oneDNN (kernels/cpu/conv_dnnl.cpp), in builds that have it, where it
-// measured faster (from 16 input channels per group; with a kernel larger than 1x1 from 3 forward and for the
-// weights, from 8 in and out for the data: kOneDnnMinChannels*); otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
+// measured faster (from 16 input channels per group; below that, except for a plain 1x1 conv, from 3 forward and
+// for the weights and from 8 in and out for the data: kOneDnnMinChannels*); otherwise it picks v2 when C/G ≥ kShiftedMinChannels and the waste is at most 25%, else
 // v1. A chunk is as many images as fit kChunkElements of scratch (cols for 1; staged input + output for 2).
 //
 // Threads: the GEMMs run on OpenBLAS's threads; staging, im2col, col2im and the copies on the
@@ -67,12 +67,14 @@ constexpr int64_t kChunkElements = int64_t(1) << 19;
 constexpr int64_t kShiftedMinChannels = 32;
 // Auto runs float32 through oneDNN (v0) per pass, by the channels per group, C/G in and O/G out. Measured
 // (docs/results/cpu.md, loom-bench-cpu, each pass at 1 and 2 threads): at C/G = 16, 32, 64 and 128 (DCGAN's
-// and the classifier's deep layers) oneDNN took 0.4-0.7x of loom's best time in every pass. Forward and
-// backward_weight from C/G = 3 (CycleGAN's RGB and width-8 layers): 0.2-0.8x of loom's time at 1 thread, 0.25-0.5x
-// at 2, where loom's im2col runs on one thread; at C/G = 1 its forward took up to 1.75x loom's. backward_data,
-// which writes the C/G channels: from C/G = 16, or 8 when it reads O/G ≥ 8 (0.5x at 2 threads, 0.5-1.2x at 1);
-// it took 2-9x loom's time at C/G = 1 and 3, and at 8 → 3. Below 16 only for kernels larger than 1x1: a 1x1
-// conv has no im2col to save, and oneDNN took 1.7-4x loom's time on ProGAN's 3→32 from-RGB layers.
+// and the classifier's deep layers) oneDNN took 0.4-0.7x of loom's best time in every pass. Below 16, where
+// the kernel is larger than 1x1: forward and backward_weight from C/G = 3 (CycleGAN's RGB and width-8 layers),
+// 0.2-0.75x of im2col's time at 1 thread and 0.2-0.5x at 2, where im2col runs on one thread (at C/G = 1 its
+// forward took 1.4-1.75x im2col's at 1 thread); backward_data, which writes the C/G channels, from C/G = 8 when
+// it reads O/G ≥ 8 (0.3-0.9x at 1 thread, 0.3-0.45x at 2), since writing 1 or 3 channels, or 8 → 3, took it
+// 1.6-9x im2col's time at 1 thread and 1-3.9x at 2. A 1x1 conv at stride 1 without padding, which loom's v1 runs
+// as one GEMM on the input in place, stays on loom below 16: oneDNN took 1.4-7.4x its time in 11 of the 12
+// passes measured on ProGAN's 3→32 from-RGB layers.
 constexpr int64_t kOneDnnMinChannels = 16;
 constexpr int64_t kOneDnnMinChannelsFwdWeight = 3;
 constexpr int64_t kOneDnnMinChannelsData = 8;  // with O/G ≥ this too
@@ -188,7 +190,8 @@ bool use_onednn(ConvVariant v, DType dt, const ConvGeometry& g, ConvPass pass) {
     if (!kHaveDnnl || dt != DType::Float32) return false;
     const int64_t c = g.in_channels / g.groups, o = g.out_channels / g.groups;
     if (c >= kOneDnnMinChannels) return true;
-    if (g.kernel_h * g.kernel_w == 1) return false;  // no im2col to save: loom's 1x1 is one GEMM
+    // A 1x1 conv at stride 1 without padding: no im2col to save, loom's v1 is one GEMM on the input in place.
+    if (g.kernel_h * g.kernel_w == 1 && g.stride_h * g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0) return false;
     if (pass != ConvPass::BackwardData) return c >= kOneDnnMinChannelsFwdWeight;
     return c >= kOneDnnMinChannelsData && o >= kOneDnnMinChannelsData;
   }
