@@ -43,16 +43,27 @@ Tensor affine(Tensor y, const Tensor& weight, const Tensor& bias, const Shape& p
   return y;
 }
 
+// An op's inputs x, γ, β with the optional two left out, and where γ and β sit among them (−1: absent).
+struct AffineInputs {
+  std::vector<Tensor> tensors;
+  int64_t weight = -1, bias = -1;
+};
+AffineInputs affine_inputs(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  AffineInputs a{{x}};
+  if (weight.defined()) a.weight = static_cast<int64_t>(a.tensors.size()), a.tensors.push_back(weight);
+  if (bias.defined()) a.bias = static_cast<int64_t>(a.tensors.size()), a.tensors.push_back(bias);
+  return a;
+}
+
+// A kernel's pointer to an optional tensor: null when it is undefined (γ, β, a gradient not wanted).
+void* data_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
 // [1, C, 1, ...]: a per-channel vector broadcast against x [N, C, ...].
 Shape channel_shape(const Tensor& x) {
   Shape s(x.dim(), 1);
   s[1] = x.size(1);
   return s;
 }
-
-}  // namespace
-
-namespace {
 
 // The op standardize and group_norm are: x viewed [n, groups, cpg, inner], each (sample, group) row of
 // r = cpg·inner values standardized, then y = x̂·γ + β per channel (γ, β [groups·cpg], optional), one kernel
@@ -64,20 +75,16 @@ Tensor standardize_rows(OpId id, const char* op, const Tensor& x, int64_t n, int
   const int64_t rows = n * groups;
   const TensorOptions o = x.options();
   Tensor y = empty(x.shape(), o), mu = empty({rows}, o), rstd = empty({rows}, o);
-  const auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
   KernelCtx k = kernel_ctx(x.device());
   if (x.numel() > 0)
-    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
-                  mu.data_ptr(), rstd.data_ptr(), rows, groups, cpg, inner, eps);
-  std::vector<Tensor> inputs{x};
-  const int64_t wi = weight.defined() ? static_cast<int64_t>(inputs.size()) : -1;
-  if (weight.defined()) inputs.push_back(weight);
-  const int64_t bi = bias.defined() ? static_cast<int64_t>(inputs.size()) : -1;
-  if (bias.defined()) inputs.push_back(bias);
-  if (!needs_grad(inputs)) return y;
+    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize, k, x.dtype(), x.data_ptr(), data_or_null(weight),
+                  data_or_null(bias), y.data_ptr(), mu.data_ptr(), rstd.data_ptr(), rows, groups, cpg, inner, eps);
+  const AffineInputs in = affine_inputs(x, weight, bias);
+  if (!needs_grad(in.tensors)) return y;
   // γ is read by ∂x only: saved only then.
   std::vector<Tensor> saved{x, x.requires_grad() ? weight : Tensor(), mu, rstd};
-  record(id, inputs, {y}, std::move(saved), [n, groups, cpg, inner, eps, wi, bi](BackwardCtx& c) {
+  const int64_t wi = in.weight, bi = in.bias;
+  record(id, in.tensors, {y}, std::move(saved), [n, groups, cpg, inner, eps, wi, bi](BackwardCtx& c) {
     const Tensor &x = c.saved[0], &w = c.saved[1], &mu = c.saved[2], &rstd = c.saved[3], &gy = c.grad_out[0];
     const int64_t channels = groups * cpg;
     std::vector<Tensor> grads(c.needs.size());
@@ -101,12 +108,12 @@ Tensor standardize_rows(OpId id, const char* op, const Tensor& x, int64_t n, int
     const auto param = [&] { return x.numel() > 0 ? empty({channels}, x.options()) : zeros({channels}, x.options()); };
     if (wi >= 0 && c.needs[wi]) grads[wi] = param();
     if (bi >= 0 && c.needs[bi]) grads[bi] = param();
-    const auto out = [&](int64_t i) { return i >= 0 && grads[i].defined() ? grads[i].data_ptr() : nullptr; };
+    const auto out = [&](int64_t i) { return i >= 0 ? data_or_null(grads[i]) : nullptr; };
     KernelCtx k = kernel_ctx(x.device());
     if (x.numel() > 0)
-      LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize_backward, k, x.dtype(), x.data_ptr(),
-                    w.defined() ? w.data_ptr() : nullptr, mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0),
-                    out(wi), out(bi), n * groups, groups, cpg, inner);
+      LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, standardize_backward, k, x.dtype(), x.data_ptr(), data_or_null(w),
+                    mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0), out(wi), out(bi), n * groups, groups, cpg,
+                    inner);
     return grads;
   });
   return y;
@@ -149,10 +156,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   const TensorOptions o = x.options();
   Tensor y = empty(x.shape(), o), mu = empty({channels}, o), rstd = empty({channels}, o);
   Tensor var = running_var.defined() ? empty({channels}, o) : Tensor();  // the biased σ², for the running statistics
-  const auto ptr = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
   KernelCtx k = kernel_ctx(x.device());
-  LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, x.dtype(), x.data_ptr(), ptr(weight), ptr(bias), y.data_ptr(),
-                mu.data_ptr(), ptr(var), rstd.data_ptr(), n, channels, inner, eps);  // count > 1: x is not empty
+  LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm, k, x.dtype(), x.data_ptr(), data_or_null(weight), data_or_null(bias),
+                y.data_ptr(), mu.data_ptr(), data_or_null(var), rstd.data_ptr(), n, channels, inner,
+                eps);  // count > 1: x is not empty
   if (running_mean.defined()) {
     // PyTorch's update, r ← (1 − m)·r + m·s, where the running variance takes the unbiased batch
     // variance σ²·n/(n − 1) while x̂ used the biased one. The handles are const, the storage they
@@ -162,15 +169,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     rm.mul_(1 - momentum).add_(mu, momentum);
     rv.mul_(1 - momentum).add_(var, momentum * static_cast<double>(count) / static_cast<double>(count - 1));
   }
-  std::vector<Tensor> inputs{x};
-  const int64_t wi = weight.defined() ? static_cast<int64_t>(inputs.size()) : -1;
-  if (weight.defined()) inputs.push_back(weight);
-  const int64_t bi = bias.defined() ? static_cast<int64_t>(inputs.size()) : -1;
-  if (bias.defined()) inputs.push_back(bias);
-  if (!needs_grad(inputs)) return y;
+  const AffineInputs in = affine_inputs(x, weight, bias);
+  if (!needs_grad(in.tensors)) return y;
   // γ is read by ∂x only: saved only then (a weight updated before the backward matters only there).
   std::vector<Tensor> saved{x, x.requires_grad() ? weight : Tensor(), mu, rstd};
-  record(OpId::BatchNorm, inputs, {y}, std::move(saved), [n, channels, inner, eps, wi, bi](BackwardCtx& c) {
+  const int64_t wi = in.weight, bi = in.bias;
+  record(OpId::BatchNorm, in.tensors, {y}, std::move(saved), [n, channels, inner, eps, wi, bi](BackwardCtx& c) {
     const Tensor &x = c.saved[0], &w = c.saved[1], &mu = c.saved[2], &rstd = c.saved[3], &gy = c.grad_out[0];
     std::vector<Tensor> grads(c.needs.size());
     if (differentiable({&x, &w, &gy})) {
@@ -190,11 +194,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     if (c.needs[0]) grads[0] = empty(x.shape(), x.options());
     if (wi >= 0 && c.needs[wi]) grads[wi] = empty({channels}, x.options());
     if (bi >= 0 && c.needs[bi]) grads[bi] = empty({channels}, x.options());
-    const auto out = [&](int64_t i) { return i >= 0 && grads[i].defined() ? grads[i].data_ptr() : nullptr; };
+    const auto out = [&](int64_t i) { return i >= 0 ? data_or_null(grads[i]) : nullptr; };
     KernelCtx k = kernel_ctx(x.device());
-    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm_backward, k, x.dtype(), x.data_ptr(),
-                  w.defined() ? w.data_ptr() : nullptr, mu.data_ptr(), rstd.data_ptr(), gy.data_ptr(), out(0), out(wi),
-                  out(bi), n, channels, inner);
+    LOOM_DISPATCH(k, LOOM_CUDA_REDUCE, batch_norm_backward, k, x.dtype(), x.data_ptr(), data_or_null(w), mu.data_ptr(),
+                  rstd.data_ptr(), gy.data_ptr(), out(0), out(wi), out(bi), n, channels, inner);
     return grads;
   });
   return y;
