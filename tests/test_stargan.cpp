@@ -376,6 +376,27 @@ TEST(StarGan, AttributeLossMatchesHandComputedValues) {
                {"attribute_classification_loss", "one shape"});
 }
 
+// The attribute mode's random order: a stable argsort, against hand values with ties and against
+// std::stable_sort on random values (float64 and float32), and its refusals.
+TEST(StarGan, SortOrderIsAStableArgsort) {
+  const Tensor u = from_vector(std::vector<double>{0.5, 0.2, 0.5, 0.1, 0.2}, {5}, TensorOptions{DType::Float64});
+  EXPECT_EQ(stargan::sort_order(u).to_vector<int64_t>(), (std::vector<int64_t>{3, 1, 4, 0, 2}));
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    const Tensor r = rand64({64}, 0, 1, 71).to(dt);
+    const std::vector<double> v = r.to(DType::Float64).to_vector<double>();
+    std::vector<int64_t> want(v.size());
+    for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<int64_t>(i);
+    std::stable_sort(want.begin(), want.end(),
+                     [&v](int64_t a, int64_t b) { return v[static_cast<size_t>(a)] < v[static_cast<size_t>(b)]; });
+    const Tensor got = stargan::sort_order(r);
+    EXPECT_EQ(got.dtype(), DType::Int64);
+    EXPECT_EQ(got.to_vector<int64_t>(), want);
+  }
+  EXPECT_EQ(stargan::sort_order(zeros({0}, TensorOptions{DType::Float64})).numel(), 0);
+  expect_error([] { stargan::sort_order(zeros({2, 2})); }, {"sort_order", "[n]", "[2, 2]"});
+  expect_error([] { stargan::sort_order(zeros({3}, TensorOptions{DType::Int64})); }, {"sort_order", "int64"});
+}
+
 // Images with binary attributes (--attr-file, --attrs) through the driver: the
 // splits, the attributes as the labels, a translation that flips one, and the errors.
 TEST(StarGan, TrainsOnBinaryAttributes) {

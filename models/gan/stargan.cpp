@@ -44,7 +44,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <sstream>
 
 #include "models/gan/adversarial.h"
@@ -69,6 +68,20 @@ Tensor attribute_classification_loss(const Tensor& logits, const Tensor& attribu
              "attribute_classification_loss: expected logits and attributes [B, A] of one shape, got ", logits.shape(),
              " and ", attributes.shape());
   return binary_cross_entropy_with_logits(logits, attributes, Reduction::Sum) * (1.0 / static_cast<double>(logits.size(0)));
+}
+
+Tensor sort_order(const Tensor& u) {
+  LOOM_CHECK(u.dim() == 1 && is_floating(u.dtype()), "sort_order: expected float values [n], got ", u.dtype(), " ",
+             u.shape());
+  // Row i's rank r_i = #{j : u_j < u_i, or u_j = u_i and j < i}; then order[r_i] = i, as order[k] = Σ_i i·[r_i = k].
+  NoGrad ng;
+  const int64_t n = u.size(0);
+  const TensorOptions f64{DType::Float64, u.device()};
+  const Tensor index = arange(0, static_cast<double>(n), 1, f64), ui = reshape(u, {n, 1}), uj = reshape(u, {1, n});
+  const Tensor before = lt(reshape(index, {1, n}), reshape(index, {n, 1})).to(DType::Float64);  // [i, j]: j < i
+  const Tensor rank = sum(lt(uj, ui).to(DType::Float64) + eq(uj, ui).to(DType::Float64) * before, {1});
+  return sum(eq(reshape(rank, {1, n}), reshape(index, {n, 1})).to(DType::Float64) * reshape(index, {1, n}), {1})
+      .to(DType::Int64);
 }
 
 }  // namespace stargan
@@ -231,9 +244,9 @@ class StarGan : public gan::AdversarialModel {
   // without λ_gp), wasserstein (mean D_src(x) − mean D_src(G(x, c)) of the last D
   // update), g_loss (L_G), g_adv (−mean D_src(G(x, c))), g_cls (L_cls^f) and
   // g_rec (L_rec, without λ_rec).
-  // Capturable with one-hot domains (the attributes' random order is drawn on the host): d_steps
-  // batches a step, every draw on the device, the schedule redone by before_replay.
-  bool cuda_graph_capable() const override { return !attributes_; }
+  // Capturable: d_steps batches a step, every draw on the device (domains, the attributes' random order),
+  // the schedule redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
   int64_t batches_per_step() const override { return d_steps_; }
   Losses train_step(const Batch& batch, Step& step) override {
     schedule_lr(step);
@@ -370,15 +383,11 @@ class StarGan : public gan::AdversarialModel {
     return attributes_ ? stargan::attribute_classification_loss(logits, labels)
                        : stargan::domain_classification_loss(logits, argmax(labels, 1));
   }
-  // A uniformly random order of n rows, int64 [n] on the device, drawn from the
-  // default generator on the host (so every device draws alike).
+  // A uniformly random order of n rows, int64 [n] on the model's device: the rows sorted by u ~ U(0, 1] drawn
+  // from the default generator on the device (the same Philox numbers on every device), so that a step can be
+  // captured as a CUDA graph.
   Tensor random_order(int64_t n) const {
-    const std::vector<double> u = rand({n}, TensorOptions{DType::Float64}).to_vector<double>();
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(),
-              [&u](int64_t a, int64_t b) { return u[static_cast<size_t>(a)] < u[static_cast<size_t>(b)]; });
-    return from_vector(order, {n}, TensorOptions{DType::Int64, device_});
+    return stargan::sort_order(rand({n}, TensorOptions{DType::Float64, device_}));
   }
   // Domains int64 [B] drawn uniformly from g (nullptr: the default generator) on the model's
   // device: ⌊u · K⌋ of u ~ U(0, 1] in float64 (u = 1 taken as K − 1; the cast truncates). The
