@@ -29,7 +29,8 @@ Tensor attribute_classification_loss(const Tensor& logits, const Tensor& attribu
 // The stable ascending order of u (float [n], any device): int64 [n] on u's device, order[k] the index of the
 // k-th smallest value, ties by index (std::stable_sort's order). Computed on the device (n² comparisons; n is
 // a batch), so that a step drawing a random order, sort_order(u) of u ~ U(0, 1], can be captured as a CUDA
-// graph. Errors: u not 1-D floating point.
+// graph. u must hold no NaN (rand draws none): a NaN compares false both ways, and the result is then not a
+// permutation. Errors: u not 1-D floating point.
 Tensor sort_order(const Tensor& u);
 
 }  // namespace loom::models::stargan

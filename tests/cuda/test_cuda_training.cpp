@@ -419,9 +419,9 @@ data::LabeledImages attribute_split(data::Split split) {
   d.labels = from_vector(bits, {static_cast<int64_t>(labels.size()), 2});
   return d;
 }
-models::OptionValues attribute_options(const std::filesystem::path& dir) {
-  return {{"features", "2"}, {"blocks", "1"},           {"d_layers", "1"},
-          {"d_steps", "2"},  {"attr_file", dir / "attrs.txt"}, {"attrs", "Male,Blond"}};
+models::OptionValues attribute_options(const std::string& dir) {
+  return {{"features", "2"}, {"blocks", "1"},       {"d_layers", "1"},
+          {"d_steps", "2"},  {"attr_file", dir + "/attrs.txt"}, {"attrs", "Male,Blond"}};
 }
 }  // namespace
 
@@ -468,8 +468,7 @@ class CudaGraphTraining : public CudaTest, public ::testing::WithParamInterface<
 namespace {
 // 3 steps of `name` through the driver, eagerly and with --cuda-graph (one eager step, the capture, two
 // replays): the same losses and a byte-identical checkpoint.
-void expect_graphed_run_is_eager(const std::string& name, const models::OptionValues& options,
-                                 const std::filesystem::path& dir,
+void expect_graphed_run_is_eager(const std::string& name, const models::OptionValues& options, const std::string& dir,
                                  std::function<data::LabeledImages(data::Split)> load_data = synthetic_split) {
   auto run = [&](bool graph) {
     tools::TrainOptions o;
@@ -512,7 +511,7 @@ TEST_P(CudaGraphTraining, ReplayedStepsGiveTheEagerRunBitForBit) {
 }
 
 // StarGAN on binary attributes: each critic batch's targets are its attributes in a random order, drawn
-// and sorted on the device (stargan::random_order).
+// and sorted on the device (stargan::sort_order).
 TEST_F(CudaTest, StarGanOnBinaryAttributesGraphsAsEager) {
   TempDir dir;
   expect_graphed_run_is_eager("stargan", attribute_options(dir.path()), dir.path(), attribute_split);
