@@ -68,7 +68,7 @@ constexpr int64_t kShiftedMinChannels = 32;
 // Auto runs float32 through oneDNN (v0) per pass, by the channels per group, C/G in and O/G out. Measured
 // (docs/results/cpu.md, loom-bench-cpu, each pass at 1 and 2 threads): at C/G = 16, 32, 64 and 128 (DCGAN's
 // and the classifier's deep layers) oneDNN took 0.4-0.7x of loom's best time in every pass. Below 16, where
-// the kernel is larger than 1x1: forward and backward_weight from C/G = 3 (CycleGAN's RGB and width-8 layers),
+// the kernel is larger than 1x1: forward and backward_weight from C/G = 3 (CycleGAN's width-8 layers, RGB inputs),
 // 0.2-0.75x of im2col's time at 1 thread and 0.2-0.5x at 2, where im2col runs on one thread (at C/G = 1 its
 // forward took 1.4-1.75x im2col's at 1 thread); backward_data, which writes the C/G channels, from C/G = 8 when
 // it reads O/G ≥ 8 (0.3-0.9x at 1 thread, 0.3-0.45x at 2), since writing 1 or 3 channels, or 8 → 3, took it
