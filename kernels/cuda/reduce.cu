@@ -18,8 +18,9 @@
 // does (on sm_90 double arithmetic is not the bottleneck of a bandwidth-bound
 // reduction), and every formula is the CPU's, in the same precision.
 //
-// Thread layout (one kernel each for reduce, softmax, softmax_backward, standardize and its backward;
-// batch_norm and its backward take a row block per channel, the channel's elements strided in x):
+// Thread layout (one kernel each for reduce, softmax, softmax_backward, standardize and its backward's ∂x;
+// batch_norm and its backward, and standardize's γ and β gradients, take a row block per channel, the
+// channel's elements strided in x):
 //   rows     inner == 1: the r elements of an output are contiguous. A warp per
 //            output when r ≤ 1024 (eight per block), a 256-thread block per
 //            output otherwise; lanes stride over j (coalesced), then combine by
