@@ -31,6 +31,8 @@ Tensor softplus(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor square(const Tensor& x);
 Tensor pow(const Tensor& x, double exponent);
+Tensor sin(const Tensor& x);  // radians
+Tensor cos(const Tensor& x);
 Tensor clamp(const Tensor& x, double lo, double hi);
 Tensor sign(const Tensor& x);  // not differentiable
 

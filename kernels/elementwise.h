@@ -14,7 +14,7 @@ namespace loom {
 
 enum class UnaryOp : uint8_t {
   Neg, Exp, Log, Log1p, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, LeakyRelu, Elu, Silu,
-  Softplus, Abs, Square, PowScalar, Clamp, Sign
+  Softplus, Abs, Square, PowScalar, Clamp, Sign, Sin, Cos
 };
 // a, b: LeakyRelu slope (a); Elu alpha (a); PowScalar exponent (a); Clamp [a, b].
 struct UnaryParams {
@@ -45,7 +45,9 @@ inline GradReads unary_grad_reads(UnaryOp op, const UnaryParams& p) {
     case UnaryOp::Abs:
     case UnaryOp::Square:
     case UnaryOp::PowScalar:
-    case UnaryOp::Clamp: return GradReads::X;
+    case UnaryOp::Clamp:
+    case UnaryOp::Sin:
+    case UnaryOp::Cos: return GradReads::X;
   }
   return GradReads::X;
 }

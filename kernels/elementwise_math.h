@@ -89,6 +89,8 @@ LOOM_HD T unary_fn(UnaryOp op, T x, const UnaryParams& p) {
     case UnaryOp::PowScalar: return std::pow(x, T(p.a));
     case UnaryOp::Clamp: return std::min(std::max(x, T(p.a)), T(p.b));
     case UnaryOp::Sign: return x != x ? x : T((x > 0) - (x < 0));  // NaN stays NaN, as NumPy
+    case UnaryOp::Sin: return std::sin(x);
+    case UnaryOp::Cos: return std::cos(x);
   }
   return x;
 }
@@ -118,6 +120,8 @@ LOOM_HD T unary_grad(UnaryOp op, T x, T y, const UnaryParams& p) {
     case UnaryOp::PowScalar: return p.a == 0 ? T(0) : T(p.a) * std::pow(x, T(p.a - 1));
     case UnaryOp::Clamp: return (x >= T(p.a) && x <= T(p.b)) ? T(1) : T(0);
     case UnaryOp::Sign: return T(0);
+    case UnaryOp::Sin: return std::cos(x);
+    case UnaryOp::Cos: return -std::sin(x);
   }
   return T(0);
 }

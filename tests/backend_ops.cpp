@@ -58,6 +58,8 @@ std::vector<OpCase> make_cases() {
   add(OpId::Abs, "abs", F(return abs(in[0])), {away(u, 14)});
   add(OpId::Square, "square", F(return square(in[0])), {uni(u, 15)});
   add(OpId::PowScalar, "pow_scalar 2.5", F(return pow(in[0], 2.5)), {pos(u, 16)});
+  add(OpId::Sin, "sin", F(return sin(in[0])), {uni(u, 40, -7, 7)});
+  add(OpId::Cos, "cos", F(return cos(in[0])), {uni(u, 41, -7, 7)});
   add(OpId::PowScalar, "pow_scalar 3", F(return pow(in[0], 3.0)), {uni(u, 17)});
   add(OpId::Clamp, "clamp", F(return clamp(in[0], -0.5, 0.7)), {away(u, 18)});
   // ---- binary, broadcasting [3, 1, 4] against [2, 4]

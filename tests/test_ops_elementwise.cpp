@@ -116,6 +116,9 @@ TEST(OpsUnary, HandKnownValues) {
   expect_values(clamp(t64({-3, -1, 0.5, 1, 4}, {5}), -1, 1), {-1, -1, 0.5, 1, 1}, 0);
   expect_values(sign(t64({-2, 0, 3, -0.0, kNaN}, {5})), {-1, 0, 1, 0, kNaN}, 0);
   expect_values(neg(t64({1, -2, 0}, {3})), {-1, 2, 0}, 0);
+  expect_values(sin(t64({0, M_PI / 6, M_PI / 2, -M_PI / 2, 1}, {5})), {0, 0.5, 1, -1, 0.8414709848078965}, 1e-15, 0);
+  expect_values(cos(t64({0, M_PI / 3, M_PI, 1}, {4})), {1, 0.5, -1, 0.5403023058681398}, 1e-15, 0);
+  expect_values(sin(t64({kInf}, {1})), {kNaN});  // sin ∞: NaN, as IEEE and libm
   // Outside the domain the IEEE result comes through, never an exception.
   expect_values(log(t64({-1}, {1})), {kNaN});
   expect_values(sqrt(t64({-1}, {1})), {kNaN});

@@ -40,6 +40,8 @@ Tensor unary_backward_recorded(UnaryOp kop, const Tensor& x, const Tensor& y, co
     case UnaryOp::Square: return gy * x * 2.0;
     case UnaryOp::PowScalar: return p.a == 0 ? zeros_like(gy) : gy * pow(x, p.a - 1) * p.a;
     case UnaryOp::Clamp: return gy * (ge(x, full({}, p.a, x.options())) * le(x, full({}, p.b, x.options())));
+    case UnaryOp::Sin: return gy * cos(x);
+    case UnaryOp::Cos: return neg(gy * sin(x));
     case UnaryOp::Sign: break;
   }
   throw Error("unary backward: not differentiable");
@@ -169,6 +171,8 @@ Tensor softplus(const Tensor& x) { return unary_op(OpId::Softplus, UnaryOp::Soft
 Tensor abs(const Tensor& x) { return unary_op(OpId::Abs, UnaryOp::Abs, x); }
 Tensor square(const Tensor& x) { return unary_op(OpId::Square, UnaryOp::Square, x); }
 Tensor pow(const Tensor& x, double e) { return unary_op(OpId::PowScalar, UnaryOp::PowScalar, x, {e, 0}); }
+Tensor sin(const Tensor& x) { return unary_op(OpId::Sin, UnaryOp::Sin, x); }
+Tensor cos(const Tensor& x) { return unary_op(OpId::Cos, UnaryOp::Cos, x); }
 Tensor clamp(const Tensor& x, double lo, double hi) {
   LOOM_CHECK(lo <= hi, "clamp: lower bound ", lo, " exceeds upper bound ", hi);
   return unary_op(OpId::Clamp, UnaryOp::Clamp, x, {lo, hi});

@@ -55,7 +55,7 @@ void with_op(UnaryOp op, F&& f) {
     LOOM_OP_CASE(UnaryOp, Sigmoid) LOOM_OP_CASE(UnaryOp, Relu) LOOM_OP_CASE(UnaryOp, LeakyRelu)
     LOOM_OP_CASE(UnaryOp, Elu) LOOM_OP_CASE(UnaryOp, Silu) LOOM_OP_CASE(UnaryOp, Softplus) LOOM_OP_CASE(UnaryOp, Abs)
     LOOM_OP_CASE(UnaryOp, Square) LOOM_OP_CASE(UnaryOp, PowScalar) LOOM_OP_CASE(UnaryOp, Clamp)
-    LOOM_OP_CASE(UnaryOp, Sign)
+    LOOM_OP_CASE(UnaryOp, Sign) LOOM_OP_CASE(UnaryOp, Sin) LOOM_OP_CASE(UnaryOp, Cos)
   }
 }
 template <class F>
@@ -76,7 +76,7 @@ void with_op(BinaryOp op, F&& f) {
 //
 // Elements from which a unary loop is split between threads. Waking a sleeping OpenMP thread
 // (OMP_WAIT_POLICY=passive) costs tens of microseconds: worth it from ~64 K elements of a cheap
-// op, but from ~8 K of one that calls libm's scalar exp/log/log1p/tanh/pow (10–20 ns an element).
+// op, but from ~8 K of one that calls libm's scalar exp/log/log1p/tanh/pow/sin/cos (10–20 ns an element).
 // A `bernoulli` step's float64 softplus over 64 × 784 elements ran on one thread of two. Each
 // element is computed alone, so the split changes no result.
 constexpr int64_t parallel_from(UnaryOp op) {
@@ -89,7 +89,9 @@ constexpr int64_t parallel_from(UnaryOp op) {
     case UnaryOp::Elu:
     case UnaryOp::Silu:
     case UnaryOp::Softplus:
-    case UnaryOp::PowScalar: return 8192;
+    case UnaryOp::PowScalar:
+    case UnaryOp::Sin:
+    case UnaryOp::Cos: return 8192;
     default: return 65536;
   }
 }
