@@ -449,8 +449,8 @@ class SelfAttention2d : public Module {
 // Sinusoidal embedding of (time steps, positions) t [B] (Vaswani et al. 2017, §3.5;
 // DDPM's time-step embedding): [B, dim] = [sin(t·f_0) … sin(t·f_{h−1}), cos(t·f_0) …
 // cos(t·f_{h−1})] with h = ⌊dim/2⌋, f_k = 10000^(−k/h) (Vaswani's frequencies; DDPM's
-// code divides by h − 1), and a zero last column when dim is odd. Computed in double,
-// returned in `dtype` on t's device; not differentiable in t.
+// code divides by h − 1), and a zero last column when dim is odd. Computed in double
+// on t's device, returned in `dtype`; not differentiable in t.
 Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, DType dtype = DType::Float32);
 
 }  // namespace loom::nn

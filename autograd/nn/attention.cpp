@@ -71,16 +71,15 @@ Tensor SelfAttention2d::forward(const Tensor& x) {
 Tensor sinusoidal_embedding(const Tensor& t, int64_t dim, DType dtype) {
   LOOM_CHECK(t.defined() && t.dim() == 1, "sinusoidal_embedding: t must be 1-D [B], got ", t.shape());
   LOOM_CHECK(dim >= 2, "sinusoidal_embedding: dim ", dim, " must be at least 2 (t ", t.shape(), ")");
-  const std::vector<double> ts = t.detach().to(Device::cpu()).to(DType::Float64).to_vector<double>();
+  // On t's device, nothing read on the host: a DDPM step stays capturable as a CUDA graph.
+  NoGrad ng;
   const int64_t n = t.size(0), half = dim / 2;
-  std::vector<double> out(static_cast<size_t>(n * dim), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < half; ++k) {
-      const double a = ts[i] * std::exp(-std::log(10000.0) * static_cast<double>(k) / static_cast<double>(half));
-      out[i * dim + k] = std::sin(a);
-      out[i * dim + half + k] = std::cos(a);
-    }
-  return from_vector(out, {n, dim}, TensorOptions{dtype, t.device()});
+  const TensorOptions f64{DType::Float64, t.device()};
+  const Tensor freqs = exp(arange(0, static_cast<double>(half), 1, f64) * (-std::log(10000.0) / static_cast<double>(half)));
+  const Tensor angles = unsqueeze(t.detach().to(DType::Float64), 1) * unsqueeze(freqs, 0);  // [B, h]
+  std::vector<Tensor> columns{sin(angles), cos(angles)};
+  if (dim % 2) columns.push_back(zeros({n, 1}, f64));
+  return concat(columns, 1).to(dtype);
 }
 
 }  // namespace loom::nn
