@@ -33,7 +33,7 @@ void CudaGraph::capture(Device d, const std::function<void()>& step) {
   auto forget = [&] {
     fills_.clear();
     generators_.clear();
-    optimizers_.clear();
+    owners_.clear();
     resteps_.clear();
     checks_.clear();
   };
@@ -70,11 +70,10 @@ const uint64_t* CudaGraph::random_offset(Generator& g, uint64_t offset, uint64_t
   return device;
 }
 
-void CudaGraph::optimizer_step(const optim::Optimizer* opt, std::function<void()> restore,
-                               std::function<void()> restep) {
-  if (std::find(optimizers_.begin(), optimizers_.end(), opt) == optimizers_.end()) {
-    optimizers_.push_back(opt);
-    restores_.push_back(std::move(restore));
+void CudaGraph::restage_on_replay(const void* owner, std::function<void()> restore, std::function<void()> restep) {
+  if (std::find(owners_.begin(), owners_.end(), owner) == owners_.end()) {
+    owners_.push_back(owner);
+    if (restore) restores_.push_back(std::move(restore));
   }
   resteps_.push_back(std::move(restep));
 }
@@ -89,8 +88,8 @@ void CudaGraph::replay() {
     }
     for (const RandomFill& f : fills_) *f.word = f.generator->offset() + f.relative;
     for (const GeneratorUse& u : generators_) u.generator->advance(u.end - u.start);
-    // Each optimizer's step() on the host: its counters advance and the staged
-    // learning rate and bias corrections are rewritten; nothing launches.
+    // Each optimizer's step() and EMA update on the host: counters advance and the
+    // staged learning rate, bias corrections and decay are rewritten; nothing launches.
     kernels::RestageScope restage(*graph_);
     for (auto& restep : resteps_) restep();
     LOOM_CHECK(restage.done() == restage.captured(), "CudaGraph::replay: the optimizers restaged ", restage.done(),

@@ -25,8 +25,10 @@
 // What a captured step may not do (each a loom::Error naming it, and the
 // capture is dropped): read a device value on the host (item(), to_vector,
 // printing), copy host data in (a new batch: copy it into a tensor of the
-// step's before replay() instead), copy between devices, synchronize,
-// clip_grad_norm (its norm goes to the host), EMA::update. What no check can
+// step's before replay() instead), copy between devices, synchronize. What it
+// may: clip_grad_norm (the norm stays on the device; its check for inf or NaN
+// runs after each replay, like the index checks below) and EMA::update (its
+// decay, set on the host between replays, is restaged like a learning rate). What no check can
 // see, and a captured step must therefore not do: take a branch on host state
 // that changes between steps (the step index, a schedule computed inside
 // step()), draw on the host or work on host tensors it expects to be redone,
@@ -60,9 +62,6 @@ namespace loom {
 namespace kernels {
 struct DeviceGraph;
 }
-namespace optim {
-class Optimizer;
-}
 
 class CudaGraph {
  public:
@@ -86,10 +85,11 @@ class CudaGraph {
   // A random fill of `blocks` Philox blocks from g starting at `offset` (what
   // g.advance returned): the device word its kernel adds to a zero offset.
   const uint64_t* random_offset(Generator& g, uint64_t offset, uint64_t blocks);
-  // An optimizer's step() during the capture: `restore` puts its counters back
-  // at the capture's end (called once per optimizer, the first time); on every
-  // replay `restep` runs in call order (the optimizer's step() again, restaging).
-  void optimizer_step(const optim::Optimizer* opt, std::function<void()> restore, std::function<void()> restep);
+  // A call during the capture with per-call values a replay must restage (an
+  // optimizer's step(), EMA::update): `restore` (may be empty) puts its owner's
+  // counters back at the capture's end (called once per owner, the first time); on
+  // every replay `restep` runs in call order (the call again on the host, restaging).
+  void restage_on_replay(const void* owner, std::function<void()> restore, std::function<void()> restep);
   // An index check during the capture (autograd/ops/shape.cpp): `check` reads its
   // device word and throws; replay() runs every check after the launch, in order.
   void check_after_replay(std::function<void()> check);
@@ -108,7 +108,7 @@ class CudaGraph {
   std::shared_ptr<kernels::DeviceGraph> graph_;
   std::vector<RandomFill> fills_;
   std::vector<GeneratorUse> generators_;
-  std::vector<const optim::Optimizer*> optimizers_;
+  std::vector<const void*> owners_;  // of the restaged calls
   std::vector<std::function<void()>> restores_, resteps_, checks_;
 };
 

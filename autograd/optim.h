@@ -123,9 +123,15 @@ class AdamW : public Adam {
   explicit AdamW(const std::vector<ParamGroup<AdamOptions>>& groups) : Adam(groups, true) {}
 };
 
-// Scales all gradients so their global L2 norm is at most max_norm; returns the
-// norm before clipping.
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+// Scales all gradients so that their global L2 norm is at most max_norm, as
+// PyTorch's clip_grad_norm_ does: g ← g · min(1, max_norm / (‖g‖₂ + 1e-6)), the norm
+// accumulated in double. Returns the norm before clipping, a float64 0-d tensor on
+// the gradients' device (the CPU when there are none), computed and applied there
+// without reading it on the host, so that a step captured as a CUDA graph may clip.
+// Errors: max_norm ≤ 0; a norm that is inf or NaN (a gradient holds one) — before
+// anything is scaled when eager, after the replay that met it inside a CUDA graph
+// (autograd/graph.h: checked like the index checks, that replay's writes undefined).
+Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
 // Learning-rate factor as a function of the step: linear warm-up from 0 over
 // `warmup` steps, then constant, cosine or linear decay to `final_factor` at
@@ -155,8 +161,15 @@ class LRSchedule {
 // buffers): avg ← decay·avg + (1 − decay)·param after each update.
 class EMA {
  public:
+  // The average starts as m's weights, kept in a copy of its own (averages(), copy_to).
   EMA(const nn::Module& m, double decay);
+  // The average is `average`'s own weights, updated in place: a module of the averaged
+  // one's architecture (the smoothed network samples come from), which must outlive
+  // this EMA; copy_to is then not needed.
+  static EMA into(nn::Module& average, double decay);
   // avg ← decay · avg + (1 − decay) · value for each parameter; buffers are copied.
+  // Inside a CUDA graph capture each replay restages the decay set by then (set_decay
+  // between replays), as an optimizer's learning rate is; m must outlive the graph.
   void update(const nn::Module& m);
   // The decay of the following updates (a warm-up: TensorFlow's
   // ExponentialMovingAverage with num_updates uses min(decay, (1 + n)/(10 + n))).
@@ -167,6 +180,9 @@ class EMA {
   const std::map<std::string, Tensor>& averages() const { return avg_; }
 
  private:
+  EMA(std::map<std::string, Tensor> average, double decay);
+  // avg ← decay · avg + (1 − decay) · value over the pairs, one fused call per kind.
+  void lerp(const std::vector<Tensor>& avgs, const std::vector<Tensor>& values) const;
   double decay_;
   std::map<std::string, Tensor> avg_;
 };

@@ -56,12 +56,13 @@ std::pair<uint64_t*, const uint64_t*> capture_word(Device d);
 void replay(DeviceGraph& g, const std::function<void()>& refresh);
 
 // The optimizer entry points (kernels/optim.h) stage their per-call values
-// (pointers, step counts' bias corrections, learning rate) in pinned memory
-// copied to the device by the graph. While a RestageScope for g is alive, they
-// launch nothing: the k-th call rewrites the values (not the tensors' pointers,
-// which stay the capture's) in the staging buffer of the k-th optimizer call
-// captured in g, so that an optimizer's step(), run on the host
-// in replay()'s refresh, gives the next launch its new step counts and rates.
+// (pointers, step counts' bias corrections, learning rate, EMA's decay) in pinned
+// memory copied to the device by the graph. While a RestageScope for g is alive,
+// they launch nothing: the k-th call rewrites the values (not the tensors'
+// pointers, which stay the capture's) in the staging buffer of the k-th call
+// captured in g that has per-call values (scale and sum_squares have none: they
+// are skipped), so that an optimizer's step() or EMA::update, run on the host in
+// replay()'s refresh, gives the next launch its new step counts, rates and decay.
 // Any other kernel launch inside the scope is a loom::Error, as is a call that
 // does not match the captured one (another kind, more tensors).
 class RestageScope {

@@ -54,10 +54,10 @@ struct SgdHyper {
   void adam_step(const KernelCtx& k, DType dt, const TensorList& l, const AdamHyper& h);          \
   /* roles: 0 param, 1 grad, 2 momentum buffer (unused when momentum = 0); l.step required */                       \
   void sgd_step(const KernelCtx& k, DType dt, const TensorList& l, const SgdHyper& h);            \
-  /* *out (host) = Σ over role 0 of x², accumulated in double */                                   \
+  /* *out = Σ over role 0 of x², accumulated in double; out: one double in k's device memory */  \
   void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out);               \
-  /* role 0 ← role 0 · s */                                                                        \
-  void scale(const KernelCtx& k, DType dt, const TensorList& l, double s);                        \
+  /* role 0 ← role 0 · *factor; factor: one double in k's device memory (1: nothing changes) */    \
+  void scale(const KernelCtx& k, DType dt, const TensorList& l, const double* factor);            \
   /* role 0 ← decay · role 0 + (1 − decay) · role 1 (weight averaging) */                          \
   void lerp_to(const KernelCtx& k, DType dt, const TensorList& l, double decay);
 

@@ -124,14 +124,26 @@ TEST(Optim, ClipGradNormScalesToTheLimit) {
   Tensor p = param({0, 0}), q = param({0});
   set_grad(p, {3, 0});
   set_grad(q, {4});
-  double norm = optim::clip_grad_norm({p, q}, 1.0);
-  EXPECT_NEAR(norm, 5.0, 1e-12);
-  expect_values(p.grad(), {0.6, 0}, 1e-6);
-  expect_values(q.grad(), {0.8}, 1e-6);
-  EXPECT_NEAR(optim::clip_grad_norm({p, q}, 10.0), 1.0, 1e-6);  // under the limit: untouched
-  expect_values(q.grad(), {0.8}, 1e-6);
+  const Tensor norm = optim::clip_grad_norm({p, q}, 1.0);
+  EXPECT_EQ(norm.dtype(), DType::Float64);
+  EXPECT_EQ(norm.dim(), 0);
+  EXPECT_NEAR(norm.item(), 5.0, 1e-12);
+  // PyTorch's factor max_norm / (‖g‖ + 1e-6).
+  expect_values(p.grad(), {3 / (5 + 1e-6), 0}, 1e-15, 0);
+  expect_values(q.grad(), {4 / (5 + 1e-6)}, 1e-15, 0);
+  const double clipped = 4 / (5 + 1e-6);
+  EXPECT_NEAR(optim::clip_grad_norm({p, q}, 10.0).item(), 5 / (5 + 1e-6), 1e-15);  // under the limit: untouched
+  expect_values(q.grad(), {clipped}, 0, 0);
+  set_grad(p, {0.6, 0});
+  set_grad(q, {0.8});
+  optim::clip_grad_norm({p, q}, 1.0);  // at the limit: scaled by 1 / (1 + 1e-6), as PyTorch does
+  expect_values(q.grad(), {0.8 / (1 + 1e-6)}, 1e-15, 0);
+  EXPECT_EQ(optim::clip_grad_norm({}, 1.0).item(), 0.0);  // no gradients: norm 0
   set_grad(q, {NAN});
+  const std::vector<double> before = p.grad().to_vector<double>();
   expect_error([&] { optim::clip_grad_norm({p, q}, 1.0); }, {"clip_grad_norm", "nan"});
+  EXPECT_EQ(p.grad().to_vector<double>(), before) << "an eager clip throws before it scales anything";
+  expect_error([&] { optim::clip_grad_norm({p}, 0.0); }, {"clip_grad_norm", "max_norm must be positive"});
 }
 
 TEST(Optim, LearningRateSchedules) {
@@ -168,6 +180,18 @@ TEST(Optim, EmaAveragesParametersAndCopiesBuffers) {
   EXPECT_EQ(ema.decay(), 0.5);
   ema.update(lin);
   expect_tensors_near(ema.averages().at("weight"), w0 + 0.55, 1e-12);
+  // EMA::into: the average is the other module's own weights, updated in place.
+  nn::Linear smoothed(2, 1, true, f64());
+  {
+    NoGrad ng;
+    smoothed.weight.copy_(w0);
+    smoothed.bias.copy_(lin.bias);
+  }
+  optim::EMA in_place = optim::EMA::into(smoothed, 0.9);
+  in_place.update(lin);  // lin's weight is w0 + 1
+  expect_tensors_near(smoothed.weight, w0 + 0.1, 1e-12);
+  expect_tensors_near(in_place.averages().at("weight"), w0 + 0.1, 1e-12);
+  expect_error([] { nn::Linear m(1, 1); optim::EMA::into(m, 1.5); }, {"EMA", "decay", "[0, 1]"});
   expect_error([&] { ema.set_decay(1.5); }, {"EMA: decay must lie in [0, 1], got 1.5"});
 }
 

@@ -156,7 +156,7 @@ void Optimizer::for_each_fused_call(
     // In a CUDA graph: the capture puts the counters back when it ends, and every replay runs
     // step() again on the host over the same parameters, to restage the learning rate and the
     // bias corrections (nothing launches then).
-    graph->optimizer_step(
+    graph->restage_on_replay(
         this, [this, steps_before, param_steps_before] {
           steps_ = steps_before;
           param_steps_ = param_steps_before;
@@ -304,31 +304,38 @@ void Adam::step() {
   ++steps_;
 }
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   LOOM_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be positive, got ", max_norm);
   NoGrad ng;
   std::vector<Tensor> grads;
   for (const Tensor& p : params)
     if (p.grad().defined()) grads.push_back(p.grad());
-  double total = 0;
+  if (grads.empty()) return zeros({}, TensorOptions{DType::Float64});
+  Tensor total;  // Σ g², float64 0-d on the first gradient's device
   group_by_kind(grads, [&](Device d, DType dt, const std::vector<size_t>& idx) {
     FusedList fused({&grads}, idx);
     KernelCtx k = kernel_ctx(d);
-    double s = 0;
-    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, sum_squares, k, dt, fused.list(), &s);
-    total += s;
+    Tensor s = empty({}, TensorOptions{DType::Float64, d});
+    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, sum_squares, k, dt, fused.list(), static_cast<double*>(s.data_ptr()));
+    total = total.defined() ? total + s.to(total.device()) : s;
   });
-  const double norm = std::sqrt(total);
-  LOOM_CHECK(std::isfinite(norm), "clip_grad_norm: the gradient norm is ", norm,
-             " (a gradient contains inf or NaN; lower the learning rate or check the loss)");
-  if (norm > max_norm) {
-    const double s = max_norm / (norm + 1e-6);
-    group_by_kind(grads, [&](Device d, DType dt, const std::vector<size_t>& idx) {
-      FusedList fused({&grads}, idx);
-      KernelCtx k = kernel_ctx(d);
-      LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, scale, k, dt, fused.list(), s);
-    });
-  }
+  const Tensor norm = sqrt(total);
+  auto check = [norm] {
+    const double n = norm.item();
+    LOOM_CHECK(std::isfinite(n), "clip_grad_norm: the gradient norm is ", n,
+               " (a gradient contains inf or NaN; lower the learning rate or check the loss)");
+  };
+  if (CudaGraph* graph = CudaGraph::capturing())
+    graph->check_after_replay(check);
+  else
+    check();
+  const Tensor factor = clamp(max_norm / (norm + 1e-6), 0.0, 1.0);  // 1: the scale kernels change nothing
+  group_by_kind(grads, [&](Device d, DType dt, const std::vector<size_t>& idx) {
+    FusedList fused({&grads}, idx);
+    KernelCtx k = kernel_ctx(d);
+    const Tensor f = factor.to(d);
+    LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, scale, k, dt, fused.list(), static_cast<const double*>(f.data_ptr()));
+  });
   return norm;
 }
 
@@ -348,11 +355,17 @@ double LRSchedule::factor(int64_t step) const {
   return final_ + (1 - final_) * 0.5 * (1 + std::cos(M_PI * t));  // cosine annealing (Loshchilov & Hutter 2017)
 }
 
+EMA::EMA(std::map<std::string, Tensor> average, double decay) : decay_(decay), avg_(std::move(average)) {
+  LOOM_CHECK(decay >= 0 && decay <= 1, "EMA: decay must lie in [0, 1], got ", decay);
+}
+
 EMA::EMA(const nn::Module& m, double decay) : decay_(decay) {
   LOOM_CHECK(decay >= 0 && decay <= 1, "EMA: decay must lie in [0, 1], got ", decay);
   NoGrad ng;
   for (auto& [name, t] : m.state_dict()) avg_[name] = t.clone();
 }
+
+EMA EMA::into(nn::Module& average, double decay) { return EMA(average.state_dict(), decay); }
 
 void EMA::set_decay(double decay) {
   LOOM_CHECK(decay >= 0 && decay <= 1, "EMA: decay must lie in [0, 1], got ", decay);
@@ -360,9 +373,6 @@ void EMA::set_decay(double decay) {
 }
 
 void EMA::update(const nn::Module& m) {
-  // Its decay is staged per call like a learning rate, but nothing restages it at a replay.
-  LOOM_CHECK(!CudaGraph::capturing(),
-             "EMA::update during a CUDA graph capture is not supported: update the average outside the captured step");
   NoGrad ng;
   auto average_of = [&](const std::string& name, const Tensor& t) -> Tensor& {
     auto it = avg_.find(name);
@@ -376,8 +386,15 @@ void EMA::update(const nn::Module& m) {
     avgs.push_back(average_of(name, p));
     params.push_back(p.detach());
   }
+  lerp(avgs, params);
+  // In a CUDA graph: every replay stages the decay set by then (nothing launches then).
+  if (CudaGraph* graph = CudaGraph::capturing())
+    graph->restage_on_replay(this, {}, [this, avgs, params] { lerp(avgs, params); });
+}
+
+void EMA::lerp(const std::vector<Tensor>& avgs, const std::vector<Tensor>& values) const {
   group_by_kind(avgs, [&](Device d, DType dt, const std::vector<size_t>& idx) {
-    FusedList fused({&avgs, &params}, idx);
+    FusedList fused({&avgs, &values}, idx);
     KernelCtx k = kernel_ctx(d);
     LOOM_DISPATCH(k, LOOM_CUDA_OPTIM, lerp_to, k, dt, fused.list(), decay_);
   });

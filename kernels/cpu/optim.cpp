@@ -82,6 +82,7 @@ double sum_squares_impl(const TensorList& l) {
 
 template <class T>
 void scale_impl(const TensorList& l, double s) {
+  if (s == 1) return;  // a clip that did not clip
   for (int64_t t = 0; t < l.count; ++t) {
     T* x = role<T>(l, 0, t);
     for (int64_t i = 0; i < l.numel[t]; ++i) x[i] *= T(s);
@@ -108,7 +109,9 @@ void sgd_step(const KernelCtx&, DType dt, const TensorList& l, const SgdHyper& h
 void sum_squares(const KernelCtx&, DType dt, const TensorList& l, double* out) {
   LOOM_FLOAT_SWITCH(dt, T, *out = sum_squares_impl<T>(l));
 }
-void scale(const KernelCtx&, DType dt, const TensorList& l, double s) { LOOM_FLOAT_SWITCH(dt, T, scale_impl<T>(l, s)); }
+void scale(const KernelCtx&, DType dt, const TensorList& l, const double* factor) {
+  LOOM_FLOAT_SWITCH(dt, T, scale_impl<T>(l, *factor));
+}
 void lerp_to(const KernelCtx&, DType dt, const TensorList& l, double decay) {
   LOOM_FLOAT_SWITCH(dt, T, lerp_to_impl<T>(l, decay));
 }

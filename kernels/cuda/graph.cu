@@ -11,6 +11,7 @@
 // The capture stream is a blocking stream (cudaStreamCreate's default): work
 // on it waits for the legacy default stream's earlier work and the other way
 // round, so eager steps and replays order as if on one stream.
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <string>
@@ -27,6 +28,7 @@ struct StagingRecord {
   void* host = nullptr;
   size_t bytes = 0;
   const char* op = "";
+  bool values = false;  // it holds per-call values, restaged by each replay's refresh
 };
 
 struct DeviceGraph {
@@ -66,10 +68,11 @@ Active& active(int device) {
   return all[device];
 }
 
-// The RestageScope alive on this thread: its graph and how many calls it has restaged.
+// The RestageScope alive on this thread: its graph, the staging record it has reached
+// and how many calls it has restaged.
 struct Restage {
   DeviceGraph* graph = nullptr;
-  size_t next = 0;
+  size_t next = 0, done = 0;
 };
 thread_local Restage restage;
 
@@ -80,20 +83,30 @@ void* pinned_buffer(size_t bytes) {
   return p;
 }
 
+// The captured calls a replay's refresh restages: those with per-call values.
+size_t restaged_calls(const DeviceGraph& g) {
+  return static_cast<size_t>(
+      std::count_if(g.staging.begin(), g.staging.end(), [](const StagingRecord& r) { return r.values; }));
+}
+
 }  // namespace
 
 bool capturing(int device) { return device < device_count() && active(device).stream.load() != nullptr; }
 
 bool restaging() { return restage.graph != nullptr; }
 
-void* graph_staging(int device, size_t bytes, const char* op) {
+void* graph_staging(int device, size_t bytes, const char* op, bool values) {
   if (restage.graph) {
     DeviceGraph& g = *restage.graph;
     LOOM_CHECK(g.device == device, op, ": restaging a graph of cuda:", g.device, " with a call on cuda:", device);
+    LOOM_CHECK(values, op, ": a call without per-call values in a replay's refresh (only an optimizer's "
+               "step() and EMA::update restage there)");
+    while (restage.next < g.staging.size() && !g.staging[restage.next].values) ++restage.next;
     LOOM_CHECK(restage.next < g.staging.size(), op, ": a replay's refresh makes more optimizer calls (",
-               restage.next + 1, ") than the capture did (", g.staging.size(), ")");
+               restage.done + 1, ") than the capture did (", restaged_calls(g), ")");
     const StagingRecord& r = g.staging[restage.next++];
-    LOOM_CHECK(std::string(r.op) == op && r.bytes == bytes, "optimizer call ", restage.next,
+    ++restage.done;
+    LOOM_CHECK(std::string(r.op) == op && r.bytes == bytes, "optimizer call ", restage.done,
                " of a replay's refresh is ", op, " over ", bytes, " staged bytes, but the captured one was ", r.op,
                " over ", r.bytes, " (did the set of parameters with gradients change since the capture?)");
     return r.host;
@@ -101,7 +114,7 @@ void* graph_staging(int device, size_t bytes, const char* op) {
   if (!capturing(device)) return nullptr;
   Active& a = active(device);
   std::lock_guard<std::mutex> lock(a.mutex);
-  a.graph->staging.push_back({pinned_buffer(bytes), bytes, op});
+  a.graph->staging.push_back({pinned_buffer(bytes), bytes, op, values});
   return a.graph->staging.back().host;
 }
 
@@ -204,7 +217,7 @@ RestageScope::RestageScope(DeviceGraph& g) : g_(g) {
   cuda::restage = {&g, 0};
 }
 RestageScope::~RestageScope() { cuda::restage = {}; }
-size_t RestageScope::done() const { return cuda::restage.next; }
-size_t RestageScope::captured() const { return g_.staging.size(); }
+size_t RestageScope::done() const { return cuda::restage.done; }
+size_t RestageScope::captured() const { return cuda::restaged_calls(g_); }
 
 }  // namespace loom::kernels

@@ -38,7 +38,10 @@ bool restaging();
 // The pinned staging buffer of an optimizer call: during a capture of `device`
 // a new one the graph owns; during a RestageScope the captured call's own
 // (an Error if `op` or `bytes` differ from the captured call's); else null.
-void* graph_staging(int device, size_t bytes, const char* op);
+// `values`: whether the call stages per-call values (a learning rate) that a
+// replay's refresh restages; a call without any (scale, sum_squares) is skipped
+// by the restaging.
+void* graph_staging(int device, size_t bytes, const char* op, bool values);
 
 // Lets this thread make calls a strict capture forbids (cudaMalloc, cudaMallocHost)
 // while its scope lives: the allocator's own, which are not part of the graph.

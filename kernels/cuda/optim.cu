@@ -20,14 +20,16 @@
 // graph owns, which its copy node reads on every replay; the per-call values
 // (the learning rate; EMA's decay likewise) travel there too, not as kernel
 // arguments, so that a replay's restaging (the optimizer's step() on the host,
-// launching nothing) gives them anew. (EMA::update refuses a capture: nothing
-// restages it.)
+// launching nothing) gives them anew (EMA::update restages its decay the same way).
+// sum_squares and scale carry no per-call value: their result and their factor
+// live in device memory (a clip_grad_norm inside a graph computes both there), so
+// nothing of theirs is restaged.
 //
 // Arithmetic is the CPU reference's, in T, with add_rn/mul_rn wherever nvcc
 // could fuse a multiply-add: the update equals the CPU's bit for bit.
 // sum_squares is a deterministic two-pass reduction: pass 1 writes one double
 // partial per block (a fixed tree over a fixed element → thread map), pass 2
-// folds the partials in one block in a fixed order; the result goes to the host.
+// folds the partials in one block in a fixed order into the caller's device word.
 #include "kernels/optim.h"
 
 #include <array>
@@ -136,8 +138,11 @@ __global__ void sgd_multi_tensor_kernel(DeviceList l, SgdHyper h) {
   });
 }
 
+// *factor: a double in device memory; 1 leaves the list as it is (a clip that did not clip).
 template <class T>
-__global__ void scale_multi_tensor_kernel(DeviceList l, T s) {
+__global__ void scale_multi_tensor_kernel(DeviceList l, const double* factor) {
+  if (*factor == 1) return;
+  const T s = T(*factor);
   for_each_element(l, [&](int64_t t, int64_t i) {
     T* x = at<T>(l, 0, t);
     x[i] = mul_rn(x[i], s);
@@ -223,7 +228,7 @@ class StagedList {
     static_assert(sizeof(void*) == sizeof(int64_t) && sizeof(double) == sizeof(int64_t),
                   "pointers, offsets and scalars share one 8-byte-slot buffer");
     restaged_ = restaging();
-    void* host = graph_staging(s.device(), bytes_, op);  // a graph's own buffer, or null
+    void* host = graph_staging(s.device(), bytes_, op, !scalars.empty());  // a graph's own buffer, or null
     if (restaged_) {
       // Only the values: the pointers are the capture's, which the graph's kernels use. (At a
       // replay's refresh a gradient may be another tensor than it was at this call in the capture:
@@ -321,27 +326,23 @@ void sgd_step(const KernelCtx& k, DType dt, const TensorList& l, const SgdHyper&
 }
 
 void sum_squares(const KernelCtx& k, DType dt, const TensorList& l, double* out) {
-  *out = 0;
-  if (total_numel(l) == 0) return;
   LaunchScope s(k, "sum_squares");
-  LOOM_CHECK(!restaging() && !capturing(s.device()),
-             "sum_squares (clip_grad_norm): returns a value to the host, which a CUDA graph cannot");
+  if (total_numel(l) == 0) {  // the fold of no partials writes the 0
+    counted_launch(s, sum_squares_fold_kernel, 1, static_cast<const double*>(nullptr), 0, out);
+    return;
+  }
   StagedList d(s, "sum_squares", l, 1);
   const unsigned blocks = d.blocks(s);
-  Workspace partial(s.device(), (blocks + 1) * sizeof(double));  // the partials, then the total
+  Workspace partial(s.device(), blocks * sizeof(double));
   LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, sum_squares_partials_kernel<T>, blocks, d.list(), partial.as<double>()));
-  counted_launch(s, sum_squares_fold_kernel, 1, partial.as<double>(), int(blocks), partial.as<double>() + blocks);
-  // Ordered behind the kernels on the stream; returns once *out may be read.
-  LOOM_CUDA_CHECK(cudaMemcpyAsync(out, partial.as<double>() + blocks, sizeof(double), cudaMemcpyDeviceToHost, s.stream()));
-  LOOM_CUDA_CHECK(cudaStreamSynchronize(s.stream()));
+  counted_launch(s, sum_squares_fold_kernel, 1, static_cast<const double*>(partial.as<double>()), int(blocks), out);
 }
 
-void scale(const KernelCtx& k, DType dt, const TensorList& l, double factor) {
+void scale(const KernelCtx& k, DType dt, const TensorList& l, const double* factor) {
   if (total_numel(l) == 0) return;
   LaunchScope s(k, "scale");
   StagedList d(s, "scale", l, 1);
-  if (d.restaged()) return;
-  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, scale_multi_tensor_kernel<T>, d.blocks(s), d.list(), T(factor)));
+  LOOM_FLOAT_SWITCH(dt, T, counted_launch(s, scale_multi_tensor_kernel<T>, d.blocks(s), d.list(), factor));
 }
 
 void lerp_to(const KernelCtx& k, DType dt, const TensorList& l, double decay) {

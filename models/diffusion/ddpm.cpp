@@ -130,6 +130,7 @@ class Ddpm : public Model {
       : device_(c.device),
         schedule_(dm::make_schedule(dm::beta_schedule(c.text("schedule")), c.integer("timesteps"), c.real("beta_start"),
                                     c.real("beta_end"))),
+        marginal_(dm::marginal_tables(schedule_, TensorOptions{DType::Float32, c.device})),
         variance_(dm::reverse_variance(c.text("variance"))),
         kind_(c.text("condition") == "label"  ? Conditioning::Label
               : c.text("condition") == "text" ? Conditioning::Text
@@ -178,6 +179,8 @@ class Ddpm : public Model {
       ema_net_ = make();
       ema_net_->to(device_);
       ema_net_->load_state_dict(net_->state_dict());
+      // The average lives in ema_net_'s own weights (a resumed run loads them in place).
+      ema_.emplace(optim::EMA::into(*ema_net_, ema_decay_));
     }
     opt_ = std::make_unique<optim::Adam>(net_->parameters(), adam_from(c));
   }
@@ -192,40 +195,46 @@ class Ddpm : public Model {
     return c;
   }
 
+  // Capturable as a CUDA graph (--cuda-graph) but with --condition text, whose captions are
+  // composed on the host from each image: time steps, noise and the ∅ draws come from the
+  // device, the gradient's norm stays there, and before_replay redoes the warm-up's learning
+  // rate and the EMA's decay.
+  bool cuda_graph_capable() const override { return kind_ != Conditioning::Text; }
+
   Losses train_step(const Batch& batch, Step& step) override {
+    before_replay(step);
     const Tensor& x0 = batch.images;
     const int64_t b = x0.size(0);
     const Tensor t = draw_timesteps(b, 1, nullptr);
     const Tensor eps = randn(x0.shape(), x0.options());
     Cond cond;
     if (kind_ != Conditioning::None) {
-      // ∅ with probability p_uncond (Ho & Salimans Algorithm 1, line 3).
-      const std::vector<double> u = rand({b}, TensorOptions{DType::Float64}).to_vector<double>();  // U(0, 1]
-      std::vector<bool> drop(u.size());
-      for (size_t i = 0; i < u.size(); ++i) drop[i] = 1 - u[i] < p_uncond_;
-      std::vector<int64_t> variants;
-      if (kind_ == Conditioning::Text) variants = randint(captions::kVariants, {b}).to_vector<int64_t>();
-      cond = condition_of(batch, variants, drop);
+      // ∅ with probability p_uncond (Ho & Salimans Algorithm 1, line 3): kept where 1 − u ≥ p_uncond, u ~ U(0, 1].
+      const Tensor u = rand({b}, TensorOptions{DType::Float64, device_});
+      const Tensor keep = ge(1.0 - u, full({}, p_uncond_, u.options()));
+      Tensor variants;
+      if (kind_ == Conditioning::Text) variants = randint(captions::kVariants, {b});
+      cond = condition_of(batch, variants, keep);
     }
-    const Tensor loss = mse_loss(net_->forward(dm::q_sample(schedule_, x0, t, eps), t, cond), eps);
-    if (warmup_ > 0) opt_->scale_lr(std::min(1.0, static_cast<double>(step.index + 1) / static_cast<double>(warmup_)));
+    const Tensor loss = mse_loss(net_->forward(dm::q_sample(marginal_, x0, t, eps), t, cond), eps);
     opt_->zero_grad();
     backward(loss);
-    const double norm = grad_clip_ > 0 ? optim::clip_grad_norm(net_->parameters(), grad_clip_) : 0.0;
+    const Tensor norm = grad_clip_ > 0 ? optim::clip_grad_norm(net_->parameters(), grad_clip_) : Tensor();
     opt_->step();
-    if (ema_net_) {
-      // Built from the (possibly resumed) average at a run's first step.
-      if (!ema_) ema_.emplace(*ema_net_, ema_decay_);
-      // Warmed up as TensorFlow's ExponentialMovingAverage(num_updates) is: the average
-      // follows the weights early on instead of holding the initialization for ~1/(1 − decay) steps.
-      const auto n = static_cast<double>(step.index);
-      ema_->set_decay(std::min(ema_decay_, (1 + n) / (10 + n)));
-      ema_->update(*net_);
-      ema_->copy_to(*ema_net_);
-    }
-    Losses out{{"loss", loss.item()}};
-    if (grad_clip_ > 0) out["grad_norm"] = norm;
-    return out;
+    // Warmed up as TensorFlow's ExponentialMovingAverage(num_updates) is (before_replay): the
+    // average follows the weights early on instead of holding the initialization for ~1/(1 − decay) steps.
+    if (ema_) ema_->update(*net_);
+    std::vector<std::pair<std::string, Tensor>> losses{{"loss", loss}};
+    if (norm.defined()) losses.emplace_back("grad_norm", norm);
+    return step_losses(losses);
+  }
+
+  // The host side of a step at step.index: the warm-up's learning rate and the EMA's decay
+  // min(decay, (1 + n)/(10 + n)).
+  void before_replay(const Step& step) override {
+    if (warmup_ > 0) opt_->scale_lr(std::min(1.0, static_cast<double>(step.index + 1) / static_cast<double>(warmup_)));
+    const auto n = static_cast<double>(step.index);
+    if (ema_) ema_->set_decay(std::min(ema_decay_, (1 + n) / (10 + n)));
   }
 
   void set_sampler(const SamplerSettings& s) override {
@@ -291,7 +300,8 @@ class Ddpm : public Model {
     const Tensor& x0 = batch.images;
     const int64_t b = x0.size(0), T = schedule_.steps;
     const int64_t k = o.bound_timesteps > 0 ? o.bound_timesteps : kDefaultBoundSteps;
-    const Cond cond = kind_ == Conditioning::None ? Cond{} : condition_of(batch, std::vector<int64_t>(b, 0), {});
+    const Cond cond =
+        kind_ == Conditioning::None ? Cond{} : condition_of(batch, zeros({b}, TensorOptions{DType::Int64}), Tensor());
     Denoiser& net = sampler_net();
     Generator g(0);  // the same noise and time steps at every evaluation
     const Tensor prior = dm::prior_kl(schedule_, x0);
@@ -304,7 +314,8 @@ class Ddpm : public Model {
     Tensor total = zeros({b}, TensorOptions{DType::Float64, device_}), total_sq = zeros_like(total);
     double mse = 0;
     for (int64_t i = 0; i < passes; ++i) {
-      const Tensor t = exact ? full({b}, static_cast<double>(i + 2), TensorOptions{DType::Int64}) : draw_timesteps(b, 2, &g);
+      const Tensor t =
+          exact ? full({b}, static_cast<double>(i + 2), TensorOptions{DType::Int64, device_}) : draw_timesteps(b, 2, &g);
       const Tensor eps = randn(x0.shape(), x0.options(), &g), xt = dm::q_sample(schedule_, x0, t, eps);
       const Tensor pred = net.forward(xt, t, cond);
       const Tensor kl = dm::step_kl(schedule_, variance_, x0, xt, t, pred);
@@ -343,29 +354,26 @@ class Ddpm : public Model {
   std::vector<std::pair<std::string, optim::Optimizer*>> optimizers() override { return {{"adam", opt_.get()}}; }
 
  private:
-  // int64 [b] on the CPU, uniform on {lowest, …, T}, from g (nullptr: the default generator).
+  // int64 [b] on the model's device, uniform on {lowest, …, T}, from g (nullptr: the default generator).
   Tensor draw_timesteps(int64_t b, int64_t lowest, Generator* g) const {
-    std::vector<int64_t> t = randint(schedule_.steps - lowest + 1, {b}, {}, g).to_vector<int64_t>();
-    for (int64_t& v : t) v += lowest;
-    return from_vector(t, {b});
+    return randint(schedule_.steps - lowest + 1, {b}, TensorOptions{DType::Int64, device_}, g) +
+           static_cast<double>(lowest);
   }
 
-  // The condition of a batch's images: their labels, or their captions in the given
-  // wordings (captions::caption); the images of `drop` (empty: none) get ∅.
-  Cond condition_of(const Batch& batch, const std::vector<int64_t>& variants, const std::vector<bool>& drop) const {
+  // The condition of a batch's images: their labels, or their captions in the given wordings
+  // (variants, int64 [B]: captions::caption's); the images where keep (float64 [B], undefined:
+  // all kept) is 0 get ∅. Labels stay on the device; captions are composed on the host.
+  Cond condition_of(const Batch& batch, const Tensor& variants, const Tensor& keep) const {
     const int64_t b = batch.images.size(0);
-    auto dropped = [&](int64_t i) { return !drop.empty() && drop[static_cast<size_t>(i)]; };
     Cond c;
     if (kind_ == Conditioning::Label) {
-      std::vector<int64_t> y = batch.labels.to(Device::cpu()).to_vector<int64_t>();
-      for (int64_t i = 0; i < b; ++i)
-        if (dropped(i)) y[static_cast<size_t>(i)] = kClasses;
-      c.labels = from_vector(y, {b});
+      c.labels = batch.labels;
+      if (keep.defined())
+        c.labels = where(keep.to(DType::Int64), c.labels, full({}, static_cast<double>(kClasses), c.labels.options()));
     } else if (kind_ == Conditioning::Text) {
-      c.tokens = captions::encode(captions::describe_batch(batch.images, batch.labels, -1, 1, variants));
-      std::vector<float> keep(static_cast<size_t>(b));
-      for (int64_t i = 0; i < b; ++i) keep[static_cast<size_t>(i)] = dropped(i) ? 0.0f : 1.0f;
-      c.keep = from_vector(keep, {b, 1});
+      c.tokens = captions::encode(
+          captions::describe_batch(batch.images, batch.labels, -1, 1, variants.to(Device::cpu()).to_vector<int64_t>()));
+      c.keep = keep.defined() ? reshape(keep.to(DType::Float32), {b, 1}) : ones({b, 1});
     }
     return c;
   }
@@ -412,7 +420,7 @@ class Ddpm : public Model {
   Tensor predict(Denoiser& net, const Tensor& x, int64_t t, const Cond& c) {
     const int64_t n = x.size(0);
     const double w = *settings_.guidance;
-    const Tensor steps = full({n}, static_cast<double>(t), TensorOptions{DType::Int64});
+    const Tensor steps = full({n}, static_cast<double>(t), TensorOptions{DType::Int64, device_});
     if (kind_ == Conditioning::None || w == 0) return net.forward(x, steps, c);
     // Two passes (a doubled batch would need the texts' tokens padded alike).
     return dm::guided_eps(net.forward(x, steps, c), net.forward(x, steps, null_condition(c, n)), w);
@@ -460,6 +468,7 @@ class Ddpm : public Model {
 
   Device device_;
   dm::Schedule schedule_;
+  dm::MarginalTables marginal_;  // √ᾱ_t, √(1 − ᾱ_t) on device_: what a training step reads
   dm::ReverseVariance variance_;
   Conditioning kind_;
   double p_uncond_, ema_decay_, grad_clip_;

@@ -62,18 +62,30 @@ std::vector<double> Schedule::log_variance(ReverseVariance v) const {
   return out;
 }
 
-Tensor at(const std::vector<double>& table, const Tensor& t, const Tensor& like) {
+Tensor at(const Tensor& table, const Tensor& t, const Tensor& like) {
   LOOM_CHECK(t.dim() == 1 && t.dtype() == DType::Int64, "diffusion: time steps must be int64 [B], got ", t.dtype(), " ",
              t.shape());
   LOOM_CHECK(like.dim() >= 1 && like.size(0) == t.size(0), "diffusion: ", t.size(0), " time steps for a batch of shape ",
              like.shape());
-  const int64_t T = static_cast<int64_t>(table.size()) - 1;
-  const std::vector<int64_t> host = t.to(Device::cpu()).to_vector<int64_t>();
-  for (int64_t v : host) LOOM_CHECK(v >= 0 && v <= T, "diffusion: a time step must be in [0, ", T, "], got ", v);
   Shape shape(static_cast<size_t>(like.dim()), 1);
   shape[0] = t.size(0);
-  const Tensor values = from_vector(table, {T + 1}, TensorOptions{like.dtype(), like.device()});
-  return reshape(index_select(values, 0, t.to(like.device())), shape);
+  return reshape(index_select(table, 0, t), shape);
+}
+
+namespace {
+// Each time step of t (int64 [B], any device) in 0..T, read on the host: the Error names diffusion.
+void check_timesteps(const Tensor& t, int64_t T) {
+  LOOM_CHECK(t.dim() == 1 && t.dtype() == DType::Int64, "diffusion: time steps must be int64 [B], got ", t.dtype(), " ",
+             t.shape());
+  for (int64_t v : t.to(Device::cpu()).to_vector<int64_t>())
+    LOOM_CHECK(v >= 0 && v <= T, "diffusion: a time step must be in [0, ", T, "], got ", v);
+}
+}  // namespace
+
+Tensor at(const std::vector<double>& table, const Tensor& t, const Tensor& like) {
+  const int64_t T = static_cast<int64_t>(table.size()) - 1;
+  check_timesteps(t, T);
+  return at(from_vector(table, {T + 1}, TensorOptions{like.dtype(), like.device()}), t.to(like.device()), like);
 }
 
 namespace {
@@ -91,9 +103,19 @@ Tensor clip(const Tensor& x0, bool on) { return on ? clamp(x0, -1.0, 1.0) : x0; 
 
 }  // namespace
 
+MarginalTables marginal_tables(const Schedule& s, TensorOptions o) {
+  const Shape shape{s.steps + 1};
+  return {from_vector(map(s.alpha_bar, sqrt_of), shape, o), from_vector(map(s.alpha_bar, sqrt_one_minus), shape, o)};
+}
+
 Tensor q_sample(const Schedule& s, const Tensor& x0, const Tensor& t, const Tensor& eps) {
+  check_timesteps(t, s.steps);
+  return q_sample(marginal_tables(s, TensorOptions{x0.dtype(), x0.device()}), x0, t.to(x0.device()), eps);
+}
+
+Tensor q_sample(const MarginalTables& m, const Tensor& x0, const Tensor& t, const Tensor& eps) {
   LOOM_CHECK(eps.shape() == x0.shape(), "q_sample: noise ", eps.shape(), " for images ", x0.shape());
-  return at(map(s.alpha_bar, sqrt_of), t, x0) * x0 + at(map(s.alpha_bar, sqrt_one_minus), t, x0) * eps;
+  return at(m.sqrt_alpha_bar, t, x0) * x0 + at(m.sqrt_one_minus_alpha_bar, t, x0) * eps;
 }
 
 Tensor predict_x0(const Schedule& s, const Tensor& xt, const Tensor& t, const Tensor& eps) {

@@ -64,9 +64,23 @@ Schedule make_schedule(BetaSchedule kind, int64_t steps, double beta_1 = 1e-4, d
 // table[t] per sample, shaped [B, 1, …, 1] to broadcast against like ([B, …]), in
 // like's dtype and on its device; t int64 [B] in 0..T (an Error otherwise).
 Tensor at(const std::vector<double>& table, const Tensor& t, const Tensor& like);
+// The same from a table already on the device, [T + 1] in like's dtype: nothing is read
+// or copied on the host (a step captured as a CUDA graph may not); t on that device, a
+// step outside 0..T is index_select's Error, checked there.
+Tensor at(const Tensor& table, const Tensor& t, const Tensor& like);
+
+// The tables of q(x_t | x_0) made once as tensors [T + 1] with dtype and device o:
+// what a training step's q_sample reads.
+struct MarginalTables {
+  Tensor sqrt_alpha_bar;            // √ᾱ_t
+  Tensor sqrt_one_minus_alpha_bar;  // √(1 − ᾱ_t)
+};
+MarginalTables marginal_tables(const Schedule& s, TensorOptions o);
 
 // x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε: a draw of q(x_t | x_0) (DDPM eq. 4) given ε ~ N(0, I).
 Tensor q_sample(const Schedule& s, const Tensor& x0, const Tensor& t, const Tensor& eps);
+// The same over tables of x_0's dtype on its device (t there too), the same bits.
+Tensor q_sample(const MarginalTables& m, const Tensor& x0, const Tensor& t, const Tensor& eps);
 // x̂_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t: the x_0 that noise ε would have come from.
 Tensor predict_x0(const Schedule& s, const Tensor& xt, const Tensor& t, const Tensor& eps);
 // μ̃_t(x_0, x_t), the posterior mean (eq. 7).

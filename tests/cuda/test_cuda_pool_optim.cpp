@@ -192,13 +192,15 @@ TEST_F(CudaPoolOptim, ClipGradNormMatchesCpu) {
     SCOPED_TRACE(dtype_name(dt));
     Twins t = twin_params(dt);
     set_twin_grads(t, 0, 3);
-    const double nc = optim::clip_grad_norm(t.cpu, 1.0), ng = optim::clip_grad_norm(t.gpu, 1.0);
+    const Tensor norm_gpu = optim::clip_grad_norm(t.gpu, 1.0);
+    EXPECT_EQ(norm_gpu.device(), kCuda);
+    const double nc = optim::clip_grad_norm(t.cpu, 1.0).item(), ng = norm_gpu.item();
     // Σx² in double on both devices, in a different order.
     EXPECT_NEAR(ng, nc, 1e-12 * nc);
     for (size_t i = 0; i < t.cpu.size(); ++i)
       expect_tensors_near(t.gpu[i].grad(), t.cpu[i].grad(), dt == DType::Float32 ? 1e-7 : 1e-13, 1e-7);
     // Determinism: the same gradients give the same norm, bit for bit.
-    EXPECT_EQ(optim::clip_grad_norm(t.gpu, 1e9), optim::clip_grad_norm(t.gpu, 1e9));
+    EXPECT_EQ(optim::clip_grad_norm(t.gpu, 1e9).item(), optim::clip_grad_norm(t.gpu, 1e9).item());
   }
 }
 

@@ -519,7 +519,7 @@ TEST_F(CudaTest, StarGanOnBinaryAttributesGraphsAsEager) {
 
 INSTANTIATE_TEST_SUITE_P(CudaTraining, CudaGraphTraining,
                          ::testing::Values("classifier", "vae", "gan", "dcgan", "cgan", "infogan", "stargan", "aae",
-                                           "bernoulli", "markov", "nade", "pixelcnn", "pixelrnn", "puzzlegan"),
+                                           "bernoulli", "markov", "nade", "pixelcnn", "pixelrnn", "puzzlegan", "ddpm"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST_F(CudaTest, CudaGraphTrainingRefusesWhatItCannotCapture) {
@@ -537,6 +537,10 @@ TEST_F(CudaTest, CudaGraphTrainingRefusesWhatItCannotCapture) {
   o.cuda_graph = true;
   o.out_dir = dir.path();
   expect_error([&] { tools::train(o); }, {"--cuda-graph", "cyclegan", "cannot be captured"});
+  o.model = "ddpm";  // with text: its captions are composed on the host from each image
+  o.config.options = small_options("ddpm");
+  o.config.options["condition"] = "text";
+  expect_error([&] { tools::train(o); }, {"--cuda-graph", "ddpm", "cannot be captured"});
   o.model = "vae";
   o.config.options = {};
   o.config.device = Device::cpu();
