@@ -114,10 +114,12 @@ TEST(CycleGan, ImagePoolFollowsTheReplacementRule) {
   manual_seed(7);
   std::vector<float> stored;  // the reference pool
   float next = 1;
-  int64_t returned_stored = 0, returned_total = 0;
+  int64_t returned_stored = 0, returned_total = 0, returned_from_same_query = 0;
   std::set<float> slots_replaced;
-  for (int q = 0; q < 40; ++q) {
-    const int64_t n = 1 + q % 3;
+  for (int q = 0; q < 60; ++q) {
+    // Batches of 1 to 7: more images than slots, so that one query fills the buffer and then
+    // returns images stored by that same query, and several images take one slot.
+    const int64_t n = 1 + q % 7;
     std::vector<float> batch;
     for (int64_t i = 0; i < n; ++i) batch.push_back(next++);
     // The reference draws the same two uniforms per image, one rand([n, 2]) per query.
@@ -132,6 +134,7 @@ TEST(CycleGan, ImagePoolFollowsTheReplacementRule) {
       } else if (u[2 * i] > 0.5) {
         const auto j = static_cast<size_t>(std::min<int64_t>(kCapacity - 1, static_cast<int64_t>(u[2 * i + 1] * kCapacity)));
         expected.push_back(stored[j]);
+        if (stored[j] >= batch[0]) ++returned_from_same_query;
         stored[j] = batch[i];
         slots_replaced.insert(static_cast<float>(j));
         ++returned_stored;
@@ -148,6 +151,7 @@ TEST(CycleGan, ImagePoolFollowsTheReplacementRule) {
   EXPECT_GT(returned_stored, 10);
   EXPECT_LT(returned_stored, returned_total - 10);
   EXPECT_EQ(slots_replaced.size(), 3u);
+  EXPECT_GT(returned_from_same_query, 3) << "images stored and returned within one query";
   // A pool restored from another's state answers alike.
   cyclegan::ImagePool copy(kCapacity, 1, 2);
   copy.load_state_dict(pool.state_dict());

@@ -41,7 +41,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <vector>
 
 #include "models/gan/adversarial.h"
@@ -68,30 +67,37 @@ Tensor ImagePool::query(const Tensor& batch) {
              "ImagePool: expected images [B, ", images.size(1), ", ", images.size(2), ", ", images.size(3), "], got ",
              batch.shape());
   if (capacity_ == 0) return batch;
-  const int64_t n = batch.size(0);
-  const std::vector<double> u = rand({n, 2}, TensorOptions{DType::Float64}).to_vector<double>();
-  // Rows of [stored; batch]: slot[j] is where slot j's image comes from after this
-  // query, returned[i] the image returned for batch image i.
-  std::vector<int64_t> slot(static_cast<size_t>(capacity_)), returned(static_cast<size_t>(n));
-  std::iota(slot.begin(), slot.end(), 0);
-  auto filled = static_cast<int64_t>(count.to(Device::cpu()).item());
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t fresh = capacity_ + i;
-    returned[i] = fresh;
-    if (filled < capacity_) {
-      slot[filled++] = fresh;
-    } else if (u[2 * i] > 0.5) {
-      const int64_t j = std::min(capacity_ - 1, static_cast<int64_t>(u[2 * i + 1] * static_cast<double>(capacity_)));
-      returned[i] = slot[j];
-      slot[j] = fresh;
-    }
-  }
   NoGrad ng;
-  const TensorOptions index{DType::Int64, batch.device()};
+  const int64_t n = batch.size(0);
+  const TensorOptions f64{DType::Float64, batch.device()};
+  const auto value = [&](double v) { return full({}, v, f64); };
+  const double cap = static_cast<double>(capacity_);
+  const Tensor u = rand({n, 2}, f64);
+  // The rule image by image, as a fixed number of tensor ops on the device (nothing read on
+  // the host, whatever the batch: a CycleGAN step stays capturable as a CUDA graph).
+  // Indices in float64, exact below 2^53. Image i of the batch writes slot w_i: the next
+  // free one while the buffer fills (filled + i < capacity), else, when it returns a
+  // stored image (u₁ > 1/2), slot j_i = min(capacity − 1, ⌊u₂ · capacity⌋); else none (−1).
+  const Tensor i = arange(0, static_cast<double>(n), 1, f64), filled = count.to(DType::Float64);
+  const Tensor j = clamp(reshape(slice(u, 1, 1, 2), {n}) * cap, 0.0, cap - 1).to(DType::Int64).to(DType::Float64);
+  const Tensor fill = lt(filled + i, value(cap));
+  const Tensor take = (1.0 - fill) * gt(reshape(slice(u, 1, 0, 1), {n}), value(0.5));
+  const Tensor w = where(fill, filled + i, where(take, j, value(-1)));
+  // Rows of [stored; batch]: image i returns what slot j_i holds when its turn comes, the
+  // last earlier image to write j_i (i' < i, w_i' = j_i) or the stored image j_i; slot s ends
+  // with the last image to write it, or keeps its own.
+  const Tensor rows = unsqueeze(i, 1), cols = unsqueeze(i, 0);
+  const Tensor last_earlier = max((cols + 1.0) * lt(cols, rows) * eq(unsqueeze(w, 0), unsqueeze(j, 1)), {1}) - 1.0;
+  const Tensor returned =
+      where(take, where(ge(last_earlier, value(0)), last_earlier + cap, j), i + cap).to(DType::Int64);
+  const Tensor slots = arange(0, cap, 1, f64);
+  const Tensor last_writer = max((rows + 1.0) * eq(unsqueeze(w, 1), unsqueeze(slots, 0)), {0}) - 1.0;
+  const Tensor slot = where(ge(last_writer, value(0)), last_writer + cap, slots).to(DType::Int64);
   const Tensor all = concat({images, batch.detach()}, 0);
-  images = index_select(all, 0, from_vector(slot, {capacity_}, index));
-  count = full({}, static_cast<double>(filled), TensorOptions{DType::Int64, count.device()});
-  return index_select(all, 0, from_vector(returned, {n}, index));
+  // In place: a graph holds these buffers' addresses.
+  images.copy_(index_select(all, 0, slot));
+  count.copy_(minimum(filled + static_cast<double>(n), value(cap)).to(DType::Int64));
+  return index_select(all, 0, returned);
 }
 
 double lr_factor(int64_t step, int64_t total, double decay_start) {
@@ -247,10 +253,11 @@ class CycleGan : public gan::AdversarialModel {
   // them by domain: D_A, D_B (each discriminator's), G_A2B, G_B2A (the generators'
   // adversarial terms), cycle_A, cycle_B (λ-weighted), idt_A, idt_B (the
   // λ_idt λ-weighted identity terms, when λ_idt > 0).
+  // Capturable as a CUDA graph: one batch, the pools' draws and bookkeeping on the device,
+  // the learning rate's decay redone by before_replay.
+  bool cuda_graph_capable() const override { return true; }
   Losses train_step(const Batch& batch, Step& step) override {
-    const double lr = cyclegan::lr_factor(step.index, step.total, decay_start_);
-    g_opt_->scale_lr(lr);
-    d_opt_->scale_lr(lr);
+    before_replay(step);
     const Tensor &a = batch.images, &b = batch.images_b;
     LOOM_CHECK(a.defined() && b.defined(), "cyclegan: a training batch needs images of both domains");
     const Tensor fake_b = (*g_ab_)(a), fake_a = (*g_ba_)(b);
@@ -271,13 +278,17 @@ class CycleGan : public gan::AdversarialModel {
     const Tensor d_b = gan::least_squares_discriminator_loss((*d_b_)(b), (*d_b_)(pool_b_.query(fake_b.detach())));
     gan::descend(*d_opt_, d_a + d_b);
     // The losses are read back only now, so a CUDA step waits for its kernels once, at its end.
-    Losses out{{"G_A2B", adv_ab.item()}, {"G_B2A", adv_ba.item()}, {"cycle_A", cycle_a.item()},
-               {"cycle_B", cycle_b.item()}, {"D_A", d_a.item()}, {"D_B", d_b.item()}};
-    if (identity_ > 0) {
-      out["idt_A"] = idt_a.item();
-      out["idt_B"] = idt_b.item();
-    }
-    return out;
+    std::vector<std::pair<std::string, Tensor>> losses{{"G_A2B", adv_ab}, {"G_B2A", adv_ba}, {"cycle_A", cycle_a},
+                                                       {"cycle_B", cycle_b}, {"D_A", d_a},       {"D_B", d_b}};
+    if (identity_ > 0) losses.insert(losses.end(), {{"idt_A", idt_a}, {"idt_B", idt_b}});
+    return step_losses(losses);
+  }
+
+  // The linear decay of both learning rates (cyclegan::lr_factor) at step.index.
+  void before_replay(const Step& step) override {
+    const double lr = cyclegan::lr_factor(step.index, step.total, decay_start_);
+    g_opt_->scale_lr(lr);
+    d_opt_->scale_lr(lr);
   }
 
   // The translations of c.images (A's into B, or with c.b_to_a B's into A); n is their count.
