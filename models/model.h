@@ -204,6 +204,11 @@ class Model {
   // The host side of train_step that must run again before each replay of its graph (a
   // learning rate set from the step index); nothing by default.
   virtual void before_replay(const Step& step) {}
+  // Which graph the step at `step` replays: steps of one phase share one capture, and when
+  // the phase changes the driver runs a step eagerly (it creates the optimizers' state of
+  // what the phase trains) and captures the next (ProGAN: each level, fading or stable, has
+  // its own layers and shapes). One phase for a whole run by default.
+  virtual int64_t graph_phase(const Step& step) const { return 0; }
   // n samples [n, C, H, W] in the data range (Toy2d: [n, 2]), given c; c is
   // empty or of a kind conditions() names (the driver checks).
   virtual Tensor sample(int64_t n, const Condition& c, Generator& g) = 0;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include "models/classifier/classifier.h"
@@ -669,6 +670,9 @@ data::LabeledImages load(const TrainOptions& o, const models::DataSpec& spec, da
 // --cuda-graph (TrainOptions::cuda_graph): train_step captured once as a CUDA graph on
 // batch tensors of its own, then per step: the batch copied in, the model's host-side
 // per-step work (before_replay), a replay, the losses read from the step's device scalars.
+// Each phase of the model (Model::graph_phase) runs its first step eagerly (the run's first
+// step creates the optimizers' state; a new phase may train new layers), captures its
+// second, and replays from then on.
 class GraphedSteps {
  public:
   GraphedSteps(models::Model& model, const std::string& name, Device device)
@@ -679,20 +683,27 @@ class GraphedSteps {
                "per-step host state; the README's CUDA section lists the models that can)");
   }
 
-  models::Losses step(const models::Batch& b, const models::Step& info) {
-    if (!graph_.captured()) {
+  models::Losses step(const models::Batch& b, models::Step& info) {
+    const int64_t phase = model_.graph_phase(info);
+    if (phase != phase_) {
+      phase_ = phase;
+      captured_.reset();  // its tensors, then its graph and memory pool
+      return model_.train_step(b, info);
+    }
+    if (!captured_) {
+      captured_ = std::make_unique<Captured>();
       // The step's other batches, drawn as the eager step would (after b, in order), into the
       // graph's own tensors; the captured step's next_batch hands them out.
-      for (int64_t k = 1; k < model_.batches_per_step(); ++k) extra_.push_back(clone_of(info.next_batch()));
+      for (int64_t k = 1; k < model_.batches_per_step(); ++k) captured_->extra.push_back(clone_of(info.next_batch()));
       capture(b, info);
     } else {
-      for (models::Batch& slot : extra_) copy_in(slot, info.next_batch());
+      for (models::Batch& slot : captured_->extra) copy_in(slot, info.next_batch());
     }
-    copy_in(batch_, b);
+    copy_in(captured_->batch, b);
     model_.before_replay(info);
-    graph_.replay();
+    captured_->graph.replay();
     models::Losses out;
-    for (const auto& [k, t] : losses_) out[k] = t.item();
+    for (const auto& [k, t] : captured_->losses) out[k] = t.item();
     return out;
   }
 
@@ -707,19 +718,20 @@ class GraphedSteps {
     return c;
   }
   void capture(const models::Batch& b, const models::Step& info) {
-    batch_ = clone_of(b);
+    Captured& c = *captured_;
+    c.batch = clone_of(b);
     size_t drawn = 0;
-    models::Step captured{.index = info.index, .total = info.total, .next_batch = [this, &drawn]() -> models::Batch {
-                            LOOM_CHECK(drawn < extra_.size(), "train: --cuda-graph: ", name_,
+    models::Step captured{.index = info.index, .total = info.total, .next_batch = [this, &c, &drawn]() -> models::Batch {
+                            LOOM_CHECK(drawn < c.extra.size(), "train: --cuda-graph: ", name_,
                                        " draws more batches inside its step than its batches_per_step() = ",
                                        model_.batches_per_step());
-                            return extra_[drawn++];
+                            return c.extra[drawn++];
                           }};
-    graph_.capture(device_, [&] { model_.train_step(batch_, captured); });
-    LOOM_CHECK(drawn == extra_.size(), "train: --cuda-graph: ", name_, " drew ", drawn + 1,
+    c.graph.capture(device_, [&] { model_.train_step(c.batch, captured); });
+    LOOM_CHECK(drawn == c.extra.size(), "train: --cuda-graph: ", name_, " drew ", drawn + 1,
                " batches in its step, not its batches_per_step() = ", model_.batches_per_step());
-    losses_ = models::take_captured_losses();
-    LOOM_CHECK(!losses_.empty(), "train: --cuda-graph: ", name_, "'s step reported no losses through step_losses");
+    c.losses = models::take_captured_losses();
+    LOOM_CHECK(!c.losses.empty(), "train: --cuda-graph: ", name_, "'s step reported no losses through step_losses");
   }
   static void copy_in(models::Batch& slot, const models::Batch& b) {
     for (auto field : kFields) {
@@ -732,13 +744,18 @@ class GraphedSteps {
     }
   }
 
+  // One phase's capture. The graph first: it goes last, after the tensors in its memory.
+  struct Captured {
+    CudaGraph graph;
+    models::Batch batch;
+    std::vector<models::Batch> extra;  // the batches after the first, for a model drawing several a step
+    std::vector<std::pair<std::string, Tensor>> losses;
+  };
   models::Model& model_;
   std::string name_;
   Device device_;
-  CudaGraph graph_;
-  models::Batch batch_;
-  std::vector<models::Batch> extra_;  // the batches after the first, for a model drawing several a step
-  std::vector<std::pair<std::string, Tensor>> losses_;
+  std::optional<int64_t> phase_;
+  std::unique_ptr<Captured> captured_;
 };
 
 }  // namespace
@@ -948,14 +965,13 @@ TrainResult train(const TrainOptions& o) {
   model->train(true);
   std::optional<GraphedSteps> graphed;
   if (o.cuda_graph) graphed.emplace(*model, name, config.device);
-  const int64_t first_step = step;
   InterruptGuard interrupts;
   while (step < total) {
     const double started = o.on_step ? steady_seconds() : 0;
     models::Batch b = next_batch();
     models::Step info{.index = step, .total = total, .next_batch = next_batch};
-    // --cuda-graph: the run's first step eagerly (it creates the optimizers' state), then replays.
-    models::Losses l = graphed && step > first_step ? graphed->step(b, info) : model->train_step(b, info);
+    // --cuda-graph: each phase's first step eagerly (the run's creates the optimizers' state), then replays.
+    models::Losses l = graphed ? graphed->step(b, info) : model->train_step(b, info);
     ++step;
     if (o.on_step) o.on_step(step, steady_seconds() - started);
     Losses shown(l.begin(), l.end());

@@ -63,9 +63,11 @@ void check_growth(const char* net, int64_t level, double alpha, int64_t levels) 
              levels, ") and alpha ", alpha, " in [0, 1]");
 }
 
-// The blend of a fade, written so that α = 0 and α = 1 give old and new exactly.
-Tensor fade(const Tensor& old_path, const Tensor& new_path, double alpha) {
-  return (1 - alpha) * old_path + alpha * new_path;
+// The blend of a fade, written so that α = 0 and α = 1 give old and new exactly; with
+// g's α tensor when it has one (Growth::alpha_tensor).
+Tensor fade(const Tensor& old_path, const Tensor& new_path, const Growth& g) {
+  if (g.alpha_tensor.defined()) return (1.0 - g.alpha_tensor) * old_path + g.alpha_tensor * new_path;
+  return (1 - g.alpha) * old_path + g.alpha * new_path;
 }
 
 }  // namespace
@@ -105,16 +107,19 @@ Tensor ProGenerator::block(int64_t level, const Tensor& h) {
   return act((*convs_[i + 1])(act((*convs_[i])(upsample_nearest2d(h, 2)))));
 }
 
-Tensor ProGenerator::forward(const Tensor& z, int64_t level, double alpha) {
-  check_growth("ProGenerator", level, alpha, levels());
+Tensor ProGenerator::forward(const Tensor& z, int64_t level, double alpha) { return forward(z, Growth{level, alpha}); }
+
+Tensor ProGenerator::forward(const Tensor& z, const Growth& g) {
+  const int64_t level = g.level;
+  check_growth("ProGenerator", level, g.alpha, levels());
   LOOM_CHECK(z.dim() == 2 && z.size(1) == dense_->weight.size(1), "ProGenerator: expected z [B, ",
              dense_->weight.size(1), "], got ", z.shape());
   Tensor h = block(0, z);
   for (int64_t l = 1; l < level; ++l) h = block(l, h);
   if (level == 0) return (*to_rgb_[0])(h);
   const Tensor image = (*to_rgb_[level])(block(level, h));
-  if (alpha == 1) return image;
-  return fade(upsample_nearest2d((*to_rgb_[level - 1])(h), 2), image, alpha);
+  if (g.alpha == 1) return image;
+  return fade(upsample_nearest2d((*to_rgb_[level - 1])(h), 2), image, g);
 }
 
 ProDiscriminator::ProDiscriminator(int64_t channels, int64_t levels, int64_t features) : channels_(channels) {
@@ -150,9 +155,11 @@ Tensor ProDiscriminator::block(int64_t level, const Tensor& h) {
   return avg_pool2d(leaky_relu((*convs_[i + 1])(leaky_relu((*convs_[i])(h), kSlope)), kSlope), {2, 2});
 }
 
-Tensor ProDiscriminator::forward(const Tensor& x, int64_t level, double alpha) {
-  const int64_t levels = static_cast<int64_t>(from_rgb_.size());
-  check_growth("ProDiscriminator", level, alpha, levels);
+Tensor ProDiscriminator::forward(const Tensor& x, int64_t level, double alpha) { return forward(x, Growth{level, alpha}); }
+
+Tensor ProDiscriminator::forward(const Tensor& x, const Growth& g) {
+  const int64_t levels = static_cast<int64_t>(from_rgb_.size()), level = g.level;
+  check_growth("ProDiscriminator", level, g.alpha, levels);
   const int64_t r = int64_t{4} << level;
   LOOM_CHECK(x.dim() == 4 && x.size(0) >= 1 && x.size(1) == channels_ && x.size(2) == r && x.size(3) == r,
              "ProDiscriminator: expected images [B, ", channels_, ", ", r, ", ", r, "] at level ", level, ", got ",
@@ -161,7 +168,7 @@ Tensor ProDiscriminator::forward(const Tensor& x, int64_t level, double alpha) {
   Tensor h = from_rgb(level, x);
   if (level > 0) {
     h = block(level, h);
-    if (alpha < 1) h = fade(from_rgb(level - 1, avg_pool2d(x, {2, 2})), h, alpha);
+    if (g.alpha < 1) h = fade(from_rgb(level - 1, avg_pool2d(x, {2, 2})), h, g);
     for (int64_t l = level - 1; l >= 1; --l) h = block(l, h);
   }
   return block(0, h);
@@ -174,7 +181,7 @@ Tensor progan_reals(const Tensor& x, const Growth& g) {
   const int64_t k = x.size(2) / r;
   const Tensor at = k == 1 ? x : avg_pool2d(x, {k, k});
   if (g.alpha == 1) return at;
-  return fade(upsample_nearest2d(avg_pool2d(at, {2, 2}), 2), at, g.alpha);
+  return fade(upsample_nearest2d(avg_pool2d(at, {2, 2}), 2), at, g);
 }
 
 namespace {
@@ -206,7 +213,10 @@ class Progan : public gan::AdversarialModel {
       smoothed_->to(device_);
       smoothed_->load_state_dict(generator_->state_dict());
       add_module("generator_ema", *smoothed_);
+      // The average lives in smoothed_'s own weights (a resumed run loads them in place).
+      ema_.emplace(optim::EMA::into(*smoothed_, ema_decay_));
     }
+    alpha_ = ones({}, TensorOptions{DType::Float64, device_});
   }
 
   DataSpec data_spec() const override {
@@ -215,13 +225,23 @@ class Progan : public gan::AdversarialModel {
             .binarize = false};
   }
 
+  // Capturable as a CUDA graph phase by phase (graph_phase: each level, fading or stable, has its
+  // own shapes and layers): the fade's α read from a device scalar, the images shown and the
+  // learning rate written by before_replay, the average of G's weights restaged.
+  bool cuda_graph_capable() const override { return true; }
+  int64_t graph_phase(const Step& step) const override {
+    const Growth g = growth(step);
+    return 2 * g.level + (g.alpha < 1 ? 1 : 0);
+  }
+
   Losses train_step(const Batch& batch, Step& step) override {
-    schedule_lr(step);
-    const Growth g = growth_at(step.index * batch_size_, schedule_);
+    before_replay(step);
+    Growth g = growth(step);
+    g.alpha_tensor = alpha_.to(DType::Float32);
     const Tensor real = progan_reals(full_size(batch.images), g);
     const int64_t b = real.size(0);
     const Tensor fake = generate(noise(b, nullptr), g);
-    auto critic = [&](const Tensor& x) { return discriminator_->forward(x, g.level, g.alpha); };
+    auto critic = [&](const Tensor& x) { return discriminator_->forward(x, g); };
     const Tensor real_scores = critic(real), fake_scores = critic(fake.detach());
     const Tensor wasserstein = mean(real_scores) - mean(fake_scores);
     const Tensor penalty = gan::gradient_penalty(critic, gan::penalty_points(real, fake, nullptr));
@@ -229,19 +249,23 @@ class Progan : public gan::AdversarialModel {
     gan::descend(*d_opt_, d_loss);
     const Tensor g_loss = -mean(critic(fake));
     gan::descend(*g_opt_, g_loss);
+    if (ema_) ema_->update(*generator_);
+    return step_losses({{"d_loss", d_loss},
+                        {"g_loss", g_loss},
+                        {"wasserstein", wasserstein},
+                        {"gradient_penalty", penalty},
+                        {"resolution", full({}, static_cast<double>(g.resolution()), TensorOptions{DType::Float64, device_})},
+                        {"alpha", alpha_}});
+  }
+
+  // The host side of a step: the learning rate, and the device values the step reads, α and
+  // the count of images G will have seen, written here and never inside a capture (a write
+  // recorded there would replay the capture's values).
+  void before_replay(const Step& step) override {
+    schedule_lr(step);
+    if (CudaGraph::capturing()) return;
+    alpha_.fill_(growth(step).alpha);
     generator_->set_images((step.index + 1) * batch_size_);
-    if (smoothed_) {
-      // Built from the (possibly resumed) average at a run's first step.
-      if (!ema_) ema_.emplace(*smoothed_, ema_decay_);
-      ema_->update(*generator_);
-      ema_->copy_to(*smoothed_);
-    }
-    return {{"d_loss", d_loss.item()},
-            {"g_loss", g_loss.item()},
-            {"wasserstein", wasserstein.item()},
-            {"gradient_penalty", penalty.item()},
-            {"resolution", static_cast<double>(g.resolution())},
-            {"alpha", g.alpha}};
   }
 
   Tensor sample(int64_t n, const Condition&, Generator& g) override {
@@ -282,7 +306,7 @@ class Progan : public gan::AdversarialModel {
       register_buffer("images", &images_, zeros({1}, TensorOptions{DType::Int64}));
     }
     int64_t images() const { return images_.to(Device::cpu()).to_vector<int64_t>()[0]; }
-    void set_images(int64_t n) { images_ = full({1}, static_cast<double>(n), images_.options()); }
+    void set_images(int64_t n) { images_.fill_(static_cast<double>(n)); }
 
    private:
     Tensor images_;
@@ -292,7 +316,9 @@ class Progan : public gan::AdversarialModel {
   Tensor full_size(const Tensor& x) const {
     return size_ == 32 ? pad(x, {kFashionPad, kFashionPad, kFashionPad, kFashionPad}, -1.0) : x;
   }
-  Tensor generate(const Tensor& z, const Growth& g) { return generator_->forward(z, g.level, g.alpha); }
+  Tensor generate(const Tensor& z, const Growth& g) { return generator_->forward(z, g); }
+  // The growth at the start of a training step.
+  Growth growth(const Step& step) const { return growth_at(step.index * batch_size_, schedule_); }
   // What samples: the average of G's weights, or G itself without one.
   GrowingGenerator& sampler() { return smoothed_ ? *smoothed_ : *generator_; }
 
@@ -302,6 +328,7 @@ class Progan : public gan::AdversarialModel {
   std::shared_ptr<GrowingGenerator> generator_, smoothed_;  // smoothed_: the average, when --ema-half-life > 0
   std::optional<optim::EMA> ema_;
   std::shared_ptr<ProDiscriminator> discriminator_;
+  Tensor alpha_;  // float64 0-d on device_: the fade's α of the step under way
 };
 
 }  // namespace

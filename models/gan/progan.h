@@ -27,6 +27,11 @@ struct GrowthSchedule {
 struct Growth {
   int64_t level = 0;
   double alpha = 1;  // in [0, 1]; 1 outside a fade
+  // α as a float32 0-d tensor on the networks' device, or undefined. When defined, the
+  // blends of a fade read it (and compute 1 − α there) instead of `alpha`, whose value
+  // still decides whether they blend at all: how a training step captured as a CUDA
+  // graph fades with the α written into this tensor before each replay.
+  Tensor alpha_tensor = {};
   int64_t resolution() const { return int64_t{4} << level; }
 };
 // The growth after `images` training images (≥ 0): with t = images − stable_images
@@ -58,6 +63,8 @@ class ProGenerator : public nn::Module {
   // features of level − 1 and up nearest upsampling ×2: exactly the old network's
   // image (upsampled) at α = 0 and the new block's at α = 1 (§3, Fig. 2).
   Tensor forward(const Tensor& z, int64_t level, double alpha);
+  // The same at growth g (its α tensor when defined).
+  Tensor forward(const Tensor& z, const Growth& g);
   std::string name() const override { return "ProGenerator"; }
   int64_t levels() const { return static_cast<int64_t>(to_rgb_.size()); }
 
@@ -84,6 +91,7 @@ class ProDiscriminator : public nn::Module {
   // network's scores of pool(x). Errors as ProGenerator::forward, and for images
   // of another size or channel count.
   Tensor forward(const Tensor& x, int64_t level, double alpha);
+  Tensor forward(const Tensor& x, const Growth& g);
   std::string name() const override { return "ProDiscriminator"; }
 
  private:

@@ -466,10 +466,11 @@ INSTANTIATE_TEST_SUITE_P(CudaTraining, VaeVariantOnCuda,
 class CudaGraphTraining : public CudaTest, public ::testing::WithParamInterface<std::string> {};
 
 namespace {
-// 3 steps of `name` through the driver, eagerly and with --cuda-graph (one eager step, the capture, two
-// replays): the same losses and a byte-identical checkpoint.
+// `steps` steps of `name` through the driver, eagerly and with --cuda-graph (3: one eager step, the capture,
+// two replays): the same losses and a byte-identical checkpoint.
 void expect_graphed_run_is_eager(const std::string& name, const models::OptionValues& options, const std::string& dir,
-                                 std::function<data::LabeledImages(data::Split)> load_data = synthetic_split) {
+                                 std::function<data::LabeledImages(data::Split)> load_data = synthetic_split,
+                                 int64_t steps = 3) {
   auto run = [&](bool graph) {
     tools::TrainOptions o;
     o.model = name;
@@ -477,7 +478,7 @@ void expect_graphed_run_is_eager(const std::string& name, const models::OptionVa
     o.config.device = kCuda;
     o.config.seed = kSeed;
     o.config.options = options;
-    o.steps = 3;  // one eager step, the capture, two replays
+    o.steps = steps;
     o.n_samples = 0;
     o.eval_size = 0;
     o.progress = false;
@@ -517,10 +518,21 @@ TEST_F(CudaTest, StarGanOnBinaryAttributesGraphsAsEager) {
   expect_graphed_run_is_eager("stargan", attribute_options(dir.path()), dir.path(), attribute_split);
 }
 
+// ProGAN, phase by phase (Model::graph_phase): batches of 2, level 0 for 1 image, then each level fading
+// in over 8 images (α = 1/8, 3/8, 5/8, 7/8 at steps 1-4) and stable for 1. Steps 0 and 1 run eagerly (a
+// new phase each), step 2 is captured, 3 and 4 replay it under a new α each, step 5 (level 2 fading in)
+// runs eagerly, step 6 is captured anew.
+TEST_F(CudaTest, ProganGraphsEachPhaseAsEager) {
+  TempDir dir;
+  expect_graphed_run_is_eager("progan", {{"features", "4"}, {"latent_dim", "8"}, {"stable_images", "1"},
+                                         {"fade_images", "8"}},
+                              dir.path(), synthetic_split, 7);
+}
+
 INSTANTIATE_TEST_SUITE_P(CudaTraining, CudaGraphTraining,
                          ::testing::Values("classifier", "vae", "gan", "dcgan", "cgan", "infogan", "stargan", "aae",
                                            "bernoulli", "markov", "nade", "pixelcnn", "pixelrnn", "puzzlegan", "ddpm",
-                                           "cyclegan"),
+                                           "cyclegan", "progan"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST_F(CudaTest, CudaGraphTrainingRefusesWhatItCannotCapture) {
