@@ -372,7 +372,7 @@ TEST(NnRecurrent, RefusesBadInputs) {
   nn::GRU gru(2, 3);
   expect_error([&] { gru(zeros({2, 3})); }, {"GRU", "[B, T, 2]", "[2, 3]"});
   expect_error([&] { gru.forward(zeros({2, 3, 2}), from_vector(std::vector<int64_t>{1, 4}, {2})); },
-               {"GRU", "lengths[1] = 4", "[0, 3]"});
+               {"GRU", "length 4 at position 1", "[0, 3]"});
   expect_error([&] { gru.forward(zeros({2, 3, 2}), zeros({2})); }, {"GRU", "lengths must be int64 [2]", "float32"});
   expect_error([&] { gru.forward(zeros({2, 3, 2}), {}, zeros({2, 4})); }, {"GRU", "h0 must be [2, 3]", "[2, 4]"});
   expect_error([] { nn::gru_cell(zeros({2, 3}), zeros({2, 4}), zeros({12, 2}), zeros({12, 4})); },

@@ -57,21 +57,18 @@ void init_rnn(Tensor* w_ih, Tensor* w_hh, Tensor* b_ih, Tensor* b_hh, int64_t ga
 }
 
 // Per-step masks [B, 1] (1 while t < lengths[b]) in x's dtype and device; empty without lengths.
+// Made and checked on the lengths' device (check_indices): nothing is read on the host, so a
+// recurrence over lengths can be captured as a CUDA graph.
 std::vector<Tensor> step_masks(const char* op, const Tensor& x, const Tensor& lengths) {
   std::vector<Tensor> masks;
   if (!lengths.defined()) return masks;
   const int64_t b = x.size(0), t = x.size(1);
   LOOM_CHECK(lengths.dtype() == DType::Int64 && lengths.shape() == Shape{b}, op, ": lengths must be int64 [", b,
              "], got ", lengths.dtype(), " ", lengths.shape(), " (input ", x.shape(), ")");
-  const std::vector<int64_t> len = lengths.to(Device::cpu()).to_vector<int64_t>();
-  for (int64_t i = 0; i < b; ++i)
-    LOOM_CHECK(len[i] >= 0 && len[i] <= t, op, ": lengths[", i, "] = ", len[i], " is outside [0, ", t,
-               "] (input ", x.shape(), ")");
-  for (int64_t s = 0; s < t; ++s) {
-    std::vector<double> m(static_cast<size_t>(b));
-    for (int64_t i = 0; i < b; ++i) m[i] = s < len[i] ? 1.0 : 0.0;
-    masks.push_back(from_vector(m, {b, 1}, TensorOptions{x.dtype(), x.device()}));
-  }
+  const Tensor on_device = lengths.to(x.device());  // no copy when they are there already
+  check_indices(op, on_device, t + 1, str("[0, ", t, "] (input ", x.shape(), ")"), "length");
+  const Tensor len = reshape(on_device.to(x.dtype()), {b, 1});
+  for (int64_t s = 0; s < t; ++s) masks.push_back(gt(len, full({}, static_cast<double>(s), len.options())));
   return masks;
 }
 
