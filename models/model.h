@@ -191,6 +191,13 @@ class Model {
   virtual DataSpec data_spec() const { return {}; }
   // One training step (one or more optimizer updates) on batch.
   virtual Losses train_step(const Batch& batch, Step& step) = 0;
+  // What a training step needs of each of its batches that only the host can compute,
+  // written into the batch before the step runs (text2image's captions, composed from
+  // each image, as Batch::tokens): the driver calls it on every training batch as it is
+  // drawn, so that a captured step finds it among the batch tensors it copies in. Its
+  // draws from the default generator come before the step's. train_step prepares a batch
+  // itself when it is given one unprepared. Nothing by default.
+  virtual void prepare_batch(Batch& batch) {}
   // Whether train_step can be captured once as a CUDA graph and replayed (`loom train
   // --cuda-graph`): it reports its losses through step_losses, draws batches_per_step() − 1
   // batches beyond the one given, reads no device value on the host, and keeps no host state that changes

@@ -906,6 +906,7 @@ TrainResult train(const TrainOptions& o) {
       out.images_b =
           data::prepare_images(data::augment(loader_b->next().inputs, spec, rng.trainer), spec, rng.trainer)
               .to(config.device);
+    model->prepare_batch(out);
     return out;
   };
   // A translation model's sample grids translate the first test images (with

@@ -195,13 +195,25 @@ class Ddpm : public Model {
     return c;
   }
 
-  // Capturable as a CUDA graph (--cuda-graph) but with --condition text, whose captions are
-  // composed on the host from each image: time steps, noise and the ∅ draws come from the
-  // device, the gradient's norm stays there, and before_replay redoes the warm-up's learning
-  // rate and the EMA's decay.
-  bool cuda_graph_capable() const override { return kind_ != Conditioning::Text; }
+  // --condition text: each image's caption, in a wording drawn from the default generator,
+  // as token ids padded to the longest caption there can be (Batch::tokens).
+  void prepare_batch(Batch& batch) override {
+    if (kind_ != Conditioning::Text) return;
+    batch.tokens = caption_ids(batch, randint(captions::kVariants, {batch.images.size(0)}).to_vector<int64_t>());
+  }
 
-  Losses train_step(const Batch& batch, Step& step) override {
+  // Capturable as a CUDA graph (--cuda-graph): time steps, noise and the ∅ draws come from the
+  // device, captions with the batch (prepare_batch), the gradient's norm stays on the device,
+  // and before_replay redoes the warm-up's learning rate and the EMA's decay.
+  bool cuda_graph_capable() const override { return true; }
+
+  Losses train_step(const Batch& given, Step& step) override {
+    Batch prepared;
+    if (kind_ == Conditioning::Text && !given.tokens.defined()) {
+      prepared = given;
+      prepare_batch(prepared);
+    }
+    const Batch& batch = prepared.images.defined() ? prepared : given;
     before_replay(step);
     const Tensor& x0 = batch.images;
     const int64_t b = x0.size(0);
@@ -211,10 +223,7 @@ class Ddpm : public Model {
     if (kind_ != Conditioning::None) {
       // ∅ with probability p_uncond (Ho & Salimans Algorithm 1, line 3): kept where 1 − u ≥ p_uncond, u ~ U(0, 1].
       const Tensor u = rand({b}, TensorOptions{DType::Float64, device_});
-      const Tensor keep = ge(1.0 - u, full({}, p_uncond_, u.options()));
-      Tensor variants;
-      if (kind_ == Conditioning::Text) variants = randint(captions::kVariants, {b});
-      cond = condition_of(batch, variants, keep);
+      cond = condition_of(batch, ge(1.0 - u, full({}, p_uncond_, u.options())));
     }
     const Tensor loss = mse_loss(net_->forward(dm::q_sample(marginal_, x0, t, eps), t, cond), eps);
     opt_->zero_grad();
@@ -300,8 +309,9 @@ class Ddpm : public Model {
     const Tensor& x0 = batch.images;
     const int64_t b = x0.size(0), T = schedule_.steps;
     const int64_t k = o.bound_timesteps > 0 ? o.bound_timesteps : kDefaultBoundSteps;
-    const Cond cond =
-        kind_ == Conditioning::None ? Cond{} : condition_of(batch, zeros({b}, TensorOptions{DType::Int64}), Tensor());
+    Batch worded = batch;  // a text model's captions in wording 0
+    if (kind_ == Conditioning::Text) worded.tokens = caption_ids(batch, std::vector<int64_t>(static_cast<size_t>(b), 0));
+    const Cond cond = kind_ == Conditioning::None ? Cond{} : condition_of(worded, Tensor());
     Denoiser& net = sampler_net();
     Generator g(0);  // the same noise and time steps at every evaluation
     const Tensor prior = dm::prior_kl(schedule_, x0);
@@ -360,10 +370,17 @@ class Ddpm : public Model {
            static_cast<double>(lowest);
   }
 
-  // The condition of a batch's images: their labels, or their captions in the given wordings
-  // (variants, int64 [B]: captions::caption's); the images where keep (float64 [B], undefined:
-  // all kept) is 0 get ∅. Labels stay on the device; captions are composed on the host.
-  Cond condition_of(const Batch& batch, const Tensor& variants, const Tensor& keep) const {
+  // The captions of a batch's images in the given wordings (captions::caption's variants), as
+  // token ids int64 [B, captions::longest_caption()] on the device.
+  Tensor caption_ids(const Batch& batch, const std::vector<int64_t>& variants) const {
+    return captions::encode(captions::describe_batch(batch.images, batch.labels, -1, 1, variants),
+                            captions::caption_vocabulary(), captions::longest_caption())
+        .ids.to(device_);
+  }
+
+  // The condition of a batch's images: their labels, or their captions (Batch::tokens); the
+  // images where keep (float64 [B], undefined: all kept) is 0 get ∅. All on the device.
+  Cond condition_of(const Batch& batch, const Tensor& keep) const {
     const int64_t b = batch.images.size(0);
     Cond c;
     if (kind_ == Conditioning::Label) {
@@ -371,9 +388,8 @@ class Ddpm : public Model {
       if (keep.defined())
         c.labels = where(keep.to(DType::Int64), c.labels, full({}, static_cast<double>(kClasses), c.labels.options()));
     } else if (kind_ == Conditioning::Text) {
-      c.tokens = captions::encode(
-          captions::describe_batch(batch.images, batch.labels, -1, 1, variants.to(Device::cpu()).to_vector<int64_t>()));
-      c.keep = keep.defined() ? reshape(keep.to(DType::Float32), {b, 1}) : ones({b, 1});
+      c.tokens = captions::from_ids(batch.tokens);
+      c.keep = keep.defined() ? reshape(keep.to(DType::Float32), {b, 1}) : ones({b, 1}, TensorOptions{DType::Float32, device_});
     }
     return c;
   }

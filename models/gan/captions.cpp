@@ -201,14 +201,14 @@ const Vocabulary& caption_vocabulary() {
   return v;
 }
 
-Tokens encode(const std::vector<std::string>& texts, const Vocabulary& v) {
-  return encode(texts, [&](const std::string& w) { return v.id(w); });
+Tokens encode(const std::vector<std::string>& texts, const Vocabulary& v, int64_t length) {
+  return encode(texts, [&](const std::string& w) { return v.id(w); }, length);
 }
 
-Tokens encode(const std::vector<std::string>& texts, const WordIds& id) {
+Tokens encode(const std::vector<std::string>& texts, const WordIds& id, int64_t length) {
   LOOM_CHECK(!texts.empty(), "encode: no texts");
   std::vector<std::vector<int64_t>> ids;
-  size_t longest = 1;
+  size_t longest = static_cast<size_t>(std::max<int64_t>(1, length));
   for (const std::string& text : texts) {
     std::vector<int64_t> row;
     for (const std::string& w : tokenize(text)) row.push_back(id(w));
@@ -224,6 +224,30 @@ Tokens encode(const std::vector<std::string>& texts, const WordIds& id) {
   }
   const int64_t b = static_cast<int64_t>(texts.size());
   return {from_vector(flat, {b, static_cast<int64_t>(longest)}), from_vector(lengths, {b})};
+}
+
+int64_t longest_caption() {
+  static const int64_t longest = [] {
+    size_t n = 1;
+    for (int64_t label = 0; label < 10; ++label)
+      for (int tone = 0; tone < 3; ++tone)
+        for (int size = 0; size < 3; ++size)
+          for (int texture = 0; texture < 2; ++texture)
+            for (int64_t v = 0; v < kVariants; ++v)
+              n = std::max(n, tokenize(caption({label, static_cast<Tone>(tone), static_cast<Size>(size),
+                                                static_cast<Texture>(texture)},
+                                               v))
+                                  .size());
+    return static_cast<int64_t>(n);
+  }();
+  return longest;
+}
+
+Tokens from_ids(const Tensor& ids) {
+  LOOM_CHECK(ids.dim() == 2 && ids.dtype() == DType::Int64, "captions: token ids must be int64 [B, T], got ", ids.dtype(),
+             " ", ids.shape());
+  const Tensor words = ne(ids, full({}, static_cast<double>(Vocabulary::kPad), ids.options())).to(DType::Float32);
+  return {ids, sum(words, {1}).to(DType::Int64)};
 }
 
 Tokens encode_prompt(const std::string& prompt, const Vocabulary& v) {

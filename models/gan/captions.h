@@ -106,15 +106,22 @@ class Vocabulary {
 const Vocabulary& caption_vocabulary();
 
 // Texts as token ids: ids int64 [B, T], T the longest text's word count (at least
-// 1), padded with kPad after each text's words; lengths int64 [B], each ≥ 1 (an
-// empty text is one <unk>), for nn::GRU's masked form.
+// 1, and at least `length`), padded with kPad after each text's words; lengths int64
+// [B], each ≥ 1 (an empty text is one <unk>), for nn::GRU's masked form.
 struct Tokens {
   Tensor ids, lengths;
 };
-Tokens encode(const std::vector<std::string>& texts, const Vocabulary& v = caption_vocabulary());
+Tokens encode(const std::vector<std::string>& texts, const Vocabulary& v = caption_vocabulary(), int64_t length = 0);
 // The same with any word → id map (Vocabulary::kUnk for a word it does not know).
 using WordIds = std::function<int64_t(const std::string&)>;
-Tokens encode(const std::vector<std::string>& texts, const WordIds& id);
+Tokens encode(const std::vector<std::string>& texts, const WordIds& id, int64_t length = 0);
+// The most words a caption() has, over every class, attribute and wording: the length
+// a training batch's captions are padded to (Batch::tokens), one shape for every batch,
+// as a step captured as a CUDA graph needs.
+int64_t longest_caption();
+// Tokens from ids alone (int64 [B, T], each row ≥ 1 word and then kPad, as encode
+// makes them): the lengths are counted on the ids' device, nothing read on the host.
+Tokens from_ids(const Tensor& ids);
 // The tokens of a user's prompt ([1, T]): unknown words become <unk>, but a prompt
 // with no known word is an Error naming it and listing some of the known words.
 Tokens encode_prompt(const std::string& prompt, const Vocabulary& v = caption_vocabulary());

@@ -190,19 +190,42 @@ class Text2Image : public gan::AdversarialModel {
   }
   std::string class_prompt(int64_t k) const override { return user_captions() ? "" : cap::class_prompt(k); }
 
-  Losses train_step(const Batch& batch, Step&) override {
-    const Tensor& x = batch.images;
-    const int64_t b = x.size(0);
-    if (user_captions() && !words_added_) {
+  // The captions of a training batch's images as token ids (Batch::tokens), padded to the
+  // longest caption there can be (generated: cap::longest_caption; your own: the file's
+  // longest), so that every batch has one shape. Generated captions are worded by a
+  // variant drawn per image from the default generator.
+  void prepare_batch(Batch& batch) override {
+    if (!user_captions()) {
+      batch.tokens = tokenize_captions(batch, nullptr, cap::longest_caption()).ids;
+      return;
+    }
+    if (!words_added_) {
       // Every word of the file, sorted: the same rows on every run over the same file.
       std::set<std::string> words;
-      for (const auto& [name, text] : captions_file())
-        for (std::string& w : cap::tokenize(text)) words.insert(std::move(w));
+      for (const auto& [name, text] : captions_file()) {
+        const std::vector<std::string> line = cap::tokenize(text);
+        longest_line_ = std::max(longest_line_, static_cast<int64_t>(line.size()));
+        words.insert(line.begin(), line.end());
+      }
       encoder_->add_words({words.begin(), words.end()}, "captions file " + captions_path_);
       words_added_ = true;
     }
-    const cap::Tokens tokens =
-        user_captions() ? encode_user(folder_captions(batch, data::Split::Train)) : tokenize_captions(batch, nullptr);
+    batch.tokens = encode_user(folder_captions(batch, data::Split::Train), longest_line_).ids;
+  }
+
+  // Capturable as a CUDA graph: the captions come composed and padded with the batch
+  // (prepare_batch), their lengths are counted on the device.
+  bool cuda_graph_capable() const override { return true; }
+  Losses train_step(const Batch& given, Step&) override {
+    Batch prepared;
+    if (!given.tokens.defined()) {
+      prepared = given;
+      prepare_batch(prepared);
+    }
+    const Batch& batch = given.tokens.defined() ? given : prepared;
+    const Tensor& x = batch.images;
+    const int64_t b = x.size(0);
+    const cap::Tokens tokens = cap::from_ids(batch.tokens);
     // D (and φ) on GAN-CLS's three pairs.
     const Tensor h = encoder_->encode(tokens), wrong = mismatched(h);
     Tensor fake;
@@ -225,11 +248,11 @@ class Text2Image : public gan::AdversarialModel {
     if (int_weight_ > 0) g_loss = g_loss + int_weight_ * generator_loss(beta_ * hg + (1 - beta_) * mismatched(hg));
     gan::descend(*g_opt_, g_loss);
     NoGrad ng;
-    return {{"d_loss", d_loss.item()},
-            {"g_loss", g_loss.item()},
-            {"D(x,t)", mean(sigmoid(s_right)).item()},
-            {"D(x,t_wrong)", mean(sigmoid(s_wrong)).item()},
-            {"D(G(z),t)", mean(sigmoid(s_fake)).item()}};
+    return step_losses({{"d_loss", d_loss},
+                        {"g_loss", g_loss},
+                        {"D(x,t)", mean(sigmoid(s_right))},
+                        {"D(x,t_wrong)", mean(sigmoid(s_wrong))},
+                        {"D(G(z),t)", mean(sigmoid(s_fake))}});
   }
 
   // Conditioned on c.prompt (an Error when it has no known word), else on captions
@@ -368,13 +391,17 @@ class Text2Image : public gan::AdversarialModel {
     }
     return out;
   }
-  // Texts as tokens of the word table (words it lacks become <unk>), on the device.
-  cap::Tokens encode_user(const std::vector<std::string>& texts) const {
+  // Texts as tokens of the word table (words it lacks become <unk>), on the device, padded
+  // to at least `length` words.
+  cap::Tokens encode_user(const std::vector<std::string>& texts, int64_t length = 0) const {
     const std::unordered_map<int64_t, int64_t> ids = encoder_->word_ids();
-    return to_device(cap::encode(texts, [&](const std::string& w) {
-      auto it = ids.find(cap::word_hash(w));
-      return it == ids.end() ? cap::Vocabulary::kUnk : it->second;
-    }));
+    return to_device(cap::encode(
+        texts,
+        [&](const std::string& w) {
+          auto it = ids.find(cap::word_hash(w));
+          return it == ids.end() ? cap::Vocabulary::kUnk : it->second;
+        },
+        length));
   }
   // A user's prompt; an Error when none of its words is in the table.
   cap::Tokens encode_user_prompt(const std::string& prompt) const {
@@ -385,21 +412,21 @@ class Text2Image : public gan::AdversarialModel {
                " words, from ", captions_path_, ")");
     return t;
   }
-  // The tokens of each image's caption, worded by a variant drawn from g (nullptr: the default generator).
-  cap::Tokens tokenize_captions(const Batch& batch, Generator* g) {
+  // The tokens of each image's caption, worded by a variant drawn from g (nullptr: the default
+  // generator), padded to at least `length` words.
+  cap::Tokens tokenize_captions(const Batch& batch, Generator* g, int64_t length = 0) {
     const int64_t b = batch.images.size(0);
     const std::vector<float> u = rand({b}, {}, g).to_vector<float>();
     std::vector<int64_t> variants;
     for (float v : u) variants.push_back(std::min(cap::kVariants - 1, static_cast<int64_t>(v * cap::kVariants)));
-    return to_device(cap::encode(cap::describe_batch(batch.images, batch.labels, -1, 1, variants)));
+    return to_device(cap::encode(cap::describe_batch(batch.images, batch.labels, -1, 1, variants),
+                                 cap::caption_vocabulary(), length));
   }
   cap::Tokens to_device(const cap::Tokens& t) const { return {t.ids.to(device_), t.lengths.to(device_)}; }
   // Each row's mismatched text: the next row's (rolled by one).
   Tensor mismatched(const Tensor& phi) const {
     const int64_t b = phi.size(0);
-    std::vector<int64_t> next;
-    for (int64_t i = 0; i < b; ++i) next.push_back((i + 1) % b);
-    return index_select(phi, 0, from_vector(next, {b}).to(device_));
+    return concat({slice(phi, 0, 1, b), slice(phi, 0, 0, 1)}, 0);
   }
   // −log D(G(z, φ), φ) on fresh noise (non-saturating).
   Tensor generator_loss(const Tensor& phi) {
@@ -414,6 +441,7 @@ class Text2Image : public gan::AdversarialModel {
   std::vector<std::string> lines_;
   std::array<std::vector<std::string>, 2> split_captions_;  // train, test: the caption of each image by position
   bool words_added_ = false;
+  int64_t longest_line_ = 1;  // the most words of a line of the captions file
   std::shared_ptr<cap::TextEncoder> encoder_;
   std::shared_ptr<TextGenerator> generator_;
   std::shared_ptr<MatchingDiscriminator> discriminator_;
