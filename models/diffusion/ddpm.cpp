@@ -19,7 +19,8 @@
 // GRU, --word-dim, --embed-dim) projected to the embedding's width, trained jointly
 // with the denoiser by its loss (as GLIDE trains its text transformer), ∅ being a
 // learned vector. Training texts are the generated Fashion-MNIST captions
-// (models/gan/captions.h: "a dark ankle boot"), one wording drawn per image. The
+// (models/gan/captions.h: "a dark ankle boot"), one wording drawn per image as the
+// batch is drawn (prepare_batch). The
 // condition is replaced by ∅ with probability --p-uncond (Ho & Salimans Algorithm 1),
 // so that one network gives ε_θ(x, c) and ε_θ(x, ∅); sampling mixes them with
 // guidance weight w = --guidance (eq. 6; w = 0 is the plain conditional model). The

@@ -13,9 +13,10 @@
 // conditioning needs, with no separate objective.
 //
 // Captions reach the model through the images: the driver's batches hold images
-// and labels, and train_step writes each image's caption itself (deterministic in
-// the image, its label and a wording variant drawn per image from the default
-// generator, so a run resumes bit-exactly).
+// and labels, and prepare_batch writes each image's caption as the batch is drawn
+// (deterministic in the image, its label and a wording variant drawn per image from
+// the default generator, so a run resumes bit-exactly), as token ids padded to the
+// longest caption there can be, so that a step can be captured as a CUDA graph.
 //
 // Your own captions (--captions FILE with --data DIR): the model trains on the
 // image folder DIR (28×28 grey; its train/ and test/ sub-folders when it has
