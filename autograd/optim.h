@@ -165,7 +165,9 @@ class EMA {
   EMA(const nn::Module& m, double decay);
   // The average is `average`'s own weights, updated in place: a module of the averaged
   // one's architecture (the smoothed network samples come from), which must outlive
-  // this EMA; copy_to is then not needed.
+  // this EMA and stay on its device (the EMA holds its tensors' storage: a later
+  // Module::to gives the module new storage the EMA no longer updates, so move it first);
+  // copy_to is then not needed.
   static EMA into(nn::Module& average, double decay);
   // avg ← decay · avg + (1 − decay) · value for each parameter; buffers are copied.
   // Inside a CUDA graph capture each replay restages the decay set by then (set_decay

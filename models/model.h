@@ -264,6 +264,15 @@ class Model {
   void set_sample_progress(SampleProgress p) { sample_progress_ = std::move(p); }
 
  protected:
+  // `given` as prepare_batch leaves it, for a train_step whose batch carries prepared tokens:
+  // given itself when Batch::tokens is there (the driver prepared it), else a prepared copy
+  // (a batch handed to train_step directly, as the tests do).
+  Batch prepared(const Batch& given) {
+    Batch b = given;
+    if (!b.tokens.defined()) prepare_batch(b);
+    return b;
+  }
+
   SampleProgress sample_progress_;
 };
 

@@ -110,48 +110,61 @@ TEST(CycleGan, TrainStepWeighsCycleAndIdentityLosses) {
 // by the value they are filled with.
 TEST(CycleGan, ImagePoolFollowsTheReplacementRule) {
   constexpr int64_t kCapacity = 3;
-  cyclegan::ImagePool pool(kCapacity, 1, 2);
-  manual_seed(7);
-  std::vector<float> stored;  // the reference pool
-  float next = 1;
-  int64_t returned_stored = 0, returned_total = 0, returned_from_same_query = 0;
+  std::unique_ptr<cyclegan::ImagePool> fresh;
+  int64_t returned_stored = 0, returned_total = 0, returned_from_same_query = 0, filled_then_replaced = 0;
   std::set<float> slots_replaced;
-  for (int q = 0; q < 60; ++q) {
-    // Batches of 1 to 7: more images than slots, so that one query fills the buffer and then
-    // returns images stored by that same query, and several images take one slot.
-    const int64_t n = 1 + q % 7;
-    std::vector<float> batch;
-    for (int64_t i = 0; i < n; ++i) batch.push_back(next++);
-    // The reference draws the same two uniforms per image, one rand([n, 2]) per query.
-    const Generator before = default_generator();
-    const std::vector<double> u = rand({n, 2}, TensorOptions{DType::Float64}).to_vector<double>();
-    default_generator() = before;
-    std::vector<float> expected;
-    for (int64_t i = 0; i < n; ++i) {
-      if (static_cast<int64_t>(stored.size()) < kCapacity) {
-        stored.push_back(batch[i]);
-        expected.push_back(batch[i]);
-      } else if (u[2 * i] > 0.5) {
-        const auto j = static_cast<size_t>(std::min<int64_t>(kCapacity - 1, static_cast<int64_t>(u[2 * i + 1] * kCapacity)));
-        expected.push_back(stored[j]);
-        if (stored[j] >= batch[0]) ++returned_from_same_query;
-        stored[j] = batch[i];
-        slots_replaced.insert(static_cast<float>(j));
-        ++returned_stored;
-      } else {
-        expected.push_back(batch[i]);
+  // Four pools from four seeds: each fills its last slot in its second query, which then
+  // replaces with probability 3/4.
+  for (uint64_t seed : {7, 8, 9, 10}) {
+    fresh = std::make_unique<cyclegan::ImagePool>(kCapacity, 1, 2);
+    cyclegan::ImagePool& pool = *fresh;
+    manual_seed(seed);
+    std::vector<float> stored;  // the reference pool
+    float next = 1;
+    for (int q = 0; q < 60; ++q) {
+      // Batches of 2 to 8: more images than slots, so that the second query fills the buffer part
+      // way and then replaces (and returns) images stored by that same query, and several images
+      // take one slot.
+      const int64_t n = 2 + q % 7;
+      std::vector<float> batch;
+      for (int64_t i = 0; i < n; ++i) batch.push_back(next++);
+      // The reference draws the same two uniforms per image, one rand([n, 2]) per query.
+      const Generator before = default_generator();
+      const std::vector<double> u = rand({n, 2}, TensorOptions{DType::Float64}).to_vector<double>();
+      default_generator() = before;
+      std::vector<float> expected;
+      bool filled_here = false;
+      for (int64_t i = 0; i < n; ++i) {
+        if (static_cast<int64_t>(stored.size()) < kCapacity) {
+          stored.push_back(batch[i]);
+          expected.push_back(batch[i]);
+          filled_here = true;
+        } else if (u[2 * i] > 0.5) {
+          if (filled_here) ++filled_then_replaced;
+          const auto j =
+              static_cast<size_t>(std::min<int64_t>(kCapacity - 1, static_cast<int64_t>(u[2 * i + 1] * kCapacity)));
+          expected.push_back(stored[j]);
+          if (stored[j] >= batch[0]) ++returned_from_same_query;
+          stored[j] = batch[i];
+          slots_replaced.insert(static_cast<float>(j));
+          ++returned_stored;
+        } else {
+          expected.push_back(batch[i]);
+        }
       }
+      returned_total += n;
+      ASSERT_EQ(fills(pool.query(filled(batch, 2))), expected) << "seed " << seed << ", query " << q;
+      ASSERT_EQ(fills(slice(pool.images, 0, 0, static_cast<int64_t>(stored.size()))), stored) << "query " << q;
+      EXPECT_EQ(pool.count.item(), static_cast<double>(stored.size()));
     }
-    returned_total += n;
-    ASSERT_EQ(fills(pool.query(filled(batch, 2))), expected) << "query " << q;
-    ASSERT_EQ(fills(slice(pool.images, 0, 0, static_cast<int64_t>(stored.size()))), stored) << "query " << q;
-    EXPECT_EQ(pool.count.item(), static_cast<double>(stored.size()));
   }
+  cyclegan::ImagePool& pool = *fresh;
   // Both branches and every slot were exercised (the draws are fixed by the seed).
   EXPECT_GT(returned_stored, 10);
   EXPECT_LT(returned_stored, returned_total - 10);
   EXPECT_EQ(slots_replaced.size(), 3u);
   EXPECT_GT(returned_from_same_query, 3) << "images stored and returned within one query";
+  EXPECT_GT(filled_then_replaced, 0) << "a query that fills the buffer's last slots and then replaces";
   // A pool restored from another's state answers alike.
   cyclegan::ImagePool copy(kCapacity, 1, 2);
   copy.load_state_dict(pool.state_dict());

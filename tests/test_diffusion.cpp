@@ -94,6 +94,12 @@ TEST(Diffusion, ClosedFormMarginalEqualsTheStepsInSequence) {
   const Tensor eps = randn({3, 1, 2, 2}, kF64, &g), x0s = rand({3, 1, 2, 2}, kF64, &g);
   expect_tensors_near(dm::q_sample(s, x0s, steps_of(3, t), eps),
                       std::sqrt(s.alpha_bar[t]) * x0s + std::sqrt(1 - s.alpha_bar[t]) * eps, 1e-15, 1e-15);
+  // The same over tables made once (what a captured training step reads), bit for bit; tables of
+  // another dtype than the batch's are an Error naming diffusion, not a generic mul mismatch.
+  const dm::MarginalTables tables = dm::marginal_tables(s, kF64);
+  expect_tensors_near(dm::q_sample(tables, x0s, steps_of(3, t), eps), dm::q_sample(s, x0s, steps_of(3, t), eps), 0, 0);
+  expect_error([&] { dm::q_sample(dm::marginal_tables(s, {}), x0s, steps_of(3, t), eps); },
+               {"diffusion: expected a table [T + 1] of float64", "got a table float32 [51]"});
 }
 
 TEST(Diffusion, PosteriorCoefficientsFollowFromBayesRule) {

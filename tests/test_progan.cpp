@@ -88,6 +88,11 @@ TEST(ProganGrowth, PhasesAndAlphaMatchHandComputedValues) {
                {"progan", "schedule", ">= 1"});
 }
 
+namespace {
+// The growth at a level with α also as a float32 0-d tensor (Growth::alpha_tensor).
+Growth faded(int64_t level, double alpha) { return {level, alpha, full({}, alpha)}; }
+}  // namespace
+
 TEST(ProganFade, GeneratorBlendsTheOldAndNewImagesExactly) {
   manual_seed(3);
   models::ProGenerator g(8, 1, 3, 4);
@@ -103,6 +108,9 @@ TEST(ProganFade, GeneratorBlendsTheOldAndNewImagesExactly) {
     // The blend is not a pass-through: the new block draws another image.
     EXPECT_GT(max(abs(new_image - old_image)).item(), 1e-3);
     expect_tensors_near(g.forward(z, level, 0.25), 0.75 * old_image + 0.25 * new_image, 1e-6, 1e-6);
+    // α read from a tensor (what a captured step fades with) blends as the scalar does.
+    for (double a : {0.0, 0.25, 0.625})
+      expect_tensors_near(g.forward(z, faded(level, a)), g.forward(z, level, a), 1e-7, 1e-7);
   }
   expect_error([&] { g.forward(z, 3, 1.0); }, {"ProGenerator", "level 3", "[0, 3)"});
   expect_error([&] { g.forward(z, 1, 1.5); }, {"ProGenerator", "alpha 1.5"});
@@ -122,6 +130,10 @@ TEST(ProganFade, DiscriminatorAndRealImagesBlendExactly) {
   // α moves the scores continuously from one to the other.
   EXPECT_LT(max(abs(d.forward(x, 2, 1e-6) - old_scores)).item(), 1e-4);
   expect_error([&] { d.forward(x, 1, 1.0); }, {"ProDiscriminator", "expected images [B, 3, 8, 8]", "16, 16"});
+  for (double a : {0.0, 0.25, 0.625}) {
+    expect_tensors_near(d.forward(x, faded(2, a)), d.forward(x, 2, a), 1e-6, 1e-6);
+    expect_tensors_near(models::progan_reals(x, faded(1, a)), models::progan_reals(x, {1, a}), 1e-7, 1e-7);
+  }
 
   // Real images: pooled to the resolution, and in a fade blended like G's images.
   const Tensor at8 = avg_pool2d(x, {2, 2}), coarse = upsample_nearest2d(avg_pool2d(at8, {2, 2}), 2);

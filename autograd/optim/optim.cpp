@@ -320,12 +320,16 @@ Tensor clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     total = total.defined() ? total + s.to(total.device()) : s;
   });
   const Tensor norm = sqrt(total);
-  auto check = [norm] {
+  CudaGraph* graph = CudaGraph::capturing();
+  auto check = [norm, replayed = graph != nullptr] {
     const double n = norm.item();
     LOOM_CHECK(std::isfinite(n), "clip_grad_norm: the gradient norm is ", n,
-               " (a gradient contains inf or NaN; lower the learning rate or check the loss)");
+               " (a gradient contains inf or NaN; lower the learning rate or check the loss)",
+               replayed ? "; found after a CUDA-graph replay whose updates already ran: the parameters may hold "
+                          "inf or NaN, resume from the last checkpoint"
+                        : "");
   };
-  if (CudaGraph* graph = CudaGraph::capturing())
+  if (graph)
     graph->check_after_replay(check);
   else
     check();

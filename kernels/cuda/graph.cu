@@ -23,7 +23,7 @@
 
 namespace loom::kernels {
 
-// A pinned buffer an optimizer call's captured copy reads, and which call made it.
+// A pinned buffer a captured call's copy reads (an optimizer's step, EMA::update), and which call made it.
 struct StagingRecord {
   void* host = nullptr;
   size_t bytes = 0;
@@ -102,13 +102,15 @@ void* graph_staging(int device, size_t bytes, const char* op, bool values) {
     LOOM_CHECK(values, op, ": a call without per-call values in a replay's refresh (only an optimizer's "
                "step() and EMA::update restage there)");
     while (restage.next < g.staging.size() && !g.staging[restage.next].values) ++restage.next;
-    LOOM_CHECK(restage.next < g.staging.size(), op, ": a replay's refresh makes more optimizer calls (",
+    LOOM_CHECK(restage.next < g.staging.size(), op, ": a replay's refresh makes more restaged calls (optimizer steps, "
+               "EMA updates: ",
                restage.done + 1, ") than the capture did (", restaged_calls(g), ")");
     const StagingRecord& r = g.staging[restage.next++];
     ++restage.done;
-    LOOM_CHECK(std::string(r.op) == op && r.bytes == bytes, "optimizer call ", restage.done,
+    LOOM_CHECK(std::string(r.op) == op && r.bytes == bytes, "restaged call ", restage.done,
                " of a replay's refresh is ", op, " over ", bytes, " staged bytes, but the captured one was ", r.op,
-               " over ", r.bytes, " (did the set of parameters with gradients change since the capture?)");
+               " over ", r.bytes, " (did the set of parameters with gradients, or the order of the optimizer steps and "
+               "EMA updates, change since the capture?)");
     return r.host;
   }
   if (!capturing(device)) return nullptr;

@@ -209,12 +209,7 @@ class Ddpm : public Model {
   bool cuda_graph_capable() const override { return true; }
 
   Losses train_step(const Batch& given, Step& step) override {
-    Batch prepared;
-    if (kind_ == Conditioning::Text && !given.tokens.defined()) {
-      prepared = given;
-      prepare_batch(prepared);
-    }
-    const Batch& batch = prepared.images.defined() ? prepared : given;
+    const Batch batch = prepared(given);
     before_replay(step);
     const Tensor& x0 = batch.images;
     const int64_t b = x0.size(0);

@@ -62,25 +62,33 @@ std::vector<double> Schedule::log_variance(ReverseVariance v) const {
   return out;
 }
 
-Tensor at(const Tensor& table, const Tensor& t, const Tensor& like) {
-  LOOM_CHECK(t.dim() == 1 && t.dtype() == DType::Int64, "diffusion: time steps must be int64 [B], got ", t.dtype(), " ",
-             t.shape());
-  LOOM_CHECK(like.dim() >= 1 && like.size(0) == t.size(0), "diffusion: ", t.size(0), " time steps for a batch of shape ",
-             like.shape());
-  Shape shape(static_cast<size_t>(like.dim()), 1);
-  shape[0] = t.size(0);
-  return reshape(index_select(table, 0, t), shape);
-}
-
 namespace {
-// Each time step of t (int64 [B], any device) in 0..T, read on the host: the Error names diffusion.
-void check_timesteps(const Tensor& t, int64_t T) {
+// t must be int64 [B]: the Error names diffusion.
+void check_timestep_tensor(const Tensor& t) {
   LOOM_CHECK(t.dim() == 1 && t.dtype() == DType::Int64, "diffusion: time steps must be int64 [B], got ", t.dtype(), " ",
              t.shape());
+}
+// Each time step of t (int64 [B], any device) in 0..T, read on the host.
+void check_timesteps(const Tensor& t, int64_t T) {
+  check_timestep_tensor(t);
   for (int64_t v : t.to(Device::cpu()).to_vector<int64_t>())
     LOOM_CHECK(v >= 0 && v <= T, "diffusion: a time step must be in [0, ", T, "], got ", v);
 }
 }  // namespace
+
+Tensor at(const Tensor& table, const Tensor& t, const Tensor& like) {
+  check_timestep_tensor(t);
+  LOOM_CHECK(like.dim() >= 1 && like.size(0) == t.size(0), "diffusion: ", t.size(0), " time steps for a batch of shape ",
+             like.shape());
+  LOOM_CHECK(table.dim() == 1 && table.dtype() == like.dtype() && table.device() == like.device() &&
+                 t.device() == like.device(),
+             "diffusion: expected a table [T + 1] of ", like.dtype(), " and time steps on ", like.device(),
+             " (the batch's), got a table ", table.dtype(), " ", table.shape(), " on ", table.device(),
+             " and time steps on ", t.device());
+  Shape shape(static_cast<size_t>(like.dim()), 1);
+  shape[0] = t.size(0);
+  return reshape(index_select(table, 0, t), shape);
+}
 
 Tensor at(const std::vector<double>& table, const Tensor& t, const Tensor& like) {
   const int64_t T = static_cast<int64_t>(table.size()) - 1;

@@ -66,7 +66,8 @@ Schedule make_schedule(BetaSchedule kind, int64_t steps, double beta_1 = 1e-4, d
 Tensor at(const std::vector<double>& table, const Tensor& t, const Tensor& like);
 // The same from a table already on the device, [T + 1] in like's dtype: nothing is read
 // or copied on the host (a step captured as a CUDA graph may not); t on that device, a
-// step outside 0..T is index_select's Error, checked there.
+// step outside 0..T is index_select's Error, checked there. Errors (naming diffusion): t
+// not int64 [B], a table of another dtype, shape or device than like's, t on another device.
 Tensor at(const Tensor& table, const Tensor& t, const Tensor& like);
 
 // The tables of q(x_t | x_0) made once as tensors [T + 1] with dtype and device o:

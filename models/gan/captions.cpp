@@ -184,18 +184,27 @@ int64_t Vocabulary::id(const std::string& word) const {
   return it == ids_.end() ? kUnk : it->second;
 }
 
+namespace {
+// Every caption there can be (each class, attribute combination and variant), tokenized, once.
+const std::vector<std::vector<std::string>>& every_caption() {
+  static const std::vector<std::vector<std::string>> all = [] {
+    std::vector<std::vector<std::string>> out;
+    for (int64_t label = 0; label < 10; ++label)
+      for (Tone tone : {Tone::Dark, Tone::Grey, Tone::Light})
+        for (Size size : {Size::Small, Size::Medium, Size::Large})
+          for (Texture texture : {Texture::Plain, Texture::Patterned})
+            for (int64_t variant = 0; variant < kVariants; ++variant)
+              out.push_back(tokenize(caption({label, tone, size, texture}, variant)));
+    return out;
+  }();
+  return all;
+}
+}  // namespace
+
 const Vocabulary& caption_vocabulary() {
-  // Every caption of every class, attribute combination and variant, tokenized.
   static const Vocabulary v = [] {
     std::set<std::string> words;
-    for (int64_t label = 0; label < 10; ++label)
-      for (int tone = 0; tone < 3; ++tone)
-        for (int size = 0; size < 3; ++size)
-          for (int texture = 0; texture < 2; ++texture)
-            for (int64_t variant = 0; variant < kVariants; ++variant)
-              for (std::string& w : tokenize(caption(
-                       {label, static_cast<Tone>(tone), static_cast<Size>(size), static_cast<Texture>(texture)}, variant)))
-                words.insert(std::move(w));
+    for (const std::vector<std::string>& c : every_caption()) words.insert(c.begin(), c.end());
     return Vocabulary(std::vector<std::string>(words.begin(), words.end()));
   }();
   return v;
@@ -229,15 +238,7 @@ Tokens encode(const std::vector<std::string>& texts, const WordIds& id, int64_t 
 int64_t longest_caption() {
   static const int64_t longest = [] {
     size_t n = 1;
-    for (int64_t label = 0; label < 10; ++label)
-      for (int tone = 0; tone < 3; ++tone)
-        for (int size = 0; size < 3; ++size)
-          for (int texture = 0; texture < 2; ++texture)
-            for (int64_t v = 0; v < kVariants; ++v)
-              n = std::max(n, tokenize(caption({label, static_cast<Tone>(tone), static_cast<Size>(size),
-                                                static_cast<Texture>(texture)},
-                                               v))
-                                  .size());
+    for (const std::vector<std::string>& c : every_caption()) n = std::max(n, c.size());
     return static_cast<int64_t>(n);
   }();
   return longest;

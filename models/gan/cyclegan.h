@@ -22,9 +22,11 @@ Tensor cycle_consistency_loss(const Tensor& x, const Tensor& reconstruction);
 // with probability 1/2 a stored image, chosen uniformly, is returned and the new
 // one takes its place, else the new image is returned and the buffer unchanged.
 // The draws are two uniforms u₁, u₂ ∈ (0, 1] per image, taken as one
-// rand([B, 2], float64) from the default generator on every query (the buffer
-// full or not, so the stream advances alike): u₁ > 1/2 returns a stored image, the
-// one at slot ⌊u₂ · capacity⌋. The buffer and its fill are buffers of the module
+// rand([B, 2], float64) from the default generator of the batch's device on every
+// query (the buffer full or not, so the stream advances alike): u₁ > 1/2 returns a
+// stored image, the one at slot min(capacity − 1, ⌊u₂ · capacity⌋). The whole rule is
+// a fixed set of tensor ops on that device (nothing read back: a step that queries
+// the pool can be captured as a CUDA graph). The buffer and its fill are buffers of the module
 // ("images" [capacity, C, H, W] float32, "count" int64 scalar), so a checkpoint
 // holds them and a resumed run continues exactly. Capacity 0: query returns
 // its input. Errors: a batch of another image shape.

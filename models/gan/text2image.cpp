@@ -218,12 +218,7 @@ class Text2Image : public gan::AdversarialModel {
   // (prepare_batch), their lengths are counted on the device.
   bool cuda_graph_capable() const override { return true; }
   Losses train_step(const Batch& given, Step&) override {
-    Batch prepared;
-    if (!given.tokens.defined()) {
-      prepared = given;
-      prepare_batch(prepared);
-    }
-    const Batch& batch = given.tokens.defined() ? given : prepared;
+    const Batch batch = prepared(given);
     const Tensor& x = batch.images;
     const int64_t b = x.size(0);
     const cap::Tokens tokens = cap::from_ids(batch.tokens);
