@@ -252,22 +252,22 @@ TEST(Aae, EvaluateReportsReconstructionNatsAndTheLatentDiscriminator) {
   EXPECT_EQ(wide->sample(5, {}, g).shape(), (Shape{5, 1, 28, 28}));
 }
 
+// The driver's run on rectangles (held out: rectangles(256, 14)), written under dir/out.
+tools::TrainOptions rectangle_run(const TempDir& dir, const Tensor& held_out, const std::string& out, int64_t steps) {
+  tools::TrainOptions o = tiny_run("aae", dir.path() + "/" + out, steps, 512, 5);
+  o.config.batch_size = 32;
+  o.load_data = [held_out](data::Split s) { return labeled(s == data::Split::Train ? rectangles(512, 13) : held_out); };
+  o.eval_size = 256;
+  o.config.set("prior", "gaussian").set("hidden", 64);
+  return o;
+}
+
 // Through the driver on rectangles: 6 steps straight and 3 + 3 resumed end alike
-// (every network and all three optimizers); 300 steps cut the held-out
-// reconstruction loss from about 545 nats to under half (about 155), and the codes,
-// a narrow blob at initialization (variances about 0.01 and 0.03), take the
-// Gaussian prior's moments (about 0.74 and 0.89).
-TEST(Aae, ResumesBitExactlyAndLearnsThroughTheDriver) {
+// (every network and all three optimizers).
+TEST(Aae, ResumesBitExactlyThroughTheDriver) {
   TempDir dir;
   const Tensor held_out = rectangles(256, 14);
-  auto options = [&](const std::string& out, int64_t steps) {
-    tools::TrainOptions o = tiny_run("aae", dir.path() + "/" + out, steps, 512, 5);
-    o.config.batch_size = 32;
-    o.load_data = [&](data::Split s) { return labeled(s == data::Split::Train ? rectangles(512, 13) : held_out); };
-    o.eval_size = 256;
-    o.config.set("prior", "gaussian").set("hidden", 64);
-    return o;
-  };
+  auto options = [&](const std::string& out, int64_t steps) { return rectangle_run(dir, held_out, out, steps); };
   const auto [straight, resumed] = straight_and_resumed(options, 6);
   EXPECT_EQ(model_tensors(resumed.checkpoint), model_tensors(straight.checkpoint));
   std::set<std::string> stored;  // every network and every optimizer is in the checkpoint
@@ -275,7 +275,18 @@ TEST(Aae, ResumesBitExactlyAndLearnsThroughTheDriver) {
   EXPECT_EQ(stored, (std::set<std::string>{"model.decoder", "model.discriminator", "model.encoder", "optim.discriminator",
                                            "optim.generator", "optim.reconstruction"}));
   EXPECT_TRUE(std::filesystem::exists(dir.path() + "/straight/codes.png"));
+}
 
+// 300 steps cut the held-out reconstruction loss from about 545 nats to under half (about
+// 155), and the codes, a narrow blob at initialization (variances about 0.01 and 0.03), take
+// the Gaussian prior's scale. The adversarial match of the variances is noisy: from step
+// 300 to 1000 each moves between about 0.4 and 1.0 (0.74 and 0.89 at step 300 on an Intel
+// AVX-512 machine, 0.79 and 0.42 on an AMD Zen 3, whose kernels round differently), so
+// each is asserted within a factor of 3 of 1, the means within 0.4 of 0 and the
+// correlation near 0.
+TEST(AaeLearning, CodesTakeTheGaussianPriorsMomentsThroughTheDriver) {
+  TempDir dir;
+  const Tensor held_out = rectangles(256, 14);
   manual_seed(5);  // the driver's initialization
   std::unique_ptr<models::Model> untrained = make({{"prior", "gaussian"}, {"hidden", "64"}});
   untrained->train(false);
@@ -284,7 +295,7 @@ TEST(Aae, ResumesBitExactlyAndLearnsThroughTheDriver) {
     NoGrad ng;
     before = loom::testing::evaluate(*untrained, held_out, {});
   }
-  const tools::TrainResult longer = tools::train(options("long", 300));
+  const tools::TrainResult longer = tools::train(rectangle_run(dir, held_out, "long", 300));
   EXPECT_LT(longer.eval.at("recon"), 0.5 * before.at("recon"));
   // The codes' moments: N(0, I)'s within sampling and training noise, from a blob 10 times too narrow.
   const auto codes = [&](models::Model& m) {
@@ -296,7 +307,7 @@ TEST(Aae, ResumesBitExactlyAndLearnsThroughTheDriver) {
   for (int64_t j = 0; j < 2; ++j) {
     EXPECT_LT(col_cov(z0, 2, j, j), 0.1);
     EXPECT_NEAR(col_mean(z, 2, j), 0, 0.4);
-    EXPECT_NEAR(col_cov(z, 2, j, j), 1, 0.4);
+    EXPECT_LT(std::abs(std::log(col_cov(z, 2, j, j))), std::log(3.0)) << "variance of code " << j;
   }
   EXPECT_NEAR(col_cov(z, 2, 0, 1), 0, 0.3);
 }
