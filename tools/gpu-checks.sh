@@ -64,6 +64,7 @@ run() {
   local cuda_libs
   cuda_libs=$( (ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null
                 python3 -c 'import glob, os, nvidia; print("\n".join(glob.glob(os.path.join(list(nvidia.__path__)[0], "*", "lib"))))' 2>/dev/null) | paste -sd:)
+  local own_path=${LD_LIBRARY_PATH:-}  # what python3 (the twins) runs with
   export LD_LIBRARY_PATH="$root/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export OMP_WAIT_POLICY=passive
   local bin="$root/bin" data="$root/data" summary="$out/summary.txt"
@@ -92,19 +93,30 @@ run() {
   check cuda_tests 240 "$bin/loom_cuda_tests" --gtest_brief=1
   check cudnn_v0 60 env LOOM_CONV=v0 "$bin/loom" train classifier --steps 3 --device cuda --data "$data" \
     --out "$logs/v0"
-  # 2. Whole steps eager and replayed as a CUDA graph (issue #15's GPU rows; the twins are not here).
+  # 2. Whole steps eager and replayed as a CUDA graph (issue #15's GPU rows).
   for m in gan classifier vae dcgan nade pixelcnn ddpm; do
     for graph in "" --cuda-graph; do
       check "bench_${m}${graph:+_graph}" 30 "$bin/loom" bench train "$m" --device cuda $graph --steps 20 \
         --data "$data" --json
     done
   done
-  grep -h '^{' "$logs"/bench_*.log > "$out/bench_train.jsonl" 2>/dev/null
-  # 3. A training run on the device, with its progress and pictures.
+  # 3. The same steps in PyTorch on the same card, eager and compiled (tools/peers/step_twins.py; the
+  #    machine's own PyTorch and libraries).
+  local twins
+  twins="$(cd "$(dirname "$0")" && pwd)/peers/step_twins.py"
+  for m in gan classifier vae dcgan nade pixelcnn ddpm; do
+    check "twin_${m}" 60 env LD_LIBRARY_PATH="$own_path" python3 "$twins" "$m" --device cuda --steps 20 --data "$data"
+  done
+  for m in vae dcgan ddpm; do
+    check "twin_${m}_compiled" 120 env LD_LIBRARY_PATH="$own_path" python3 "$twins" "$m" --device cuda --compile \
+      --steps 20 --warmup 10 --data "$data"
+  done
+  grep -h '^{' "$logs"/bench_*.log "$logs"/twin_*.log > "$out/bench_train.jsonl" 2>/dev/null
+  # 4. A training run on the device, with its progress and pictures.
   check train_vae 120 "$bin/loom" train vae --epochs 1 --device cuda --data "$data" --out "$logs/vae"
-  # 4. The kernels against cuBLAS/cuDNN and the device's ceilings.
+  # 5. The kernels against cuBLAS/cuDNN and the device's ceilings.
   check loom_bench 120 "$bin/loom-bench"
-  # 5. compute-sanitizer (a Firecracker machine runs it; gVisor refuses the device).
+  # 6. compute-sanitizer (a Firecracker machine runs it; gVisor refuses the device).
   if command -v compute-sanitizer > /dev/null; then
     check sanitizer_memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/loom_cuda_tests" \
       --gtest_filter='CudaConv*' --gtest_brief=1

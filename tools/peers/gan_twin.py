@@ -53,7 +53,9 @@ def fashion(split):
         if os.path.exists(p):
             images = read_idx(p)
             labels = read_idx(os.path.join(FASHION, f"{prefix}-labels-idx1-ubyte{ext}"))
-            return torch.tensor(images, dtype=torch.float32).div(255).unsqueeze(1), torch.tensor(labels, dtype=torch.int64)
+            # On the host whatever the default device (batches() moves each batch, as loom's loader does).
+            return (torch.tensor(images, dtype=torch.float32, device="cpu").div(255).unsqueeze(1),
+                    torch.tensor(labels, dtype=torch.int64, device="cpu"))
     raise FileNotFoundError(f"no Fashion-MNIST {split} images under {FASHION}")
 
 
@@ -200,14 +202,16 @@ def train(args, G, D, generate, discriminate, conditioned, detach_d_fake=True, o
 def batches(images, labels, batch_size, steps):
     """(the time the step began, images, labels) for `steps` steps of shuffled full batches, epoch after
     epoch, as loom's DataLoader serves them; the clock starts before the batch is drawn, as in
-    `loom bench train`."""
+    `loom bench train`. The batches go to the default device (step_twins.py --device), drawn from
+    the host."""
     step, per_epoch = 0, images.shape[0] // batch_size
+    device = torch.empty(0).device  # the default device; torch.get_default_device is PyTorch >= 2.3 only
     while step < steps:
-        order = torch.randperm(images.shape[0])
+        order = torch.randperm(images.shape[0], device=images.device)
         for b in range(min(per_epoch, steps - step)):
             started = time.perf_counter()
             idx = order[b * batch_size:(b + 1) * batch_size]
-            yield started, images[idx], labels[idx]
+            yield started, images[idx].to(device), labels[idx].to(device)
             step += 1
 
 

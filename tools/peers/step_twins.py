@@ -11,6 +11,11 @@ progan, ddpm, stargan, puzzlegan, gan, cgan, dcgan, each at loom's default optio
 of the adversarial ones, aae and infogan included, are tools/peers/gan_twin.py's, which trains them to an
 FD). The row adds the twin's trainable parameter count.
 
+On a GPU (issue #15's GPU rows): --device cuda runs the twin on the card (PyTorch >= 2.0: its default
+device is set, so every module and random draw lands there; batches are drawn on the host and copied, as
+loom's are), and --compile compiles every network the step calls (compile_networks; PyTorch >= 2.2); the row adds
+how many, and on a GPU the device allocator's peak. --data DIR reads Fashion-MNIST from DIR.
+
 tools/peers/bench_train.sh runs it interleaved with loom and prints the ratio. Run with Debian's
 python3-torch (`/usr/bin/python3`) and libopenblas0-pthread, OPENBLAS_CORETYPE set as loom sets it and
 OPENBLAS_NUM_THREADS as --threads (bench_train.sh sets both; see tools/peers/gan_twin.py).
@@ -816,6 +821,35 @@ STEPS = {"vae": vae_step, "classifier": classifier_step, "bernoulli": bernoulli_
          "ddpm": ddpm_step, "stargan": stargan_step, "puzzlegan": puzzlegan_step}
 
 
+def compile_networks(step):
+    """torch.compile, in place (Module.compile), every network the step function reaches through its
+    closures and those of the functions it calls: what a user who compiles their models gets. (Compiling
+    the whole step recompiles at every new loss value that .item() hands back, then gives up.) Returns
+    how many it compiled."""
+    seen, compiled = set(), 0
+
+    def walk(value):
+        nonlocal compiled
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, nn.Module):
+            value.compile()
+            compiled += 1
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+        elif callable(value) and getattr(value, "__closure__", None):
+            for cell in value.__closure__:
+                try:
+                    walk(cell.cell_contents)
+                except ValueError:  # a cell not yet filled
+                    pass
+
+    walk(step)
+    return compiled
+
+
 def bench(args):
     """The row `loom bench train MODEL --json` prints, for the twin: the median of args.steps steps after
     args.warmup, quartiles, images per second, peak RSS (the data set included), and the number of
@@ -825,22 +859,29 @@ def bench(args):
     total, args.steps = args.steps, args.warmup + args.steps
     if args.model in STEPS:
         step, params, *data = STEPS[args.model](args)
+        compiled = compile_networks(step) if args.compile else 0
         images, labels = data[0] if data else gan_twin.fashion("train")
         for started, x, y in gan_twin.batches(images, labels, args.batch_size, args.steps):
             step(x, y)
             times.append(time.perf_counter() - started)
     else:  # the adversarial twins' own loop, which times its steps the same way
         G, D, generate, discriminate, conditioned, detach = gan_twin.build(args)
+        compiled = compile_networks((G, D)) if args.compile else 0
         params = parameters(G, D)
         gan_twin.train(args, G, D, generate, discriminate, conditioned, detach, on_step=times.append)
     t = np.array(times[args.warmup:]) * 1e3
     median = float(np.median(t))
-    return {"model": "torch " + args.model, "device": "cpu", "threads": torch.get_num_threads(),
-            "batch_size": args.batch_size, "warmup": args.warmup, "steps": total,
-            "parameters": sum(p.numel() for p in params), "median_ms": median,
-            "q1_ms": float(np.quantile(t, 0.25)), "q3_ms": float(np.quantile(t, 0.75)), "min_ms": float(t.min()),
-            "images_per_s": args.batch_size / (median / 1e3),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    row = {"model": "torch " + args.model + (" compiled" if args.compile else ""), "device": args.device,
+           "threads": torch.get_num_threads(), "batch_size": args.batch_size, "warmup": args.warmup, "steps": total,
+           "parameters": sum(p.numel() for p in params), "median_ms": median,
+           "q1_ms": float(np.quantile(t, 0.25)), "q3_ms": float(np.quantile(t, 0.75)), "min_ms": float(t.min()),
+           "images_per_s": args.batch_size / (median / 1e3),
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if args.compile:
+        row["compiled_networks"] = compiled
+    if args.device.startswith("cuda"):
+        row["peak_device_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
 
 
 def main():
@@ -851,6 +892,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (PyTorch >= 2.0 for a GPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the step's networks (PyTorch >= 2.2)")
+    p.add_argument("--data", default=gan_twin.FASHION, help="the Fashion-MNIST IDX folder")
     # the adversarial twins' options (tools/peers/gan_twin.py), at loom's defaults; vae's latent size
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--features", type=int, default=64)
@@ -863,6 +907,13 @@ def main():
     if args.latent_dim is None:
         args.latent_dim = 20 if args.model == "vae" else 100
     torch.set_num_threads(args.threads)
+    gan_twin.FASHION = args.data
+    if args.device != "cpu" and not hasattr(torch, "set_default_device"):
+        p.error(f"--device {args.device} needs PyTorch >= 2.0 (this is {torch.__version__})")
+    if args.compile and not hasattr(nn.Module, "compile"):
+        p.error(f"--compile needs PyTorch >= 2.2 (this is {torch.__version__})")
+    if args.device != "cpu":
+        torch.set_default_device(args.device)
     print(json.dumps(bench(args)))
 
 
