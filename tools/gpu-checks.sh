@@ -62,7 +62,7 @@ run() {
   xz -dc "$from/bundle.tar.xz" | tar -C "$root" -xf - || { echo "gpu-checks: cannot unpack $from/bundle.tar.xz" >&2; exit 1; }
   # CUDA's libraries: the toolkit's, else PyTorch's wheels (nvidia/<lib>/lib).
   local cuda_libs
-  cuda_libs=$( (ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null
+  cuda_libs=$( (ls -d /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null
                 python3 -c 'import glob, os, nvidia; print("\n".join(glob.glob(os.path.join(list(nvidia.__path__)[0], "*", "lib"))))' 2>/dev/null) | paste -sd:)
   local own_path=${LD_LIBRARY_PATH:-}  # what python3 (the twins) runs with
   export LD_LIBRARY_PATH="$root/lib:$cuda_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
