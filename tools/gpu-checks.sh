@@ -6,7 +6,7 @@
 #   tools/gpu-checks.sh bundle BUILD      # here: BUILD's GPU binaries, the shared libraries they need
 #                                         # beyond glibc and CUDA's, and a small Fashion-MNIST, packed
 #                                         # into BUILD-bundle/bundle.tar.xz (~25 MiB) to carry
-#   [GPU_CHECKS_SECONDS=480] \
+#   [GPU_CHECKS_SECONDS=540] \
 #   tools/gpu-checks.sh run BUNDLE OUT    # there: unpack BUNDLE (the folder holding bundle.tar.xz)
 #                                         # and run the checks, each under a time limit; in OUT:
 #                                         # summary.txt, bench_train.jsonl and logs.tar.gz (every log,
@@ -18,8 +18,10 @@
 # Fashion-MNIST's 10 000 test images standing in as the training split too: the runs here time
 # steps and check that training works on the device, they do not report a model's quality.
 # Every check's exit status and time go to summary.txt; one failing does not stop the others. The checks
-# run in order of what is owed most, each under its own time limit and all of them within
-# GPU_CHECKS_SECONDS (default 480): a check the time left cannot hold is listed as not run.
+# run in order of what is owed most (the suite, cuDNN, a training run, loom-bench, the bench rows,
+# the sanitizers, then PyTorch's rows), each under its own time limit and all of them within
+# GPU_CHECKS_SECONDS (default 540: a device call of timeout_s 600 keeps a minute to unpack and pack);
+# a check the time left cannot hold is listed as not run.
 set -uo pipefail
 
 bundle() {
@@ -74,7 +76,7 @@ run() {
     echo "libraries: the bundle's C++ runtime or zlib in use (the machine's missing or too old)" | tee -a "$summary"
   fi
   ldd "$bin"/* | grep "not found" | sort -u | sed 's/^/libraries: still /' | tee -a "$summary"
-  local deadline=$(( $(date +%s) + ${GPU_CHECKS_SECONDS:-480} ))
+  local deadline=$(( $(date +%s) + ${GPU_CHECKS_SECONDS:-540} ))
   check() {  # check NAME SECONDS COMMAND...: its output in logs/NAME.log, its status in the summary
     local name=$1 limit=$2 start rc
     shift 2
@@ -93,14 +95,31 @@ run() {
   check cuda_tests 240 "$bin/loom_cuda_tests" --gtest_brief=1
   check cudnn_v0 60 env LOOM_CONV=v0 "$bin/loom" train classifier --steps 3 --device cuda --data "$data" \
     --out "$logs/v0"
-  # 2. Whole steps eager and replayed as a CUDA graph (issue #15's GPU rows).
+  # 2. A training run on the device, with its progress and pictures; the kernels against cuBLAS/cuDNN
+  #    and the device's ceilings.
+  check train_vae 120 "$bin/loom" train vae --epochs 1 --device cuda --data "$data" --out "$logs/vae"
+  check loom_bench 120 "$bin/loom-bench"
+  # 3. Whole steps eager and replayed as a CUDA graph (issue #15's GPU rows).
   for m in gan classifier vae dcgan nade pixelcnn ddpm; do
     for graph in "" --cuda-graph; do
       check "bench_${m}${graph:+_graph}" 30 "$bin/loom" bench train "$m" --device cuda $graph --steps 20 \
         --data "$data" --json
     done
   done
-  # 3. The same steps in PyTorch on the same card, eager and compiled (tools/peers/step_twins.py; the
+  # 4. compute-sanitizer (a Firecracker machine runs it; gVisor refuses the device).
+  if command -v compute-sanitizer > /dev/null; then
+    check sanitizer_memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/loom_cuda_tests" \
+      --gtest_filter='CudaConv*' --gtest_brief=1
+    check sanitizer_racecheck 90 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/loom_cuda_tests" \
+      --gtest_filter='CudaConv.Float32*' --gtest_brief=1
+    check sanitizer_synccheck 45 compute-sanitizer --tool synccheck --error-exitcode 1 "$bin/loom_cuda_tests" \
+      --gtest_filter='CudaConv.Float32*' --gtest_brief=1
+    check sanitizer_initcheck 90 compute-sanitizer --tool initcheck --error-exitcode 1 "$bin/loom_cuda_tests" \
+      --gtest_filter='CudaConv*' --gtest_brief=1
+  else
+    echo "sanitizers: compute-sanitizer not found" | tee -a "$summary"
+  fi
+  # 5. The same steps in PyTorch on the same card, eager and compiled (tools/peers/step_twins.py; the
   #    machine's own PyTorch and libraries).
   local twins
   twins="$(cd "$(dirname "$0")" && pwd)/peers/step_twins.py"
@@ -112,23 +131,6 @@ run() {
       --steps 20 --warmup 10 --data "$data"
   done
   grep -h '^{' "$logs"/bench_*.log "$logs"/twin_*.log > "$out/bench_train.jsonl" 2>/dev/null
-  # 4. A training run on the device, with its progress and pictures.
-  check train_vae 120 "$bin/loom" train vae --epochs 1 --device cuda --data "$data" --out "$logs/vae"
-  # 5. The kernels against cuBLAS/cuDNN and the device's ceilings.
-  check loom_bench 120 "$bin/loom-bench"
-  # 6. compute-sanitizer (a Firecracker machine runs it; gVisor refuses the device).
-  if command -v compute-sanitizer > /dev/null; then
-    check sanitizer_memcheck 120 compute-sanitizer --tool memcheck --error-exitcode 1 "$bin/loom_cuda_tests" \
-      --gtest_filter='CudaConv*' --gtest_brief=1
-    check sanitizer_racecheck 120 compute-sanitizer --tool racecheck --error-exitcode 1 "$bin/loom_cuda_tests" \
-      --gtest_filter='CudaConv.Float32*' --gtest_brief=1
-    check sanitizer_synccheck 60 compute-sanitizer --tool synccheck --error-exitcode 1 "$bin/loom_cuda_tests" \
-      --gtest_filter='CudaConv.Float32*' --gtest_brief=1
-    check sanitizer_initcheck 120 compute-sanitizer --tool initcheck --error-exitcode 1 "$bin/loom_cuda_tests" \
-      --gtest_filter='CudaConv*' --gtest_brief=1
-  else
-    echo "sanitizers: compute-sanitizer not found" | tee -a "$summary"
-  fi
   tar -C "$logs" --exclude='*.safetensors' -czf "$out/logs.tar.gz" .
   rm -rf "$root"
 }
