@@ -92,8 +92,8 @@ void CudaGraph::replay() {
     // staged learning rate, bias corrections and decay are rewritten; nothing launches.
     kernels::RestageScope restage(*graph_);
     for (auto& restep : resteps_) restep();
-    LOOM_CHECK(restage.done() == restage.captured(), "CudaGraph::replay: the optimizers and EMAs restaged ", restage.done(),
-               " calls, the capture made ", restage.captured());
+    LOOM_CHECK(restage.done() == restage.captured(), "CudaGraph::replay: the optimizers and EMAs restaged ",
+               restage.done(), " calls, the capture made ", restage.captured());
   });
   for (auto& check : checks_) check();
 }

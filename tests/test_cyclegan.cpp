@@ -154,7 +154,8 @@ TEST(CycleGan, ImagePoolFollowsTheReplacementRule) {
       }
       returned_total += n;
       ASSERT_EQ(fills(pool.query(filled(batch, 2))), expected) << "seed " << seed << ", query " << q;
-      ASSERT_EQ(fills(slice(pool.images, 0, 0, static_cast<int64_t>(stored.size()))), stored) << "query " << q;
+      ASSERT_EQ(fills(slice(pool.images, 0, 0, static_cast<int64_t>(stored.size()))), stored)
+          << "seed " << seed << ", query " << q;
       EXPECT_EQ(pool.count.item(), static_cast<double>(stored.size()));
     }
   }
